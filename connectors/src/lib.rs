@@ -1,0 +1,9 @@
+//! Sources and sinks for runnel.
+//!
+//! This crate owns every connector that touches the outside world (files,
+//! sockets, the on-disk partitioned log). It implements the engine's
+//! [`runnel::Source`] and [`runnel::Sink`] traits and must not reach into the
+//! engine's internals: everything it needs is the engine's public API.
+#![deny(missing_docs)]
+
+pub mod log;

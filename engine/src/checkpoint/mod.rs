@@ -1,0 +1,283 @@
+//! The checkpoint directory: its layout, atomic writes and recovery.
+//!
+//! ```text
+//! CHECKPOINT/
+//!   metadata                 {"id": "<query id>"}: the id stays across restarts
+//!   commits/<epoch>          the epoch manifest (JSON), written last and atomically
+//!   state/<epoch>/<name>     operator state snapshots referenced by that manifest
+//! ```
+//!
+//! Every file is written to a temporary name, fsynced, renamed into place and
+//! its directory fsynced, so a crash leaves either the old file or the new one,
+//! never half of one. An epoch exists once its manifest exists; state files
+//! without a manifest are ignored and purged. This module owns only the
+//! format: it does not decide when epochs end.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{EngineError, Result};
+use crate::io::SourceOffset;
+
+/// The format version written into manifests.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What `metadata` holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueryMetadata {
+    /// The query's id, stable across restarts.
+    pub id: String,
+}
+
+/// A source's position at the end of an epoch.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SourceCommit {
+    /// The source's name.
+    pub name: String,
+    /// Its offset.
+    pub offset: SourceOffset,
+}
+
+/// An operator partition's state at the end of an epoch.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OperatorCommit {
+    /// The operator's id in the plan.
+    pub operator: usize,
+    /// The partition.
+    pub partition: usize,
+    /// A state file under `state/`, relative to the checkpoint root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Small state kept inline.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub inline: serde_json::Value,
+}
+
+/// The manifest of one durable epoch.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct EpochManifest {
+    /// Format version.
+    pub version: u32,
+    /// The epoch.
+    pub epoch: u64,
+    /// When it was written (ms since the Unix epoch).
+    pub committed_at_ms: i64,
+    /// Source offsets.
+    pub sources: Vec<SourceCommit>,
+    /// Operator state.
+    pub operators: Vec<OperatorCommit>,
+    /// What the sink returned from its commit.
+    pub sink: serde_json::Value,
+}
+
+/// An open checkpoint directory.
+#[derive(Clone, Debug)]
+pub struct CheckpointDir {
+    root: PathBuf,
+}
+
+fn io_err(path: &Path, e: std::io::Error) -> EngineError {
+    EngineError::checkpoint(path, e)
+}
+
+/// Writes `bytes` to `path` atomically: temporary file, fsync, rename, fsync
+/// of the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if let Err(e) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err(path, e));
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl CheckpointDir {
+    /// Opens (creating when missing) the checkpoint directory at `root`, and
+    /// returns it with the query's metadata (a new id for a new directory).
+    pub fn open(root: &Path) -> Result<(CheckpointDir, QueryMetadata)> {
+        for sub in ["", "commits", "state"] {
+            let d = root.join(sub);
+            fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
+        }
+        let dir = CheckpointDir {
+            root: root.to_path_buf(),
+        };
+        let meta_path = root.join("metadata");
+        let meta = match fs::read(&meta_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                EngineError::checkpoint(&meta_path, format!("unreadable metadata: {e}"))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let meta = QueryMetadata {
+                    id: uuid::Uuid::new_v4().to_string(),
+                };
+                write_atomic(&meta_path, &serde_json::to_vec(&meta).unwrap_or_default())?;
+                meta
+            }
+            Err(e) => return Err(io_err(&meta_path, e)),
+        };
+        Ok((dir, meta))
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn epochs_in(&self, sub: &str) -> Result<Vec<u64>> {
+        let d = self.root.join(sub);
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&d).map_err(|e| io_err(&d, e))? {
+            let entry = entry.map_err(|e| io_err(&d, e))?;
+            if let Some(n) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                out.push(n);
+            }
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// The newest epoch manifest, if any. A manifest that does not parse (it
+    /// cannot be half-written, but a disk can corrupt it) is skipped with a
+    /// warning and the one before it is used.
+    pub fn latest_manifest(&self) -> Result<Option<EpochManifest>> {
+        for epoch in self.epochs_in("commits")?.into_iter().rev() {
+            let path = self.root.join("commits").join(epoch.to_string());
+            let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+            match serde_json::from_slice::<EpochManifest>(&bytes) {
+                Ok(m) => return Ok(Some(m)),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "skipping unreadable epoch manifest: {e}"
+                ),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes a state file for `epoch` and returns its path relative to the root.
+    pub fn write_state(&self, epoch: u64, name: &str, bytes: &[u8]) -> Result<String> {
+        let rel = format!("state/{epoch}/{name}");
+        let dir = self.root.join("state").join(epoch.to_string());
+        fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        write_atomic(&self.root.join(&rel), bytes)?;
+        Ok(rel)
+    }
+
+    /// Reads a state file named by a manifest.
+    pub fn read_state(&self, rel: &str) -> Result<Vec<u8>> {
+        let path = self.root.join(rel);
+        fs::read(&path).map_err(|e| io_err(&path, e))
+    }
+
+    /// Writes the manifest: from this moment the epoch is durable.
+    pub fn write_manifest(&self, m: &EpochManifest) -> Result<()> {
+        let path = self.root.join("commits").join(m.epoch.to_string());
+        let bytes = serde_json::to_vec_pretty(m).map_err(|e| EngineError::checkpoint(&path, e))?;
+        write_atomic(&path, &bytes)
+    }
+
+    /// Deletes manifests and state older than the newest `retain` epochs.
+    pub fn purge(&self, retain: usize) -> Result<()> {
+        let commits = self.epochs_in("commits")?;
+        if commits.len() <= retain {
+            return Ok(());
+        }
+        let oldest_kept = commits[commits.len() - retain.max(1)];
+        for e in commits.iter().filter(|e| **e < oldest_kept) {
+            let p = self.root.join("commits").join(e.to_string());
+            fs::remove_file(&p).map_err(|err| io_err(&p, err))?;
+        }
+        for e in self
+            .epochs_in("state")?
+            .into_iter()
+            .filter(|e| *e < oldest_kept)
+        {
+            let p = self.root.join("state").join(e.to_string());
+            fs::remove_dir_all(&p).map_err(|err| io_err(&p, err))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(epoch: u64) -> EpochManifest {
+        EpochManifest {
+            version: FORMAT_VERSION,
+            epoch,
+            committed_at_ms: 0,
+            sources: vec![SourceCommit {
+                name: "s".into(),
+                offset: SourceOffset(serde_json::json!({"rows": epoch * 10})),
+            }],
+            operators: vec![],
+            sink: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn id_is_stable_and_latest_manifest_wins() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, meta) = CheckpointDir::open(tmp.path()).unwrap();
+        let (_, again) = CheckpointDir::open(tmp.path()).unwrap();
+        assert_eq!(meta.id, again.id);
+        assert!(dir.latest_manifest().unwrap().is_none());
+        for e in [1, 2, 10] {
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        assert_eq!(dir.latest_manifest().unwrap().unwrap().epoch, 10);
+        // A corrupt newest manifest falls back to the one before.
+        fs::write(tmp.path().join("commits/11"), b"{\"half").unwrap();
+        assert_eq!(dir.latest_manifest().unwrap().unwrap().epoch, 10);
+    }
+
+    #[test]
+    fn purge_keeps_the_newest_epochs() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        for e in 1..=5 {
+            dir.write_state(e, "op-0-0.json", b"{}").unwrap();
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        dir.purge(2).unwrap();
+        assert_eq!(dir.epochs_in("commits").unwrap(), vec![4, 5]);
+        assert_eq!(dir.epochs_in("state").unwrap(), vec![4, 5]);
+        assert!(!tmp.path().join("commits/.5.tmp").exists());
+    }
+
+    #[test]
+    fn unwritable_directory_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("not-a-dir");
+        fs::write(&file, b"x").unwrap();
+        let err = CheckpointDir::open(&file).unwrap_err().to_string();
+        assert!(err.contains("not-a-dir"), "{err}");
+    }
+}

@@ -1,0 +1,471 @@
+//! The epoch coordinator: ticks, collects, checkpoints, reports.
+//!
+//! One thread per query. Every `epoch_interval` it asks the sources to mark
+//! the next epoch. For each epoch it collects the source's offset, every
+//! stateful operator's snapshot and the sink's acknowledgement; operator
+//! deltas are applied to a shadow copy of the state here and written out, so
+//! serialisation and file I/O never run on a task's hot path. When an epoch
+//! has all its parts its manifest is written atomically: the epoch is durable.
+//! Then the sources are told, progress is published, and old epochs purged.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+use super::Control;
+use crate::checkpoint::{
+    CheckpointDir, EpochManifest, OperatorCommit, SourceCommit, FORMAT_VERSION,
+};
+use crate::clock::{wall_now_ms, wall_now_us};
+use crate::error::{EngineError, Result};
+use crate::io::SourceOffset;
+use crate::metrics::{
+    LatencySummary, SinkProgress, SourceProgress, StateOperatorProgress, StreamingQueryProgress,
+};
+use crate::query::QueryShared;
+use crate::schema::NO_TIME;
+use crate::state::{StateSnapshot, WindowedState};
+use crate::time::format_iso_ms;
+
+/// What a stateful operator hands over at an epoch marker.
+#[derive(Debug)]
+pub(crate) enum OperatorSnapshot {
+    /// The watermark operator's position.
+    Watermark {
+        max_event_time_us: i64,
+        watermark_us: i64,
+    },
+    /// An aggregation partition's changes since the previous epoch.
+    Aggregate {
+        delta: StateSnapshot,
+        watermark_us: i64,
+        rows_total: u64,
+        rows_updated: u64,
+        rows_dropped_late: u64,
+    },
+}
+
+/// An aggregation partition's state file.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct AggregateStateFile {
+    pub(crate) watermark_us: i64,
+    pub(crate) state: StateSnapshot,
+}
+
+/// The watermark operator's inline state.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct WatermarkState {
+    pub(crate) max_event_time_us: i64,
+}
+
+pub(crate) enum CoordMsg {
+    SourceMarked {
+        epoch: u64,
+        offset: SourceOffset,
+        rows: u64,
+        is_final: bool,
+        metrics: Vec<(String, u64)>,
+    },
+    Snapshot {
+        epoch: u64,
+        op_id: usize,
+        partition: usize,
+        snapshot: OperatorSnapshot,
+    },
+    SinkCommitted {
+        epoch: u64,
+        state: serde_json::Value,
+        rows: u64,
+        latency: Histogram<u64>,
+    },
+    TaskExited {
+        error: Option<EngineError>,
+    },
+}
+
+/// How tasks talk to the coordinator (cloned into every task).
+#[derive(Clone)]
+pub(crate) struct EpochReporter {
+    tx: Sender<CoordMsg>,
+}
+
+impl EpochReporter {
+    pub(crate) fn new(tx: Sender<CoordMsg>) -> EpochReporter {
+        EpochReporter { tx }
+    }
+
+    pub(crate) fn snapshot(
+        &self,
+        epoch: u64,
+        op_id: usize,
+        partition: usize,
+        snapshot: OperatorSnapshot,
+    ) {
+        let _ = self.tx.send(CoordMsg::Snapshot {
+            epoch,
+            op_id,
+            partition,
+            snapshot,
+        });
+    }
+
+    pub(crate) fn source_marked(
+        &self,
+        epoch: u64,
+        offset: SourceOffset,
+        rows: u64,
+        is_final: bool,
+        metrics: Vec<(String, u64)>,
+    ) {
+        let _ = self.tx.send(CoordMsg::SourceMarked {
+            epoch,
+            offset,
+            rows,
+            is_final,
+            metrics,
+        });
+    }
+
+    pub(crate) fn sink_committed(
+        &self,
+        epoch: u64,
+        state: serde_json::Value,
+        rows: u64,
+        latency: Histogram<u64>,
+    ) {
+        let _ = self.tx.send(CoordMsg::SinkCommitted {
+            epoch,
+            state,
+            rows,
+            latency,
+        });
+    }
+
+    pub(crate) fn exited(&self, error: Option<EngineError>) {
+        let _ = self.tx.send(CoordMsg::TaskExited { error });
+    }
+}
+
+#[derive(Default)]
+struct EpochParts {
+    source: Option<(SourceOffset, u64, Vec<(String, u64)>)>,
+    operators: Vec<OperatorCommit>,
+    snapshots: usize,
+    watermark_us: Option<i64>,
+    max_event_time_us: Option<i64>,
+    state_rows_total: u64,
+    state_rows_updated: u64,
+    state_rows_dropped: u64,
+    sink: Option<(serde_json::Value, u64, Histogram<u64>)>,
+}
+
+/// Everything the coordinator needs to know about the query it runs.
+pub(crate) struct CoordinatorSetup {
+    pub(crate) rx: Receiver<CoordMsg>,
+    pub(crate) spare_histograms: Sender<Histogram<u64>>,
+    pub(crate) control: Arc<Control>,
+    pub(crate) shared: Arc<QueryShared>,
+    pub(crate) checkpoint: Option<CheckpointDir>,
+    pub(crate) retain_epochs: usize,
+    pub(crate) epoch_interval: Duration,
+    pub(crate) tasks: usize,
+    pub(crate) expected_snapshots: usize,
+    pub(crate) aggregate_partitions: usize,
+    pub(crate) source_name: String,
+    pub(crate) source_description: String,
+    pub(crate) sink_description: String,
+    pub(crate) start_epoch: u64,
+    pub(crate) start_offset: SourceOffset,
+    /// Shadow state restored from the checkpoint, per (operator, partition).
+    pub(crate) shadows: HashMap<(usize, usize), WindowedState>,
+    /// The source task's waker, to wake it for a new epoch.
+    pub(crate) source_waker: Arc<super::TaskWaker>,
+}
+
+/// Runs the coordinator until every task has exited.
+pub(crate) fn run(setup: CoordinatorSetup) {
+    let mut c = Coordinator {
+        pending: BTreeMap::new(),
+        final_epoch: None,
+        last_committed: setup.start_epoch - 1,
+        last_commit_at: Instant::now(),
+        last_offset: setup.start_offset.clone(),
+        tasks_alive: setup.tasks,
+        setup,
+    };
+    c.run();
+}
+
+struct Coordinator {
+    setup: CoordinatorSetup,
+    pending: BTreeMap<u64, EpochParts>,
+    final_epoch: Option<u64>,
+    last_committed: u64,
+    last_commit_at: Instant,
+    last_offset: SourceOffset,
+    tasks_alive: usize,
+}
+
+/// Epochs allowed in flight before ticks pause (a stalled sink must not make
+/// markers pile up without bound).
+const MAX_EPOCHS_IN_FLIGHT: u64 = 16;
+
+impl Coordinator {
+    fn run(&mut self) {
+        let interval = self.setup.epoch_interval;
+        let mut next_tick = Instant::now() + interval;
+        while self.tasks_alive > 0 {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            match self.setup.rx.recv_timeout(timeout) {
+                Ok(msg) => {
+                    if let Err(e) = self.handle(msg) {
+                        self.setup.shared.fail(e);
+                        self.setup.control.abort();
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    next_tick += interval;
+                    if next_tick < Instant::now() {
+                        next_tick = Instant::now() + interval;
+                    }
+                    self.tick();
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if !self.setup.control.aborted() {
+            if let Some(f) = self.final_epoch {
+                if self.last_committed < f {
+                    self.setup.shared.fail(EngineError::Checkpoint {
+                        path: Default::default(),
+                        reason: format!("the final epoch {f} did not complete"),
+                    });
+                }
+            }
+        }
+        self.setup.shared.finish();
+    }
+
+    fn tick(&self) {
+        let ctl = &self.setup.control;
+        if self.final_epoch.is_some() || ctl.aborted() {
+            return;
+        }
+        let requested = ctl.requested_epoch.load(Ordering::Acquire);
+        if requested.saturating_sub(self.last_committed) >= MAX_EPOCHS_IN_FLIGHT {
+            return;
+        }
+        ctl.requested_epoch.store(requested + 1, Ordering::Release);
+        self.setup.source_waker.wake();
+    }
+
+    fn handle(&mut self, msg: CoordMsg) -> Result<()> {
+        match msg {
+            CoordMsg::TaskExited { error } => {
+                self.tasks_alive -= 1;
+                if let Some(e) = error {
+                    self.setup.shared.fail(e);
+                    self.setup.control.abort();
+                }
+                return Ok(());
+            }
+            CoordMsg::SourceMarked {
+                epoch,
+                offset,
+                rows,
+                is_final,
+                metrics,
+            } => {
+                if is_final {
+                    self.final_epoch = Some(epoch);
+                }
+                self.pending.entry(epoch).or_default().source = Some((offset, rows, metrics));
+            }
+            CoordMsg::Snapshot {
+                epoch,
+                op_id,
+                partition,
+                snapshot,
+            } => self.take_snapshot(epoch, op_id, partition, snapshot)?,
+            CoordMsg::SinkCommitted {
+                epoch,
+                state,
+                rows,
+                latency,
+            } => {
+                self.pending.entry(epoch).or_default().sink = Some((state, rows, latency));
+            }
+        }
+        self.complete_ready()
+    }
+
+    fn take_snapshot(
+        &mut self,
+        epoch: u64,
+        op_id: usize,
+        partition: usize,
+        snapshot: OperatorSnapshot,
+    ) -> Result<()> {
+        let parts = self.pending.entry(epoch).or_default();
+        parts.snapshots += 1;
+        match snapshot {
+            OperatorSnapshot::Watermark {
+                max_event_time_us,
+                watermark_us,
+            } => {
+                parts.watermark_us = Some(watermark_us);
+                parts.max_event_time_us = Some(max_event_time_us);
+                let inline =
+                    serde_json::to_value(WatermarkState { max_event_time_us }).unwrap_or_default();
+                parts.operators.push(OperatorCommit {
+                    operator: op_id,
+                    partition,
+                    file: None,
+                    inline,
+                });
+            }
+            OperatorSnapshot::Aggregate {
+                delta,
+                watermark_us,
+                rows_total,
+                rows_updated,
+                rows_dropped_late,
+            } => {
+                parts.state_rows_total += rows_total;
+                parts.state_rows_updated += rows_updated;
+                parts.state_rows_dropped += rows_dropped_late;
+                if let Some(dir) = &self.setup.checkpoint {
+                    let shadow = self.setup.shadows.entry((op_id, partition)).or_default();
+                    shadow.apply(delta);
+                    let file = AggregateStateFile {
+                        watermark_us,
+                        state: shadow.snapshot(),
+                    };
+                    let bytes = serde_json::to_vec(&file)
+                        .map_err(|e| EngineError::checkpoint(dir.root(), e))?;
+                    let rel = dir.write_state(
+                        epoch,
+                        &format!("aggregate-{op_id}-{partition}.json"),
+                        &bytes,
+                    )?;
+                    parts.operators.push(OperatorCommit {
+                        operator: op_id,
+                        partition,
+                        file: Some(rel),
+                        inline: serde_json::Value::Null,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn complete_ready(&mut self) -> Result<()> {
+        loop {
+            let Some((&epoch, parts)) = self.pending.first_key_value() else {
+                return Ok(());
+            };
+            let ready = parts.source.is_some()
+                && parts.sink.is_some()
+                && parts.snapshots >= self.setup.expected_snapshots;
+            if !ready {
+                return Ok(());
+            }
+            let parts = self.pending.remove(&epoch).unwrap_or_default();
+            self.commit(epoch, parts)?;
+        }
+    }
+
+    fn commit(&mut self, epoch: u64, parts: EpochParts) -> Result<()> {
+        let (offset, rows_in, metrics) = parts.source.unwrap_or_default();
+        let (sink_state, rows_out, latency) = parts
+            .sink
+            .expect("commit is only called with the sink's acknowledgement");
+        let wal_started = Instant::now();
+        if let Some(dir) = &self.setup.checkpoint {
+            let mut operators = parts.operators;
+            operators.sort_by_key(|o| (o.operator, o.partition));
+            dir.write_manifest(&EpochManifest {
+                version: FORMAT_VERSION,
+                epoch,
+                committed_at_ms: wall_now_ms(),
+                sources: vec![SourceCommit {
+                    name: self.setup.source_name.clone(),
+                    offset: offset.clone(),
+                }],
+                operators,
+                sink: sink_state,
+            })?;
+            if let Err(e) = dir.purge(self.setup.retain_epochs) {
+                tracing::warn!("could not purge old epochs: {e}");
+            }
+        }
+        let wal_ms = wal_started.elapsed().as_millis() as u64;
+        self.last_committed = epoch;
+        self.setup
+            .control
+            .committed_epoch
+            .store(epoch, Ordering::Release);
+        self.setup.source_waker.wake();
+
+        let elapsed = self.last_commit_at.elapsed().as_secs_f64().max(1e-9);
+        self.last_commit_at = Instant::now();
+        let rate = rows_in as f64 / elapsed;
+        let iso = |us: Option<i64>| us.filter(|t| *t != NO_TIME).map(format_iso_ms);
+        let mut duration_ms = BTreeMap::new();
+        duration_ms.insert("triggerExecution".to_string(), (elapsed * 1000.0) as u64);
+        duration_ms.insert("walCommit".to_string(), wal_ms);
+        let state_operators = if self.setup.aggregate_partitions > 0 {
+            vec![StateOperatorProgress {
+                operator_name: "stateStoreSave".into(),
+                num_rows_total: parts.state_rows_total,
+                num_rows_updated: parts.state_rows_updated,
+                num_rows_dropped_by_watermark: parts.state_rows_dropped,
+                num_partitions: self.setup.aggregate_partitions as u64,
+            }]
+        } else {
+            Vec::new()
+        };
+        let progress = StreamingQueryProgress {
+            id: self.setup.shared.id.clone(),
+            run_id: self.setup.shared.run_id.clone(),
+            name: self.setup.shared.name.clone(),
+            timestamp: format_iso_ms(wall_now_us()),
+            batch_id: epoch,
+            num_input_rows: rows_in,
+            input_rows_per_second: rate,
+            processed_rows_per_second: rate,
+            duration_ms,
+            event_time: crate::metrics::EventTimeStats {
+                watermark: iso(parts.watermark_us),
+                max: iso(parts.max_event_time_us),
+            },
+            state_operators,
+            sources: vec![SourceProgress {
+                description: self.setup.source_description.clone(),
+                start_offset: self.last_offset.0.clone(),
+                end_offset: offset.0.clone(),
+                num_input_rows: rows_in,
+                input_rows_per_second: rate,
+                processed_rows_per_second: rate,
+                metrics: metrics.into_iter().collect(),
+            }],
+            sink: SinkProgress {
+                description: self.setup.sink_description.clone(),
+                num_output_rows: rows_out,
+            },
+            latency_micros: LatencySummary::of(&latency),
+        };
+        self.last_offset = offset;
+        self.setup.shared.push_progress(progress, &latency);
+        let mut latency = latency;
+        latency.reset();
+        let _ = self.setup.spare_histograms.try_send(latency);
+        Ok(())
+    }
+}

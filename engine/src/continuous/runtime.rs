@@ -1,0 +1,383 @@
+//! Start-up: recovery, wiring tasks and rings, spawning threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::Arc;
+use std::thread;
+
+use super::coordinator::{
+    self, AggregateStateFile, CoordinatorSetup, EpochReporter, WatermarkState,
+};
+use super::ring::{ring, RingReceiver, RingSender};
+use super::task::{RingTask, SourceTask};
+use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
+use super::wait::{Idler, TaskWaker};
+use super::Control;
+use crate::checkpoint::{CheckpointDir, EpochManifest};
+use crate::error::{EngineError, Result};
+use crate::io::{Sink, SinkContext, Source, SourceContext};
+use crate::ops::{AggregateOp, FilterOp, FlatMapOp, Next, ProjectOp, WatermarkOp};
+use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
+use crate::query::{QueryShared, StreamingQuery};
+use crate::schema::NO_TIME;
+use crate::state::WindowedState;
+
+enum Task {
+    Source(SourceTask),
+    Ring(RingTask),
+}
+
+impl Task {
+    fn run(self) -> Result<()> {
+        match self {
+            Task::Source(t) => t.run(),
+            Task::Ring(t) => t.run(),
+        }
+    }
+}
+
+/// What recovery found in the checkpoint.
+struct Recovered {
+    manifest: Option<EpochManifest>,
+    /// Aggregation state per partition of the new run.
+    aggregate: Vec<WindowedState>,
+    aggregate_watermark: i64,
+    max_event_time: i64,
+}
+
+fn recover(dir: Option<&CheckpointDir>, physical: &PhysicalPlan) -> Result<Recovered> {
+    let mut rec = Recovered {
+        manifest: None,
+        aggregate: (0..physical.partitions)
+            .map(|_| WindowedState::new())
+            .collect(),
+        aggregate_watermark: NO_TIME,
+        max_event_time: NO_TIME,
+    };
+    let Some(dir) = dir else { return Ok(rec) };
+    let Some(manifest) = dir.latest_manifest()? else {
+        return Ok(rec);
+    };
+    for op in &manifest.operators {
+        if let Some(file) = &op.file {
+            let bytes = dir.read_state(file)?;
+            let state: AggregateStateFile = serde_json::from_slice(&bytes)
+                .map_err(|e| EngineError::checkpoint(dir.root().join(file), e))?;
+            rec.aggregate_watermark = rec.aggregate_watermark.max(state.watermark_us);
+            // Route every group to its partition in this run (the
+            // parallelism may differ from the run that wrote the state).
+            let mut per_partition: Vec<crate::state::StateSnapshot> = (0..physical.partitions)
+                .map(|_| Default::default())
+                .collect();
+            for group in state.state.groups {
+                let p = partition_of(group.1.iter(), physical.partitions);
+                per_partition[p].groups.push(group);
+            }
+            for (p, snap) in per_partition.into_iter().enumerate() {
+                rec.aggregate[p].apply(snap);
+            }
+        } else if !op.inline.is_null() {
+            if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
+                rec.max_event_time = rec.max_event_time.max(w.max_event_time_us);
+            }
+        }
+    }
+    tracing::info!(
+        epoch = manifest.epoch,
+        checkpoint = %dir.root().display(),
+        "recovering from the last durable epoch"
+    );
+    rec.manifest = Some(manifest);
+    Ok(rec)
+}
+
+/// Builds the chain of `ops` in front of `tail`.
+fn chain(
+    ops: &[(PhysOp, String)],
+    tail: Next,
+    reporter: &EpochReporter,
+    max_event_time: i64,
+) -> Next {
+    ops.iter().rev().fold(tail, |next, (op, _)| -> Next {
+        match op {
+            PhysOp::Filter(p) => Box::new(FilterOp {
+                predicate: p.clone(),
+                next,
+            }),
+            PhysOp::Project(e) => Box::new(ProjectOp {
+                exprs: e.clone(),
+                next,
+            }),
+            PhysOp::FlatMap(f) => Box::new(FlatMapOp {
+                func: f.clone(),
+                next,
+            }),
+            PhysOp::Watermark {
+                column,
+                delay_us,
+                op_id,
+            } => Box::new(WatermarkOp {
+                column: *column,
+                delay_us: *delay_us,
+                max_event_time,
+                forwarded: NO_TIME,
+                op_id: *op_id,
+                reporter: reporter.clone(),
+                next,
+            }),
+        }
+    })
+}
+
+/// Starts a query in continuous mode.
+pub(crate) fn start(
+    mut source: Box<dyn Source>,
+    plan: LogicalPlan,
+    mut sink: Box<dyn Sink>,
+    config: QueryConfig,
+) -> Result<StreamingQuery> {
+    let Trigger::Continuous { epoch_interval } = config.trigger;
+    let physical = PhysicalPlan::new(&plan, &config, source.is_blocking())?;
+    let (checkpoint, query_id) = match &config.checkpoint {
+        Some(path) => {
+            let (dir, meta) = CheckpointDir::open(path)?;
+            (Some(dir), meta.id)
+        }
+        None => (None, uuid::Uuid::new_v4().to_string()),
+    };
+    let mut recovered = recover(checkpoint.as_ref(), &physical)?;
+    let shadow_init: Vec<crate::state::StateSnapshot> = if checkpoint.is_some() {
+        recovered.aggregate.iter().map(|s| s.snapshot()).collect()
+    } else {
+        Vec::new()
+    };
+    let manifest = recovered.manifest.take();
+    let start_epoch = manifest.as_ref().map_or(1, |m| m.epoch + 1);
+    if manifest.is_some() && !source.is_replayable() {
+        tracing::warn!(
+            "source {} cannot replay: rows after the last durable epoch are not re-read",
+            plan.source_name
+        );
+    }
+
+    let tasks_n = physical.task_count();
+    let wakers: Vec<Arc<TaskWaker>> = (0..tasks_n).map(|_| Arc::new(TaskWaker::new())).collect();
+    let abort = Arc::new(AtomicBool::new(false));
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        abort: abort.clone(),
+        requested_epoch: AtomicU64::new(start_epoch - 1),
+        committed_epoch: AtomicU64::new(start_epoch - 1),
+        wakers: wakers.clone(),
+    });
+    let shared = Arc::new(QueryShared::new(
+        query_id,
+        config.name.clone(),
+        control.clone(),
+    ));
+    let (coord_tx, coord_rx) = crossbeam_channel::unbounded();
+    let reporter = EpochReporter::new(coord_tx);
+    let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
+
+    // Open the ends first, so that a bad source or sink fails `start` itself.
+    let start_offset = manifest
+        .as_ref()
+        .and_then(|m| m.sources.iter().find(|s| s.name == plan.source_name))
+        .map(|s| s.offset.clone());
+    source.open(
+        &SourceContext {
+            name: plan.source_name.clone(),
+            waker: wakers[0].clone(),
+        },
+        start_offset.as_ref(),
+    )?;
+    sink.open(
+        &SinkContext {
+            schema: physical.output_schema.clone(),
+            output_mode: config.output_mode,
+            key_columns: physical.key_columns.clone(),
+        },
+        manifest.as_ref().map(|m| &m.sink),
+    )?;
+    let source_description = source.describe();
+    let sink_description = sink.describe();
+
+    let mk_ring = |consumer: usize| -> (RingSender, RingReceiver) {
+        ring(
+            physical.ring_capacity,
+            wakers[consumer].clone(),
+            config.wait,
+            abort.clone(),
+        )
+    };
+    let idler = || Idler::new(config.wait);
+    let ring_task = |rings: Vec<RingReceiver>, chain: Next, task: usize| {
+        Task::Ring(RingTask::new(
+            rings,
+            chain,
+            control.clone(),
+            wakers[task].clone(),
+            idler(),
+            start_epoch,
+        ))
+    };
+
+    let mut tasks: Vec<Task> = Vec::new();
+    let sink_out: Next = Box::new(SinkOut::new(sink, spare_rx, reporter.clone()));
+    let head_task = usize::from(physical.source_task_separate);
+    let max_event_time = recovered.max_event_time;
+    let head: Next;
+    let mut later: Vec<Task> = Vec::new();
+    if physical.partitions > 1 {
+        let (agg, _) = physical
+            .aggregate
+            .clone()
+            .expect("partitions > 1 implies an aggregation");
+        let first_agg = head_task + 1;
+        let sink_task = first_agg + physical.partitions;
+        let mut to_sink = Vec::new();
+        let mut to_aggs = Vec::new();
+        for (p, state) in recovered.aggregate.drain(..).enumerate() {
+            let (agg_tx, agg_rx) = mk_ring(first_agg + p);
+            let (sink_tx, sink_rx) = mk_ring(sink_task);
+            to_sink.push(sink_rx);
+            to_aggs.push(agg_tx);
+            let post = chain(
+                &physical.post,
+                Box::new(RingOut { ring: sink_tx }),
+                &reporter,
+                NO_TIME,
+            );
+            let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, p, reporter.clone(), post);
+            op.state = state;
+            op.watermark = recovered.aggregate_watermark;
+            later.push(ring_task(vec![agg_rx], Box::new(op), first_agg + p));
+        }
+        later.push(ring_task(to_sink, sink_out, sink_task));
+        let exchange = Box::new(ExchangeOut::new(agg.partition_keys.clone(), to_aggs));
+        head = chain(&physical.pre, exchange, &reporter, max_event_time);
+    } else {
+        let mut tail = chain(&physical.post, sink_out, &reporter, NO_TIME);
+        if let Some((agg, _)) = &physical.aggregate {
+            let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, 0, reporter.clone(), tail);
+            op.state = recovered.aggregate.pop().unwrap_or_default();
+            op.watermark = recovered.aggregate_watermark;
+            tail = Box::new(op);
+        }
+        head = chain(&physical.pre, tail, &reporter, max_event_time);
+    }
+    let source_task = |chain: Next| {
+        Task::Source(SourceTask {
+            source,
+            chain,
+            control: control.clone(),
+            reporter: reporter.clone(),
+            waker: wakers[0].clone(),
+            idler: idler(),
+            next_epoch: start_epoch,
+            uncommitted: VecDeque::new(),
+            rows_in_epoch: 0,
+        })
+    };
+    if physical.source_task_separate {
+        let (tx, rx) = mk_ring(1);
+        tasks.push(source_task(Box::new(RingOut { ring: tx })));
+        tasks.push(ring_task(vec![rx], head, 1));
+    } else {
+        tasks.push(source_task(head));
+    }
+    tasks.extend(later);
+    debug_assert_eq!(tasks.len(), tasks_n);
+
+    let expected_snapshots = physical
+        .pre
+        .iter()
+        .filter(|(op, _)| matches!(op, PhysOp::Watermark { .. }))
+        .count()
+        + if physical.aggregate.is_some() {
+            physical.partitions
+        } else {
+            0
+        };
+    let mut threads = Vec::with_capacity(tasks_n + 1);
+    let setup = CoordinatorSetup {
+        rx: coord_rx,
+        spare_histograms: spare_tx,
+        control: control.clone(),
+        shared: shared.clone(),
+        checkpoint,
+        retain_epochs: config.retain_epochs,
+        epoch_interval,
+        tasks: tasks_n,
+        expected_snapshots,
+        aggregate_partitions: if physical.aggregate.is_some() {
+            physical.partitions
+        } else {
+            0
+        },
+        source_name: plan.source_name.clone(),
+        source_description,
+        sink_description,
+        start_epoch,
+        start_offset: start_offset.unwrap_or_default(),
+        shadows: HashMap::new(),
+        source_waker: wakers[0].clone(),
+    };
+    // The coordinator's shadow of each partition starts from what recovery
+    // loaded: later deltas apply on top of it.
+    let mut setup = setup;
+    if let Some((agg, _)) = &physical.aggregate {
+        for (p, snap) in shadow_init.into_iter().enumerate() {
+            let mut shadow = WindowedState::new();
+            shadow.apply(snap);
+            setup.shadows.insert((agg.op_id, p), shadow);
+        }
+    }
+    let name = config.name.clone().unwrap_or_else(|| "query".into());
+    threads.push(
+        thread::Builder::new()
+            .name(format!("runnel-{name}-coordinator"))
+            .spawn(move || coordinator::run(setup))
+            .map_err(|e| EngineError::Plan(format!("cannot start a thread: {e}")))?,
+    );
+    for (i, task) in tasks.into_iter().enumerate() {
+        let waker = wakers[i].clone();
+        let task_control = control.clone();
+        let reporter = reporter.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("runnel-{name}-task-{i}"))
+            .spawn(move || {
+                waker.bind_current();
+                let outcome = catch_unwind(AssertUnwindSafe(|| task.run()));
+                let error = match outcome {
+                    Ok(Ok(())) => None,
+                    Ok(Err(EngineError::Stopped)) => None,
+                    Ok(Err(e)) => Some(e),
+                    Err(payload) => Some(EngineError::Panic(panic_message(&payload))),
+                };
+                if error.is_some() {
+                    task_control.abort();
+                }
+                reporter.exited(error);
+            });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                control.abort();
+                return Err(EngineError::Plan(format!("cannot start a thread: {e}")));
+            }
+        }
+    }
+    Ok(StreamingQuery::new(shared, threads))
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a task panicked".to_string()
+    }
+}

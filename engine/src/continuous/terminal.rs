@@ -1,0 +1,165 @@
+//! The last stage of a task's chain: a ring to one task, a keyed exchange
+//! into several, or the sink.
+
+use std::hash::{Hash, Hasher};
+
+use crossbeam_channel::Receiver;
+use hdrhistogram::Histogram;
+use rustc_hash::FxHasher;
+
+use super::coordinator::EpochReporter;
+use super::ring::{Message, RingSender};
+use crate::clock::now_ns;
+use crate::error::Result;
+use crate::expr::BoundExpr;
+use crate::io::Sink;
+use crate::metrics::new_latency_histogram;
+use crate::ops::Operator;
+use crate::schema::{Event, Value};
+
+/// Hash partitioning shared by the exchange and state redistribution on
+/// recovery: the same key values always pick the same partition.
+pub(crate) fn partition_of<'a>(
+    values: impl Iterator<Item = &'a Value>,
+    partitions: usize,
+) -> usize {
+    let mut h = FxHasher::default();
+    for v in values {
+        v.hash(&mut h);
+    }
+    // Fx's low bits are weak: mix before reducing.
+    let mixed = h.finish().wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    (mixed % partitions as u64) as usize
+}
+
+/// Sends everything to one downstream task.
+pub(crate) struct RingOut {
+    pub(crate) ring: RingSender,
+}
+
+impl Operator for RingOut {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        self.ring.send(Message::Data(ev))
+    }
+    fn on_watermark(&mut self, wm: i64) -> Result<()> {
+        self.ring.send(Message::Watermark(wm))
+    }
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        self.ring.send(Message::Marker(epoch))
+    }
+    fn on_tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn on_end(&mut self) -> Result<()> {
+        self.ring.send(Message::End)
+    }
+}
+
+/// Routes events by a hash of their grouping keys; broadcasts watermarks,
+/// markers and the end of the stream to every partition.
+pub(crate) struct ExchangeOut {
+    pub(crate) keys: Vec<BoundExpr>,
+    pub(crate) rings: Vec<RingSender>,
+    scratch: Vec<Value>,
+}
+
+impl ExchangeOut {
+    pub(crate) fn new(keys: Vec<BoundExpr>, rings: Vec<RingSender>) -> ExchangeOut {
+        ExchangeOut {
+            scratch: Vec::with_capacity(keys.len()),
+            keys,
+            rings,
+        }
+    }
+
+    fn broadcast(&mut self, mut make: impl FnMut() -> Message) -> Result<()> {
+        for r in &mut self.rings {
+            r.send(make())?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for ExchangeOut {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        self.scratch.clear();
+        for k in &self.keys {
+            self.scratch.push(k.eval(&ev.row));
+        }
+        let p = partition_of(self.scratch.iter(), self.rings.len());
+        self.rings[p].send(Message::Data(ev))
+    }
+    fn on_watermark(&mut self, wm: i64) -> Result<()> {
+        self.broadcast(|| Message::Watermark(wm))
+    }
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        self.broadcast(|| Message::Marker(epoch))
+    }
+    fn on_tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn on_end(&mut self) -> Result<()> {
+        self.broadcast(|| Message::End)
+    }
+}
+
+/// Writes to the sink, records each event's latency (now − ingest time) into
+/// a fixed-bound histogram, and commits the sink on every epoch marker.
+pub(crate) struct SinkOut {
+    pub(crate) sink: Box<dyn Sink>,
+    hist: Histogram<u64>,
+    spare: Receiver<Histogram<u64>>,
+    reporter: EpochReporter,
+    rows: u64,
+}
+
+impl SinkOut {
+    pub(crate) fn new(
+        sink: Box<dyn Sink>,
+        spare: Receiver<Histogram<u64>>,
+        reporter: EpochReporter,
+    ) -> SinkOut {
+        SinkOut {
+            sink,
+            hist: new_latency_histogram(),
+            spare,
+            reporter,
+            rows: 0,
+        }
+    }
+}
+
+impl Operator for SinkOut {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        self.sink.write(&ev.row)?;
+        let latency = now_ns().saturating_sub(ev.ingest_ns).max(1);
+        self.hist.saturating_record(latency);
+        self.rows += 1;
+        Ok(())
+    }
+    fn on_watermark(&mut self, _wm: i64) -> Result<()> {
+        Ok(())
+    }
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        let state = self.sink.commit(epoch)?;
+        // Hand the epoch's histogram over whole; take a cleared one back
+        // (allocating only when the coordinator has none to return yet).
+        let fresh = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| new_latency_histogram());
+        let hist = std::mem::replace(&mut self.hist, fresh);
+        self.reporter
+            .sink_committed(epoch, state, std::mem::take(&mut self.rows), hist);
+        Ok(())
+    }
+    fn on_tick(&mut self) -> Result<()> {
+        Ok(())
+    }
+    fn on_end(&mut self) -> Result<()> {
+        self.sink.close()
+    }
+}

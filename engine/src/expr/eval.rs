@@ -1,0 +1,379 @@
+//! The row evaluator: one bound expression against one row.
+//!
+//! SQL null semantics throughout: arithmetic and comparisons with a null
+//! operand are null; `AND`/`OR`/`NOT` are three-valued; division or modulo by
+//! zero is null (Spark's non-ANSI behaviour); integer overflow wraps.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use super::{BinaryOp, BoundExpr};
+use crate::schema::{DataType, Value};
+use crate::time;
+
+impl BoundExpr {
+    /// Evaluates against `row`.
+    pub fn eval(&self, row: &[Value]) -> Value {
+        match self {
+            BoundExpr::Column(i) => row[*i].clone(),
+            BoundExpr::Literal(v) => v.clone(),
+            BoundExpr::Arith {
+                op,
+                left,
+                right,
+                int,
+            } => {
+                let (l, r) = (left.eval(row), right.eval(row));
+                if l.is_null() || r.is_null() {
+                    return Value::Null;
+                }
+                if *int {
+                    arith_int(*op, l.as_i64().unwrap_or(0), r.as_i64().unwrap_or(0))
+                } else {
+                    arith_f64(*op, l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0))
+                }
+            }
+            BoundExpr::Div(left, right) => {
+                match (left.eval(row).as_f64(), right.eval(row).as_f64()) {
+                    (Some(_), Some(d)) if d == 0.0 => Value::Null,
+                    (Some(n), Some(d)) => Value::Float64(n / d),
+                    _ => Value::Null,
+                }
+            }
+            BoundExpr::Compare { op, left, right } => {
+                match compare(*op, &left.eval(row), &right.eval(row)) {
+                    Some(b) => Value::Boolean(b),
+                    None => Value::Null,
+                }
+            }
+            BoundExpr::And(..) | BoundExpr::Or(..) | BoundExpr::Not(_) => {
+                match self.eval_bool(row) {
+                    Some(b) => Value::Boolean(b),
+                    None => Value::Null,
+                }
+            }
+            BoundExpr::Negate(e) => match e.eval(row) {
+                Value::Int64(v) => Value::Int64(v.wrapping_neg()),
+                Value::Float64(v) => Value::Float64(-v),
+                _ => Value::Null,
+            },
+            BoundExpr::IsNull(e) => Value::Boolean(e.eval(row).is_null()),
+            BoundExpr::IsNotNull(e) => Value::Boolean(!e.eval(row).is_null()),
+            BoundExpr::Cast { expr, to } => cast_value(&expr.eval(row), to),
+            BoundExpr::Round(e, digits) => match e.eval(row) {
+                Value::Float64(v) => Value::Float64(round_half_up(v, *digits)),
+                Value::Int64(v) if *digits < 0 => {
+                    let f = 10i64.saturating_pow(digits.unsigned_abs());
+                    let q = (v.abs() + f / 2) / f * f;
+                    Value::Int64(if v < 0 { -q } else { q })
+                }
+                other => other,
+            },
+            BoundExpr::Lower(e) => match e.eval(row) {
+                Value::Utf8(s) => Value::Utf8(Arc::from(s.to_lowercase())),
+                _ => Value::Null,
+            },
+            BoundExpr::Upper(e) => match e.eval(row) {
+                Value::Utf8(s) => Value::Utf8(Arc::from(s.to_uppercase())),
+                _ => Value::Null,
+            },
+            BoundExpr::DateFormat(e, pattern) => match e.eval(row) {
+                Value::Timestamp(us) => time::format_timestamp_with(us, pattern)
+                    .map(Value::from)
+                    .unwrap_or(Value::Null),
+                _ => Value::Null,
+            },
+        }
+    }
+
+    /// Evaluates a boolean expression: `Some(true)`, `Some(false)` or `None`
+    /// for null. Short-circuits the three-valued logic without building values.
+    pub fn eval_bool(&self, row: &[Value]) -> Option<bool> {
+        match self {
+            BoundExpr::And(l, r) => match l.eval_bool(row) {
+                Some(false) => Some(false),
+                lv => match (lv, r.eval_bool(row)) {
+                    (_, Some(false)) => Some(false),
+                    (Some(true), Some(true)) => Some(true),
+                    _ => None,
+                },
+            },
+            BoundExpr::Or(l, r) => match l.eval_bool(row) {
+                Some(true) => Some(true),
+                lv => match (lv, r.eval_bool(row)) {
+                    (_, Some(true)) => Some(true),
+                    (Some(false), Some(false)) => Some(false),
+                    _ => None,
+                },
+            },
+            BoundExpr::Not(e) => e.eval_bool(row).map(|b| !b),
+            BoundExpr::Compare { op, left, right } => {
+                // Compare columns and literals by reference: no clones.
+                match (left.as_ref(), right.as_ref()) {
+                    (BoundExpr::Column(i), BoundExpr::Literal(v)) => compare(*op, &row[*i], v),
+                    (BoundExpr::Column(i), BoundExpr::Column(j)) => {
+                        compare(*op, &row[*i], &row[*j])
+                    }
+                    _ => compare(*op, &left.eval(row), &right.eval(row)),
+                }
+            }
+            BoundExpr::IsNull(e) => Some(e.eval(row).is_null()),
+            BoundExpr::IsNotNull(e) => Some(!e.eval(row).is_null()),
+            BoundExpr::Column(i) => row[*i].as_bool(),
+            other => other.eval(row).as_bool(),
+        }
+    }
+
+    /// Whether a row passes this predicate (only a true result passes).
+    #[inline]
+    pub fn passes(&self, row: &[Value]) -> bool {
+        self.eval_bool(row) == Some(true)
+    }
+}
+
+fn arith_int(op: BinaryOp, a: i64, b: i64) -> Value {
+    match op {
+        BinaryOp::Add => Value::Int64(a.wrapping_add(b)),
+        BinaryOp::Sub => Value::Int64(a.wrapping_sub(b)),
+        BinaryOp::Mul => Value::Int64(a.wrapping_mul(b)),
+        BinaryOp::Mod if b == 0 => Value::Null,
+        BinaryOp::Mod => Value::Int64(a.wrapping_rem(b)),
+        _ => Value::Null,
+    }
+}
+
+fn arith_f64(op: BinaryOp, a: f64, b: f64) -> Value {
+    match op {
+        BinaryOp::Add => Value::Float64(a + b),
+        BinaryOp::Sub => Value::Float64(a - b),
+        BinaryOp::Mul => Value::Float64(a * b),
+        BinaryOp::Mod if b == 0.0 => Value::Null,
+        BinaryOp::Mod => Value::Float64(a % b),
+        _ => Value::Null,
+    }
+}
+
+fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
+    let ord = l.sql_cmp(r)?;
+    Some(match op {
+        BinaryOp::Eq => ord == Ordering::Equal,
+        BinaryOp::NotEq => ord != Ordering::Equal,
+        BinaryOp::Lt => ord == Ordering::Less,
+        BinaryOp::LtEq => ord != Ordering::Greater,
+        BinaryOp::Gt => ord == Ordering::Greater,
+        BinaryOp::GtEq => ord != Ordering::Less,
+        _ => return None,
+    })
+}
+
+/// Rounds half away from zero at `digits` decimal places, on the shortest
+/// decimal form of `v` (so `round(2.675, 2)` is `2.68`, as in Spark).
+pub(crate) fn round_half_up(v: f64, digits: i32) -> f64 {
+    if !v.is_finite() || v == 0.0 {
+        return v;
+    }
+    let sci = format!("{:e}", v.abs());
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let mut ds: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
+    // value = 0.ds * 10^(exp + 1); keep `keep` digits.
+    let keep = exp + 1 + digits;
+    if keep >= ds.len() as i32 {
+        return v;
+    }
+    let magnitude = if keep < 0 {
+        0.0
+    } else {
+        let round_up = ds[keep as usize] >= b'5';
+        ds.truncate(keep as usize);
+        let mut int_digits: u128 = ds
+            .iter()
+            .fold(0u128, |acc, d| acc * 10 + (d - b'0') as u128);
+        if round_up {
+            int_digits += 1;
+        }
+        // int_digits * 10^(exp + 1 - keep) = int_digits / 10^digits
+        format!("{int_digits}e{}", -digits)
+            .parse()
+            .unwrap_or(v.abs())
+    };
+    if v < 0.0 {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
+/// Converts a value to `to`; a value that does not convert becomes null.
+pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
+    use Value::*;
+    match (v, to) {
+        (Null, _) => Null,
+        (Int64(_), DataType::Int64)
+        | (Float64(_), DataType::Float64)
+        | (Utf8(_), DataType::Utf8)
+        | (Boolean(_), DataType::Boolean)
+        | (Timestamp(_), DataType::Timestamp(..))
+        | (Date(_), DataType::Date32) => v.clone(),
+        (Int64(i), DataType::Float64) => Float64(*i as f64),
+        (Float64(f), DataType::Int64) => {
+            if f.is_nan() {
+                Null
+            } else {
+                Int64(f.trunc() as i64)
+            }
+        }
+        (Boolean(b), DataType::Int64) => Int64(*b as i64),
+        (Boolean(b), DataType::Float64) => Float64(*b as i64 as f64),
+        (Int64(i), DataType::Boolean) => Boolean(*i != 0),
+        (Float64(f), DataType::Boolean) => Boolean(*f != 0.0),
+        (Utf8(s), DataType::Int64) => {
+            let t = s.trim();
+            t.parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.trunc() as i64)
+                })
+                .map_or(Null, Int64)
+        }
+        (Utf8(s), DataType::Float64) => s.trim().parse::<f64>().map_or(Null, Float64),
+        (Utf8(s), DataType::Boolean) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => Boolean(true),
+            "false" | "f" | "no" | "n" | "0" => Boolean(false),
+            _ => Null,
+        },
+        (Utf8(s), DataType::Timestamp(..)) => time::parse_timestamp_us(s).map_or(Null, Timestamp),
+        (Utf8(s), DataType::Date32) => time::parse_date(s).map_or(Null, Date),
+        (_, DataType::Utf8) => Value::from(v.to_string()),
+        // Spark: timestamp <-> number is in seconds.
+        (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
+        (Timestamp(us), DataType::Float64) => Float64(*us as f64 / 1e6),
+        (Int64(s), DataType::Timestamp(..)) => Timestamp(s.saturating_mul(1_000_000)),
+        (Float64(s), DataType::Timestamp(..)) => {
+            if s.is_finite() {
+                Timestamp((s * 1e6) as i64)
+            } else {
+                Null
+            }
+        }
+        (Timestamp(us), DataType::Date32) => Date(us.div_euclid(86_400_000_000) as i32),
+        (Date(d), DataType::Timestamp(..)) => Timestamp(*d as i64 * 86_400_000_000),
+        _ => Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{bind_expr, col, lit, not, Expr};
+    use crate::row;
+    use crate::schema::{schema, timestamp_type};
+
+    fn eval(e: Expr, r: &[Value]) -> Value {
+        let s = schema(&[
+            ("a", DataType::Int64),
+            ("b", DataType::Float64),
+            ("s", DataType::Utf8),
+            ("t", timestamp_type()),
+            ("flag", DataType::Boolean),
+        ]);
+        bind_expr(&e, &s).unwrap().0.eval(r)
+    }
+
+    #[test]
+    fn arithmetic_with_nulls_and_zero() {
+        let r = row![7i64, 2.0, "x", Value::Null, Value::Null];
+        assert_eq!(eval(col("a") + lit(1i64), &r), Value::Int64(8));
+        assert_eq!(eval(col("a") % lit(3i64), &r), Value::Int64(1));
+        assert_eq!(eval(lit(-7i64) % lit(3i64), &r), Value::Int64(-1));
+        assert_eq!(eval(col("a") / lit(2i64), &r), Value::Float64(3.5));
+        assert_eq!(eval(col("a") / lit(0i64), &r), Value::Null);
+        assert_eq!(eval(col("a") % lit(0i64), &r), Value::Null);
+        assert_eq!(eval(col("a") * col("b"), &r), Value::Float64(14.0));
+        assert_eq!(
+            eval(col("a") + col("t").cast(DataType::Int64), &r),
+            Value::Null
+        );
+        assert_eq!(eval(lit(i64::MAX) + lit(1i64), &r), Value::Int64(i64::MIN));
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let r = row![1i64, 0.0, "x", Value::Null, Value::Null];
+        let null_bool = || col("flag");
+        let t = || lit(true);
+        let f = || lit(false);
+        assert_eq!(eval(null_bool().and(f()), &r), Value::Boolean(false));
+        assert_eq!(eval(null_bool().and(t()), &r), Value::Null);
+        assert_eq!(eval(null_bool().or(t()), &r), Value::Boolean(true));
+        assert_eq!(eval(null_bool().or(f()), &r), Value::Null);
+        assert_eq!(eval(not(null_bool()), &r), Value::Null);
+        assert_eq!(eval(col("flag").is_null(), &r), Value::Boolean(true));
+        assert_eq!(eval(col("a").eq(lit(Value::Null)), &r), Value::Null);
+    }
+
+    #[test]
+    fn comparisons_coerce_like_spark() {
+        let ts = time::parse_timestamp_us("2011-01-02 00:00:00").unwrap();
+        let r = row![5i64, 5.0, "abc", Value::Timestamp(ts), true];
+        assert_eq!(eval(col("a").eq(col("b")), &r), Value::Boolean(true));
+        assert_eq!(
+            eval(col("T").gt(lit("2011-01-01")), &r),
+            Value::Boolean(true)
+        );
+        assert_eq!(eval(col("s").lt(lit("abd")), &r), Value::Boolean(true));
+        assert_eq!(eval(col("a").gt_eq(lit("5")), &r), Value::Boolean(true));
+    }
+
+    #[test]
+    fn casts() {
+        assert_eq!(
+            cast_value(&Value::str(" 42 "), &DataType::Int64),
+            Value::Int64(42)
+        );
+        assert_eq!(
+            cast_value(&Value::str("4.9"), &DataType::Int64),
+            Value::Int64(4)
+        );
+        assert_eq!(
+            cast_value(&Value::str("x"), &DataType::Float64),
+            Value::Null
+        );
+        assert_eq!(
+            cast_value(&Value::Float64(-3.7), &DataType::Int64),
+            Value::Int64(-3)
+        );
+        assert_eq!(
+            cast_value(&Value::Timestamp(90_000_000), &DataType::Int64),
+            Value::Int64(90)
+        );
+        assert_eq!(
+            cast_value(&Value::Float64(1.0), &DataType::Utf8),
+            Value::str("1.0")
+        );
+    }
+
+    #[test]
+    fn round_is_half_up_on_the_decimal_form() {
+        assert_eq!(round_half_up(2.5, 0), 3.0);
+        assert_eq!(round_half_up(-2.5, 0), -3.0);
+        assert_eq!(round_half_up(2.675, 2), 2.68);
+        assert_eq!(round_half_up(1234.5678, -2), 1200.0);
+        assert_eq!(round_half_up(0.004, 2), 0.0);
+        assert_eq!(round_half_up(9.995, 2), 10.0);
+    }
+
+    #[test]
+    fn unknown_column_names_the_inputs() {
+        let s = schema(&[("a", DataType::Int64)]);
+        let err = bind_expr(&col("nope"), &s).unwrap_err().to_string();
+        assert!(err.contains("`nope`") && err.contains("[a]"), "{err}");
+        let err = bind_expr(&(col("a").and(lit(true))), &s)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("boolean"), "{err}");
+    }
+}

@@ -1,0 +1,333 @@
+//! The in-memory source (pushed from a producer handle) and sink (a named
+//! result table), for embedding and tests.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use super::{
+    OutputMode, PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
+};
+use crate::clock::now_ns;
+use crate::continuous::TaskWaker;
+use crate::error::Result;
+use crate::schema::{Row, SchemaRef, Value};
+
+/// Rows the in-memory source moves from its producer per poll.
+const POLL_BATCH: usize = 256;
+
+struct MemoryShared {
+    waker: OnceLock<Arc<TaskWaker>>,
+    closed: AtomicBool,
+}
+
+/// A source fed by a [`MemoryProducer`] from any thread, through a bounded
+/// lock-free ring. Not replayable: after a restart it continues with whatever
+/// is pushed next.
+pub struct MemorySource {
+    schema: SchemaRef,
+    rows: rtrb::Consumer<(Row, u64)>,
+    shared: Arc<MemoryShared>,
+    consumed: u64,
+}
+
+/// The producer handle of a [`MemorySource`]. Dropping it ends the stream.
+pub struct MemoryProducer {
+    rows: rtrb::Producer<(Row, u64)>,
+    shared: Arc<MemoryShared>,
+}
+
+/// Why a push did not go through.
+#[derive(Debug, PartialEq)]
+pub enum PushError {
+    /// The ring is full (the engine is behind): the row is handed back.
+    Full(Row),
+    /// The query is gone.
+    Closed,
+}
+
+impl fmt::Display for PushError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PushError::Full(_) => f.write_str("the source's ring is full"),
+            PushError::Closed => f.write_str("the query reading this source has ended"),
+        }
+    }
+}
+
+impl std::error::Error for PushError {}
+
+impl MemorySource {
+    /// A source with `schema` and a ring of 65,536 rows.
+    pub fn new(schema: SchemaRef) -> (MemorySource, MemoryProducer) {
+        Self::with_capacity(schema, 1 << 16)
+    }
+
+    /// A source with `schema` and a ring of `capacity` rows.
+    pub fn with_capacity(schema: SchemaRef, capacity: usize) -> (MemorySource, MemoryProducer) {
+        let (tx, rx) = rtrb::RingBuffer::new(capacity.max(1));
+        let shared = Arc::new(MemoryShared {
+            waker: OnceLock::new(),
+            closed: AtomicBool::new(false),
+        });
+        (
+            MemorySource {
+                schema,
+                rows: rx,
+                shared: shared.clone(),
+                consumed: 0,
+            },
+            MemoryProducer { rows: tx, shared },
+        )
+    }
+}
+
+impl MemoryProducer {
+    /// Pushes a row that enters the engine now.
+    #[inline]
+    pub fn push(&mut self, row: Row) -> Result<(), PushError> {
+        self.push_at(row, now_ns())
+    }
+
+    /// Pushes a row with an explicit ingest time ([`crate::clock::now_ns`]
+    /// time): an open-loop generator passes the row's scheduled time so that
+    /// a stalled engine shows up as latency.
+    #[inline]
+    pub fn push_at(&mut self, row: Row, ingest_ns: u64) -> Result<(), PushError> {
+        if self.rows.is_abandoned() {
+            return Err(PushError::Closed);
+        }
+        match self.rows.push((row, ingest_ns)) {
+            Ok(()) => {
+                if let Some(w) = self.shared.waker.get() {
+                    w.wake_if_sleeping();
+                }
+                Ok(())
+            }
+            Err(rtrb::PushError::Full((row, _))) => Err(PushError::Full(row)),
+        }
+    }
+
+    /// Pushes a row, waiting (spin, then yield) while the ring is full.
+    pub fn push_blocking(&mut self, row: Row) -> Result<(), PushError> {
+        let mut row = row;
+        let mut spins = 0u32;
+        loop {
+            match self.push(row) {
+                Err(PushError::Full(back)) => {
+                    row = back;
+                    spins += 1;
+                    if spins < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Rows that can be pushed without waiting.
+    pub fn free_slots(&self) -> usize {
+        self.rows.slots()
+    }
+
+    /// Ends the stream: the source reports itself exhausted once drained.
+    pub fn close(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        if let Some(w) = self.shared.waker.get() {
+            w.wake();
+        }
+    }
+}
+
+impl Drop for MemoryProducer {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl Source for MemorySource {
+    fn describe(&self) -> String {
+        "MemorySource".to_string()
+    }
+
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn open(&mut self, ctx: &SourceContext, _start: Option<&SourceOffset>) -> Result<()> {
+        let _ = self.shared.waker.set(ctx.waker.clone());
+        Ok(())
+    }
+
+    #[inline]
+    fn poll(&mut self, out: &mut dyn SourceOutput) -> Result<PollStatus> {
+        let mut n = 0;
+        while n < POLL_BATCH {
+            match self.rows.pop() {
+                Ok((row, ingest_ns)) => {
+                    out.emit(row, ingest_ns)?;
+                    n += 1;
+                }
+                Err(_) => break,
+            }
+        }
+        self.consumed += n as u64;
+        if n > 0 {
+            Ok(PollStatus::Emitted(n))
+        } else if self.shared.closed.load(Ordering::Acquire) && self.rows.is_empty() {
+            Ok(PollStatus::Exhausted)
+        } else {
+            Ok(PollStatus::Idle)
+        }
+    }
+
+    fn ready_hint(&self) -> bool {
+        !self.rows.is_empty() || self.shared.closed.load(Ordering::Acquire)
+    }
+
+    fn offset(&self) -> SourceOffset {
+        SourceOffset(serde_json::json!({ "rows": self.consumed }))
+    }
+
+    fn is_replayable(&self) -> bool {
+        false
+    }
+}
+
+/// A named, queryable result table kept in memory, written by a [`MemorySink`].
+///
+/// Rows become visible when their epoch commits. In update and complete mode
+/// a row replaces the row with the same key (when the query keeps its keys),
+/// so the table is always the current result; in append mode rows accumulate.
+#[derive(Clone)]
+pub struct MemoryTable {
+    name: Arc<str>,
+    inner: Arc<Mutex<TableState>>,
+}
+
+#[derive(Default)]
+struct TableState {
+    schema: Option<SchemaRef>,
+    rows: Vec<Row>,
+    index: HashMap<Vec<Value>, usize>,
+    keys: Option<Vec<usize>>,
+    upsert: bool,
+    epochs: u64,
+}
+
+impl MemoryTable {
+    /// The table's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The table's schema once the query has started.
+    pub fn schema(&self) -> Option<SchemaRef> {
+        self.lock().schema.clone()
+    }
+
+    /// A copy of the current rows, in first-written order.
+    pub fn rows(&self) -> Vec<Row> {
+        self.lock().rows.clone()
+    }
+
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        self.lock().rows.len()
+    }
+
+    /// Whether the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// How many epochs or batches have been committed into the table.
+    pub fn commits(&self) -> u64 {
+        self.lock().epochs
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, TableState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for MemoryTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTable")
+            .field("name", &self.name)
+            .field("rows", &self.len())
+            .finish()
+    }
+}
+
+/// A sink that keeps the result table in memory (see [`MemoryTable`]).
+///
+/// Rows are buffered in the sink's task and applied to the table under its
+/// lock once per epoch, never per row.
+pub struct MemorySink {
+    table: MemoryTable,
+    pending: Vec<Row>,
+}
+
+impl MemorySink {
+    /// A sink and the handle of its table, named `name`.
+    pub fn new(name: &str) -> (MemorySink, MemoryTable) {
+        let table = MemoryTable {
+            name: Arc::from(name),
+            inner: Arc::new(Mutex::new(TableState::default())),
+        };
+        (
+            MemorySink {
+                table: table.clone(),
+                pending: Vec::new(),
+            },
+            table,
+        )
+    }
+}
+
+impl Sink for MemorySink {
+    fn describe(&self) -> String {
+        format!("MemorySink[{}]", self.table.name)
+    }
+
+    fn open(&mut self, ctx: &SinkContext, _recovered: Option<&serde_json::Value>) -> Result<()> {
+        let mut t = self.table.lock();
+        t.schema = Some(ctx.schema.clone());
+        t.upsert = ctx.output_mode != OutputMode::Append && ctx.key_columns.is_some();
+        t.keys = ctx.key_columns.clone();
+        Ok(())
+    }
+
+    #[inline]
+    fn write(&mut self, row: &Row) -> Result<()> {
+        self.pending.push(row.clone());
+        Ok(())
+    }
+
+    fn commit(&mut self, _epoch: u64) -> Result<serde_json::Value> {
+        let mut t = self.table.lock();
+        let t = &mut *t;
+        for row in self.pending.drain(..) {
+            match (&t.keys, t.upsert) {
+                (Some(keys), true) => {
+                    let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
+                    match t.index.get(&key) {
+                        Some(&pos) => t.rows[pos] = row,
+                        None => {
+                            t.index.insert(key, t.rows.len());
+                            t.rows.push(row);
+                        }
+                    }
+                }
+                _ => t.rows.push(row),
+            }
+        }
+        t.epochs += 1;
+        Ok(serde_json::Value::Null)
+    }
+}

@@ -1,0 +1,14 @@
+//! The contracts between the engine and the outside world.
+//!
+//! Owns the [`Source`] and [`Sink`] traits that connectors implement, the
+//! contexts handed to them, and the in-memory source and sink that let the
+//! engine run (and be tested, and be embedded) without any connector. Nothing
+//! here opens files or sockets.
+
+mod memory;
+mod sink;
+mod source;
+
+pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
+pub use sink::{OutputMode, Sink, SinkContext};
+pub use source::{PollStatus, Source, SourceContext, SourceOffset, SourceOutput};

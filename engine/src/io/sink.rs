@@ -1,0 +1,85 @@
+//! The `Sink` trait and output modes.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{EngineError, Result};
+use crate::schema::{Row, SchemaRef};
+
+/// What a query writes to its sink each epoch or batch (Spark's output modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// Only new rows, final once written. Aggregations need a watermark: a
+    /// window's row is written once the watermark passes its end.
+    #[default]
+    Append,
+    /// Rows that changed. The sink keeps the result table by key.
+    Update,
+    /// The whole result table every time. No state is ever dropped.
+    Complete,
+}
+
+impl fmt::Display for OutputMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OutputMode::Append => "append",
+            OutputMode::Update => "update",
+            OutputMode::Complete => "complete",
+        })
+    }
+}
+
+impl FromStr for OutputMode {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<OutputMode> {
+        match s.to_ascii_lowercase().as_str() {
+            "append" => Ok(OutputMode::Append),
+            "update" => Ok(OutputMode::Update),
+            "complete" => Ok(OutputMode::Complete),
+            other => Err(EngineError::Plan(format!(
+                "unknown output mode '{other}': use append, update or complete"
+            ))),
+        }
+    }
+}
+
+/// Facts a sink is opened with.
+#[derive(Clone, Debug)]
+pub struct SinkContext {
+    /// The schema of the rows the sink receives.
+    pub schema: SchemaRef,
+    /// The query's output mode.
+    pub output_mode: OutputMode,
+    /// Columns that identify a result row (the grouping keys, window bounds
+    /// included) when the query aggregates and keeps them; `None` otherwise.
+    /// In update and complete modes a row replaces the row with equal keys.
+    pub key_columns: Option<Vec<usize>>,
+}
+
+/// Where results go.
+///
+/// In continuous mode `write` is called from one engine task for every result
+/// row as it is produced; `commit(e)` is called when every row of epoch `e`
+/// has been written and must make them durable (flush, fsync) before it
+/// returns. What it returns is stored in the epoch's checkpoint and handed
+/// back to [`Sink::open`] on recovery, so a sink can cut away anything written
+/// after the last durable epoch.
+pub trait Sink: Send + 'static {
+    /// A short description for progress reports.
+    fn describe(&self) -> String;
+
+    /// Prepares to write. `recovered` is what `commit` returned for the epoch
+    /// the query resumes from, if any.
+    fn open(&mut self, ctx: &SinkContext, recovered: Option<&serde_json::Value>) -> Result<()>;
+
+    /// Writes one result row.
+    fn write(&mut self, row: &Row) -> Result<()>;
+
+    /// Makes everything written so far durable as epoch `epoch`.
+    fn commit(&mut self, epoch: u64) -> Result<serde_json::Value>;
+
+    /// Called once when the query ends normally, after the last commit.
+    fn close(&mut self) -> Result<()> {
+        Ok(())
+    }
+}

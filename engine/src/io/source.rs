@@ -1,0 +1,114 @@
+//! The `Source` trait.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::continuous::TaskWaker;
+use crate::error::Result;
+use crate::schema::{Row, SchemaRef};
+
+/// Where a source is in its input: whatever the source needs to resume from
+/// exactly that point (a file and line, a partition offset map, a row count).
+/// It is stored as JSON in checkpoints.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SourceOffset(pub serde_json::Value);
+
+impl fmt::Display for SourceOffset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// What a call to [`Source::poll`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PollStatus {
+    /// Rows were emitted; poll again soon.
+    Emitted(usize),
+    /// Nothing is available now.
+    Idle,
+    /// Nothing is available before the given [`crate::clock::now_ns`] time
+    /// (a generator's next scheduled row); the task may sleep until shortly before.
+    IdleUntil(u64),
+    /// The input is finished for good (a bounded source read to its end).
+    Exhausted,
+}
+
+/// Where a source puts its rows: straight into the first operator of the
+/// source's task (plain calls, no queue in between).
+pub trait SourceOutput {
+    /// Emits one row that entered the engine at `ingest_ns`
+    /// ([`crate::clock::now_ns`] time; a generator passes the scheduled time).
+    fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()>;
+}
+
+/// Facts a source is opened with.
+#[derive(Clone)]
+pub struct SourceContext {
+    /// The source's name in the query.
+    pub name: String,
+    /// Wakes the task that polls this source; a source fed from another
+    /// thread calls [`TaskWaker::wake`] after handing over data.
+    pub waker: Arc<TaskWaker>,
+}
+
+/// A stream of rows.
+///
+/// A source runs inside one engine task: `poll` is called in a loop and must
+/// not block for long (a source doing blocking I/O says so with
+/// [`Source::is_blocking`] and gets a task of its own). Epoch markers are
+/// placed by the engine between calls to `poll`: [`Source::offset`] must then
+/// name the position just after the last emitted row.
+pub trait Source: Send + 'static {
+    /// A short description for progress reports (`"MemorySource[...]"`).
+    fn describe(&self) -> String;
+
+    /// The schema of the rows this source emits.
+    fn schema(&self) -> SchemaRef;
+
+    /// Prepares to read, resuming after `start` when recovering from a
+    /// checkpoint (`None`: from the beginning).
+    fn open(&mut self, ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()>;
+
+    /// Emits what is available now (a few hundred rows at most, so epoch
+    /// markers and stop requests are seen promptly).
+    fn poll(&mut self, out: &mut dyn SourceOutput) -> Result<PollStatus>;
+
+    /// The position just after the last emitted row.
+    fn offset(&self) -> SourceOffset;
+
+    /// Told once everything up to `offset` is durable in a checkpoint (a
+    /// source may then delete or acknowledge input).
+    fn commit(&mut self, _offset: &SourceOffset) -> Result<()> {
+        Ok(())
+    }
+
+    /// Whether data may be waiting right now. Checked just before the task
+    /// parks, after it has published that it is going to sleep: a source fed
+    /// from another thread (which wakes the task through
+    /// [`SourceContext::waker`]) must answer from the same state its feeder
+    /// writes, or a wake-up can be lost. Others may keep the default.
+    fn ready_hint(&self) -> bool {
+        false
+    }
+
+    /// Whether [`Source::poll`] may block on I/O; such a source is given a
+    /// task of its own with a ring to the operators after it.
+    fn is_blocking(&self) -> bool {
+        false
+    }
+
+    /// Whether re-opening at an offset replays the same rows (needed for
+    /// at-least-once recovery; a push-fed in-memory source is not).
+    fn is_replayable(&self) -> bool {
+        true
+    }
+
+    /// Named progress counters (bad records skipped, files read), reported
+    /// under the source in progress.
+    fn metrics(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+}

@@ -1,0 +1,69 @@
+//! runnel: a stream processing engine built for latency.
+//!
+//! One query, written once with the DataFrame-style builder, runs in
+//! **continuous** mode: long-running operator tasks linked by lock-free SPSC
+//! rings, each event processed as it arrives, epoch-marker checkpoints,
+//! at-least-once recovery.
+//!
+//! ```no_run
+//! use runnel::{col, lit, schema, window, count_star, DataFrame, DataType, MemorySink,
+//!              MemorySource, OutputMode, row, timestamp_type, Value};
+//!
+//! let (source, mut producer) = MemorySource::new(schema(&[
+//!     ("user", DataType::Utf8),
+//!     ("ts", timestamp_type()),
+//! ]));
+//! let (sink, table) = MemorySink::new("clicks_per_minute");
+//! let query = DataFrame::from_source("clicks", source)
+//!     .with_watermark("ts", "10 seconds")
+//!     .group_by([window(col("ts"), "1 minute"), col("user")])
+//!     .agg([count_star().alias("clicks")])
+//!     .write_stream(sink)
+//!     .output_mode(OutputMode::Update)
+//!     .start()
+//!     .unwrap();
+//! producer.push(row!["ada", Value::Timestamp(1_000_000)]).unwrap();
+//! drop(producer); // end of stream
+//! query.await_termination().unwrap();
+//! println!("{:?}", table.rows());
+//! ```
+//!
+//! Modules: [`schema`] (values, rows, events), [`expr`] (expressions),
+//! [`plan`] (builder, plans, task graph), [`state`] (aggregation state),
+//! [`checkpoint`] (durable epochs), [`metrics`] (latency and progress),
+//! [`continuous`] (the runtime), [`io`] (source and sink traits, in-memory
+//! source and sink), [`query`] (the running query's handle).
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod clock;
+pub mod continuous;
+pub mod error;
+pub mod expr;
+pub mod io;
+pub mod metrics;
+mod ops;
+pub mod plan;
+pub mod query;
+pub mod schema;
+pub mod state;
+pub mod time;
+
+pub use continuous::WaitStrategy;
+pub use error::{EngineError, Result};
+pub use expr::{
+    col, date_format, lit, lower, not, round, sliding_window, upper, window, window_with_start,
+    Expr,
+};
+pub use io::{
+    MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode, PollStatus, Sink,
+    SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
+};
+pub use metrics::{LatencySummary, StreamingQueryProgress};
+pub use ops::FlatMapFn;
+pub use plan::{
+    avg, count, count_star, max, min, sum, AggExpr, DataFrame, DataStreamWriter, GroupedData,
+    QueryConfig, Trigger,
+};
+pub use query::StreamingQuery;
+pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};

@@ -1,0 +1,235 @@
+//! Windowed, keyed aggregation with Spark's watermark and output-mode rules.
+
+use smallvec::SmallVec;
+
+use super::{Next, Operator};
+use crate::clock::now_ns;
+use crate::continuous::{EpochReporter, OperatorSnapshot};
+use crate::error::Result;
+use crate::expr::BoundExpr;
+use crate::io::OutputMode;
+use crate::plan::WindowShape;
+use crate::schema::{DataType, Event, Row, Value, NO_TIME};
+use crate::state::{Accumulator, AggFunc, GroupKey, GroupState, WindowedState, GLOBAL_WINDOW};
+
+/// An aggregation resolved against its input schema.
+#[derive(Clone, Debug)]
+pub(crate) struct BoundAggregate {
+    /// Grouping key expressions (without the window).
+    pub(crate) keys: Vec<BoundExpr>,
+    /// Where the window columns go among the keys, with its time expression
+    /// and shape.
+    pub(crate) window: Option<(usize, BoundExpr, WindowShape)>,
+    /// `(function, argument, argument type)` per aggregate.
+    pub(crate) aggs: Vec<(AggFunc, Option<BoundExpr>, DataType)>,
+    /// The query's output mode.
+    pub(crate) mode: OutputMode,
+    /// Whether a watermark is defined upstream.
+    pub(crate) has_watermark: bool,
+}
+
+impl BoundAggregate {
+    pub(crate) fn new_accumulators(&self) -> SmallVec<[Accumulator; 4]> {
+        self.aggs
+            .iter()
+            .map(|(f, _, t)| f.new_accumulator(t))
+            .collect()
+    }
+
+    /// Whether closed windows are dropped (and late rows with them): only
+    /// with a watermark, and never in complete mode (Spark keeps all state).
+    pub(crate) fn evicts(&self) -> bool {
+        self.has_watermark && self.mode != OutputMode::Complete && self.window.is_some()
+    }
+
+    fn window_size(&self) -> i64 {
+        self.window.as_ref().map_or(i64::MAX, |(_, _, s)| s.size_us)
+    }
+
+    /// The output row of one group: keys with the window's start and end at
+    /// the window's position, then the aggregates.
+    #[inline]
+    pub(crate) fn output_row(&self, start: i64, key: &GroupKey, accs: &[Accumulator]) -> Row {
+        let mut row = Row::new();
+        let window_at = self.window.as_ref().map(|(pos, _, _)| *pos);
+        for (i, v) in key.iter().enumerate() {
+            if window_at == Some(i) {
+                push_window(&mut row, start, self.window_size());
+            }
+            row.push(v.clone());
+        }
+        if window_at == Some(key.len()) {
+            push_window(&mut row, start, self.window_size());
+        }
+        for acc in accs {
+            row.push(acc.result());
+        }
+        row
+    }
+}
+
+#[inline]
+fn push_window(row: &mut Row, start: i64, size: i64) {
+    row.push(Value::Timestamp(start));
+    row.push(Value::Timestamp(start.saturating_add(size)));
+}
+
+/// Counters of one aggregation partition, reported with each snapshot.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AggCounters {
+    pub(crate) rows_updated: u64,
+    pub(crate) rows_dropped_late: u64,
+}
+
+/// One partition of a keyed, windowed aggregation.
+pub(crate) struct AggregateOp {
+    pub(crate) spec: BoundAggregate,
+    pub(crate) state: WindowedState,
+    pub(crate) watermark: i64,
+    pub(crate) op_id: usize,
+    pub(crate) partition: usize,
+    pub(crate) reporter: EpochReporter,
+    pub(crate) next: Next,
+    key: GroupKey,
+    counters: AggCounters,
+}
+
+impl AggregateOp {
+    pub(crate) fn new(
+        spec: BoundAggregate,
+        op_id: usize,
+        partition: usize,
+        reporter: EpochReporter,
+        next: Next,
+    ) -> AggregateOp {
+        AggregateOp {
+            spec,
+            state: WindowedState::new(),
+            watermark: NO_TIME,
+            op_id,
+            partition,
+            reporter,
+            next,
+            key: GroupKey::new(),
+            counters: AggCounters::default(),
+        }
+    }
+
+    /// Moves the watermark forward; in append mode, closed windows are emitted
+    /// (with `ingest_ns` as their ingest time) and, with a watermark, evicted.
+    fn advance(&mut self, wm: i64, ingest_ns: u64) -> Result<()> {
+        self.watermark = wm;
+        if !self.spec.evicts() {
+            return Ok(());
+        }
+        let AggregateOp {
+            spec, state, next, ..
+        } = self;
+        let emit = spec.mode == OutputMode::Append;
+        let mut result = Ok(());
+        state.evict_closed(wm, spec.window_size(), |start, key, group: &GroupState| {
+            if emit && result.is_ok() {
+                let row = spec.output_row(start, key, &group.accs);
+                let mut ev = Event::new(row, ingest_ns);
+                ev.watermark_us = wm;
+                result = next.on_event(ev);
+            }
+        });
+        result
+    }
+
+    #[inline]
+    fn update(&mut self, start: i64, ev: &Event) -> Result<()> {
+        let AggregateOp {
+            spec,
+            state,
+            next,
+            key,
+            counters,
+            ..
+        } = self;
+        let (stored_key, group) = state.group_mut(start, key, || spec.new_accumulators());
+        for ((func, arg, _), acc) in spec.aggs.iter().zip(group.accs.iter_mut()) {
+            match (func, arg) {
+                (AggFunc::CountStar, _) | (_, None) => acc.update(&Value::Boolean(true)),
+                (_, Some(e)) => acc.update(&e.eval(&ev.row)),
+            }
+        }
+        counters.rows_updated += 1;
+        if spec.mode != OutputMode::Append {
+            let row = spec.output_row(start, stored_key, &group.accs);
+            next.on_event(Event {
+                row,
+                event_time_us: ev.event_time_us,
+                watermark_us: ev.watermark_us,
+                ingest_ns: ev.ingest_ns,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Operator for AggregateOp {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        if ev.watermark_us > self.watermark {
+            self.advance(ev.watermark_us, ev.ingest_ns)?;
+        }
+        self.key.clear();
+        for k in &self.spec.keys {
+            self.key.push(k.eval(&ev.row));
+        }
+        let Some((_, time, shape)) = &self.spec.window else {
+            return self.update(GLOBAL_WINDOW, &ev);
+        };
+        // A row without event time belongs to no window (as in Spark).
+        let Some(ts) = time.eval(&ev.row).as_i64() else {
+            return Ok(());
+        };
+        let shape = *shape;
+        let evicts = self.spec.evicts();
+        for start in shape.assign(ts) {
+            if evicts
+                && self.watermark != NO_TIME
+                && start.saturating_add(shape.size_us) <= self.watermark
+            {
+                self.counters.rows_dropped_late += 1;
+                continue;
+            }
+            self.update(start, &ev)?;
+        }
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> Result<()> {
+        if wm > self.watermark {
+            self.advance(wm, now_ns())?;
+        }
+        self.next.on_watermark(wm)
+    }
+
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        let delta = self.state.take_delta();
+        self.reporter.snapshot(
+            epoch,
+            self.op_id,
+            self.partition,
+            OperatorSnapshot::Aggregate {
+                delta,
+                watermark_us: self.watermark,
+                rows_total: self.state.num_groups() as u64,
+                rows_updated: std::mem::take(&mut self.counters.rows_updated),
+                rows_dropped_late: std::mem::take(&mut self.counters.rows_dropped_late),
+            },
+        );
+        self.next.on_marker(epoch)
+    }
+
+    fn on_tick(&mut self) -> Result<()> {
+        self.next.on_tick()
+    }
+
+    fn on_end(&mut self) -> Result<()> {
+        self.next.on_end()
+    }
+}

@@ -1,0 +1,38 @@
+//! Row operators of continuous mode.
+//!
+//! Owns the [`Operator`] trait (push-based: each operator owns the operator
+//! after it and calls it directly, which is how chained operators share a task
+//! with no ring between them) and the operators themselves: filter, project,
+//! flat-map, watermark and windowed aggregation. Operators must not spawn
+//! threads, block, or allocate per event beyond what the user's own
+//! expressions do; anything slow (snapshot serialisation, file I/O) is handed
+//! to the coordinator.
+
+mod aggregate;
+mod stateless;
+mod watermark;
+
+pub(crate) use aggregate::{AggregateOp, BoundAggregate};
+pub use stateless::FlatMapFn;
+pub(crate) use stateless::{FilterOp, FlatMapOp, ProjectOp};
+pub(crate) use watermark::WatermarkOp;
+
+use crate::error::Result;
+use crate::schema::Event;
+
+/// One stage of a task's operator chain.
+pub(crate) trait Operator: Send {
+    /// Processes one event.
+    fn on_event(&mut self, ev: Event) -> Result<()>;
+    /// The watermark advanced to `wm` (µs).
+    fn on_watermark(&mut self, wm: i64) -> Result<()>;
+    /// Epoch `epoch` ends here: snapshot state, then forward the marker.
+    fn on_marker(&mut self, epoch: u64) -> Result<()>;
+    /// The task found no input: a chance to publish progress (watermarks).
+    fn on_tick(&mut self) -> Result<()>;
+    /// No more input will come.
+    fn on_end(&mut self) -> Result<()>;
+}
+
+/// The boxed next stage.
+pub(crate) type Next = Box<dyn Operator>;

@@ -1,0 +1,91 @@
+//! Filter, project and flat-map: one-to-one operators that pass time and
+//! control messages through untouched.
+
+use std::sync::Arc;
+
+use super::{Next, Operator};
+use crate::error::Result;
+use crate::expr::BoundExpr;
+use crate::schema::{Event, Row};
+
+macro_rules! forward_control {
+    () => {
+        #[inline]
+        fn on_watermark(&mut self, wm: i64) -> Result<()> {
+            self.next.on_watermark(wm)
+        }
+        #[inline]
+        fn on_marker(&mut self, epoch: u64) -> Result<()> {
+            self.next.on_marker(epoch)
+        }
+        #[inline]
+        fn on_tick(&mut self) -> Result<()> {
+            self.next.on_tick()
+        }
+        #[inline]
+        fn on_end(&mut self) -> Result<()> {
+            self.next.on_end()
+        }
+    };
+}
+
+/// Keeps events whose predicate is true (null and false drop the event).
+pub(crate) struct FilterOp {
+    pub(crate) predicate: BoundExpr,
+    pub(crate) next: Next,
+}
+
+impl Operator for FilterOp {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        if self.predicate.passes(&ev.row) {
+            self.next.on_event(ev)
+        } else {
+            Ok(())
+        }
+    }
+    forward_control!();
+}
+
+/// Computes a new row from expressions over the old one.
+pub(crate) struct ProjectOp {
+    pub(crate) exprs: Vec<BoundExpr>,
+    pub(crate) next: Next,
+}
+
+impl Operator for ProjectOp {
+    #[inline]
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        let row: Row = self.exprs.iter().map(|e| e.eval(&ev.row)).collect();
+        self.next.on_event(Event { row, ..ev })
+    }
+    forward_control!();
+}
+
+/// A user function from one row to any number of rows.
+pub type FlatMapFn = Arc<dyn Fn(&Row, &mut dyn FnMut(Row)) + Send + Sync>;
+
+/// Applies a user's flat-map function; every output row keeps the input's times.
+pub(crate) struct FlatMapOp {
+    pub(crate) func: FlatMapFn,
+    pub(crate) next: Next,
+}
+
+impl Operator for FlatMapOp {
+    fn on_event(&mut self, ev: Event) -> Result<()> {
+        let mut result = Ok(());
+        let next = &mut self.next;
+        (self.func)(&ev.row, &mut |row| {
+            if result.is_ok() {
+                result = next.on_event(Event {
+                    row,
+                    event_time_us: ev.event_time_us,
+                    watermark_us: ev.watermark_us,
+                    ingest_ns: ev.ingest_ns,
+                });
+            }
+        });
+        result
+    }
+    forward_control!();
+}

@@ -1,0 +1,124 @@
+//! The logical plan: a source followed by a chain of operators.
+
+use std::fmt;
+
+use crate::expr::Expr;
+use crate::ops::FlatMapFn;
+use crate::plan::{AggExpr, WindowShape};
+use crate::schema::{type_name, SchemaRef};
+
+/// A time window in a grouping, resolved to its shape.
+#[derive(Clone, Debug)]
+pub(crate) struct WindowSpec {
+    pub(crate) time: Expr,
+    pub(crate) shape: WindowShape,
+    pub(crate) text: String,
+}
+
+/// One logical operator.
+#[derive(Clone)]
+pub(crate) enum LogicalOp {
+    Filter(Expr),
+    Project(Vec<Expr>),
+    FlatMap(FlatMapFn),
+    Watermark {
+        column: String,
+        delay_us: i64,
+        delay_text: String,
+    },
+    Aggregate {
+        /// Grouping keys in order; the window (if any) sits at `window_at`.
+        keys: Vec<Expr>,
+        window: Option<(usize, WindowSpec)>,
+        aggs: Vec<AggExpr>,
+    },
+}
+
+/// A logical operator with the schema it produces.
+#[derive(Clone)]
+pub(crate) struct PlanNode {
+    pub(crate) op: LogicalOp,
+    pub(crate) schema: SchemaRef,
+}
+
+/// What a query computes: one source and a chain of operators.
+#[derive(Clone)]
+pub struct LogicalPlan {
+    pub(crate) source_name: String,
+    pub(crate) source_schema: SchemaRef,
+    pub(crate) nodes: Vec<PlanNode>,
+}
+
+impl LogicalPlan {
+    /// The schema of the plan's output.
+    pub fn schema(&self) -> SchemaRef {
+        self.nodes
+            .last()
+            .map_or_else(|| self.source_schema.clone(), |n| n.schema.clone())
+    }
+}
+
+fn schema_text(schema: &SchemaRef) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{}: {}", f.name(), type_name(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn list(exprs: &[Expr]) -> String {
+    exprs
+        .iter()
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for LogicalOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogicalOp::Filter(p) => write!(f, "Filter {p}"),
+            LogicalOp::Project(e) => write!(f, "Project [{}]", list(e)),
+            LogicalOp::FlatMap(_) => write!(f, "FlatMap <user function>"),
+            LogicalOp::Watermark {
+                column, delay_text, ..
+            } => write!(f, "EventTimeWatermark {column}, {delay_text}"),
+            LogicalOp::Aggregate { keys, window, aggs } => {
+                let mut k: Vec<String> = keys.iter().map(|e| e.to_string()).collect();
+                if let Some((at, w)) = window {
+                    k.insert(*at, w.text.clone());
+                }
+                let a: Vec<String> = aggs.iter().map(|a| a.to_string()).collect();
+                write!(f, "Aggregate [{}], [{}]", k.join(", "), a.join(", "))
+            }
+        }
+    }
+}
+
+impl fmt::Display for LogicalPlan {
+    /// Spark's tree form: the last operator first, the source at the bottom.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut depth = 0;
+        for node in self.nodes.iter().rev() {
+            let pad = if depth == 0 {
+                String::new()
+            } else {
+                format!("{}+- ", "   ".repeat(depth - 1))
+            };
+            writeln!(f, "{pad}{}", node.op)?;
+            depth += 1;
+        }
+        let pad = if depth == 0 {
+            String::new()
+        } else {
+            format!("{}+- ", "   ".repeat(depth - 1))
+        };
+        writeln!(
+            f,
+            "{pad}StreamingSource {} [{}]",
+            self.source_name,
+            schema_text(&self.source_schema)
+        )
+    }
+}

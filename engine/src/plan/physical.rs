@@ -1,0 +1,275 @@
+//! Physical planning: binding, Spark's validity rules, and operator chaining.
+//!
+//! Operators on one-to-one edges share a task (plain calls). Rings appear only
+//! where data changes thread: after a source that blocks on I/O, at a keyed
+//! hash exchange into `parallelism` aggregation tasks, and at the fan-in of
+//! those tasks into the sink's task. With parallelism 1 and a non-blocking
+//! source the whole query is one task and no ring at all.
+
+use crate::error::{plan_err, Result};
+use crate::expr::{bind_expr, resolve_column, BoundExpr, Expr};
+use crate::io::OutputMode;
+use crate::ops::{BoundAggregate, FlatMapFn};
+use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
+use crate::schema::SchemaRef;
+
+/// A bound row operator (everything but the aggregation).
+#[derive(Clone)]
+pub(crate) enum PhysOp {
+    Filter(BoundExpr),
+    Project(Vec<BoundExpr>),
+    FlatMap(FlatMapFn),
+    Watermark {
+        column: usize,
+        delay_us: i64,
+        op_id: usize,
+    },
+}
+
+/// The aggregation of a plan, bound.
+#[derive(Clone)]
+pub(crate) struct PhysAggregate {
+    pub(crate) spec: BoundAggregate,
+    pub(crate) op_id: usize,
+    /// The expressions rows are hash-partitioned by (the grouping keys).
+    pub(crate) partition_keys: Vec<BoundExpr>,
+}
+
+/// A checked, bound plan and its task layout.
+#[derive(Clone)]
+pub(crate) struct PhysicalPlan {
+    pub(crate) pre: Vec<(PhysOp, String)>,
+    pub(crate) aggregate: Option<(PhysAggregate, String)>,
+    pub(crate) post: Vec<(PhysOp, String)>,
+    pub(crate) output_schema: SchemaRef,
+    pub(crate) key_columns: Option<Vec<usize>>,
+    pub(crate) partitions: usize,
+    pub(crate) source_task_separate: bool,
+    pub(crate) ring_capacity: usize,
+}
+
+impl PhysicalPlan {
+    pub(crate) fn new(
+        plan: &LogicalPlan,
+        config: &QueryConfig,
+        source_blocking: bool,
+    ) -> Result<PhysicalPlan> {
+        let mut schema = plan.source_schema.clone();
+        let mut pre = Vec::new();
+        let mut post = Vec::new();
+        let mut aggregate: Option<(PhysAggregate, String)> = None;
+        let mut watermark_column: Option<String> = None;
+        let mut key_columns: Option<Vec<usize>> = None;
+        let mode = config.output_mode;
+
+        for (op_id, node) in plan.nodes.iter().enumerate() {
+            let label = node.op.to_string();
+            let phys = match &node.op {
+                LogicalOp::Filter(p) => PhysOp::Filter(bind_expr(p, &schema)?.0),
+                LogicalOp::Project(exprs) => {
+                    let bound = exprs
+                        .iter()
+                        .map(|e| bind_expr(e, &schema).map(|b| b.0))
+                        .collect::<Result<Vec<_>>>()?;
+                    key_columns = key_columns.and_then(|keys| project_keys(&keys, exprs, &schema));
+                    PhysOp::Project(bound)
+                }
+                LogicalOp::FlatMap(f) => {
+                    key_columns = None;
+                    PhysOp::FlatMap(f.clone())
+                }
+                LogicalOp::Watermark {
+                    column, delay_us, ..
+                } => {
+                    if aggregate.is_some() {
+                        return plan_err(
+                            "a watermark must be defined before the aggregation it applies to",
+                        );
+                    }
+                    watermark_column = Some(column.clone());
+                    PhysOp::Watermark {
+                        column: resolve_column(&schema, column)?,
+                        delay_us: *delay_us,
+                        op_id,
+                    }
+                }
+                LogicalOp::Aggregate { keys, window, aggs } => {
+                    if aggregate.is_some() {
+                        return plan_err(
+                            "multiple streaming aggregations are not supported in one query",
+                        );
+                    }
+                    let bound_keys = keys
+                        .iter()
+                        .map(|e| bind_expr(e, &schema).map(|b| b.0))
+                        .collect::<Result<Vec<_>>>()?;
+                    let bound_window = match window {
+                        Some((at, w)) => Some((*at, bind_expr(&w.time, &schema)?.0, w.shape)),
+                        None => None,
+                    };
+                    let bound_aggs = aggs
+                        .iter()
+                        .map(|a| match &a.arg {
+                            None => Ok((a.func, None, crate::schema::DataType::Int64)),
+                            Some(e) => {
+                                let (b, f) = bind_expr(e, &schema)?;
+                                Ok((a.func, Some(b), f.data_type().clone()))
+                            }
+                        })
+                        .collect::<Result<Vec<_>>>()?;
+                    if mode == OutputMode::Append {
+                        check_append(window.as_ref().map(|(_, w)| &w.time), &watermark_column)?;
+                    }
+                    let n_key_cols = keys.len() + if window.is_some() { 2 } else { 0 };
+                    key_columns = Some((0..n_key_cols).collect());
+                    let spec = BoundAggregate {
+                        keys: bound_keys.clone(),
+                        window: bound_window,
+                        aggs: bound_aggs,
+                        mode,
+                        has_watermark: watermark_column.is_some(),
+                    };
+                    aggregate = Some((
+                        PhysAggregate {
+                            spec,
+                            op_id,
+                            partition_keys: bound_keys,
+                        },
+                        label.clone(),
+                    ));
+                    schema = node.schema.clone();
+                    continue;
+                }
+            };
+            if aggregate.is_some() {
+                post.push((phys, label));
+            } else {
+                pre.push((phys, label));
+            }
+            schema = node.schema.clone();
+        }
+
+        if aggregate.is_none() && mode == OutputMode::Complete {
+            return plan_err(
+                "complete output mode is not supported when there are no streaming aggregations",
+            );
+        }
+        let partitions = if aggregate.is_some() {
+            config.parallelism.max(1)
+        } else {
+            1
+        };
+        Ok(PhysicalPlan {
+            pre,
+            aggregate,
+            post,
+            output_schema: schema,
+            key_columns,
+            partitions,
+            source_task_separate: source_blocking,
+            ring_capacity: config.ring_capacity,
+        })
+    }
+
+    /// Number of threads the query runs on (tasks, not counting the coordinator).
+    pub(crate) fn task_count(&self) -> usize {
+        let separate = usize::from(self.source_task_separate);
+        if self.partitions > 1 {
+            1 + separate + self.partitions + 1
+        } else {
+            1 + separate
+        }
+    }
+
+    /// The task graph as text.
+    pub(crate) fn describe(&self, source: &str, sink: &str) -> String {
+        let mut out = String::new();
+        let mut task = 0;
+        let mut head = vec![format!("source({source})")];
+        if self.source_task_separate {
+            out.push_str(&format!(
+                "task {task}: source({source}) -> ring({}) -> task {}\n",
+                self.ring_capacity,
+                task + 1
+            ));
+            task += 1;
+            head = vec![format!("ring from task {}", task - 1)];
+        }
+        let names =
+            |ops: &[(PhysOp, String)]| ops.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
+        if self.partitions > 1 {
+            let (agg, agg_label) = self
+                .aggregate
+                .as_ref()
+                .expect("partitions > 1 implies an aggregation");
+            let _ = agg;
+            let mut chain = head;
+            chain.extend(names(&self.pre));
+            chain.push(format!(
+                "exchange(hash of the grouping keys into {} rings of {})",
+                self.partitions, self.ring_capacity
+            ));
+            out.push_str(&format!("task {task}: {}\n", chain.join(" -> ")));
+            let first_agg = task + 1;
+            let sink_task = first_agg + self.partitions;
+            for p in 0..self.partitions {
+                let mut chain = vec![
+                    format!("ring from task {task}"),
+                    format!("{agg_label} [partition {p}]"),
+                ];
+                chain.extend(names(&self.post));
+                chain.push(format!("ring({}) -> task {sink_task}", self.ring_capacity));
+                out.push_str(&format!("task {}: {}\n", first_agg + p, chain.join(" -> ")));
+            }
+            out.push_str(&format!(
+                "task {sink_task}: fan-in({} rings, epoch markers forwarded once seen on all) -> sink({sink})\n",
+                self.partitions
+            ));
+        } else {
+            let mut chain = head;
+            chain.extend(names(&self.pre));
+            if let Some((_, l)) = &self.aggregate {
+                chain.push(l.clone());
+            }
+            chain.extend(names(&self.post));
+            chain.push(format!("sink({sink})"));
+            out.push_str(&format!("task {task}: {}\n", chain.join(" -> ")));
+        }
+        out
+    }
+}
+
+/// Spark's rule: append mode with an aggregation needs a watermark, and the
+/// grouping must include a window on the watermark column.
+fn check_append(window_time: Option<&Expr>, watermark: &Option<String>) -> Result<()> {
+    let Some(wm) = watermark else {
+        return plan_err(
+            "append output mode is not supported for streaming aggregations without a watermark \
+             (add with_watermark / watermark=COL:DELAY, or use update or complete mode)",
+        );
+    };
+    match window_time {
+        Some(Expr::Column(c)) if c.eq_ignore_ascii_case(wm) => Ok(()),
+        _ => plan_err(format!(
+            "append output mode needs the aggregation to group by a window on the watermark column `{wm}`"
+        )),
+    }
+}
+
+/// Where the key columns land after a projection, if every one survives as a
+/// plain column reference.
+fn project_keys(keys: &[usize], exprs: &[Expr], input: &SchemaRef) -> Option<Vec<usize>> {
+    let source_of = |e: &Expr| -> Option<usize> {
+        let mut e = e;
+        while let Expr::Alias { expr, .. } = e {
+            e = expr;
+        }
+        match e {
+            Expr::Column(c) => resolve_column(input, c).ok(),
+            _ => None,
+        }
+    };
+    keys.iter()
+        .map(|k| exprs.iter().position(|e| source_of(e) == Some(*k)))
+        .collect()
+}

@@ -1,0 +1,225 @@
+//! The handle of a running query: Spark's `StreamingQuery`.
+//!
+//! Owns [`StreamingQuery`] (id, run id, name, status, progress, latency,
+//! stop, await termination, the error that ended it) and the state it shares
+//! with the running tasks. Progress and latency are handed over once per
+//! epoch under a lock; nothing here is touched per event.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::continuous::Control;
+use crate::error::{EngineError, Result};
+use crate::metrics::{new_latency_histogram, LatencySummary, StreamingQueryProgress};
+
+/// Progress reports kept for [`StreamingQuery::recent_progress`].
+pub const RECENT_PROGRESS: usize = 100;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// State shared between the handle and the running query.
+pub(crate) struct QueryShared {
+    pub(crate) id: String,
+    pub(crate) run_id: String,
+    pub(crate) name: Option<String>,
+    pub(crate) active: AtomicBool,
+    pub(crate) error: Mutex<Option<EngineError>>,
+    pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
+    pub(crate) latency: Mutex<Histogram<u64>>,
+    pub(crate) finished: Mutex<bool>,
+    pub(crate) finished_cv: Condvar,
+    pub(crate) control: Arc<Control>,
+}
+
+impl QueryShared {
+    pub(crate) fn new(id: String, name: Option<String>, control: Arc<Control>) -> QueryShared {
+        QueryShared {
+            id,
+            run_id: uuid::Uuid::new_v4().to_string(),
+            name,
+            active: AtomicBool::new(true),
+            error: Mutex::new(None),
+            progress: Mutex::new(VecDeque::new()),
+            latency: Mutex::new(new_latency_histogram()),
+            finished: Mutex::new(false),
+            finished_cv: Condvar::new(),
+            control,
+        }
+    }
+
+    /// Records the error that ends the query (the first one wins).
+    pub(crate) fn fail(&self, err: EngineError) {
+        let mut e = lock(&self.error);
+        if e.is_none() {
+            tracing::error!(query = %self.id, "query failed: {err}");
+            *e = Some(err);
+        }
+    }
+
+    pub(crate) fn push_progress(&self, p: StreamingQueryProgress, epoch_latency: &Histogram<u64>) {
+        let _ = lock(&self.latency).add(epoch_latency);
+        let mut q = lock(&self.progress);
+        if q.len() == RECENT_PROGRESS {
+            q.pop_front();
+        }
+        q.push_back(p);
+    }
+
+    pub(crate) fn finish(&self) {
+        self.active.store(false, Ordering::SeqCst);
+        *lock(&self.finished) = true;
+        self.finished_cv.notify_all();
+    }
+}
+
+/// A running (or finished) query.
+///
+/// Dropping the handle stops the query gracefully and waits for it.
+pub struct StreamingQuery {
+    shared: Arc<QueryShared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl StreamingQuery {
+    pub(crate) fn new(shared: Arc<QueryShared>, threads: Vec<JoinHandle<()>>) -> StreamingQuery {
+        StreamingQuery {
+            shared,
+            threads: Mutex::new(threads),
+        }
+    }
+
+    /// The query's id: stable across restarts on one checkpoint directory.
+    pub fn id(&self) -> &str {
+        &self.shared.id
+    }
+
+    /// The id of this run: new at every start.
+    pub fn run_id(&self) -> &str {
+        &self.shared.run_id
+    }
+
+    /// The query's name, if one was given.
+    pub fn name(&self) -> Option<&str> {
+        self.shared.name.as_deref()
+    }
+
+    /// Whether the query is still running.
+    pub fn is_active(&self) -> bool {
+        self.shared.active.load(Ordering::SeqCst)
+    }
+
+    /// The latest progress report.
+    pub fn last_progress(&self) -> Option<StreamingQueryProgress> {
+        lock(&self.shared.progress).back().cloned()
+    }
+
+    /// The latest progress reports, oldest first (at most [`RECENT_PROGRESS`]).
+    pub fn recent_progress(&self) -> Vec<StreamingQueryProgress> {
+        lock(&self.shared.progress).iter().cloned().collect()
+    }
+
+    /// End-to-end latency of every row written so far, merged across epochs
+    /// (as of the last durable epoch).
+    pub fn latency(&self) -> LatencySummary {
+        LatencySummary::of(&lock(&self.shared.latency))
+    }
+
+    /// A copy of the merged latency histogram (nanoseconds).
+    pub fn latency_histogram(&self) -> Histogram<u64> {
+        lock(&self.shared.latency).clone()
+    }
+
+    /// The newest durable epoch (0 before the first).
+    pub fn committed_epoch(&self) -> u64 {
+        self.shared.control.committed_epoch.load(Ordering::SeqCst)
+    }
+
+    /// The error that ended the query, if it failed.
+    pub fn exception(&self) -> Option<EngineError> {
+        lock(&self.shared.error).clone()
+    }
+
+    /// Asks the query to stop after one last epoch (everything read so far is
+    /// processed, written and checkpointed), and waits for it.
+    pub fn stop(&self) -> Result<()> {
+        self.shared.control.stop.store(true, Ordering::SeqCst);
+        self.shared.control.wake_all();
+        self.await_termination()
+    }
+
+    /// Waits until the query ends; its error if it failed.
+    pub fn await_termination(&self) -> Result<()> {
+        {
+            let mut done = lock(&self.shared.finished);
+            while !*done {
+                done = self
+                    .shared
+                    .finished_cv
+                    .wait(done)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+        }
+        self.join_threads();
+        match self.exception() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits at most `timeout`: `Ok(true)` if the query ended, `Ok(false)` if
+    /// it is still running, its error if it failed.
+    pub fn await_termination_timeout(&self, timeout: Duration) -> Result<bool> {
+        let deadline = Instant::now() + timeout;
+        {
+            let mut done = lock(&self.shared.finished);
+            while !*done {
+                let now = Instant::now();
+                if now >= deadline {
+                    return Ok(false);
+                }
+                done = self
+                    .shared
+                    .finished_cv
+                    .wait_timeout(done, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+        }
+        self.await_termination().map(|_| true)
+    }
+
+    fn join_threads(&self) {
+        let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for StreamingQuery {
+    fn drop(&mut self) {
+        if self.is_active() {
+            let _ = self.stop();
+        } else {
+            self.join_threads();
+        }
+    }
+}
+
+impl std::fmt::Debug for StreamingQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingQuery")
+            .field("id", &self.id())
+            .field("run_id", &self.run_id())
+            .field("name", &self.name())
+            .field("active", &self.is_active())
+            .finish()
+    }
+}

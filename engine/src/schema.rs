@@ -1,0 +1,409 @@
+//! Values, rows and events: the data model of continuous mode.
+//!
+//! Owns [`Value`] (one SQL value, null in every type), [`Row`] (a compact row
+//! that keeps up to [`ROW_INLINE`] values inline, so building a row allocates
+//! nothing), [`Event`] (a row with its event time, the watermark it was seen
+//! under and its ingest time) and the schema helpers. Schemas are Arrow
+//! schemas. This module must not know about operators or I/O.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+/// Number of values a [`Row`] holds without a heap allocation.
+pub const ROW_INLINE: usize = 8;
+
+/// Marker for "no time": an event without event time, or no watermark yet.
+pub const NO_TIME: i64 = i64::MIN;
+
+/// The Arrow type runnel uses for timestamps: microseconds, UTC.
+pub fn timestamp_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Whether `dt` is one of the types the engine evaluates.
+pub fn is_supported_type(dt: &DataType) -> bool {
+    matches!(
+        dt,
+        DataType::Boolean
+            | DataType::Int64
+            | DataType::Float64
+            | DataType::Utf8
+            | DataType::Date32
+            | DataType::Null
+    ) || matches!(dt, DataType::Timestamp(TimeUnit::Microsecond, _))
+}
+
+/// The SQL name of a type, as Spark prints it.
+pub fn type_name(dt: &DataType) -> &'static str {
+    match dt {
+        DataType::Boolean => "boolean",
+        DataType::Int64 => "bigint",
+        DataType::Float64 => "double",
+        DataType::Utf8 => "string",
+        DataType::Date32 => "date",
+        DataType::Timestamp(..) => "timestamp",
+        DataType::Null => "void",
+        _ => "unsupported",
+    }
+}
+
+/// Builds a schema from `(name, type)` pairs; every field is nullable.
+pub fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
+    Arc::new(Schema::new(
+        fields
+            .iter()
+            .map(|(n, t)| Field::new(*n, t.clone(), true))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// One SQL value. Every type has a null ([`Value::Null`]).
+///
+/// Numbers are stored inline; strings are shared (`Arc<str>`), so cloning a
+/// value never allocates.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub enum Value {
+    /// SQL NULL.
+    #[default]
+    Null,
+    /// `boolean`.
+    Boolean(bool),
+    /// `bigint`.
+    Int64(i64),
+    /// `double`.
+    Float64(f64),
+    /// `string`.
+    Utf8(Arc<str>),
+    /// `timestamp`: microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    /// `date`: days since the Unix epoch.
+    Date(i32),
+}
+
+impl Value {
+    /// Whether this is SQL NULL.
+    #[inline]
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// A string value.
+    pub fn str(s: &str) -> Value {
+        Value::Utf8(Arc::from(s))
+    }
+
+    /// The value as an `i64` where that is lossless (ints, timestamps, dates).
+    #[inline]
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int64(v) | Value::Timestamp(v) => Some(*v),
+            Value::Date(d) => Some(*d as i64),
+            _ => None,
+        }
+    }
+
+    /// The value as an `f64` (any number).
+    #[inline]
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Int64(v) => Some(*v as f64),
+            Value::Float64(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The value as a bool.
+    #[inline]
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            Value::Boolean(b) => Some(*b),
+            _ => None,
+        }
+    }
+
+    /// The value as a string slice.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Utf8(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// SQL ordering of two non-null values of comparable types; `None` when
+    /// either is null or the types do not compare.
+    pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {
+        use Value::*;
+        match (self, other) {
+            (Int64(a), Int64(b)) => Some(a.cmp(b)),
+            (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
+            (Date(a), Date(b)) => Some(a.cmp(b)),
+            (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
+            (Utf8(a), Utf8(b)) => Some(a.as_ref().cmp(b.as_ref())),
+            (Float64(a), Float64(b)) => Some(total_cmp_f64(*a, *b)),
+            (Int64(a), Float64(b)) => Some(total_cmp_f64(*a as f64, *b)),
+            (Float64(a), Int64(b)) => Some(total_cmp_f64(*a, *b as f64)),
+            _ => None,
+        }
+    }
+}
+
+/// Spark orders NaN above every other double and treats NaN = NaN.
+fn total_cmp_f64(a: f64, b: f64) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (true, true) => Ordering::Equal,
+        (true, false) => Ordering::Greater,
+        (false, true) => Ordering::Less,
+        // -0.0 == 0.0 in SQL.
+        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
+    }
+}
+
+/// Grouping equality: null equals null, NaN equals NaN, -0.0 equals 0.0 (as
+/// in Spark's GROUP BY). This is not the SQL `=` operator, which returns null
+/// on null inputs; see the expression evaluator for that.
+impl PartialEq for Value {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (Value::Null, Value::Null) => true,
+            (Value::Null, _) | (_, Value::Null) => false,
+            (Value::Float64(a), Value::Float64(b)) => total_cmp_f64(*a, *b) == Ordering::Equal,
+            (Value::Int64(a), Value::Int64(b)) => a == b,
+            (Value::Timestamp(a), Value::Timestamp(b)) => a == b,
+            (Value::Date(a), Value::Date(b)) => a == b,
+            (Value::Boolean(a), Value::Boolean(b)) => a == b,
+            (Value::Utf8(a), Value::Utf8(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Value {}
+
+impl Hash for Value {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Value::Null => state.write_u8(0),
+            Value::Boolean(b) => {
+                state.write_u8(1);
+                b.hash(state)
+            }
+            Value::Int64(v) => {
+                state.write_u8(2);
+                v.hash(state)
+            }
+            Value::Float64(v) => {
+                state.write_u8(3);
+                let canonical = if v.is_nan() {
+                    f64::NAN
+                } else if *v == 0.0 {
+                    0.0
+                } else {
+                    *v
+                };
+                canonical.to_bits().hash(state)
+            }
+            Value::Utf8(s) => {
+                state.write_u8(4);
+                s.hash(state)
+            }
+            Value::Timestamp(v) => {
+                state.write_u8(5);
+                v.hash(state)
+            }
+            Value::Date(v) => {
+                state.write_u8(6);
+                v.hash(state)
+            }
+        }
+    }
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int64(v)
+    }
+}
+impl From<i32> for Value {
+    fn from(v: i32) -> Self {
+        Value::Int64(v as i64)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float64(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Boolean(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::str(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Utf8(Arc::from(v))
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+impl fmt::Display for Value {
+    /// Spark-like text: null as `null`, timestamps `YYYY-MM-DD HH:MM:SS[.ffffff]`
+    /// UTC, doubles in shortest round-trip form.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Boolean(b) => write!(f, "{b}"),
+            Value::Int64(v) => write!(f, "{v}"),
+            Value::Float64(v) => crate::time::write_double(f, *v),
+            Value::Utf8(s) => f.write_str(s),
+            Value::Timestamp(us) => f.write_str(&crate::time::format_timestamp_us(*us)),
+            Value::Date(d) => f.write_str(&crate::time::format_date(*d)),
+        }
+    }
+}
+
+/// A row of values, up to [`ROW_INLINE`] of them stored inline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Row(SmallVec<[Value; ROW_INLINE]>);
+
+impl Row {
+    /// An empty row.
+    #[inline]
+    pub fn new() -> Row {
+        Row(SmallVec::new())
+    }
+
+    /// Appends a value.
+    #[inline]
+    pub fn push(&mut self, v: impl Into<Value>) {
+        self.0.push(v.into())
+    }
+
+    /// Removes every value, keeping the storage.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.0.clear()
+    }
+}
+
+impl Deref for Row {
+    type Target = [Value];
+    #[inline]
+    fn deref(&self) -> &[Value] {
+        &self.0
+    }
+}
+
+impl DerefMut for Row {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [Value] {
+        &mut self.0
+    }
+}
+
+impl FromIterator<Value> for Row {
+    fn from_iter<I: IntoIterator<Item = Value>>(iter: I) -> Self {
+        Row(iter.into_iter().collect())
+    }
+}
+
+impl From<Vec<Value>> for Row {
+    fn from(v: Vec<Value>) -> Self {
+        Row(SmallVec::from_vec(v))
+    }
+}
+
+impl fmt::Display for Row {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, v) in self.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{v}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// Builds a [`Row`] from values: `row![1, "a", 2.5]`.
+#[macro_export]
+macro_rules! row {
+    ($($v:expr),* $(,)?) => {{
+        let mut r = $crate::Row::new();
+        $( r.push($crate::Value::from($v)); )*
+        r
+    }};
+}
+
+/// A row moving through continuous mode, with its times.
+#[derive(Clone, Debug)]
+pub struct Event {
+    /// The values.
+    pub row: Row,
+    /// Event time in µs (the watermark column's value), or [`NO_TIME`].
+    pub event_time_us: i64,
+    /// The watermark (µs) in force when this event entered the stream: the
+    /// maximum event time of every earlier event minus the delay, or [`NO_TIME`].
+    pub watermark_us: i64,
+    /// When the event entered the engine, in [`crate::clock::now_ns`] time;
+    /// for a generator, the time it was scheduled.
+    pub ingest_ns: u64,
+}
+
+impl Event {
+    /// An event with no event time, ingested at `ingest_ns`.
+    #[inline]
+    pub fn new(row: Row, ingest_ns: u64) -> Event {
+        Event {
+            row,
+            event_time_us: NO_TIME,
+            watermark_us: NO_TIME,
+            ingest_ns,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_rows_stay_inline() {
+        let r = row![1i64, "a", 2.5, true, Value::Null];
+        assert_eq!(r.len(), 5);
+        assert!(!r.0.spilled());
+    }
+
+    #[test]
+    fn grouping_equality_treats_nan_and_null_as_equal() {
+        assert_eq!(Value::Float64(f64::NAN), Value::Float64(f64::NAN));
+        assert_eq!(Value::Null, Value::Null);
+        assert_eq!(Value::Float64(-0.0), Value::Float64(0.0));
+        assert_ne!(Value::Int64(1), Value::Float64(1.0));
+    }
+
+    #[test]
+    fn sql_cmp_orders_mixed_numbers_and_rejects_null() {
+        assert_eq!(
+            Value::Int64(1).sql_cmp(&Value::Float64(1.5)),
+            Some(Ordering::Less)
+        );
+        assert_eq!(Value::Null.sql_cmp(&Value::Int64(1)), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! Keyed aggregation state and its snapshots.
+//!
+//! Owns the accumulators of the aggregate functions ([`Accumulator`]), the
+//! state of one windowed aggregation partition ([`WindowedState`]: windows in
+//! time order, each a hash map from group key to accumulators) and the
+//! snapshot form written to checkpoints. Both execution modes share it. It
+//! must not know about rings, tasks or files.
+
+mod accumulator;
+mod windowed;
+
+pub use accumulator::{Accumulator, AggFunc};
+pub use windowed::{GroupKey, GroupState, StateSnapshot, WindowedState, GLOBAL_WINDOW};

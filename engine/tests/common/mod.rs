@@ -1,0 +1,89 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use runnel::{
+    schema, timestamp_type, DataType, PollStatus, Row, SchemaRef, Source, SourceContext,
+    SourceOffset, SourceOutput, Value,
+};
+
+/// A replayable source of `n` rows `(id, key, ts)`: id 0.., key = id % keys,
+/// ts = base + id * step (µs), optionally with a per-row time override.
+pub struct SequenceSource {
+    pub n: u64,
+    pub keys: u64,
+    pub step_us: i64,
+    pub times: Option<Vec<i64>>,
+    pub next: u64,
+}
+
+impl SequenceSource {
+    pub fn new(n: u64, keys: u64, step_us: i64) -> Self {
+        SequenceSource {
+            n,
+            keys,
+            step_us,
+            times: None,
+            next: 0,
+        }
+    }
+
+    pub fn with_times(times: Vec<i64>, keys: u64) -> Self {
+        SequenceSource {
+            n: times.len() as u64,
+            keys,
+            step_us: 0,
+            times: Some(times),
+            next: 0,
+        }
+    }
+
+    pub fn time_of(&self, id: u64) -> i64 {
+        match &self.times {
+            Some(t) => t[id as usize],
+            None => id as i64 * self.step_us,
+        }
+    }
+
+    pub fn schema() -> SchemaRef {
+        schema(&[
+            ("id", DataType::Int64),
+            ("key", DataType::Utf8),
+            ("ts", timestamp_type()),
+        ])
+    }
+}
+
+impl Source for SequenceSource {
+    fn describe(&self) -> String {
+        format!("SequenceSource[{}]", self.n)
+    }
+    fn schema(&self) -> SchemaRef {
+        Self::schema()
+    }
+    fn open(&mut self, _ctx: &SourceContext, start: Option<&SourceOffset>) -> runnel::Result<()> {
+        if let Some(o) = start {
+            self.next = o.0["next"].as_u64().unwrap_or(0);
+        }
+        Ok(())
+    }
+    fn poll(&mut self, out: &mut dyn SourceOutput) -> runnel::Result<PollStatus> {
+        if self.next >= self.n {
+            return Ok(PollStatus::Exhausted);
+        }
+        let end = (self.next + 64).min(self.n);
+        let count = (end - self.next) as usize;
+        while self.next < end {
+            let id = self.next;
+            let mut row = Row::new();
+            row.push(id as i64);
+            row.push(format!("k{}", id % self.keys.max(1)));
+            row.push(Value::Timestamp(self.time_of(id)));
+            out.emit(row, runnel::clock::now_ns())?;
+            self.next += 1;
+        }
+        Ok(PollStatus::Emitted(count))
+    }
+    fn offset(&self) -> SourceOffset {
+        SourceOffset(serde_json::json!({ "next": self.next }))
+    }
+}
