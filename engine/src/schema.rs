@@ -136,6 +136,13 @@ impl Value {
         }
     }
 
+    /// Parses text as a value of type `dt` (numbers, booleans, timestamps as
+    /// `yyyy-MM-dd HH:mm:ss` or ISO 8601, dates); `None` when it does not parse.
+    pub fn parse_as(text: &str, dt: &DataType) -> Option<Value> {
+        let v = crate::expr::cast_value(&Value::str(text), dt);
+        (!v.is_null()).then_some(v)
+    }
+
     /// SQL ordering of two non-null values of comparable types; `None` when
     /// either is null or the types do not compare.
     pub fn sql_cmp(&self, other: &Value) -> Option<Ordering> {

@@ -10,6 +10,7 @@ mod bind;
 mod eval;
 
 pub use bind::{bind_expr, resolve_column, BoundExpr};
+pub(crate) use eval::cast_value;
 
 use std::fmt;
 use std::ops;
