@@ -6,4 +6,9 @@
 //! engine's internals: everything it needs is the engine's public API.
 #![deny(missing_docs)]
 
+pub mod file_sink;
 pub mod log;
+pub mod rate;
+
+pub use file_sink::{FileFormat, FileSink};
+pub use rate::RateSource;
