@@ -46,6 +46,7 @@ mod ops;
 pub mod plan;
 pub mod query;
 pub mod schema;
+pub mod sql;
 pub mod state;
 pub mod time;
 

@@ -106,6 +106,33 @@ pub trait Source: Send + 'static {
         true
     }
 
+    /// Micro-batch mode: the offset that ends the next batch, i.e. just after
+    /// everything that can be read now, within the source's per-trigger limits
+    /// (such as a maximum number of files). Returning the current position
+    /// means there is nothing new. The range is logged durably before it is
+    /// read, so it must be re-readable with [`Source::read_range`].
+    fn latest_offset(&mut self) -> Result<SourceOffset> {
+        Err(crate::EngineError::Source(format!(
+            "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
+            self.describe()
+        )))
+    }
+
+    /// Micro-batch mode: emits exactly the rows after `start` (`None`: from
+    /// the beginning) up to and including `end`, an offset this source
+    /// returned from [`Source::latest_offset`] (possibly in an earlier run).
+    fn read_range(
+        &mut self,
+        _start: Option<&SourceOffset>,
+        _end: &SourceOffset,
+        _out: &mut dyn SourceOutput,
+    ) -> Result<()> {
+        Err(crate::EngineError::Source(format!(
+            "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
+            self.describe()
+        )))
+    }
+
     /// Named progress counters (bad records skipped, files read), reported
     /// under the source in progress.
     fn metrics(&self) -> Vec<(String, u64)> {
