@@ -1,0 +1,1 @@
+//! Spark-flavoured streaming SQL, parsed into the builder's plan.
