@@ -42,6 +42,7 @@ pub mod error;
 pub mod expr;
 pub mod io;
 pub mod metrics;
+pub mod microbatch;
 mod ops;
 pub mod plan;
 pub mod query;

@@ -3,8 +3,11 @@
 //! ```text
 //! CHECKPOINT/
 //!   metadata                 {"id": "<query id>"}: the id stays across restarts
-//!   commits/<epoch>          the epoch manifest (JSON), written last and atomically
-//!   state/<epoch>/<name>     operator state snapshots referenced by that manifest
+//!   offsets/<batch>          micro-batch only: the batch's offset ranges, written
+//!                            before the batch reads anything (the write-ahead log)
+//!   commits/<epoch|batch>    the manifest (JSON): source offsets, state files,
+//!                            sink state; written last and atomically
+//!   state/<epoch|batch>/<name>  operator state snapshots referenced by a manifest
 //! ```
 //!
 //! Every file is written to a temporary name, fsynced, renamed into place and
@@ -73,6 +76,21 @@ pub struct EpochManifest {
     pub sink: serde_json::Value,
 }
 
+/// A micro-batch's entry in the offset log: the exact ranges it reads.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OffsetLogEntry {
+    /// Format version.
+    pub version: u32,
+    /// The batch id.
+    pub batch_id: u64,
+    /// Where each source's range starts (exclusive; `null` offset: the beginning).
+    pub start: Vec<SourceCommit>,
+    /// Where it ends (inclusive).
+    pub end: Vec<SourceCommit>,
+    /// When the entry was written (ms since the Unix epoch).
+    pub written_at_ms: i64,
+}
+
 /// An open checkpoint directory.
 #[derive(Clone, Debug)]
 pub struct CheckpointDir {
@@ -115,7 +133,7 @@ impl CheckpointDir {
     /// Opens (creating when missing) the checkpoint directory at `root`, and
     /// returns it with the query's metadata (a new id for a new directory).
     pub fn open(root: &Path) -> Result<(CheckpointDir, QueryMetadata)> {
-        for sub in ["", "commits", "state"] {
+        for sub in ["", "offsets", "commits", "state"] {
             let d = root.join(sub);
             fs::create_dir_all(&d).map_err(|e| io_err(&d, e))?;
         }
@@ -179,6 +197,30 @@ impl CheckpointDir {
         Ok(None)
     }
 
+    /// The newest offset-log entry, if any.
+    pub fn latest_offset_log(&self) -> Result<Option<OffsetLogEntry>> {
+        for batch in self.epochs_in("offsets")?.into_iter().rev() {
+            let path = self.root.join("offsets").join(batch.to_string());
+            let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+            match serde_json::from_slice::<OffsetLogEntry>(&bytes) {
+                Ok(entry) => return Ok(Some(entry)),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "skipping unreadable offset log entry: {e}"
+                ),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes a batch's offset-log entry durably.
+    pub fn write_offset_log(&self, entry: &OffsetLogEntry) -> Result<()> {
+        let path = self.root.join("offsets").join(entry.batch_id.to_string());
+        let bytes =
+            serde_json::to_vec_pretty(entry).map_err(|e| EngineError::checkpoint(&path, e))?;
+        write_atomic(&path, &bytes)
+    }
+
     /// Writes a state file for `epoch` and returns its path relative to the root.
     pub fn write_state(&self, epoch: u64, name: &str, bytes: &[u8]) -> Result<String> {
         let rel = format!("state/{epoch}/{name}");
@@ -210,6 +252,14 @@ impl CheckpointDir {
         let oldest_kept = commits[commits.len() - retain.max(1)];
         for e in commits.iter().filter(|e| **e < oldest_kept) {
             let p = self.root.join("commits").join(e.to_string());
+            fs::remove_file(&p).map_err(|err| io_err(&p, err))?;
+        }
+        for e in self
+            .epochs_in("offsets")?
+            .into_iter()
+            .filter(|e| *e < oldest_kept)
+        {
+            let p = self.root.join("offsets").join(e.to_string());
             fs::remove_file(&p).map_err(|err| io_err(&p, err))?;
         }
         for e in self

@@ -109,7 +109,7 @@ fn chain(
                 exprs: e.clone(),
                 next,
             }),
-            PhysOp::FlatMap(f) => Box::new(FlatMapOp {
+            PhysOp::FlatMap(f, _) => Box::new(FlatMapOp {
                 func: f.clone(),
                 next,
             }),
@@ -137,7 +137,11 @@ pub(crate) fn start(
     mut sink: Box<dyn Sink>,
     config: QueryConfig,
 ) -> Result<StreamingQuery> {
-    let Trigger::Continuous { epoch_interval } = config.trigger;
+    let Trigger::Continuous { epoch_interval } = config.trigger else {
+        return Err(EngineError::Plan(
+            "continuous mode needs a continuous trigger".into(),
+        ));
+    };
     let physical = PhysicalPlan::new(&plan, &config, source.is_blocking())?;
     let (checkpoint, query_id) = match &config.checkpoint {
         Some(path) => {

@@ -8,6 +8,7 @@
 
 mod bind;
 mod eval;
+mod vector;
 
 pub use bind::{bind_expr, resolve_column, BoundExpr};
 pub(crate) use eval::cast_value;

@@ -42,7 +42,7 @@ impl BoundAggregate {
         self.has_watermark && self.mode != OutputMode::Complete && self.window.is_some()
     }
 
-    fn window_size(&self) -> i64 {
+    pub(crate) fn window_size(&self) -> i64 {
         self.window.as_ref().map_or(i64::MAX, |(_, _, s)| s.size_us)
     }
 

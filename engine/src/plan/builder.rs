@@ -87,15 +87,28 @@ pub fn max(e: Expr) -> AggExpr {
     agg(AggFunc::Max, Some(e))
 }
 
-/// When a query produces results.
+/// When a query produces results, and so which mode it runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
     /// Continuous mode: every event is processed as it arrives; an epoch is
-    /// checkpointed every `epoch_interval`.
+    /// checkpointed every `epoch_interval`. At-least-once.
     Continuous {
         /// Time between epoch markers.
         epoch_interval: Duration,
     },
+    /// Micro-batch mode, a batch every interval (`Duration::ZERO`: as fast as
+    /// possible, the next batch as soon as the last is done). Exactly-once.
+    ProcessingTime(Duration),
+    /// Micro-batch mode: process everything available at start (in as many
+    /// batches as the source's limits need), then stop. Exactly-once.
+    AvailableNow,
+}
+
+impl Trigger {
+    /// Whether this trigger runs the query in micro-batch mode.
+    pub fn is_micro_batch(&self) -> bool {
+        !matches!(self, Trigger::Continuous { .. })
+    }
 }
 
 impl Default for Trigger {
@@ -471,6 +484,10 @@ impl DataStreamWriter {
         if let Some(e) = self.df.error {
             return Err(e);
         }
-        crate::continuous::start(self.df.source, self.df.plan, self.sink, self.config)
+        if self.config.trigger.is_micro_batch() {
+            crate::microbatch::start(self.df.source, self.df.plan, self.sink, self.config)
+        } else {
+            crate::continuous::start(self.df.source, self.df.plan, self.sink, self.config)
+        }
     }
 }

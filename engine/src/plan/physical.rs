@@ -18,7 +18,7 @@ use crate::schema::SchemaRef;
 pub(crate) enum PhysOp {
     Filter(BoundExpr),
     Project(Vec<BoundExpr>),
-    FlatMap(FlatMapFn),
+    FlatMap(FlatMapFn, SchemaRef),
     Watermark {
         column: usize,
         delay_us: i64,
@@ -33,6 +33,8 @@ pub(crate) struct PhysAggregate {
     pub(crate) op_id: usize,
     /// The expressions rows are hash-partitioned by (the grouping keys).
     pub(crate) partition_keys: Vec<BoundExpr>,
+    /// The schema of the aggregation's output rows.
+    pub(crate) output_schema: SchemaRef,
 }
 
 /// A checked, bound plan and its task layout.
@@ -76,7 +78,7 @@ impl PhysicalPlan {
                 }
                 LogicalOp::FlatMap(f) => {
                     key_columns = None;
-                    PhysOp::FlatMap(f.clone())
+                    PhysOp::FlatMap(f.clone(), node.schema.clone())
                 }
                 LogicalOp::Watermark {
                     column, delay_us, ..
@@ -134,6 +136,7 @@ impl PhysicalPlan {
                             spec,
                             op_id,
                             partition_keys: bound_keys,
+                            output_schema: node.schema.clone(),
                         },
                         label.clone(),
                     ));

@@ -14,6 +14,9 @@ pub struct SequenceSource {
     pub step_us: i64,
     pub times: Option<Vec<i64>>,
     pub next: u64,
+    /// Micro-batch: rows per batch at most.
+    pub per_trigger: u64,
+    planned: u64,
 }
 
 impl SequenceSource {
@@ -24,6 +27,8 @@ impl SequenceSource {
             step_us,
             times: None,
             next: 0,
+            per_trigger: u64::MAX,
+            planned: 0,
         }
     }
 
@@ -34,7 +39,22 @@ impl SequenceSource {
             step_us: 0,
             times: Some(times),
             next: 0,
+            per_trigger: u64::MAX,
+            planned: 0,
         }
+    }
+
+    pub fn per_trigger(mut self, rows: u64) -> Self {
+        self.per_trigger = rows.max(1);
+        self
+    }
+
+    fn row(&self, id: u64) -> Row {
+        let mut row = Row::new();
+        row.push(id as i64);
+        row.push(format!("k{}", id % self.keys.max(1)));
+        row.push(Value::Timestamp(self.time_of(id)));
+        row
     }
 
     pub fn time_of(&self, id: u64) -> i64 {
@@ -64,6 +84,7 @@ impl Source for SequenceSource {
         if let Some(o) = start {
             self.next = o.0["next"].as_u64().unwrap_or(0);
         }
+        self.planned = self.next;
         Ok(())
     }
     fn poll(&mut self, out: &mut dyn SourceOutput) -> runnel::Result<PollStatus> {
@@ -73,17 +94,30 @@ impl Source for SequenceSource {
         let end = (self.next + 64).min(self.n);
         let count = (end - self.next) as usize;
         while self.next < end {
-            let id = self.next;
-            let mut row = Row::new();
-            row.push(id as i64);
-            row.push(format!("k{}", id % self.keys.max(1)));
-            row.push(Value::Timestamp(self.time_of(id)));
-            out.emit(row, runnel::clock::now_ns())?;
+            out.emit(self.row(self.next), runnel::clock::now_ns())?;
             self.next += 1;
         }
         Ok(PollStatus::Emitted(count))
     }
     fn offset(&self) -> SourceOffset {
         SourceOffset(serde_json::json!({ "next": self.next }))
+    }
+    fn latest_offset(&mut self) -> runnel::Result<SourceOffset> {
+        self.planned = self.planned.saturating_add(self.per_trigger).min(self.n);
+        Ok(SourceOffset(serde_json::json!({ "next": self.planned })))
+    }
+    fn read_range(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        out: &mut dyn SourceOutput,
+    ) -> runnel::Result<()> {
+        let from = start.and_then(|s| s.0["next"].as_u64()).unwrap_or(0);
+        let to = end.0["next"].as_u64().unwrap_or(0);
+        for id in from..to {
+            out.emit(self.row(id), runnel::clock::now_ns())?;
+        }
+        self.planned = self.planned.max(to);
+        Ok(())
     }
 }

@@ -1,0 +1,296 @@
+//! Vectorised keyed, windowed aggregation into the shared state store.
+//!
+//! Two phases per batch: rows are grouped inside the batch by hashing the key
+//! columns natively (no per-row values or allocation) and folded into partial
+//! accumulators; then each group touched by the batch is merged once into the
+//! [`WindowedState`] that continuous mode uses too.
+
+use std::hash::{Hash, Hasher};
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
+use arrow::datatypes::{Float64Type, Int64Type};
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
+use smallvec::SmallVec;
+
+use super::convert::value_at;
+use super::exec::Flight;
+use crate::error::Result;
+use crate::io::OutputMode;
+use crate::ops::BoundAggregate;
+use crate::schema::{DataType, Row, NO_TIME};
+use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
+
+/// A column seen through its concrete type.
+enum Col<'a> {
+    I64(&'a Int64Array),
+    F64(&'a Float64Array),
+    Str(&'a StringArray),
+    Bool(&'a BooleanArray),
+    Other(&'a dyn Array),
+}
+
+impl<'a> Col<'a> {
+    fn of(a: &'a ArrayRef) -> Col<'a> {
+        match a.data_type() {
+            DataType::Int64 => Col::I64(a.as_primitive::<Int64Type>()),
+            DataType::Float64 => Col::F64(a.as_primitive::<Float64Type>()),
+            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
+            DataType::Boolean => Col::Bool(a.as_boolean()),
+            _ => Col::Other(a.as_ref()),
+        }
+    }
+
+    fn array(&self) -> &dyn Array {
+        match self {
+            Col::I64(a) => *a,
+            Col::F64(a) => *a,
+            Col::Str(a) => *a,
+            Col::Bool(a) => *a,
+            Col::Other(a) => *a,
+        }
+    }
+
+    #[inline]
+    fn hash_at(&self, i: usize, h: &mut FxHasher) {
+        if self.array().is_null(i) {
+            h.write_u8(0);
+            return;
+        }
+        match self {
+            Col::I64(a) => h.write_i64(a.value(i)),
+            Col::F64(a) => {
+                let v = a.value(i);
+                let v = if v.is_nan() {
+                    f64::NAN
+                } else if v == 0.0 {
+                    0.0
+                } else {
+                    v
+                };
+                h.write_u64(v.to_bits())
+            }
+            Col::Str(a) => a.value(i).hash(h),
+            Col::Bool(a) => h.write_u8(1 + a.value(i) as u8),
+            Col::Other(a) => value_at(*a, i).hash(h),
+        }
+    }
+
+    #[inline]
+    fn eq_at(&self, i: usize, j: usize) -> bool {
+        let arr = self.array();
+        match (arr.is_null(i), arr.is_null(j)) {
+            (true, true) => return true,
+            (true, false) | (false, true) => return false,
+            _ => {}
+        }
+        match self {
+            Col::I64(a) => a.value(i) == a.value(j),
+            Col::Str(a) => a.value(i) == a.value(j),
+            Col::Bool(a) => a.value(i) == a.value(j),
+            Col::F64(_) | Col::Other(_) => value_at(arr, i) == value_at(arr, j),
+        }
+    }
+
+    /// Folds the value at `i` into `acc`.
+    #[inline]
+    fn update(&self, acc: &mut Accumulator, i: usize) {
+        if self.array().is_null(i) {
+            return;
+        }
+        match (acc, self) {
+            (Accumulator::Count(n), _) => *n += 1,
+            (Accumulator::SumInt(s), Col::I64(a)) => {
+                *s = Some(s.unwrap_or(0).wrapping_add(a.value(i)))
+            }
+            (Accumulator::SumFloat(s), Col::F64(a)) => *s = Some(s.unwrap_or(0.0) + a.value(i)),
+            (Accumulator::SumFloat(s), Col::I64(a)) => {
+                *s = Some(s.unwrap_or(0.0) + a.value(i) as f64)
+            }
+            (Accumulator::Avg { sum, count }, Col::I64(a)) => {
+                *sum += a.value(i) as f64;
+                *count += 1;
+            }
+            (Accumulator::Avg { sum, count }, Col::F64(a)) => {
+                *sum += a.value(i);
+                *count += 1;
+            }
+            (acc, col) => acc.update(&value_at(col.array(), i)),
+        }
+    }
+}
+
+struct Slot {
+    start: i64,
+    row: usize,
+    accs: SmallVec<[Accumulator; 4]>,
+}
+
+/// One aggregation's state and counters in micro-batch mode.
+pub(crate) struct VectorAggregate {
+    pub(crate) spec: BoundAggregate,
+    pub(crate) state: WindowedState,
+    pub(crate) watermark_us: i64,
+    pub(crate) rows_updated: u64,
+    pub(crate) rows_dropped_late: u64,
+}
+
+impl VectorAggregate {
+    pub(crate) fn new(spec: BoundAggregate) -> VectorAggregate {
+        VectorAggregate {
+            spec,
+            state: WindowedState::new(),
+            watermark_us: NO_TIME,
+            rows_updated: 0,
+            rows_dropped_late: 0,
+        }
+    }
+
+    /// Folds a batch into the state; returns the output rows the batch
+    /// produces in update and complete mode (the groups it changed, or the
+    /// whole table).
+    pub(crate) fn process(&mut self, flight: &Flight) -> Result<Vec<Row>> {
+        let batch = &flight.batch;
+        let n = batch.num_rows();
+        let key_arrays = self
+            .spec
+            .keys
+            .iter()
+            .map(|k| k.eval_array(batch))
+            .collect::<Result<Vec<_>>>()?;
+        let keys: Vec<Col> = key_arrays.iter().map(Col::of).collect();
+        let arg_arrays = self
+            .spec
+            .aggs
+            .iter()
+            .map(|(f, arg, _)| match (f, arg) {
+                (AggFunc::CountStar, _) | (_, None) => Ok(None),
+                (_, Some(e)) => e.eval_array(batch).map(Some),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let args: Vec<Option<Col>> = arg_arrays.iter().map(|a| a.as_ref().map(Col::of)).collect();
+        let time_array = match &self.spec.window {
+            Some((_, e, _)) => Some(e.eval_array(batch)?),
+            None => None,
+        };
+        let times = time_array
+            .as_ref()
+            .map(|a| a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>());
+        let evicts = self.spec.evicts();
+        let shape = self.spec.window.as_ref().map(|(_, _, s)| *s);
+
+        let mut table: HashTable<usize> = HashTable::with_capacity(1024);
+        let mut slots: Vec<Slot> = Vec::new();
+        let spec = &self.spec;
+        let mut fold = |start: i64, i: usize, key_hash: u64, slots: &mut Vec<Slot>| {
+            let h = key_hash ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            let eq = |&s: &usize| {
+                slots[s].start == start && keys.iter().all(|k| k.eq_at(slots[s].row, i))
+            };
+            let slot = match table.find(h, eq) {
+                Some(&s) => s,
+                None => {
+                    slots.push(Slot {
+                        start,
+                        row: i,
+                        accs: spec.new_accumulators(),
+                    });
+                    let s = slots.len() - 1;
+                    let rehash = |&t: &usize| -> u64 {
+                        let mut kh = FxHasher::default();
+                        for k in &keys {
+                            k.hash_at(slots[t].row, &mut kh);
+                        }
+                        kh.finish() ^ (slots[t].start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                    };
+                    table.insert_unique(h, s, rehash);
+                    s
+                }
+            };
+            for (acc, arg) in slots[slot].accs.iter_mut().zip(&args) {
+                match arg {
+                    None => {
+                        if let Accumulator::Count(c) = acc {
+                            *c += 1;
+                        }
+                    }
+                    Some(col) => col.update(acc, i),
+                }
+            }
+        };
+        for i in 0..n {
+            let mut kh = FxHasher::default();
+            for k in &keys {
+                k.hash_at(i, &mut kh);
+            }
+            let key_hash = kh.finish();
+            match (shape, times) {
+                (None, _) => fold(GLOBAL_WINDOW, i, key_hash, &mut slots),
+                (Some(shape), Some(t)) => {
+                    if t.is_null(i) {
+                        continue;
+                    }
+                    let wm = flight.watermark_us.as_ref().map_or(NO_TIME, |w| w[i]);
+                    for start in shape.assign(t.value(i)) {
+                        if evicts && wm != NO_TIME && start.saturating_add(shape.size_us) <= wm {
+                            self.rows_dropped_late += 1;
+                            continue;
+                        }
+                        fold(start, i, key_hash, &mut slots);
+                    }
+                }
+                (Some(_), None) => {}
+            }
+        }
+
+        // Merge the batch's partial groups into the state store.
+        let mut out = Vec::new();
+        let emit_updates = self.spec.mode == OutputMode::Update;
+        for slot in slots {
+            let key: GroupKey = key_arrays
+                .iter()
+                .map(|a| value_at(a.as_ref(), slot.row))
+                .collect();
+            let (stored, group) = self
+                .state
+                .group_mut(slot.start, &key, || self.spec.new_accumulators());
+            for (acc, partial) in group.accs.iter_mut().zip(&slot.accs) {
+                acc.merge(partial);
+            }
+            self.rows_updated += 1;
+            if emit_updates {
+                out.push(self.spec.output_row(slot.start, stored, &group.accs));
+            }
+        }
+        if self.spec.mode == OutputMode::Complete {
+            out = self
+                .state
+                .iter()
+                .map(|(start, k, g)| self.spec.output_row(start, k, &g.accs))
+                .collect();
+        }
+        Ok(out)
+    }
+
+    /// Moves the watermark to `wm` at the end of a batch: closed windows are
+    /// dropped, and in append mode returned as the batch's output.
+    pub(crate) fn advance(&mut self, wm: i64) -> Vec<Row> {
+        let mut out = Vec::new();
+        if wm <= self.watermark_us {
+            return out;
+        }
+        self.watermark_us = wm;
+        if !self.spec.evicts() {
+            return out;
+        }
+        let emit = self.spec.mode == OutputMode::Append;
+        let spec = &self.spec;
+        self.state
+            .evict_closed(wm, spec.window_size(), |start, key, group| {
+                if emit {
+                    out.push(spec.output_row(start, key, &group.accs));
+                }
+            });
+        out
+    }
+}

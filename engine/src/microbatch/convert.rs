@@ -1,0 +1,158 @@
+//! Rows to Arrow record batches and back.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, BooleanBuilder, Date32Array, Date32Builder, Float64Array,
+    Float64Builder, Int64Array, Int64Builder, NullArray, StringArray, StringBuilder,
+    TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use crate::error::{EngineError, Result};
+use crate::schema::{DataType, Row, SchemaRef, Value};
+
+/// The value at `i` of an array of one of the engine's types.
+#[inline]
+pub fn value_at(array: &dyn Array, i: usize) -> Value {
+    if array.is_null(i) {
+        return Value::Null;
+    }
+    let any = array.as_any();
+    match array.data_type() {
+        DataType::Int64 => Value::Int64(any.downcast_ref::<Int64Array>().map_or(0, |a| a.value(i))),
+        DataType::Float64 => Value::Float64(
+            any.downcast_ref::<Float64Array>()
+                .map_or(0.0, |a| a.value(i)),
+        ),
+        DataType::Boolean => Value::Boolean(
+            any.downcast_ref::<BooleanArray>()
+                .is_some_and(|a| a.value(i)),
+        ),
+        DataType::Utf8 => any
+            .downcast_ref::<StringArray>()
+            .map_or(Value::Null, |a| Value::str(a.value(i))),
+        DataType::Timestamp(..) => Value::Timestamp(
+            any.downcast_ref::<TimestampMicrosecondArray>()
+                .map_or(0, |a| a.value(i)),
+        ),
+        DataType::Date32 => {
+            Value::Date(any.downcast_ref::<Date32Array>().map_or(0, |a| a.value(i)))
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Builds one column of `dt` from values produced by `get`.
+pub fn build_array(
+    dt: &DataType,
+    len: usize,
+    mut get: impl FnMut(usize) -> Value,
+) -> Result<ArrayRef> {
+    macro_rules! build {
+        ($builder:ty, $variant:ident) => {{
+            let mut b = <$builder>::with_capacity(len);
+            for i in 0..len {
+                match get(i) {
+                    Value::$variant(v) => b.append_value(v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }};
+    }
+    Ok(match dt {
+        DataType::Int64 => build!(Int64Builder, Int64),
+        DataType::Float64 => build!(Float64Builder, Float64),
+        DataType::Boolean => build!(BooleanBuilder, Boolean),
+        DataType::Date32 => build!(Date32Builder, Date),
+        DataType::Timestamp(_, tz) => {
+            let mut b = TimestampMicrosecondBuilder::with_capacity(len);
+            for i in 0..len {
+                match get(i) {
+                    Value::Timestamp(v) => b.append_value(v),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish().with_timezone_opt(tz.clone())) as ArrayRef
+        }
+        DataType::Utf8 => {
+            let mut b = StringBuilder::with_capacity(len, len * 8);
+            for i in 0..len {
+                match get(i) {
+                    Value::Utf8(s) => b.append_value(&*s),
+                    _ => b.append_null(),
+                }
+            }
+            Arc::new(b.finish()) as ArrayRef
+        }
+        DataType::Null => Arc::new(NullArray::new(len)) as ArrayRef,
+        other => {
+            return Err(EngineError::Eval(format!(
+                "type {other} cannot be built into a batch"
+            )))
+        }
+    })
+}
+
+/// Builds a record batch of `schema` from rows.
+pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(c, f)| build_array(f.data_type(), rows.len(), |i| rows[i][c].clone()))
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new_with_options(
+        schema.clone(),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows.len())),
+    )
+    .map_err(|e| EngineError::Eval(format!("cannot build a batch: {e}")))
+}
+
+/// The rows of a batch.
+pub fn batch_to_rows(batch: &RecordBatch) -> Vec<Row> {
+    (0..batch.num_rows())
+        .map(|i| {
+            batch
+                .columns()
+                .iter()
+                .map(|a| value_at(a.as_ref(), i))
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::row;
+    use crate::schema::{schema, timestamp_type};
+
+    #[test]
+    fn rows_round_trip_through_batches() {
+        let s = schema(&[
+            ("a", DataType::Int64),
+            ("b", DataType::Utf8),
+            ("c", timestamp_type()),
+            ("d", DataType::Float64),
+            ("e", DataType::Boolean),
+            ("f", DataType::Date32),
+        ]);
+        let rows = vec![
+            row![1i64, "x", Value::Timestamp(5), 1.5, true, Value::Date(3)],
+            row![
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ],
+        ];
+        let batch = rows_to_batch(&s, &rows).unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch_to_rows(&batch), rows);
+    }
+}

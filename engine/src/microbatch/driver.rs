@@ -1,0 +1,477 @@
+//! The micro-batch driver loop and its recovery.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::aggregate::VectorAggregate;
+use super::convert::{batch_to_rows, rows_to_batch};
+use super::exec::{run_ops, Flight, WatermarkTracker};
+use crate::checkpoint::{
+    CheckpointDir, EpochManifest, OffsetLogEntry, OperatorCommit, SourceCommit, FORMAT_VERSION,
+};
+use crate::clock::{now_ns, wall_now_ms, wall_now_us};
+use crate::continuous::{Control, TaskWaker};
+use crate::error::{EngineError, Result};
+use crate::io::{Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput};
+use crate::metrics::{
+    new_latency_histogram, EventTimeStats, LatencySummary, SinkProgress, SourceProgress,
+    StateOperatorProgress, StreamingQueryProgress,
+};
+use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
+use crate::query::{QueryShared, StreamingQuery};
+use crate::schema::{Row, NO_TIME};
+use crate::state::StateSnapshot;
+use crate::time::format_iso_ms;
+
+/// How long an as-fast-as-possible trigger waits before asking an idle
+/// source again.
+const IDLE_POLL: Duration = Duration::from_millis(10);
+
+/// The state file of a micro-batch aggregation.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct AggregateState {
+    watermark_us: i64,
+    state: StateSnapshot,
+}
+
+/// The watermark operator's state in a manifest.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WatermarkState {
+    max_event_time_us: i64,
+}
+
+/// Collects a range's rows with their ingest times.
+struct Collector {
+    rows: Vec<Row>,
+    ingest_ns: Vec<u64>,
+}
+
+impl SourceOutput for Collector {
+    fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()> {
+        self.rows.push(row);
+        self.ingest_ns.push(ingest_ns);
+        Ok(())
+    }
+}
+
+struct Driver {
+    source: Box<dyn Source>,
+    source_name: String,
+    sink: Box<dyn Sink>,
+    physical: PhysicalPlan,
+    source_schema: crate::schema::SchemaRef,
+    checkpoint: Option<CheckpointDir>,
+    config: QueryConfig,
+    control: Arc<Control>,
+    shared: Arc<QueryShared>,
+    waker: Arc<TaskWaker>,
+    tracker: WatermarkTracker,
+    aggregate: Option<VectorAggregate>,
+    next_batch: u64,
+    current: Option<SourceOffset>,
+    replay: Option<OffsetLogEntry>,
+    last_batch_at: Instant,
+}
+
+/// Starts a query in micro-batch mode.
+pub(crate) fn start(
+    mut source: Box<dyn Source>,
+    plan: LogicalPlan,
+    mut sink: Box<dyn Sink>,
+    config: QueryConfig,
+) -> Result<StreamingQuery> {
+    let physical = PhysicalPlan::new(&plan, &config, false)?;
+    let (checkpoint, query_id) = match &config.checkpoint {
+        Some(path) => {
+            let (dir, meta) = CheckpointDir::open(path)?;
+            (Some(dir), meta.id)
+        }
+        None => (None, uuid::Uuid::new_v4().to_string()),
+    };
+    let waker = Arc::new(TaskWaker::new());
+    let control = Arc::new(Control {
+        stop: AtomicBool::new(false),
+        abort: Arc::new(AtomicBool::new(false)),
+        requested_epoch: AtomicU64::new(0),
+        committed_epoch: AtomicU64::new(0),
+        wakers: vec![waker.clone()],
+    });
+    let shared = Arc::new(QueryShared::new(
+        query_id,
+        config.name.clone(),
+        control.clone(),
+    ));
+
+    // Recovery: the last committed batch, and a logged batch to re-run.
+    let mut tracker = WatermarkTracker {
+        max_event_time_us: NO_TIME,
+    };
+    let mut aggregate = physical
+        .aggregate
+        .as_ref()
+        .map(|(a, _)| VectorAggregate::new(a.spec.clone()));
+    let (manifest, logged) = match &checkpoint {
+        Some(dir) => (dir.latest_manifest()?, dir.latest_offset_log()?),
+        None => (None, None),
+    };
+    let committed = manifest.as_ref().map(|m| m.epoch);
+    if let (Some(m), Some(dir)) = (&manifest, &checkpoint) {
+        for op in &m.operators {
+            if let Some(file) = &op.file {
+                let bytes = dir.read_state(file)?;
+                let st: AggregateState = serde_json::from_slice(&bytes)
+                    .map_err(|e| EngineError::checkpoint(dir.root().join(file), e))?;
+                if let Some(agg) = aggregate.as_mut() {
+                    agg.state.apply(st.state);
+                    agg.watermark_us = st.watermark_us;
+                }
+            } else if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
+                tracker.max_event_time_us = w.max_event_time_us;
+            }
+        }
+    }
+    let current = manifest
+        .as_ref()
+        .and_then(|m| m.sources.iter().find(|s| s.name == plan.source_name))
+        .map(|s| s.offset.clone());
+    let replay = logged.filter(|l| Some(l.batch_id) > committed);
+    let next_batch = committed.map_or(0, |c| c + 1);
+    if let Some(r) = &replay {
+        tracing::info!(
+            batch = r.batch_id,
+            "re-running a logged batch that did not commit"
+        );
+    }
+    control
+        .committed_epoch
+        .store(committed.unwrap_or(0), Ordering::SeqCst);
+
+    source.open(
+        &SourceContext {
+            name: plan.source_name.clone(),
+            waker: waker.clone(),
+        },
+        current.as_ref(),
+    )?;
+    sink.open(
+        &SinkContext {
+            schema: physical.output_schema.clone(),
+            output_mode: config.output_mode,
+            key_columns: physical.key_columns.clone(),
+        },
+        manifest.as_ref().map(|m| &m.sink),
+    )?;
+    let driver = Driver {
+        source,
+        source_name: plan.source_name.clone(),
+        sink,
+        source_schema: plan.source_schema.clone(),
+        physical,
+        checkpoint,
+        config,
+        control: control.clone(),
+        shared: shared.clone(),
+        waker: waker.clone(),
+        tracker,
+        aggregate,
+        next_batch,
+        current,
+        replay,
+        last_batch_at: Instant::now(),
+    };
+    let name = driver.config.name.clone().unwrap_or_else(|| "query".into());
+    let task_shared = shared.clone();
+    let handle = thread::Builder::new()
+        .name(format!("runnel-{name}-microbatch"))
+        .spawn(move || {
+            waker.bind_current();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| driver.run()));
+            match outcome {
+                Ok(Ok(())) | Ok(Err(EngineError::Stopped)) => {}
+                Ok(Err(e)) => task_shared.fail(e),
+                Err(p) => task_shared.fail(EngineError::Panic(
+                    p.downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| p.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "the driver panicked".into()),
+                )),
+            }
+            task_shared.finish();
+        })
+        .map_err(|e| EngineError::Plan(format!("cannot start a thread: {e}")))?;
+    Ok(StreamingQuery::new(shared, vec![handle]))
+}
+
+fn ms_since(t: Instant) -> u64 {
+    t.elapsed().as_millis() as u64
+}
+
+impl Driver {
+    fn trigger_interval(&self) -> Option<Duration> {
+        match self.config.trigger {
+            Trigger::ProcessingTime(d) if !d.is_zero() => Some(d),
+            _ => None,
+        }
+    }
+
+    fn run(mut self) -> Result<()> {
+        loop {
+            if self.control.stop.load(Ordering::Acquire) {
+                break;
+            }
+            let batch_started = Instant::now();
+            let mut durations = BTreeMap::new();
+            let entry = match self.replay.take() {
+                Some(entry) => entry,
+                None => {
+                    let t = Instant::now();
+                    let latest = self.source.latest_offset()?;
+                    durations.insert("latestOffset".to_string(), ms_since(t));
+                    if Some(&latest) == self.current.as_ref()
+                        || (self.current.is_none() && latest == SourceOffset::default())
+                    {
+                        if self.config.trigger == Trigger::AvailableNow {
+                            break;
+                        }
+                        self.sleep(self.trigger_interval().unwrap_or(IDLE_POLL));
+                        continue;
+                    }
+                    let entry = OffsetLogEntry {
+                        version: FORMAT_VERSION,
+                        batch_id: self.next_batch,
+                        start: self
+                            .current
+                            .iter()
+                            .map(|o| SourceCommit {
+                                name: self.source_name.clone(),
+                                offset: o.clone(),
+                            })
+                            .collect(),
+                        end: vec![SourceCommit {
+                            name: self.source_name.clone(),
+                            offset: latest,
+                        }],
+                        written_at_ms: wall_now_ms(),
+                    };
+                    let t = Instant::now();
+                    if let Some(dir) = &self.checkpoint {
+                        dir.write_offset_log(&entry)?;
+                    }
+                    durations.insert("walCommit".to_string(), ms_since(t));
+                    entry
+                }
+            };
+            self.run_batch(entry, batch_started, durations)?;
+            if let Some(interval) = self.trigger_interval() {
+                let elapsed = batch_started.elapsed();
+                if elapsed < interval {
+                    self.sleep(interval - elapsed);
+                }
+            }
+        }
+        self.sink.close()
+    }
+
+    /// Sleeps up to `d`, waking early on a stop request.
+    fn sleep(&self, d: Duration) {
+        let control = &self.control;
+        self.waker
+            .park_unless(|| control.stop.load(Ordering::Acquire), d);
+    }
+
+    fn run_batch(
+        &mut self,
+        entry: OffsetLogEntry,
+        batch_started: Instant,
+        mut durations: BTreeMap<String, u64>,
+    ) -> Result<()> {
+        let batch_id = entry.batch_id;
+        let start = entry.start.first().map(|s| s.offset.clone());
+        let end = entry.end.first().map(|s| s.offset.clone()).ok_or_else(|| {
+            EngineError::Plan(format!("offset log entry {batch_id} names no range"))
+        })?;
+
+        // getBatch: exactly the logged range.
+        let t = Instant::now();
+        let mut input = Collector {
+            rows: Vec::new(),
+            ingest_ns: Vec::new(),
+        };
+        self.source.read_range(start.as_ref(), &end, &mut input)?;
+        let num_input_rows = input.rows.len() as u64;
+        let batch = rows_to_batch(&self.source_schema, &input.rows)?;
+        drop(input.rows);
+        durations.insert("getBatch".to_string(), ms_since(t));
+        durations.insert("queryPlanning".to_string(), 0);
+
+        // addBatch: run the plan and hand the output to the sink.
+        let t = Instant::now();
+        let flight = Flight {
+            batch,
+            ingest_ns: input.ingest_ns,
+            watermark_us: None,
+        };
+        let flight = run_ops(&self.physical.pre, flight, &mut self.tracker)?;
+        let (output, latency_ingest) = match self.aggregate.as_mut() {
+            None => {
+                let ingest = flight.ingest_ns.clone();
+                (flight, ingest)
+            }
+            Some(agg) => {
+                let mut rows = agg.process(&flight)?;
+                let delay = self.physical.pre.iter().find_map(|(op, _)| match op {
+                    PhysOp::Watermark { delay_us, .. } => Some(*delay_us),
+                    _ => None,
+                });
+                if let Some(delay) = delay {
+                    rows.extend(agg.advance(self.tracker.watermark(delay)));
+                }
+                let (agg_phys, _) = self.physical.aggregate.as_ref().expect("aggregate planned");
+                let now = now_ns();
+                let batch = rows_to_batch(&agg_phys.output_schema, &rows)?;
+                let n = rows.len();
+                let out = Flight {
+                    batch,
+                    ingest_ns: vec![now; n],
+                    watermark_us: None,
+                };
+                (out, flight.ingest_ns)
+            }
+        };
+        let output = run_ops(&self.physical.post, output, &mut self.tracker)?;
+        let rows = batch_to_rows(&output.batch);
+        let num_output_rows = rows.len() as u64;
+        for row in &rows {
+            self.sink.write(row)?;
+        }
+        let sink_state = self.sink.commit(batch_id)?;
+        let written = now_ns();
+        let mut latency = new_latency_histogram();
+        for ingest in &latency_ingest {
+            latency.saturating_record(written.saturating_sub(*ingest).max(1));
+        }
+        durations.insert("addBatch".to_string(), ms_since(t));
+
+        // commitOffsets: state, then the manifest.
+        let t = Instant::now();
+        let mut operators = Vec::new();
+        for (op, _) in &self.physical.pre {
+            if let PhysOp::Watermark { op_id, .. } = op {
+                operators.push(OperatorCommit {
+                    operator: *op_id,
+                    partition: 0,
+                    file: None,
+                    inline: serde_json::to_value(WatermarkState {
+                        max_event_time_us: self.tracker.max_event_time_us,
+                    })
+                    .unwrap_or_default(),
+                });
+            }
+        }
+        if let (Some(dir), Some(agg), Some((phys, _))) =
+            (&self.checkpoint, &self.aggregate, &self.physical.aggregate)
+        {
+            let file = AggregateState {
+                watermark_us: agg.watermark_us,
+                state: agg.state.snapshot(),
+            };
+            let bytes =
+                serde_json::to_vec(&file).map_err(|e| EngineError::checkpoint(dir.root(), e))?;
+            let rel = dir.write_state(
+                batch_id,
+                &format!("aggregate-{}-0.json", phys.op_id),
+                &bytes,
+            )?;
+            operators.push(OperatorCommit {
+                operator: phys.op_id,
+                partition: 0,
+                file: Some(rel),
+                inline: serde_json::Value::Null,
+            });
+        }
+        if let Some(dir) = &self.checkpoint {
+            dir.write_manifest(&EpochManifest {
+                version: FORMAT_VERSION,
+                epoch: batch_id,
+                committed_at_ms: wall_now_ms(),
+                sources: vec![SourceCommit {
+                    name: self.source_name.clone(),
+                    offset: end.clone(),
+                }],
+                operators,
+                sink: sink_state,
+            })?;
+            if let Err(e) = dir.purge(self.config.retain_epochs) {
+                tracing::warn!("could not purge old batches: {e}");
+            }
+        }
+        durations.insert("commitOffsets".to_string(), ms_since(t));
+        self.source.commit(&end)?;
+        self.control
+            .committed_epoch
+            .store(batch_id, Ordering::SeqCst);
+
+        let trigger_ms = batch_started.elapsed().as_secs_f64() * 1000.0;
+        durations.insert("triggerExecution".to_string(), trigger_ms as u64);
+        let since_last = self.last_batch_at.elapsed().as_secs_f64().max(1e-9);
+        self.last_batch_at = Instant::now();
+        let input_rate = num_input_rows as f64 / since_last;
+        let processed_rate = num_input_rows as f64 / (trigger_ms / 1000.0).max(1e-9);
+        let watermark = self
+            .aggregate
+            .as_ref()
+            .map(|a| a.watermark_us)
+            .filter(|w| *w != NO_TIME);
+        let progress = StreamingQueryProgress {
+            id: self.shared.id.clone(),
+            run_id: self.shared.run_id.clone(),
+            name: self.shared.name.clone(),
+            timestamp: format_iso_ms(wall_now_us()),
+            batch_id,
+            num_input_rows,
+            input_rows_per_second: input_rate,
+            processed_rows_per_second: processed_rate,
+            duration_ms: durations,
+            event_time: EventTimeStats {
+                watermark: watermark.map(format_iso_ms),
+                max: Some(self.tracker.max_event_time_us)
+                    .filter(|t| *t != NO_TIME)
+                    .map(format_iso_ms),
+            },
+            state_operators: self
+                .aggregate
+                .as_mut()
+                .map(|a| {
+                    vec![StateOperatorProgress {
+                        operator_name: "stateStoreSave".into(),
+                        num_rows_total: a.state.num_groups() as u64,
+                        num_rows_updated: std::mem::take(&mut a.rows_updated),
+                        num_rows_dropped_by_watermark: std::mem::take(&mut a.rows_dropped_late),
+                        num_partitions: 1,
+                    }]
+                })
+                .unwrap_or_default(),
+            sources: vec![SourceProgress {
+                description: self.source.describe(),
+                start_offset: start.map(|s| s.0).unwrap_or_default(),
+                end_offset: end.0.clone(),
+                num_input_rows,
+                input_rows_per_second: input_rate,
+                processed_rows_per_second: processed_rate,
+                metrics: self.source.metrics().into_iter().collect(),
+            }],
+            sink: SinkProgress {
+                description: self.sink.describe(),
+                num_output_rows,
+            },
+            latency_micros: LatencySummary::of(&latency),
+        };
+        self.shared.push_progress(progress, &latency);
+        self.current = Some(end);
+        self.next_batch = batch_id + 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,150 @@
+//! Stateless operators over Arrow batches.
+//!
+//! A batch in flight carries, beside its columns, each row's ingest time
+//! (for latency) and, after a watermark operator, the watermark in force
+//! before each row: the same per-row watermark continuous mode stamps on its
+//! events, so lateness is decided identically in both modes.
+
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
+use arrow::compute::filter;
+use arrow::datatypes::{Field, Schema};
+use arrow::record_batch::{RecordBatch, RecordBatchOptions};
+
+use super::convert::{batch_to_rows, rows_to_batch, value_at};
+use crate::error::{EngineError, Result};
+use crate::plan::PhysOp;
+use crate::schema::{Row, NO_TIME};
+
+/// A batch moving through the plan, with per-row times.
+pub(crate) struct Flight {
+    pub(crate) batch: RecordBatch,
+    pub(crate) ingest_ns: Vec<u64>,
+    pub(crate) watermark_us: Option<Vec<i64>>,
+}
+
+fn arrow_err(e: arrow::error::ArrowError) -> EngineError {
+    EngineError::Eval(e.to_string())
+}
+
+/// A batch from arrays, named positionally (operators bind by index).
+pub(crate) fn batch_of(columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
+    let fields: Vec<Field> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
+        .collect();
+    RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(fields)),
+        columns,
+        &RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
+    .map_err(arrow_err)
+}
+
+fn keep<T: Copy>(values: &[T], mask: &BooleanArray) -> Vec<T> {
+    values
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
+        .map(|(_, v)| *v)
+        .collect()
+}
+
+/// The per-row watermark operator's carried state.
+#[derive(Debug)]
+pub(crate) struct WatermarkTracker {
+    pub(crate) max_event_time_us: i64,
+}
+
+impl WatermarkTracker {
+    pub(crate) fn watermark(&self, delay_us: i64) -> i64 {
+        if self.max_event_time_us == NO_TIME {
+            NO_TIME
+        } else {
+            self.max_event_time_us.saturating_sub(delay_us)
+        }
+    }
+}
+
+/// Runs `ops` over a flight. `tracker` is the watermark operator's state (the
+/// plan has at most one).
+pub(crate) fn run_ops(
+    ops: &[(PhysOp, String)],
+    mut flight: Flight,
+    tracker: &mut WatermarkTracker,
+) -> Result<Flight> {
+    for (op, _) in ops {
+        let n = flight.batch.num_rows();
+        flight = match op {
+            PhysOp::Filter(predicate) => {
+                let mask = predicate.eval_array(&flight.batch)?;
+                let mask = mask
+                    .as_boolean_opt()
+                    .cloned()
+                    .unwrap_or_else(|| BooleanArray::new_null(n));
+                let columns = flight
+                    .batch
+                    .columns()
+                    .iter()
+                    .map(|c| filter(c.as_ref(), &mask).map_err(arrow_err))
+                    .collect::<Result<Vec<_>>>()?;
+                let ingest_ns = keep(&flight.ingest_ns, &mask);
+                let rows = ingest_ns.len();
+                Flight {
+                    batch: batch_of(columns, rows)?,
+                    watermark_us: flight.watermark_us.as_ref().map(|w| keep(w, &mask)),
+                    ingest_ns,
+                }
+            }
+            PhysOp::Project(exprs) => {
+                let columns = exprs
+                    .iter()
+                    .map(|e| e.eval_array(&flight.batch))
+                    .collect::<Result<Vec<_>>>()?;
+                Flight {
+                    batch: batch_of(columns, n)?,
+                    ..flight
+                }
+            }
+            PhysOp::FlatMap(func, schema) => {
+                let rows = batch_to_rows(&flight.batch);
+                let mut out: Vec<Row> = Vec::new();
+                let mut ingest = Vec::new();
+                let mut wms = Vec::new();
+                for (i, row) in rows.iter().enumerate() {
+                    func(row, &mut |r| {
+                        out.push(r);
+                        ingest.push(flight.ingest_ns[i]);
+                        if let Some(w) = &flight.watermark_us {
+                            wms.push(w[i]);
+                        }
+                    });
+                }
+                Flight {
+                    batch: rows_to_batch(schema, &out)?,
+                    ingest_ns: ingest,
+                    watermark_us: flight.watermark_us.as_ref().map(|_| wms),
+                }
+            }
+            PhysOp::Watermark {
+                column, delay_us, ..
+            } => {
+                let times = flight.batch.column(*column);
+                let mut wms = Vec::with_capacity(n);
+                for i in 0..n {
+                    wms.push(tracker.watermark(*delay_us));
+                    if let Some(ts) = value_at(times.as_ref(), i).as_i64() {
+                        tracker.max_event_time_us = tracker.max_event_time_us.max(ts);
+                    }
+                }
+                Flight {
+                    watermark_us: Some(wms),
+                    ..flight
+                }
+            }
+        };
+    }
+    Ok(flight)
+}

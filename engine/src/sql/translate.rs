@@ -1,0 +1,595 @@
+//! Translation of sqlparser expressions into the SQL expression tree.
+//!
+//! Owns what expression syntax the front end accepts: literals, operators,
+//! `CAST`, `IS [NOT] NULL`, `BETWEEN`, `IN (...)`, the supported functions
+//! with their arities and literal arguments, table-qualified column names
+//! and `window.start` / `window.end`. Everything else is rejected with an
+//! error naming the construct and pointing at it. It must not look at the
+//! input schema (columns are resolved when the query is applied).
+
+use sqlparser::ast::{
+    self, BinaryOperator, CastKind, DuplicateTreatment, FunctionArg, FunctionArgExpr,
+    FunctionArguments, Ident, ObjectNamePart, Spanned, UnaryOperator,
+};
+use sqlparser::keywords::Keyword;
+
+use super::error::{error_at, Span};
+use super::ir::{AggKind, Kind, Node, WindowCall, WindowPart};
+use super::tokens::Tokens;
+use crate::error::{EngineError, Result};
+use crate::expr::{BinaryOp, ScalarFunction};
+use crate::plan::WindowShape;
+use crate::schema::{timestamp_type, DataType, Value};
+
+/// The functions a query may call, as listed in error messages.
+pub(crate) const SUPPORTED_FUNCTIONS: &str =
+    "count, sum, avg, min, max, round, lower, upper, date_format, window";
+
+/// What a translation needs to know about the query.
+pub(crate) struct Cx<'a> {
+    pub(crate) sql: &'a str,
+    pub(crate) tokens: &'a Tokens,
+    /// The FROM table's name parts, as written.
+    pub(crate) table: &'a [String],
+    /// The FROM table's alias.
+    pub(crate) alias: Option<&'a str>,
+}
+
+/// A function argument: `*` or an expression.
+enum Arg<'e> {
+    Star(Span),
+    Expr(&'e ast::Expr),
+}
+
+impl<'a> Cx<'a> {
+    /// An error at `span`.
+    pub(crate) fn err(&self, span: Span, msg: impl std::fmt::Display) -> EngineError {
+        error_at(self.sql, span, msg)
+    }
+
+    /// The error for a subquery, pointing at its SELECT.
+    pub(crate) fn subquery_error(&self, q: &ast::Query, fallback: Span) -> EngineError {
+        let span = match &*q.body {
+            ast::SetExpr::Select(s) => s.select_token.0.span.into(),
+            _ => fallback,
+        };
+        self.err(span, "subqueries are not supported on a streaming query")
+    }
+
+    /// Translates one expression.
+    pub(crate) fn expr(&self, e: &ast::Expr) -> Result<Node> {
+        use ast::Expr as E;
+        let span = self.tokens.expr_span(e);
+        let node = |kind: Kind| Ok(Node::new(kind, span));
+        match e {
+            E::Identifier(id) => node(Kind::Column(id.value.clone())),
+            E::CompoundIdentifier(parts) => self.compound(parts, span),
+            E::Value(v) => self.value(&v.value, span),
+            E::TypedString(t) => self.typed_string(t, span),
+            E::BinaryOp { left, op, right } => {
+                let op = match op {
+                    BinaryOperator::Plus => BinaryOp::Add,
+                    BinaryOperator::Minus => BinaryOp::Sub,
+                    BinaryOperator::Multiply => BinaryOp::Mul,
+                    BinaryOperator::Divide => BinaryOp::Div,
+                    BinaryOperator::Modulo => BinaryOp::Mod,
+                    BinaryOperator::Eq => BinaryOp::Eq,
+                    BinaryOperator::NotEq => BinaryOp::NotEq,
+                    BinaryOperator::Lt => BinaryOp::Lt,
+                    BinaryOperator::LtEq => BinaryOp::LtEq,
+                    BinaryOperator::Gt => BinaryOp::Gt,
+                    BinaryOperator::GtEq => BinaryOp::GtEq,
+                    BinaryOperator::And => BinaryOp::And,
+                    BinaryOperator::Or => BinaryOp::Or,
+                    other => {
+                        let at = self.tokens.expr_span(left).end;
+                        let op_span = self.tokens.next_token(at).unwrap_or(span);
+                        return Err(self.err(
+                            op_span,
+                            format!(
+                                "operator `{other}` is not supported; supported: \
+                                 + - * / % = != <> < <= > >= AND OR NOT"
+                            ),
+                        ));
+                    }
+                };
+                node(Kind::Binary {
+                    op,
+                    left: Box::new(self.expr(left)?),
+                    right: Box::new(self.expr(right)?),
+                })
+            }
+            E::UnaryOp { op, expr } => {
+                let inner = self.expr(expr)?;
+                match op {
+                    UnaryOperator::Minus => match inner.kind {
+                        // Spark folds a minus sign into a number literal.
+                        Kind::Literal(Value::Int64(v)) => {
+                            node(Kind::Literal(Value::Int64(v.wrapping_neg())))
+                        }
+                        Kind::Literal(Value::Float64(v)) => node(Kind::Literal(Value::Float64(-v))),
+                        _ => node(Kind::Negate(Box::new(inner))),
+                    },
+                    UnaryOperator::Plus => node(inner.kind),
+                    UnaryOperator::Not | UnaryOperator::BangNot => node(Kind::Not(Box::new(inner))),
+                    other => Err(self.err(span, format!("operator `{other}` is not supported"))),
+                }
+            }
+            E::Nested(inner) => Ok(Node::new(self.expr(inner)?.kind, span)),
+            E::IsNull(x) => node(Kind::IsNull(Box::new(self.expr(x)?))),
+            E::IsNotNull(x) => node(Kind::IsNotNull(Box::new(self.expr(x)?))),
+            E::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => node(Kind::Between {
+                expr: Box::new(self.expr(expr)?),
+                low: Box::new(self.expr(low)?),
+                high: Box::new(self.expr(high)?),
+                negated: *negated,
+            }),
+            E::InList {
+                expr,
+                list,
+                negated,
+            } => node(Kind::InList {
+                expr: Box::new(self.expr(expr)?),
+                list: list.iter().map(|x| self.expr(x)).collect::<Result<_>>()?,
+                negated: *negated,
+            }),
+            E::Cast {
+                kind,
+                expr,
+                data_type,
+                format,
+                ..
+            } => {
+                if format.is_some() {
+                    return Err(self.err(span, "CAST ... FORMAT is not supported"));
+                }
+                if *kind == CastKind::SafeCast {
+                    return Err(self.err(span, "SAFE_CAST is not supported; use CAST"));
+                }
+                let (to, type_name) = cast_type(data_type).ok_or_else(|| {
+                    self.err(
+                        span,
+                        format!(
+                            "cannot cast to `{data_type}`; supported types: string, int, \
+                             bigint, double, boolean, timestamp, date"
+                        ),
+                    )
+                })?;
+                node(Kind::Cast {
+                    expr: Box::new(self.expr(expr)?),
+                    to,
+                    type_name,
+                })
+            }
+            E::Function(f) => self.function(f, span),
+            E::Subquery(q) => Err(self.subquery_error(q, span)),
+            E::Exists { subquery, .. } | E::InSubquery { subquery, .. } => {
+                Err(self.subquery_error(subquery, span))
+            }
+            E::GroupingSets(_) | E::Cube(_) | E::Rollup(_) => {
+                let kw = match e {
+                    E::GroupingSets(_) => Keyword::GROUPING,
+                    E::Cube(_) => Keyword::CUBE,
+                    _ => Keyword::ROLLUP,
+                };
+                let at = self.tokens.keyword(kw, span.start, false).unwrap_or(span);
+                Err(self.err(
+                    at,
+                    "GROUPING SETS, ROLLUP and CUBE are not supported on a streaming query",
+                ))
+            }
+            other => Err(self.err(
+                span,
+                format!("{} is not supported", describe_unsupported(other)),
+            )),
+        }
+    }
+
+    /// `t.col`, `alias.col`, `window.start`, `window.end`.
+    fn compound(&self, parts: &[Ident], span: Span) -> Result<Node> {
+        let n = self.qualifier_len(parts);
+        let rest = &parts[n..];
+        match rest {
+            [c] if n > 0 => Ok(Node::new(Kind::Column(c.value.clone()), span)),
+            [w, field] if w.value.eq_ignore_ascii_case("window") => {
+                let part = if field.value.eq_ignore_ascii_case("start") {
+                    WindowPart::Start
+                } else if field.value.eq_ignore_ascii_case("end") {
+                    WindowPart::End
+                } else {
+                    return Err(self.err(
+                        field.span.into(),
+                        format!(
+                            "window has no field `{}`; use window.start or window.end",
+                            field.value
+                        ),
+                    ));
+                };
+                Ok(Node::new(Kind::WindowField(part), span))
+            }
+            _ if n == 0 => {
+                let from = match self.alias {
+                    Some(a) => format!("`{}` AS `{a}`", self.table.join(".")),
+                    None => format!("`{}`", self.table.join(".")),
+                };
+                Err(self.err(
+                    parts[0].span.into(),
+                    format!(
+                        "table or alias `{}` cannot be resolved; the query reads {from}",
+                        parts[0].value
+                    ),
+                ))
+            }
+            _ => Err(self.err(
+                span,
+                format!(
+                    "nested field access `{}` is not supported",
+                    parts
+                        .iter()
+                        .map(|p| p.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(".")
+                ),
+            )),
+        }
+    }
+
+    /// How many leading parts of `parts` name the FROM table (0 if none),
+    /// leaving at least one part for the column.
+    pub(crate) fn qualifier_len(&self, parts: &[Ident]) -> usize {
+        (1..parts.len())
+            .find(|&k| self.names_table(&parts[..k]))
+            .unwrap_or(0)
+    }
+
+    /// Whether `parts` name the FROM table: its alias when it has one (as in
+    /// Spark), else its full name or its last part.
+    pub(crate) fn names_table(&self, parts: &[Ident]) -> bool {
+        let eq = |a: &Ident, b: &String| a.value.eq_ignore_ascii_case(b);
+        if let Some(alias) = self.alias {
+            return parts.len() == 1 && parts[0].value.eq_ignore_ascii_case(alias);
+        }
+        let t = self.table;
+        (parts.len() == t.len() && parts.iter().zip(t).all(|(p, n)| eq(p, n)))
+            || (parts.len() == 1 && t.last().is_some_and(|last| eq(&parts[0], last)))
+    }
+
+    fn value(&self, v: &ast::Value, span: Span) -> Result<Node> {
+        use ast::Value as V;
+        let lit = |v: Value| Ok(Node::new(Kind::Literal(v), span));
+        match v {
+            V::Number(text, _) => {
+                let is_int = !text.contains(['.', 'e', 'E']);
+                match (is_int, text.parse::<i64>(), text.parse::<f64>()) {
+                    (true, Ok(i), _) => lit(Value::Int64(i)),
+                    (_, _, Ok(f)) => lit(Value::Float64(f)),
+                    _ => Err(self.err(span, format!("`{text}` is not a number"))),
+                }
+            }
+            V::SingleQuotedString(s)
+            | V::EscapedStringLiteral(s)
+            | V::UnicodeStringLiteral(s)
+            | V::NationalStringLiteral(s)
+            | V::TripleSingleQuotedString(s)
+            | V::TripleDoubleQuotedString(s) => lit(Value::str(s)),
+            // Double quotes delimit identifiers (ANSI), not strings.
+            V::DoubleQuotedString(s) => Ok(Node::new(Kind::Column(s.clone()), span)),
+            V::Boolean(b) => lit(Value::Boolean(*b)),
+            V::Null => lit(Value::Null),
+            other => Err(self.err(span, format!("literal `{other}` is not supported"))),
+        }
+    }
+
+    /// `TIMESTAMP '2011-01-01 00:00:00'`, `DATE '2011-01-01'`.
+    fn typed_string(&self, t: &ast::TypedString, span: Span) -> Result<Node> {
+        let text = match &t.value.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let value = match &t.data_type {
+            ast::DataType::Timestamp(..)
+            | ast::DataType::TimestampNtz(_)
+            | ast::DataType::Datetime(_) => {
+                crate::time::parse_timestamp_us(&text).map(Value::Timestamp)
+            }
+            ast::DataType::Date => crate::time::parse_date(&text).map(Value::Date),
+            other => {
+                return Err(self.err(span, format!("`{other} '...'` literals are not supported")))
+            }
+        };
+        match value {
+            Some(v) => Ok(Node::new(Kind::Literal(v), span)),
+            None => Err(self.err(
+                t.value.span.into(),
+                format!("'{text}' is not a valid {}", t.data_type),
+            )),
+        }
+    }
+
+    fn function(&self, f: &ast::Function, span: Span) -> Result<Node> {
+        let name_span: Span = f.name.span().into();
+        let name = match f.name.0.as_slice() {
+            [ObjectNamePart::Identifier(id)] => id.value.to_ascii_lowercase(),
+            _ => {
+                return Err(self.err(
+                    name_span,
+                    format!(
+                        "function `{}` is not supported; supported: {SUPPORTED_FUNCTIONS}",
+                        f.name
+                    ),
+                ))
+            }
+        };
+        if f.over.is_some() {
+            let at = self
+                .tokens
+                .keyword(Keyword::OVER, name_span.end, false)
+                .unwrap_or(span);
+            return Err(self.err(
+                at,
+                format!("window functions (`{name}(...) OVER ...`) are not supported on a streaming query"),
+            ));
+        }
+        if f.filter.is_some() {
+            let at = self
+                .tokens
+                .keyword(Keyword::FILTER, name_span.end, false)
+                .unwrap_or(span);
+            return Err(self.err(at, "FILTER (WHERE ...) on aggregates is not supported"));
+        }
+        if !f.within_group.is_empty() || f.null_treatment.is_some() {
+            return Err(self.err(
+                span,
+                format!("`{name}` with WITHIN GROUP or IGNORE/RESPECT NULLS is not supported"),
+            ));
+        }
+        if !matches!(f.parameters, FunctionArguments::None) {
+            return Err(self.err(span, format!("parameters of `{name}` are not supported")));
+        }
+        let raw: &[FunctionArg] = match &f.args {
+            FunctionArguments::List(l) => {
+                if l.duplicate_treatment == Some(DuplicateTreatment::Distinct) {
+                    let at = self
+                        .tokens
+                        .keyword(Keyword::DISTINCT, name_span.end, false)
+                        .unwrap_or(span);
+                    return Err(self.err(
+                        at,
+                        format!("`{name}(DISTINCT ...)` is not supported on a streaming query"),
+                    ));
+                }
+                if let Some(c) = l.clauses.first() {
+                    return Err(self.err(
+                        span,
+                        format!("`{c}` inside a function call is not supported"),
+                    ));
+                }
+                &l.args
+            }
+            FunctionArguments::None => &[],
+            FunctionArguments::Subquery(q) => return Err(self.subquery_error(q, span)),
+        };
+        let mut args = Vec::with_capacity(raw.len());
+        for a in raw {
+            match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => args.push(Arg::Expr(e)),
+                FunctionArg::Unnamed(FunctionArgExpr::Wildcard) => {
+                    let at = self.tokens.star_in(span).unwrap_or(span);
+                    args.push(Arg::Star(at));
+                }
+                other => {
+                    return Err(self.err(
+                        span,
+                        format!("argument `{other}` of `{name}` is not supported"),
+                    ))
+                }
+            }
+        }
+        let agg = match name.as_str() {
+            "count" => Some(AggKind::Count),
+            "sum" => Some(AggKind::Sum),
+            "avg" => Some(AggKind::Avg),
+            "min" => Some(AggKind::Min),
+            "max" => Some(AggKind::Max),
+            _ => None,
+        };
+        if let Some(func) = agg {
+            return match (func, args.as_slice()) {
+                (AggKind::Count, [Arg::Star(_)]) => {
+                    Ok(Node::new(Kind::Aggregate { func, arg: None }, span))
+                }
+                (_, [Arg::Expr(e)]) => Ok(Node::new(
+                    Kind::Aggregate {
+                        func,
+                        arg: Some(Box::new(self.expr(e)?)),
+                    },
+                    span,
+                )),
+                (_, [Arg::Star(at)]) => Err(self.err(
+                    *at,
+                    format!("`*` is only allowed in count(*), not in {name}"),
+                )),
+                _ => Err(self.arity(&name, "1", args.len(), span)),
+            };
+        }
+        match name.as_str() {
+            "round" => {
+                let (x, digits) = match args.as_slice() {
+                    [x] => (
+                        self.arg(x)?,
+                        Node::new(Kind::Literal(Value::Int64(0)), span),
+                    ),
+                    [x, d] => {
+                        let d = self.arg(d)?;
+                        if !matches!(d.kind, Kind::Literal(Value::Int64(_))) {
+                            return Err(self.err(
+                                d.span,
+                                "the second argument of round must be an integer literal",
+                            ));
+                        }
+                        (self.arg(x)?, d)
+                    }
+                    _ => return Err(self.arity(&name, "1 or 2", args.len(), span)),
+                };
+                self.scalar(ScalarFunction::Round, vec![x, digits], span)
+            }
+            "lower" | "upper" => {
+                let [x] = args.as_slice() else {
+                    return Err(self.arity(&name, "1", args.len(), span));
+                };
+                let func = if name == "lower" {
+                    ScalarFunction::Lower
+                } else {
+                    ScalarFunction::Upper
+                };
+                let x = self.arg(x)?;
+                self.scalar(func, vec![x], span)
+            }
+            "date_format" => {
+                let [x, p] = args.as_slice() else {
+                    return Err(self.arity(&name, "2", args.len(), span));
+                };
+                let (pattern, pspan) = self.string_arg(p, "the pattern of date_format", span)?;
+                crate::time::spark_pattern_to_chrono(&pattern).map_err(|e| self.err(pspan, e))?;
+                let x = self.arg(x)?;
+                let p = Node::new(Kind::Literal(Value::str(&pattern)), pspan);
+                self.scalar(ScalarFunction::DateFormat, vec![x, p], span)
+            }
+            "window" => self.window(&args, span),
+            _ => Err(self.err(
+                name_span,
+                format!("function `{name}` is not supported; supported: {SUPPORTED_FUNCTIONS}"),
+            )),
+        }
+    }
+
+    fn scalar(&self, func: ScalarFunction, args: Vec<Node>, span: Span) -> Result<Node> {
+        Ok(Node::new(Kind::Function { func, args }, span))
+    }
+
+    /// `window(time, size[, slide[, start]])`.
+    fn window(&self, args: &[Arg<'_>], span: Span) -> Result<Node> {
+        if !(2..=4).contains(&args.len()) {
+            return Err(self.arity("window", "2 to 4", args.len(), span));
+        }
+        let time = self.arg(&args[0])?;
+        let what = [
+            "",
+            "the window duration",
+            "the slide duration",
+            "the start time",
+        ];
+        let mut texts = Vec::new();
+        for (i, a) in args.iter().enumerate().skip(1) {
+            let (text, at) = self.string_arg(a, what[i], span)?;
+            crate::time::parse_duration_us(&text)
+                .map_err(|e| self.err(at, format!("{}: {e}", what[i])))?;
+            texts.push(text);
+        }
+        WindowShape::parse(
+            &texts[0],
+            texts.get(1).map(String::as_str),
+            texts.get(2).map(String::as_str),
+        )
+        .map_err(|e| match e {
+            EngineError::Plan(m) => self.err(span, m),
+            other => other,
+        })?;
+        let mut texts = texts.into_iter();
+        let call = WindowCall {
+            time,
+            size: texts.next().unwrap_or_default(),
+            slide: texts.next(),
+            start: texts.next(),
+        };
+        Ok(Node::new(Kind::Window(Box::new(call)), span))
+    }
+
+    fn arg(&self, a: &Arg<'_>) -> Result<Node> {
+        match a {
+            Arg::Expr(e) => self.expr(e),
+            Arg::Star(at) => Err(self.err(*at, "`*` is only allowed in count(*)")),
+        }
+    }
+
+    /// A string literal argument ('...' or "..."), with its span.
+    fn string_arg(&self, a: &Arg<'_>, what: &str, call: Span) -> Result<(String, Span)> {
+        let e = match a {
+            Arg::Expr(e) => e,
+            Arg::Star(at) => return Err(self.err(*at, format!("{what} must be a string literal"))),
+        };
+        let at = self.tokens.expr_span(e);
+        match e {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => {
+                    Ok((s.clone(), at))
+                }
+                _ => Err(self.err(at, format!("{what} must be a string literal"))),
+            },
+            _ => Err(self.err(
+                if at.is_none() { call } else { at },
+                format!("{what} must be a string literal"),
+            )),
+        }
+    }
+
+    fn arity(&self, name: &str, expected: &str, given: usize, span: Span) -> EngineError {
+        let s = if expected == "1" { "" } else { "s" };
+        self.err(
+            span,
+            format!("function `{name}` takes {expected} argument{s}, but {given} were given"),
+        )
+    }
+}
+
+/// The runnel type and Spark's name for a CAST target.
+fn cast_type(t: &ast::DataType) -> Option<(DataType, &'static str)> {
+    use ast::DataType as T;
+    Some(match t {
+        T::String(_) | T::Varchar(_) | T::Text | T::Char(_) => (DataType::Utf8, "STRING"),
+        T::Int(_) | T::Integer(_) | T::Int32 => (DataType::Int64, "INT"),
+        T::BigInt(_) | T::Int64 | T::Int8(_) => (DataType::Int64, "BIGINT"),
+        T::SmallInt(_) => (DataType::Int64, "SMALLINT"),
+        T::TinyInt(_) => (DataType::Int64, "TINYINT"),
+        T::Double(_) | T::DoublePrecision | T::Float64 | T::Float8 => (DataType::Float64, "DOUBLE"),
+        T::Float(_) | T::Real | T::Float32 | T::Float4 => (DataType::Float64, "FLOAT"),
+        T::Boolean | T::Bool => (DataType::Boolean, "BOOLEAN"),
+        T::Timestamp(..) | T::TimestampNtz(_) | T::Datetime(_) => (timestamp_type(), "TIMESTAMP"),
+        T::Date => (DataType::Date32, "DATE"),
+        _ => return None,
+    })
+}
+
+/// A short name for an expression kind the front end does not support.
+fn describe_unsupported(e: &ast::Expr) -> String {
+    use ast::Expr as E;
+    let name = match e {
+        E::Like { .. } => "LIKE",
+        E::ILike { .. } => "ILIKE",
+        E::RLike { .. } => "RLIKE",
+        E::SimilarTo { .. } => "SIMILAR TO",
+        E::Case { .. } => "CASE",
+        E::Interval(_) => "INTERVAL",
+        E::Extract { .. } => "EXTRACT",
+        E::Substring { .. } => "SUBSTRING",
+        E::Trim { .. } => "TRIM",
+        E::Ceil { .. } => "CEIL",
+        E::Floor { .. } => "FLOOR",
+        E::Position { .. } => "POSITION",
+        E::AtTimeZone { .. } => "AT TIME ZONE",
+        E::IsTrue(_) | E::IsNotTrue(_) | E::IsFalse(_) | E::IsNotFalse(_) => "IS [NOT] TRUE/FALSE",
+        E::IsUnknown(_) | E::IsNotUnknown(_) => "IS [NOT] UNKNOWN",
+        E::IsDistinctFrom(..) | E::IsNotDistinctFrom(..) => "IS [NOT] DISTINCT FROM",
+        E::Tuple(_) => "a tuple",
+        E::Array(_) => "an array",
+        E::Map(_) => "a map",
+        E::Struct { .. } => "a struct",
+        _ => return format!("expression `{e}`"),
+    };
+    format!("`{name}`")
+}
