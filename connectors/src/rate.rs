@@ -26,9 +26,14 @@ pub struct RateSource {
     start_wall_us: i64,
     resumed_at: u64,
     schedule_origin_ns: u64,
+    fixed_start_us: Option<i64>,
 }
 
 impl RateSource {
+    fn offset_of(&self, value: u64) -> SourceOffset {
+        SourceOffset(serde_json::json!({ "value": value, "start_us": self.start_wall_us }))
+    }
+
     /// A generator of `rows_per_second` rows, without end.
     pub fn new(rows_per_second: u64) -> RateSource {
         RateSource {
@@ -38,12 +43,20 @@ impl RateSource {
             start_wall_us: 0,
             resumed_at: 0,
             schedule_origin_ns: 0,
+            fixed_start_us: None,
         }
     }
 
     /// Stops after `rows` rows in total (the source is then exhausted).
     pub fn with_limit(mut self, rows: u64) -> RateSource {
         self.limit = Some(rows);
+        self
+    }
+
+    /// Fixes the event time of value 0 (µs since the epoch) instead of taking
+    /// the wall clock at the first start: runs become reproducible.
+    pub fn with_start_time(mut self, start_us: i64) -> RateSource {
+        self.fixed_start_us = Some(start_us);
         self
     }
 
@@ -73,7 +86,7 @@ impl Source for RateSource {
     }
 
     fn open(&mut self, _ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()> {
-        self.start_wall_us = wall_now_us();
+        self.start_wall_us = self.fixed_start_us.unwrap_or_else(wall_now_us);
         if let Some(offset) = start {
             self.next = offset.0["value"].as_u64().unwrap_or(0);
             if let Some(s) = offset.0["start_us"].as_i64() {
@@ -111,7 +124,45 @@ impl Source for RateSource {
     }
 
     fn offset(&self) -> SourceOffset {
-        SourceOffset(serde_json::json!({ "value": self.next, "start_us": self.start_wall_us }))
+        self.offset_of(self.next)
+    }
+
+    fn is_exhausted(&self) -> bool {
+        self.limit.is_some_and(|l| self.next >= l)
+    }
+
+    /// Micro-batch: every row scheduled up to now.
+    fn latest_offset(&mut self) -> Result<SourceOffset> {
+        let elapsed = now_ns().saturating_sub(self.schedule_origin_ns) as u128;
+        let due =
+            self.resumed_at + (elapsed * self.rows_per_second as u128 / 1_000_000_000) as u64 + 1;
+        let due = self.limit.map_or(due, |l| due.min(l)).max(self.next);
+        Ok(self.offset_of(due))
+    }
+
+    fn read_range(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        out: &mut dyn SourceOutput,
+    ) -> Result<()> {
+        let from = start.and_then(|s| s.0["value"].as_u64()).unwrap_or(0);
+        let to = end.0["value"].as_u64().unwrap_or(from);
+        let now = now_ns();
+        for value in from..to {
+            let mut row = Row::new();
+            row.push(Value::Int64(value as i64));
+            row.push(Value::Timestamp(self.timestamp_of(value)));
+            // Rows replayed from before this run started were due long ago.
+            let due = if value >= self.resumed_at {
+                self.scheduled_ns(value)
+            } else {
+                now
+            };
+            out.emit(row, due)?;
+        }
+        self.next = self.next.max(to);
+        Ok(())
     }
 }
 

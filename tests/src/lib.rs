@@ -6,6 +6,55 @@
 #![deny(missing_docs)]
 
 use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A command that runs the crash tests' child query (`runnel-crash-child`),
+/// built beside the test binaries.
+pub fn crash_child() -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    // target/<profile>/deps/<test> -> target/<profile>/runnel-crash-child
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    Command::new(dir.join("runnel-crash-child"))
+}
+
+/// Starts the child with `start` and SIGKILLs it after a random pause in
+/// `pause_ms`, `kills` times, restarting it each time; then lets a last run
+/// finish and checks it exits 0. `after_kill` runs after each kill. Returns
+/// how many kills landed (a run that finished before its kill ends the loop).
+pub fn kill_and_restart(
+    rng: &mut Rng,
+    kills: usize,
+    pause_ms: (u64, u64),
+    mut start: impl FnMut() -> Child,
+    mut after_kill: impl FnMut(),
+) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut done = 0;
+    while done < kills {
+        let mut child = start();
+        std::thread::sleep(Duration::from_millis(rng.range(pause_ms.0, pause_ms.1)));
+        match child.try_wait().expect("poll the child") {
+            Some(status) => {
+                assert!(status.success(), "child failed: {status}");
+                return done;
+            }
+            None => {
+                child.kill().expect("SIGKILL the child");
+                child.wait().expect("reap the child");
+                done += 1;
+                after_kill();
+            }
+        }
+        assert!(Instant::now() < deadline, "crash loop took too long");
+    }
+    let status = start().wait().expect("run the child to the end");
+    assert!(status.success(), "final run failed: {status}");
+    done
+}
 
 /// A small, seedable pseudo-random generator (xorshift), so kill timings
 /// vary from run to run but a failing seed can be replayed.

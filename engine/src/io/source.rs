@@ -106,6 +106,14 @@ pub trait Source: Send + 'static {
         true
     }
 
+    /// Micro-batch mode: whether the input is finished for good (a bounded
+    /// source read to its end). A micro-batch query stops once its source
+    /// has nothing new and is exhausted; continuous mode learns the same from
+    /// [`PollStatus::Exhausted`].
+    fn is_exhausted(&self) -> bool {
+        false
+    }
+
     /// Micro-batch mode: the offset that ends the next batch, i.e. just after
     /// everything that can be read now, within the source's per-trigger limits
     /// (such as a maximum number of files). Returning the current position

@@ -102,6 +102,9 @@ impl Source for SequenceSource {
     fn offset(&self) -> SourceOffset {
         SourceOffset(serde_json::json!({ "next": self.next }))
     }
+    fn is_exhausted(&self) -> bool {
+        self.planned >= self.n
+    }
     fn latest_offset(&mut self) -> runnel::Result<SourceOffset> {
         self.planned = self.planned.saturating_add(self.per_trigger).min(self.n);
         Ok(SourceOffset(serde_json::json!({ "next": self.planned })))

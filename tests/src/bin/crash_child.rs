@@ -1,10 +1,12 @@
 //! The query the crash tests kill and restart.
 //!
 //! `runnel-crash-child --checkpoint DIR --out FILE --rows N --rate R
-//!  --query stateless|windowed --sink csv|lines [--parallelism P]`
+//!  --query stateless|windowed --sink csv|lines [--parallelism P]
+//!  [--mode continuous|microbatch] [--start-us T]`
 //!
 //! Runs a rate source of N rows at R rows/s through the chosen query into the
-//! chosen sink, with 20 ms epochs, and exits 0 when the source is exhausted.
+//! chosen sink (continuous mode with 20 ms epochs, or micro-batch mode as fast
+//! as possible), and exits 0 when the source is exhausted.
 //! `lines` is an at-least-once sink that appends each row's `value` on its own
 //! line and never cuts back (so replays show up as duplicates); it only
 //! removes a torn last line left by a kill.
@@ -92,7 +94,18 @@ fn main() {
         }),
         other => panic!("unknown sink {other}"),
     };
-    let df = DataFrame::from_source("rate", RateSource::new(rate).with_limit(rows));
+    let mut rate_source = RateSource::new(rate).with_limit(rows);
+    if let Some(t) = arg(&args, "--start-us") {
+        rate_source = rate_source.with_start_time(t.parse().expect("--start-us T"));
+    }
+    let trigger = match arg(&args, "--mode").as_deref() {
+        None | Some("continuous") => Trigger::Continuous {
+            epoch_interval: Duration::from_millis(20),
+        },
+        Some("microbatch") => Trigger::ProcessingTime(Duration::ZERO),
+        Some(other) => panic!("unknown mode {other}"),
+    };
+    let df = DataFrame::from_source("rate", rate_source);
     let (df, mode) = match query.as_str() {
         "stateless" => (
             df.filter(col("value").gt_eq(lit(0i64)))
@@ -111,9 +124,7 @@ fn main() {
         .output_mode(mode)
         .checkpoint(&checkpoint)
         .parallelism(parallelism)
-        .trigger(Trigger::Continuous {
-            epoch_interval: Duration::from_millis(20),
-        })
+        .trigger(trigger)
         .start()
         .and_then(|q| q.await_termination());
     if let Err(e) = result {
