@@ -64,6 +64,70 @@ pub fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
     ))
 }
 
+/// Parses a Spark DDL schema string such as `OrderID double, OrderDate
+/// string, Quantity int` (types: string, int/integer, bigint/long,
+/// double/float, boolean, timestamp, date; names may be `back-quoted`).
+/// `int` becomes bigint: the engine computes on 64-bit integers.
+pub fn parse_ddl(ddl: &str) -> crate::Result<SchemaRef> {
+    let mut fields: Vec<Field> = Vec::new();
+    for (n, part) in ddl.split(',').enumerate() {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(crate::EngineError::Plan(format!(
+                "schema '{ddl}': column {} is empty",
+                n + 1
+            )));
+        }
+        let (name, ty) = if let Some(rest) = part.strip_prefix('`') {
+            let end = rest.find('`').ok_or_else(|| {
+                crate::EngineError::Plan(format!("schema '{ddl}': unclosed ` in '{part}'"))
+            })?;
+            (rest[..end].to_string(), rest[end + 1..].trim())
+        } else {
+            let mut it = part.splitn(2, char::is_whitespace);
+            let name = it.next().unwrap_or_default().to_string();
+            (name, it.next().unwrap_or("").trim())
+        };
+        let ty = ty.strip_prefix(':').unwrap_or(ty).trim();
+        let dt = match ty.to_ascii_lowercase().as_str() {
+            "string" | "varchar" | "text" => DataType::Utf8,
+            "int" | "integer" | "bigint" | "long" | "smallint" | "tinyint" => DataType::Int64,
+            "double" | "float" | "real" => DataType::Float64,
+            "boolean" | "bool" => DataType::Boolean,
+            "timestamp" => timestamp_type(),
+            "date" => DataType::Date32,
+            "" => {
+                return Err(crate::EngineError::Plan(format!(
+                    "schema '{ddl}': column `{name}` has no type"
+                )))
+            }
+            other => {
+                return Err(crate::EngineError::Plan(format!(
+                    "schema '{ddl}': unknown type '{other}' for column `{name}` \
+                     (use string, int, bigint, double, boolean, timestamp or date)"
+                )))
+            }
+        };
+        if fields.iter().any(|f| f.name().eq_ignore_ascii_case(&name)) {
+            return Err(crate::EngineError::Plan(format!(
+                "schema '{ddl}': column `{name}` appears twice"
+            )));
+        }
+        fields.push(Field::new(name, dt, true));
+    }
+    Ok(Arc::new(Schema::new(fields)))
+}
+
+/// The schema as Spark's DDL text (`a bigint, b string`).
+pub fn to_ddl(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("{} {}", f.name(), type_name(f.data_type())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// One SQL value. Every type has a null ([`Value::Null`]).
 ///
 /// Numbers are stored inline; strings are shared (`Arc<str>`), so cloning a
@@ -389,6 +453,15 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ddl_schemas_parse_like_spark() {
+        let s = parse_ddl("OrderID double, OrderDate string, `Unit Price` int, ts TIMESTAMP").unwrap();
+        assert_eq!(to_ddl(&s), "OrderID double, OrderDate string, Unit Price bigint, ts timestamp");
+        assert!(parse_ddl("a double, b").unwrap_err().to_string().contains("`b` has no type"));
+        assert!(parse_ddl("a decimal").unwrap_err().to_string().contains("unknown type 'decimal'"));
+        assert!(parse_ddl("a int, A int").unwrap_err().to_string().contains("twice"));
+    }
 
     #[test]
     fn small_rows_stay_inline() {

@@ -228,6 +228,19 @@ fn push_literal(out: &mut String, c: char) {
     }
 }
 
+/// Parses a timestamp with a pattern made by [`spark_pattern_to_chrono`]
+/// (a pattern without a time of day parses as midnight), UTC.
+pub fn parse_timestamp_with(text: &str, chrono_pattern: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(t) = NaiveDateTime::parse_from_str(text, chrono_pattern) {
+        return Some(t.and_utc().timestamp_micros());
+    }
+    NaiveDate::parse_from_str(text, chrono_pattern)
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
 /// Formats µs since the epoch with a pattern made by [`spark_pattern_to_chrono`].
 pub fn format_timestamp_with(us: i64, chrono_pattern: &str) -> Option<String> {
     use std::fmt::Write;
