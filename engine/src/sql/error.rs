@@ -112,12 +112,12 @@ fn caret_lines(sql: &str, span: Span) -> (String, String) {
 }
 
 /// Turns a sqlparser error into a planning error at its position.
-/// `token_width` gives the width of the token starting at a position, when
-/// the query could be tokenized.
+/// `token_at(pos, found)` gives the span of the token the parser complained
+/// about (`found` is the text after "found: "), when the query tokenizes.
 pub(crate) fn syntax_error(
     sql: &str,
     err: &ParserError,
-    token_width: impl Fn(Pos) -> Option<u64>,
+    token_at: impl Fn(Pos, Option<&str>) -> Option<Span>,
 ) -> EngineError {
     let text = match err {
         ParserError::TokenizerError(s) | ParserError::ParserError(s) => s.clone(),
@@ -130,14 +130,14 @@ pub(crate) fn syntax_error(
         // sqlparser gives no location for errors at the end of the input.
         None => (text.clone(), end_of_text(sql)),
     };
-    let width = token_width(pos).unwrap_or(1).max(1);
-    let span = Span {
+    let found = message.rsplit_once("found: ").map(|(_, f)| f.trim());
+    let span = token_at(pos, found).unwrap_or(Span {
         start: pos,
         end: Pos {
             line: pos.line,
-            col: pos.col + width,
+            col: pos.col + 1,
         },
-    };
+    });
     error_at(sql, span, format!("syntax error: {message}"))
 }
 

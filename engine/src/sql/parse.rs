@@ -53,7 +53,7 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
     let dialect = SparkSqlDialect {};
     let tokens = Tokens::new(&dialect, sql);
     let statements = Parser::parse_sql(&dialect, sql)
-        .map_err(|e| syntax_error(sql, &e, |p| tokens.width_at(p)))?;
+        .map_err(|e| syntax_error(sql, &e, |p, found| tokens.parser_error_token(p, found)))?;
     let err = |span: Span, msg: &str| error_at(sql, span, msg);
     let statement = match statements.as_slice() {
         [] => {

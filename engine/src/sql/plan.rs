@@ -65,8 +65,7 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
     };
     let mut df = input;
     if let Some(w) = &selection {
-        let predicate = pl.lower(w, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
-        pl.expect_boolean(&predicate, &pl.schema, w, "WHERE")?;
+        let predicate = pl.condition(w, &pl.schema, &mut |n| pl.reject_aggregates(n), "WHERE")?;
         df = pl.checked(df.filter(predicate))?;
     }
     if !p.aggregate {
@@ -170,10 +169,32 @@ impl Planner<'_> {
                             return Ok(Some(Node::new(sub.kind, n.span)));
                         }
                     }
-                    Err(self.at(n.span, e))
+                    let e = self.at(n.span, e);
+                    Err(match e {
+                        EngineError::Plan(m) if unknown && self.double_quoted(n.span) => {
+                            EngineError::Plan(m.replacen(
+                                " at line",
+                                " (double quotes delimit names; write a string as 'text') at line",
+                                1,
+                            ))
+                        }
+                        other => other,
+                    })
                 }
             }
         })
+    }
+
+    /// Whether the text at `span` starts with a double quote.
+    fn double_quoted(&self, span: Span) -> bool {
+        self.sql
+            .split('\n')
+            .nth((span.start.line as usize).saturating_sub(1))
+            .and_then(|line| {
+                line.chars()
+                    .nth((span.start.col as usize).saturating_sub(1))
+            })
+            == Some('"')
     }
 
     /// The hook outside an aggregation: aggregates and windows do not exist.
@@ -184,7 +205,7 @@ impl Planner<'_> {
             }
             Kind::Window(_) | Kind::WindowField(_) | Kind::WindowWhole => Err(self.err(
                 n.span,
-                format!("{n} only exists in a query that groups by window(...)"),
+                format!("`{n}` cannot be used here; it exists only after GROUP BY window(...)"),
             )),
             _ => Ok(None),
         }
@@ -265,11 +286,22 @@ impl Planner<'_> {
         Ok(e)
     }
 
-    /// `e` (bound against `schema`) must be a boolean.
-    fn expect_boolean(&self, e: &Expr, schema: &Schema, n: &Node, clause: &str) -> Result<()> {
-        let (_, field) = bind_expr(e, schema).map_err(|err| self.at(n.span, err))?;
-        if matches!(n.kind, Kind::Literal(Value::Null)) || field.data_type() == &DataType::Boolean {
-            return Ok(());
+    /// The condition of WHERE or HAVING: a boolean (a bare NULL is a null
+    /// boolean, as in Spark).
+    fn condition(
+        &self,
+        n: &Node,
+        schema: &Schema,
+        hook: &mut Hook<'_>,
+        clause: &str,
+    ) -> Result<Expr> {
+        if matches!(n.kind, Kind::Literal(Value::Null)) {
+            return Ok(Expr::Literal(Value::Null).cast(DataType::Boolean));
+        }
+        let e = self.lower(n, schema, hook)?;
+        let (_, field) = bind_expr(&e, schema).map_err(|err| self.at(n.span, err))?;
+        if field.data_type() == &DataType::Boolean {
+            return Ok(e);
         }
         Err(self.err(
             n.span,
@@ -480,8 +512,7 @@ impl Planner<'_> {
         };
 
         if let Some(h) = &having {
-            let predicate = self.lower(h, &post, &mut hook)?;
-            self.expect_boolean(&predicate, &post, h, "HAVING")?;
+            let predicate = self.condition(h, &post, &mut hook, "HAVING")?;
             df = self.checked(df.filter(predicate))?;
         }
 

@@ -61,10 +61,25 @@ impl Tokens {
         self.toks.first().map_or(Span::NONE, |t| t.span)
     }
 
-    /// The width (in characters) of the token starting at `pos`.
-    pub(crate) fn width_at(&self, pos: Pos) -> Option<u64> {
-        let t = self.toks.iter().find(|t| t.span.start == pos)?;
-        (t.span.end.line == pos.line).then(|| t.span.end.col.saturating_sub(pos.col))
+    /// The token a parser error at `pos` is about. sqlparser sometimes
+    /// reports the position of the token after the one it found, so when
+    /// the token at `pos` is not `found` but the one before it is, that one
+    /// is meant.
+    pub(crate) fn parser_error_token(&self, pos: Pos, found: Option<&str>) -> Option<Span> {
+        let i = self.toks.iter().position(|t| t.span.start == pos);
+        let text = |i: usize| self.toks[i].token.to_string();
+        if let (Some(found), Some(i)) = (found, i) {
+            if text(i) != found && i > 0 && text(i - 1) == found {
+                return Some(self.toks[i - 1].span);
+            }
+        }
+        if let (Some(found), None) = (found, i) {
+            // Past the last token: the last one, if it is what was found.
+            let last = self.toks.iter().rposition(|t| t.span.end <= pos)?;
+            return (text(last) == found).then(|| self.toks[last].span);
+        }
+        let t = &self.toks[i?];
+        (t.span.end.line == pos.line).then_some(t.span)
     }
 
     /// The span of the token after the first top-level `;` (the start of a

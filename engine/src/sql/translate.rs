@@ -177,7 +177,7 @@ impl<'a> Cx<'a> {
                     E::Cube(_) => Keyword::CUBE,
                     _ => Keyword::ROLLUP,
                 };
-                let at = self.tokens.keyword(kw, span.start, false).unwrap_or(span);
+                let at = self.tokens.last_keyword(kw).unwrap_or(span);
                 Err(self.err(
                     at,
                     "GROUPING SETS, ROLLUP and CUBE are not supported on a streaming query",
