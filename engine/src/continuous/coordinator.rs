@@ -151,9 +151,17 @@ impl EpochReporter {
     }
 }
 
+/// What the source reported for an epoch.
+#[derive(Default)]
+struct SourcePart {
+    offset: SourceOffset,
+    rows: u64,
+    metrics: Vec<(String, u64)>,
+}
+
 #[derive(Default)]
 struct EpochParts {
-    source: Option<(SourceOffset, u64, Vec<(String, u64)>)>,
+    source: Option<SourcePart>,
     operators: Vec<OperatorCommit>,
     snapshots: usize,
     watermark_us: Option<i64>,
@@ -284,7 +292,11 @@ impl Coordinator {
                 if is_final {
                     self.final_epoch = Some(epoch);
                 }
-                self.pending.entry(epoch).or_default().source = Some((offset, rows, metrics));
+                self.pending.entry(epoch).or_default().source = Some(SourcePart {
+                    offset,
+                    rows,
+                    metrics,
+                });
             }
             CoordMsg::Snapshot {
                 epoch,
@@ -382,7 +394,11 @@ impl Coordinator {
     }
 
     fn commit(&mut self, epoch: u64, parts: EpochParts) -> Result<()> {
-        let (offset, rows_in, metrics) = parts.source.unwrap_or_default();
+        let SourcePart {
+            offset,
+            rows: rows_in,
+            metrics,
+        } = parts.source.unwrap_or_default();
         let (sink_state, rows_out, latency) = parts
             .sink
             .expect("commit is only called with the sink's acknowledgement");

@@ -14,6 +14,8 @@ use crate::error::{EngineError, Result};
 use crate::schema::Event;
 
 /// What travels on a ring, in order.
+// The event travels inline: boxing it would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Message {
     /// One event.

@@ -35,7 +35,7 @@ impl BoundExpr {
             }
             BoundExpr::Div(left, right) => {
                 match (left.eval(row).as_f64(), right.eval(row).as_f64()) {
-                    (Some(_), Some(d)) if d == 0.0 => Value::Null,
+                    (Some(_), Some(0.0)) => Value::Null,
                     (Some(n), Some(d)) => Value::Float64(n / d),
                     _ => Value::Null,
                 }

@@ -96,7 +96,8 @@ pub enum ScalarFunction {
 }
 
 impl ScalarFunction {
-    fn name(self) -> &'static str {
+    /// The function's SQL name.
+    pub fn name(self) -> &'static str {
         match self {
             ScalarFunction::Round => "round",
             ScalarFunction::Lower => "lower",

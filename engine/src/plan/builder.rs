@@ -200,6 +200,12 @@ impl DataFrame {
         self.plan.schema()
     }
 
+    /// The first error a call in the chain made, if any (it is also what
+    /// `start` and `explain` return).
+    pub fn error(&self) -> Option<&EngineError> {
+        self.error.as_ref()
+    }
+
     /// The logical plan so far.
     pub fn logical_plan(&self) -> &LogicalPlan {
         &self.plan

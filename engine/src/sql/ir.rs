@@ -266,12 +266,7 @@ fn op_symbol(op: BinaryOp) -> &'static str {
 }
 
 pub(crate) fn function_name(func: ScalarFunction) -> &'static str {
-    match func {
-        ScalarFunction::Round => "round",
-        ScalarFunction::Lower => "lower",
-        ScalarFunction::Upper => "upper",
-        ScalarFunction::DateFormat => "date_format",
-    }
+    func.name()
 }
 
 fn list(f: &mut fmt::Formatter<'_>, nodes: &[Node]) -> fmt::Result {

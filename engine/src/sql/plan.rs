@@ -38,7 +38,7 @@ struct Planner<'a> {
 
 /// Builds `p` on `input`.
 pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
-    if let Some(e) = &input.error {
+    if let Some(e) = input.error() {
         return Err(e.clone());
     }
     let pl = Planner {
@@ -136,7 +136,7 @@ impl Planner<'_> {
 
     /// The DataFrame, or the error its last builder call recorded.
     fn checked(&self, df: DataFrame) -> Result<DataFrame> {
-        match &df.error {
+        match df.error() {
             Some(e) => Err(e.clone()),
             None => Ok(df),
         }
