@@ -61,7 +61,9 @@ impl PhysicalPlan {
         let mut post = Vec::new();
         let mut aggregate: Option<(PhysAggregate, String)> = None;
         let mut watermark_column: Option<String> = None;
-        let mut key_columns: Option<Vec<usize>> = None;
+        // Each key is a group of interchangeable columns (a window is kept
+        // by either of its bounds); every group must survive projections.
+        let mut key_columns: Option<Vec<Vec<usize>>> = None;
         let mode = config.output_mode;
 
         for (op_id, node) in plan.nodes.iter().enumerate() {
@@ -122,8 +124,19 @@ impl PhysicalPlan {
                     if mode == OutputMode::Append {
                         check_append(window.as_ref().map(|(_, w)| &w.time), &watermark_column)?;
                     }
-                    let n_key_cols = keys.len() + if window.is_some() { 2 } else { 0 };
-                    key_columns = Some((0..n_key_cols).collect());
+                    let mut groups: Vec<Vec<usize>> = Vec::new();
+                    let mut col = 0;
+                    for k in 0..=keys.len() {
+                        if window.as_ref().is_some_and(|(at, _)| *at == k) {
+                            groups.push(vec![col, col + 1]);
+                            col += 2;
+                        }
+                        if k < keys.len() {
+                            groups.push(vec![col]);
+                            col += 1;
+                        }
+                    }
+                    key_columns = Some(groups);
                     let spec = BoundAggregate {
                         keys: bound_keys.clone(),
                         window: bound_window,
@@ -167,7 +180,7 @@ impl PhysicalPlan {
             aggregate,
             post,
             output_schema: schema,
-            key_columns,
+            key_columns: key_columns.map(|groups| groups.into_iter().map(|g| g[0]).collect()),
             partitions,
             source_task_separate: source_blocking,
             ring_capacity: config.ring_capacity,
@@ -259,9 +272,9 @@ fn check_append(window_time: Option<&Expr>, watermark: &Option<String>) -> Resul
     }
 }
 
-/// Where the key columns land after a projection, if every one survives as a
-/// plain column reference.
-fn project_keys(keys: &[usize], exprs: &[Expr], input: &SchemaRef) -> Option<Vec<usize>> {
+/// Where the key columns land after a projection, if every key survives as a
+/// plain column reference (a key group survives when any of its columns does).
+fn project_keys(keys: &[Vec<usize>], exprs: &[Expr], input: &SchemaRef) -> Option<Vec<Vec<usize>>> {
     let source_of = |e: &Expr| -> Option<usize> {
         let mut e = e;
         while let Expr::Alias { expr, .. } = e {
@@ -273,6 +286,14 @@ fn project_keys(keys: &[usize], exprs: &[Expr], input: &SchemaRef) -> Option<Vec
         }
     };
     keys.iter()
-        .map(|k| exprs.iter().position(|e| source_of(e) == Some(*k)))
+        .map(|group| {
+            let kept: Vec<usize> = exprs
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| source_of(e).is_some_and(|s| group.contains(&s)))
+                .map(|(i, _)| i)
+                .collect();
+            (!kept.is_empty()).then_some(kept)
+        })
         .collect()
 }

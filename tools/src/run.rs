@@ -1,0 +1,180 @@
+//! `runnel run`: one streaming query from the command line.
+//!
+//! Owns the contract scripts depend on: flags, exit status, stop on Ctrl-C /
+//! SIGTERM (one last epoch or batch, then exit), progress output. It builds
+//! the query from SQL and URIs and must not implement any query logic itself.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use runnel::sql::StreamingSql;
+use runnel::{DataFrame, EngineError, OutputMode, Result, StreamingQuery, Trigger};
+
+use crate::progress::{Progress, ProgressKind};
+use crate::uri::{self, SinkSpec};
+
+/// Execution mode.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Mode {
+    /// Every event processed as it arrives; epoch checkpoints; at-least-once.
+    Continuous,
+    /// Offset-logged Arrow batches; exactly-once.
+    Microbatch,
+}
+
+/// `runnel run` flags.
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// continuous or microbatch.
+    #[arg(long, value_enum)]
+    pub mode: Mode,
+    /// The streaming query (Spark SQL flavour), reading the sources by name.
+    #[arg(long)]
+    pub sql: String,
+    /// A named source: NAME=URI, e.g. retail=csv:data/retail?header=true&watermark=InvoiceDate:1 day.
+    #[arg(long = "source", value_name = "NAME=URI", required = true)]
+    pub sources: Vec<String>,
+    /// Where results go: csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC, null.
+    #[arg(long)]
+    pub sink: String,
+    /// append, update or complete (default: append, or update for aggregations).
+    #[arg(long = "output-mode")]
+    pub output_mode: Option<String>,
+    /// Checkpoint directory: running again on it resumes where the last run stopped or crashed.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    /// Stop once every source is exhausted (files read, log at its end), after flushing.
+    #[arg(long = "until-idle")]
+    pub until_idle: bool,
+    /// bar (default on a terminal), json (one progress object per epoch or batch on stdout) or none.
+    #[arg(long, value_enum)]
+    pub progress: Option<ProgressKind>,
+    /// Print the logical plan and the task graph, run nothing.
+    #[arg(long)]
+    pub explain: bool,
+    /// Continuous mode: milliseconds between epochs.
+    #[arg(long = "epoch-ms", default_value_t = 100)]
+    pub epoch_ms: u64,
+}
+
+/// Runs the command; returns the process exit status.
+pub fn run(args: RunArgs) -> Result<()> {
+    let sql = StreamingSql::parse(&args.sql)?;
+    let table = sql.table().to_string();
+    let mut chosen = None;
+    for spec in &args.sources {
+        let (name, uri_text) = spec
+            .split_once('=')
+            .ok_or_else(|| EngineError::Plan(format!("--source '{spec}' must be NAME=URI")))?;
+        if name.eq_ignore_ascii_case(&table) {
+            chosen = Some((name.to_string(), uri_text.to_string()));
+        } else {
+            return Err(EngineError::Plan(format!(
+                "--source {name} is not read by the query (it reads `{table}`); joins of several streams are not supported"
+            )));
+        }
+    }
+    let (name, uri_text) = chosen.ok_or_else(|| {
+        EngineError::Plan(format!(
+            "the query reads `{table}` but no --source {table}=URI was given"
+        ))
+    })?;
+    let spec = uri::source(&uri_text, &name, args.until_idle)?;
+    let mut df = DataFrame::from_boxed_source(&name, spec.source);
+    if let Some((column, delay)) = &spec.watermark {
+        df = df.with_watermark(column, delay);
+    }
+    let df = sql.apply(df)?;
+    let output_mode = match &args.output_mode {
+        Some(m) => m.parse::<OutputMode>()?,
+        None if sql.is_aggregate() => OutputMode::Update,
+        None => OutputMode::Append,
+    };
+    let trigger = match args.mode {
+        Mode::Continuous => Trigger::Continuous {
+            epoch_interval: Duration::from_millis(args.epoch_ms.max(1)),
+        },
+        Mode::Microbatch => Trigger::ProcessingTime(Duration::ZERO),
+    };
+    let (sink, memory_table) = match uri::sink(&args.sink)? {
+        SinkSpec::Sink(s) => (s, None),
+        SinkSpec::Memory(s, t) => (Box::new(s) as Box<dyn runnel::Sink>, Some(t)),
+    };
+    let mut writer = df
+        .write_stream_boxed(sink)
+        .output_mode(output_mode)
+        .trigger(trigger)
+        .query_name(&name);
+    if let Some(dir) = &args.checkpoint {
+        writer = writer.checkpoint(dir);
+    }
+    if args.explain {
+        println!("{}", writer.explain()?);
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        // A second Ctrl-C while stopping exits at once.
+        let _ = ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::SeqCst) {
+                eprintln!("runnel: interrupted again, exiting without the last epoch");
+                std::process::exit(130);
+            }
+        });
+    }
+    let query = writer.start()?;
+    let kind = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
+        ProgressKind::Bar
+    } else {
+        ProgressKind::None
+    });
+    let result = supervise(&query, &stop, Progress::new(kind));
+    if let Some(t) = memory_table {
+        print_table(&t);
+    }
+    result
+}
+
+fn supervise(query: &StreamingQuery, stop: &AtomicBool, mut progress: Progress) -> Result<()> {
+    loop {
+        match query.await_termination_timeout(Duration::from_millis(100)) {
+            Ok(true) => {
+                progress.update(query);
+                progress.finish(query);
+                return Ok(());
+            }
+            Ok(false) => {}
+            Err(e) => {
+                progress.finish(query);
+                return Err(e);
+            }
+        }
+        progress.update(query);
+        if stop.load(Ordering::SeqCst) {
+            eprintln!(
+                "runnel: stopping after the current epoch or batch (Ctrl-C again to exit now)"
+            );
+            let result = query.stop();
+            progress.update(query);
+            progress.finish(query);
+            return result;
+        }
+    }
+}
+
+fn print_table(table: &runnel::MemoryTable) {
+    let mut out = std::io::stdout().lock();
+    if let Some(schema) = table.schema() {
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let _ = writeln!(out, "{}", names.join("\t"));
+    }
+    for row in table.rows() {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        let _ = writeln!(out, "{}", cells.join("\t"));
+    }
+}

@@ -1,0 +1,233 @@
+//! Source and sink URIs of `runnel run`: `csv:DIR?header=true&schema=...`,
+//! `rate:?rows_per_second=N`, `console`, `csv:PATH`, ...
+//!
+//! Owns parsing a URI into a kind, a location and its options, and turning
+//! them into connector objects. It must not start queries.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use runnel::{EngineError, Result, Sink, Source};
+use runnel_connectors::{FileSink, FileSource, FileSourceOptions, RateSource};
+
+/// A parsed URI: `kind:location?key=value&key=value`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Uri {
+    /// Before the first `:` (`csv`, `rate`, ...).
+    pub kind: String,
+    /// Between `:` and `?`.
+    pub location: String,
+    /// The options, in order of appearance (later ones win).
+    pub options: BTreeMap<String, String>,
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Uri {
+    /// Parses `text`; `what` names the flag in errors (`--source retail`).
+    pub fn parse(text: &str, what: &str) -> Result<Uri> {
+        let (kind, rest) = match text.split_once(':') {
+            Some((k, r)) => (k, r),
+            None => (text, ""),
+        };
+        if kind.is_empty() {
+            return Err(EngineError::Plan(format!(
+                "{what}: '{text}' has no kind (like csv:DIR)"
+            )));
+        }
+        let (location, query) = match rest.split_once('?') {
+            Some((l, q)) => (l, q),
+            None => (rest, ""),
+        };
+        let mut options = BTreeMap::new();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').ok_or_else(|| {
+                EngineError::Plan(format!(
+                    "{what}: option '{pair}' in '{text}' is not key=value"
+                ))
+            })?;
+            options.insert(k.trim().to_ascii_lowercase(), percent_decode(v));
+        }
+        Ok(Uri {
+            kind: kind.to_ascii_lowercase(),
+            location: percent_decode(location),
+            options,
+        })
+    }
+}
+
+/// A source built from a URI, with the options the CLI itself handles.
+pub struct SourceSpec {
+    /// The connector.
+    pub source: Box<dyn Source>,
+    /// `watermark=COL:DELAY`.
+    pub watermark: Option<(String, String)>,
+}
+
+fn take_watermark(uri: &mut Uri, what: &str) -> Result<Option<(String, String)>> {
+    match uri.options.remove("watermark") {
+        None => Ok(None),
+        Some(w) => match w.split_once(':') {
+            Some((c, d)) if !c.trim().is_empty() && !d.trim().is_empty() => {
+                Ok(Some((c.trim().to_string(), d.trim().to_string())))
+            }
+            _ => Err(EngineError::Plan(format!(
+                "{what}: watermark '{w}' must be COLUMN:DELAY, like watermark=InvoiceDate:1 hour"
+            ))),
+        },
+    }
+}
+
+fn reject_unknown(uri: &Uri, what: &str, known: &[&str]) -> Result<()> {
+    if let Some(k) = uri.options.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(EngineError::Plan(format!(
+            "{what}: unknown option '{k}' for a {} source (known: {})",
+            uri.kind,
+            known.join(", ")
+        )));
+    }
+    Ok(())
+}
+
+/// Builds a source. `until_idle` makes bounded sources end once read.
+pub fn source(text: &str, name: &str, until_idle: bool) -> Result<SourceSpec> {
+    let what = format!("--source {name}");
+    let mut uri = Uri::parse(text, &what)?;
+    let watermark = take_watermark(&mut uri, &what)?;
+    let source: Box<dyn Source> = match uri.kind.as_str() {
+        "csv" | "json" => {
+            if uri.location.is_empty() {
+                return Err(EngineError::Plan(format!(
+                    "{what}: {} needs a directory",
+                    uri.kind
+                )));
+            }
+            let mut pairs: Vec<(String, String)> = uri.options.clone().into_iter().collect();
+            if until_idle && !uri.options.contains_key("until_idle") {
+                pairs.push(("until_idle".into(), "true".into()));
+            }
+            let options = FileSourceOptions::from_pairs(pairs)
+                .map_err(|e| EngineError::Plan(format!("{what}: {e}")))?;
+            let dir = PathBuf::from(&uri.location);
+            let built = if uri.kind == "csv" {
+                FileSource::csv(dir, options)
+            } else {
+                FileSource::json(dir, options)
+            };
+            Box::new(built.map_err(|e| EngineError::Source(format!("{what}: {e}")))?)
+        }
+        "rate" => {
+            reject_unknown(
+                &uri,
+                &what,
+                &["rows_per_second", "total_rows", "start_time_us"],
+            )?;
+            let num = |k: &str| -> Result<Option<u64>> {
+                uri.options
+                    .get(k)
+                    .map(|v| {
+                        v.parse::<u64>().map_err(|_| {
+                            EngineError::Plan(format!("{what}: {k}={v} is not a whole number"))
+                        })
+                    })
+                    .transpose()
+            };
+            let mut rate = RateSource::new(num("rows_per_second")?.unwrap_or(1));
+            if let Some(n) = num("total_rows")? {
+                rate = rate.with_limit(n);
+            } else if until_idle {
+                return Err(EngineError::Plan(format!(
+                    "{what}: a rate source never ends; give it total_rows=N to use --until-idle"
+                )));
+            }
+            if let Some(t) = num("start_time_us")? {
+                rate = rate.with_start_time(t as i64);
+            }
+            Box::new(rate)
+        }
+        other => {
+            return Err(EngineError::Plan(format!(
+                "{what}: unknown source kind '{other}' (use csv:, json:, rate:, socket: or log:)"
+            )))
+        }
+    };
+    Ok(SourceSpec { source, watermark })
+}
+
+/// What `runnel run` does with a memory sink's table at the end.
+pub enum SinkSpec {
+    /// A connector.
+    Sink(Box<dyn Sink>),
+    /// An in-memory table printed when the query ends.
+    Memory(runnel::MemorySink, runnel::MemoryTable),
+}
+
+/// Builds a sink.
+pub fn sink(text: &str) -> Result<SinkSpec> {
+    let uri = Uri::parse(text, "--sink")?;
+    let needs_path = |kind: &str| -> Result<PathBuf> {
+        if uri.location.is_empty() {
+            Err(EngineError::Plan(format!(
+                "--sink: {kind} needs a file path, like {kind}:out/result.{kind}"
+            )))
+        } else {
+            Ok(PathBuf::from(&uri.location))
+        }
+    };
+    Ok(match uri.kind.as_str() {
+        "csv" => SinkSpec::Sink(Box::new(FileSink::csv(needs_path("csv")?))),
+        "json" => SinkSpec::Sink(Box::new(FileSink::json(needs_path("json")?))),
+        "memory" => {
+            let name = if uri.location.is_empty() { "result" } else { &uri.location };
+            let (s, t) = runnel::MemorySink::new(name);
+            SinkSpec::Memory(s, t)
+        }
+        other => {
+            return Err(EngineError::Plan(format!(
+                "--sink: unknown sink kind '{other}' (use csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC or null)"
+            )))
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uris_split_into_kind_location_and_options() {
+        let u = Uri::parse(
+            "csv:data/retail?header=true&schema=a double, b string&watermark=ts:1%20hour",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(u.kind, "csv");
+        assert_eq!(u.location, "data/retail");
+        assert_eq!(u.options["schema"], "a double, b string");
+        assert_eq!(u.options["watermark"], "ts:1 hour");
+        let u = Uri::parse("rate:?rows_per_second=10", "x").unwrap();
+        assert_eq!((u.kind.as_str(), u.location.as_str()), ("rate", ""));
+        let u = Uri::parse("console", "x").unwrap();
+        assert_eq!(u.kind, "console");
+        assert!(Uri::parse("csv:d?header", "--source t")
+            .unwrap_err()
+            .to_string()
+            .contains("not key=value"));
+    }
+}
