@@ -7,8 +7,10 @@
 #![deny(missing_docs)]
 
 pub mod file_sink;
+pub mod files;
 pub mod log;
 pub mod rate;
 
 pub use file_sink::{FileFormat, FileSink};
+pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
 pub use rate::RateSource;

@@ -101,10 +101,25 @@ impl SourceTask {
         }
     }
 
-    /// Ends the stream: one last epoch, then the end marker.
+    /// Ends the stream: one last epoch, then the end marker; then waits for
+    /// that epoch to become durable and tells the source, so that work owed
+    /// on commit (cleaning up input files, acknowledging offsets) happens
+    /// before the query ends.
     fn finish(&mut self) -> Result<()> {
+        let last = self.next_epoch;
         self.mark(true)?;
-        self.chain.on_end()
+        self.chain.on_end()?;
+        while self.control.committed_epoch.load(Ordering::Acquire) < last {
+            if self.control.aborted() {
+                return Err(EngineError::Stopped);
+            }
+            let control = &self.control;
+            self.waker.park_unless(
+                || control.committed_epoch.load(Ordering::Acquire) >= last || control.aborted(),
+                super::wait::MAX_PARK,
+            );
+        }
+        self.pass_commits()
     }
 
     fn mark(&mut self, is_final: bool) -> Result<()> {
