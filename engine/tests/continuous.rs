@@ -42,6 +42,9 @@ fn stateless_filter_and_project_keep_order() {
         assert_eq!(row[1], Value::Int64(v * 10));
     }
     assert!(!query.is_active());
+    let batch = table.record_batch().unwrap();
+    assert_eq!(batch.num_rows(), 5_000);
+    assert_eq!(batch.schema().field(1).name(), "times_ten");
     let latency = query.latency();
     assert_eq!(latency.count, 5_000, "every written row has a latency");
 }

@@ -3,8 +3,10 @@
 //! `runnel run` runs one query (continuous or micro-batch); see `--help`.
 #![deny(missing_docs)]
 
+mod log_cmd;
 mod progress;
 mod run;
+mod sql_cmd;
 mod uri;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +23,11 @@ struct Cli {
 enum Command {
     /// Run a streaming query over sources into a sink.
     Run(run::RunArgs),
+    /// Query result tables (CSV/JSON files, log topics) with batch SQL.
+    Sql(sql_cmd::SqlArgs),
+    /// Produce to, consume from, or inspect an on-disk log topic.
+    #[command(subcommand)]
+    Log(log_cmd::LogCommand),
 }
 
 fn main() {
@@ -34,6 +41,8 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sql(args) => sql_cmd::run(args),
+        Command::Log(cmd) => log_cmd::run(cmd),
     };
     if let Err(e) = result {
         eprintln!("runnel: {e}");

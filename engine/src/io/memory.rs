@@ -243,6 +243,17 @@ impl MemoryTable {
         self.lock().rows.clone()
     }
 
+    /// The current rows as one Arrow record batch (empty before the query
+    /// has started).
+    pub fn record_batch(&self) -> Result<arrow::record_batch::RecordBatch> {
+        let t = self.lock();
+        let schema = t
+            .schema
+            .clone()
+            .unwrap_or_else(|| std::sync::Arc::new(crate::schema::Schema::empty()));
+        crate::microbatch::convert::rows_to_batch(&schema, &t.rows)
+    }
+
     /// The number of rows.
     pub fn len(&self) -> usize {
         self.lock().rows.len()

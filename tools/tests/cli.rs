@@ -1,0 +1,396 @@
+//! The `runnel` binary end to end: the tutorials' queries over slices of
+//! the real data in both modes, with expected numbers computed here,
+//! independently of the engine; and every error path of `runnel run`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn runnel() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_runnel"))
+}
+
+fn fixtures(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fixtures")
+        .join(name)
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "runnel failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(out: Output) -> String {
+    assert!(
+        !out.status.success(),
+        "expected a failure, got success:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn run(mode: &str, sql: &str, source: &str, sink: &Path, extra: &[&str]) -> Output {
+    runnel()
+        .args(["run", "--mode", mode, "--sql", sql, "--source", source])
+        .args(["--sink", &format!("csv:{}", sink.display())])
+        .args(["--until-idle", "--progress", "none"])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Reads a CSV the sink wrote into rows of strings (header dropped).
+fn read_csv(path: &Path) -> Vec<Vec<String>> {
+    let mut r = csv::Reader::from_path(path).unwrap();
+    r.records()
+        .map(|rec| rec.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 0.006
+}
+
+/// Per customer, per day: sum(UnitPrice * Quantity), from the raw files.
+fn retail_daily_totals() -> BTreeMap<(String, String), f64> {
+    let mut totals = BTreeMap::new();
+    let mut files: Vec<_> = std::fs::read_dir(fixtures("retail-by-day"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let mut r = csv::Reader::from_path(&f).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            let (qty, date, price, customer) = (&rec[3], &rec[4], &rec[5], &rec[6]);
+            let customer = if customer.is_empty() {
+                String::new()
+            } else {
+                format!("{:?}", customer.parse::<f64>().unwrap())
+            };
+            let day = format!("{} 00:00:00", &date[..10]);
+            *totals.entry((customer, day)).or_insert(0.0) +=
+                qty.parse::<f64>().unwrap() * price.parse::<f64>().unwrap();
+        }
+    }
+    totals
+}
+
+const RETAIL_SQL: &str =
+    "SELECT CustomerID, window.start AS day, round(sum(UnitPrice * Quantity), 2) AS total \
+     FROM retail GROUP BY CustomerID, window(InvoiceDate, '1 day')";
+
+#[test]
+fn retail_per_customer_per_day_in_both_modes() {
+    let expected = retail_daily_totals();
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(
+            mode,
+            RETAIL_SQL,
+            &source,
+            &out,
+            &["--output-mode", "update"],
+        ));
+        let rows = read_csv(&out);
+        assert_eq!(
+            rows.len(),
+            expected.len(),
+            "{mode}: one row per customer and day"
+        );
+        for row in rows {
+            let want = expected[&(row[0].clone(), row[1].clone())];
+            let got: f64 = row[2].parse().unwrap();
+            assert!(close(got, want), "{mode}: {row:?} expected {want}");
+        }
+    }
+}
+
+#[test]
+fn sales_log_product_totals_without_header() {
+    let schema = "OrderID int, OrderDate string, Quantity int, DiscountPct double, Rate double, SaleAmount double, \
+                  CustomerName string, State string, Region string, ProductKey string, RowCount int, ProfitMargin double";
+    let mut expected: BTreeMap<String, (f64, i64)> = BTreeMap::new();
+    for f in std::fs::read_dir(fixtures("sales-log")).unwrap() {
+        let mut r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(f.unwrap().path())
+            .unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            let e = expected.entry(rec[9].to_string()).or_default();
+            e.0 += rec[5].parse::<f64>().unwrap();
+            e.1 += 1;
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "sales=csv:{}?header=false&schema={schema}",
+        fixtures("sales-log").display()
+    );
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(
+            mode,
+            "SELECT ProductKey, sum(SaleAmount) AS total, count(*) AS orders FROM sales GROUP BY ProductKey",
+            &source,
+            &out,
+            &["--output-mode", "complete"],
+        ));
+        let rows = read_csv(&out);
+        assert_eq!(rows.len(), expected.len());
+        for row in rows {
+            let (total, n) = expected[&row[0]];
+            assert!(
+                close(row[1].parse().unwrap(), total),
+                "{mode}: {row:?} vs {total}"
+            );
+            assert_eq!(row[2].parse::<i64>().unwrap(), n);
+        }
+    }
+}
+
+#[test]
+fn sliding_hour_windows_every_half_hour() {
+    // Count rows per [start, start + 1 h) with starts every 30 minutes.
+    let mut expected: BTreeMap<String, i64> = BTreeMap::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let ts = &rec.unwrap()[4];
+            let (h, m): (u32, u32) = (ts[11..13].parse().unwrap(), ts[14..16].parse().unwrap());
+            let half = (h * 60 + m) / 30;
+            for start in [half, half.wrapping_sub(1)] {
+                if start > 47 {
+                    continue; // the day before (no fixture data starts at midnight)
+                }
+                let key = format!("{} {:02}:{:02}:00", &ts[..10], start / 2, (start % 2) * 30);
+                *expected.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(
+            mode,
+            "SELECT window.start, window.end, count(*) AS n FROM retail GROUP BY window(InvoiceDate, '1 hour', '30 minutes')",
+            &source,
+            &out,
+            &["--output-mode", "update"],
+        ));
+        let got: BTreeMap<String, i64> = read_csv(&out)
+            .into_iter()
+            .map(|r| (r[0].clone(), r[2].parse().unwrap()))
+            .collect();
+        assert_eq!(got, expected, "{mode}");
+    }
+}
+
+#[test]
+fn runnel_sql_queries_the_result_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("totals.csv");
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    ok(run(
+        "microbatch",
+        RETAIL_SQL,
+        &source,
+        &out,
+        &["--output-mode", "update"],
+    ));
+    let expected = retail_daily_totals();
+    let (best, best_total) = expected
+        .iter()
+        .max_by(|a, b| a.1.partial_cmp(b.1).unwrap())
+        .map(|(k, v)| (k.clone(), *v))
+        .unwrap();
+    let text = ok(runnel()
+        .args([
+            "sql",
+            "--table",
+            &format!("totals=csv:{}", out.display()),
+            "--format",
+            "csv",
+        ])
+        .arg("SELECT customerid, day, total FROM totals ORDER BY total DESC LIMIT 1")
+        .output()
+        .unwrap());
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("customerid,day,total"));
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(row[0].parse::<f64>().ok(), best.0.parse::<f64>().ok());
+    assert!(row[1].starts_with(&best.1[..10]), "{row:?} vs {best:?}");
+    assert!(close(row[2].parse().unwrap(), best_total));
+}
+
+#[test]
+fn progress_json_and_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "retail=csv:{}?header=true&watermark=InvoiceDate:1 hour",
+        fixtures("retail-by-day").display()
+    );
+    let out = dir.path().join("x.csv");
+    let text = ok(runnel()
+        .args([
+            "run",
+            "--mode",
+            "microbatch",
+            "--sql",
+            RETAIL_SQL,
+            "--source",
+            &source,
+        ])
+        .args([
+            "--sink",
+            &format!("csv:{}", out.display()),
+            "--until-idle",
+            "--progress",
+            "json",
+        ])
+        .output()
+        .unwrap());
+    let batches: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!batches.is_empty());
+    let rows: u64 = batches
+        .iter()
+        .map(|b| b["numInputRows"].as_u64().unwrap())
+        .sum();
+    assert_eq!(rows, 1000, "5 files of 200 rows");
+    assert!(batches[0]["durationMs"]["addBatch"].is_u64());
+    let plan = ok(runnel()
+        .args([
+            "run",
+            "--mode",
+            "continuous",
+            "--sql",
+            RETAIL_SQL,
+            "--source",
+            &source,
+            "--sink",
+            "memory:x",
+            "--explain",
+        ])
+        .output()
+        .unwrap());
+    assert!(
+        plan.contains("== Logical Plan ==")
+            && plan.contains("EventTimeWatermark InvoiceDate, 1 hour"),
+        "{plan}"
+    );
+    assert!(plan.contains("task 0"), "{plan}");
+}
+
+#[test]
+fn error_paths_exit_non_zero_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("o.csv");
+    let retail = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    // Bad SQL, pointing at the bad column.
+    let err = fails(run(
+        "continuous",
+        "SELECT Quantty FROM retail",
+        &retail,
+        &out,
+        &[],
+    ));
+    assert!(
+        err.contains("`Quantty` cannot be resolved") && err.contains("^^^^^^^"),
+        "{err}"
+    );
+    // Unsupported construct named.
+    let err = fails(run(
+        "continuous",
+        "SELECT * FROM retail ORDER BY Quantity",
+        &retail,
+        &out,
+        &[],
+    ));
+    assert!(err.contains("ORDER BY"), "{err}");
+    // A source the query does not name, and a missing one.
+    let err = fails(run("continuous", "SELECT * FROM sales", &retail, &out, &[]));
+    assert!(err.contains("sales"), "{err}");
+    // An unreadable source directory.
+    let err = fails(run(
+        "continuous",
+        "SELECT * FROM retail",
+        "retail=csv:/nonexistent/dir?header=true",
+        &out,
+        &[],
+    ));
+    assert!(err.contains("/nonexistent/dir"), "{err}");
+    // An unknown option and an unknown kind.
+    let bad = format!(
+        "retail=csv:{}?header=true&colour=blue",
+        fixtures("retail-by-day").display()
+    );
+    let err = fails(run("continuous", "SELECT * FROM retail", &bad, &out, &[]));
+    assert!(err.contains("colour"), "{err}");
+    let err = fails(run(
+        "continuous",
+        "SELECT * FROM retail",
+        "retail=ftp:somewhere",
+        &out,
+        &[],
+    ));
+    assert!(err.contains("ftp"), "{err}");
+    // A bad record under bad_records=fail names file and line.
+    let data = dir.path().join("bad");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("a.csv"), "id,x\n1,2\n2,oops\n").unwrap();
+    let src = format!(
+        "t=csv:{}?header=true&schema=id bigint, x bigint&bad_records=fail",
+        data.display()
+    );
+    for mode in ["continuous", "microbatch"] {
+        let err = fails(run(mode, "SELECT * FROM t", &src, &out, &[]));
+        assert!(err.contains("a.csv:3"), "{mode}: {err}");
+    }
+    // A sink that cannot be written.
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "x").unwrap();
+    let err = fails(run(
+        "continuous",
+        "SELECT * FROM retail",
+        &retail,
+        &blocker.join("o.csv"),
+        &[],
+    ));
+    assert!(err.contains("sink") || err.contains("o.csv"), "{err}");
+    // Append mode for an aggregation without a watermark.
+    let err = fails(run(
+        "continuous",
+        RETAIL_SQL,
+        &retail,
+        &out,
+        &["--output-mode", "append"],
+    ));
+    assert!(err.contains("watermark"), "{err}");
+}
