@@ -214,11 +214,10 @@ impl PhysicalPlan {
         let names =
             |ops: &[(PhysOp, String)]| ops.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
         if self.partitions > 1 {
-            let (agg, agg_label) = self
+            let (_, agg_label) = self
                 .aggregate
                 .as_ref()
                 .expect("partitions > 1 implies an aggregation");
-            let _ = agg;
             let mut chain = head;
             chain.extend(names(&self.pre));
             chain.push(format!(
