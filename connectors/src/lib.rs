@@ -6,11 +6,18 @@
 //! engine's internals: everything it needs is the engine's public API.
 #![deny(missing_docs)]
 
+pub mod console;
 pub mod file_sink;
 pub mod files;
 pub mod log;
+pub mod null;
 pub mod rate;
+pub mod socket;
 
+pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
 pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
+pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};
+pub use null::{NullSink, RowCounter};
 pub use rate::RateSource;
+pub use socket::SocketSource;

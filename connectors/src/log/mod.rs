@@ -1,11 +1,12 @@
-//! The on-disk, Kafka-like partitioned log (storage layer).
+//! The on-disk, Kafka-like partitioned log: storage, and the engine source
+//! and sink over it.
 //!
-//! This module owns the bytes on disk: topic metadata, partition folders,
-//! segment files, their sparse offset indexes, crash recovery, the single
-//! producer that appends and the readers that tail partitions. It must not
-//! depend on the engine (no `runnel::` types here): adapters that expose a
-//! topic as an engine source or sink live elsewhere and use only this
-//! module's public API.
+//! The storage layer owns the bytes on disk: topic metadata, partition
+//! folders, segment files, their sparse offset indexes, crash recovery, the
+//! single producer that appends and the readers that tail partitions. It does
+//! not depend on the engine (no `runnel::` types in its files). The adapters
+//! that expose a topic as an engine [`LogSource`] and [`LogSink`]
+//! (`source.rs`, `sink.rs`) use only the storage layer's public API.
 //!
 //! # On-disk format (format version 1)
 //!
@@ -104,6 +105,8 @@ mod producer;
 mod reader;
 mod record;
 mod segment;
+mod sink;
+mod source;
 mod topic;
 
 #[cfg(test)]
@@ -114,6 +117,8 @@ pub use inspect::{inspect, PartitionInfo, SegmentInfo, TopicInfo};
 pub use producer::{partition_for_key, LogProducer, ProducerConfig};
 pub use reader::PartitionReader;
 pub use record::{Record, RecordRef, RECORD_OVERHEAD};
+pub use sink::{LogSink, SINK_MARKER_FILE};
+pub use source::{LogSource, LogSourceOptions, StartingOffsets, LOG_SOURCE_OPTION_KEYS};
 pub use topic::LogTopic;
 
 /// Version of the on-disk format written to `topic.json`. Opening a topic

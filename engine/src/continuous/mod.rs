@@ -15,6 +15,8 @@ mod terminal;
 mod wait;
 
 pub(crate) use coordinator::{EpochReporter, OperatorSnapshot};
+#[cfg(test)]
+pub(crate) use coordinator::CoordMsg;
 pub use ring::Message;
 pub(crate) use runtime::start;
 pub use wait::{TaskWaker, WaitStrategy};

@@ -12,6 +12,9 @@ mod aggregate;
 mod stateless;
 mod watermark;
 
+#[cfg(test)]
+mod tests;
+
 pub(crate) use aggregate::{AggregateOp, BoundAggregate};
 pub use stateless::FlatMapFn;
 pub(crate) use stateless::{FilterOp, FlatMapOp, ProjectOp};

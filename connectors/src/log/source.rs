@@ -1,0 +1,705 @@
+//! The log source: a topic of the on-disk partitioned log read as a stream,
+//! like Spark's Kafka source.
+//!
+//! # Rows
+//!
+//! `key string, value string, topic string, partition bigint, offset bigint,
+//! timestamp timestamp`: one row per record. Key and value are decoded as
+//! UTF-8, **lossily**: invalid bytes become U+FFFD (the record is still
+//! emitted, and counted in the metric `lossyUtf8Records`). A null key or
+//! value is a null column. `timestamp` is the record's producer timestamp
+//! (milliseconds) as a timestamp. A row's ingest time is the moment the
+//! source read it ([`runnel::clock::now_ns`]), not the moment it was
+//! appended: the record timestamp is producer-supplied and on the wall
+//! clock, so it cannot stand for an append time.
+//!
+//! # Offsets
+//!
+//! `{"partitions": {"0": 42, "1": 17, ...}}`: for every partition, the
+//! offset of the next record to read. A restart at an offset neither
+//! re-reads nor skips a record.
+//!
+//! # Modes
+//!
+//! * continuous: [`Source::poll`] reads the partitions round-robin, a chunk
+//!   of records from each ([`PartitionReader::read_batch`]), at most
+//!   [`LogSourceOptions::max_records_per_poll`] records per call. Records
+//!   appended later (by a producer in this or another process) are picked
+//!   up. When every partition is at its end the source answers
+//!   `IdleUntil(now + poll_interval)` and does not look at the files again
+//!   before then (each look costs an `fstat` and a `stat` per partition), so
+//!   a new record is seen at most about `poll_interval` after it was
+//!   flushed by its producer. With [`LogSourceOptions::until_idle`], the
+//!   first look that finds every partition at its end exhausts the source.
+//! * micro-batch: [`Source::latest_offset`] is the partitions' current end
+//!   offsets, at most [`LogSourceOptions::max_records_per_trigger`] records
+//!   past the current position (shared out in proportion to each
+//!   partition's backlog); [`Source::read_range`] re-reads exactly the
+//!   records of a logged range, in a later process too.
+//!
+//! `starting_offsets=latest` (the default, as in Spark) starts at the end of
+//! every partition as it is when the query starts without a checkpoint. In
+//! micro-batch mode that position is logged as a first, empty batch, so
+//! that a restart before anything else committed starts from the same
+//! place. (Without a checkpoint continuous mode has no such record: a crash
+//! before the first durable epoch starts from the then-latest end again, as
+//! Spark does.)
+//!
+//! # I/O
+//!
+//! [`Source::is_blocking`] is `false`: sealed segments are read through a
+//! memory map and the active segment with positioned reads of data that the
+//! producer has just written, so reads are served from the page cache. A
+//! topic whose data is not cached (a cold start on a slow disk) can make a
+//! poll take as long as the disk does; the engine's wait strategy is not
+//! affected otherwise.
+//!
+//! # Damage
+//!
+//! A torn tail (a producer that died mid-write and has not been reopened)
+//! is the end of the partition for this source: the records before it are
+//! read, and records appended after a producer's recovery are read
+//! afterwards. Corruption elsewhere stops the query with the storage
+//! layer's error (file and position). An offset that is no longer in the
+//! topic (a checkpoint ahead of the topic's end: the topic was recreated or
+//! lost records) is an error, or with `fail_on_data_loss=false` a warning
+//! and a jump to the end.
+//!
+//! This module adapts a topic to the engine's [`Source`] trait using only
+//! the storage layer's public API; it must not write to the topic.
+
+use std::borrow::Cow;
+use std::path::Path;
+use std::sync::Arc;
+
+use runnel::clock::now_ns;
+use runnel::{
+    schema, timestamp_type, DataType, EngineError, PollStatus, Result, Row, SchemaRef, Source,
+    SourceContext, SourceOffset, SourceOutput, Value,
+};
+
+use super::{LogError, LogTopic, PartitionReader, RecordRef};
+
+/// Where a query without a checkpoint starts reading.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StartingOffsets {
+    /// At the first record of every partition.
+    Earliest,
+    /// At the end of every partition: only records appended after the
+    /// query started are read (the default, as in Spark).
+    #[default]
+    Latest,
+}
+
+/// Settings of a [`LogSource`]. Build one with [`LogSourceOptions::default`]
+/// and struct update syntax, or from string pairs with
+/// [`LogSourceOptions::from_pairs`].
+#[derive(Clone, Debug)]
+pub struct LogSourceOptions {
+    /// Where to start without a checkpoint (default
+    /// [`StartingOffsets::Latest`]).
+    pub starting_offsets: StartingOffsets,
+    /// The stream ends once every partition has been read to its end
+    /// (default `false`: wait for new records forever).
+    pub until_idle: bool,
+    /// Micro-batch: at most this many records per batch, over all
+    /// partitions (default: no limit). Spark's `maxOffsetsPerTrigger`.
+    pub max_records_per_trigger: Option<u64>,
+    /// Continuous: at most this many records per poll (default 512).
+    pub max_records_per_poll: usize,
+    /// Continuous: least time between two looks at partitions that were all
+    /// at their end, in microseconds (default 1000). 0 looks at every poll.
+    pub poll_interval_us: u64,
+    /// Whether a checkpointed offset beyond a partition's end is an error
+    /// (default `true`); if `false`, a warning and a jump to the end.
+    pub fail_on_data_loss: bool,
+}
+
+impl Default for LogSourceOptions {
+    fn default() -> Self {
+        LogSourceOptions {
+            starting_offsets: StartingOffsets::Latest,
+            until_idle: false,
+            max_records_per_trigger: None,
+            max_records_per_poll: 512,
+            poll_interval_us: 1000,
+            fail_on_data_loss: true,
+        }
+    }
+}
+
+/// The option keys [`LogSourceOptions::from_pairs`] accepts, with the form
+/// of their values. Keys are matched ignoring case, `_`, `-` and `.`, so
+/// Spark's spellings (`startingOffsets`, `maxOffsetsPerTrigger`,
+/// `failOnDataLoss`) work too.
+pub const LOG_SOURCE_OPTION_KEYS: &[(&str, &str)] = &[
+    ("starting_offsets", "earliest|latest"),
+    ("until_idle", "true|false"),
+    (
+        "max_records_per_trigger",
+        "a count (alias: max_offsets_per_trigger)",
+    ),
+    ("max_records_per_poll", "a count"),
+    ("poll_interval", "a duration: 1ms, 500us, 0"),
+    ("fail_on_data_loss", "true|false"),
+];
+
+fn option_err(key: &str, value: &str, expected: &str) -> EngineError {
+    EngineError::Plan(format!(
+        "log source option {key} = '{value}': expected {expected}"
+    ))
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "on" | "1" => Ok(true),
+        "false" | "no" | "off" | "0" => Ok(false),
+        _ => Err(option_err(key, v, "true or false")),
+    }
+}
+
+fn parse_count(key: &str, v: &str) -> Result<u64> {
+    v.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| option_err(key, v, "a positive whole number"))
+}
+
+fn normalise_key(k: &str) -> String {
+    k.trim()
+        .chars()
+        .filter(|c| !matches!(c, '_' | '-' | '.'))
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+impl LogSourceOptions {
+    /// Options from `(key, value)` pairs over the defaults; see
+    /// [`LOG_SOURCE_OPTION_KEYS`]. An unknown key is an error that names it
+    /// and lists the valid ones; a malformed value is an error naming key
+    /// and value.
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<LogSourceOptions>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut o = LogSourceOptions::default();
+        for (key, value) in pairs {
+            let (key, v) = (key.as_ref(), value.as_ref());
+            match normalise_key(key).as_str() {
+                "startingoffsets" => {
+                    o.starting_offsets = match v.trim().to_ascii_lowercase().as_str() {
+                        "earliest" => StartingOffsets::Earliest,
+                        "latest" => StartingOffsets::Latest,
+                        _ => return Err(option_err(key, v, "earliest or latest")),
+                    }
+                }
+                "untilidle" => o.until_idle = parse_bool(key, v)?,
+                "maxrecordspertrigger" | "maxoffsetspertrigger" => {
+                    o.max_records_per_trigger = Some(parse_count(key, v)?)
+                }
+                "maxrecordsperpoll" => {
+                    o.max_records_per_poll = usize::try_from(parse_count(key, v)?)
+                        .map_err(|_| option_err(key, v, "a smaller count"))?
+                }
+                "pollinterval" => {
+                    let t = v.trim();
+                    o.poll_interval_us = if t == "0" {
+                        0
+                    } else {
+                        runnel::time::parse_duration_us(t)
+                            .map_err(|e| option_err(key, v, &format!("a duration ({e})")))?
+                            as u64
+                    }
+                }
+                "failondataloss" => o.fail_on_data_loss = parse_bool(key, v)?,
+                _ => {
+                    let valid: Vec<&str> = LOG_SOURCE_OPTION_KEYS.iter().map(|(k, _)| *k).collect();
+                    return Err(EngineError::Plan(format!(
+                        "unknown log source option '{key}'; valid options: {}",
+                        valid.join(", ")
+                    )));
+                }
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A topic of the partitioned log read as a stream (see the module docs).
+pub struct LogSource {
+    topic: LogTopic,
+    options: LogSourceOptions,
+    topic_value: Value,
+    /// One reader per partition once opened (`None` until needed).
+    readers: Vec<Option<PartitionReader>>,
+    /// Next offset to read per partition.
+    positions: Vec<u64>,
+    /// Micro-batch with `latest`: the starting position still has to be
+    /// logged as an empty first batch.
+    anchor_pending: bool,
+    /// Partition the next poll starts with.
+    next_partition: usize,
+    /// Continuous: no look at the files before this [`now_ns`] time.
+    idle_until: u64,
+    exhausted: bool,
+    lossy_utf8: u64,
+}
+
+fn source_err(topic: &Path, e: impl std::fmt::Display) -> EngineError {
+    EngineError::Source(format!("log {}: {e}", topic.display()))
+}
+
+fn log_err(e: LogError) -> EngineError {
+    EngineError::Source(format!("log source: {e}"))
+}
+
+/// Decodes key or value bytes (lossy UTF-8), noting a lossy decode.
+#[inline]
+fn text_value(bytes: Option<&[u8]>, lossy: &mut bool) -> Value {
+    match bytes {
+        None => Value::Null,
+        Some(b) => match String::from_utf8_lossy(b) {
+            Cow::Borrowed(s) => Value::Utf8(Arc::from(s)),
+            Cow::Owned(s) => {
+                *lossy = true;
+                Value::Utf8(Arc::from(s))
+            }
+        },
+    }
+}
+
+#[inline]
+fn record_row(rec: &RecordRef<'_>, topic: &Value, partition: u32, lossy: &mut u64) -> Row {
+    let mut row = Row::new();
+    let mut was_lossy = false;
+    row.push(text_value(rec.key, &mut was_lossy));
+    row.push(text_value(rec.value, &mut was_lossy));
+    *lossy += u64::from(was_lossy);
+    row.push(topic.clone());
+    row.push(Value::Int64(i64::from(partition)));
+    row.push(Value::Int64(rec.offset as i64));
+    row.push(Value::Timestamp(rec.timestamp_ms.saturating_mul(1000)));
+    row
+}
+
+impl LogSource {
+    /// A source reading the topic at `topic_path` (the `DIR/TOPIC` folder,
+    /// which must exist: create it with [`LogTopic::create`] or a producer).
+    pub fn new(topic_path: impl AsRef<Path>, options: LogSourceOptions) -> Result<LogSource> {
+        let topic = LogTopic::open(topic_path.as_ref()).map_err(log_err)?;
+        let n = topic.partitions() as usize;
+        let topic_value = Value::str(topic.name());
+        Ok(LogSource {
+            topic,
+            options,
+            topic_value,
+            readers: (0..n).map(|_| None).collect(),
+            positions: vec![0; n],
+            anchor_pending: false,
+            next_partition: 0,
+            idle_until: 0,
+            exhausted: false,
+            lossy_utf8: 0,
+        })
+    }
+
+    /// The schema: `key string, value string, topic string, partition
+    /// bigint, offset bigint, timestamp timestamp`.
+    pub fn output_schema() -> SchemaRef {
+        schema(&[
+            ("key", DataType::Utf8),
+            ("value", DataType::Utf8),
+            ("topic", DataType::Utf8),
+            ("partition", DataType::Int64),
+            ("offset", DataType::Int64),
+            ("timestamp", timestamp_type()),
+        ])
+    }
+
+    /// The topic read.
+    pub fn topic(&self) -> &LogTopic {
+        &self.topic
+    }
+
+    /// The options.
+    pub fn options(&self) -> &LogSourceOptions {
+        &self.options
+    }
+
+    fn path(&self) -> &Path {
+        self.topic.path()
+    }
+
+    fn offset_of(positions: &[u64]) -> SourceOffset {
+        let map: serde_json::Map<String, serde_json::Value> = positions
+            .iter()
+            .enumerate()
+            .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
+            .collect();
+        SourceOffset(serde_json::json!({ "partitions": map }))
+    }
+
+    /// The per-partition positions of an offset this source wrote; partitions
+    /// it does not name take `default`.
+    fn parse_offset(&self, offset: &SourceOffset, default: &[u64]) -> Result<Vec<u64>> {
+        let map = offset
+            .0
+            .get("partitions")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| {
+                source_err(
+                    self.path(),
+                    format!("offset {offset} is not a log offset (no \"partitions\" object)"),
+                )
+            })?;
+        let mut out = default.to_vec();
+        for (k, v) in map {
+            let p: usize = k.parse().ok().filter(|p| *p < out.len()).ok_or_else(|| {
+                source_err(
+                    self.path(),
+                    format!(
+                        "offset {offset} names partition {k}, but the topic has {} partitions",
+                        out.len()
+                    ),
+                )
+            })?;
+            out[p] = v.as_u64().ok_or_else(|| {
+                source_err(
+                    self.path(),
+                    format!("offset {offset}: partition {k} has no whole-number offset"),
+                )
+            })?;
+        }
+        Ok(out)
+    }
+
+    fn initial_positions(&self) -> Result<Vec<u64>> {
+        match self.options.starting_offsets {
+            StartingOffsets::Earliest => self.topic.start_offsets().map_err(log_err),
+            StartingOffsets::Latest => self.topic.end_offsets().map_err(log_err),
+        }
+    }
+
+    /// Checks positions against the topic's current offsets: a position past
+    /// the end is data loss (error, or a jump to the end), one before the
+    /// start moves to the start.
+    fn check_positions(&self, positions: &mut [u64]) -> Result<()> {
+        let starts = self.topic.start_offsets().map_err(log_err)?;
+        let ends = self.topic.end_offsets().map_err(log_err)?;
+        for (p, pos) in positions.iter_mut().enumerate() {
+            if *pos > ends[p] {
+                let msg = format!(
+                    "partition {p} is at offset {pos} in the checkpoint, but the topic ends at \
+                     {} (it was recreated or lost records)",
+                    ends[p]
+                );
+                if self.options.fail_on_data_loss {
+                    return Err(source_err(
+                        self.path(),
+                        format!(
+                            "{msg}; delete the checkpoint, or set fail_on_data_loss=false to \
+                             continue from the end"
+                        ),
+                    ));
+                }
+                tracing::warn!(topic = %self.path().display(), "{msg}: continuing from the end");
+                *pos = ends[p];
+            } else if *pos < starts[p] {
+                tracing::warn!(
+                    topic = %self.path().display(),
+                    "partition {p}: offset {pos} is no longer in the topic, starting at {}",
+                    starts[p]
+                );
+                *pos = starts[p];
+            }
+        }
+        Ok(())
+    }
+
+    /// Positions the reader of partition `p` at `at` (reusing it when it is
+    /// there already).
+    fn seek_reader(&mut self, p: usize, at: u64) -> Result<()> {
+        let reusable = self.readers[p].as_ref().is_some_and(|r| r.position() == at);
+        if !reusable {
+            self.readers[p] = Some(self.topic.reader_at(p as u32, at).map_err(log_err)?);
+        }
+        self.positions[p] = at;
+        Ok(())
+    }
+
+    /// Emits up to `max` records of partition `p`; returns how many.
+    fn read_partition(
+        &mut self,
+        p: usize,
+        max: usize,
+        out: &mut dyn SourceOutput,
+    ) -> Result<usize> {
+        let LogSource {
+            readers,
+            topic_value,
+            lossy_utf8,
+            ..
+        } = self;
+        let Some(reader) = readers[p].as_mut() else {
+            return Err(source_err(
+                self.topic.path(),
+                "the source was polled before open",
+            ));
+        };
+        let ingest_ns = now_ns();
+        let mut failed = None;
+        let n = reader
+            .read_batch(max, |rec| {
+                if failed.is_none() {
+                    let row = record_row(&rec, topic_value, p as u32, lossy_utf8);
+                    if let Err(e) = out.emit(row, ingest_ns) {
+                        failed = Some(e);
+                    }
+                }
+            })
+            .map_err(log_err)?;
+        self.positions[p] = reader.position();
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+}
+
+impl Source for LogSource {
+    fn describe(&self) -> String {
+        format!("LogSource[{}]", self.path().display())
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Self::output_schema()
+    }
+
+    fn open(&mut self, _ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()> {
+        let initial = self.initial_positions()?;
+        let mut positions = match start {
+            Some(offset) => self.parse_offset(offset, &initial)?,
+            None => initial,
+        };
+        self.check_positions(&mut positions)?;
+        self.anchor_pending =
+            start.is_none() && self.options.starting_offsets == StartingOffsets::Latest;
+        for (p, &pos) in positions.iter().enumerate() {
+            self.readers[p] = Some(self.topic.reader_at(p as u32, pos).map_err(log_err)?);
+        }
+        self.positions = positions;
+        self.next_partition = 0;
+        self.idle_until = 0;
+        self.exhausted = false;
+        Ok(())
+    }
+
+    fn poll(&mut self, out: &mut dyn SourceOutput) -> Result<PollStatus> {
+        if self.exhausted {
+            return Ok(PollStatus::Exhausted);
+        }
+        let n = self.readers.len();
+        if self.options.poll_interval_us > 0 && self.idle_until > 0 {
+            if now_ns() < self.idle_until {
+                return Ok(PollStatus::IdleUntil(self.idle_until));
+            }
+            self.idle_until = 0;
+        }
+        let mut budget = self.options.max_records_per_poll.max(1);
+        let chunk = (budget / n).max(1);
+        let mut emitted = 0;
+        let mut empty_in_a_row = 0;
+        let mut p = self.next_partition;
+        while budget > 0 && empty_in_a_row < n {
+            let got = self.read_partition(p, chunk.min(budget), out)?;
+            if got == 0 {
+                empty_in_a_row += 1;
+            } else {
+                empty_in_a_row = 0;
+            }
+            emitted += got;
+            budget -= got;
+            p = (p + 1) % n;
+        }
+        self.next_partition = p;
+        if emitted > 0 {
+            return Ok(PollStatus::Emitted(emitted));
+        }
+        if self.options.until_idle {
+            self.exhausted = true;
+            return Ok(PollStatus::Exhausted);
+        }
+        if self.options.poll_interval_us == 0 {
+            return Ok(PollStatus::Idle);
+        }
+        self.idle_until = now_ns() + self.options.poll_interval_us * 1000;
+        Ok(PollStatus::IdleUntil(self.idle_until))
+    }
+
+    fn offset(&self) -> SourceOffset {
+        Self::offset_of(&self.positions)
+    }
+
+    fn is_exhausted(&self) -> bool {
+        if self.exhausted {
+            return true;
+        }
+        self.options.until_idle
+            && !self.anchor_pending
+            && self
+                .topic
+                .end_offsets()
+                .is_ok_and(|ends| ends.iter().zip(&self.positions).all(|(e, p)| p >= e))
+    }
+
+    fn latest_offset(&mut self) -> Result<SourceOffset> {
+        if self.anchor_pending {
+            // `latest` without a checkpoint: log the starting position first.
+            return Ok(Self::offset_of(&self.positions));
+        }
+        let ends = self.topic.end_offsets().map_err(log_err)?;
+        let lags: Vec<u64> = ends
+            .iter()
+            .zip(&self.positions)
+            .map(|(e, p)| e.saturating_sub(*p))
+            .collect();
+        let total: u64 = lags.iter().sum();
+        let take = match self.options.max_records_per_trigger {
+            Some(cap) if total > cap => share_out(&lags, cap),
+            _ => lags,
+        };
+        let end: Vec<u64> = self
+            .positions
+            .iter()
+            .zip(&take)
+            .map(|(p, t)| p + t)
+            .collect();
+        Ok(Self::offset_of(&end))
+    }
+
+    fn read_range(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        out: &mut dyn SourceOutput,
+    ) -> Result<()> {
+        let to = self.parse_offset(end, &self.positions.clone())?;
+        let from = match start {
+            Some(s) => self.parse_offset(s, &to)?,
+            // No earlier batch: `earliest` reads from the first records; with
+            // `latest` the first batch is the empty anchor batch.
+            None => match self.options.starting_offsets {
+                StartingOffsets::Earliest => self.topic.start_offsets().map_err(log_err)?,
+                StartingOffsets::Latest => to.clone(),
+            },
+        };
+        for p in 0..self.readers.len() {
+            if from[p] > to[p] && !self.options.fail_on_data_loss {
+                // The topic went back (data loss accepted at open): nothing
+                // to read in this partition.
+                self.positions[p] = to[p];
+                continue;
+            }
+            if from[p] > to[p] {
+                return Err(source_err(
+                    self.path(),
+                    format!(
+                        "partition {p}: batch range {} .. {} runs backwards",
+                        from[p], to[p]
+                    ),
+                ));
+            }
+            if from[p] == to[p] {
+                self.positions[p] = to[p];
+                continue;
+            }
+            self.seek_reader(p, from[p])?;
+            while self.positions[p] < to[p] {
+                let want = (to[p] - self.positions[p]).min(4096) as usize;
+                let got = self.read_partition(p, want, out)?;
+                if got == 0 {
+                    return Err(source_err(
+                        self.path(),
+                        format!(
+                            "partition {p} ends at offset {}, but the logged batch needs records \
+                             up to {} (the topic was recreated or lost records)",
+                            self.positions[p], to[p]
+                        ),
+                    ));
+                }
+            }
+        }
+        self.anchor_pending = false;
+        Ok(())
+    }
+
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![("lossyUtf8Records".to_string(), self.lossy_utf8)]
+    }
+}
+
+/// Shares `cap` records out over partitions with backlogs `lags` (summing to
+/// more than `cap`) in proportion to the backlogs, largest remainders first;
+/// at least one record in all when `cap > 0`.
+fn share_out(lags: &[u64], cap: u64) -> Vec<u64> {
+    let total: u128 = lags.iter().map(|&l| u128::from(l)).sum();
+    let mut take: Vec<u64> = lags
+        .iter()
+        .map(|&l| (u128::from(l) * u128::from(cap) / total) as u64)
+        .collect();
+    let mut left = cap - take.iter().sum::<u64>();
+    // Hand out what rounding left over, to the partitions with most left.
+    while left > 0 {
+        let Some((i, _)) = lags
+            .iter()
+            .zip(&take)
+            .enumerate()
+            .filter(|(_, (l, t))| *t < *l)
+            .max_by_key(|(i, (l, t))| (*l - *t, std::cmp::Reverse(*i)))
+        else {
+            break;
+        };
+        take[i] += 1;
+        left -= 1;
+    }
+    take
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn share_out_is_proportional_and_exact() {
+        assert_eq!(share_out(&[100, 100, 100], 30), vec![10, 10, 10]);
+        assert_eq!(share_out(&[90, 10, 0], 10), vec![9, 1, 0]);
+        let t = share_out(&[5, 5, 5], 4);
+        assert_eq!(t.iter().sum::<u64>(), 4);
+        assert!(t.iter().all(|&x| x <= 5));
+        assert_eq!(share_out(&[1000, 1, 1], 1), vec![1, 0, 0]);
+    }
+
+    #[test]
+    fn options_parse_spark_spellings() {
+        let o = LogSourceOptions::from_pairs([
+            ("startingOffsets", "earliest"),
+            ("maxOffsetsPerTrigger", "100"),
+            ("until_idle", "true"),
+            ("poll_interval", "250us"),
+            ("failOnDataLoss", "false"),
+        ])
+        .unwrap();
+        assert_eq!(o.starting_offsets, StartingOffsets::Earliest);
+        assert_eq!(o.max_records_per_trigger, Some(100));
+        assert!(o.until_idle);
+        assert_eq!(o.poll_interval_us, 250);
+        assert!(!o.fail_on_data_loss);
+        let e = LogSourceOptions::from_pairs([("bogus", "1")]).unwrap_err();
+        assert!(e.to_string().contains("starting_offsets"), "{e}");
+        let e = LogSourceOptions::from_pairs([("starting_offsets", "middle")]).unwrap_err();
+        assert!(e.to_string().contains("earliest or latest"), "{e}");
+    }
+}
