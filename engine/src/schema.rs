@@ -456,11 +456,24 @@ mod tests {
 
     #[test]
     fn ddl_schemas_parse_like_spark() {
-        let s = parse_ddl("OrderID double, OrderDate string, `Unit Price` int, ts TIMESTAMP").unwrap();
-        assert_eq!(to_ddl(&s), "OrderID double, OrderDate string, Unit Price bigint, ts timestamp");
-        assert!(parse_ddl("a double, b").unwrap_err().to_string().contains("`b` has no type"));
-        assert!(parse_ddl("a decimal").unwrap_err().to_string().contains("unknown type 'decimal'"));
-        assert!(parse_ddl("a int, A int").unwrap_err().to_string().contains("twice"));
+        let s =
+            parse_ddl("OrderID double, OrderDate string, `Unit Price` int, ts TIMESTAMP").unwrap();
+        assert_eq!(
+            to_ddl(&s),
+            "OrderID double, OrderDate string, Unit Price bigint, ts timestamp"
+        );
+        assert!(parse_ddl("a double, b")
+            .unwrap_err()
+            .to_string()
+            .contains("`b` has no type"));
+        assert!(parse_ddl("a decimal")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown type 'decimal'"));
+        assert!(parse_ddl("a int, A int")
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
     }
 
     #[test]

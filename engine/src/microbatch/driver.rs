@@ -233,7 +233,9 @@ impl Driver {
                     if Some(&latest) == self.current.as_ref()
                         || (self.current.is_none() && latest == SourceOffset::default())
                     {
-                        if self.config.trigger == Trigger::AvailableNow || self.source.is_exhausted() {
+                        if self.config.trigger == Trigger::AvailableNow
+                            || self.source.is_exhausted()
+                        {
                             break;
                         }
                         self.sleep(self.trigger_interval().unwrap_or(IDLE_POLL));
