@@ -8,7 +8,10 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use runnel::{EngineError, Result, Sink, Source};
-use runnel_connectors::{FileSink, FileSource, FileSourceOptions, RateSource};
+use runnel_connectors::{
+    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
+    NullSink, RateSource, SocketSource,
+};
 
 /// A parsed URI: `kind:location?key=value&key=value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,6 +164,27 @@ pub fn source(text: &str, name: &str, until_idle: bool) -> Result<SourceSpec> {
             }
             Box::new(rate)
         }
+        "socket" => {
+            let socket = SocketSource::new(&uri.location)
+                .and_then(|s| s.with_options(uri.options.clone()))
+                .map_err(|e| EngineError::Source(format!("{what}: {e}")))?;
+            Box::new(socket)
+        }
+        "log" => {
+            if uri.location.is_empty() {
+                return Err(EngineError::Plan(format!("{what}: log needs DIR/TOPIC")));
+            }
+            let mut pairs: Vec<(String, String)> = uri.options.clone().into_iter().collect();
+            if until_idle && !uri.options.contains_key("until_idle") {
+                pairs.push(("until_idle".into(), "true".into()));
+            }
+            let options = LogSourceOptions::from_pairs(pairs)
+                .map_err(|e| EngineError::Plan(format!("{what}: {e}")))?;
+            Box::new(
+                LogSource::new(&uri.location, options)
+                    .map_err(|e| EngineError::Source(format!("{what}: {e}")))?,
+            )
+        }
         other => {
             return Err(EngineError::Plan(format!(
                 "{what}: unknown source kind '{other}' (use csv:, json:, rate:, socket: or log:)"
@@ -193,6 +217,24 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
     Ok(match uri.kind.as_str() {
         "csv" => SinkSpec::Sink(Box::new(FileSink::csv(needs_path("csv")?))),
         "json" => SinkSpec::Sink(Box::new(FileSink::json(needs_path("json")?))),
+        "console" => SinkSpec::Sink(Box::new(
+            ConsoleSink::new()
+                .with_options(uri.options.clone())
+                .map_err(|e| EngineError::Plan(format!("--sink: {e}")))?,
+        )),
+        "null" => SinkSpec::Sink(Box::new(NullSink::new())),
+        "log" => {
+            if uri.location.is_empty() {
+                return Err(EngineError::Plan("--sink: log needs DIR/TOPIC".into()));
+            }
+            let partitions = match uri.options.get("partitions") {
+                None => 1,
+                Some(p) => p.parse::<u32>().map_err(|_| {
+                    EngineError::Plan(format!("--sink: partitions={p} is not a whole number"))
+                })?,
+            };
+            SinkSpec::Sink(Box::new(LogSink::new(&uri.location, partitions)))
+        }
         "memory" => {
             let name = if uri.location.is_empty() { "result" } else { &uri.location };
             let (s, t) = runnel::MemorySink::new(name);

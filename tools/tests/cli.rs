@@ -394,3 +394,86 @@ fn error_paths_exit_non_zero_with_the_reason() {
     ));
     assert!(err.contains("watermark"), "{err}");
 }
+
+#[test]
+fn log_topics_through_runnel_run_and_runnel_log() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let topic = dir.path().join("logs/numbers");
+    let mut produce = runnel()
+        .args([
+            "log",
+            "produce",
+            topic.to_str().unwrap(),
+            "--partitions",
+            "3",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let input: String = (1..=1000).map(|i| format!("{i}\n")).collect();
+    produce
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    assert!(produce.wait().unwrap().success());
+    let inspect = ok(runnel()
+        .args(["log", "inspect", topic.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(inspect.contains("3 partitions, 1000 records"), "{inspect}");
+    for mode in ["continuous", "microbatch"] {
+        let out_topic = dir.path().join(format!("logs/doubled-{mode}"));
+        ok(runnel()
+            .args(["run", "--mode", mode, "--progress", "none", "--until-idle"])
+            .args(["--sql", "SELECT CAST(value AS bigint) * 2 AS value FROM numbers WHERE CAST(value AS bigint) % 100 = 0"])
+            .args(["--source", &format!("numbers=log:{}?starting_offsets=earliest", topic.display())])
+            .args(["--sink", &format!("log:{}", out_topic.display())])
+            .output()
+            .unwrap());
+        let text = ok(runnel()
+            .args(["log", "consume", out_topic.to_str().unwrap()])
+            .output()
+            .unwrap());
+        let mut got: Vec<i64> = text.lines().map(|l| l.parse().unwrap()).collect();
+        got.sort();
+        assert_eq!(got, (1..=10).map(|i| i * 200).collect::<Vec<_>>(), "{mode}");
+    }
+    let table = ok(runnel()
+        .args([
+            "run",
+            "--mode",
+            "continuous",
+            "--progress",
+            "none",
+            "--until-idle",
+            "--output-mode",
+            "complete",
+        ])
+        .args([
+            "--sql",
+            "SELECT partition, count(*) AS n FROM numbers GROUP BY partition",
+        ])
+        .args([
+            "--source",
+            &format!("numbers=log:{}?starting_offsets=earliest", topic.display()),
+        ])
+        .args(["--sink", "console"])
+        .output()
+        .unwrap());
+    assert!(table.contains("|partition|  n|"), "{table}");
+    let sql = ok(runnel()
+        .args([
+            "sql",
+            "--table",
+            &format!("t=log:{}", topic.display()),
+            "--format",
+            "csv",
+        ])
+        .arg("SELECT count(*) AS n, max(CAST(value AS BIGINT)) AS top FROM t")
+        .output()
+        .unwrap());
+    assert_eq!(sql.lines().nth(1), Some("1000,1000"));
+}
