@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use common::SequenceSource;
 use runnel::{
-    col, count_star, schema, sum, window, DataFrame, DataType, EngineError, MemorySink,
-    MemorySource, OutputMode, Row, Sink, SinkContext, Trigger, WaitStrategy,
+    col, count_star, schema, sum, window, DataFrame, DataType, MemorySink, MemorySource,
+    OutputMode, Row, Sink, SinkContext, Trigger, WaitStrategy,
 };
 
 const SEC: i64 = 1_000_000;
@@ -77,7 +77,7 @@ impl Sink for SlowSink {
     }
     fn write(&mut self, _: &Row) -> runnel::Result<()> {
         let n = self.rows.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if n % 2_000 == 0 {
+        if n.is_multiple_of(2_000) {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())
@@ -162,5 +162,5 @@ fn a_stop_request_reaches_every_task_of_an_exchange() {
     let total: i64 = table.rows().iter().map(|r| r[1].as_i64().unwrap()).sum();
     assert_eq!(total, 30_000);
     assert!(!q.is_active());
-    assert!(matches!(q.exception(), None::<EngineError>));
+    assert!(q.exception().is_none());
 }

@@ -191,7 +191,7 @@ impl Sink for SlowSink {
         Ok(())
     }
     fn write(&mut self, _: &Row) -> runnel::Result<()> {
-        if self.0.fetch_add(1, Ordering::Relaxed) % 100 == 0 {
+        if self.0.fetch_add(1, Ordering::Relaxed).is_multiple_of(100) {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(())

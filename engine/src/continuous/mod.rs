@@ -14,9 +14,9 @@ mod task;
 mod terminal;
 mod wait;
 
-pub(crate) use coordinator::{EpochReporter, OperatorSnapshot};
 #[cfg(test)]
 pub(crate) use coordinator::CoordMsg;
+pub(crate) use coordinator::{EpochReporter, OperatorSnapshot};
 pub use ring::Message;
 pub(crate) use runtime::start;
 pub use wait::{TaskWaker, WaitStrategy};

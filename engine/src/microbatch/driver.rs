@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::aggregate::VectorAggregate;
 use super::convert::{batch_to_rows, rows_to_batch};
-use super::exec::{run_ops, Flight, WatermarkTracker};
+use super::exec::Flight;
+use super::runner::BatchRunner;
 use crate::checkpoint::{
     CheckpointDir, EpochManifest, OffsetLogEntry, OperatorCommit, SourceCommit, FORMAT_VERSION,
 };
@@ -61,15 +61,13 @@ struct Driver {
     source: Box<dyn Source>,
     source_name: String,
     sink: Box<dyn Sink>,
-    physical: PhysicalPlan,
+    runner: BatchRunner,
     source_schema: crate::schema::SchemaRef,
     checkpoint: Option<CheckpointDir>,
     config: QueryConfig,
     control: Arc<Control>,
     shared: Arc<QueryShared>,
     waker: Arc<TaskWaker>,
-    tracker: WatermarkTracker,
-    aggregate: Option<VectorAggregate>,
     next_batch: u64,
     current: Option<SourceOffset>,
     replay: Option<OffsetLogEntry>,
@@ -106,13 +104,9 @@ pub(crate) fn start(
     ));
 
     // Recovery: the last committed batch, and a logged batch to re-run.
-    let mut tracker = WatermarkTracker {
-        max_event_time_us: NO_TIME,
-    };
-    let mut aggregate = physical
-        .aggregate
-        .as_ref()
-        .map(|(a, _)| VectorAggregate::new(a.spec.clone()));
+    let output_schema = physical.output_schema.clone();
+    let key_columns = physical.key_columns.clone();
+    let mut runner = BatchRunner::from_physical(physical);
     let (manifest, logged) = match &checkpoint {
         Some(dir) => (dir.latest_manifest()?, dir.latest_offset_log()?),
         None => (None, None),
@@ -124,12 +118,12 @@ pub(crate) fn start(
                 let bytes = dir.read_state(file)?;
                 let st: AggregateState = serde_json::from_slice(&bytes)
                     .map_err(|e| EngineError::checkpoint(dir.root().join(file), e))?;
-                if let Some(agg) = aggregate.as_mut() {
+                if let Some(agg) = runner.aggregate.as_mut() {
                     agg.state.apply(st.state);
                     agg.watermark_us = st.watermark_us;
                 }
             } else if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
-                tracker.max_event_time_us = w.max_event_time_us;
+                runner.tracker.max_event_time_us = w.max_event_time_us;
             }
         }
     }
@@ -158,9 +152,9 @@ pub(crate) fn start(
     )?;
     sink.open(
         &SinkContext {
-            schema: physical.output_schema.clone(),
+            schema: output_schema,
             output_mode: config.output_mode,
-            key_columns: physical.key_columns.clone(),
+            key_columns,
         },
         manifest.as_ref().map(|m| &m.sink),
     )?;
@@ -169,14 +163,12 @@ pub(crate) fn start(
         source_name: plan.source_name.clone(),
         sink,
         source_schema: plan.source_schema.clone(),
-        physical,
+        runner,
         checkpoint,
         config,
         control: control.clone(),
         shared: shared.clone(),
         waker: waker.clone(),
-        tracker,
-        aggregate,
         next_batch,
         current,
         replay,
@@ -316,34 +308,7 @@ impl Driver {
             ingest_ns: input.ingest_ns,
             watermark_us: None,
         };
-        let flight = run_ops(&self.physical.pre, flight, &mut self.tracker)?;
-        let (output, latency_ingest) = match self.aggregate.as_mut() {
-            None => {
-                let ingest = flight.ingest_ns.clone();
-                (flight, ingest)
-            }
-            Some(agg) => {
-                let mut rows = agg.process(&flight)?;
-                let delay = self.physical.pre.iter().find_map(|(op, _)| match op {
-                    PhysOp::Watermark { delay_us, .. } => Some(*delay_us),
-                    _ => None,
-                });
-                if let Some(delay) = delay {
-                    rows.extend(agg.advance(self.tracker.watermark(delay)));
-                }
-                let (agg_phys, _) = self.physical.aggregate.as_ref().expect("aggregate planned");
-                let now = now_ns();
-                let batch = rows_to_batch(&agg_phys.output_schema, &rows)?;
-                let n = rows.len();
-                let out = Flight {
-                    batch,
-                    ingest_ns: vec![now; n],
-                    watermark_us: None,
-                };
-                (out, flight.ingest_ns)
-            }
-        };
-        let output = run_ops(&self.physical.post, output, &mut self.tracker)?;
+        let (output, latency_ingest) = self.runner.run_flight(flight)?;
         let rows = batch_to_rows(&output.batch);
         let num_output_rows = rows.len() as u64;
         for row in &rows {
@@ -360,22 +325,24 @@ impl Driver {
         // commitOffsets: state, then the manifest.
         let t = Instant::now();
         let mut operators = Vec::new();
-        for (op, _) in &self.physical.pre {
+        for (op, _) in &self.runner.physical.pre {
             if let PhysOp::Watermark { op_id, .. } = op {
                 operators.push(OperatorCommit {
                     operator: *op_id,
                     partition: 0,
                     file: None,
                     inline: serde_json::to_value(WatermarkState {
-                        max_event_time_us: self.tracker.max_event_time_us,
+                        max_event_time_us: self.runner.tracker.max_event_time_us,
                     })
                     .unwrap_or_default(),
                 });
             }
         }
-        if let (Some(dir), Some(agg), Some((phys, _))) =
-            (&self.checkpoint, &self.aggregate, &self.physical.aggregate)
-        {
+        if let (Some(dir), Some(agg), Some((phys, _))) = (
+            &self.checkpoint,
+            &self.runner.aggregate,
+            &self.runner.physical.aggregate,
+        ) {
             let file = AggregateState {
                 watermark_us: agg.watermark_us,
                 state: agg.state.snapshot(),
@@ -423,6 +390,7 @@ impl Driver {
         let input_rate = num_input_rows as f64 / since_last;
         let processed_rate = num_input_rows as f64 / (trigger_ms / 1000.0).max(1e-9);
         let watermark = self
+            .runner
             .aggregate
             .as_ref()
             .map(|a| a.watermark_us)
@@ -439,11 +407,12 @@ impl Driver {
             duration_ms: durations,
             event_time: EventTimeStats {
                 watermark: watermark.map(format_iso_ms),
-                max: Some(self.tracker.max_event_time_us)
+                max: Some(self.runner.tracker.max_event_time_us)
                     .filter(|t| *t != NO_TIME)
                     .map(format_iso_ms),
             },
             state_operators: self
+                .runner
                 .aggregate
                 .as_mut()
                 .map(|a| {

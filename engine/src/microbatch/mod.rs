@@ -13,5 +13,7 @@ mod aggregate;
 pub mod convert;
 mod driver;
 mod exec;
+mod runner;
 
 pub(crate) use driver::start;
+pub use runner::BatchRunner;

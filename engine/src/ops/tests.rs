@@ -49,7 +49,10 @@ fn collector() -> (Next, Arc<Mutex<Seen>>) {
     (Box::new(Collect(seen.clone())), seen)
 }
 
-fn reporter() -> (EpochReporter, crossbeam_channel::Receiver<crate::continuous::CoordMsg>) {
+fn reporter() -> (
+    EpochReporter,
+    crossbeam_channel::Receiver<crate::continuous::CoordMsg>,
+) {
     let (tx, rx) = crossbeam_channel::unbounded();
     (EpochReporter::new(tx), rx)
 }
@@ -66,7 +69,12 @@ fn filter_keeps_true_rows_and_passes_control_through() {
         predicate: bind_expr(&col("x").gt(lit(1i64)), &s).unwrap().0,
         next,
     };
-    for x in [Value::Int64(1), Value::Int64(2), Value::Null, Value::Int64(3)] {
+    for x in [
+        Value::Int64(1),
+        Value::Int64(2),
+        Value::Null,
+        Value::Int64(3),
+    ] {
         op.on_event(ev(Row::from(vec![x]))).unwrap();
     }
     op.on_watermark(5).unwrap();
@@ -75,7 +83,10 @@ fn filter_keeps_true_rows_and_passes_control_through() {
     let seen = seen.lock().unwrap();
     let kept: Vec<&Value> = seen.events.iter().map(|e| &e.row[0]).collect();
     assert_eq!(kept, vec![&Value::Int64(2), &Value::Int64(3)]);
-    assert_eq!((seen.watermarks.clone(), seen.markers.clone(), seen.ended), (vec![5], vec![1], true));
+    assert_eq!(
+        (seen.watermarks.clone(), seen.markers.clone(), seen.ended),
+        (vec![5], vec![1], true)
+    );
     assert_eq!(seen.events[0].ingest_ns, 7, "times ride along");
 }
 
@@ -126,47 +137,76 @@ fn watermark_stamps_the_watermark_before_each_event() {
         next,
     };
     for t in [100, 50, 130, Value::Null.as_i64().unwrap_or(NO_TIME)] {
-        let v = if t == NO_TIME { Value::Null } else { Value::Timestamp(t) };
+        let v = if t == NO_TIME {
+            Value::Null
+        } else {
+            Value::Timestamp(t)
+        };
         op.on_event(ev(Row::from(vec![v]))).unwrap();
     }
     op.on_tick().unwrap();
     op.on_marker(4).unwrap();
     let seen = seen.lock().unwrap();
-    let stamped: Vec<(i64, i64)> = seen.events.iter().map(|e| (e.event_time_us, e.watermark_us)).collect();
-    assert_eq!(stamped, vec![(100, NO_TIME), (50, 90), (130, 90), (NO_TIME, 120)]);
-    assert_eq!(seen.watermarks, vec![120], "published once on the idle tick, not again at the marker");
+    let stamped: Vec<(i64, i64)> = seen
+        .events
+        .iter()
+        .map(|e| (e.event_time_us, e.watermark_us))
+        .collect();
+    assert_eq!(
+        stamped,
+        vec![(100, NO_TIME), (50, 90), (130, 90), (NO_TIME, 120)]
+    );
+    assert_eq!(
+        seen.watermarks,
+        vec![120],
+        "published once on the idle tick, not again at the marker"
+    );
     match rx.try_recv().unwrap() {
-        crate::continuous::CoordMsg::Snapshot { epoch: 4, op_id: 3, .. } => {}
+        crate::continuous::CoordMsg::Snapshot {
+            epoch: 4, op_id: 3, ..
+        } => {}
         _ => panic!("the marker must report a snapshot"),
     }
 }
 
 #[test]
 fn aggregate_updates_per_event_and_snapshots_only_changes() {
-    let s = schema(&[("k", DataType::Utf8), ("t", timestamp_type()), ("v", DataType::Int64)]);
+    let s = schema(&[
+        ("k", DataType::Utf8),
+        ("t", timestamp_type()),
+        ("v", DataType::Int64),
+    ]);
     let (next, seen) = collector();
     let (reporter, rx) = reporter();
     let spec = BoundAggregate {
         keys: vec![bind_expr(&col("k"), &s).unwrap().0],
-        window: Some((1, bind_expr(&col("t"), &s).unwrap().0, WindowShape::new(10, 10, 0).unwrap())),
+        window: Some((
+            1,
+            bind_expr(&col("t"), &s).unwrap().0,
+            WindowShape::new(10, 10, 0).unwrap(),
+        )),
         aggs: vec![
             (AggFunc::CountStar, None, DataType::Int64),
-            (AggFunc::Sum, Some(bind_expr(&col("v"), &s).unwrap().0), DataType::Int64),
+            (
+                AggFunc::Sum,
+                Some(bind_expr(&col("v"), &s).unwrap().0),
+                DataType::Int64,
+            ),
         ],
         mode: OutputMode::Update,
         has_watermark: true,
     };
     let mut op = AggregateOp::new(spec, 2, 0, reporter, next);
-    let mut e = |k: &str, t: i64, v: i64, wm: i64| {
+    for (k, t, v, wm) in [
+        ("a", 1, 5, NO_TIME),
+        ("a", 3, 6, NO_TIME),
+        ("b", 12, 1, 2),
+        ("a", 4, 100, 11), // window [0,10) closed by watermark 11: late
+    ] {
         let mut event = ev(row![k, Value::Timestamp(t), v]);
         event.watermark_us = wm;
         op.on_event(event).unwrap();
-    };
-    e("a", 1, 5, NO_TIME);
-    e("a", 3, 6, NO_TIME);
-    e("b", 12, 1, 2);
-    e("a", 4, 100, 11); // window [0,10) closed by watermark 11: late
-    drop(e);
+    }
     op.on_marker(1).unwrap();
     let seen = seen.lock().unwrap();
     let out: Vec<String> = seen.events.iter().map(|e| e.row.to_string()).collect();
@@ -180,7 +220,12 @@ fn aggregate_updates_per_event_and_snapshots_only_changes() {
     );
     match rx.try_recv().unwrap() {
         crate::continuous::CoordMsg::Snapshot {
-            snapshot: crate::continuous::OperatorSnapshot::Aggregate { delta, rows_dropped_late, .. },
+            snapshot:
+                crate::continuous::OperatorSnapshot::Aggregate {
+                    delta,
+                    rows_dropped_late,
+                    ..
+                },
             ..
         } => {
             assert_eq!(rows_dropped_late, 1);
