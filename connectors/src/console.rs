@@ -41,6 +41,10 @@ use std::io::Write;
 
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext, Value};
 
+use crate::options::{normalise_key, OptionParser};
+
+const OPTIONS: OptionParser = OptionParser::new("console sink");
+
 /// The batch header's rule.
 const RULE: &str = "-------------------------------------------";
 
@@ -117,30 +121,10 @@ impl ConsoleSink {
     {
         for (key, value) in pairs {
             let (key, v) = (key.as_ref(), value.as_ref());
-            let norm: String = key
-                .chars()
-                .filter(|c| !matches!(c, '_' | '-' | '.'))
-                .flat_map(char::to_lowercase)
-                .collect();
-            let bad = |expected: &str| {
-                EngineError::Plan(format!(
-                    "console sink option {key} = '{v}': expected {expected}"
-                ))
-            };
-            match norm.as_str() {
-                "numrows" => self.num_rows = v.trim().parse().map_err(|_| bad("a count"))?,
-                "truncate" => {
-                    self.truncate = match v.trim().to_ascii_lowercase().as_str() {
-                        "true" | "yes" | "on" | "1" => true,
-                        "false" | "no" | "off" | "0" => false,
-                        _ => return Err(bad("true or false")),
-                    }
-                }
-                _ => {
-                    return Err(EngineError::Plan(format!(
-                        "unknown console sink option '{key}'; valid options: num_rows, truncate"
-                    )))
-                }
+            match normalise_key(key).as_str() {
+                "numrows" => self.num_rows = OPTIONS.count(key, v)?,
+                "truncate" => self.truncate = OPTIONS.bool(key, v)?,
+                _ => return Err(OPTIONS.unknown(key, &["num_rows", "truncate"])),
             }
         }
         Ok(self)

@@ -11,6 +11,7 @@ pub mod file_sink;
 pub mod files;
 pub mod log;
 pub mod null;
+mod options;
 pub mod rate;
 pub mod socket;
 

@@ -47,6 +47,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use runnel::clock::{now_ns, wall_now_us};
+
+use crate::options::{normalise_key, OptionParser};
+
+const OPTIONS: OptionParser = OptionParser::new("socket source");
 use runnel::continuous::TaskWaker;
 use runnel::{
     schema, timestamp_type, DataType, EngineError, PollStatus, Result, Row, SchemaRef, Source,
@@ -142,28 +146,9 @@ impl SocketSource {
     {
         for (key, value) in pairs {
             let (key, v) = (key.as_ref(), value.as_ref());
-            let norm: String = key
-                .chars()
-                .filter(|c| !matches!(c, '_' | '-' | '.'))
-                .flat_map(char::to_lowercase)
-                .collect();
-            match norm.as_str() {
-                "includetimestamp" => {
-                    self.include_timestamp = match v.trim().to_ascii_lowercase().as_str() {
-                        "true" | "yes" | "on" | "1" => true,
-                        "false" | "no" | "off" | "0" => false,
-                        _ => {
-                            return Err(EngineError::Plan(format!(
-                                "socket source option {key} = '{v}': expected true or false"
-                            )))
-                        }
-                    }
-                }
-                _ => {
-                    return Err(EngineError::Plan(format!(
-                        "unknown socket source option '{key}'; valid options: include_timestamp"
-                    )))
-                }
+            match normalise_key(key).as_str() {
+                "includetimestamp" => self.include_timestamp = OPTIONS.bool(key, v)?,
+                _ => return Err(OPTIONS.unknown(key, &["include_timestamp"])),
             }
         }
         Ok(self)

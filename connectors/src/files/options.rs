@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 use runnel::{EngineError, Result, SchemaRef};
 
+use crate::options::{normalise_key, OptionParser};
+
+const OPTIONS: OptionParser = OptionParser::new("file source");
+
 /// What happens to a file once everything read from it is durable (its epoch
 /// or batch is committed). A file that was not read to its end is never
 /// touched.
@@ -131,28 +135,6 @@ pub const OPTION_KEYS: &[(&str, &str)] = &[
     ("until_idle", "true|false"),
 ];
 
-fn option_err(key: &str, value: &str, expected: &str) -> EngineError {
-    EngineError::Plan(format!(
-        "file source option {key} = '{value}': expected {expected}"
-    ))
-}
-
-fn parse_bool(key: &str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(option_err(key, v, "true or false")),
-    }
-}
-
-fn parse_count(key: &str, v: &str) -> Result<usize> {
-    v.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| option_err(key, v, "a positive whole number"))
-}
-
 /// Parses a size: a byte count with an optional binary suffix
 /// (`k`/`kb`/`kib`, `m`…, `g`…).
 fn parse_size(key: &str, v: &str) -> Result<u64> {
@@ -164,23 +146,23 @@ fn parse_size(key: &str, v: &str) -> Result<u64> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(option_err(key, v, "a size such as 1048576, 64k, 10m or 1g")),
+        _ => return Err(OPTIONS.err(key, v, "a size such as 1048576, 64k, 10m or 1g")),
     };
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
-        .ok_or_else(|| option_err(key, v, "a positive size such as 1048576, 64k, 10m or 1g"))
+        .ok_or_else(|| OPTIONS.err(key, v, "a positive size such as 1048576, 64k, 10m or 1g"))
 }
 
 fn parse_char(key: &str, v: &str) -> Result<u8> {
     let b = match v {
         "\\t" | "tab" | "\t" => b'\t',
         _ if v.len() == 1 && v.is_ascii() => v.as_bytes()[0],
-        _ => return Err(option_err(key, v, "a single ASCII character (or \\t)")),
+        _ => return Err(OPTIONS.err(key, v, "a single ASCII character (or \\t)")),
     };
     if b == b'\n' || b == b'\r' {
-        return Err(option_err(key, v, "a character other than a line break"));
+        return Err(OPTIONS.err(key, v, "a character other than a line break"));
     }
     Ok(b)
 }
@@ -191,14 +173,6 @@ fn split_tagged(v: &str) -> (String, Option<&str>) {
         Some(i) => (v[..i].trim().to_ascii_lowercase(), Some(v[i + 1..].trim())),
         None => (v.trim().to_ascii_lowercase(), None),
     }
-}
-
-fn normalise_key(k: &str) -> String {
-    k.trim()
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .flat_map(char::to_lowercase)
-        .collect()
 }
 
 impl FileSourceOptions {
@@ -215,7 +189,7 @@ impl FileSourceOptions {
         for (key, value) in pairs {
             let (key, v) = (key.as_ref(), value.as_ref());
             match normalise_key(key).as_str() {
-                "header" => o.header = parse_bool(key, v)?,
+                "header" => o.header = OPTIONS.bool(key, v)?,
                 "delimiter" | "sep" | "separator" => o.delimiter = parse_char(key, v)?,
                 "quote" => o.quote = parse_char(key, v)?,
                 "schema" => {
@@ -224,10 +198,10 @@ impl FileSourceOptions {
                             EngineError::Plan(format!("file source option {key}: {e}"))
                         })?)
                 }
-                "inferrows" | "samplingrows" => o.infer_rows = parse_count(key, v)?,
-                "maxfilespertrigger" => o.max_files_per_trigger = Some(parse_count(key, v)?),
+                "inferrows" | "samplingrows" => o.infer_rows = OPTIONS.count(key, v)?,
+                "maxfilespertrigger" => o.max_files_per_trigger = Some(OPTIONS.count(key, v)?),
                 "maxbytespertrigger" => o.max_bytes_per_trigger = Some(parse_size(key, v)?),
-                "latestfirst" => o.latest_first = parse_bool(key, v)?,
+                "latestfirst" => o.latest_first = OPTIONS.bool(key, v)?,
                 "cleansource" => {
                     o.clean_source = match split_tagged(v) {
                         (w, None) if w == "off" || w == "none" => CleanSource::Off,
@@ -235,13 +209,13 @@ impl FileSourceOptions {
                         (w, Some(dir)) if w == "archive" && !dir.is_empty() => {
                             CleanSource::Archive(PathBuf::from(dir))
                         }
-                        _ => return Err(option_err(key, v, "off, delete or archive:DIR")),
+                        _ => return Err(OPTIONS.err(key, v, "off, delete or archive:DIR")),
                     }
                 }
                 "nullvalue" => o.null_value = v.to_string(),
                 "timestampformat" => {
                     runnel::time::spark_pattern_to_chrono(v)
-                        .map_err(|e| option_err(key, v, &format!("a datetime pattern ({e})")))?;
+                        .map_err(|e| OPTIONS.err(key, v, &format!("a datetime pattern ({e})")))?;
                     o.timestamp_format = Some(v.to_string());
                 }
                 "badrecords" | "mode" => {
@@ -256,14 +230,14 @@ impl FileSourceOptions {
                         {
                             BadRecordPolicy::DeadLetter(PathBuf::from(path))
                         }
-                        _ => return Err(option_err(key, v, "skip, fail or dead-letter:PATH")),
+                        _ => return Err(OPTIONS.err(key, v, "skip, fail or dead-letter:PATH")),
                     }
                 }
                 "maxrecordbytes" => {
                     o.max_record_bytes = usize::try_from(parse_size(key, v)?)
-                        .map_err(|_| option_err(key, v, "a smaller size"))?
+                        .map_err(|_| OPTIONS.err(key, v, "a smaller size"))?
                 }
-                "untilidle" => o.until_idle = parse_bool(key, v)?,
+                "untilidle" => o.until_idle = OPTIONS.bool(key, v)?,
                 _ => {
                     let valid: Vec<&str> = OPTION_KEYS.iter().map(|(k, _)| *k).collect();
                     return Err(EngineError::Plan(format!(

@@ -79,6 +79,9 @@ use runnel::{
 };
 
 use super::{LogError, LogTopic, PartitionReader, RecordRef};
+use crate::options::{normalise_key, OptionParser};
+
+const OPTIONS: OptionParser = OptionParser::new("log source");
 
 /// Where a query without a checkpoint starts reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,36 +147,6 @@ pub const LOG_SOURCE_OPTION_KEYS: &[(&str, &str)] = &[
     ("fail_on_data_loss", "true|false"),
 ];
 
-fn option_err(key: &str, value: &str, expected: &str) -> EngineError {
-    EngineError::Plan(format!(
-        "log source option {key} = '{value}': expected {expected}"
-    ))
-}
-
-fn parse_bool(key: &str, v: &str) -> Result<bool> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" | "yes" | "on" | "1" => Ok(true),
-        "false" | "no" | "off" | "0" => Ok(false),
-        _ => Err(option_err(key, v, "true or false")),
-    }
-}
-
-fn parse_count(key: &str, v: &str) -> Result<u64> {
-    v.trim()
-        .parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| option_err(key, v, "a positive whole number"))
-}
-
-fn normalise_key(k: &str) -> String {
-    k.trim()
-        .chars()
-        .filter(|c| !matches!(c, '_' | '-' | '.'))
-        .flat_map(char::to_lowercase)
-        .collect()
-}
-
 impl LogSourceOptions {
     /// Options from `(key, value)` pairs over the defaults; see
     /// [`LOG_SOURCE_OPTION_KEYS`]. An unknown key is an error that names it
@@ -193,16 +166,16 @@ impl LogSourceOptions {
                     o.starting_offsets = match v.trim().to_ascii_lowercase().as_str() {
                         "earliest" => StartingOffsets::Earliest,
                         "latest" => StartingOffsets::Latest,
-                        _ => return Err(option_err(key, v, "earliest or latest")),
+                        _ => return Err(OPTIONS.err(key, v, "earliest or latest")),
                     }
                 }
-                "untilidle" => o.until_idle = parse_bool(key, v)?,
+                "untilidle" => o.until_idle = OPTIONS.bool(key, v)?,
                 "maxrecordspertrigger" | "maxoffsetspertrigger" => {
-                    o.max_records_per_trigger = Some(parse_count(key, v)?)
+                    o.max_records_per_trigger = Some(OPTIONS.count::<u64>(key, v)?)
                 }
                 "maxrecordsperpoll" => {
-                    o.max_records_per_poll = usize::try_from(parse_count(key, v)?)
-                        .map_err(|_| option_err(key, v, "a smaller count"))?
+                    o.max_records_per_poll = usize::try_from(OPTIONS.count::<u64>(key, v)?)
+                        .map_err(|_| OPTIONS.err(key, v, "a smaller count"))?
                 }
                 "pollinterval" => {
                     let t = v.trim();
@@ -210,11 +183,11 @@ impl LogSourceOptions {
                         0
                     } else {
                         runnel::time::parse_duration_us(t)
-                            .map_err(|e| option_err(key, v, &format!("a duration ({e})")))?
+                            .map_err(|e| OPTIONS.err(key, v, &format!("a duration ({e})")))?
                             as u64
                     }
                 }
-                "failondataloss" => o.fail_on_data_loss = parse_bool(key, v)?,
+                "failondataloss" => o.fail_on_data_loss = OPTIONS.bool(key, v)?,
                 _ => {
                     let valid: Vec<&str> = LOG_SOURCE_OPTION_KEYS.iter().map(|(k, _)| *k).collect();
                     return Err(EngineError::Plan(format!(
