@@ -50,7 +50,8 @@ pub enum BinaryOp {
 }
 
 impl BinaryOp {
-    fn symbol(self) -> &'static str {
+    /// The operator as SQL writes it (`+`, `<=`, `AND`).
+    pub fn symbol(self) -> &'static str {
         match self {
             BinaryOp::Add => "+",
             BinaryOp::Sub => "-",

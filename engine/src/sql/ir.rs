@@ -247,23 +247,6 @@ impl Node {
     }
 }
 
-fn op_symbol(op: BinaryOp) -> &'static str {
-    match op {
-        BinaryOp::Add => "+",
-        BinaryOp::Sub => "-",
-        BinaryOp::Mul => "*",
-        BinaryOp::Div => "/",
-        BinaryOp::Mod => "%",
-        BinaryOp::Eq => "=",
-        BinaryOp::NotEq => "!=",
-        BinaryOp::Lt => "<",
-        BinaryOp::LtEq => "<=",
-        BinaryOp::Gt => ">",
-        BinaryOp::GtEq => ">=",
-        BinaryOp::And => "AND",
-        BinaryOp::Or => "OR",
-    }
-}
 
 pub(crate) fn function_name(func: ScalarFunction) -> &'static str {
     func.name()
@@ -296,7 +279,7 @@ impl fmt::Display for Node {
                 left,
                 right,
             } => write!(f, "(NOT ({left} = {right}))"),
-            Kind::Binary { op, left, right } => write!(f, "({left} {} {right})", op_symbol(*op)),
+            Kind::Binary { op, left, right } => write!(f, "({left} {} {right})", op.symbol()),
             Kind::Not(e) => write!(f, "(NOT {e})"),
             Kind::Negate(e) => write!(f, "(- {e})"),
             Kind::IsNull(e) => write!(f, "({e} IS NULL)"),
