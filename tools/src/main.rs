@@ -3,6 +3,9 @@
 //! `runnel run` runs one query (continuous or micro-batch); see `--help`.
 #![deny(missing_docs)]
 
+mod bench_cmd;
+mod bench_crash;
+mod bench_plot;
 mod log_cmd;
 mod progress;
 mod run;
@@ -25,6 +28,8 @@ enum Command {
     Run(run::RunArgs),
     /// Query result tables (CSV/JSON files, log topics) with batch SQL.
     Sql(sql_cmd::SqlArgs),
+    /// Measure open-loop latency of a query over the rate source, both modes side by side.
+    Bench(bench_cmd::BenchArgs),
     /// Produce to, consume from, or inspect an on-disk log topic.
     #[command(subcommand)]
     Log(log_cmd::LogCommand),
@@ -43,6 +48,7 @@ fn main() {
         Command::Run(args) => run::run(args),
         Command::Sql(args) => sql_cmd::run(args),
         Command::Log(cmd) => log_cmd::run(cmd),
+        Command::Bench(args) => bench_cmd::run(args),
     };
     if let Err(e) = result {
         eprintln!("runnel: {e}");

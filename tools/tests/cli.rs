@@ -477,3 +477,101 @@ fn log_topics_through_runnel_run_and_runnel_log() {
         .unwrap());
     assert_eq!(sql.lines().nth(1), Some("1000,1000"));
 }
+
+#[test]
+fn bench_reports_both_modes_with_json_hgrm_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("runs.json");
+    let text = ok(runnel()
+        .args([
+            "bench",
+            "--mode",
+            "both",
+            "--sweep",
+            "500,1000",
+            "--duration",
+            "1",
+            "--warmup",
+            "0.5",
+        ])
+        .args(["--json", json.to_str().unwrap()])
+        .args(["--hgrm", dir.path().join("hgrm").to_str().unwrap()])
+        .args(["--plot", dir.path().join("latency.svg").to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(
+        text.contains("continuous 500/s") && text.contains("microbatch 1000/s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("p99.99") && text.contains("target_met"),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 4);
+    for run in runs {
+        for key in [
+            "mode",
+            "rate",
+            "duration_s",
+            "events",
+            "throughput_eps",
+            "target_met",
+        ] {
+            assert!(run.get(key).is_some(), "{key} missing in {run}");
+        }
+        for key in ["p50", "p90", "p99", "p999", "p9999", "max", "mean"] {
+            assert!(
+                run["latency_us"][key].is_number(),
+                "latency_us.{key} missing in {run}"
+            );
+        }
+        assert!(run["events"].as_u64().unwrap() > 0);
+    }
+    let hgrm = std::fs::read_to_string(dir.path().join("hgrm/continuous-500.hgrm")).unwrap();
+    assert!(
+        hgrm.contains("Value     Percentile TotalCount 1/(1-Percentile)"),
+        "{hgrm}"
+    );
+    assert!(
+        hgrm.contains("#[Mean    =") && hgrm.contains("Total count"),
+        "{hgrm}"
+    );
+    for svg in ["latency.svg", "latency-sweep.svg"] {
+        let text = std::fs::read_to_string(dir.path().join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.contains("<polyline") && text.contains("99.9%")
+                || svg.contains("sweep"),
+            "{svg}"
+        );
+        assert!(text.contains("</svg>"));
+    }
+}
+
+#[test]
+fn bench_crash_comparison_counts_loss_and_duplicates() {
+    let text = ok(runnel()
+        .args([
+            "bench",
+            "--crash-every",
+            "0.3",
+            "--rate",
+            "40000",
+            "--duration",
+            "2",
+        ])
+        .output()
+        .unwrap());
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    for row in rows {
+        assert_eq!(row[1], "80000", "{text}");
+        assert_eq!(row[3], "0", "no records lost: {text}");
+    }
+}

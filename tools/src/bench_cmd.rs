@@ -1,0 +1,409 @@
+//! `runnel bench`: open-loop latency of a query over the rate source, in
+//! continuous and micro-batch mode side by side.
+//!
+//! Owns the measurement protocol and its reports (table, JSON, HdrHistogram
+//! percentile files, SVG plots). The rate source is the open-loop generator:
+//! every row is stamped with its *scheduled* time, so an engine that falls
+//! behind shows it as latency and as a shortfall of rows (`target_met:
+//! false`), never as a politely slower generator. The engine records
+//! `now − scheduled` for every row that reaches the sink; warm-up is cut out
+//! by subtracting the histogram taken when it ends.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use runnel::sql::StreamingSql;
+use runnel::{DataFrame, EngineError, LatencySummary, Result, Trigger, WaitStrategy};
+use runnel_connectors::{NullSink, RateSource};
+use serde::Serialize;
+
+/// Which modes to run.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BenchMode {
+    /// Continuous mode only.
+    Continuous,
+    /// Micro-batch mode only (as fast as possible trigger).
+    Microbatch,
+    /// Both, one after the other.
+    Both,
+}
+
+/// `runnel bench` flags.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The query, over the source named `rate` (columns value, timestamp).
+    #[arg(
+        long,
+        default_value = "SELECT value, timestamp FROM rate WHERE value % 2 = 0"
+    )]
+    pub sql: String,
+    /// continuous, microbatch or both.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    pub mode: BenchMode,
+    /// Events per second.
+    #[arg(long, default_value_t = 10_000)]
+    pub rate: u64,
+    /// Measured seconds (after the warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Warm-up seconds, excluded from the figures.
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Continuous mode's wait strategy: spin, yield or park.
+    #[arg(long, default_value = "park")]
+    pub wait: String,
+    /// Several rates, one run each: R1,R2,...
+    #[arg(long, value_delimiter = ',')]
+    pub sweep: Vec<u64>,
+    /// Write every run as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write one HdrHistogram percentile distribution per run into DIR.
+    #[arg(long)]
+    pub hgrm: Option<PathBuf>,
+    /// Write an SVG chart of latency by percentile (and, with --sweep, a
+    /// second one, FILE-sweep.svg, of p50/p99 against throughput).
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+    /// The guarantee comparison instead of latency: run `SELECT value` over a
+    /// log topic of rate × duration numbered records, SIGKILL and restart the
+    /// engine every SECS, and report records lost and duplicated and the
+    /// recovery time, per mode.
+    #[arg(long = "crash-every", value_name = "SECS")]
+    pub crash_every: Option<f64>,
+}
+
+impl BenchArgs {
+    /// The modes to run, in order.
+    pub fn modes(&self) -> &'static [&'static str] {
+        match self.mode {
+            BenchMode::Continuous => &["continuous"],
+            BenchMode::Microbatch => &["microbatch"],
+            BenchMode::Both => &["continuous", "microbatch"],
+        }
+    }
+}
+
+/// Latency percentiles of one run, in µs.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyUs {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    p9999: f64,
+    max: f64,
+    mean: f64,
+}
+
+impl From<LatencySummary> for LatencyUs {
+    fn from(s: LatencySummary) -> Self {
+        LatencyUs {
+            p50: s.p50,
+            p90: s.p90,
+            p99: s.p99,
+            p999: s.p999,
+            p9999: s.p9999,
+            max: s.max,
+            mean: s.mean,
+        }
+    }
+}
+
+/// One measured run.
+#[derive(Debug, Serialize)]
+pub struct BenchRun {
+    mode: &'static str,
+    rate: u64,
+    duration_s: f64,
+    events: u64,
+    throughput_eps: f64,
+    target_met: bool,
+    rows_scheduled: u64,
+    rows_read: u64,
+    cpu_seconds: f64,
+    latency_us: LatencyUs,
+    #[serde(skip)]
+    histogram: Histogram<u64>,
+}
+
+#[derive(Serialize)]
+struct JsonReport<'a> {
+    runs: &'a [BenchRun],
+}
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Plan(e.to_string())
+}
+
+/// CPU seconds (user + system) this process has used so far.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the whole line (11 and 12 here).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The rate source's next value, from the latest progress report.
+fn source_value(query: &runnel::StreamingQuery) -> Option<u64> {
+    query
+        .last_progress()
+        .and_then(|p| p.sources.first().map(|s| s.end_offset.clone()))
+        .and_then(|o| o["value"].as_u64())
+}
+
+/// Waits for the next durable epoch or batch after this moment, so that a
+/// histogram read afterwards covers everything up to now.
+fn next_commit(query: &runnel::StreamingQuery) -> Result<()> {
+    let seen = query.recent_progress().last().map(|p| p.batch_id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(e) = query.exception() {
+            return Err(e);
+        }
+        let now = query.recent_progress().last().map(|p| p.batch_id);
+        if now.is_some() && now != seen {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(err(
+                "no epoch or batch committed within 30 s: the engine is stuck",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> {
+    let sql = StreamingSql::parse(&args.sql)?;
+    if !sql.table().eq_ignore_ascii_case("rate") {
+        return Err(err(format!(
+            "the benchmark query must read the source named `rate`, not `{}`",
+            sql.table()
+        )));
+    }
+    let df = sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?;
+    let wait: WaitStrategy = args.wait.parse().map_err(err)?;
+    let trigger = if mode == "continuous" {
+        Trigger::Continuous {
+            epoch_interval: Duration::from_millis(100),
+        }
+    } else {
+        Trigger::ProcessingTime(Duration::ZERO)
+    };
+    let output_mode = if sql.is_aggregate() {
+        runnel::OutputMode::Update
+    } else {
+        runnel::OutputMode::Append
+    };
+    let query = df
+        .write_stream(NullSink::new())
+        .output_mode(output_mode)
+        .trigger(trigger)
+        .wait_strategy(wait)
+        .query_name("bench")
+        .start()?;
+    std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    next_commit(&query)?;
+    let (base, v0, cpu0, t0) = (
+        query.latency_histogram(),
+        source_value(&query).unwrap_or(0),
+        cpu_seconds(),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs_f64(args.duration));
+    next_commit(&query)?;
+    let (end, v1, cpu1, elapsed) = (
+        query.latency_histogram(),
+        source_value(&query).unwrap_or(0),
+        cpu_seconds(),
+        t0.elapsed().as_secs_f64(),
+    );
+    query.stop()?;
+    let mut histogram = end;
+    histogram.subtract(&base).map_err(err)?;
+    let rows_read = v1.saturating_sub(v0);
+    let rows_scheduled = (rate as f64 * elapsed) as u64;
+    let events = histogram.len();
+    Ok(BenchRun {
+        mode,
+        rate,
+        duration_s: elapsed,
+        events,
+        throughput_eps: rows_read as f64 / elapsed,
+        // The generator never slows down: falling 1% behind its schedule
+        // over the measured window means the engine could not keep up.
+        target_met: rows_read as f64 >= 0.99 * rows_scheduled as f64,
+        rows_scheduled,
+        rows_read,
+        cpu_seconds: cpu1 - cpu0,
+        latency_us: LatencySummary::of(&histogram).into(),
+        histogram,
+    })
+}
+
+/// Runs the command.
+pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(every) = args.crash_every {
+        return crate::bench_crash::run(&args, every);
+    }
+    let modes = args.modes();
+    let rates = if args.sweep.is_empty() {
+        vec![args.rate]
+    } else {
+        args.sweep.clone()
+    };
+    let mut runs = Vec::new();
+    for &rate in &rates {
+        for &mode in modes {
+            eprintln!(
+                "runnel bench: {mode} at {rate} events/s, {:.0} s warm-up + {:.0} s measured",
+                args.warmup, args.duration
+            );
+            runs.push(run_one(&args, mode, rate)?);
+        }
+    }
+    print!("{}", table(&runs, &args.sql));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&JsonReport { runs: &runs }).map_err(err)?;
+        write_file(path, text.as_bytes())?;
+    }
+    if let Some(dir) = &args.hgrm {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+        for r in &runs {
+            let path = dir.join(format!("{}-{}.hgrm", r.mode, r.rate));
+            write_file(&path, percentile_distribution(&r.histogram).as_bytes())?;
+        }
+    }
+    if let Some(path) = &args.plot {
+        crate::bench_plot::percentile_chart(path, &runs_for_plot(&runs))?;
+        if rates.len() > 1 {
+            let sweep = path.with_file_name(format!(
+                "{}-sweep.svg",
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ));
+            crate::bench_plot::sweep_chart(&sweep, &runs_for_plot(&runs))?;
+        }
+    }
+    Ok(())
+}
+
+fn runs_for_plot(runs: &[BenchRun]) -> Vec<crate::bench_plot::PlotRun<'_>> {
+    runs.iter()
+        .map(|r| crate::bench_plot::PlotRun {
+            label: format!("{} @ {} ev/s", r.mode, r.rate),
+            mode: r.mode,
+            histogram: &r.histogram,
+            throughput: r.throughput_eps,
+            p50: r.latency_us.p50,
+            p99: r.latency_us.p99,
+        })
+        .collect()
+}
+
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
+    }
+    std::fs::write(path, bytes).map_err(|e| err(format!("{}: {e}", path.display())))
+}
+
+/// A table row: its name and how to print a run's cell.
+type TableRow = (&'static str, fn(&BenchRun) -> String);
+
+/// The terminal table: one column per run.
+fn table(runs: &[BenchRun], sql: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "query: {sql}");
+    let header: Vec<String> = runs
+        .iter()
+        .map(|r| format!("{} {}/s", r.mode, r.rate))
+        .collect();
+    let width = header.iter().map(String::len).max().unwrap_or(10).max(12);
+    let _ = write!(out, "{:<18}", "latency (µs)");
+    for h in &header {
+        let _ = write!(out, "{h:>width$}  ");
+    }
+    out.push('\n');
+    let rows: [TableRow; 11] = [
+        ("p50", |r| format!("{:.2}", r.latency_us.p50)),
+        ("p90", |r| format!("{:.2}", r.latency_us.p90)),
+        ("p99", |r| format!("{:.2}", r.latency_us.p99)),
+        ("p99.9", |r| format!("{:.2}", r.latency_us.p999)),
+        ("p99.99", |r| format!("{:.2}", r.latency_us.p9999)),
+        ("max", |r| format!("{:.2}", r.latency_us.max)),
+        ("mean", |r| format!("{:.2}", r.latency_us.mean)),
+        ("throughput (ev/s)", |r| format!("{:.0}", r.throughput_eps)),
+        ("events measured", |r| r.events.to_string()),
+        ("cpu seconds", |r| format!("{:.2}", r.cpu_seconds)),
+        ("target_met", |r| r.target_met.to_string()),
+    ];
+    for (name, cell) in rows {
+        let _ = write!(out, "{name:<18}");
+        for r in runs {
+            let _ = write!(out, "{:>width$}  ", cell(r));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// HdrHistogram's percentile distribution text (values in µs), the form its
+/// plotting tools read.
+pub fn percentile_distribution(h: &Histogram<u64>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let value = v.value_iterated_to() as f64 / 1000.0;
+        if q < 1.0 {
+            let _ = writeln!(
+                out,
+                "{value:>12.3} {q:>14.12} {total:>10} {:>14.2}",
+                1.0 / (1.0 - q)
+            );
+        } else {
+            let _ = writeln!(out, "{value:>12.3} {q:>14.12} {total:>10}");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
+        h.mean() / 1000.0,
+        h.stdev() / 1000.0
+    );
+    let _ = writeln!(
+        out,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        h.max() as f64 / 1000.0,
+        h.len()
+    );
+    // Sub-buckets per bucket: the power of two holding 2 × 10^significant digits.
+    let sub_buckets = (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two();
+    let _ = writeln!(
+        out,
+        "#[Buckets = {:>12}, SubBuckets     = {:>12}]",
+        h.buckets(),
+        sub_buckets
+    );
+    out
+}

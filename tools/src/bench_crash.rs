@@ -1,0 +1,183 @@
+//! `runnel bench --crash-every SECS`: the guarantee comparison.
+//!
+//! Writes a log topic of numbered records, runs `runnel run` over it as a
+//! child process per mode, SIGKILLs and restarts it every SECS until it
+//! finishes, then counts what reached the output topic: records lost,
+//! records duplicated, and how long each restart took to commit its first
+//! epoch or batch (recovery time).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runnel::{EngineError, Result};
+use runnel_connectors::log::LogTopic;
+use serde::Serialize;
+
+use crate::bench_cmd::{write_file, BenchArgs};
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Plan(e.to_string())
+}
+
+#[derive(Serialize)]
+struct CrashRun {
+    mode: &'static str,
+    records: u64,
+    kills: usize,
+    lost: u64,
+    duplicated: u64,
+    recovery_ms_p50: f64,
+    recovery_ms_max: f64,
+}
+
+fn newest_commit(ckpt: &Path) -> Option<u64> {
+    std::fs::read_dir(ckpt.join("commits"))
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+}
+
+fn spawn(dir: &Path, mode: &str) -> Result<Child> {
+    let exe = std::env::current_exe().map_err(err)?;
+    Command::new(exe)
+        .args(["run", "--mode", mode, "--sql", "SELECT value FROM events"])
+        .args([
+            "--source",
+            &format!(
+                "events=log:{}?starting_offsets=earliest",
+                dir.join("in").display()
+            ),
+        ])
+        .args([
+            "--sink",
+            &format!("log:{}", dir.join(format!("out-{mode}")).display()),
+        ])
+        .args([
+            "--checkpoint",
+            &dir.join(format!("ckpt-{mode}")).to_string_lossy(),
+        ])
+        .args(["--until-idle", "--progress", "none", "--epoch-ms", "100"])
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(err)
+}
+
+fn one_mode(dir: &Path, mode: &'static str, records: u64, every: Duration) -> Result<CrashRun> {
+    let ckpt = dir.join(format!("ckpt-{mode}"));
+    let mut child = spawn(dir, mode)?;
+    let mut kills = 0;
+    let mut recoveries: Vec<f64> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let started = Instant::now();
+        // Recovery time: from the restart to its first durable epoch or batch.
+        if kills > 0 {
+            let before = newest_commit(&ckpt);
+            while newest_commit(&ckpt) == before && child.try_wait().map_err(err)?.is_none() {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            recoveries.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        while started.elapsed() < every && child.try_wait().map_err(err)?.is_none() {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if let Some(status) = child.try_wait().map_err(err)? {
+            if !status.success() {
+                return Err(err(format!("{mode}: the query failed ({status})")));
+            }
+            break;
+        }
+        child.kill().map_err(err)?; // SIGKILL
+        child.wait().map_err(err)?;
+        kills += 1;
+        if Instant::now() > deadline {
+            return Err(err(format!("{mode}: did not finish within 10 minutes")));
+        }
+        child = spawn(dir, mode)?;
+    }
+    let out = LogTopic::open(dir.join(format!("out-{mode}"))).map_err(err)?;
+    let mut seen: HashMap<u64, u64> = HashMap::new();
+    for p in 0..out.partitions() {
+        let mut reader = out.reader(p).map_err(err)?;
+        while reader
+            .read_batch(8192, |r| {
+                if let Some(v) = r
+                    .value
+                    .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok())
+                {
+                    *seen.entry(v).or_default() += 1;
+                }
+            })
+            .map_err(err)?
+            > 0
+        {}
+    }
+    let total: u64 = seen.values().sum();
+    recoveries.sort_by(f64::total_cmp);
+    Ok(CrashRun {
+        mode,
+        records,
+        kills,
+        lost: records - (0..records).filter(|v| seen.contains_key(v)).count() as u64,
+        duplicated: total - seen.len() as u64,
+        recovery_ms_p50: recoveries.get(recoveries.len() / 2).copied().unwrap_or(0.0),
+        recovery_ms_max: recoveries.last().copied().unwrap_or(0.0),
+    })
+}
+
+/// Runs the comparison and prints it (and writes `--json`).
+pub fn run(args: &BenchArgs, every_s: f64) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("runnel-crash-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    let records = (args.rate as f64 * args.duration) as u64;
+    eprintln!(
+        "runnel bench: writing {records} numbered records to {}",
+        dir.join("in").display()
+    );
+    {
+        let topic = LogTopic::create(&dir, "in", 2).map_err(err)?;
+        let mut producer = topic.producer().map_err(err)?;
+        for v in 0..records {
+            let text = v.to_string();
+            producer
+                .send(
+                    None,
+                    None,
+                    Some(text.as_bytes()),
+                    runnel::clock::wall_now_ms(),
+                )
+                .map_err(err)?;
+        }
+        producer.sync().map_err(err)?;
+    }
+    let mut runs = Vec::new();
+    for &mode in args.modes() {
+        eprintln!("runnel bench: {mode}, SIGKILL every {every_s} s");
+        runs.push(one_mode(
+            &dir,
+            mode,
+            records,
+            Duration::from_secs_f64(every_s),
+        )?);
+    }
+    println!(
+        "{:<12} {:>10} {:>6} {:>8} {:>11} {:>16} {:>16}",
+        "mode", "records", "kills", "lost", "duplicated", "recovery p50 ms", "recovery max ms"
+    );
+    for r in &runs {
+        println!(
+            "{:<12} {:>10} {:>6} {:>8} {:>11} {:>16.1} {:>16.1}",
+            r.mode, r.records, r.kills, r.lost, r.duplicated, r.recovery_ms_p50, r.recovery_ms_max
+        );
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "crash_runs": runs }))
+            .map_err(err)?;
+        write_file(path, text.as_bytes())?;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
