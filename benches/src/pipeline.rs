@@ -1,0 +1,423 @@
+//! The engine under test: the benchmark queries, a null sink, and the runs.
+//!
+//! Owns the two measured pipelines ([`stateless_query`]: filter `value % 2 =
+//! 0` then project; [`keyed_query`]: key = `value % keys`, 1-second tumbling
+//! `count(*)` per key in update mode), [`NullSink`] (counts rows, keeps
+//! nothing), the open-loop engine run ([`run_engine`]) with its warm-up
+//! exclusion, and the closed-loop throughput run ([`max_throughput`]).
+//!
+//! Warm-up exclusion: the engine records latency per epoch into the query's
+//! merged histogram ([`runnel::StreamingQuery::latency_histogram`]), which
+//! cannot tell warm-up rows from measured ones. So the harness waits until
+//! the warm-up has been scheduled, then until two more epochs have become
+//! durable, copies the histogram as a baseline, and subtracts that baseline
+//! from the final histogram with [`hdrhistogram::Histogram::subtract`].
+//! The measured window therefore starts at an epoch boundary up to two
+//! epoch intervals (2 × 100 ms by default) after the warm-up, never before
+//! it; figures count exactly the rows in it (`latency.count`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use runnel::clock::now_ns;
+use runnel::io::PushError;
+use runnel::{
+    col, count_star, lit, window, DataFrame, DataStreamWriter, MemoryProducer, MemorySource,
+    OutputMode, Row, Sink, SinkContext, Trigger, WaitStrategy,
+};
+
+use crate::config::{BenchConfig, Scenario};
+use crate::floor::LEAD;
+use crate::generator::{
+    event_row, event_schema, sleep_until, spawn_generator, Offer, Schedule, Target, WallAnchor,
+};
+use crate::report::{ScenarioResult, ThroughputReport};
+use crate::BenchError;
+
+/// Counters a [`NullSink`] publishes (once per epoch, and at the end).
+#[derive(Debug, Default)]
+pub struct NullSinkStats {
+    rows: AtomicU64,
+    closed_ns: AtomicU64,
+}
+
+impl NullSinkStats {
+    /// Rows written, as of the last epoch commit (or the end).
+    pub fn rows(&self) -> u64 {
+        self.rows.load(Ordering::Acquire)
+    }
+
+    /// When the sink was closed ([`now_ns`] time), once it was.
+    pub fn closed_ns(&self) -> Option<u64> {
+        match self.closed_ns.load(Ordering::Acquire) {
+            0 => None,
+            t => Some(t),
+        }
+    }
+}
+
+/// A sink that counts rows and keeps nothing: per row, one add.
+#[derive(Debug)]
+pub struct NullSink {
+    rows: u64,
+    stats: Arc<NullSinkStats>,
+}
+
+impl NullSink {
+    /// A sink and the handle of its counters.
+    pub fn new() -> (NullSink, Arc<NullSinkStats>) {
+        let stats = Arc::new(NullSinkStats::default());
+        (
+            NullSink {
+                rows: 0,
+                stats: stats.clone(),
+            },
+            stats,
+        )
+    }
+}
+
+impl Sink for NullSink {
+    fn describe(&self) -> String {
+        "NullSink".to_string()
+    }
+
+    fn open(
+        &mut self,
+        _ctx: &SinkContext,
+        _recovered: Option<&serde_json::Value>,
+    ) -> runnel::Result<()> {
+        Ok(())
+    }
+
+    #[inline]
+    fn write(&mut self, row: &Row) -> runnel::Result<()> {
+        std::hint::black_box(row);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn commit(&mut self, _epoch: u64) -> runnel::Result<serde_json::Value> {
+        self.stats.rows.store(self.rows, Ordering::Release);
+        Ok(serde_json::Value::Null)
+    }
+
+    fn close(&mut self) -> runnel::Result<()> {
+        self.stats.rows.store(self.rows, Ordering::Release);
+        self.stats
+            .closed_ns
+            .store(now_ns().max(1), Ordering::Release);
+        Ok(())
+    }
+}
+
+/// (a) `source → filter(value % 2 = 0) → select(value, value + 1 AS next, ts) → sink`.
+pub fn stateless_query(source: MemorySource, sink: impl Sink) -> DataStreamWriter {
+    DataFrame::from_source("events", source)
+        .filter((col("value") % lit(2i64)).eq(lit(0i64)))
+        .select([
+            col("value"),
+            (col("value") + lit(1i64)).alias("next"),
+            col("ts"),
+        ])
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+}
+
+/// (b) `source → select(value % keys AS key, ts) → group by (1-second
+/// tumbling window of ts, key) → count(*) → sink`, in update mode: every
+/// event writes its group's new count.
+pub fn keyed_query(source: MemorySource, sink: impl Sink, keys: u64) -> DataStreamWriter {
+    DataFrame::from_source("events", source)
+        .select([(col("value") % lit(keys as i64)).alias("key"), col("ts")])
+        .group_by([window(col("ts"), "1 second"), col("key")])
+        .agg([count_star().alias("count")])
+        .write_stream(sink)
+        .output_mode(OutputMode::Update)
+}
+
+/// The query of an engine scenario with the run's wait strategy and epoch
+/// interval (`None` for the references, which run no query).
+pub fn query_for(
+    scenario: Scenario,
+    source: MemorySource,
+    sink: impl Sink,
+    keys: u64,
+    wait: WaitStrategy,
+    epoch_interval: Duration,
+) -> Option<DataStreamWriter> {
+    let writer = match scenario {
+        Scenario::Stateless => stateless_query(source, sink),
+        Scenario::Keyed => keyed_query(source, sink, keys),
+        Scenario::Slip | Scenario::Floor => return None,
+    };
+    Some(
+        writer
+            .query_name(&format!("bench-{scenario}"))
+            .wait_strategy(wait)
+            .trigger(Trigger::Continuous { epoch_interval }),
+    )
+}
+
+/// Pushes into the engine's in-memory source.
+struct EngineTarget {
+    producer: MemoryProducer,
+    capacity: usize,
+}
+
+impl Target for EngineTarget {
+    #[inline]
+    fn offer(&mut self, row: Row, scheduled_ns: u64) -> Offer {
+        match self.producer.push_at(row, scheduled_ns) {
+            Ok(()) => Offer::Accepted,
+            Err(PushError::Full(row)) => Offer::Full(row),
+            Err(PushError::Closed) => Offer::Closed,
+        }
+    }
+
+    fn backlog(&self) -> u64 {
+        (self.capacity - self.producer.free_slots()) as u64
+    }
+}
+
+/// Runs one engine scenario open-loop at `config.rate` and reports its
+/// latency (warm-up excluded, see the module docs).
+pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioResult, BenchError> {
+    let (source, producer) = MemorySource::with_capacity(event_schema(), config.ring_capacity);
+    let (sink, stats) = NullSink::new();
+    let writer = query_for(
+        scenario,
+        source,
+        sink,
+        config.keys,
+        config.wait,
+        config.epoch_interval,
+    )
+    .ok_or_else(|| BenchError::Config(format!("{scenario} does not run the engine")))?;
+    let query = writer.start()?;
+    let schedule = Schedule::new(config.rate, config.warmup, config.duration, LEAD);
+    let target = EngineTarget {
+        producer,
+        capacity: config.ring_capacity,
+    };
+    let generator = spawn_generator(target, schedule).map_err(BenchError::thread)?;
+
+    // The baseline: everything durable two epochs after the warm-up ended.
+    sleep_until(schedule.measure_start_ns());
+    let first = query.committed_epoch();
+    while query.committed_epoch() < first + 2 && !generator.is_finished() && query.is_active() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let baseline = query.latency_histogram();
+
+    let (report, target) = generator
+        .join()
+        .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
+    drop(target); // ends the stream: the query drains, commits and stops
+    query.await_termination()?;
+    let mut hist = query.latency_histogram();
+    hist.subtract(&baseline)
+        .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
+    Ok(ScenarioResult::new(
+        scenario,
+        config,
+        &hist,
+        &report,
+        stats.rows(),
+    ))
+}
+
+/// Settings of a closed-loop throughput run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThroughputConfig {
+    /// The pipeline (stateless or keyed).
+    pub scenario: Scenario,
+    /// Events to push.
+    pub events: u64,
+    /// How the engine's idle tasks wait.
+    pub wait: WaitStrategy,
+    /// Time between epoch markers.
+    pub epoch_interval: Duration,
+    /// Distinct keys of the keyed pipeline.
+    pub keys: u64,
+    /// Slots of the source ring (live mode).
+    pub ring_capacity: usize,
+    /// Push every row into a ring big enough for all of them *before* the
+    /// query starts, so the engine runs alone (no producer thread competing
+    /// for the cores); otherwise a producer thread pushes while it runs.
+    pub prefill: bool,
+}
+
+impl Default for ThroughputConfig {
+    fn default() -> Self {
+        let b = BenchConfig::default();
+        ThroughputConfig {
+            scenario: Scenario::Stateless,
+            events: 20_000_000,
+            wait: b.wait,
+            epoch_interval: b.epoch_interval,
+            keys: b.keys,
+            ring_capacity: b.ring_capacity,
+            prefill: false,
+        }
+    }
+}
+
+/// Rows a closed-loop producer pushes per clock read (their ingest time and
+/// timestamp): reading the clock per row would cost the producer more than
+/// the push itself.
+const CLOCK_EVERY: u64 = 256;
+
+/// Pushes rows `from..to` into `producer` as fast as the ring takes them
+/// (waiting, spin then yield, while it is full). Returns the number of rows
+/// that found the ring full, or `None` if the query went away.
+fn push_closed_loop(producer: &mut MemoryProducer, from: u64, to: u64) -> Option<u64> {
+    let wall = WallAnchor::now();
+    let mut full_events = 0u64;
+    let mut now = now_ns();
+    for i in from..to {
+        if i % CLOCK_EVERY == 0 {
+            now = now_ns();
+        }
+        let mut row = event_row(i, wall.wall_us(now));
+        let mut tries = 0u32;
+        loop {
+            match producer.push_at(row, now) {
+                Ok(()) => break,
+                Err(PushError::Full(back)) => {
+                    row = back;
+                    if tries == 0 {
+                        full_events += 1;
+                    }
+                    tries = tries.saturating_add(1);
+                    if tries < 64 {
+                        std::hint::spin_loop();
+                    } else {
+                        thread::yield_now();
+                    }
+                }
+                Err(PushError::Closed) => return None,
+            }
+        }
+    }
+    Some(full_events)
+}
+
+/// Measures how many events per second the engine gets through to the sink
+/// when pushed as fast as possible (closed loop), either by a live producer
+/// thread or from a ring filled before the start ([`ThroughputConfig::prefill`]).
+/// The time runs from the first push (live) or the query's start (prefill)
+/// until the sink is closed, after the last row and the final epoch.
+pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, BenchError> {
+    let events = config.events;
+    let capacity = if config.prefill {
+        usize::try_from(events)
+            .map_err(|_| BenchError::Config("too many events to prefill".into()))?
+    } else {
+        config.ring_capacity
+    };
+    let (source, mut producer) = MemorySource::with_capacity(event_schema(), capacity);
+    let (sink, stats) = NullSink::new();
+    let writer = query_for(
+        config.scenario,
+        source,
+        sink,
+        config.keys,
+        config.wait,
+        config.epoch_interval,
+    )
+    .ok_or_else(|| BenchError::Config(format!("{} does not run the engine", config.scenario)))?;
+    let (started, full_events) = if config.prefill {
+        push_closed_loop(&mut producer, 0, events);
+        drop(producer);
+        let started = now_ns();
+        let query = writer.start()?;
+        query.await_termination()?;
+        (started, 0)
+    } else {
+        let query = writer.start()?;
+        let generator = thread::Builder::new()
+            .name("runnel-bench-generator".into())
+            .spawn(move || {
+                let started = now_ns();
+                let full = push_closed_loop(&mut producer, 0, events).unwrap_or(0);
+                (started, full)
+            })
+            .map_err(BenchError::thread)?;
+        let out = generator
+            .join()
+            .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
+        query.await_termination()?;
+        out
+    };
+    let ended = stats.closed_ns().unwrap_or_else(now_ns);
+    let seconds = ended.saturating_sub(started) as f64 / 1e9;
+    Ok(ThroughputReport {
+        scenario: config.scenario,
+        wait: config.wait.to_string(),
+        prefill: config.prefill,
+        events,
+        rows_out: stats.rows(),
+        seconds,
+        events_per_sec: if seconds > 0.0 {
+            events as f64 / seconds
+        } else {
+            0.0
+        },
+        full_events,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny(scenario: Scenario) -> BenchConfig {
+        BenchConfig {
+            scenarios: vec![scenario],
+            rate: 20_000,
+            warmup: Duration::from_millis(300),
+            duration: Duration::from_millis(500),
+            epoch_interval: Duration::from_millis(50),
+            keys: 100,
+            ..BenchConfig::default()
+        }
+    }
+
+    #[test]
+    fn stateless_passes_half_the_events() {
+        let r = run_engine(Scenario::Stateless, &tiny(Scenario::Stateless)).unwrap();
+        // 16,000 events in all; the even half reach the sink.
+        assert_eq!(r.rows_out, 8_000);
+        assert!(r.latency.count > 0 && r.latency.count < 8_000, "{r:?}");
+        assert!(r.latency.p50 > 0.0);
+    }
+
+    #[test]
+    fn keyed_writes_one_update_per_event() {
+        let r = run_engine(Scenario::Keyed, &tiny(Scenario::Keyed)).unwrap();
+        assert_eq!(r.rows_out, 16_000);
+        assert!(r.latency.count > 0);
+    }
+
+    #[test]
+    fn closed_loop_counts_every_row() {
+        let r = max_throughput(&ThroughputConfig {
+            events: 100_000,
+            ..ThroughputConfig::default()
+        })
+        .unwrap();
+        assert_eq!(r.rows_out, 50_000);
+        assert!(r.events_per_sec > 0.0);
+        let r = max_throughput(&ThroughputConfig {
+            events: 100_000,
+            prefill: true,
+            scenario: Scenario::Keyed,
+            ..ThroughputConfig::default()
+        })
+        .unwrap();
+        assert_eq!(r.rows_out, 100_000);
+    }
+}
