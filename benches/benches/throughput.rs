@@ -50,8 +50,10 @@ fn keyed_window_count(c: &mut Criterion) {
     let s = schema(&[("key", DataType::Int64), ("ts", timestamp_type())]);
     let keys = Int64Array::from_iter_values((0..ROWS as i64).map(|i| (i * 7919) % 10_000));
     // 1M events over 10 seconds: ten 1-second windows.
-    let ts = TimestampMicrosecondArray::from_iter_values((0..ROWS as i64).map(|i| i * 10_000_000 / ROWS as i64))
-        .with_timezone("UTC");
+    let ts = TimestampMicrosecondArray::from_iter_values(
+        (0..ROWS as i64).map(|i| i * 10_000_000 / ROWS as i64),
+    )
+    .with_timezone("UTC");
     let batch = RecordBatch::try_new(s.clone(), vec![Arc::new(keys), Arc::new(ts)]).unwrap();
     let (source, _producer) = MemorySource::new(s);
     let df = DataFrame::from_source("t", source)
@@ -89,7 +91,9 @@ fn log_read(c: &mut Criterion) {
     let value = vec![b'v'; 100];
     let records = 1_000_000u64;
     for i in 0..records {
-        producer.send(Some(0), None, Some(&value), i as i64).unwrap();
+        producer
+            .send(Some(0), None, Some(&value), i as i64)
+            .unwrap();
     }
     producer.sync().unwrap();
     drop(producer);
@@ -151,28 +155,41 @@ fn csv_read(c: &mut Criterion) {
     g.throughput(Throughput::Elements(rows));
     g.sample_size(10);
     g.measurement_time(Duration::from_secs(10));
-    g.bench_function(format!("read_{}_files_{}_rows", dir.read_dir().unwrap().count(), rows), |b| {
-        b.iter(|| {
-            let mut source = open();
-            let mut count = Count(0, 0);
-            let mut start: Option<SourceOffset> = None;
-            // One micro-batch per file, as a file stream reads them.
-            loop {
-                let end = source.latest_offset().unwrap();
-                if Some(&end) == start.as_ref() {
-                    break;
+    g.bench_function(
+        format!(
+            "read_{}_files_{}_rows",
+            dir.read_dir().unwrap().count(),
+            rows
+        ),
+        |b| {
+            b.iter(|| {
+                let mut source = open();
+                let mut count = Count(0, 0);
+                let mut start: Option<SourceOffset> = None;
+                // One micro-batch per file, as a file stream reads them.
+                loop {
+                    let end = source.latest_offset().unwrap();
+                    if Some(&end) == start.as_ref() {
+                        break;
+                    }
+                    source.read_range(start.as_ref(), &end, &mut count).unwrap();
+                    start = Some(end);
+                    if source.is_exhausted() {
+                        break;
+                    }
                 }
-                source.read_range(start.as_ref(), &end, &mut count).unwrap();
-                start = Some(end);
-                if source.is_exhausted() {
-                    break;
-                }
-            }
-            black_box(count.0)
-        })
-    });
+                black_box(count.0)
+            })
+        },
+    );
     g.finish();
 }
 
-criterion_group!(benches, filter_project_sum, keyed_window_count, log_read, csv_read);
+criterion_group!(
+    benches,
+    filter_project_sum,
+    keyed_window_count,
+    log_read,
+    csv_read
+);
 criterion_main!(benches);

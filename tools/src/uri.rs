@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
-    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions, NullSink, RateSource, SocketSource,
+    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
+    NullSink, RateSource, SocketSource,
 };
 
 /// A parsed URI: `kind:location?key=value&key=value`.

@@ -247,7 +247,6 @@ impl Node {
     }
 }
 
-
 pub(crate) fn function_name(func: ScalarFunction) -> &'static str {
     func.name()
 }
