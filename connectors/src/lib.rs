@@ -9,6 +9,7 @@
 pub mod console;
 pub mod file_sink;
 pub mod files;
+pub mod kafka;
 pub mod log;
 pub mod null;
 mod options;
@@ -18,6 +19,7 @@ pub mod socket;
 pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
 pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
+pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
 pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};
 pub use null::{NullSink, RowCounter};
 pub use rate::RateSource;

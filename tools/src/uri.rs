@@ -9,8 +9,8 @@ use std::path::PathBuf;
 
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
-    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
-    NullSink, RateSource, SocketSource,
+    ConsoleSink, FileSink, FileSource, FileSourceOptions, KafkaSink, KafkaSinkOptions, KafkaSource,
+    KafkaSourceOptions, LogSink, LogSource, LogSourceOptions, NullSink, RateSource, SocketSource,
 };
 
 /// A parsed URI: `kind:location?key=value&key=value`.
@@ -72,6 +72,15 @@ impl Uri {
             location: percent_decode(location),
             options,
         })
+    }
+}
+
+/// An error's text without the "invalid query" prefix of a plan error (the
+/// caller adds its own).
+fn plan_text(e: EngineError) -> String {
+    match e {
+        EngineError::Plan(m) => m,
+        other => other.to_string(),
     }
 }
 
@@ -185,9 +194,21 @@ pub fn source(text: &str, name: &str, until_idle: bool) -> Result<SourceSpec> {
                     .map_err(|e| EngineError::Source(format!("{what}: {e}")))?,
             )
         }
+        "kafka" => {
+            let mut pairs: Vec<(String, String)> = uri.options.clone().into_iter().collect();
+            if until_idle && !uri.options.contains_key("until_idle") {
+                pairs.push(("until_idle".into(), "true".into()));
+            }
+            let options = KafkaSourceOptions::from_pairs(pairs)
+                .map_err(|e| EngineError::Plan(format!("{what}: {}", plan_text(e))))?;
+            Box::new(
+                KafkaSource::new(&uri.location, options)
+                    .map_err(|e| EngineError::Plan(format!("{what}: {}", plan_text(e))))?,
+            )
+        }
         other => {
             return Err(EngineError::Plan(format!(
-                "{what}: unknown source kind '{other}' (use csv:, json:, rate:, socket: or log:)"
+                "{what}: unknown source kind '{other}' (use csv:, json:, rate:, socket:, log: or kafka:)"
             )))
         }
     };
@@ -235,6 +256,14 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
             };
             SinkSpec::Sink(Box::new(LogSink::new(&uri.location, partitions)))
         }
+        "kafka" => {
+            let options = KafkaSinkOptions::from_pairs(uri.options.clone())
+                .map_err(|e| EngineError::Plan(format!("--sink: {}", plan_text(e))))?;
+            SinkSpec::Sink(Box::new(
+                KafkaSink::new(&uri.location, options)
+                    .map_err(|e| EngineError::Plan(format!("--sink: {}", plan_text(e))))?,
+            ))
+        }
         "memory" => {
             let name = if uri.location.is_empty() { "result" } else { &uri.location };
             let (s, t) = runnel::MemorySink::new(name);
@@ -242,7 +271,7 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
         }
         other => {
             return Err(EngineError::Plan(format!(
-                "--sink: unknown sink kind '{other}' (use csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC or null)"
+                "--sink: unknown sink kind '{other}' (use csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC, kafka:HOST:PORT/TOPIC or null)"
             )))
         }
     })
@@ -267,6 +296,21 @@ mod tests {
         assert_eq!((u.kind.as_str(), u.location.as_str()), ("rate", ""));
         let u = Uri::parse("console", "x").unwrap();
         assert_eq!(u.kind, "console");
+        let u = Uri::parse("kafka:127.0.0.1:9092/in?starting_offsets=earliest", "x").unwrap();
+        assert_eq!(
+            (u.kind.as_str(), u.location.as_str()),
+            ("kafka", "127.0.0.1:9092/in")
+        );
+        assert!(source(
+            "kafka:127.0.0.1:9092/in?group=g&kafka.fetch.wait.max.ms=1",
+            "t",
+            true
+        )
+        .is_ok());
+        assert!(source("kafka:127.0.0.1:9092", "t", false).is_err());
+        assert!(source("kafka:127.0.0.1:9092/in?bogus=1", "t", false).is_err());
+        assert!(sink("kafka:127.0.0.1:9092/out?kafka.linger.ms=1").is_ok());
+        assert!(sink("kafka:127.0.0.1:9092/out?partitions=2").is_err());
         assert!(Uri::parse("csv:d?header", "--source t")
             .unwrap_err()
             .to_string()
