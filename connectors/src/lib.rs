@@ -14,6 +14,7 @@ pub mod log;
 pub mod null;
 mod options;
 pub mod rate;
+mod record;
 pub mod socket;
 
 pub use console::ConsoleSink;

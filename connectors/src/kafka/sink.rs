@@ -46,7 +46,6 @@
 //! not need it back.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,8 +55,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use runnel::clock::wall_now_ms;
-use runnel::{DataType, EngineError, Result, Row, Sink, SinkContext, Value};
+use runnel::{EngineError, Result, Row, Sink, SinkContext};
+
+use crate::record::RecordLayout;
 
 use super::{
     base_config, classify, client_property, error_code, explain, log_line, opts, topic_partitions,
@@ -223,89 +223,9 @@ impl ProducerContext for SinkCtx {
     }
 }
 
-/// Where the record's parts come from in a result row.
-struct Layout {
-    key: Option<usize>,
-    value: Option<usize>,
-    timestamp: Option<usize>,
-    /// `"name":`, JSON-escaped, per column (for whole-row JSON values).
-    json_names: Vec<Vec<u8>>,
-}
-
-impl Layout {
-    fn new(schema: &runnel::Schema) -> Layout {
-        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-        Layout {
-            key: find("key"),
-            value: find("value"),
-            timestamp: find("timestamp")
-                .filter(|&i| matches!(schema.field(i).data_type(), DataType::Timestamp(..))),
-            json_names: schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    let mut b = serde_json::to_vec(f.name()).expect("a string serializes");
-                    b.push(b':');
-                    b
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Writes a value's text form; `false` for null.
-fn encode_text(v: &Value, out: &mut Vec<u8>) -> bool {
-    out.clear();
-    match v {
-        Value::Null => false,
-        Value::Utf8(s) => {
-            out.extend_from_slice(s.as_bytes());
-            true
-        }
-        other => {
-            let _ = write!(out, "{other}");
-            true
-        }
-    }
-}
-
-/// Writes the whole row as a JSON object, null columns omitted.
-fn encode_json(row: &Row, names: &[Vec<u8>], out: &mut Vec<u8>) {
-    out.clear();
-    out.push(b'{');
-    let mut first = true;
-    for (v, name) in row.iter().zip(names) {
-        if v.is_null() {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(name);
-        match v {
-            Value::Null => {}
-            Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int64(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::Float64(x) if x.is_finite() => {
-                let _ = serde_json::to_writer(&mut *out, x);
-            }
-            Value::Utf8(s) => {
-                let _ = serde_json::to_writer(&mut *out, &**s);
-            }
-            other => {
-                let _ = serde_json::to_writer(&mut *out, &other.to_string());
-            }
-        }
-    }
-    out.push(b'}');
-}
-
 struct Open {
     producer: BaseProducer<SinkCtx>,
-    layout: Layout,
+    layout: RecordLayout,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     /// Records sent since the last poll of delivery reports.
@@ -519,7 +439,7 @@ impl Sink for KafkaSink {
             .map_err(|e| self.err(e))?;
         self.open = Some(Open {
             producer,
-            layout: Layout::new(&ctx.schema),
+            layout: RecordLayout::new(&ctx.schema),
             key_buf: Vec::with_capacity(64),
             value_buf: Vec::with_capacity(256),
             unpolled: 0,
@@ -563,22 +483,8 @@ impl Sink for KafkaSink {
 impl KafkaSink {
     #[inline]
     fn write_with(&self, o: &mut Open, row: &Row) -> Result<()> {
-        let has_key = match o.layout.key {
-            Some(i) => encode_text(&row[i], &mut o.key_buf),
-            None => false,
-        };
-        let has_value = match o.layout.value {
-            Some(i) => encode_text(&row[i], &mut o.value_buf),
-            None => {
-                encode_json(row, &o.layout.json_names, &mut o.value_buf);
-                true
-            }
-        };
-        let timestamp_ms = o
-            .layout
-            .timestamp
-            .and_then(|i| row[i].as_i64())
-            .map_or_else(wall_now_ms, |us| us.div_euclid(1000));
+        let (has_key, has_value) = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
+        let timestamp_ms = o.layout.timestamp_ms(row);
         self.send(
             o,
             None,
@@ -599,32 +505,6 @@ impl KafkaSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel::{row, schema, timestamp_type};
-
-    #[test]
-    fn json_values_match_the_log_sink() {
-        let s = schema(&[
-            ("a", DataType::Utf8),
-            ("b", DataType::Int64),
-            ("t", timestamp_type()),
-            ("n", DataType::Utf8),
-        ]);
-        let layout = Layout::new(&s);
-        assert_eq!(
-            (layout.key, layout.value, layout.timestamp),
-            (None, None, None)
-        );
-        let mut out = Vec::new();
-        encode_json(
-            &row!["x\"y", 7i64, Value::Timestamp(1_000_000), Value::Null],
-            &layout.json_names,
-            &mut out,
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"a":"x\"y","b":7,"t":"1970-01-01 00:00:01"}"#
-        );
-    }
 
     #[test]
     fn options_parse() {

@@ -85,14 +85,13 @@
 use std::collections::HashMap;
 use std::fs;
 use std::hash::{DefaultHasher, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use runnel::checkpoint::write_atomic;
-use runnel::clock::wall_now_ms;
-use runnel::{DataType, EngineError, Result, Row, Sink, SinkContext, Value};
+use runnel::{EngineError, Result, Row, Sink, SinkContext};
 
 use super::{partition_for_key, LogError, LogProducer, LogTopic};
+use crate::record::RecordLayout;
 
 /// The first-run marker file in the topic folder (see the module docs).
 pub const SINK_MARKER_FILE: &str = ".runnel-sink.json";
@@ -119,7 +118,7 @@ struct Open {
     topic: LogTopic,
     producer: LogProducer,
     partitions: u32,
-    layout: Layout,
+    layout: RecordLayout,
     key_buf: Vec<u8>,
     value_buf: Vec<u8>,
     dedup: Option<Dedup>,
@@ -127,87 +126,6 @@ struct Open {
     marker_pending: bool,
     commits: u64,
     skipped: u64,
-}
-
-/// Where the record's parts come from in a result row.
-struct Layout {
-    key: Option<usize>,
-    value: Option<usize>,
-    timestamp: Option<usize>,
-    /// `"name":`, JSON-escaped, per column (for whole-row JSON values).
-    json_names: Vec<Vec<u8>>,
-}
-
-impl Layout {
-    fn new(schema: &runnel::Schema) -> Layout {
-        let find = |name: &str| schema.fields().iter().position(|f| f.name() == name);
-        let timestamp = find("timestamp")
-            .filter(|&i| matches!(schema.field(i).data_type(), DataType::Timestamp(..)));
-        Layout {
-            key: find("key"),
-            value: find("value"),
-            timestamp,
-            json_names: schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    let mut b = serde_json::to_vec(f.name()).expect("a string serializes");
-                    b.push(b':');
-                    b
-                })
-                .collect(),
-        }
-    }
-}
-
-/// Writes a value's text form; `false` for null.
-fn encode_text(v: &Value, out: &mut Vec<u8>) -> bool {
-    out.clear();
-    match v {
-        Value::Null => false,
-        Value::Utf8(s) => {
-            out.extend_from_slice(s.as_bytes());
-            true
-        }
-        other => {
-            let _ = write!(out, "{other}");
-            true
-        }
-    }
-}
-
-/// Writes the whole row as a JSON object, null columns omitted.
-fn encode_json(row: &Row, names: &[Vec<u8>], out: &mut Vec<u8>) {
-    out.clear();
-    out.push(b'{');
-    let mut first = true;
-    for (v, name) in row.iter().zip(names) {
-        if v.is_null() {
-            continue;
-        }
-        if !first {
-            out.push(b',');
-        }
-        first = false;
-        out.extend_from_slice(name);
-        match v {
-            Value::Null => {}
-            Value::Boolean(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-            Value::Int64(i) => {
-                let _ = write!(out, "{i}");
-            }
-            Value::Float64(x) if x.is_finite() => {
-                let _ = serde_json::to_writer(&mut *out, x);
-            }
-            Value::Utf8(s) => {
-                let _ = serde_json::to_writer(&mut *out, &**s);
-            }
-            other => {
-                let _ = serde_json::to_writer(&mut *out, &other.to_string());
-            }
-        }
-    }
-    out.push(b'}');
 }
 
 /// A 128-bit hash of a record's key and value (null distinct from empty).
@@ -457,7 +375,7 @@ impl Sink for LogSink {
         };
         let dedup = Dedup::load(&topic, &baseline, &actual)?;
         self.open = Some(Open {
-            layout: Layout::new(&ctx.schema),
+            layout: RecordLayout::new(&ctx.schema),
             topic,
             producer,
             partitions,
@@ -474,17 +392,7 @@ impl Sink for LogSink {
     #[inline]
     fn write(&mut self, row: &Row) -> Result<()> {
         let o = self.opened()?;
-        let has_key = match o.layout.key {
-            Some(i) => encode_text(&row[i], &mut o.key_buf),
-            None => false,
-        };
-        let has_value = match o.layout.value {
-            Some(i) => encode_text(&row[i], &mut o.value_buf),
-            None => {
-                encode_json(row, &o.layout.json_names, &mut o.value_buf);
-                true
-            }
-        };
+        let (has_key, has_value) = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
         let key = has_key.then_some(&o.key_buf[..]);
         let value = has_value.then_some(&o.value_buf[..]);
         let partition = match (key, value) {
@@ -501,11 +409,7 @@ impl Sink for LogSink {
                 return Ok(());
             }
         }
-        let timestamp_ms = o
-            .layout
-            .timestamp
-            .and_then(|i| row[i].as_i64())
-            .map_or_else(wall_now_ms, |us| us.div_euclid(1000));
+        let timestamp_ms = o.layout.timestamp_ms(row);
         o.producer
             .send(Some(partition), key, value, timestamp_ms)
             .map_err(log_err)?;
@@ -548,33 +452,6 @@ impl Sink for LogSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use runnel::{row, schema, timestamp_type};
-
-    #[test]
-    fn json_values_match_the_json_file_sink() {
-        let s = schema(&[
-            ("a", DataType::Utf8),
-            ("b", DataType::Int64),
-            ("c", DataType::Float64),
-            ("t", timestamp_type()),
-            ("n", DataType::Utf8),
-        ]);
-        let layout = Layout::new(&s);
-        assert_eq!(
-            (layout.key, layout.value, layout.timestamp),
-            (None, None, None)
-        );
-        let mut out = Vec::new();
-        encode_json(
-            &row!["x\"y", 7i64, 1.0, Value::Timestamp(1_000_000), Value::Null],
-            &layout.json_names,
-            &mut out,
-        );
-        assert_eq!(
-            String::from_utf8(out).unwrap(),
-            r#"{"a":"x\"y","b":7,"c":1.0,"t":"1970-01-01 00:00:01"}"#
-        );
-    }
 
     #[test]
     fn content_hash_tells_null_from_empty() {
