@@ -13,6 +13,7 @@ pub mod kafka;
 pub mod log;
 pub mod null;
 mod options;
+mod partitions;
 pub mod rate;
 mod record;
 pub mod socket;

@@ -93,6 +93,7 @@ use super::{
     ClientState, ErrorKind, KafkaAddress,
 };
 use crate::log::StartingOffsets;
+use crate::partitions::share_out;
 
 /// Most records held in the fetch-ahead buffers (micro-batch).
 const MAX_BUFFERED: usize = 100_000;
@@ -1000,42 +1001,9 @@ impl Source for KafkaSource {
     }
 }
 
-/// Shares `cap` records out over partitions with backlogs `lags` (summing to
-/// more than `cap`) in proportion to the backlogs, largest remainders first
-/// (the log source's rule).
-fn share_out(lags: &[u64], cap: u64) -> Vec<u64> {
-    let total: u128 = lags.iter().map(|&l| u128::from(l)).sum();
-    let mut take: Vec<u64> = lags
-        .iter()
-        .map(|&l| (u128::from(l) * u128::from(cap) / total) as u64)
-        .collect();
-    let mut left = cap - take.iter().sum::<u64>();
-    while left > 0 {
-        let Some((i, _)) = lags
-            .iter()
-            .zip(&take)
-            .enumerate()
-            .filter(|(_, (l, t))| *t < *l)
-            .max_by_key(|(i, (l, t))| (*l - *t, std::cmp::Reverse(*i)))
-        else {
-            break;
-        };
-        take[i] += 1;
-        left -= 1;
-    }
-    take
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn share_out_is_proportional_and_exact() {
-        assert_eq!(share_out(&[100, 100, 100], 30), vec![10, 10, 10]);
-        assert_eq!(share_out(&[90, 10, 0], 10), vec![9, 1, 0]);
-        assert_eq!(share_out(&[1000, 1, 1], 1), vec![1, 0, 0]);
-    }
 
     #[test]
     fn options_parse_spark_spellings_and_client_properties() {
