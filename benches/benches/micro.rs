@@ -1,7 +1,8 @@
 //! Criterion micro-benchmarks of the continuous hot path.
 //!
 //! - `expr/*`: evaluating the stateless scenario's filter predicate
-//!   (`value % 2 = 0`) and projection on one row;
+//!   (`value % 2 = 0`), the keyed scenario's key (`value % 10000`) and the
+//!   stateless projection on one row;
 //! - `window/*`: assigning a timestamp to tumbling and sliding windows;
 //! - `pipeline/*`: a whole single-task query (stateless, and keyed with
 //!   10,000 keys) over N rows pushed into a `MemorySource` before the query
@@ -45,6 +46,14 @@ fn expressions(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) & 1023;
             black_box(filter.passes(black_box(&rows[i])))
+        })
+    });
+    let (key, _) = bind_expr(&(col("value") % lit(10_000i64)), &schema).expect("binds");
+    g.bench_function("key value%10000", |b| {
+        let mut i = 0usize;
+        b.iter(|| {
+            i = (i + 1) & 1023;
+            black_box(key.eval(black_box(&rows[i])))
         })
     });
     g.bench_function("project value, value+1, ts", |b| {

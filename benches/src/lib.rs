@@ -44,7 +44,7 @@ pub use pipeline::{
     keyed_query, max_throughput, run_engine, stateless_query, NullSink, ThroughputConfig,
 };
 pub use report::{RunReport, ScenarioResult, Summary, ThroughputReport};
-pub use stats::LatencyStats;
+pub use stats::LatencySummary;
 
 /// Why a benchmark could not run.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{BenchConfig, Bounds, Scenario};
 use crate::generator::GeneratorReport;
-use crate::stats::{median, LatencyStats};
+use crate::stats::{figures, median, median_summary, LatencySummary};
 
 /// The figures of one scenario in one run.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -26,7 +26,7 @@ pub struct ScenarioResult {
     pub wait: String,
     /// End-to-end latency (µs) from the scheduled time: to the sink for the
     /// engine, to the consumer for the floor, to the (no-op) push for slip.
-    pub latency: LatencyStats,
+    pub latency: LatencySummary,
     /// Events generated after the warm-up.
     pub events: u64,
     /// Rows the sink (or the floor's consumer) received over the whole run.
@@ -34,7 +34,7 @@ pub struct ScenarioResult {
     /// Measured events per second actually pushed.
     pub achieved_rate: f64,
     /// How late the generator pushed each measured event (µs).
-    pub generator_lag: LatencyStats,
+    pub generator_lag: LatencySummary,
     /// How late the last event was pushed (µs).
     pub final_lag_us: f64,
     /// Rows still queued in front of the consumer when the schedule ended.
@@ -64,11 +64,11 @@ impl ScenarioResult {
             } else {
                 "-".to_string()
             },
-            latency: LatencyStats::of(latency),
+            latency: LatencySummary::of(latency),
             events: generator.measured_events,
             rows_out,
             achieved_rate: generator.achieved_rate(),
-            generator_lag: LatencyStats::of(&generator.lag),
+            generator_lag: LatencySummary::of(&generator.lag),
             final_lag_us: generator.final_lag_ns as f64 / 1000.0,
             backlog_at_end: generator.backlog_at_end,
             full_events: generator.full_events,
@@ -111,7 +111,7 @@ pub struct SummaryRow {
     /// Runs summarised.
     pub runs: usize,
     /// Field-by-field medians of the latency percentiles (µs).
-    pub latency: LatencyStats,
+    pub latency: LatencySummary,
     /// Median measured events.
     pub events: f64,
     /// Median achieved rate (events/s).
@@ -145,11 +145,11 @@ impl Summary {
             if all.is_empty() {
                 continue;
             }
-            let lat: Vec<LatencyStats> = all.iter().map(|r| r.latency).collect();
+            let lat: Vec<LatencySummary> = all.iter().map(|r| r.latency.clone()).collect();
             rows.push(SummaryRow {
                 scenario: sc,
                 runs: all.len(),
-                latency: LatencyStats::median_of(&lat),
+                latency: median_summary(&lat),
                 events: median(all.iter().map(|r| r.events as f64)),
                 achieved_rate: median(all.iter().map(|r| r.achieved_rate)),
                 generator_max_lag_us: median(all.iter().map(|r| r.generator_lag.max)),
@@ -201,9 +201,9 @@ impl Summary {
             "lag max µs",
             "target_met"
         );
-        let floor = self.get(Scenario::Floor).map(|r| r.latency);
+        let floor = self.get(Scenario::Floor).map(|r| &r.latency);
         for r in &self.rows {
-            let f = r.latency.figures();
+            let f = figures(&r.latency);
             let _ = writeln!(
                 out,
                 "{:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11} {:>10}",
@@ -221,7 +221,7 @@ impl Summary {
                 format!("{}/{}", r.target_met_runs, r.runs)
             );
             if let (true, Some(fl)) = (r.scenario.is_engine(), floor) {
-                let ff = fl.figures();
+                let ff = figures(fl);
                 let ratio = |i: usize| {
                     if ff[i] > 0.0 {
                         format!("{:.1}x", f[i] / ff[i])
@@ -368,14 +368,14 @@ mod tests {
             scenario: Scenario::Floor,
             rate: 1,
             wait: "-".into(),
-            latency: LatencyStats {
+            latency: LatencySummary {
                 p50,
                 ..Default::default()
             },
             events: 1,
             rows_out: 1,
             achieved_rate: 1.0,
-            generator_lag: LatencyStats::default(),
+            generator_lag: LatencySummary::default(),
             final_lag_us: 0.0,
             backlog_at_end: 0,
             full_events: 0,

@@ -1,12 +1,12 @@
 //! Latency figures: histograms and their percentiles.
 //!
-//! Owns [`LatencyStats`] (the percentiles every report quotes, in µs), the
-//! histogram every harness thread records into (the engine's own bounds, so
-//! figures are comparable and recording never allocates) and [`median`],
-//! used to summarise several runs.
+//! Owns the histogram every harness thread records into (the engine's own
+//! bounds, so figures are comparable and recording never allocates) and the
+//! medians that summarise several runs ([`median`], [`median_summary`]).
+//! Percentiles are the engine's own [`LatencySummary`] (µs).
 
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+pub use runnel::metrics::LatencySummary;
 
 /// A nanosecond histogram with the engine's bounds (1 ns to 100 s, 3
 /// significant digits); larger values are clamped, and still counted.
@@ -20,66 +20,23 @@ pub fn record(h: &mut Histogram<u64>, ns: u64) {
     h.saturating_record(ns.max(1));
 }
 
-/// Percentiles of one latency distribution, in microseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyStats {
-    /// Samples recorded.
-    pub count: u64,
-    /// Median.
-    pub p50: f64,
-    /// 90th percentile.
-    pub p90: f64,
-    /// 99th percentile.
-    pub p99: f64,
-    /// 99.9th percentile.
-    pub p999: f64,
-    /// 99.99th percentile.
-    pub p9999: f64,
-    /// Largest.
-    pub max: f64,
-    /// Mean.
-    pub mean: f64,
+/// The figures in table order: p50, p90, p99, p99.9, p99.99, max, mean.
+pub fn figures(s: &LatencySummary) -> [f64; 7] {
+    [s.p50, s.p90, s.p99, s.p999, s.p9999, s.max, s.mean]
 }
 
-impl LatencyStats {
-    /// Summarises a nanosecond histogram.
-    pub fn of(h: &Histogram<u64>) -> LatencyStats {
-        if h.is_empty() {
-            return LatencyStats::default();
-        }
-        let us = |ns: u64| ns as f64 / 1000.0;
-        LatencyStats {
-            count: h.len(),
-            p50: us(h.value_at_quantile(0.50)),
-            p90: us(h.value_at_quantile(0.90)),
-            p99: us(h.value_at_quantile(0.99)),
-            p999: us(h.value_at_quantile(0.999)),
-            p9999: us(h.value_at_quantile(0.9999)),
-            max: us(h.max()),
-            mean: h.mean() / 1000.0,
-        }
-    }
-
-    /// The figures in table order: p50, p90, p99, p99.9, p99.99, max, mean.
-    pub fn figures(&self) -> [f64; 7] {
-        [
-            self.p50, self.p90, self.p99, self.p999, self.p9999, self.max, self.mean,
-        ]
-    }
-
-    /// The field-by-field median of several summaries (count included).
-    pub fn median_of(all: &[LatencyStats]) -> LatencyStats {
-        let m = |f: fn(&LatencyStats) -> f64| median(all.iter().map(f));
-        LatencyStats {
-            count: median(all.iter().map(|s| s.count as f64)) as u64,
-            p50: m(|s| s.p50),
-            p90: m(|s| s.p90),
-            p99: m(|s| s.p99),
-            p999: m(|s| s.p999),
-            p9999: m(|s| s.p9999),
-            max: m(|s| s.max),
-            mean: m(|s| s.mean),
-        }
+/// The field-by-field median of several summaries (count included).
+pub fn median_summary(all: &[LatencySummary]) -> LatencySummary {
+    let m = |f: fn(&LatencySummary) -> f64| median(all.iter().map(f));
+    LatencySummary {
+        count: median(all.iter().map(|s| s.count as f64)) as u64,
+        p50: m(|s| s.p50),
+        p90: m(|s| s.p90),
+        p99: m(|s| s.p99),
+        p999: m(|s| s.p999),
+        p9999: m(|s| s.p9999),
+        max: m(|s| s.max),
+        mean: m(|s| s.mean),
     }
 }
 
@@ -116,7 +73,7 @@ mod tests {
         for ns in 1..=1000u64 {
             record(&mut h, ns * 1000);
         }
-        let s = LatencyStats::of(&h);
+        let s = LatencySummary::of(&h);
         assert_eq!(s.count, 1000);
         assert!((s.p50 - 500.0).abs() < 1.0, "{s:?}");
         assert!((s.max - 1000.0).abs() < 1.0, "{s:?}");

@@ -68,7 +68,12 @@ fn a_failing_sink_leaves_the_last_good_epoch() {
     ] {
         let dir = tempfile::tempdir().unwrap();
         let n = 50_000;
-        let q = DataFrame::from_source("s", SequenceSource::new(n, 3, 1).per_trigger(1_000))
+        // Paced (20,000 rows take ≥ 300 ms) so that epochs become durable
+        // before the sink fails, however loaded the machine is.
+        let source = SequenceSource::new(n, 3, 1)
+            .per_trigger(1_000)
+            .paced(Duration::from_millis(1));
+        let q = DataFrame::from_source("s", source)
             .write_stream(FailAfter {
                 rows: 0,
                 limit: 20_000,

@@ -105,10 +105,7 @@ fn chain(
                 predicate: p.clone(),
                 next,
             }),
-            PhysOp::Project(e) => Box::new(ProjectOp {
-                exprs: e.clone(),
-                next,
-            }),
+            PhysOp::Project(e) => Box::new(ProjectOp::new(e.clone(), next)),
             PhysOp::FlatMap(f, _) => Box::new(FlatMapOp {
                 func: f.clone(),
                 next,
@@ -151,6 +148,9 @@ pub(crate) fn start(
         None => (None, uuid::Uuid::new_v4().to_string()),
     };
     let mut recovered = recover(checkpoint.as_ref(), &physical)?;
+    // Deltas exist to be written to a checkpoint: without one, aggregations
+    // track no changes (nothing recorded per update, nothing copied per epoch).
+    let track_changes = checkpoint.is_some();
     let shadow_init: Vec<crate::state::StateSnapshot> = if checkpoint.is_some() {
         recovered.aggregate.iter().map(|s| s.snapshot()).collect()
     } else {
@@ -255,6 +255,7 @@ pub(crate) fn start(
             );
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, p, reporter.clone(), post);
             op.state = state;
+            op.state.set_change_tracking(track_changes);
             op.watermark = recovered.aggregate_watermark;
             later.push(ring_task(vec![agg_rx], Box::new(op), first_agg + p));
         }
@@ -266,6 +267,7 @@ pub(crate) fn start(
         if let Some((agg, _)) = &physical.aggregate {
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, 0, reporter.clone(), tail);
             op.state = recovered.aggregate.pop().unwrap_or_default();
+            op.state.set_change_tracking(track_changes);
             op.watermark = recovered.aggregate_watermark;
             tail = Box::new(op);
         }

@@ -29,7 +29,7 @@ impl SourceOutput for ChainInput<'_> {
     #[inline]
     fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()> {
         self.rows += 1;
-        self.chain.on_event(Event::new(row, ingest_ns))
+        self.chain.on_event(&mut Event::new(row, ingest_ns))
     }
 }
 
@@ -245,7 +245,7 @@ impl RingTask {
     #[inline]
     fn handle(&mut self, i: usize, msg: Message) -> Result<bool> {
         match msg {
-            Message::Data(ev) => self.chain.on_event(ev)?,
+            Message::Data(mut ev) => self.chain.on_event(&mut ev)?,
             Message::Watermark(wm) => {
                 self.inputs[i].watermark = wm;
                 self.forward_watermark()?;

@@ -32,6 +32,18 @@ pub(crate) fn partition_of<'a>(
     (mixed % partitions as u64) as usize
 }
 
+/// Moves a lent event out (its row is taken, leaving an empty row behind)
+/// to send it to another task.
+#[inline]
+fn take_event(ev: &mut Event) -> Event {
+    Event {
+        row: std::mem::take(&mut ev.row),
+        event_time_us: ev.event_time_us,
+        watermark_us: ev.watermark_us,
+        ingest_ns: ev.ingest_ns,
+    }
+}
+
 /// Sends everything to one downstream task.
 pub(crate) struct RingOut {
     pub(crate) ring: RingSender,
@@ -39,8 +51,8 @@ pub(crate) struct RingOut {
 
 impl Operator for RingOut {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
-        self.ring.send(Message::Data(ev))
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
+        self.ring.send(Message::Data(take_event(ev)))
     }
     fn on_watermark(&mut self, wm: i64) -> Result<()> {
         self.ring.send(Message::Watermark(wm))
@@ -83,13 +95,13 @@ impl ExchangeOut {
 
 impl Operator for ExchangeOut {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         self.scratch.clear();
         for k in &self.keys {
             self.scratch.push(k.eval(&ev.row));
         }
         let p = partition_of(self.scratch.iter(), self.rings.len());
-        self.rings[p].send(Message::Data(ev))
+        self.rings[p].send(Message::Data(take_event(ev)))
     }
     fn on_watermark(&mut self, wm: i64) -> Result<()> {
         self.broadcast(|| Message::Watermark(wm))
@@ -133,7 +145,7 @@ impl SinkOut {
 
 impl Operator for SinkOut {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         self.sink.write(&ev.row)?;
         let latency = now_ns().saturating_sub(ev.ingest_ns).max(1);
         self.hist.saturating_record(latency);

@@ -11,8 +11,48 @@ use super::{BinaryOp, BoundExpr};
 use crate::schema::{DataType, Value};
 use crate::time;
 
+/// An operand by reference when it is a column or a literal (no clone),
+/// else evaluated into `tmp`.
+#[inline(always)]
+fn operand<'a>(e: &'a BoundExpr, row: &'a [Value], tmp: &'a mut Value) -> &'a Value {
+    match e {
+        BoundExpr::Column(i) => &row[*i],
+        BoundExpr::Literal(v) => v,
+        other => {
+            *tmp = other.eval(row);
+            tmp
+        }
+    }
+}
+
+/// `l op r` for `+ - * %` (SQL nulls; `int`: wrapping bigint arithmetic).
+#[inline(always)]
+fn arith(op: BinaryOp, int: bool, l: &Value, r: &Value) -> Value {
+    if l.is_null() || r.is_null() {
+        Value::Null
+    } else if int {
+        arith_int(op, l.as_i64().unwrap_or(0), r.as_i64().unwrap_or(0))
+    } else {
+        arith_f64(op, l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0))
+    }
+}
+
+#[inline(always)]
+fn bool_value(b: Option<bool>) -> Value {
+    match b {
+        Some(b) => Value::Boolean(b),
+        None => Value::Null,
+    }
+}
+
 impl BoundExpr {
     /// Evaluates against `row`.
+    ///
+    /// The common shapes (a column, a literal, arithmetic or a comparison
+    /// between a column and a literal or another column) are handled here,
+    /// reading their operands by reference; everything else goes through a
+    /// separate, out-of-line function so that this one stays small.
+    #[inline]
     pub fn eval(&self, row: &[Value]) -> Value {
         match self {
             BoundExpr::Column(i) => row[*i].clone(),
@@ -22,44 +62,64 @@ impl BoundExpr {
                 left,
                 right,
                 int,
+            } => match (left.as_ref(), right.as_ref()) {
+                (BoundExpr::Column(i), BoundExpr::Literal(v)) => arith(*op, *int, &row[*i], v),
+                (BoundExpr::Column(i), BoundExpr::Column(j)) => {
+                    arith(*op, *int, &row[*i], &row[*j])
+                }
+                _ => self.eval_other(row),
+            },
+            BoundExpr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
+                (BoundExpr::Column(i), BoundExpr::Literal(v)) => {
+                    bool_value(compare(*op, &row[*i], v))
+                }
+                _ => self.eval_other(row),
+            },
+            _ => self.eval_other(row),
+        }
+    }
+
+    /// [`BoundExpr::eval`] for the less common shapes.
+    #[inline(never)]
+    fn eval_other(&self, row: &[Value]) -> Value {
+        match self {
+            BoundExpr::Column(i) => row[*i].clone(),
+            BoundExpr::Literal(v) => v.clone(),
+            BoundExpr::Arith {
+                op,
+                left,
+                right,
+                int,
             } => {
-                let (l, r) = (left.eval(row), right.eval(row));
-                if l.is_null() || r.is_null() {
-                    return Value::Null;
-                }
-                if *int {
-                    arith_int(*op, l.as_i64().unwrap_or(0), r.as_i64().unwrap_or(0))
-                } else {
-                    arith_f64(*op, l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0))
-                }
+                let (mut lt, mut rt) = (Value::Null, Value::Null);
+                let l = operand(left, row, &mut lt);
+                let r = operand(right, row, &mut rt);
+                arith(*op, *int, l, r)
             }
+            BoundExpr::Compare { .. } => bool_value(self.eval_bool(row)),
             BoundExpr::Div(left, right) => {
-                match (left.eval(row).as_f64(), right.eval(row).as_f64()) {
+                let (mut lt, mut rt) = (Value::Null, Value::Null);
+                let l = operand(left, row, &mut lt);
+                let r = operand(right, row, &mut rt);
+                match (l.as_f64(), r.as_f64()) {
                     (Some(_), Some(0.0)) => Value::Null,
                     (Some(n), Some(d)) => Value::Float64(n / d),
                     _ => Value::Null,
                 }
             }
-            BoundExpr::Compare { op, left, right } => {
-                match compare(*op, &left.eval(row), &right.eval(row)) {
-                    Some(b) => Value::Boolean(b),
-                    None => Value::Null,
-                }
-            }
             BoundExpr::And(..) | BoundExpr::Or(..) | BoundExpr::Not(_) => {
-                match self.eval_bool(row) {
-                    Some(b) => Value::Boolean(b),
-                    None => Value::Null,
-                }
+                bool_value(self.eval_bool(row))
             }
             BoundExpr::Negate(e) => match e.eval(row) {
                 Value::Int64(v) => Value::Int64(v.wrapping_neg()),
                 Value::Float64(v) => Value::Float64(-v),
                 _ => Value::Null,
             },
-            BoundExpr::IsNull(e) => Value::Boolean(e.eval(row).is_null()),
-            BoundExpr::IsNotNull(e) => Value::Boolean(!e.eval(row).is_null()),
-            BoundExpr::Cast { expr, to } => cast_value(&expr.eval(row), to),
+            BoundExpr::IsNull(_) | BoundExpr::IsNotNull(_) => bool_value(self.eval_bool(row)),
+            BoundExpr::Cast { expr, to } => {
+                let mut t = Value::Null;
+                cast_value(operand(expr, row, &mut t), to)
+            }
             BoundExpr::Round(e, digits) => match e.eval(row) {
                 Value::Float64(v) => Value::Float64(round_half_up(v, *digits)),
                 Value::Int64(v) if *digits < 0 => {
@@ -88,7 +148,23 @@ impl BoundExpr {
 
     /// Evaluates a boolean expression: `Some(true)`, `Some(false)` or `None`
     /// for null. Short-circuits the three-valued logic without building values.
+    #[inline]
     pub fn eval_bool(&self, row: &[Value]) -> Option<bool> {
+        // The common predicate shapes inline; the rest out of line.
+        if let BoundExpr::Compare { op, left, right } = self {
+            match (left.as_ref(), right.as_ref()) {
+                (BoundExpr::Column(i), BoundExpr::Literal(v)) => return compare(*op, &row[*i], v),
+                (l @ BoundExpr::Arith { .. }, BoundExpr::Literal(v)) => {
+                    return compare(*op, &l.eval(row), v)
+                }
+                _ => {}
+            }
+        }
+        self.eval_bool_other(row)
+    }
+
+    #[inline(never)]
+    fn eval_bool_other(&self, row: &[Value]) -> Option<bool> {
         match self {
             BoundExpr::And(l, r) => match l.eval_bool(row) {
                 Some(false) => Some(false),
@@ -108,17 +184,29 @@ impl BoundExpr {
             },
             BoundExpr::Not(e) => e.eval_bool(row).map(|b| !b),
             BoundExpr::Compare { op, left, right } => {
-                // Compare columns and literals by reference: no clones.
+                // Columns and literals are compared by reference: no clones.
                 match (left.as_ref(), right.as_ref()) {
                     (BoundExpr::Column(i), BoundExpr::Literal(v)) => compare(*op, &row[*i], v),
                     (BoundExpr::Column(i), BoundExpr::Column(j)) => {
                         compare(*op, &row[*i], &row[*j])
                     }
-                    _ => compare(*op, &left.eval(row), &right.eval(row)),
+                    (l, BoundExpr::Literal(v)) => compare(*op, &l.eval(row), v),
+                    (l, r) => {
+                        let (mut lt, mut rt) = (Value::Null, Value::Null);
+                        let l = operand(l, row, &mut lt);
+                        let r = operand(r, row, &mut rt);
+                        compare(*op, l, r)
+                    }
                 }
             }
-            BoundExpr::IsNull(e) => Some(e.eval(row).is_null()),
-            BoundExpr::IsNotNull(e) => Some(!e.eval(row).is_null()),
+            BoundExpr::IsNull(e) => {
+                let mut t = Value::Null;
+                Some(operand(e, row, &mut t).is_null())
+            }
+            BoundExpr::IsNotNull(e) => {
+                let mut t = Value::Null;
+                Some(!operand(e, row, &mut t).is_null())
+            }
             BoundExpr::Column(i) => row[*i].as_bool(),
             other => other.eval(row).as_bool(),
         }
@@ -131,6 +219,7 @@ impl BoundExpr {
     }
 }
 
+#[inline]
 fn arith_int(op: BinaryOp, a: i64, b: i64) -> Value {
     match op {
         BinaryOp::Add => Value::Int64(a.wrapping_add(b)),
@@ -153,6 +242,7 @@ fn arith_f64(op: BinaryOp, a: f64, b: f64) -> Value {
     }
 }
 
+#[inline]
 fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
     let ord = l.sql_cmp(r)?;
     Some(match op {

@@ -51,20 +51,32 @@ impl BoundAggregate {
     #[inline]
     pub(crate) fn output_row(&self, start: i64, key: &GroupKey, accs: &[Accumulator]) -> Row {
         let mut row = Row::new();
+        self.fill_output_row(&mut row, start, key, accs);
+        row
+    }
+
+    /// [`BoundAggregate::output_row`] into an existing (empty) row.
+    #[inline]
+    pub(crate) fn fill_output_row(
+        &self,
+        row: &mut Row,
+        start: i64,
+        key: &GroupKey,
+        accs: &[Accumulator],
+    ) {
         let window_at = self.window.as_ref().map(|(pos, _, _)| *pos);
         for (i, v) in key.iter().enumerate() {
             if window_at == Some(i) {
-                push_window(&mut row, start, self.window_size());
+                push_window(row, start, self.window_size());
             }
             row.push(v.clone());
         }
         if window_at == Some(key.len()) {
-            push_window(&mut row, start, self.window_size());
+            push_window(row, start, self.window_size());
         }
         for acc in accs {
             row.push(acc.result());
         }
-        row
     }
 }
 
@@ -91,6 +103,9 @@ pub(crate) struct AggregateOp {
     pub(crate) reporter: EpochReporter,
     pub(crate) next: Next,
     key: GroupKey,
+    /// The output event of update and complete mode, reused: its row is
+    /// rebuilt in place for each update.
+    out: Event,
     counters: AggCounters,
 }
 
@@ -111,6 +126,7 @@ impl AggregateOp {
             reporter,
             next,
             key: GroupKey::new(),
+            out: Event::new(Row::new(), 0),
             counters: AggCounters::default(),
         }
     }
@@ -132,7 +148,7 @@ impl AggregateOp {
                 let row = spec.output_row(start, key, &group.accs);
                 let mut ev = Event::new(row, ingest_ns);
                 ev.watermark_us = wm;
-                result = next.on_event(ev);
+                result = next.on_event(&mut ev);
             }
         });
         result
@@ -145,6 +161,7 @@ impl AggregateOp {
             state,
             next,
             key,
+            out,
             counters,
             ..
         } = self;
@@ -157,13 +174,12 @@ impl AggregateOp {
         }
         counters.rows_updated += 1;
         if spec.mode != OutputMode::Append {
-            let row = spec.output_row(start, stored_key, &group.accs);
-            next.on_event(Event {
-                row,
-                event_time_us: ev.event_time_us,
-                watermark_us: ev.watermark_us,
-                ingest_ns: ev.ingest_ns,
-            })?;
+            out.row.clear();
+            spec.fill_output_row(&mut out.row, start, stored_key, &group.accs);
+            out.event_time_us = ev.event_time_us;
+            out.watermark_us = ev.watermark_us;
+            out.ingest_ns = ev.ingest_ns;
+            next.on_event(out)?;
         }
         Ok(())
     }
@@ -171,7 +187,7 @@ impl AggregateOp {
 
 impl Operator for AggregateOp {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         if ev.watermark_us > self.watermark {
             self.advance(ev.watermark_us, ev.ingest_ns)?;
         }
@@ -180,7 +196,7 @@ impl Operator for AggregateOp {
             self.key.push(k.eval(&ev.row));
         }
         let Some((_, time, shape)) = &self.spec.window else {
-            return self.update(GLOBAL_WINDOW, &ev);
+            return self.update(GLOBAL_WINDOW, ev);
         };
         // A row without event time belongs to no window (as in Spark).
         let Some(ts) = time.eval(&ev.row).as_i64() else {
@@ -196,7 +212,7 @@ impl Operator for AggregateOp {
                 self.counters.rows_dropped_late += 1;
                 continue;
             }
-            self.update(start, &ev)?;
+            self.update(start, ev)?;
         }
         Ok(())
     }

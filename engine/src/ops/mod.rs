@@ -5,8 +5,9 @@
 //! with no ring between them) and the operators themselves: filter, project,
 //! flat-map, watermark and windowed aggregation. Operators must not spawn
 //! threads, block, or allocate per event beyond what the user's own
-//! expressions do; anything slow (snapshot serialisation, file I/O) is handed
-//! to the coordinator.
+//! expressions do. Events are lent down the chain (`&mut Event`), so a fused
+//! chain moves no event by value. Anything slow (snapshot serialisation, file
+//! I/O) is handed to the coordinator.
 
 mod aggregate;
 mod stateless;
@@ -25,8 +26,12 @@ use crate::schema::Event;
 
 /// One stage of a task's operator chain.
 pub(crate) trait Operator: Send {
-    /// Processes one event.
-    fn on_event(&mut self, ev: Event) -> Result<()>;
+    /// Processes one event. The event is lent, not given: an operator that
+    /// forwards it unchanged passes the same reference on (no copy of the
+    /// event), one that changes it may change it in place, and a stage that
+    /// must keep it (a ring) takes its row out with `std::mem::take`. After
+    /// the call the caller must not rely on the event's contents.
+    fn on_event(&mut self, ev: &mut Event) -> Result<()>;
     /// The watermark advanced to `wm` (µs).
     fn on_watermark(&mut self, wm: i64) -> Result<()>;
     /// Epoch `epoch` ends here: snapshot state, then forward the marker.

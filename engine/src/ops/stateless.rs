@@ -37,7 +37,7 @@ pub(crate) struct FilterOp {
 
 impl Operator for FilterOp {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         if self.predicate.passes(&ev.row) {
             self.next.on_event(ev)
         } else {
@@ -51,13 +51,32 @@ impl Operator for FilterOp {
 pub(crate) struct ProjectOp {
     pub(crate) exprs: Vec<BoundExpr>,
     pub(crate) next: Next,
+    /// The output event, reused: the new row is built in place.
+    out: Event,
+}
+
+impl ProjectOp {
+    pub(crate) fn new(exprs: Vec<BoundExpr>, next: Next) -> ProjectOp {
+        ProjectOp {
+            exprs,
+            next,
+            out: Event::new(Row::new(), 0),
+        }
+    }
 }
 
 impl Operator for ProjectOp {
     #[inline]
-    fn on_event(&mut self, ev: Event) -> Result<()> {
-        let row: Row = self.exprs.iter().map(|e| e.eval(&ev.row)).collect();
-        self.next.on_event(Event { row, ..ev })
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
+        let out = &mut self.out;
+        out.row.clear();
+        for e in &self.exprs {
+            out.row.push(e.eval(&ev.row));
+        }
+        out.event_time_us = ev.event_time_us;
+        out.watermark_us = ev.watermark_us;
+        out.ingest_ns = ev.ingest_ns;
+        self.next.on_event(out)
     }
     forward_control!();
 }
@@ -72,12 +91,12 @@ pub(crate) struct FlatMapOp {
 }
 
 impl Operator for FlatMapOp {
-    fn on_event(&mut self, ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let mut result = Ok(());
         let next = &mut self.next;
         (self.func)(&ev.row, &mut |row| {
             if result.is_ok() {
-                result = next.on_event(Event {
+                result = next.on_event(&mut Event {
                     row,
                     event_time_us: ev.event_time_us,
                     watermark_us: ev.watermark_us,

@@ -23,8 +23,8 @@ struct Seen {
 struct Collect(Arc<Mutex<Seen>>);
 
 impl Operator for Collect {
-    fn on_event(&mut self, ev: Event) -> crate::Result<()> {
-        self.0.lock().unwrap().events.push(ev);
+    fn on_event(&mut self, ev: &mut Event) -> crate::Result<()> {
+        self.0.lock().unwrap().events.push(ev.clone());
         Ok(())
     }
     fn on_watermark(&mut self, wm: i64) -> crate::Result<()> {
@@ -75,7 +75,7 @@ fn filter_keeps_true_rows_and_passes_control_through() {
         Value::Null,
         Value::Int64(3),
     ] {
-        op.on_event(ev(Row::from(vec![x]))).unwrap();
+        op.on_event(&mut ev(Row::from(vec![x]))).unwrap();
     }
     op.on_watermark(5).unwrap();
     op.on_marker(1).unwrap();
@@ -94,14 +94,14 @@ fn filter_keeps_true_rows_and_passes_control_through() {
 fn project_computes_new_rows() {
     let s = schema(&[("a", DataType::Int64), ("b", DataType::Utf8)]);
     let (next, seen) = collector();
-    let mut op = ProjectOp {
-        exprs: vec![
+    let mut op = ProjectOp::new(
+        vec![
             bind_expr(&col("b"), &s).unwrap().0,
             bind_expr(&(col("a") * lit(2i64)), &s).unwrap().0,
         ],
         next,
-    };
-    op.on_event(ev(row![21i64, "x"])).unwrap();
+    );
+    op.on_event(&mut ev(row![21i64, "x"])).unwrap();
     assert_eq!(seen.lock().unwrap().events[0].row, row!["x", 42i64]);
 }
 
@@ -116,8 +116,8 @@ fn flat_map_emits_any_number_of_rows_with_the_input_times() {
         }),
         next,
     };
-    op.on_event(ev(row![3i64])).unwrap();
-    op.on_event(ev(row![0i64])).unwrap();
+    op.on_event(&mut ev(row![3i64])).unwrap();
+    op.on_event(&mut ev(row![0i64])).unwrap();
     let seen = seen.lock().unwrap();
     assert_eq!(seen.events.len(), 3);
     assert!(seen.events.iter().all(|e| e.ingest_ns == 7));
@@ -142,7 +142,7 @@ fn watermark_stamps_the_watermark_before_each_event() {
         } else {
             Value::Timestamp(t)
         };
-        op.on_event(ev(Row::from(vec![v]))).unwrap();
+        op.on_event(&mut ev(Row::from(vec![v]))).unwrap();
     }
     op.on_tick().unwrap();
     op.on_marker(4).unwrap();
@@ -205,7 +205,7 @@ fn aggregate_updates_per_event_and_snapshots_only_changes() {
     ] {
         let mut event = ev(row![k, Value::Timestamp(t), v]);
         event.watermark_us = wm;
-        op.on_event(event).unwrap();
+        op.on_event(&mut event).unwrap();
     }
     op.on_marker(1).unwrap();
     let seen = seen.lock().unwrap();

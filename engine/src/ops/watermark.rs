@@ -41,7 +41,7 @@ impl WatermarkOp {
 
 impl Operator for WatermarkOp {
     #[inline]
-    fn on_event(&mut self, mut ev: Event) -> Result<()> {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let ts = ev.row[self.column].as_i64().unwrap_or(NO_TIME);
         ev.event_time_us = ts;
         ev.watermark_us = self.watermark();

@@ -10,4 +10,6 @@ mod accumulator;
 mod windowed;
 
 pub use accumulator::{Accumulator, AggFunc};
-pub use windowed::{GroupKey, GroupState, StateSnapshot, WindowedState, GLOBAL_WINDOW};
+pub use windowed::{
+    Accumulators, GroupKey, GroupState, StateSnapshot, WindowedState, GLOBAL_WINDOW,
+};

@@ -18,11 +18,14 @@ pub const GLOBAL_WINDOW: i64 = i64::MIN;
 /// The values of the grouping keys of one group (inline up to two keys).
 pub type GroupKey = SmallVec<[Value; 2]>;
 
+/// The accumulators of one group (inline up to four aggregates).
+pub type Accumulators = SmallVec<[Accumulator; 4]>;
+
 /// The accumulators of one group in one window.
 #[derive(Clone, Debug)]
 pub struct GroupState {
     /// One accumulator per aggregate, in the query's order.
-    pub accs: SmallVec<[Accumulator; 4]>,
+    pub accs: Accumulators,
     dirty: bool,
 }
 
@@ -34,8 +37,10 @@ pub struct GroupState {
 pub struct StateSnapshot {
     /// Whether this replaces all state (rather than updating it).
     pub full: bool,
-    /// `(window start, group key, accumulators)` per changed group.
-    pub groups: Vec<(i64, GroupKey, Vec<Accumulator>)>,
+    /// `(window start, group key, accumulators)` per changed group. The
+    /// accumulators are kept inline (as in the state), so copying a changed
+    /// group allocates nothing; they serialise as a plain list.
+    pub groups: Vec<(i64, GroupKey, Accumulators)>,
     /// Window starts whose state was dropped.
     pub evicted: Vec<i64>,
 }
@@ -46,7 +51,11 @@ type Groups = HashTable<(GroupKey, GroupState)>;
 ///
 /// Windows are kept in start order, so closing every window that ends at or
 /// before a watermark is a walk from the front. Changed groups are remembered
-/// so that a checkpoint copies only what changed since the last one.
+/// so that a checkpoint copies only what changed since the last one; state
+/// that is never checkpointed turns that off
+/// ([`WindowedState::set_change_tracking`]). A new window's table is sized
+/// for as many groups as the newest window holds, so it does not grow
+/// through a series of rehashes.
 #[derive(Default)]
 pub struct WindowedState {
     windows: BTreeMap<i64, Groups>,
@@ -54,6 +63,11 @@ pub struct WindowedState {
     evicted: Vec<i64>,
     groups: usize,
     hasher: FxBuildHasher,
+    /// Changes are not tracked (no checkpoint needs deltas).
+    untracked: bool,
+    /// The newest window start that got a new group, and its group count
+    /// then: the size a new window's table starts with.
+    newest: (i64, usize),
 }
 
 impl std::fmt::Debug for WindowedState {
@@ -71,6 +85,22 @@ impl WindowedState {
         WindowedState::default()
     }
 
+    /// Whether changes are remembered for [`WindowedState::take_delta`] (the
+    /// default). Without tracking, updating a group records nothing and
+    /// deltas are empty: for state that is never checkpointed.
+    pub fn set_change_tracking(&mut self, on: bool) {
+        self.untracked = !on;
+        if !on {
+            self.dirty = Vec::new();
+            self.evicted = Vec::new();
+            for groups in self.windows.values_mut() {
+                for (_, g) in groups.iter_mut() {
+                    g.dirty = false;
+                }
+            }
+        }
+    }
+
     /// Number of groups held, across windows.
     pub fn num_groups(&self) -> usize {
         self.groups
@@ -83,11 +113,18 @@ impl WindowedState {
         &mut self,
         start: i64,
         key: &GroupKey,
-        init: impl FnOnce() -> SmallVec<[Accumulator; 4]>,
+        init: impl FnOnce() -> Accumulators,
     ) -> (&GroupKey, &mut GroupState) {
         let hasher = self.hasher;
         let hash = hasher.hash_one(key);
-        let window = self.windows.entry(start).or_default();
+        let newest_len = self.newest.1;
+        let window = self
+            .windows
+            .entry(start)
+            // Sized for as many groups as the newest window holds (usually
+            // its predecessor): no rehashes while it fills up.
+            .or_insert_with(|| Groups::with_capacity(newest_len));
+        let held = window.len();
         let slot = match window.entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k)) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
@@ -96,9 +133,15 @@ impl WindowedState {
                     accs: init(),
                     dirty: false,
                 };
+                if start >= self.newest.0 || self.newest.1 == 0 {
+                    self.newest = (start, held + 1);
+                }
                 v.insert((key.clone(), state)).into_mut()
             }
         };
+        if self.untracked {
+            return (&slot.0, &mut slot.1);
+        }
         if !slot.1.dirty {
             slot.1.dirty = true;
             self.dirty.push((start, slot.0.clone()));
@@ -128,7 +171,9 @@ impl WindowedState {
                 emit(start, k, g);
             }
             self.groups -= groups.len();
-            self.evicted.push(start);
+            if !self.untracked {
+                self.evicted.push(start);
+            }
         }
     }
 
@@ -140,7 +185,9 @@ impl WindowedState {
     }
 
     /// What changed since the previous call: changed groups and evicted
-    /// windows. Costs time in proportion to the changes, not the state.
+    /// windows. Costs time in proportion to the changes, not the state, and
+    /// one allocation (the list of groups). Empty when changes are not
+    /// tracked.
     pub fn take_delta(&mut self) -> StateSnapshot {
         let mut groups = Vec::with_capacity(self.dirty.len());
         let hasher = self.hasher;
@@ -151,7 +198,7 @@ impl WindowedState {
                 .and_then(|w| w.find_mut(hasher.hash_one(&key), |(k, _)| *k == key));
             if let Some((_, g)) = found {
                 g.dirty = false;
-                groups.push((start, key, g.accs.to_vec()));
+                groups.push((start, key, g.accs.clone()));
             }
         }
         StateSnapshot {
@@ -167,7 +214,7 @@ impl WindowedState {
             full: true,
             groups: self
                 .iter()
-                .map(|(s, k, g)| (s, k.clone(), g.accs.to_vec()))
+                .map(|(s, k, g)| (s, k.clone(), g.accs.clone()))
                 .collect(),
             evicted: Vec::new(),
         }
@@ -188,10 +235,7 @@ impl WindowedState {
         let hasher = self.hasher;
         for (start, key, accs) in snap.groups {
             let window = self.windows.entry(start).or_default();
-            let state = GroupState {
-                accs: accs.into_iter().collect(),
-                dirty: false,
-            };
+            let state = GroupState { accs, dirty: false };
             let hash = hasher.hash_one(&key);
             match window.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
                 Entry::Occupied(mut o) => o.get_mut().1 = state,
@@ -239,6 +283,21 @@ mod tests {
         shadow.apply(delta);
         assert_eq!(shadow.snapshot(), live.snapshot());
         assert_eq!(shadow.num_groups(), 2);
+    }
+
+    #[test]
+    fn untracked_state_records_no_changes() {
+        let mut s = WindowedState::new();
+        bump(&mut s, 0, "a");
+        s.set_change_tracking(false);
+        bump(&mut s, 0, "a");
+        bump(&mut s, 10, "b");
+        s.evict_closed(10, 10, |_, _, _| {});
+        let delta = s.take_delta();
+        assert!(delta.groups.is_empty() && delta.evicted.is_empty());
+        assert_eq!(s.num_groups(), 1);
+        // The windows still fill and evict as before.
+        assert_eq!(s.first_window(), Some(10));
     }
 
     #[test]

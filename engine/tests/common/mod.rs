@@ -16,6 +16,8 @@ pub struct SequenceSource {
     pub next: u64,
     /// Micro-batch: rows per batch at most.
     pub per_trigger: u64,
+    /// Continuous: a pause after each poll (64 rows), to pace the stream.
+    pub poll_pause: std::time::Duration,
     planned: u64,
 }
 
@@ -28,6 +30,7 @@ impl SequenceSource {
             times: None,
             next: 0,
             per_trigger: u64::MAX,
+            poll_pause: std::time::Duration::ZERO,
             planned: 0,
         }
     }
@@ -40,12 +43,21 @@ impl SequenceSource {
             times: Some(times),
             next: 0,
             per_trigger: u64::MAX,
+            poll_pause: std::time::Duration::ZERO,
             planned: 0,
         }
     }
 
     pub fn per_trigger(mut self, rows: u64) -> Self {
         self.per_trigger = rows.max(1);
+        self
+    }
+
+    /// Continuous: pauses `pause` after every poll of 64 rows, so that a
+    /// test sees many epochs pass before the stream ends, however busy the
+    /// machine.
+    pub fn paced(mut self, pause: std::time::Duration) -> Self {
+        self.poll_pause = pause;
         self
     }
 
@@ -96,6 +108,9 @@ impl Source for SequenceSource {
         while self.next < end {
             out.emit(self.row(self.next), runnel::clock::now_ns())?;
             self.next += 1;
+        }
+        if !self.poll_pause.is_zero() {
+            std::thread::sleep(self.poll_pause);
         }
         Ok(PollStatus::Emitted(count))
     }
