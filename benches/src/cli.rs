@@ -43,8 +43,11 @@ runnel latency harness (open loop, coordinated-omission free)
 
 usage: cargo bench -p runnel-benches --bench latency -- [options]
 
-  --scenario S      stateless | keyed | floor | slip | all, or a comma list
-                    (default all; slip and floor are always measured too)
+  --scenario S      stateless | keyed | fused-stateless | fused-keyed | floor |
+                    slip | all, or a comma list (default all; slip and floor
+                    are always measured too). fused-*: the same pipelines fed
+                    by the engine's rate source inside the query's task (one
+                    spinning thread instead of a producer thread and a ring)
   --rate N          events per second scheduled (default 100000; 1k, 1M, 1.5M accepted)
   --duration S      measured seconds after the warm-up (default 10)
   --warmup S        warm-up seconds excluded from the figures (default 2)
@@ -174,7 +177,7 @@ impl BenchArgs {
                 None => Scenario::Stateless,
                 Some(s) => s.parse::<Scenario>()?,
             };
-            if !scenario.is_engine() {
+            if !matches!(scenario, Scenario::Stateless | Scenario::Keyed) {
                 return Err("--max-throughput measures the stateless or keyed pipeline".into());
             }
             Mode::MaxThroughput(ThroughputConfig {

@@ -27,20 +27,39 @@ pub enum Scenario {
     /// (b) source → key = `value % keys` → 1-second tumbling `count(*)` per
     /// key (update mode) → null sink.
     Keyed,
+    /// (a) fed by the engine's rate source inside the query's task instead of
+    /// a producer thread and a ring: the generator *is* the source, so one
+    /// thread spins, not two (compare with `slip`, not `floor`).
+    #[serde(rename = "fused-stateless")]
+    FusedStateless,
+    /// (b) fed by the engine's rate source inside the query's task.
+    #[serde(rename = "fused-keyed")]
+    FusedKeyed,
 }
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 4] = [
+    pub const ALL: [Scenario; 6] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
         Scenario::Keyed,
+        Scenario::FusedStateless,
+        Scenario::FusedKeyed,
     ];
 
     /// Whether this scenario runs the engine (rather than being a reference).
     pub fn is_engine(self) -> bool {
-        matches!(self, Scenario::Stateless | Scenario::Keyed)
+        matches!(
+            self,
+            Scenario::Stateless | Scenario::Keyed | Scenario::FusedStateless | Scenario::FusedKeyed
+        )
+    }
+
+    /// Whether the generator runs inside the query's task (the engine's rate
+    /// source) rather than on a producer thread of its own.
+    pub fn is_fused(self) -> bool {
+        matches!(self, Scenario::FusedStateless | Scenario::FusedKeyed)
     }
 
     /// The scenario's name as written on the command line.
@@ -50,6 +69,8 @@ impl Scenario {
             Scenario::Floor => "floor",
             Scenario::Stateless => "stateless",
             Scenario::Keyed => "keyed",
+            Scenario::FusedStateless => "fused-stateless",
+            Scenario::FusedKeyed => "fused-keyed",
         }
     }
 }
@@ -68,8 +89,11 @@ impl FromStr for Scenario {
             "floor" => Ok(Scenario::Floor),
             "stateless" => Ok(Scenario::Stateless),
             "keyed" => Ok(Scenario::Keyed),
+            "fused-stateless" => Ok(Scenario::FusedStateless),
+            "fused-keyed" => Ok(Scenario::FusedKeyed),
             other => Err(format!(
-                "unknown scenario '{other}': use stateless, keyed, floor, slip or all"
+                "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
+                 fused-keyed, floor, slip or all"
             )),
         }
     }

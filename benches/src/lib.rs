@@ -41,7 +41,7 @@ pub use config::{parse_scenarios, BenchConfig, Bounds, Scenario, DEFAULT_WAIT};
 pub use floor::{run_floor, run_slip};
 pub use generator::{run_open_loop, GeneratorReport, Offer, Schedule, Target};
 pub use pipeline::{
-    keyed_query, max_throughput, run_engine, stateless_query, NullSink, ThroughputConfig,
+    keyed_query, max_throughput, run_engine, run_fused, stateless_query, NullSink, ThroughputConfig,
 };
 pub use report::{RunReport, ScenarioResult, Summary, ThroughputReport};
 pub use stats::LatencySummary;
@@ -93,6 +93,7 @@ pub fn run_scenario(
         Scenario::Slip => run_slip(config),
         Scenario::Floor => run_floor(config),
         Scenario::Stateless | Scenario::Keyed => run_engine(scenario, config),
+        Scenario::FusedStateless | Scenario::FusedKeyed => run_fused(scenario, config),
     }
 }
 

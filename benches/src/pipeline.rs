@@ -3,8 +3,10 @@
 //! Owns the two measured pipelines ([`stateless_query`]: filter `value % 2 =
 //! 0` then project; [`keyed_query`]: key = `value % keys`, 1-second tumbling
 //! `count(*)` per key in update mode), [`NullSink`] (counts rows, keeps
-//! nothing), the open-loop engine run ([`run_engine`]) with its warm-up
-//! exclusion, and the closed-loop throughput run ([`max_throughput`]).
+//! nothing), the open-loop engine runs with their warm-up exclusion
+//! ([`run_engine`]: fed by a producer thread through the source's ring;
+//! [`run_fused`]: fed by the engine's rate source inside the query's task),
+//! and the closed-loop throughput run ([`max_throughput`]).
 //!
 //! Warm-up exclusion: the engine records latency per epoch into the query's
 //! merged histogram ([`runnel::StreamingQuery::latency_histogram`]), which
@@ -25,13 +27,15 @@ use runnel::clock::now_ns;
 use runnel::io::PushError;
 use runnel::{
     col, count_star, lit, window, DataFrame, DataStreamWriter, MemoryProducer, MemorySource,
-    OutputMode, Row, Sink, SinkContext, Trigger, WaitStrategy,
+    OutputMode, Row, Sink, SinkContext, Source, Trigger, WaitStrategy,
 };
+use runnel_connectors::RateSource;
 
 use crate::config::{BenchConfig, Scenario};
 use crate::floor::LEAD;
 use crate::generator::{
-    event_row, event_schema, sleep_until, spawn_generator, Offer, Schedule, Target, WallAnchor,
+    event_row, event_schema, sleep_until, spawn_generator, GeneratorReport, Offer, Schedule,
+    Target, WallAnchor,
 };
 use crate::report::{ScenarioResult, ThroughputReport};
 use crate::BenchError;
@@ -113,14 +117,15 @@ impl Sink for NullSink {
     }
 }
 
-/// (a) `source → filter(value % 2 = 0) → select(value, value + 1 AS next, ts) → sink`.
-pub fn stateless_query(source: MemorySource, sink: impl Sink) -> DataStreamWriter {
+/// (a) `source → filter(value % 2 = 0) → select(value, value + 1 AS next, ts) → sink`;
+/// `ts` names the source's event-time column.
+pub fn stateless_query(source: impl Source, sink: impl Sink, ts: &str) -> DataStreamWriter {
     DataFrame::from_source("events", source)
         .filter((col("value") % lit(2i64)).eq(lit(0i64)))
         .select([
             col("value"),
             (col("value") + lit(1i64)).alias("next"),
-            col("ts"),
+            col(ts),
         ])
         .write_stream(sink)
         .output_mode(OutputMode::Append)
@@ -129,28 +134,32 @@ pub fn stateless_query(source: MemorySource, sink: impl Sink) -> DataStreamWrite
 /// (b) `source → select(value % keys AS key, ts) → group by (1-second
 /// tumbling window of ts, key) → count(*) → sink`, in update mode: every
 /// event writes its group's new count.
-pub fn keyed_query(source: MemorySource, sink: impl Sink, keys: u64) -> DataStreamWriter {
+pub fn keyed_query(source: impl Source, sink: impl Sink, keys: u64, ts: &str) -> DataStreamWriter {
     DataFrame::from_source("events", source)
-        .select([(col("value") % lit(keys as i64)).alias("key"), col("ts")])
-        .group_by([window(col("ts"), "1 second"), col("key")])
+        .select([(col("value") % lit(keys as i64)).alias("key"), col(ts)])
+        .group_by([window(col(ts), "1 second"), col("key")])
         .agg([count_star().alias("count")])
         .write_stream(sink)
         .output_mode(OutputMode::Update)
 }
 
 /// The query of an engine scenario with the run's wait strategy and epoch
-/// interval (`None` for the references, which run no query).
+/// interval (`None` for the references, which run no query). A fused
+/// scenario's source is the engine's rate source (event time `timestamp`),
+/// the others' the in-memory source (event time `ts`).
 pub fn query_for(
     scenario: Scenario,
-    source: MemorySource,
+    source: impl Source,
     sink: impl Sink,
     keys: u64,
     wait: WaitStrategy,
     epoch_interval: Duration,
 ) -> Option<DataStreamWriter> {
     let writer = match scenario {
-        Scenario::Stateless => stateless_query(source, sink),
-        Scenario::Keyed => keyed_query(source, sink, keys),
+        Scenario::Stateless => stateless_query(source, sink, "ts"),
+        Scenario::Keyed => keyed_query(source, sink, keys, "ts"),
+        Scenario::FusedStateless => stateless_query(source, sink, "timestamp"),
+        Scenario::FusedKeyed => keyed_query(source, sink, keys, "timestamp"),
         Scenario::Slip | Scenario::Floor => return None,
     };
     Some(
@@ -220,6 +229,77 @@ pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioRe
     let mut hist = query.latency_histogram();
     hist.subtract(&baseline)
         .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
+    Ok(ScenarioResult::new(
+        scenario,
+        config,
+        &hist,
+        &report,
+        stats.rows(),
+    ))
+}
+
+/// Runs one fused scenario open-loop at `config.rate`: the same pipeline,
+/// fed by the engine's rate source (`runnel_connectors::RateSource`) inside
+/// the query's task, so the generator and the operators share one thread
+/// and no ring. Every row's ingest time is its scheduled time, as with the
+/// producer thread. Warm-up is excluded as in [`run_engine`].
+///
+/// The source's lag is not observable per row here; the report carries one
+/// figure, conservative: when the sink closed (after the last row) minus
+/// when the last row was due, with the schedule's origin taken just before
+/// the query started (the source opens a little later).
+pub fn run_fused(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioResult, BenchError> {
+    let warmup_events = (config.rate as f64 * config.warmup.as_secs_f64()) as u64;
+    let measured_events = (config.rate as f64 * config.duration.as_secs_f64()) as u64;
+    let total = warmup_events + measured_events;
+    if total == 0 {
+        return Err(BenchError::Config(
+            "a fused run needs at least one event".into(),
+        ));
+    }
+    let source = RateSource::new(config.rate).with_limit(total);
+    let (sink, stats) = NullSink::new();
+    let writer = query_for(
+        scenario,
+        source,
+        sink,
+        config.keys,
+        config.wait,
+        config.epoch_interval,
+    )
+    .ok_or_else(|| BenchError::Config(format!("{scenario} does not run the engine")))?;
+    let due_ns = |i: u64| (i as u128 * 1_000_000_000 / config.rate as u128) as u64;
+    let origin_ns = now_ns();
+    let query = writer.start()?;
+
+    let measure_start_ns = origin_ns + due_ns(warmup_events);
+    sleep_until(measure_start_ns);
+    let first = query.committed_epoch();
+    while query.committed_epoch() < first + 2 && query.is_active() {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let baseline = query.latency_histogram();
+    query.await_termination()?;
+    let mut hist = query.latency_histogram();
+    hist.subtract(&baseline)
+        .map_err(|e| BenchError::Histogram(format!("{e:?}")))?;
+
+    let closed_ns = stats.closed_ns().unwrap_or_else(now_ns);
+    let final_lag_ns = closed_ns.saturating_sub(origin_ns + due_ns(total - 1));
+    let mut lag = crate::stats::new_histogram();
+    crate::stats::record(&mut lag, final_lag_ns);
+    let report = GeneratorReport {
+        events: total,
+        measured_events,
+        lag,
+        max_lag_ns: final_lag_ns,
+        final_lag_ns,
+        measure_start_ns,
+        last_push_ns: closed_ns,
+        full_events: 0,
+        backlog_at_end: 0,
+        closed_early: false,
+    };
     Ok(ScenarioResult::new(
         scenario,
         config,

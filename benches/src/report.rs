@@ -187,7 +187,7 @@ impl Summary {
         );
         let _ = writeln!(
             out,
-            "{:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11} {:>10}",
+            "{:<15} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11} {:>10}",
             "scenario",
             "p50 µs",
             "p90 µs",
@@ -202,11 +202,12 @@ impl Summary {
             "target_met"
         );
         let floor = self.get(Scenario::Floor).map(|r| &r.latency);
+        let slip = self.get(Scenario::Slip).map(|r| &r.latency);
         for r in &self.rows {
             let f = figures(&r.latency);
             let _ = writeln!(
                 out,
-                "{:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11} {:>10}",
+                "{:<15} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8} {:>10} {:>11} {:>11} {:>10}",
                 r.scenario.name(),
                 fmt_us(f[0]),
                 fmt_us(f[1]),
@@ -220,7 +221,14 @@ impl Summary {
                 fmt_us(r.generator_max_lag_us),
                 format!("{}/{}", r.target_met_runs, r.runs)
             );
-            if let (true, Some(fl)) = (r.scenario.is_engine(), floor) {
+            // A fused pipeline has one spinning thread and no ring, like
+            // the slip; the others a producer thread and a ring, like the floor.
+            let (reference, label) = if r.scenario.is_fused() {
+                (slip, "  ×slip")
+            } else {
+                (floor, "  ×floor")
+            };
+            if let (true, Some(fl)) = (r.scenario.is_engine(), reference) {
                 let ff = figures(fl);
                 let ratio = |i: usize| {
                     if ff[i] > 0.0 {
@@ -231,8 +239,8 @@ impl Summary {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<10} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
-                    "  ×floor",
+                    "{:<15} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9} {:>8}",
+                    label,
                     ratio(0),
                     ratio(1),
                     ratio(2),

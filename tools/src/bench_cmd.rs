@@ -74,6 +74,12 @@ pub struct BenchArgs {
     /// recovery time, per mode.
     #[arg(long = "crash-every", value_name = "SECS")]
     pub crash_every: Option<f64>,
+    /// Run without a checkpoint. By default every run checkpoints into a
+    /// fresh temporary directory (removed afterwards), so micro-batch pays
+    /// for its durable offset and commit logs and continuous for its epoch
+    /// manifests, as they would in production.
+    #[arg(long)]
+    pub no_checkpoint: bool,
 }
 
 impl BenchArgs {
@@ -122,6 +128,7 @@ pub struct BenchRun {
     events: u64,
     throughput_eps: f64,
     target_met: bool,
+    checkpoint: bool,
     rows_scheduled: u64,
     rows_read: u64,
     cpu_seconds: f64,
@@ -207,33 +214,25 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     } else {
         runnel::OutputMode::Append
     };
-    let query = df
+    let checkpoint = (!args.no_checkpoint).then(|| {
+        std::env::temp_dir().join(format!("runnel-bench-{}-{mode}-{rate}", std::process::id()))
+    });
+    let mut writer = df
         .write_stream(NullSink::new())
         .output_mode(output_mode)
         .trigger(trigger)
         .wait_strategy(wait)
-        .query_name("bench")
-        .start()?;
-    std::thread::sleep(Duration::from_secs_f64(args.warmup));
-    next_commit(&query)?;
-    let (base, v0, cpu0, t0) = (
-        query.latency_histogram(),
-        source_value(&query).unwrap_or(0),
-        cpu_seconds(),
-        Instant::now(),
-    );
-    std::thread::sleep(Duration::from_secs_f64(args.duration));
-    next_commit(&query)?;
-    let (end, v1, cpu1, elapsed) = (
-        query.latency_histogram(),
-        source_value(&query).unwrap_or(0),
-        cpu_seconds(),
-        t0.elapsed().as_secs_f64(),
-    );
-    query.stop()?;
-    let mut histogram = end;
-    histogram.subtract(&base).map_err(err)?;
-    let rows_read = v1.saturating_sub(v0);
+        .query_name("bench");
+    if let Some(dir) = &checkpoint {
+        // A leftover from an earlier run with the same pid must not be resumed.
+        let _ = std::fs::remove_dir_all(dir);
+        writer = writer.checkpoint(dir);
+    }
+    let measured = measure(args, &writer.start()?);
+    if let Some(dir) = &checkpoint {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let (histogram, rows_read, cpu_seconds, elapsed) = measured?;
     let rows_scheduled = (rate as f64 * elapsed) as u64;
     let events = histogram.len();
     Ok(BenchRun {
@@ -245,12 +244,51 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         // The generator never slows down: falling 1% behind its schedule
         // over the measured window means the engine could not keep up.
         target_met: rows_read as f64 >= 0.99 * rows_scheduled as f64,
+        checkpoint: checkpoint.is_some(),
         rows_scheduled,
         rows_read,
-        cpu_seconds: cpu1 - cpu0,
+        cpu_seconds,
         latency_us: LatencySummary::of(&histogram).into(),
         histogram,
     })
+}
+
+/// Warm-up, then the measured window of a started query, which it stops:
+/// the histogram of the window, rows read, CPU seconds and elapsed seconds.
+fn measure(
+    args: &BenchArgs,
+    query: &runnel::StreamingQuery,
+) -> Result<(Histogram<u64>, u64, f64, f64)> {
+    let result = measure_window(args, query);
+    let stopped = query.stop();
+    let measured = result?;
+    stopped?;
+    Ok(measured)
+}
+
+fn measure_window(
+    args: &BenchArgs,
+    query: &runnel::StreamingQuery,
+) -> Result<(Histogram<u64>, u64, f64, f64)> {
+    std::thread::sleep(Duration::from_secs_f64(args.warmup));
+    next_commit(query)?;
+    let (base, v0, cpu0, t0) = (
+        query.latency_histogram(),
+        source_value(query).unwrap_or(0),
+        cpu_seconds(),
+        Instant::now(),
+    );
+    std::thread::sleep(Duration::from_secs_f64(args.duration));
+    next_commit(query)?;
+    let (end, v1, cpu1, elapsed) = (
+        query.latency_histogram(),
+        source_value(query).unwrap_or(0),
+        cpu_seconds(),
+        t0.elapsed().as_secs_f64(),
+    );
+    let mut histogram = end;
+    histogram.subtract(&base).map_err(err)?;
+    Ok((histogram, v1.saturating_sub(v0), cpu1 - cpu0, elapsed))
 }
 
 /// Runs the command.
@@ -338,7 +376,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 11] = [
+    let rows: [TableRow; 12] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -350,6 +388,9 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         ("events measured", |r| r.events.to_string()),
         ("cpu seconds", |r| format!("{:.2}", r.cpu_seconds)),
         ("target_met", |r| r.target_met.to_string()),
+        ("checkpoint", |r| {
+            if r.checkpoint { "on" } else { "off" }.to_string()
+        }),
     ];
     for (name, cell) in rows {
         let _ = write!(out, "{name:<18}");

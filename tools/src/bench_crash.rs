@@ -1,8 +1,10 @@
 //! `runnel bench --crash-every SECS`: the guarantee comparison.
 //!
-//! Writes a log topic of numbered records, runs `runnel run` over it as a
-//! child process per mode, SIGKILLs and restarts it every SECS until it
-//! finishes, then counts what reached the output topic: records lost,
+//! Per mode: a feeder thread appends numbered records to a log topic at the
+//! requested rate for the requested duration, while `runnel run` reads it as
+//! a child process that is SIGKILLed and restarted every SECS; once the
+//! feeder is done, a last restart drains the topic (`--until-idle`) and
+//! exits. Then it counts what reached the output topic: records lost,
 //! records duplicated, and how long each restart took to commit its first
 //! epoch or batch (recovery time).
 
@@ -39,15 +41,17 @@ fn newest_commit(ckpt: &Path) -> Option<u64> {
         .max()
 }
 
-fn spawn(dir: &Path, mode: &str) -> Result<Child> {
+/// Starts `runnel run` over the mode's input topic; `drain`: end once the
+/// input is read to its end (the feeder is done).
+fn spawn(dir: &Path, mode: &str, drain: bool) -> Result<Child> {
     let exe = std::env::current_exe().map_err(err)?;
-    Command::new(exe)
-        .args(["run", "--mode", mode, "--sql", "SELECT value FROM events"])
+    let mut cmd = Command::new(exe);
+    cmd.args(["run", "--mode", mode, "--sql", "SELECT value FROM events"])
         .args([
             "--source",
             &format!(
                 "events=log:{}?starting_offsets=earliest",
-                dir.join("in").display()
+                dir.join(format!("in-{mode}")).display()
             ),
         ])
         .args([
@@ -58,27 +62,83 @@ fn spawn(dir: &Path, mode: &str) -> Result<Child> {
             "--checkpoint",
             &dir.join(format!("ckpt-{mode}")).to_string_lossy(),
         ])
-        .args(["--until-idle", "--progress", "none", "--epoch-ms", "100"])
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(err)
+        .args(["--progress", "none", "--epoch-ms", "100"])
+        .stderr(Stdio::null());
+    if drain {
+        cmd.arg("--until-idle");
+    }
+    cmd.spawn().map_err(err)
 }
 
-fn one_mode(dir: &Path, mode: &'static str, records: u64, every: Duration) -> Result<CrashRun> {
+/// Appends `records` numbered records (`0`, `1`, …) to the mode's input
+/// topic at `rate` per second, flushing every millisecond, on a thread.
+fn spawn_feeder(
+    dir: &Path,
+    mode: &str,
+    records: u64,
+    rate: u64,
+) -> Result<std::thread::JoinHandle<Result<()>>> {
+    let topic = LogTopic::create(dir, &format!("in-{mode}"), 2).map_err(err)?;
+    let mut producer = topic.producer().map_err(err)?;
+    Ok(std::thread::spawn(move || {
+        let start = Instant::now();
+        let mut next = 0u64;
+        while next < records {
+            let due = ((start.elapsed().as_secs_f64() * rate as f64) as u64 + 1).min(records);
+            for v in next..due {
+                let text = v.to_string();
+                producer
+                    .send(
+                        None,
+                        None,
+                        Some(text.as_bytes()),
+                        runnel::clock::wall_now_ms(),
+                    )
+                    .map_err(err)?;
+            }
+            next = next.max(due);
+            producer.flush().map_err(err)?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        producer.sync().map_err(err)
+    }))
+}
+
+fn one_mode(
+    dir: &Path,
+    mode: &'static str,
+    records: u64,
+    rate: u64,
+    every: Duration,
+) -> Result<CrashRun> {
     let ckpt = dir.join(format!("ckpt-{mode}"));
-    let mut child = spawn(dir, mode)?;
+    let feeder = spawn_feeder(dir, mode, records, rate)?;
+    let mut child = spawn(dir, mode, false)?;
     let mut kills = 0;
     let mut recoveries: Vec<f64> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let started = Instant::now();
-        // Recovery time: from the restart to its first durable epoch or batch.
+        // Recovery time: from the restart to its first durable epoch or
+        // batch. Once the feeder is done and everything is read, a restarted
+        // micro-batch run has nothing to commit: after `every` without a
+        // commit it is not waited for (and not counted as a recovery).
         if kills > 0 {
             let before = newest_commit(&ckpt);
-            while newest_commit(&ckpt) == before && child.try_wait().map_err(err)?.is_none() {
+            let mut committed = false;
+            while child.try_wait().map_err(err)?.is_none() {
+                if newest_commit(&ckpt) != before {
+                    committed = true;
+                    break;
+                }
+                if feeder.is_finished() && started.elapsed() > every {
+                    break;
+                }
                 std::thread::sleep(Duration::from_millis(1));
             }
-            recoveries.push(started.elapsed().as_secs_f64() * 1000.0);
+            if committed {
+                recoveries.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
         }
         while started.elapsed() < every && child.try_wait().map_err(err)?.is_none() {
             std::thread::sleep(Duration::from_millis(2));
@@ -95,8 +155,12 @@ fn one_mode(dir: &Path, mode: &'static str, records: u64, every: Duration) -> Re
         if Instant::now() > deadline {
             return Err(err(format!("{mode}: did not finish within 10 minutes")));
         }
-        child = spawn(dir, mode)?;
+        let drain = feeder.is_finished();
+        child = spawn(dir, mode, drain)?;
     }
+    feeder
+        .join()
+        .map_err(|_| err("the input feeder panicked"))??;
     let out = LogTopic::open(dir.join(format!("out-{mode}"))).map_err(err)?;
     let mut seen: HashMap<u64, u64> = HashMap::new();
     for p in 0..out.partitions() {
@@ -133,33 +197,17 @@ pub fn run(args: &BenchArgs, every_s: f64) -> Result<()> {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(err)?;
     let records = (args.rate as f64 * args.duration) as u64;
-    eprintln!(
-        "runnel bench: writing {records} numbered records to {}",
-        dir.join("in").display()
-    );
-    {
-        let topic = LogTopic::create(&dir, "in", 2).map_err(err)?;
-        let mut producer = topic.producer().map_err(err)?;
-        for v in 0..records {
-            let text = v.to_string();
-            producer
-                .send(
-                    None,
-                    None,
-                    Some(text.as_bytes()),
-                    runnel::clock::wall_now_ms(),
-                )
-                .map_err(err)?;
-        }
-        producer.sync().map_err(err)?;
-    }
     let mut runs = Vec::new();
     for &mode in args.modes() {
-        eprintln!("runnel bench: {mode}, SIGKILL every {every_s} s");
+        eprintln!(
+            "runnel bench: {mode}, {records} records fed at {} /s, SIGKILL every {every_s} s",
+            args.rate
+        );
         runs.push(one_mode(
             &dir,
             mode,
             records,
+            args.rate,
             Duration::from_secs_f64(every_s),
         )?);
     }

@@ -572,6 +572,12 @@ fn bench_crash_comparison_counts_loss_and_duplicates() {
     assert_eq!(rows.len(), 2, "{text}");
     for row in rows {
         assert_eq!(row[1], "80000", "{text}");
+        // The input is fed over 2 s and the engine killed every 0.3 s.
+        let kills: u32 = row[2].parse().unwrap();
+        assert!(kills >= 3, "the engine was killed while it ran: {text}");
         assert_eq!(row[3], "0", "no records lost: {text}");
+        if row[0] == "microbatch" {
+            assert_eq!(row[4], "0", "micro-batch: no duplicates: {text}");
+        }
     }
 }

@@ -54,6 +54,9 @@ pub struct OperatorCommit {
     /// A state file under `state/`, relative to the checkpoint root.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// Delta files (changes only) to apply, in order, on top of `file`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deltas: Vec<String>,
     /// Small state kept inline.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub inline: serde_json::Value,
@@ -245,6 +248,14 @@ impl CheckpointDir {
 
     /// Deletes manifests and state older than the newest `retain` epochs.
     pub fn purge(&self, retain: usize) -> Result<()> {
+        self.purge_keeping_state(retain, u64::MAX)
+    }
+
+    /// Like [`CheckpointDir::purge`], but keeps the state directories of
+    /// epochs from `state_from` on even when their manifests go: a retained
+    /// manifest may name state files written in an older epoch (the base of
+    /// a chain of deltas).
+    pub fn purge_keeping_state(&self, retain: usize, state_from: u64) -> Result<()> {
         let commits = self.epochs_in("commits")?;
         if commits.len() <= retain {
             return Ok(());
@@ -265,7 +276,7 @@ impl CheckpointDir {
         for e in self
             .epochs_in("state")?
             .into_iter()
-            .filter(|e| *e < oldest_kept)
+            .filter(|e| *e < oldest_kept && *e < state_from)
         {
             let p = self.root.join("state").join(e.to_string());
             fs::remove_dir_all(&p).map_err(|err| io_err(&p, err))?;

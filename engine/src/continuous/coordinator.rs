@@ -169,6 +169,8 @@ struct EpochParts {
     state_rows_total: u64,
     state_rows_updated: u64,
     state_rows_dropped: u64,
+    /// The oldest epoch whose state files this epoch's manifest names.
+    state_from: Option<u64>,
     sink: Option<(serde_json::Value, u64, Histogram<u64>)>,
 }
 
@@ -198,6 +200,8 @@ pub(crate) struct CoordinatorSetup {
 /// Runs the coordinator until every task has exited.
 pub(crate) fn run(setup: CoordinatorSetup) {
     let mut c = Coordinator {
+        chains: HashMap::new(),
+        state_floors: Default::default(),
         pending: BTreeMap::new(),
         final_epoch: None,
         last_committed: setup.start_epoch - 1,
@@ -209,8 +213,31 @@ pub(crate) fn run(setup: CoordinatorSetup) {
     c.run();
 }
 
+/// Where an aggregation partition's checkpointed state is: the newest full
+/// state file and the delta files written since, in order.
+#[derive(Debug, Default)]
+struct StateChain {
+    base: Option<String>,
+    base_epoch: u64,
+    deltas: Vec<String>,
+    /// Groups changed or windows evicted over `deltas`.
+    changes: usize,
+}
+
+/// Delta files after which the next state file is a full one.
+const MAX_DELTAS: usize = 50;
+
+/// A state smaller than this many groups is written in full every epoch
+/// (cheap, and recovery reads one file).
+const MIN_FULL_GROUPS: usize = 1024;
+
 struct Coordinator {
     setup: CoordinatorSetup,
+    /// Per (operator, partition): the state files the next manifest names.
+    chains: HashMap<(usize, usize), StateChain>,
+    /// Per retained committed epoch, the oldest epoch whose state files its
+    /// manifest names (oldest first).
+    state_floors: std::collections::VecDeque<u64>,
     pending: BTreeMap<u64, EpochParts>,
     final_epoch: Option<u64>,
     last_committed: u64,
@@ -338,6 +365,7 @@ impl Coordinator {
                     operator: op_id,
                     partition,
                     file: None,
+                    deltas: Vec::new(),
                     inline,
                 });
             }
@@ -353,22 +381,54 @@ impl Coordinator {
                 parts.state_rows_dropped += rows_dropped_late;
                 if let Some(dir) = &self.setup.checkpoint {
                     let shadow = self.setup.shadows.entry((op_id, partition)).or_default();
-                    shadow.apply(delta);
-                    let file = AggregateStateFile {
-                        watermark_us,
-                        state: shadow.snapshot(),
+                    let chain = self.chains.entry((op_id, partition)).or_default();
+                    let changes = delta.groups.len() + delta.evicted.len();
+                    // A full file once the deltas since the last one add up
+                    // to the state's size (or the chain gets long): writing
+                    // costs time in proportion to the changes, amortised,
+                    // and recovery reads at most about twice the state.
+                    let full = chain.base.is_none()
+                        || chain.deltas.len() >= MAX_DELTAS
+                        || chain.changes + changes > shadow.num_groups().max(MIN_FULL_GROUPS);
+                    let (name, file) = if full {
+                        shadow.apply(delta);
+                        let file = AggregateStateFile {
+                            watermark_us,
+                            state: shadow.snapshot(),
+                        };
+                        (format!("aggregate-{op_id}-{partition}.json"), file)
+                    } else {
+                        let file = AggregateStateFile {
+                            watermark_us,
+                            state: delta,
+                        };
+                        (format!("aggregate-{op_id}-{partition}.delta.json"), file)
                     };
                     let bytes = serde_json::to_vec(&file)
                         .map_err(|e| EngineError::checkpoint(dir.root(), e))?;
-                    let rel = dir.write_state(
-                        epoch,
-                        &format!("aggregate-{op_id}-{partition}.json"),
-                        &bytes,
-                    )?;
+                    let rel = dir.write_state(epoch, &name, &bytes)?;
+                    if full {
+                        *chain = StateChain {
+                            base: Some(rel),
+                            base_epoch: epoch,
+                            deltas: Vec::new(),
+                            changes: 0,
+                        };
+                    } else {
+                        shadow.apply(file.state);
+                        chain.deltas.push(rel);
+                        chain.changes += changes;
+                    }
+                    parts.state_from = Some(
+                        parts
+                            .state_from
+                            .map_or(chain.base_epoch, |f| f.min(chain.base_epoch)),
+                    );
                     parts.operators.push(OperatorCommit {
                         operator: op_id,
                         partition,
-                        file: Some(rel),
+                        file: chain.base.clone(),
+                        deltas: chain.deltas.clone(),
                         inline: serde_json::Value::Null,
                     });
                 }
@@ -417,7 +477,15 @@ impl Coordinator {
                 operators,
                 sink: sink_state,
             })?;
-            if let Err(e) = dir.purge(self.setup.retain_epochs) {
+            // State files older than every retained manifest's oldest base
+            // can go; newer ones may still be named by a retained manifest.
+            self.state_floors
+                .push_back(parts.state_from.unwrap_or(epoch).min(epoch));
+            while self.state_floors.len() > self.setup.retain_epochs.max(1) {
+                self.state_floors.pop_front();
+            }
+            let state_from = self.state_floors.iter().copied().min().unwrap_or(epoch);
+            if let Err(e) = dir.purge_keeping_state(self.setup.retain_epochs, state_from) {
                 tracing::warn!("could not purge old epochs: {e}");
             }
         }

@@ -61,16 +61,24 @@ fn recover(dir: Option<&CheckpointDir>, physical: &PhysicalPlan) -> Result<Recov
     };
     for op in &manifest.operators {
         if let Some(file) = &op.file {
-            let bytes = dir.read_state(file)?;
-            let state: AggregateStateFile = serde_json::from_slice(&bytes)
-                .map_err(|e| EngineError::checkpoint(dir.root().join(file), e))?;
-            rec.aggregate_watermark = rec.aggregate_watermark.max(state.watermark_us);
+            // The partition's state as written: the full file, then each
+            // delta in order.
+            let mut written = WindowedState::new();
+            let mut watermark_us = NO_TIME;
+            for rel in std::iter::once(file).chain(&op.deltas) {
+                let bytes = dir.read_state(rel)?;
+                let state: AggregateStateFile = serde_json::from_slice(&bytes)
+                    .map_err(|e| EngineError::checkpoint(dir.root().join(rel), e))?;
+                watermark_us = state.watermark_us;
+                written.apply(state.state);
+            }
+            rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
             // Route every group to its partition in this run (the
             // parallelism may differ from the run that wrote the state).
             let mut per_partition: Vec<crate::state::StateSnapshot> = (0..physical.partitions)
                 .map(|_| Default::default())
                 .collect();
-            for group in state.state.groups {
+            for group in written.snapshot().groups {
                 let p = partition_of(group.1.iter(), physical.partitions);
                 per_partition[p].groups.push(group);
             }

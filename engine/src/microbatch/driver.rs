@@ -331,6 +331,7 @@ impl Driver {
                     operator: *op_id,
                     partition: 0,
                     file: None,
+                    deltas: Vec::new(),
                     inline: serde_json::to_value(WatermarkState {
                         max_event_time_us: self.runner.tracker.max_event_time_us,
                     })
@@ -358,6 +359,7 @@ impl Driver {
                 operator: phys.op_id,
                 partition: 0,
                 file: Some(rel),
+                deltas: Vec::new(),
                 inline: serde_json::Value::Null,
             });
         }
