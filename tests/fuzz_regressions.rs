@@ -8,10 +8,9 @@
 //! `RUNNEL_FUZZ_DEBUG=1 cargo test -p runnel-tests --test fuzz_regressions --
 //! --nocapture --test-threads=1` shows what each input did.
 //!
-//! Inputs of bugs that are found but not fixed yet wait in
-//! `tests/fuzz/open/<target>/`; `cargo test -p runnel-tests --test
-//! fuzz_regressions -- --ignored` replays them (it fails while any of them
-//! still fails). Once a bug is fixed, move its input to `regressions/`.
+//! A crash input found by a campaign is committed to `regressions/` together
+//! with its fix (`cargo fuzz run <target> <input>` in `tests/fuzz` replays it
+//! alone while it is being fixed), so the suite never skips a known failure.
 
 #[path = "fuzz/src/lib.rs"]
 #[allow(dead_code)]
@@ -102,22 +101,4 @@ fn log_segments() {
 #[test]
 fn sql_front_end() {
     check("sql_front_end", fuzz::sql_front_end);
-}
-
-/// Found but not fixed yet: passes once every input under `open/` runs
-/// without a panic (then move them to `regressions/`).
-#[test]
-#[ignore = "replays the inputs of bugs that are not fixed yet (tests/fuzz/open)"]
-fn open_findings() {
-    let targets: [(&str, Target); 4] = [
-        ("csv_records", fuzz::csv_records),
-        ("json_records", fuzz::json_records),
-        ("log_segments", fuzz::log_segments),
-        ("sql_front_end", fuzz::sql_front_end),
-    ];
-    let mut failed = Vec::new();
-    for (target, run) in targets {
-        failed.extend(replay(target, &["open"], run).1);
-    }
-    assert!(failed.is_empty(), "still failing: {failed:#?}");
 }

@@ -178,6 +178,8 @@ struct EpochParts {
 pub(crate) struct CoordinatorSetup {
     pub(crate) rx: Receiver<CoordMsg>,
     pub(crate) spare_histograms: Sender<Histogram<u64>>,
+    /// Emptied snapshot buffers handed back to the aggregation tasks.
+    pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
     pub(crate) control: Arc<Control>,
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) checkpoint: Option<CheckpointDir>,
@@ -391,7 +393,8 @@ impl Coordinator {
                         || chain.deltas.len() >= MAX_DELTAS
                         || chain.changes + changes > shadow.num_groups().max(MIN_FULL_GROUPS);
                     let (name, file) = if full {
-                        shadow.apply(delta);
+                        let buffer = shadow.apply_returning_buffer(delta);
+                        let _ = self.setup.spare_state_buffers.try_send(buffer);
                         let file = AggregateStateFile {
                             watermark_us,
                             state: shadow.snapshot(),
@@ -415,7 +418,8 @@ impl Coordinator {
                             changes: 0,
                         };
                     } else {
-                        shadow.apply(file.state);
+                        let buffer = shadow.apply_returning_buffer(file.state);
+                        let _ = self.setup.spare_state_buffers.try_send(buffer);
                         chain.deltas.push(rel);
                         chain.changes += changes;
                     }

@@ -191,6 +191,8 @@ pub(crate) fn start(
     let (coord_tx, coord_rx) = crossbeam_channel::unbounded();
     let reporter = EpochReporter::new(coord_tx);
     let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
+    let (spare_state_tx, spare_state_rx) =
+        crossbeam_channel::bounded(physical.partitions.max(1) * 2);
 
     // Open the ends first, so that a bad source or sink fails `start` itself.
     let start_offset = manifest
@@ -264,6 +266,7 @@ pub(crate) fn start(
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, p, reporter.clone(), post);
             op.state = state;
             op.state.set_change_tracking(track_changes);
+            op.spare_state_buffers = Some(spare_state_rx.clone());
             op.watermark = recovered.aggregate_watermark;
             later.push(ring_task(vec![agg_rx], Box::new(op), first_agg + p));
         }
@@ -276,6 +279,7 @@ pub(crate) fn start(
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, 0, reporter.clone(), tail);
             op.state = recovered.aggregate.pop().unwrap_or_default();
             op.state.set_change_tracking(track_changes);
+            op.spare_state_buffers = Some(spare_state_rx.clone());
             op.watermark = recovered.aggregate_watermark;
             tail = Box::new(op);
         }
@@ -318,6 +322,7 @@ pub(crate) fn start(
     let setup = CoordinatorSetup {
         rx: coord_rx,
         spare_histograms: spare_tx,
+        spare_state_buffers: spare_state_tx,
         control: control.clone(),
         shared: shared.clone(),
         checkpoint,

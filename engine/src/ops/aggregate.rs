@@ -93,7 +93,29 @@ pub(crate) struct AggCounters {
     pub(crate) rows_dropped_late: u64,
 }
 
+/// What a snapshot begun at a marker reports once it is copied out.
+#[derive(Clone, Copy, Debug)]
+struct SnapshotDue {
+    epoch: u64,
+    watermark_us: i64,
+    rows_total: u64,
+    counters: AggCounters,
+}
+
+/// A snapshot of at most this many changed groups is copied at the marker.
+const SYNC_SNAPSHOT_GROUPS: usize = 256;
+/// Changed groups copied into a pending snapshot after each event.
+const SNAPSHOT_GROUPS_PER_EVENT: usize = 2;
+/// Changed groups copied into a pending snapshot when the task goes idle.
+const SNAPSHOT_GROUPS_PER_TICK: usize = 16;
+
 /// One partition of a keyed, windowed aggregation.
+///
+/// On an epoch marker it snapshots the groups changed since the previous
+/// one without stalling: the marker only starts a copy-on-write snapshot
+/// (small ones are copied at once), which is then copied out a few groups
+/// per event and per idle moment, and reported to the coordinator when
+/// complete (at the latest at the next marker or the end of the stream).
 pub(crate) struct AggregateOp {
     pub(crate) spec: BoundAggregate,
     pub(crate) state: WindowedState,
@@ -107,6 +129,11 @@ pub(crate) struct AggregateOp {
     /// rebuilt in place for each update.
     out: Event,
     counters: AggCounters,
+    /// The snapshot being copied out, if any.
+    snapshot_due: Option<SnapshotDue>,
+    /// Emptied snapshot buffers coming back from the coordinator.
+    pub(crate) spare_state_buffers:
+        Option<crossbeam_channel::Receiver<crate::state::SnapshotGroups>>,
 }
 
 impl AggregateOp {
@@ -128,6 +155,36 @@ impl AggregateOp {
             key: GroupKey::new(),
             out: Event::new(Row::new(), 0),
             counters: AggCounters::default(),
+            snapshot_due: None,
+            spare_state_buffers: None,
+        }
+    }
+
+    /// Copies what is left of the pending snapshot and reports it.
+    fn finish_snapshot(&mut self) {
+        if let Some(due) = self.snapshot_due.take() {
+            let delta = self.state.finish_snapshot();
+            self.reporter.snapshot(
+                due.epoch,
+                self.op_id,
+                self.partition,
+                OperatorSnapshot::Aggregate {
+                    delta,
+                    watermark_us: due.watermark_us,
+                    rows_total: due.rows_total,
+                    rows_updated: due.counters.rows_updated,
+                    rows_dropped_late: due.counters.rows_dropped_late,
+                },
+            );
+        }
+    }
+
+    /// Copies up to `budget` more groups into the pending snapshot, and
+    /// reports it once complete.
+    #[inline]
+    fn drain_snapshot(&mut self, budget: usize) {
+        if self.snapshot_due.is_some() && self.state.drain_snapshot(budget) {
+            self.finish_snapshot();
         }
     }
 
@@ -188,6 +245,57 @@ impl AggregateOp {
 impl Operator for AggregateOp {
     #[inline]
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
+        let result = self.aggregate(ev);
+        if self.snapshot_due.is_some() {
+            self.drain_snapshot(SNAPSHOT_GROUPS_PER_EVENT);
+        }
+        result
+    }
+
+    fn on_watermark(&mut self, wm: i64) -> Result<()> {
+        if wm > self.watermark {
+            self.advance(wm, now_ns())?;
+        }
+        self.next.on_watermark(wm)
+    }
+
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        self.finish_snapshot();
+        if let Some(buffer) = self
+            .spare_state_buffers
+            .as_ref()
+            .and_then(|r| r.try_recv().ok())
+        {
+            self.state.recycle(buffer);
+        }
+        self.state.begin_snapshot();
+        self.snapshot_due = Some(SnapshotDue {
+            epoch,
+            watermark_us: self.watermark,
+            rows_total: self.state.num_groups() as u64,
+            counters: std::mem::take(&mut self.counters),
+        });
+        if self.state.snapshot_remaining() <= SYNC_SNAPSHOT_GROUPS {
+            self.finish_snapshot();
+        }
+        self.next.on_marker(epoch)
+    }
+
+    fn on_tick(&mut self) -> Result<()> {
+        self.drain_snapshot(SNAPSHOT_GROUPS_PER_TICK);
+        self.next.on_tick()
+    }
+
+    fn on_end(&mut self) -> Result<()> {
+        self.finish_snapshot();
+        self.next.on_end()
+    }
+}
+
+impl AggregateOp {
+    /// Folds one event into its groups.
+    #[inline]
+    fn aggregate(&mut self, ev: &mut Event) -> Result<()> {
         if ev.watermark_us > self.watermark {
             self.advance(ev.watermark_us, ev.ingest_ns)?;
         }
@@ -215,37 +323,5 @@ impl Operator for AggregateOp {
             self.update(start, ev)?;
         }
         Ok(())
-    }
-
-    fn on_watermark(&mut self, wm: i64) -> Result<()> {
-        if wm > self.watermark {
-            self.advance(wm, now_ns())?;
-        }
-        self.next.on_watermark(wm)
-    }
-
-    fn on_marker(&mut self, epoch: u64) -> Result<()> {
-        let delta = self.state.take_delta();
-        self.reporter.snapshot(
-            epoch,
-            self.op_id,
-            self.partition,
-            OperatorSnapshot::Aggregate {
-                delta,
-                watermark_us: self.watermark,
-                rows_total: self.state.num_groups() as u64,
-                rows_updated: std::mem::take(&mut self.counters.rows_updated),
-                rows_dropped_late: std::mem::take(&mut self.counters.rows_dropped_late),
-            },
-        );
-        self.next.on_marker(epoch)
-    }
-
-    fn on_tick(&mut self) -> Result<()> {
-        self.next.on_tick()
-    }
-
-    fn on_end(&mut self) -> Result<()> {
-        self.next.on_end()
     }
 }

@@ -11,5 +11,5 @@ mod windowed;
 
 pub use accumulator::{Accumulator, AggFunc};
 pub use windowed::{
-    Accumulators, GroupKey, GroupState, StateSnapshot, WindowedState, GLOBAL_WINDOW,
+    Accumulators, GroupKey, GroupState, SnapshotGroups, StateSnapshot, WindowedState, GLOBAL_WINDOW,
 };

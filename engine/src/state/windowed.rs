@@ -26,7 +26,32 @@ pub type Accumulators = SmallVec<[Accumulator; 4]>;
 pub struct GroupState {
     /// One accumulator per aggregate, in the query's order.
     pub accs: Accumulators,
-    dirty: bool,
+    /// The change period in which the group last changed (0: none tracked).
+    changed_in: u32,
+    /// The change period whose snapshot already holds this group's value.
+    saved_for: u32,
+}
+
+impl GroupState {
+    fn new(accs: Accumulators) -> GroupState {
+        GroupState {
+            accs,
+            changed_in: 0,
+            saved_for: 0,
+        }
+    }
+}
+
+/// A snapshot taken at a marker but copied out lazily (copy-on-write): the
+/// groups changed in period `period`, their values as of the marker.
+#[derive(Debug, Default)]
+struct PendingSnapshot {
+    period: u32,
+    keys: Vec<(i64, GroupKey)>,
+    /// How many of `keys` the drain has looked at.
+    next: usize,
+    groups: SnapshotGroups,
+    evicted: Vec<i64>,
 }
 
 /// A serialisable picture of (part of) a [`WindowedState`].
@@ -40,12 +65,15 @@ pub struct StateSnapshot {
     /// `(window start, group key, accumulators)` per changed group. The
     /// accumulators are kept inline (as in the state), so copying a changed
     /// group allocates nothing; they serialise as a plain list.
-    pub groups: Vec<(i64, GroupKey, Accumulators)>,
+    pub groups: SnapshotGroups,
     /// Window starts whose state was dropped.
     pub evicted: Vec<i64>,
 }
 
 type Groups = HashTable<(GroupKey, GroupState)>;
+
+/// The changed groups a snapshot carries: `(window start, key, accumulators)`.
+pub type SnapshotGroups = Vec<(i64, GroupKey, Accumulators)>;
 
 /// Aggregation state: a map from window start to the groups of that window.
 ///
@@ -53,13 +81,28 @@ type Groups = HashTable<(GroupKey, GroupState)>;
 /// before a watermark is a walk from the front. Changed groups are remembered
 /// so that a checkpoint copies only what changed since the last one; state
 /// that is never checkpointed turns that off
-/// ([`WindowedState::set_change_tracking`]). A new window's table is sized
+/// ([`WindowedState::set_change_tracking`]). A snapshot can also be taken
+/// copy-on-write ([`WindowedState::begin_snapshot`]): the marker costs
+/// nothing, a group changed before its value was copied out is copied just
+/// before the change, and the rest is copied in slices
+/// ([`WindowedState::drain_snapshot`]) between events. A new window's table is sized
 /// for as many groups as the newest window holds, so it does not grow
 /// through a series of rehashes.
 #[derive(Default)]
 pub struct WindowedState {
     windows: BTreeMap<i64, Groups>,
+    /// Groups changed in the current period (since the last snapshot).
     dirty: Vec<(i64, GroupKey)>,
+    /// The current change period: 1 + snapshots begun so far.
+    period: u32,
+    /// A snapshot begun but not yet copied out entirely.
+    pending: Option<PendingSnapshot>,
+    /// Emptied buffers kept for the next snapshot, so that a snapshot
+    /// allocates no fresh memory once the state has reached its size (a
+    /// fresh multi-megabyte buffer every epoch stalls the task for
+    /// milliseconds on a VM whose host backs freed pages lazily).
+    spare_keys: Vec<(i64, GroupKey)>,
+    spare_groups: SnapshotGroups,
     evicted: Vec<i64>,
     groups: usize,
     hasher: FxBuildHasher,
@@ -93,11 +136,8 @@ impl WindowedState {
         if !on {
             self.dirty = Vec::new();
             self.evicted = Vec::new();
-            for groups in self.windows.values_mut() {
-                for (_, g) in groups.iter_mut() {
-                    g.dirty = false;
-                }
-            }
+            self.pending = None;
+            self.period += 1; // no group counts as changed in the new period
         }
     }
 
@@ -129,10 +169,7 @@ impl WindowedState {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 self.groups += 1;
-                let state = GroupState {
-                    accs: init(),
-                    dirty: false,
-                };
+                let state = GroupState::new(init());
                 if start >= self.newest.0 || self.newest.1 == 0 {
                     self.newest = (start, held + 1);
                 }
@@ -142,11 +179,92 @@ impl WindowedState {
         if self.untracked {
             return (&slot.0, &mut slot.1);
         }
-        if !slot.1.dirty {
-            slot.1.dirty = true;
+        let period = self.period.max(1);
+        if let Some(p) = &mut self.pending {
+            // Copy-on-write: the pending snapshot needs the value from before
+            // this change.
+            if slot.1.changed_in == p.period && slot.1.saved_for != p.period {
+                slot.1.saved_for = p.period;
+                p.groups.push((start, slot.0.clone(), slot.1.accs.clone()));
+            }
+        }
+        if slot.1.changed_in != period {
+            slot.1.changed_in = period;
             self.dirty.push((start, slot.0.clone()));
         }
         (&slot.0, &mut slot.1)
+    }
+
+    /// Starts a snapshot of what changed since the previous one, as of now,
+    /// without copying anything yet (see [`WindowedState::drain_snapshot`]).
+    /// A snapshot still pending is finished first and returned.
+    pub fn begin_snapshot(&mut self) -> Option<StateSnapshot> {
+        let previous = self.pending.is_some().then(|| self.finish_snapshot());
+        let period = self.period.max(1);
+        let mut groups = std::mem::take(&mut self.spare_groups);
+        groups.clear();
+        groups.reserve(self.dirty.len());
+        let spare_keys = std::mem::take(&mut self.spare_keys);
+        self.pending = Some(PendingSnapshot {
+            period,
+            groups,
+            keys: std::mem::replace(&mut self.dirty, spare_keys),
+            next: 0,
+            evicted: std::mem::take(&mut self.evicted),
+        });
+        self.period = period + 1;
+        previous
+    }
+
+    /// Whether a snapshot has been begun and not finished.
+    #[inline]
+    pub fn snapshot_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Changed groups the pending snapshot has still to look at.
+    pub fn snapshot_remaining(&self) -> usize {
+        self.pending.as_ref().map_or(0, |p| p.keys.len() - p.next)
+    }
+
+    /// Copies up to `budget` more groups into the pending snapshot; `true`
+    /// once it has them all (or none is pending).
+    pub fn drain_snapshot(&mut self, budget: usize) -> bool {
+        let Some(p) = &mut self.pending else {
+            return true;
+        };
+        let hasher = self.hasher;
+        let end = p.keys.len().min(p.next.saturating_add(budget));
+        for (start, key) in &p.keys[p.next..end] {
+            let found = self
+                .windows
+                .get_mut(start)
+                .and_then(|w| w.find_mut(hasher.hash_one(key), |(k, _)| k == key));
+            if let Some((_, g)) = found {
+                if g.saved_for != p.period {
+                    g.saved_for = p.period;
+                    p.groups.push((*start, key.clone(), g.accs.clone()));
+                }
+            }
+        }
+        p.next = end;
+        p.next == p.keys.len()
+    }
+
+    /// Copies what is left and returns the pending snapshot (an empty delta
+    /// when none is pending).
+    pub fn finish_snapshot(&mut self) -> StateSnapshot {
+        self.drain_snapshot(usize::MAX);
+        let mut p = self.pending.take().unwrap_or_default();
+        if self.spare_keys.capacity() == 0 {
+            p.keys.clear();
+            self.spare_keys = p.keys;
+        }
+        StateSnapshot {
+            full: false,
+            groups: p.groups,
+            evicted: p.evicted,
+        }
     }
 
     /// The first (earliest) window start held.
@@ -162,6 +280,15 @@ impl WindowedState {
         size_us: i64,
         mut emit: impl FnMut(i64, &GroupKey, &GroupState),
     ) {
+        let closes = |w: &BTreeMap<i64, Groups>| {
+            w.first_key_value().is_some_and(|(&start, _)| {
+                start != GLOBAL_WINDOW && start.saturating_add(size_us) <= watermark
+            })
+        };
+        if self.pending.is_some() && closes(&self.windows) {
+            // The pending snapshot needs the values of the groups about to go.
+            self.drain_snapshot(usize::MAX);
+        }
         while let Some((&start, _)) = self.windows.first_key_value() {
             if start == GLOBAL_WINDOW || start.saturating_add(size_us) > watermark {
                 break;
@@ -184,27 +311,24 @@ impl WindowedState {
             .flat_map(|(s, groups)| groups.iter().map(move |(k, g)| (*s, k, g)))
     }
 
-    /// What changed since the previous call: changed groups and evicted
-    /// windows. Costs time in proportion to the changes, not the state, and
-    /// one allocation (the list of groups). Empty when changes are not
-    /// tracked.
+    /// What changed since the previous snapshot: changed groups and
+    /// evicted windows, copied now. Costs time in proportion to the changes,
+    /// not the state. Empty when changes are not tracked. A snapshot still
+    /// pending is finished first and merged in.
     pub fn take_delta(&mut self) -> StateSnapshot {
-        let mut groups = Vec::with_capacity(self.dirty.len());
-        let hasher = self.hasher;
-        for (start, key) in self.dirty.drain(..) {
-            let found = self
-                .windows
-                .get_mut(&start)
-                .and_then(|w| w.find_mut(hasher.hash_one(&key), |(k, _)| *k == key));
-            if let Some((_, g)) = found {
-                g.dirty = false;
-                groups.push((start, key, g.accs.clone()));
+        match self.begin_snapshot() {
+            None => self.finish_snapshot(),
+            Some(mut earlier) => {
+                let later = self.finish_snapshot();
+                // `apply` removes evicted windows before it writes groups:
+                // drop the earlier groups of windows evicted later.
+                earlier
+                    .groups
+                    .retain(|(start, _, _)| !later.evicted.contains(start));
+                earlier.groups.extend(later.groups);
+                earlier.evicted.extend(later.evicted);
+                earlier
             }
-        }
-        StateSnapshot {
-            full: false,
-            groups,
-            evicted: std::mem::take(&mut self.evicted),
         }
     }
 
@@ -220,22 +344,48 @@ impl WindowedState {
         }
     }
 
+    /// Gives back an emptied group buffer of a snapshot (see
+    /// [`WindowedState::apply_returning_buffer`]) for the next snapshot.
+    pub fn recycle(&mut self, mut groups: SnapshotGroups) {
+        if groups.capacity() > self.spare_groups.capacity() {
+            groups.clear();
+            self.spare_groups = groups;
+        }
+    }
+
+    /// [`WindowedState::apply`], returning the snapshot's emptied group
+    /// buffer for reuse.
+    pub fn apply_returning_buffer(&mut self, mut snap: StateSnapshot) -> SnapshotGroups {
+        let mut groups = std::mem::take(&mut snap.groups);
+        self.apply_groups(snap.full, &snap.evicted, groups.drain(..));
+        groups
+    }
+
     /// Applies a snapshot: a full one replaces the state, a delta updates it.
     /// Nothing applied is marked as changed.
     pub fn apply(&mut self, snap: StateSnapshot) {
-        if snap.full {
+        self.apply_groups(snap.full, &snap.evicted, snap.groups);
+    }
+
+    fn apply_groups(
+        &mut self,
+        full: bool,
+        evicted: &[i64],
+        groups: impl IntoIterator<Item = (i64, GroupKey, Accumulators)>,
+    ) {
+        if full {
             self.windows.clear();
             self.groups = 0;
         }
-        for start in &snap.evicted {
+        for start in evicted {
             if let Some(w) = self.windows.remove(start) {
                 self.groups -= w.len();
             }
         }
         let hasher = self.hasher;
-        for (start, key, accs) in snap.groups {
+        for (start, key, accs) in groups {
             let window = self.windows.entry(start).or_default();
-            let state = GroupState { accs, dirty: false };
+            let state = GroupState::new(accs);
             let hash = hasher.hash_one(&key);
             match window.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
                 Entry::Occupied(mut o) => o.get_mut().1 = state,
@@ -247,6 +397,7 @@ impl WindowedState {
         }
         self.dirty.clear();
         self.evicted.clear();
+        self.pending = None;
     }
 }
 
@@ -310,5 +461,75 @@ mod tests {
         s.evict_closed(35, 10, |start, _, _| emitted.push(start));
         assert_eq!(emitted, vec![10, 20]);
         assert_eq!(s.first_window(), Some(30));
+    }
+
+    #[test]
+    fn a_pending_snapshot_keeps_the_values_of_its_marker() {
+        let mut live = WindowedState::new();
+        let mut shadow = WindowedState::new();
+        bump(&mut live, 0, "a");
+        bump(&mut live, 0, "b");
+        let at_marker = live.snapshot();
+        live.begin_snapshot();
+        // Changed before the drain reached it: copied just before the change.
+        bump(&mut live, 0, "a");
+        bump(&mut live, 0, "c");
+        assert!(live.drain_snapshot(1) || live.snapshot_remaining() == 1);
+        shadow.apply(live.finish_snapshot());
+        assert_eq!(canon(&shadow.snapshot()), canon(&at_marker));
+        // The next snapshot carries what changed after the marker.
+        shadow.apply(live.take_delta());
+        assert_eq!(canon(&shadow.snapshot()), canon(&live.snapshot()));
+    }
+
+    /// A snapshot's groups in a fixed order (tables iterate in any order).
+    fn canon(s: &StateSnapshot) -> Vec<String> {
+        let mut v: Vec<String> = s.groups.iter().map(|g| format!("{g:?}")).collect();
+        v.sort();
+        v
+    }
+
+    proptest::proptest! {
+        /// Whatever interleaving of updates, markers, partial drains and
+        /// evictions: every snapshot, applied in order to a shadow, gives
+        /// the state as it was at that snapshot's marker.
+        #[test]
+        fn copy_on_write_snapshots_equal_the_state_at_their_marker(
+            ops in proptest::collection::vec((0u8..8, 0i64..4, 0u8..6), 1..300)
+        ) {
+            let mut live = WindowedState::new();
+            let mut shadow = WindowedState::new();
+            let mut expected: Option<StateSnapshot> = None;
+            let mut watermark = 0i64;
+            for (op, window, key) in ops {
+                match op {
+                    // Markers: the previous snapshot, if any, is finished.
+                    0 => {
+                        if let Some(done) = live.begin_snapshot() {
+                            shadow.apply(done);
+                            proptest::prop_assert_eq!(canon(&shadow.snapshot()), canon(&expected.take().unwrap()));
+                        }
+                        expected = Some(live.snapshot());
+                    }
+                    1 => {
+                        if live.drain_snapshot(key as usize) && live.snapshot_pending() {
+                            shadow.apply(live.finish_snapshot());
+                            proptest::prop_assert_eq!(canon(&shadow.snapshot()), canon(&expected.take().unwrap()));
+                        }
+                    }
+                    2 => {
+                        watermark += 10;
+                        live.evict_closed(watermark, 10, |_, _, _| {});
+                    }
+                    _ => bump(&mut live, watermark + window * 10, &format!("k{key}")),
+                }
+            }
+            if live.snapshot_pending() {
+                shadow.apply(live.finish_snapshot());
+                proptest::prop_assert_eq!(canon(&shadow.snapshot()), canon(&expected.take().unwrap()));
+            }
+            shadow.apply(live.take_delta());
+            proptest::prop_assert_eq!(canon(&shadow.snapshot()), canon(&live.snapshot()));
+        }
     }
 }
