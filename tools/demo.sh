@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 data="${1:-tests/fixtures/retail-by-day}"
 out=target/demo
+runnel="${CARGO_TARGET_DIR:-target}/release/runnel"
 cargo build --release --locked -q -p runnel-tools
 rm -rf "$out"
 mkdir -p "$out"
@@ -16,7 +17,7 @@ sql="SELECT CustomerID, window.start AS day, round(sum(UnitPrice * Quantity), 2)
      FROM retail GROUP BY CustomerID, window(InvoiceDate, '1 day')"
 for mode in continuous microbatch; do
     start=$(date +%s.%N)
-    ./target/release/runnel run --mode "$mode" --sql "$sql" \
+    "$runnel" run --mode "$mode" --sql "$sql" \
         --source "retail=csv:$data?header=true" \
         --sink "csv:$out/$mode.csv" --checkpoint "$out/$mode-checkpoint" \
         --until-idle --progress none

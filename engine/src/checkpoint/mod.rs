@@ -285,6 +285,107 @@ impl CheckpointDir {
     }
 }
 
+/// Where one aggregation partition's checkpointed state is: the newest full
+/// state file and the delta files written since, in order. Decides when the
+/// next file should be a full one: once the deltas since the last full file
+/// add up to the state's size (or the chain gets long), so that writing
+/// costs time in proportion to the changes, amortised, and recovery reads
+/// at most about twice the state.
+#[derive(Debug, Default)]
+pub struct StateChain {
+    base: Option<String>,
+    base_epoch: u64,
+    deltas: Vec<String>,
+    /// Groups changed or windows evicted over `deltas`.
+    changes: usize,
+}
+
+impl StateChain {
+    /// Delta files after which the next state file is a full one.
+    pub const MAX_DELTAS: usize = 50;
+    /// A state smaller than this many groups is written in full every time
+    /// (cheap, and recovery reads one file).
+    pub const MIN_FULL_GROUPS: usize = 1024;
+
+    /// Whether the next file should hold the full state, given the number of
+    /// changes the next delta would carry and the state's size.
+    pub fn wants_full(&self, changes: usize, state_groups: usize) -> bool {
+        self.base.is_none()
+            || self.deltas.len() >= Self::MAX_DELTAS
+            || self.changes + changes > state_groups.max(Self::MIN_FULL_GROUPS)
+    }
+
+    /// A full state file `rel` was written in `epoch`: the chain restarts.
+    pub fn record_full(&mut self, rel: String, epoch: u64) {
+        *self = StateChain {
+            base: Some(rel),
+            base_epoch: epoch,
+            deltas: Vec::new(),
+            changes: 0,
+        };
+    }
+
+    /// A delta file `rel` with `changes` changes was written.
+    pub fn record_delta(&mut self, rel: String, changes: usize) {
+        self.deltas.push(rel);
+        self.changes += changes;
+    }
+
+    /// The full file and the deltas after it, as a manifest names them.
+    pub fn files(&self) -> (Option<String>, Vec<String>) {
+        (self.base.clone(), self.deltas.clone())
+    }
+
+    /// The epoch whose state directory holds the full file.
+    pub fn base_epoch(&self) -> u64 {
+        self.base_epoch
+    }
+}
+
+/// The oldest state directory each retained manifest still names, so that
+/// purging keeps every file a retained manifest needs.
+#[derive(Debug, Default)]
+pub struct StateFloors {
+    floors: std::collections::VecDeque<u64>,
+}
+
+impl StateFloors {
+    /// Records that `epoch` was committed naming state from `state_from`
+    /// on (`None`: no state file); returns the oldest state epoch any of the
+    /// newest `retain` manifests names (for
+    /// [`CheckpointDir::purge_keeping_state`]).
+    pub fn committed(&mut self, epoch: u64, state_from: Option<u64>, retain: usize) -> u64 {
+        self.floors
+            .push_back(state_from.unwrap_or(epoch).min(epoch));
+        while self.floors.len() > retain.max(1) {
+            self.floors.pop_front();
+        }
+        self.floors.iter().copied().min().unwrap_or(epoch)
+    }
+}
+
+/// Reads an aggregation partition's state as a manifest names it: the full
+/// file, then each delta in order, applied to a fresh state. Also returns the
+/// watermark recorded in the newest of those files (`NO_TIME` if none).
+pub fn read_state_chain<F: serde::de::DeserializeOwned>(
+    dir: &CheckpointDir,
+    file: &str,
+    deltas: &[String],
+    into_parts: impl Fn(F) -> (i64, crate::state::StateSnapshot),
+) -> Result<(crate::state::WindowedState, i64)> {
+    let mut state = crate::state::WindowedState::new();
+    let mut watermark_us = crate::schema::NO_TIME;
+    for rel in std::iter::once(file).chain(deltas.iter().map(String::as_str)) {
+        let bytes = dir.read_state(rel)?;
+        let parsed: F = serde_json::from_slice(&bytes)
+            .map_err(|e| EngineError::checkpoint(dir.root().join(rel), e))?;
+        let (wm, snap) = into_parts(parsed);
+        watermark_us = wm;
+        state.apply(snap);
+    }
+    Ok((state, watermark_us))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

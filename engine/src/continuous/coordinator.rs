@@ -19,7 +19,8 @@ use serde::{Deserialize, Serialize};
 
 use super::Control;
 use crate::checkpoint::{
-    CheckpointDir, EpochManifest, OperatorCommit, SourceCommit, FORMAT_VERSION,
+    CheckpointDir, EpochManifest, OperatorCommit, SourceCommit, StateChain, StateFloors,
+    FORMAT_VERSION,
 };
 use crate::clock::{wall_now_ms, wall_now_us};
 use crate::error::{EngineError, Result};
@@ -215,31 +216,12 @@ pub(crate) fn run(setup: CoordinatorSetup) {
     c.run();
 }
 
-/// Where an aggregation partition's checkpointed state is: the newest full
-/// state file and the delta files written since, in order.
-#[derive(Debug, Default)]
-struct StateChain {
-    base: Option<String>,
-    base_epoch: u64,
-    deltas: Vec<String>,
-    /// Groups changed or windows evicted over `deltas`.
-    changes: usize,
-}
-
-/// Delta files after which the next state file is a full one.
-const MAX_DELTAS: usize = 50;
-
-/// A state smaller than this many groups is written in full every epoch
-/// (cheap, and recovery reads one file).
-const MIN_FULL_GROUPS: usize = 1024;
-
 struct Coordinator {
     setup: CoordinatorSetup,
     /// Per (operator, partition): the state files the next manifest names.
     chains: HashMap<(usize, usize), StateChain>,
-    /// Per retained committed epoch, the oldest epoch whose state files its
-    /// manifest names (oldest first).
-    state_floors: std::collections::VecDeque<u64>,
+    /// What the retained manifests name, for purging.
+    state_floors: StateFloors,
     pending: BTreeMap<u64, EpochParts>,
     final_epoch: Option<u64>,
     last_committed: u64,
@@ -385,13 +367,7 @@ impl Coordinator {
                     let shadow = self.setup.shadows.entry((op_id, partition)).or_default();
                     let chain = self.chains.entry((op_id, partition)).or_default();
                     let changes = delta.groups.len() + delta.evicted.len();
-                    // A full file once the deltas since the last one add up
-                    // to the state's size (or the chain gets long): writing
-                    // costs time in proportion to the changes, amortised,
-                    // and recovery reads at most about twice the state.
-                    let full = chain.base.is_none()
-                        || chain.deltas.len() >= MAX_DELTAS
-                        || chain.changes + changes > shadow.num_groups().max(MIN_FULL_GROUPS);
+                    let full = chain.wants_full(changes, shadow.num_groups());
                     let (name, file) = if full {
                         let buffer = shadow.apply_returning_buffer(delta);
                         let _ = self.setup.spare_state_buffers.try_send(buffer);
@@ -411,28 +387,21 @@ impl Coordinator {
                         .map_err(|e| EngineError::checkpoint(dir.root(), e))?;
                     let rel = dir.write_state(epoch, &name, &bytes)?;
                     if full {
-                        *chain = StateChain {
-                            base: Some(rel),
-                            base_epoch: epoch,
-                            deltas: Vec::new(),
-                            changes: 0,
-                        };
+                        chain.record_full(rel, epoch);
                     } else {
                         let buffer = shadow.apply_returning_buffer(file.state);
                         let _ = self.setup.spare_state_buffers.try_send(buffer);
-                        chain.deltas.push(rel);
-                        chain.changes += changes;
+                        chain.record_delta(rel, changes);
                     }
-                    parts.state_from = Some(
-                        parts
-                            .state_from
-                            .map_or(chain.base_epoch, |f| f.min(chain.base_epoch)),
-                    );
+                    let base_epoch = chain.base_epoch();
+                    parts.state_from =
+                        Some(parts.state_from.map_or(base_epoch, |f| f.min(base_epoch)));
+                    let (file, deltas) = chain.files();
                     parts.operators.push(OperatorCommit {
                         operator: op_id,
                         partition,
-                        file: chain.base.clone(),
-                        deltas: chain.deltas.clone(),
+                        file,
+                        deltas,
                         inline: serde_json::Value::Null,
                     });
                 }
@@ -483,12 +452,9 @@ impl Coordinator {
             })?;
             // State files older than every retained manifest's oldest base
             // can go; newer ones may still be named by a retained manifest.
-            self.state_floors
-                .push_back(parts.state_from.unwrap_or(epoch).min(epoch));
-            while self.state_floors.len() > self.setup.retain_epochs.max(1) {
-                self.state_floors.pop_front();
-            }
-            let state_from = self.state_floors.iter().copied().min().unwrap_or(epoch);
+            let state_from =
+                self.state_floors
+                    .committed(epoch, parts.state_from, self.setup.retain_epochs);
             if let Err(e) = dir.purge_keeping_state(self.setup.retain_epochs, state_from) {
                 tracing::warn!("could not purge old epochs: {e}");
             }

@@ -14,7 +14,7 @@ use super::task::{RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
 use super::wait::{Idler, TaskWaker};
 use super::Control;
-use crate::checkpoint::{CheckpointDir, EpochManifest};
+use crate::checkpoint::{read_state_chain, CheckpointDir, EpochManifest};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext};
 use crate::ops::{AggregateOp, FilterOp, FlatMapOp, Next, ProjectOp, WatermarkOp};
@@ -63,15 +63,10 @@ fn recover(dir: Option<&CheckpointDir>, physical: &PhysicalPlan) -> Result<Recov
         if let Some(file) = &op.file {
             // The partition's state as written: the full file, then each
             // delta in order.
-            let mut written = WindowedState::new();
-            let mut watermark_us = NO_TIME;
-            for rel in std::iter::once(file).chain(&op.deltas) {
-                let bytes = dir.read_state(rel)?;
-                let state: AggregateStateFile = serde_json::from_slice(&bytes)
-                    .map_err(|e| EngineError::checkpoint(dir.root().join(rel), e))?;
-                watermark_us = state.watermark_us;
-                written.apply(state.state);
-            }
+            let (written, watermark_us) =
+                read_state_chain(dir, file, &op.deltas, |f: AggregateStateFile| {
+                    (f.watermark_us, f.state)
+                })?;
             rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
             // Route every group to its partition in this run (the
             // parallelism may differ from the run that wrote the state).

@@ -10,7 +10,8 @@ use super::convert::{batch_to_rows, rows_to_batch};
 use super::exec::Flight;
 use super::runner::BatchRunner;
 use crate::checkpoint::{
-    CheckpointDir, EpochManifest, OffsetLogEntry, OperatorCommit, SourceCommit, FORMAT_VERSION,
+    read_state_chain, CheckpointDir, EpochManifest, OffsetLogEntry, OperatorCommit, SourceCommit,
+    StateChain, StateFloors, FORMAT_VERSION,
 };
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::continuous::{Control, TaskWaker};
@@ -72,6 +73,10 @@ struct Driver {
     current: Option<SourceOffset>,
     replay: Option<OffsetLogEntry>,
     last_batch_at: Instant,
+    /// The aggregation's state files since the last full one.
+    state_chain: StateChain,
+    /// What the retained manifests name, for purging.
+    state_floors: StateFloors,
 }
 
 /// Starts a query in micro-batch mode.
@@ -111,16 +116,21 @@ pub(crate) fn start(
         Some(dir) => (dir.latest_manifest()?, dir.latest_offset_log()?),
         None => (None, None),
     };
+    if let Some(agg) = runner.aggregate.as_mut() {
+        // Changes are only needed for the checkpoint's delta files.
+        agg.state.set_change_tracking(checkpoint.is_some());
+    }
     let committed = manifest.as_ref().map(|m| m.epoch);
     if let (Some(m), Some(dir)) = (&manifest, &checkpoint) {
         for op in &m.operators {
             if let Some(file) = &op.file {
-                let bytes = dir.read_state(file)?;
-                let st: AggregateState = serde_json::from_slice(&bytes)
-                    .map_err(|e| EngineError::checkpoint(dir.root().join(file), e))?;
+                let (state, watermark_us) =
+                    read_state_chain(dir, file, &op.deltas, |f: AggregateState| {
+                        (f.watermark_us, f.state)
+                    })?;
                 if let Some(agg) = runner.aggregate.as_mut() {
-                    agg.state.apply(st.state);
-                    agg.watermark_us = st.watermark_us;
+                    agg.state.apply(state.snapshot());
+                    agg.watermark_us = watermark_us;
                 }
             } else if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
                 runner.tracker.max_event_time_us = w.max_event_time_us;
@@ -173,6 +183,8 @@ pub(crate) fn start(
         current,
         replay,
         last_batch_at: Instant::now(),
+        state_chain: StateChain::default(),
+        state_floors: StateFloors::default(),
     };
     let name = driver.config.name.clone().unwrap_or_else(|| "query".into());
     let task_shared = shared.clone();
@@ -325,6 +337,7 @@ impl Driver {
         // commitOffsets: state, then the manifest.
         let t = Instant::now();
         let mut operators = Vec::new();
+        let mut state_from = None;
         for (op, _) in &self.runner.physical.pre {
             if let PhysOp::Watermark { op_id, .. } = op {
                 operators.push(OperatorCommit {
@@ -341,25 +354,41 @@ impl Driver {
         }
         if let (Some(dir), Some(agg), Some((phys, _))) = (
             &self.checkpoint,
-            &self.runner.aggregate,
+            &mut self.runner.aggregate,
             &self.runner.physical.aggregate,
         ) {
+            // The groups this batch changed, or the whole state once the
+            // changes since the last full file add up to its size.
+            let delta = agg.state.take_delta();
+            let changes = delta.groups.len() + delta.evicted.len();
+            let full = self.state_chain.wants_full(changes, agg.state.num_groups());
+            let (name, state) = if full {
+                (
+                    format!("aggregate-{}-0.json", phys.op_id),
+                    agg.state.snapshot(),
+                )
+            } else {
+                (format!("aggregate-{}-0.delta.json", phys.op_id), delta)
+            };
             let file = AggregateState {
                 watermark_us: agg.watermark_us,
-                state: agg.state.snapshot(),
+                state,
             };
             let bytes =
                 serde_json::to_vec(&file).map_err(|e| EngineError::checkpoint(dir.root(), e))?;
-            let rel = dir.write_state(
-                batch_id,
-                &format!("aggregate-{}-0.json", phys.op_id),
-                &bytes,
-            )?;
+            let rel = dir.write_state(batch_id, &name, &bytes)?;
+            if full {
+                self.state_chain.record_full(rel, batch_id);
+            } else {
+                self.state_chain.record_delta(rel, changes);
+            }
+            state_from = Some(self.state_chain.base_epoch());
+            let (file, deltas) = self.state_chain.files();
             operators.push(OperatorCommit {
                 operator: phys.op_id,
                 partition: 0,
-                file: Some(rel),
-                deltas: Vec::new(),
+                file,
+                deltas,
                 inline: serde_json::Value::Null,
             });
         }
@@ -375,7 +404,10 @@ impl Driver {
                 operators,
                 sink: sink_state,
             })?;
-            if let Err(e) = dir.purge(self.config.retain_epochs) {
+            let state_from =
+                self.state_floors
+                    .committed(batch_id, state_from, self.config.retain_epochs);
+            if let Err(e) = dir.purge_keeping_state(self.config.retain_epochs, state_from) {
                 tracing::warn!("could not purge old batches: {e}");
             }
         }
