@@ -264,7 +264,11 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
 
     let table = run(n);
     let rows = table.rows();
-    assert_eq!(rows.len() as u64, keys, "every key was updated after the restart");
+    assert_eq!(
+        rows.len() as u64,
+        keys,
+        "every key was updated after the restart"
+    );
     for row in &rows {
         assert_eq!(
             row[1].as_i64(),
