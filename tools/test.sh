@@ -12,3 +12,6 @@ if [ -z "${RUNNEL_KAFKA_BROKER:-}" ]; then
     trap 'bash tools/kafka-test-broker.sh stop "$RUNNEL_KAFKA_BROKER_PID"' EXIT
 fi
 cargo test --workspace --locked "$@"
+# The wake-up handshake under the model checker (a feature of its own: it
+# swaps the waker's atomics for the checker's, so only these tests run with it).
+cargo test -p runnel-engine --locked --features loom --lib loom

@@ -9,9 +9,17 @@
 //! wake-up is lost; `park` keeps an unpark token, so an unpark that lands
 //! before the park is not lost either.
 
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+#[cfg(feature = "loom")]
+use loom::sync::atomic::{fence, AtomicBool};
+#[cfg(feature = "loom")]
+use loom::thread::{self as waker_thread, Thread};
+use std::sync::atomic::Ordering;
+#[cfg(not(feature = "loom"))]
+use std::sync::atomic::{fence, AtomicBool};
 use std::sync::OnceLock;
-use std::thread::{self, Thread};
+use std::thread;
+#[cfg(not(feature = "loom"))]
+use std::thread::{self as waker_thread, Thread};
 use std::time::Duration;
 
 use crate::clock::now_ns;
@@ -70,7 +78,7 @@ impl TaskWaker {
 
     /// Binds the waker to the calling thread (the task's own thread).
     pub(crate) fn bind_current(&self) {
-        let _ = self.thread.set(thread::current());
+        let _ = self.thread.set(waker_thread::current());
     }
 
     /// Called by a producer after it published data: wakes the task if it is
@@ -98,7 +106,14 @@ impl TaskWaker {
         self.sleeping.store(true, Ordering::Relaxed);
         fence(Ordering::SeqCst);
         if !has_work() {
-            thread::park_timeout(max);
+            // The model checker proves the handshake without the timeout:
+            // a lost wake-up would leave the sleeper parked for good.
+            #[cfg(feature = "loom")]
+            let _ = max;
+            #[cfg(feature = "loom")]
+            waker_thread::park();
+            #[cfg(not(feature = "loom"))]
+            waker_thread::park_timeout(max);
         }
         self.sleeping.store(false, Ordering::Relaxed);
     }
@@ -260,5 +275,80 @@ mod tests {
             long_parks <= 1,
             "a parked consumer slept through pushed data {long_parks} times"
         );
+    }
+}
+
+/// Model checks of the wake-up handshake: every interleaving of a producer
+/// publishing data and waking the task, against the task checking for work
+/// and parking, ends with the task seeing the data (a lost wake-up would
+/// park it forever, which the checker reports as a deadlock).
+///
+/// `cargo test -p runnel-engine --features loom --lib loom`
+#[cfg(all(test, feature = "loom"))]
+mod loom_tests {
+    use super::TaskWaker;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    /// A producer hands over one item; the task parks until it sees it.
+    #[test]
+    fn loom_no_lost_wake_up() {
+        loom::model(|| {
+            let waker = Arc::new(TaskWaker::new());
+            let data = Arc::new(AtomicBool::new(false));
+            waker.bind_current();
+            let producer = {
+                let (waker, data) = (waker.clone(), data.clone());
+                loom::thread::spawn(move || {
+                    data.store(true, Ordering::Release);
+                    waker.wake_if_sleeping();
+                })
+            };
+            while !data.load(Ordering::Acquire) {
+                waker.park_unless(|| data.load(Ordering::Acquire), Duration::from_millis(1));
+            }
+            // Not joined: an unpark token left over from `wake` would trip
+            // the checker's join (a limitation of its park model); every
+            // spawned thread is run to its end by the model anyway.
+            drop(producer);
+        });
+    }
+
+    /// Two items, each followed by a wake-up: the second is not lost when
+    /// the first wake-up found the task awake.
+    #[test]
+    fn loom_no_lost_wake_up_for_a_second_item() {
+        loom::model(|| {
+            let waker = Arc::new(TaskWaker::new());
+            let items = Arc::new(loom::sync::atomic::AtomicUsize::new(0));
+            waker.bind_current();
+            let producer = {
+                let (waker, items) = (waker.clone(), items.clone());
+                loom::thread::spawn(move || {
+                    for _ in 0..2 {
+                        items.fetch_add(1, Ordering::Release);
+                        waker.wake_if_sleeping();
+                    }
+                })
+            };
+            let mut seen = 0;
+            while seen < 2 {
+                let now = items.load(Ordering::Acquire);
+                if now > seen {
+                    seen = now;
+                    continue;
+                }
+                waker.park_unless(
+                    || items.load(Ordering::Acquire) > seen,
+                    Duration::from_millis(1),
+                );
+            }
+            // Not joined: an unpark token left over from `wake` would trip
+            // the checker's join (a limitation of its park model); every
+            // spawned thread is run to its end by the model anyway.
+            drop(producer);
+        });
     }
 }
