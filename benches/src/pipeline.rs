@@ -191,12 +191,14 @@ impl Target for EngineTarget {
     }
 }
 
-/// Runs one engine scenario open-loop at `config.rate` and reports its
-/// latency (warm-up excluded, see the module docs).
-pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioResult, BenchError> {
-    let (source, producer) = MemorySource::with_capacity(event_schema(), config.ring_capacity);
-    let (sink, stats) = NullSink::new();
-    let writer = query_for(
+/// [`query_for`] with a run's settings; an error for a reference scenario.
+fn engine_query(
+    scenario: Scenario,
+    source: impl Source,
+    sink: NullSink,
+    config: &BenchConfig,
+) -> Result<DataStreamWriter, BenchError> {
+    query_for(
         scenario,
         source,
         sink,
@@ -204,7 +206,15 @@ pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioRe
         config.wait,
         config.epoch_interval,
     )
-    .ok_or_else(|| BenchError::Config(format!("{scenario} does not run the engine")))?;
+    .ok_or_else(|| BenchError::Config(format!("{scenario} does not run the engine")))
+}
+
+/// Runs one engine scenario open-loop at `config.rate` and reports its
+/// latency (warm-up excluded, see the module docs).
+pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioResult, BenchError> {
+    let (source, producer) = MemorySource::with_capacity(event_schema(), config.ring_capacity);
+    let (sink, stats) = NullSink::new();
+    let writer = engine_query(scenario, source, sink, config)?;
     let query = writer.start()?;
     let schedule = Schedule::new(config.rate, config.warmup, config.duration, LEAD);
     let target = EngineTarget {
@@ -259,15 +269,7 @@ pub fn run_fused(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioRes
     }
     let source = RateSource::new(config.rate).with_limit(total);
     let (sink, stats) = NullSink::new();
-    let writer = query_for(
-        scenario,
-        source,
-        sink,
-        config.keys,
-        config.wait,
-        config.epoch_interval,
-    )
-    .ok_or_else(|| BenchError::Config(format!("{scenario} does not run the engine")))?;
+    let writer = engine_query(scenario, source, sink, config)?;
     let due_ns = |i: u64| (i as u128 * 1_000_000_000 / config.rate as u128) as u64;
     let origin_ns = now_ns();
     let query = writer.start()?;

@@ -414,24 +414,12 @@ fn recovery_rebuilds_state_from_a_full_file_and_its_deltas() {
     run(first, 1);
 
     let commits = dir.path().join("commits");
-    let manifest = |epoch: u64| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(commits.join(epoch.to_string())).unwrap()).unwrap()
-    };
-    let mut epochs: Vec<u64> = std::fs::read_dir(&commits)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    epochs.sort_unstable();
-    let names_deltas = |m: &serde_json::Value| {
-        m["operators"].as_array().is_some_and(|ops| {
-            ops.iter()
-                .any(|o| o["deltas"].as_array().is_some_and(|d| !d.is_empty()))
-        })
-    };
+    let manifest = |n: u64| common::manifest(dir.path(), n);
+    let epochs = common::commit_numbers(dir.path());
     let chosen = *epochs
         .iter()
         .rev()
-        .find(|e| names_deltas(&manifest(**e)))
+        .find(|e| common::names_deltas(&manifest(**e)))
         .expect("some retained epoch names delta files");
     // As if the process had died just after that epoch became durable.
     for e in epochs.iter().filter(|e| **e > chosen) {
@@ -443,18 +431,5 @@ fn recovery_rebuilds_state_from_a_full_file_and_its_deltas() {
     assert!(resume > keys, "the state held every key: {resume}");
 
     let table = run(n, 2);
-    let rows = table.rows();
-    assert_eq!(
-        rows.len() as u64,
-        keys,
-        "every key was updated after the restart"
-    );
-    for row in &rows {
-        assert_eq!(
-            row[1].as_i64(),
-            Some((n / keys) as i64),
-            "key {:?}: the count before the restart came from the state files",
-            row[0]
-        );
-    }
+    common::assert_every_key_counted(&table.rows(), keys, n / keys);
 }

@@ -234,20 +234,8 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
     run(first);
 
     let commits = dir.path().join("commits");
-    let manifest = |batch: u64| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(commits.join(batch.to_string())).unwrap()).unwrap()
-    };
-    let mut batches: Vec<u64> = std::fs::read_dir(&commits)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    batches.sort_unstable();
-    let names_deltas = |m: &serde_json::Value| {
-        m["operators"].as_array().is_some_and(|ops| {
-            ops.iter()
-                .any(|o| o["deltas"].as_array().is_some_and(|d| !d.is_empty()))
-        })
-    };
+    let manifest = |n: u64| common::manifest(dir.path(), n);
+    let batches = common::commit_numbers(dir.path());
     let newest = *batches.last().unwrap();
     // Go back a few batches, to a commit that names deltas, as if the
     // process had died just after it.
@@ -255,7 +243,7 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
         .iter()
         .rev()
         .filter(|b| **b + 3 <= newest)
-        .find(|b| names_deltas(&manifest(**b)))
+        .find(|b| common::names_deltas(&manifest(**b)))
         .expect("a retained commit names delta files");
     for b in batches.iter().filter(|b| **b > chosen) {
         std::fs::remove_file(commits.join(b.to_string())).unwrap();
@@ -263,18 +251,5 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
     }
 
     let table = run(n);
-    let rows = table.rows();
-    assert_eq!(
-        rows.len() as u64,
-        keys,
-        "every key was updated after the restart"
-    );
-    for row in &rows {
-        assert_eq!(
-            row[1].as_i64(),
-            Some((n / keys) as i64),
-            "key {:?}: the count before the restart came from the state files",
-            row[0]
-        );
-    }
+    common::assert_every_key_counted(&table.rows(), keys, n / keys);
 }

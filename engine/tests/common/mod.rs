@@ -139,3 +139,46 @@ impl Source for SequenceSource {
         Ok(())
     }
 }
+
+/// The epoch or batch numbers under a checkpoint's `commits/`, ascending.
+pub fn commit_numbers(ckpt: &std::path::Path) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(ckpt.join("commits"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+/// The manifest `commits/<n>` of a checkpoint, as JSON.
+pub fn manifest(ckpt: &std::path::Path, n: u64) -> serde_json::Value {
+    let path = ckpt.join("commits").join(n.to_string());
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Whether a manifest names delta state files for some operator.
+pub fn names_deltas(m: &serde_json::Value) -> bool {
+    m["operators"].as_array().is_some_and(|ops| {
+        ops.iter()
+            .any(|o| o["deltas"].as_array().is_some_and(|d| !d.is_empty()))
+    })
+}
+
+/// After a restart from a checkpoint, a `(key, count)` table must hold every
+/// one of `keys` keys with the count `each`: a count short of it means the
+/// state before the restart was not restored.
+pub fn assert_every_key_counted(rows: &[Row], keys: u64, each: u64) {
+    assert_eq!(
+        rows.len() as u64,
+        keys,
+        "every key was updated after the restart"
+    );
+    for row in rows {
+        assert_eq!(
+            row[1].as_i64(),
+            Some(each as i64),
+            "key {:?}: the count before the restart came from the state files",
+            row[0]
+        );
+    }
+}
