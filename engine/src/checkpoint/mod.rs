@@ -350,6 +350,30 @@ pub struct StateFloors {
 }
 
 impl StateFloors {
+    /// The floors of the manifests already in `dir`, oldest first, so that a
+    /// restarted query keeps the state files those manifests name (recovery
+    /// falls back to an older manifest when the newest is unreadable).
+    /// Unreadable manifests are left out.
+    pub fn from_checkpoint(dir: &CheckpointDir) -> Result<StateFloors> {
+        let mut floors = std::collections::VecDeque::new();
+        for epoch in dir.epochs_in("commits")? {
+            let path = dir.root.join("commits").join(epoch.to_string());
+            let Some(m) = fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<EpochManifest>(&b).ok())
+            else {
+                continue;
+            };
+            let named = m
+                .operators
+                .iter()
+                .flat_map(|o| o.file.iter().chain(&o.deltas))
+                .filter_map(|rel| state_epoch(rel));
+            floors.push_back(named.min().unwrap_or(epoch).min(epoch));
+        }
+        Ok(StateFloors { floors })
+    }
+
     /// Records that `epoch` was committed naming state from `state_from`
     /// on (`None`: no state file); returns the oldest state epoch any of the
     /// newest `retain` manifests names (for
@@ -362,6 +386,12 @@ impl StateFloors {
         }
         self.floors.iter().copied().min().unwrap_or(epoch)
     }
+}
+
+/// The epoch of a state file path as [`CheckpointDir::write_state`] names it
+/// (`state/<epoch>/<name>`).
+fn state_epoch(rel: &str) -> Option<u64> {
+    rel.strip_prefix("state/")?.split('/').next()?.parse().ok()
 }
 
 /// Reads an aggregation partition's state as a manifest names it: the full
@@ -402,6 +432,35 @@ mod tests {
             operators: vec![],
             sink: serde_json::Value::Null,
         }
+    }
+
+    #[test]
+    fn a_restart_keeps_the_state_files_of_retained_manifests() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        // Epochs 3..=5 name a full file written in epoch 3 and deltas after it.
+        for epoch in 3..=5u64 {
+            let rel = dir.write_state(epoch, "a.delta.json", b"{}").unwrap();
+            let mut m = manifest(epoch);
+            m.operators.push(OperatorCommit {
+                operator: 1,
+                partition: 0,
+                file: Some("state/3/a.json".into()),
+                deltas: vec![rel],
+                inline: serde_json::Value::Null,
+            });
+            dir.write_manifest(&m).unwrap();
+        }
+        // A restarted run writes a full file in epoch 6; the older manifests
+        // still name state/3, so it must survive a purge keeping 3 manifests.
+        let mut floors = StateFloors::from_checkpoint(&dir).unwrap();
+        dir.write_state(6, "a.json", b"{}").unwrap();
+        dir.write_manifest(&manifest(6)).unwrap();
+        let state_from = floors.committed(6, Some(6), 3);
+        assert_eq!(state_from, 3);
+        dir.purge_keeping_state(3, state_from).unwrap();
+        assert_eq!(dir.epochs_in("commits").unwrap(), vec![4, 5, 6]);
+        assert_eq!(dir.epochs_in("state").unwrap(), vec![3, 4, 5, 6]);
     }
 
     #[test]

@@ -204,7 +204,13 @@ pub(crate) struct CoordinatorSetup {
 pub(crate) fn run(setup: CoordinatorSetup) {
     let mut c = Coordinator {
         chains: HashMap::new(),
-        state_floors: Default::default(),
+        state_floors: match &setup.checkpoint {
+            Some(dir) => StateFloors::from_checkpoint(dir).unwrap_or_else(|e| {
+                tracing::warn!("could not read the retained manifests: {e}");
+                StateFloors::default()
+            }),
+            None => StateFloors::default(),
+        },
         pending: BTreeMap::new(),
         final_epoch: None,
         last_committed: setup.start_epoch - 1,

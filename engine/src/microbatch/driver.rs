@@ -168,6 +168,10 @@ pub(crate) fn start(
         },
         manifest.as_ref().map(|m| &m.sink),
     )?;
+    let state_floors = match &checkpoint {
+        Some(dir) => StateFloors::from_checkpoint(dir)?,
+        None => StateFloors::default(),
+    };
     let driver = Driver {
         source,
         source_name: plan.source_name.clone(),
@@ -184,7 +188,7 @@ pub(crate) fn start(
         replay,
         last_batch_at: Instant::now(),
         state_chain: StateChain::default(),
-        state_floors: StateFloors::default(),
+        state_floors,
     };
     let name = driver.config.name.clone().unwrap_or_else(|| "query".into());
     let task_shared = shared.clone();

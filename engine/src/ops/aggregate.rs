@@ -246,9 +246,7 @@ impl Operator for AggregateOp {
     #[inline]
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let result = self.aggregate(ev);
-        if self.snapshot_due.is_some() {
-            self.drain_snapshot(SNAPSHOT_GROUPS_PER_EVENT);
-        }
+        self.drain_snapshot(SNAPSHOT_GROUPS_PER_EVENT);
         result
     }
 
