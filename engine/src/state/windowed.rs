@@ -280,19 +280,13 @@ impl WindowedState {
         size_us: i64,
         mut emit: impl FnMut(i64, &GroupKey, &GroupState),
     ) {
-        let closes = |w: &BTreeMap<i64, Groups>| {
-            w.first_key_value().is_some_and(|(&start, _)| {
-                start != GLOBAL_WINDOW && start.saturating_add(size_us) <= watermark
-            })
-        };
-        if self.pending.is_some() && closes(&self.windows) {
-            // The pending snapshot needs the values of the groups about to go.
-            self.drain_snapshot(usize::MAX);
-        }
         while let Some((&start, _)) = self.windows.first_key_value() {
             if start == GLOBAL_WINDOW || start.saturating_add(size_us) > watermark {
                 break;
             }
+            // The pending snapshot needs the values of the groups about to
+            // go (after the first window, nothing is left to copy).
+            self.drain_snapshot(usize::MAX);
             let groups = self.windows.remove(&start).unwrap_or_default();
             for (k, g) in &groups {
                 emit(start, k, g);
