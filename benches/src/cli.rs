@@ -51,7 +51,7 @@ usage: cargo bench -p runnel-benches --bench latency -- [options]
   --rate N          events per second scheduled (default 100000; 1k, 1M, 1.5M accepted)
   --duration S      measured seconds after the warm-up (default 10)
   --warmup S        warm-up seconds excluded from the figures (default 2)
-  --wait W          spin | yield | park: how idle engine tasks wait (default park)
+  --wait W          adaptive | spin | yield | park: how idle engine tasks wait (default adaptive)
   --runs K          runs; the table shows medians across runs (default 3)
   --epoch-ms N      epoch interval in ms (default 100)
   --keys N          distinct keys of the keyed scenario (default 10000)
@@ -177,8 +177,11 @@ impl BenchArgs {
                 None => Scenario::Stateless,
                 Some(s) => s.parse::<Scenario>()?,
             };
-            if !matches!(scenario, Scenario::Stateless | Scenario::Keyed) {
-                return Err("--max-throughput measures the stateless or keyed pipeline".into());
+            if !scenario.is_engine() || scenario.is_fused() {
+                return Err(
+                    "--max-throughput measures the stateless, keyed, push-stateless or push-keyed pipeline"
+                        .into(),
+                );
             }
             Mode::MaxThroughput(ThroughputConfig {
                 scenario,

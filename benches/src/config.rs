@@ -35,25 +35,46 @@ pub enum Scenario {
     /// (b) fed by the engine's rate source inside the query's task.
     #[serde(rename = "fused-keyed")]
     FusedKeyed,
+    /// (a) fed through the embedding API (`PushSource`): the generator thread
+    /// pushes, and the push runs the query's first task on that thread (no
+    /// ring hop, no arrival hints: compare with `slip`).
+    #[serde(rename = "push-stateless")]
+    PushStateless,
+    /// (b) fed through the embedding API (`PushSource`).
+    #[serde(rename = "push-keyed")]
+    PushKeyed,
 }
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 6] = [
+    pub const ALL: [Scenario; 8] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
         Scenario::Keyed,
         Scenario::FusedStateless,
         Scenario::FusedKeyed,
+        Scenario::PushStateless,
+        Scenario::PushKeyed,
     ];
 
     /// Whether this scenario runs the engine (rather than being a reference).
     pub fn is_engine(self) -> bool {
         matches!(
             self,
-            Scenario::Stateless | Scenario::Keyed | Scenario::FusedStateless | Scenario::FusedKeyed
+            Scenario::Stateless
+                | Scenario::Keyed
+                | Scenario::FusedStateless
+                | Scenario::FusedKeyed
+                | Scenario::PushStateless
+                | Scenario::PushKeyed
         )
+    }
+
+    /// Whether the generator pushes through the embedding API's
+    /// `PushSource` (the push runs the chain on the generator's thread).
+    pub fn is_push(self) -> bool {
+        matches!(self, Scenario::PushStateless | Scenario::PushKeyed)
     }
 
     /// Whether the generator runs inside the query's task (the engine's rate
@@ -71,6 +92,8 @@ impl Scenario {
             Scenario::Keyed => "keyed",
             Scenario::FusedStateless => "fused-stateless",
             Scenario::FusedKeyed => "fused-keyed",
+            Scenario::PushStateless => "push-stateless",
+            Scenario::PushKeyed => "push-keyed",
         }
     }
 }
@@ -91,9 +114,11 @@ impl FromStr for Scenario {
             "keyed" => Ok(Scenario::Keyed),
             "fused-stateless" => Ok(Scenario::FusedStateless),
             "fused-keyed" => Ok(Scenario::FusedKeyed),
+            "push-stateless" => Ok(Scenario::PushStateless),
+            "push-keyed" => Ok(Scenario::PushKeyed),
             other => Err(format!(
                 "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
-                 fused-keyed, floor, slip or all"
+                 fused-keyed, push-stateless, push-keyed, floor, slip or all"
             )),
         }
     }
@@ -152,12 +177,12 @@ impl Default for Bounds {
 }
 
 /// The default wait strategy of the harness (measurements in BENCHMARKS.md).
-/// On a 2-core machine the generator spins on one core and the query's task
-/// on the other; at 100k events/s and more the task is never idle for the
-/// 50 µs after which `Park` parks, so `Park` measured the same as `BusySpin`
-/// there, while at 10k/s it trades ~8 µs of p50 for a free core, and it stays
-/// sane when a query has more tasks than there are cores.
-pub const DEFAULT_WAIT: WaitStrategy = WaitStrategy::Park;
+/// The engine's own default (`Adaptive`): spin ~50 µs after the last event,
+/// yield until 5 ms have passed, then park. At 100k events/s and more a task
+/// is never idle long enough to back off; at low rates it keeps a woken-up
+/// task from paying a wake-up per event, and an idle query stops using CPU
+/// 5 ms after its last event.
+pub const DEFAULT_WAIT: WaitStrategy = WaitStrategy::Adaptive;
 
 /// One open-loop run's settings.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -92,7 +92,9 @@ pub fn run_scenario(
     match scenario {
         Scenario::Slip => run_slip(config),
         Scenario::Floor => run_floor(config),
-        Scenario::Stateless | Scenario::Keyed => run_engine(scenario, config),
+        Scenario::Stateless | Scenario::Keyed | Scenario::PushStateless | Scenario::PushKeyed => {
+            run_engine(scenario, config)
+        }
         Scenario::FusedStateless | Scenario::FusedKeyed => run_fused(scenario, config),
     }
 }

@@ -4,7 +4,9 @@
 //! 0` then project; [`keyed_query`]: key = `value % keys`, 1-second tumbling
 //! `count(*)` per key in update mode), [`NullSink`] (counts rows, keeps
 //! nothing), the open-loop engine runs with their warm-up exclusion
-//! ([`run_engine`]: fed by a producer thread through the source's ring;
+//! ([`run_engine`]: fed by a producer thread through the source's ring, or
+//! through the embedding API's push source, which runs the query's first
+//! task on the producer's thread;
 //! [`run_fused`]: fed by the engine's rate source inside the query's task),
 //! and the closed-loop throughput run ([`max_throughput`]).
 //!
@@ -27,7 +29,7 @@ use runnel::clock::now_ns;
 use runnel::io::PushError;
 use runnel::{
     col, count_star, lit, window, DataFrame, DataStreamWriter, MemoryProducer, MemorySource,
-    OutputMode, Row, Sink, SinkContext, Source, Trigger, WaitStrategy,
+    OutputMode, PushSource, Pusher, Row, Sink, SinkContext, Source, Trigger, WaitStrategy,
 };
 use runnel_connectors::RateSource;
 
@@ -160,6 +162,8 @@ pub fn query_for(
         Scenario::Keyed => keyed_query(source, sink, keys, "ts"),
         Scenario::FusedStateless => stateless_query(source, sink, "timestamp"),
         Scenario::FusedKeyed => keyed_query(source, sink, keys, "timestamp"),
+        Scenario::PushStateless => stateless_query(source, sink, "ts"),
+        Scenario::PushKeyed => keyed_query(source, sink, keys, "ts"),
         Scenario::Slip | Scenario::Floor => return None,
     };
     Some(
@@ -191,6 +195,23 @@ impl Target for EngineTarget {
     }
 }
 
+/// Pushes through the embedding API: the push runs the query's first task
+/// on the generator's thread.
+struct PushTarget {
+    pusher: Pusher,
+}
+
+impl Target for PushTarget {
+    #[inline]
+    fn offer(&mut self, row: Row, scheduled_ns: u64) -> Offer {
+        match self.pusher.try_push_at(row, scheduled_ns) {
+            Ok(()) => Offer::Accepted,
+            Err(PushError::Full(row)) => Offer::Full(row),
+            Err(PushError::Closed) => Offer::Closed,
+        }
+    }
+}
+
 /// [`query_for`] with a run's settings; an error for a reference scenario.
 fn engine_query(
     scenario: Scenario,
@@ -212,15 +233,32 @@ fn engine_query(
 /// Runs one engine scenario open-loop at `config.rate` and reports its
 /// latency (warm-up excluded, see the module docs).
 pub fn run_engine(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioResult, BenchError> {
+    if scenario.is_push() {
+        let (source, pusher) = PushSource::with_capacity(event_schema(), config.ring_capacity);
+        let (sink, stats) = NullSink::new();
+        let query = engine_query(scenario, source, sink, config)?.start()?;
+        return open_loop_run(scenario, config, query, PushTarget { pusher }, stats);
+    }
     let (source, producer) = MemorySource::with_capacity(event_schema(), config.ring_capacity);
     let (sink, stats) = NullSink::new();
-    let writer = engine_query(scenario, source, sink, config)?;
-    let query = writer.start()?;
-    let schedule = Schedule::new(config.rate, config.warmup, config.duration, LEAD);
+    let query = engine_query(scenario, source, sink, config)?.start()?;
     let target = EngineTarget {
         producer,
         capacity: config.ring_capacity,
     };
+    open_loop_run(scenario, config, query, target, stats)
+}
+
+/// Drives a started query open-loop from a generator thread pushing into
+/// `target`, and reports the latency of the events due after the warm-up.
+fn open_loop_run<T: Target + Send + 'static>(
+    scenario: Scenario,
+    config: &BenchConfig,
+    query: runnel::StreamingQuery,
+    target: T,
+    stats: Arc<NullSinkStats>,
+) -> Result<ScenarioResult, BenchError> {
+    let schedule = Schedule::new(config.rate, config.warmup, config.duration, LEAD);
     let generator = spawn_generator(target, schedule).map_err(BenchError::thread)?;
 
     // The baseline: everything durable two epochs after the warm-up ended.
@@ -355,7 +393,11 @@ const CLOCK_EVERY: u64 = 256;
 /// Pushes rows `from..to` into `producer` as fast as the ring takes them
 /// (waiting, spin then yield, while it is full). Returns the number of rows
 /// that found the ring full, or `None` if the query went away.
-fn push_closed_loop(producer: &mut MemoryProducer, from: u64, to: u64) -> Option<u64> {
+fn push_closed_loop(
+    mut push: impl FnMut(Row, u64) -> Result<(), PushError>,
+    from: u64,
+    to: u64,
+) -> Option<u64> {
     let wall = WallAnchor::now();
     let mut full_events = 0u64;
     let mut now = now_ns();
@@ -366,7 +408,7 @@ fn push_closed_loop(producer: &mut MemoryProducer, from: u64, to: u64) -> Option
         let mut row = event_row(i, wall.wall_us(now));
         let mut tries = 0u32;
         loop {
-            match producer.push_at(row, now) {
+            match push(row, now) {
                 Ok(()) => break,
                 Err(PushError::Full(back)) => {
                     row = back;
@@ -400,6 +442,40 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
     } else {
         config.ring_capacity
     };
+    if config.scenario.is_push() {
+        if config.prefill {
+            return Err(BenchError::Config(
+                "--prefill fills a ring before the start; the push source runs on the pusher's thread"
+                    .into(),
+            ));
+        }
+        let (source, mut pusher) = PushSource::with_capacity(event_schema(), capacity);
+        let (sink, stats) = NullSink::new();
+        let writer = query_for(
+            config.scenario,
+            source,
+            sink,
+            config.keys,
+            config.wait,
+            config.epoch_interval,
+        )
+        .ok_or_else(|| BenchError::Config(format!("{} does not run the engine", config.scenario)))?;
+        let query = writer.start()?;
+        let generator = thread::Builder::new()
+            .name("runnel-bench-generator".into())
+            .spawn(move || {
+                let started = now_ns();
+                let full =
+                    push_closed_loop(|r, t| pusher.try_push_at(r, t), 0, events).unwrap_or(0);
+                (started, full)
+            })
+            .map_err(BenchError::thread)?;
+        let (started, full_events) = generator
+            .join()
+            .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
+        query.await_termination()?;
+        return Ok(throughput_report(config, &stats, started, full_events));
+    }
     let (source, mut producer) = MemorySource::with_capacity(event_schema(), capacity);
     let (sink, stats) = NullSink::new();
     let writer = query_for(
@@ -412,7 +488,7 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
     )
     .ok_or_else(|| BenchError::Config(format!("{} does not run the engine", config.scenario)))?;
     let (started, full_events) = if config.prefill {
-        push_closed_loop(&mut producer, 0, events);
+        push_closed_loop(|r, t| producer.push_at(r, t), 0, events);
         drop(producer);
         let started = now_ns();
         let query = writer.start()?;
@@ -424,7 +500,8 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
             .name("runnel-bench-generator".into())
             .spawn(move || {
                 let started = now_ns();
-                let full = push_closed_loop(&mut producer, 0, events).unwrap_or(0);
+                let full =
+                    push_closed_loop(|r, t| producer.push_at(r, t), 0, events).unwrap_or(0);
                 (started, full)
             })
             .map_err(BenchError::thread)?;
@@ -434,9 +511,19 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
         query.await_termination()?;
         out
     };
+    Ok(throughput_report(config, &stats, started, full_events))
+}
+
+fn throughput_report(
+    config: &ThroughputConfig,
+    stats: &NullSinkStats,
+    started: u64,
+    full_events: u64,
+) -> ThroughputReport {
+    let events = config.events;
     let ended = stats.closed_ns().unwrap_or_else(now_ns);
     let seconds = ended.saturating_sub(started) as f64 / 1e9;
-    Ok(ThroughputReport {
+    ThroughputReport {
         scenario: config.scenario,
         wait: config.wait.to_string(),
         prefill: config.prefill,
@@ -449,7 +536,7 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
             0.0
         },
         full_events,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -475,6 +562,15 @@ mod tests {
         assert_eq!(r.rows_out, 8_000);
         assert!(r.latency.count > 0 && r.latency.count < 8_000, "{r:?}");
         assert!(r.latency.p50 > 0.0);
+    }
+
+    #[test]
+    fn push_fed_pipelines_see_every_event() {
+        let r = run_engine(Scenario::PushStateless, &tiny(Scenario::PushStateless)).unwrap();
+        assert_eq!(r.rows_out, 8_000);
+        assert!(r.latency.count > 0 && r.latency.count < 8_000, "{r:?}");
+        let r = run_engine(Scenario::PushKeyed, &tiny(Scenario::PushKeyed)).unwrap();
+        assert_eq!(r.rows_out, 16_000);
     }
 
     #[test]

@@ -221,9 +221,10 @@ impl Summary {
                 fmt_us(r.generator_max_lag_us),
                 format!("{}/{}", r.target_met_runs, r.runs)
             );
-            // A fused pipeline has one spinning thread and no ring, like
-            // the slip; the others a producer thread and a ring, like the floor.
-            let (reference, label) = if r.scenario.is_fused() {
+            // A fused or push-fed pipeline has one spinning thread and no
+            // ring, like the slip; the others a producer thread and a ring,
+            // like the floor.
+            let (reference, label) = if r.scenario.is_fused() || r.scenario.is_push() {
                 (slip, "  ×slip")
             } else {
                 (floor, "  ×floor")

@@ -822,3 +822,48 @@ fn sink_refuses_a_topic_shorter_than_its_checkpoint() {
         .to_string();
     assert!(err.contains("changed outside the query"), "{err}");
 }
+
+// ---------------------------------------------------- waking on an append
+
+/// A producer in the same process wakes the source's task when it flushes:
+/// each record reaches the sink far sooner than the (here deliberately
+/// long) interval between looks at the files. Asserted loosely (a test, not
+/// a benchmark): well under the poll interval, for every one of 20 records.
+#[test]
+fn an_in_process_append_wakes_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let topic = LogTopic::create(dir.path(), "events", 1).unwrap();
+    let mut producer = topic.producer().unwrap();
+    let options = LogSourceOptions {
+        poll_interval_us: 2_000_000,
+        ..earliest()
+    };
+    let source = LogSource::new(topic.path(), options).unwrap();
+    let (sink, subscription) = runnel::ChannelSink::new(64);
+    let query = DataFrame::from_source("events", source)
+        .select([col("value")])
+        .write_stream(sink)
+        .trigger(trigger(Mode::Continuous))
+        .start()
+        .unwrap();
+    for i in 0..20 {
+        // Let the source find the partition at its end and go idle.
+        std::thread::sleep(Duration::from_millis(30));
+        let sent = Instant::now();
+        producer
+            .send(Some(0), None, Some(format!("v{i}").as_bytes()), TS0_MS)
+            .unwrap();
+        producer.flush().unwrap();
+        let row = subscription
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the record arrives")
+            .expect("the query runs");
+        let waited = sent.elapsed();
+        assert_eq!(row[0], Value::str(&format!("v{i}")));
+        assert!(
+            waited < Duration::from_millis(500),
+            "record {i} took {waited:?} with a 2 s poll interval: the append did not wake the source"
+        );
+    }
+    query.stop().unwrap();
+}

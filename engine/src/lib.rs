@@ -51,14 +51,14 @@ pub mod sql;
 pub mod state;
 pub mod time;
 
-pub use continuous::WaitStrategy;
+pub use continuous::{PushSource, Pusher, WaitStrategy};
 pub use error::{EngineError, Result};
 pub use expr::{
     col, date_format, lit, lower, not, round, sliding_window, upper, window, window_with_start,
     Expr,
 };
 pub use io::{
-    MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode, PollStatus, Sink,
+    CallbackSink, ChannelSink, Subscriber, Subscription, WhenFull, MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode, PollStatus, Sink,
     SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
 };
 pub use metrics::{LatencySummary, StreamingQueryProgress};

@@ -1,13 +1,29 @@
-//! `runnel bench`: open-loop latency of a query over the rate source, in
-//! continuous and micro-batch mode side by side.
+//! `runnel bench`: open-loop latency of a query, fed by a named source, in
+//! continuous and micro-batch mode side by side, next to the machine's
+//! floors measured in the same run.
 //!
 //! Owns the measurement protocol and its reports (table, JSON, HdrHistogram
-//! percentile files, SVG plots). The rate source is the open-loop generator:
-//! every row is stamped with its *scheduled* time, so an engine that falls
+//! percentile files, SVG plots). Sources (`--source`):
+//! - `push` (continuous mode's default): producer threads push through the
+//!   embedding API ([`runnel::PushSource`]) on an open-loop schedule, with no
+//!   arrival hints; whatever the handle does inside is measured;
+//! - `log`: a writer thread appends each row to a log topic (one record,
+//!   flushed, per row) and the engine tails the topic; latency runs from
+//!   the record's scheduled time to the sink, and the engine's own share
+//!   (read → sink) is reported beside it;
+//! - `rate`: the engine's rate generator polled inside the query's task. It
+//!   tells the engine when its next row is due, so its figures are a lower
+//!   bound no real source reaches; micro-batch mode always uses it (it needs
+//!   a replayable source) and the output says so.
+//!
+//! Every row is stamped with its *scheduled* time, so an engine that falls
 //! behind shows it as latency and as a shortfall of rows (`target_met:
 //! false`), never as a politely slower generator. The engine records
 //! `now − scheduled` for every row that reaches the sink; warm-up is cut out
-//! by subtracting the histogram taken when it ends.
+//! by subtracting the histogram taken when it ends. Each run also measures,
+//! with the same rate and durations, the producers' own schedule slip (the
+//! same number of generator threads pushing into nothing) and the floor of a
+//! bare ring hop between two spinning threads.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +34,10 @@ use hdrhistogram::Histogram;
 use runnel::sql::StreamingSql;
 use runnel::{DataFrame, EngineError, LatencySummary, Result, Trigger, WaitStrategy};
 use runnel_connectors::{NullSink, RateSource};
+
+use crate::bench_feed::{
+    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency,
+};
 use serde::Serialize;
 
 /// Which modes to run.
@@ -29,6 +49,28 @@ pub enum BenchMode {
     Microbatch,
     /// Both, one after the other.
     Both,
+}
+
+/// Where the benchmark's rows come from.
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BenchSource {
+    /// Producer threads push through the embedding API (continuous mode).
+    Push,
+    /// A writer thread appends to a log topic; the engine tails it.
+    Log,
+    /// The engine's in-task rate generator (announces each row's arrival:
+    /// a lower bound).
+    Rate,
+}
+
+impl BenchSource {
+    fn name(self) -> &'static str {
+        match self {
+            BenchSource::Push => "push",
+            BenchSource::Rate => "rate",
+            BenchSource::Log => "log",
+        }
+    }
 }
 
 /// `runnel bench` flags.
@@ -52,9 +94,22 @@ pub struct BenchArgs {
     /// Warm-up seconds, excluded from the figures.
     #[arg(long, default_value_t = 2.0)]
     pub warmup: f64,
-    /// Continuous mode's wait strategy: spin, yield or park.
-    #[arg(long, default_value = "park")]
+    /// Continuous mode's wait strategy: adaptive, spin, yield or park.
+    #[arg(long, default_value = "adaptive")]
     pub wait: String,
+    /// Where rows come from: push (producer threads through the embedding
+    /// API; continuous mode only, micro-batch runs use rate and say so), log
+    /// (a writer thread appending to a log topic the engine tails) or rate
+    /// (the in-task generator, which announces arrivals: a lower bound).
+    #[arg(long, value_enum, default_value_t = BenchSource::Push)]
+    pub source: BenchSource,
+    /// Producer threads for `--source push`; the rate is split between them.
+    #[arg(long, default_value_t = 1)]
+    pub producers: usize,
+    /// Skip the same-run slip and floor measurements (each takes as long as
+    /// the run itself).
+    #[arg(long)]
+    pub no_floor: bool,
     /// Several rates, one run each: R1,R2,...
     #[arg(long, value_delimiter = ',')]
     pub sweep: Vec<u64>,
@@ -123,6 +178,10 @@ impl From<LatencySummary> for LatencyUs {
 #[derive(Debug, Serialize)]
 pub struct BenchRun {
     mode: &'static str,
+    /// Where the rows came from (`push`, `rate`).
+    source: &'static str,
+    producers: usize,
+    wait: String,
     rate: u64,
     duration_s: f64,
     events: u64,
@@ -133,6 +192,15 @@ pub struct BenchRun {
     rows_read: u64,
     cpu_seconds: f64,
     latency_us: LatencyUs,
+    /// `--source log`: the engine's own share, from reading a record to the
+    /// sink hand-off (`latency_us` starts at the record's scheduled time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine_us: Option<LatencyUs>,
+    /// The producers' own schedule slip (as many generator threads as
+    /// producers, pushing into nothing), same run.
+    slip_us: Option<Percentiles>,
+    /// A bare ring hop between two spinning threads, same run.
+    floor_us: Option<Percentiles>,
     #[serde(skip)]
     histogram: Histogram<u64>,
 }
@@ -162,12 +230,21 @@ fn cpu_seconds() -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The rate source's next value, from the latest progress report.
+/// Rows the source has delivered, from the latest progress report: the rate
+/// source's next value, or the sum of the push source's producer positions.
 fn source_value(query: &runnel::StreamingQuery) -> Option<u64> {
-    query
+    let offset = query
         .last_progress()
-        .and_then(|p| p.sources.first().map(|s| s.end_offset.clone()))
-        .and_then(|o| o["value"].as_u64())
+        .and_then(|p| p.sources.first().map(|s| s.end_offset.clone()))?;
+    if let Some(v) = offset["value"].as_u64() {
+        return Some(v);
+    }
+    if let Some(p) = offset["partitions"].as_object() {
+        return Some(p.values().filter_map(|v| v.as_u64()).sum());
+    }
+    offset["producers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).sum())
 }
 
 /// Waits for the next durable epoch or batch after this moment, so that a
@@ -200,7 +277,56 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             sql.table()
         )));
     }
-    let df = sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?;
+    // Micro-batch mode needs a replayable source: the log, or the rate
+    // generator in place of push (the table names the source of each run).
+    let source = match (mode, args.source) {
+        ("continuous", s) | (_, s @ BenchSource::Log) => s,
+        _ => BenchSource::Rate,
+    };
+    let mut feeders = None;
+    let mut log_feeder = None;
+    let log_dir = std::env::temp_dir().join(format!(
+        "runnel-bench-log-{}-{mode}-{rate}",
+        std::process::id()
+    ));
+    let df = match source {
+        BenchSource::Rate => sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?,
+        BenchSource::Push => {
+            let (push, pusher) = runnel::PushSource::new(RateSource::output_schema());
+            feeders = Some(Feeders::new(pusher, args.producers.max(1), rate));
+            sql.apply(DataFrame::from_source("rate", push))?
+        }
+        BenchSource::Log => {
+            if sql.is_aggregate() {
+                return Err(err(
+                    "--source log measures stateless queries whose first output column is `value` \
+                     (each record's scheduled time)",
+                ));
+            }
+            let _ = std::fs::remove_dir_all(&log_dir);
+            let topic = runnel_connectors::log::LogTopic::create(&log_dir, "bench", 1)
+                .map_err(|e| err(format!("{}: {e}", log_dir.display())))?;
+            let producer = topic.producer().map_err(err)?;
+            log_feeder = Some(LogFeeder::new(producer, rate));
+            let log = runnel_connectors::LogSource::new(
+                topic.path(),
+                runnel_connectors::LogSourceOptions {
+                    starting_offsets: runnel_connectors::StartingOffsets::Earliest,
+                    ..Default::default()
+                },
+            )?;
+            // The rate source's columns: value (here the record's scheduled
+            // time) and timestamp.
+            let df = DataFrame::from_source("rate", log).select([
+                runnel::col("value")
+                    .cast(runnel::DataType::Int64)
+                    .alias("value"),
+                runnel::col("timestamp"),
+            ]);
+            sql.apply(df)?
+        }
+    };
+    let scheduled = ScheduledLatency::new();
     let wait: WaitStrategy = args.wait.parse().map_err(err)?;
     let trigger = if mode == "continuous" {
         Trigger::Continuous {
@@ -217,8 +343,15 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     let checkpoint = (!args.no_checkpoint).then(|| {
         std::env::temp_dir().join(format!("runnel-bench-{}-{mode}-{rate}", std::process::id()))
     });
-    let mut writer = df
-        .write_stream(NullSink::new())
+    let writer = if source == BenchSource::Log {
+        let scheduled = scheduled.clone();
+        df.write_stream(runnel::CallbackSink::new(move |r: &runnel::Row| {
+            scheduled.record(r)
+        }))
+    } else {
+        df.write_stream(NullSink::new())
+    };
+    let mut writer = writer
         .output_mode(output_mode)
         .trigger(trigger)
         .wait_strategy(wait)
@@ -228,15 +361,67 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         let _ = std::fs::remove_dir_all(dir);
         writer = writer.checkpoint(dir);
     }
-    let measured = measure(args, &writer.start()?);
+    if feeders.is_some() {
+        // Rows pushed after a restart are not replayed by the engine: the
+        // benchmark accepts that (it never restarts) and says so here.
+        eprintln!(
+            "runnel bench: --source push is not replayable; its checkpoint keeps producer positions, not rows"
+        );
+    }
+    let query = writer.start()?;
+    let running = match (feeders, log_feeder) {
+        (Some(f), _) => Some(f.start()?),
+        (None, Some(f)) => Some(f.start()?),
+        (None, None) => None,
+    };
+    let measured = measure(args, &query, &scheduled);
+    let fed = running.map(|r| r.stop());
     if let Some(dir) = &checkpoint {
         let _ = std::fs::remove_dir_all(dir);
     }
-    let (histogram, rows_read, cpu_seconds, elapsed) = measured?;
+    let _ = std::fs::remove_dir_all(&log_dir);
+    let (engine_histogram, rows_read, cpu_seconds, elapsed) = measured?;
+    if let Some(fed) = fed {
+        fed?;
+    }
+    // From the log, the engine's own histogram starts when a record is read;
+    // the end-to-end figure starts at the record's scheduled time.
+    let (histogram, engine_us) = if source == BenchSource::Log {
+        (
+            scheduled.histogram(),
+            Some(LatencyUs::from(LatencySummary::of(&engine_histogram))),
+        )
+    } else {
+        (engine_histogram, None)
+    };
     let rows_scheduled = (rate as f64 * elapsed) as u64;
     let events = histogram.len();
+    let (slip_us, floor_us) = if args.no_floor {
+        (None, None)
+    } else {
+        let producers = if source == BenchSource::Push {
+            args.producers.max(1)
+        } else {
+            1
+        };
+        (
+            Some(measure_slip(rate, producers, args.warmup, args.duration)?),
+            Some(measure_floor(rate, args.warmup, args.duration)?),
+        )
+    };
     Ok(BenchRun {
         mode,
+        source: source.name(),
+        producers: if source == BenchSource::Push {
+            args.producers.max(1)
+        } else {
+            1
+        },
+        wait: if mode == "continuous" {
+            wait.to_string()
+        } else {
+            "-".to_string()
+        },
         rate,
         duration_s: elapsed,
         events,
@@ -249,6 +434,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         rows_read,
         cpu_seconds,
         latency_us: LatencySummary::of(&histogram).into(),
+        engine_us,
+        slip_us,
+        floor_us,
         histogram,
     })
 }
@@ -258,8 +446,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
 fn measure(
     args: &BenchArgs,
     query: &runnel::StreamingQuery,
+    scheduled: &ScheduledLatency,
 ) -> Result<(Histogram<u64>, u64, f64, f64)> {
-    let result = measure_window(args, query);
+    let result = measure_window(args, query, scheduled);
     let stopped = query.stop();
     let measured = result?;
     stopped?;
@@ -269,9 +458,11 @@ fn measure(
 fn measure_window(
     args: &BenchArgs,
     query: &runnel::StreamingQuery,
+    scheduled: &ScheduledLatency,
 ) -> Result<(Histogram<u64>, u64, f64, f64)> {
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     next_commit(query)?;
+    scheduled.measure_from(runnel::clock::now_ns());
     let (base, v0, cpu0, t0) = (
         query.latency_histogram(),
         source_value(query).unwrap_or(0),
@@ -320,7 +511,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(dir) = &args.hgrm {
         std::fs::create_dir_all(dir).map_err(|e| err(format!("{}: {e}", dir.display())))?;
         for r in &runs {
-            let path = dir.join(format!("{}-{}.hgrm", r.mode, r.rate));
+            let path = dir.join(format!("{}-{}-{}.hgrm", r.mode, r.source, r.rate));
             write_file(&path, percentile_distribution(&r.histogram).as_bytes())?;
         }
     }
@@ -342,7 +533,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 fn runs_for_plot(runs: &[BenchRun]) -> Vec<crate::bench_plot::PlotRun<'_>> {
     runs.iter()
         .map(|r| crate::bench_plot::PlotRun {
-            label: format!("{} @ {} ev/s", r.mode, r.rate),
+            label: format!("{} ({}) @ {} ev/s", r.mode, r.source, r.rate),
             mode: r.mode,
             histogram: &r.histogram,
             throughput: r.throughput_eps,
@@ -368,7 +559,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
     let _ = writeln!(out, "query: {sql}");
     let header: Vec<String> = runs
         .iter()
-        .map(|r| format!("{} {}/s", r.mode, r.rate))
+        .map(|r| format!("{} {} {}/s", r.mode, r.source, r.rate))
         .collect();
     let width = header.iter().map(String::len).max().unwrap_or(10).max(12);
     let _ = write!(out, "{:<18}", "latency (µs)");
@@ -376,7 +567,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 12] = [
+    let rows: [TableRow; 17] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -390,6 +581,24 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         ("target_met", |r| r.target_met.to_string()),
         ("checkpoint", |r| {
             if r.checkpoint { "on" } else { "off" }.to_string()
+        }),
+        ("producers", |r| r.producers.to_string()),
+        ("wait", |r| r.wait.clone()),
+        ("slip p50/p99", |r| {
+            r.slip_us
+                .as_ref()
+                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+        }),
+        ("floor p50/p99", |r| {
+            r.floor_us
+                .as_ref()
+                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+        }),
+        ("p99 / slip p99", |r| {
+            r.slip_us
+                .as_ref()
+                .filter(|s| s.p99 > 0.0)
+                .map_or("-".into(), |s| format!("{:.1}x", r.latency_us.p99 / s.p99))
         }),
     ];
     for (name, cell) in rows {

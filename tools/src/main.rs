@@ -5,6 +5,7 @@
 
 mod bench_cmd;
 mod bench_crash;
+mod bench_feed;
 mod bench_plot;
 mod log_cmd;
 mod progress;

@@ -88,6 +88,8 @@ pub struct LogProducer {
     topic: LogTopic,
     writers: Vec<PartitionWriter>,
     round_robin: u32,
+    /// Tells readers in this process that records became visible.
+    signal: std::sync::Arc<super::signal::AppendSignal>,
     /// Declared last: released after the writers have flushed on drop.
     _lock: TopicLock,
 }
@@ -109,6 +111,7 @@ impl LogProducer {
             topic: topic.clone(),
             writers,
             round_robin: 0,
+            signal: super::signal::AppendSignal::for_topic(topic.path()),
             _lock: lock,
         })
     }
@@ -157,14 +160,19 @@ impl LogProducer {
             .collect()
     }
 
-    /// Writes all buffered records to the OS, making them visible to readers.
+    /// Writes all buffered records to the OS, making them visible to readers
+    /// (readers in this process are woken, see [`super::AppendSignal`]).
     pub fn flush(&mut self) -> Result<()> {
-        self.writers.iter_mut().try_for_each(PartitionWriter::flush)
+        self.writers.iter_mut().try_for_each(PartitionWriter::flush)?;
+        self.signal.notify();
+        Ok(())
     }
 
     /// Flushes and fsyncs every partition, making all records sent so far
     /// durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.writers.iter_mut().try_for_each(PartitionWriter::sync)
+        self.writers.iter_mut().try_for_each(PartitionWriter::sync)?;
+        self.signal.notify();
+        Ok(())
     }
 }

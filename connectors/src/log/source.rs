@@ -25,10 +25,13 @@
 //!   of records from each ([`PartitionReader::read_batch`]), at most
 //!   [`LogSourceOptions::max_records_per_poll`] records per call. Records
 //!   appended later (by a producer in this or another process) are picked
-//!   up. When every partition is at its end the source answers
+//!   up. A producer in the same process wakes the source's task when it
+//!   flushes ([`super::AppendSignal`]): the records are read at once, with
+//!   no polling delay. For producers in other processes, when every
+//!   partition is at its end the source answers
 //!   `IdleUntil(now + poll_interval)` and does not look at the files again
 //!   before then (each look costs an `fstat` and a `stat` per partition), so
-//!   a new record is seen at most about `poll_interval` after it was
+//!   such a record is seen at most about `poll_interval` after it was
 //!   flushed by its producer. With [`LogSourceOptions::until_idle`], the
 //!   first look that finds every partition at its end exhausts the source.
 //! * micro-batch: [`Source::latest_offset`] is the partitions' current end
@@ -78,7 +81,7 @@ use runnel::{
     SourceContext, SourceOffset, SourceOutput, Value,
 };
 
-use super::{LogError, LogTopic, PartitionReader, RecordRef};
+use super::{AppendListener, AppendSignal, LogError, LogTopic, PartitionReader, RecordRef};
 use crate::options::{normalise_key, OptionParser};
 use crate::partitions::share_out;
 
@@ -220,6 +223,21 @@ pub struct LogSource {
     idle_until: u64,
     exhausted: bool,
     lossy_utf8: u64,
+    /// Appends by producers in this process.
+    signal: Arc<AppendSignal>,
+    /// `signal`'s count when the last look found every partition at its end.
+    seen_appends: u64,
+    /// Wakes this source's task on an append in this process.
+    listener: Option<Arc<dyn AppendListener>>,
+}
+
+/// Wakes a source's task when a producer in this process appends.
+struct WakeOnAppend(Arc<runnel::continuous::TaskWaker>);
+
+impl AppendListener for WakeOnAppend {
+    fn appended(&self) {
+        self.0.wake_if_sleeping();
+    }
 }
 
 fn source_err(topic: &Path, e: impl std::fmt::Display) -> EngineError {
@@ -277,6 +295,9 @@ impl LogSource {
             idle_until: 0,
             exhausted: false,
             lossy_utf8: 0,
+            signal: AppendSignal::for_topic(topic_path.as_ref()),
+            seen_appends: 0,
+            listener: None,
         })
     }
 
@@ -452,7 +473,10 @@ impl Source for LogSource {
         Self::output_schema()
     }
 
-    fn open(&mut self, _ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()> {
+    fn open(&mut self, ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()> {
+        let listener: Arc<dyn AppendListener> = Arc::new(WakeOnAppend(ctx.waker.clone()));
+        self.signal.listen(&listener);
+        self.listener = Some(listener);
         let initial = self.initial_positions()?;
         let mut positions = match start {
             Some(offset) => self.parse_offset(offset, &initial)?,
@@ -476,8 +500,10 @@ impl Source for LogSource {
             return Ok(PollStatus::Exhausted);
         }
         let n = self.readers.len();
+        // Noted before the look: an append after it is seen next time.
+        let appends = self.signal.seq();
         if self.options.poll_interval_us > 0 && self.idle_until > 0 {
-            if now_ns() < self.idle_until {
+            if appends == self.seen_appends && now_ns() < self.idle_until {
                 return Ok(PollStatus::IdleUntil(self.idle_until));
             }
             self.idle_until = 0;
@@ -506,6 +532,7 @@ impl Source for LogSource {
             self.exhausted = true;
             return Ok(PollStatus::Exhausted);
         }
+        self.seen_appends = appends;
         if self.options.poll_interval_us == 0 {
             return Ok(PollStatus::Idle);
         }
@@ -515,6 +542,10 @@ impl Source for LogSource {
 
     fn offset(&self) -> SourceOffset {
         Self::offset_of(&self.positions)
+    }
+
+    fn ready_hint(&self) -> bool {
+        self.signal.seq() != self.seen_appends
     }
 
     fn is_exhausted(&self) -> bool {

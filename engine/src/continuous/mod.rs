@@ -8,6 +8,8 @@
 //! `expr`) nor know any file format but the checkpoint's.
 
 mod coordinator;
+mod handoff;
+mod push;
 mod ring;
 mod runtime;
 mod task;
@@ -17,6 +19,7 @@ mod wait;
 #[cfg(test)]
 pub(crate) use coordinator::CoordMsg;
 pub(crate) use coordinator::{EpochReporter, OperatorSnapshot};
+pub use push::{PushSource, Pusher};
 pub use ring::Message;
 pub(crate) use runtime::start;
 pub use wait::{TaskWaker, WaitStrategy};

@@ -42,7 +42,7 @@ pub(crate) struct RingReceiver {
 }
 
 /// A ring of `capacity` messages into the task woken by `waker`. `strategy`
-/// is the consumer's wait strategy: only a parking consumer needs the
+/// is the consumer's wait strategy: only a consumer that may park needs the
 /// producer's fence-and-check after each push.
 pub(crate) fn ring(
     capacity: usize,
@@ -55,7 +55,7 @@ pub(crate) fn ring(
         RingSender {
             ring: tx,
             waker,
-            notify: strategy == WaitStrategy::Park,
+            notify: matches!(strategy, WaitStrategy::Park | WaitStrategy::Adaptive),
             stop,
         },
         RingReceiver { ring: rx },

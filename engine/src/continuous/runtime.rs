@@ -9,6 +9,7 @@ use std::thread;
 use super::coordinator::{
     self, AggregateStateFile, CoordinatorSetup, EpochReporter, WatermarkState,
 };
+use super::push::PushTask;
 use super::ring::{ring, RingReceiver, RingSender};
 use super::task::{RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
@@ -25,6 +26,7 @@ use crate::state::WindowedState;
 
 enum Task {
     Source(SourceTask),
+    Push(PushTask),
     Ring(RingTask),
 }
 
@@ -32,6 +34,7 @@ impl Task {
     fn run(self) -> Result<()> {
         match self {
             Task::Source(t) => t.run(),
+            Task::Push(t) => t.run(),
             Task::Ring(t) => t.run(),
         }
     }
@@ -280,7 +283,23 @@ pub(crate) fn start(
         }
         head = chain(&physical.pre, tail, &reporter, max_event_time);
     }
+    let mut push_gate = None;
     let source_task = |chain: Next| {
+        if PushTask::is_push(source.as_ref()) {
+            // Producers run this chain on their own threads; the task only
+            // places markers while they are idle and ends the stream.
+            let task = PushTask::new(
+                source.as_ref(),
+                chain,
+                reporter.clone(),
+                control.clone(),
+                wakers[0].clone(),
+                start_epoch,
+            )
+            .expect("checked to be a push source");
+            push_gate = Some(task.gate());
+            return Task::Push(task);
+        }
         Task::Source(SourceTask {
             source,
             chain,
@@ -383,10 +402,15 @@ pub(crate) fn start(
             }
         }
     }
+    // Every task runs: producers may take the chain from now on (rows they
+    // pushed before are drained here first).
+    if let Some(gate) = push_gate {
+        gate.open();
+    }
     Ok(StreamingQuery::new(shared, threads))
 }
 
-fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {

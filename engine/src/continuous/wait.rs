@@ -33,11 +33,21 @@ pub enum WaitStrategy {
     /// other threads get it when they need it.
     SpinYield,
     /// Spin a while (about 50 µs), then park until a producer wakes the task:
-    /// no CPU when idle. The default, sane on a machine with fewer cores than
-    /// tasks.
-    #[default]
+    /// no CPU when idle, but every event after a pause pays a wake-up (tens
+    /// of µs). For machines with fewer cores than busy tasks.
     Park,
+    /// The default, latency first: spin about 50 µs after the last event,
+    /// then yield the core between checks until [`ADAPTIVE_YIELD`] has passed
+    /// without an event, then park like [`WaitStrategy::Park`]. Events that
+    /// come at least every few milliseconds find the task awake; an idle task
+    /// stops using CPU after [`ADAPTIVE_YIELD`].
+    #[default]
+    Adaptive,
 }
+
+/// How long an [`WaitStrategy::Adaptive`] task keeps yielding after its last
+/// event before it parks.
+pub const ADAPTIVE_YIELD: Duration = Duration::from_millis(5);
 
 impl std::str::FromStr for WaitStrategy {
     type Err = String;
@@ -46,8 +56,9 @@ impl std::str::FromStr for WaitStrategy {
             "spin" | "busy-spin" | "busyspin" => Ok(WaitStrategy::BusySpin),
             "yield" | "spin-yield" | "spinyield" => Ok(WaitStrategy::SpinYield),
             "park" => Ok(WaitStrategy::Park),
+            "adaptive" => Ok(WaitStrategy::Adaptive),
             other => Err(format!(
-                "unknown wait strategy '{other}': use spin, yield or park"
+                "unknown wait strategy '{other}': use adaptive, spin, yield or park"
             )),
         }
     }
@@ -59,6 +70,7 @@ impl std::fmt::Display for WaitStrategy {
             WaitStrategy::BusySpin => "spin",
             WaitStrategy::SpinYield => "yield",
             WaitStrategy::Park => "park",
+            WaitStrategy::Adaptive => "adaptive",
         })
     }
 }
@@ -119,7 +131,7 @@ impl TaskWaker {
     }
 }
 
-/// Spin iterations before a `SpinYield` or `Park` task backs off.
+/// Spin time before a `SpinYield`, `Park` or `Adaptive` task backs off.
 const SPIN_NS: u64 = 50_000;
 
 /// The longest a parked task sleeps before looking around again (stop flags,
@@ -165,7 +177,10 @@ impl Idler {
                     std::hint::spin_loop();
                     return;
                 }
-                if strategy == WaitStrategy::SpinYield {
+                if strategy == WaitStrategy::SpinYield
+                    || (strategy == WaitStrategy::Adaptive
+                        && now - since < ADAPTIVE_YIELD.as_nanos() as u64)
+                {
                     thread::yield_now();
                     return;
                 }

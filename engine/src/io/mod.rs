@@ -8,7 +8,9 @@
 mod memory;
 mod sink;
 mod source;
+mod subscribe;
 
 pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
 pub use sink::{OutputMode, Sink, SinkContext};
 pub use source::{PollStatus, Source, SourceContext, SourceOffset, SourceOutput};
+pub use subscribe::{CallbackSink, ChannelSink, Subscriber, Subscription, WhenFull};

@@ -146,4 +146,10 @@ pub trait Source: Send + 'static {
     fn metrics(&self) -> Vec<(String, u64)> {
         Vec::new()
     }
+
+    /// The source as `Any`, for the engine to recognise its own source types
+    /// (the push source runs differently). Other sources keep the default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
 }

@@ -130,7 +130,7 @@ pub struct QueryConfig {
     pub checkpoint: Option<PathBuf>,
     /// The trigger (default continuous, 100 ms epochs).
     pub trigger: Trigger,
-    /// How idle tasks wait (default [`WaitStrategy::Park`]).
+    /// How idle tasks wait (default [`WaitStrategy::Adaptive`]).
     pub wait: WaitStrategy,
     /// Partitions of a keyed aggregation (default 1: the whole query runs
     /// in one task, with no ring at all).

@@ -1,0 +1,331 @@
+//! The producers of `runnel bench --source push` and the same-run floors.
+//!
+//! Owns [`Feeders`] (producer threads that push rows of the rate source's
+//! schema through [`runnel::Pusher`] handles on an open-loop schedule, each
+//! row carrying its scheduled time as ingest time), [`measure_slip`] (the
+//! same schedule on as many threads, pushing into nothing: the producers'
+//! own slip) and [`measure_floor`] (a bare ring hop between two spinning
+//! threads). Producers and the slip wait for each row the same way: sleep
+//! while the next row is far off, spin the last stretch, so at low rates an
+//! idle producer does not burn a core and the slip shows what that costs.
+//! It must not touch the engine beyond the public push API.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use runnel::clock::{now_ns, wall_now_us};
+use runnel::io::PushError;
+use runnel::{EngineError, Pusher, Result, Value};
+use serde::Serialize;
+
+/// Percentiles of a reference measurement, in µs.
+#[derive(Clone, Debug, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+}
+
+impl Percentiles {
+    fn of(h: &Histogram<u64>) -> Percentiles {
+        let s = runnel::LatencySummary::of(h);
+        Percentiles {
+            p50: s.p50,
+            p99: s.p99,
+            p999: s.p999,
+        }
+    }
+}
+
+/// A waiting producer sleeps while the next row is further off than this,
+/// and spins the rest.
+const SPIN_AHEAD_NS: u64 = 200_000;
+
+/// Waits until `due` ([`now_ns`] time), sleeping while it is far off;
+/// `false` if `stop` was raised meanwhile.
+#[inline]
+fn wait_until(due: u64, stop: &AtomicBool) -> bool {
+    loop {
+        let now = now_ns();
+        if now >= due {
+            return true;
+        }
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let ahead = due - now;
+        if ahead > SPIN_AHEAD_NS {
+            thread::sleep(Duration::from_nanos(ahead - SPIN_AHEAD_NS));
+        } else {
+            std::hint::spin_loop();
+        }
+    }
+}
+
+/// One producer's schedule: row `k` of producer `i` of `n` is due at
+/// `start + (k·n + i) / rate`, so the producers together keep `rate`.
+#[derive(Clone, Copy)]
+struct Lane {
+    start_ns: u64,
+    start_wall_us: i64,
+    rate: u64,
+    producers: u64,
+    index: u64,
+}
+
+impl Lane {
+    #[inline]
+    fn seq(&self, k: u64) -> u64 {
+        k * self.producers + self.index
+    }
+
+    #[inline]
+    fn due(&self, k: u64) -> u64 {
+        self.start_ns + (self.seq(k) as u128 * 1_000_000_000 / self.rate as u128) as u64
+    }
+}
+
+fn lanes(rate: u64, producers: usize) -> Vec<Lane> {
+    // A little lead for the threads to start.
+    let start_ns = now_ns() + 5_000_000;
+    let start_wall_us = wall_now_us() + 5_000;
+    (0..producers as u64)
+        .map(|index| Lane {
+            start_ns,
+            start_wall_us,
+            rate: rate.max(1),
+            producers: producers as u64,
+            index,
+        })
+        .collect()
+}
+
+/// Producer threads for a push source, not yet started.
+pub struct Feeders {
+    pushers: Vec<Pusher>,
+    rate: u64,
+}
+
+/// Running producer threads.
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<u64>>>,
+}
+
+impl Feeders {
+    /// `producers` producers (clones of `first`) sharing `rate` rows/s.
+    pub fn new(first: Pusher, producers: usize, rate: u64) -> Feeders {
+        let mut pushers = vec![first];
+        while pushers.len() < producers {
+            let next = pushers[0].clone();
+            pushers.push(next);
+        }
+        Feeders { pushers, rate }
+    }
+
+    /// Starts one thread per producer.
+    pub fn start(self) -> Result<Running> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let lanes = lanes(self.rate, self.pushers.len());
+        let mut threads = Vec::new();
+        for (mut pusher, lane) in self.pushers.into_iter().zip(lanes) {
+            let stop = stop.clone();
+            let t = thread::Builder::new()
+                .name(format!("runnel-bench-producer-{}", lane.index))
+                .spawn(move || -> Result<u64> {
+                    let mut k = 0u64;
+                    loop {
+                        let due = lane.due(k);
+                        if !wait_until(due, &stop) {
+                            return Ok(k);
+                        }
+                        let wall = lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64;
+                        let row =
+                            runnel::row![Value::Int64(lane.seq(k) as i64), Value::Timestamp(wall)];
+                        match pusher.push_at(row, due) {
+                            Ok(()) => {}
+                            Err(PushError::Closed) => return Ok(k),
+                            Err(PushError::Full(_)) => unreachable!("push_at waits"),
+                        }
+                        k += 1;
+                    }
+                })
+                .map_err(|e| EngineError::Plan(format!("cannot start a producer thread: {e}")))?;
+            threads.push(t);
+        }
+        Ok(Running { stop, threads })
+    }
+}
+
+impl Running {
+    /// Stops the producers (which ends the stream) and returns the rows
+    /// they pushed.
+    pub fn stop(self) -> Result<u64> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut total = 0;
+        for t in self.threads {
+            total += t
+                .join()
+                .map_err(|_| EngineError::Plan("a producer thread panicked".into()))??;
+        }
+        Ok(total)
+    }
+}
+
+/// The producers' own schedule slip: `producers` threads keep the schedule
+/// of the run (`rate` in all) and push each row into nothing; the slip is
+/// how late each push completed, over the measured window.
+pub fn measure_slip(rate: u64, producers: usize, warmup: f64, duration: f64) -> Result<Percentiles> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let lanes = lanes(rate, producers.max(1));
+    let measure_from = lanes[0].start_ns + (warmup * 1e9) as u64;
+    let end = measure_from + (duration * 1e9) as u64;
+    let threads: Vec<_> = lanes
+        .into_iter()
+        .map(|lane| {
+            let stop = stop.clone();
+            thread::spawn(move || {
+                let mut hist = runnel::metrics::new_latency_histogram();
+                let mut k = 0u64;
+                loop {
+                    let due = lane.due(k);
+                    if due > end || !wait_until(due, &stop) {
+                        return hist;
+                    }
+                    let wall = lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64;
+                    let row = runnel::row![Value::Int64(lane.seq(k) as i64), Value::Timestamp(wall)];
+                    std::hint::black_box(row);
+                    if due >= measure_from {
+                        hist.saturating_record(now_ns().saturating_sub(due).max(1));
+                    }
+                    k += 1;
+                }
+            })
+        })
+        .collect();
+    let mut merged = runnel::metrics::new_latency_histogram();
+    for t in threads {
+        let h = t
+            .join()
+            .map_err(|_| EngineError::Plan("a slip thread panicked".into()))?;
+        merged
+            .add(&h)
+            .map_err(|e| EngineError::Plan(format!("merging slip histograms: {e:?}")))?;
+    }
+    Ok(Percentiles::of(&merged))
+}
+
+/// The floor: a bare ring hop between a generator thread and one spinning
+/// consumer, at `rate`, with the run's durations.
+pub fn measure_floor(rate: u64, warmup: f64, duration: f64) -> Result<Percentiles> {
+    let config = runnel_benches::BenchConfig {
+        scenarios: vec![runnel_benches::Scenario::Floor],
+        rate,
+        warmup: Duration::from_secs_f64(warmup),
+        duration: Duration::from_secs_f64(duration),
+        ..runnel_benches::BenchConfig::default()
+    };
+    let r = runnel_benches::run_floor(&config)
+        .map_err(|e| EngineError::Plan(format!("floor measurement: {e}")))?;
+    Ok(Percentiles {
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        p999: r.latency.p999,
+    })
+}
+
+/// A writer thread appending to a log topic on an open-loop schedule, for
+/// `runnel bench --source log`: each record's value is its scheduled
+/// [`now_ns`] time (decimal), flushed at once, so the sink can measure
+/// scheduled → hand-off.
+pub struct LogFeeder {
+    producer: runnel_connectors::log::LogProducer,
+    rate: u64,
+}
+
+impl LogFeeder {
+    /// A feeder writing `rate` records/s through `producer`.
+    pub fn new(producer: runnel_connectors::log::LogProducer, rate: u64) -> LogFeeder {
+        LogFeeder { producer, rate }
+    }
+
+    /// Starts the writer thread.
+    pub fn start(self) -> Result<Running> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let lane = lanes(self.rate, 1)[0];
+        let mut producer = self.producer;
+        let flag = stop.clone();
+        let t = thread::Builder::new()
+            .name("runnel-bench-log-writer".into())
+            .spawn(move || -> Result<u64> {
+                let mut k = 0u64;
+                let mut text = String::with_capacity(24);
+                loop {
+                    let due = lane.due(k);
+                    if !wait_until(due, &flag) {
+                        return Ok(k);
+                    }
+                    let wall_ms = (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
+                    text.clear();
+                    use std::fmt::Write as _;
+                    let _ = write!(text, "{due}");
+                    producer
+                        .send(Some(0), None, Some(text.as_bytes()), wall_ms)
+                        .and_then(|_| producer.flush())
+                        .map_err(|e| EngineError::Source(format!("log writer: {e}")))?;
+                    k += 1;
+                }
+            })
+            .map_err(|e| EngineError::Plan(format!("cannot start the log writer: {e}")))?;
+        Ok(Running {
+            stop,
+            threads: vec![t],
+        })
+    }
+}
+
+/// The end-to-end histogram of `--source log`: scheduled time (the value
+/// column) → hand-off at the sink, for rows due from `measure_from` on.
+pub struct ScheduledLatency {
+    hist: std::sync::Mutex<Histogram<u64>>,
+    measure_from: AtomicU64,
+}
+
+impl ScheduledLatency {
+    /// An empty histogram measuring nothing until [`Self::measure_from`].
+    pub fn new() -> Arc<ScheduledLatency> {
+        Arc::new(ScheduledLatency {
+            hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
+            measure_from: AtomicU64::new(u64::MAX),
+        })
+    }
+
+    /// Rows due at `ns` or later are recorded.
+    pub fn measure_from(&self, ns: u64) {
+        self.measure_from.store(ns, Ordering::Relaxed);
+    }
+
+    /// Records one output row whose `value` column holds its scheduled time.
+    #[inline]
+    pub fn record(&self, row: &runnel::Row) {
+        let now = now_ns();
+        if let Some(due) = row.first().and_then(|v| v.as_i64()) {
+            let due = due as u64;
+            if due >= self.measure_from.load(Ordering::Relaxed) {
+                let mut h = self.hist.lock().unwrap_or_else(|e| e.into_inner());
+                h.saturating_record(now.saturating_sub(due).max(1));
+            }
+        }
+    }
+
+    /// The histogram so far.
+    pub fn histogram(&self) -> Histogram<u64> {
+        self.hist.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
