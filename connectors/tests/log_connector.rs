@@ -867,3 +867,100 @@ fn an_in_process_append_wakes_the_source() {
     }
     query.stop().unwrap();
 }
+
+// ------------------------------------- micro-batch recovery from damage
+
+/// Runs `records` of a numbered topic through micro-batch mode with 100
+/// records per batch and a checkpoint, then appends 100 more records and
+/// logs them as the next batch (as the driver does before reading it), as
+/// if the process died right after; then damages `commits/<last>` with
+/// `damage`. Returns the topic folder and the checkpoint folder.
+fn damaged_commit_log(
+    dir: &Path,
+    damage: impl FnOnce(&Path),
+) -> (PathBuf, PathBuf, u64) {
+    let topic = numbered_topic(dir, 1_000);
+    let checkpoint = dir.join("ckpt");
+    let batched = || LogSourceOptions {
+        max_records_per_trigger: Some(100),
+        ..until_idle()
+    };
+    let first = run_to_end(
+        LogSource::new(topic.path(), batched()).unwrap(),
+        Mode::AvailableNow,
+        Some(&checkpoint),
+    );
+    assert_records(&first, 0, 1_000);
+    let last: u64 = fs::read_dir(checkpoint.join("commits"))
+        .unwrap()
+        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+        .max()
+        .unwrap();
+    // The next batch's range, logged the way the driver logs it: from the
+    // last batch's end to the end of the 100 new records.
+    produce(&topic, 1_000, 1_100);
+    let logged: serde_json::Value = serde_json::from_slice(
+        &fs::read(checkpoint.join("offsets").join(last.to_string())).unwrap(),
+    )
+    .unwrap();
+    let mut next = logged.clone();
+    next["batch_id"] = serde_json::json!(last + 1);
+    next["start"] = logged["end"].clone();
+    let ends = topic.end_offsets().unwrap();
+    let partitions: serde_json::Map<String, serde_json::Value> = ends
+        .iter()
+        .enumerate()
+        .map(|(p, e)| (p.to_string(), serde_json::json!(e)))
+        .collect();
+    next["end"][0]["offset"] = serde_json::json!({ "partitions": partitions });
+    fs::write(
+        checkpoint.join("offsets").join((last + 1).to_string()),
+        serde_json::to_vec_pretty(&next).unwrap(),
+    )
+    .unwrap();
+    damage(&checkpoint.join("commits").join(last.to_string()));
+    (topic.path().to_path_buf(), checkpoint, last)
+}
+
+/// A missing or damaged commit-log entry must never lose a batch: the
+/// restarted query falls back to the previous commit and re-reads every
+/// logged range after it (the damaged batch and the one logged after it),
+/// exactly once each, or refuses to start. Before the fix, the restart
+/// re-ran only the newest logged batch, from its own start, and records
+/// 901–1000 were never read again.
+#[test]
+fn a_damaged_commit_loses_no_batch() {
+    let damages: [(&str, fn(&Path)); 2] = [
+        ("removed", |p: &Path| fs::remove_file(p).unwrap()),
+        ("cut short", |p: &Path| {
+            let len = fs::metadata(p).unwrap().len();
+            OpenOptions::new()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let (topic, checkpoint, last) = damaged_commit_log(dir.path(), damage);
+        let source = LogSource::new(
+            &topic,
+            LogSourceOptions {
+                max_records_per_trigger: Some(100),
+                ..until_idle()
+            },
+        )
+        .unwrap();
+        let (q, table) = start(source, trigger(Mode::AvailableNow), Some(&checkpoint));
+        assert!(q.await_termination_timeout(LIMIT).unwrap(), "{what}: did not end");
+        // The batch whose commit was damaged (records 900..1000) and the
+        // one logged after it (1000..1100), each exactly once.
+        assert_records(&table.rows(), 900, 1_100);
+        assert!(
+            checkpoint.join("commits").join((last + 1).to_string()).exists(),
+            "{what}: the logged batch was not committed"
+        );
+    }
+}

@@ -7,7 +7,12 @@
 //! record is due (it must not take a core from the query) and never moves
 //! the schedule, so a late query shows up as latency. The first second is
 //! warm-up and left out. The `floor` run sends the same records through the
-//! broker with no query in between (producer → topic → consumer).
+//! broker with no query in between (producer → topic → consumer). Each
+//! query run also reports runnel's own share of the path, from the source's
+//! poll returning a record to the sink's producer accepting the output
+//! record (the engine's latency histogram, same endpoint in both modes),
+//! and the output is counted by distinct record id (duplicates reported,
+//! never counted as deliveries).
 //!
 //! Needs a broker and, for creating topics, the tansu binary (tansu 0.6.0
 //! does not create topics on first use):
@@ -183,8 +188,8 @@ impl Bench {
         KafkaSink::new(&self.address(topic), options).expect("sink")
     }
 
-    /// One open-loop latency run; sorted latencies in µs (warm-up excluded).
-    fn latency_run(&self, mode: Mode, rate: u64) -> Vec<u64> {
+    /// One open-loop latency run (warm-up excluded, see [`Run`]).
+    fn latency_run(&self, mode: Mode, rate: u64) -> Run {
         let input = self.create_topic(&unique("lat-in"), 1);
         if mode == Mode::Floor {
             return self.latency_of(&input, &input, rate, None);
@@ -207,7 +212,7 @@ impl Bench {
         self.latency_of(&input, &out, rate, Some(q))
     }
 
-    fn latency_of(&self, input: &str, out: &str, rate: u64, q: Option<StreamingQuery>) -> Vec<u64> {
+    fn latency_of(&self, input: &str, out: &str, rate: u64, q: Option<StreamingQuery>) -> Run {
         let total = rate * self.args.secs;
         let c = self.consumer();
         let mut tpl = TopicPartitionList::new();
@@ -216,23 +221,30 @@ impl Bench {
         c.assign(&tpl).expect("assign");
         let reader = std::thread::spawn(move || {
             let mut lat = Vec::with_capacity(total as usize);
+            // Distinct record ids, so that a duplicate cannot hide a loss.
+            let mut got = vec![false; total as usize];
             let mut seen = 0u64;
+            let mut duplicates = 0u64;
             let mut last = Instant::now();
             while seen < total && last.elapsed() < Duration::from_secs(20) {
                 if let Some(Ok(m)) = c.poll(Duration::from_millis(100)) {
                     let now = wall_ns();
                     last = Instant::now();
-                    seen += 1;
                     let v = std::str::from_utf8(m.payload().unwrap_or_default()).expect("utf-8");
                     let (i, sched) = v.split_once(':').expect("i:scheduled");
                     let (i, sched): (u64, u64) =
                         (i.parse().expect("i"), sched.parse().expect("scheduled"));
+                    if std::mem::replace(&mut got[i as usize], true) {
+                        duplicates += 1;
+                        continue;
+                    }
+                    seen += 1;
                     if i >= rate {
                         lat.push(now.saturating_sub(sched) / 1000);
                     }
                 }
             }
-            (lat, seen)
+            (lat, seen, duplicates)
         });
         std::thread::sleep(Duration::from_millis(500));
         let p: BaseProducer = ClientConfig::new()
@@ -243,7 +255,13 @@ impl Bench {
             .expect("producer");
         let start = wall_ns() + 10_000_000;
         let interval = 1_000_000_000 / rate;
+        let mut baseline = None;
         for i in 0..total {
+            if i == rate {
+                // The warm-up second is scheduled: what the engine recorded
+                // so far is left out of its share.
+                baseline = q.as_ref().map(StreamingQuery::latency_histogram);
+            }
             let sched = start + i * interval;
             let now = wall_ns();
             if sched > now + 50_000 {
@@ -265,13 +283,22 @@ impl Bench {
             }
         }
         p.flush(Duration::from_secs(30)).expect("flush");
-        let (mut lat, seen) = reader.join().expect("reader");
-        if let Some(q) = q {
+        let (mut lat, seen, duplicates) = reader.join().expect("reader");
+        let share = q.map(|q| {
             q.stop().expect("stop");
-        }
+            let mut h = q.latency_histogram();
+            if let Some(b) = baseline {
+                h.subtract(&b).expect("histogram baseline");
+            }
+            runnel::LatencySummary::of(&h)
+        });
         assert_eq!(seen, total, "at {rate}/s: records missing");
         lat.sort_unstable();
-        lat
+        Run {
+            lat,
+            share,
+            duplicates,
+        }
     }
 
     /// Records/s of copying `n` records already in `input` until idle
@@ -369,6 +396,19 @@ impl Bench {
     }
 }
 
+/// One latency run's figures.
+struct Run {
+    /// End to end (producer → broker → [runnel → broker] → consumer), µs,
+    /// sorted, one per distinct record after the warm-up second.
+    lat: Vec<u64>,
+    /// runnel's own share, from the consumer's poll returning a record to
+    /// the producer accepting the output record (the engine's histogram,
+    /// warm-up left out); `None` for the broker floor.
+    share: Option<runnel::LatencySummary>,
+    /// Records the output consumer saw more than once.
+    duplicates: u64,
+}
+
 fn main() {
     let args = Args::parse();
     let bench = Bench { args };
@@ -381,13 +421,16 @@ fn main() {
         "Kafka → runnel → Kafka, open loop, {secs} s per run (first second warm-up), latency in µs"
     );
     println!();
-    println!("| mode | rate/s | run | p50 | p90 | p99 | p99.9 | max | measured |");
-    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| mode | rate/s | run | p50 | p90 | p99 | p99.9 | max | measured | runnel p50 | runnel p99 | duplicates |"
+    );
+    println!("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for &rate in &bench.args.rates {
         for mode in [Mode::Floor, Mode::Continuous, Mode::MicroBatch] {
-            let mut cols: [Vec<f64>; 5] = Default::default();
+            let mut cols: [Vec<f64>; 7] = Default::default();
             for run in 1..=bench.args.runs {
-                let lat = bench.latency_run(mode, rate);
+                let r = bench.latency_run(mode, rate);
+                let lat = &r.lat;
                 let row = [
                     pct(&lat, 0.5),
                     pct(&lat, 0.9),
@@ -398,26 +441,46 @@ fn main() {
                 for (c, v) in cols.iter_mut().zip(row) {
                     c.push(v as f64);
                 }
+                let share = |f: fn(&runnel::LatencySummary) -> f64| {
+                    r.share.as_ref().map_or("-".to_string(), |s| format!("{:.1}", f(s)))
+                };
+                if let Some(s) = &r.share {
+                    cols[5].push(s.p50);
+                    cols[6].push(s.p99);
+                }
                 println!(
-                    "| {} | {rate} | {run} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {rate} | {run} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     mode.name(),
                     row[0],
                     row[1],
                     row[2],
                     row[3],
                     row[4],
-                    lat.len()
+                    lat.len(),
+                    share(|s| s.p50),
+                    share(|s| s.p99),
+                    r.duplicates
                 );
             }
             if bench.args.runs > 1 {
-                let m: Vec<String> = cols
+                let [p50, p90, p99, p999, max, s50, s99] = cols;
+                let m: Vec<String> = [p50, p90, p99, p999, max]
                     .into_iter()
                     .map(|c| format!("{:.0}", median(c)))
                     .collect();
+                let s = |c: Vec<f64>| {
+                    if c.is_empty() {
+                        "-".to_string()
+                    } else {
+                        format!("{:.1}", median(c))
+                    }
+                };
                 println!(
-                    "| **{}** | {rate} | median | {} | | |",
+                    "| **{}** | {rate} | median | {} | | {} | {} | |",
                     mode.name(),
-                    m.join(" | ")
+                    m.join(" | "),
+                    s(s50),
+                    s(s99)
                 );
             }
         }

@@ -200,20 +200,52 @@ impl CheckpointDir {
         Ok(None)
     }
 
-    /// The newest offset-log entry, if any.
-    pub fn latest_offset_log(&self) -> Result<Option<OffsetLogEntry>> {
-        for batch in self.epochs_in("offsets")?.into_iter().rev() {
+    /// Every offset-log entry after batch `committed` (all of them for
+    /// `None`), in batch order: the logged batches recovery must re-run,
+    /// each exactly as logged. They must follow each other without a gap,
+    /// the first one `committed + 1` (or 0) and each starting where the one
+    /// before ended; an entry that does not parse, a gap or a range that does
+    /// not join is an error naming the file (re-running from anywhere else
+    /// could skip or repeat input).
+    pub fn offset_log_after(&self, committed: Option<u64>) -> Result<Vec<OffsetLogEntry>> {
+        let mut out: Vec<OffsetLogEntry> = Vec::new();
+        let first = committed.map_or(0, |c| c + 1);
+        for batch in self.epochs_in("offsets")? {
+            if batch < first {
+                continue;
+            }
             let path = self.root.join("offsets").join(batch.to_string());
             let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
-            match serde_json::from_slice::<OffsetLogEntry>(&bytes) {
-                Ok(entry) => return Ok(Some(entry)),
-                Err(e) => tracing::warn!(
-                    path = %path.display(),
-                    "skipping unreadable offset log entry: {e}"
-                ),
+            let entry = serde_json::from_slice::<OffsetLogEntry>(&bytes).map_err(|e| {
+                EngineError::checkpoint(
+                    &path,
+                    format!("the offset log entry of a batch that never committed is unreadable ({e}); its range cannot be re-read"),
+                )
+            })?;
+            let expected = out.last().map_or(first, |prev| prev.batch_id + 1);
+            if entry.batch_id != batch || batch != expected {
+                return Err(EngineError::checkpoint(
+                    &path,
+                    format!(
+                        "expected the offset log entry of batch {expected} here (the last committed batch is {}); a batch's range is missing",
+                        committed.map_or("none".to_string(), |c| c.to_string())
+                    ),
+                ));
             }
+            if let Some(prev) = out.last() {
+                if prev.end != entry.start {
+                    return Err(EngineError::checkpoint(
+                        &path,
+                        format!(
+                            "batch {batch} does not start where batch {} ended",
+                            prev.batch_id
+                        ),
+                    ));
+                }
+            }
+            out.push(entry);
         }
-        Ok(None)
+        Ok(out)
     }
 
     /// Writes a batch's offset-log entry durably.

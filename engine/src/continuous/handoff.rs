@@ -91,6 +91,21 @@ impl Handoff {
         }
     }
 
+    /// Leaves a note without taking the chain: the next thread to take it
+    /// (or the current holder, on release) services the rings and control
+    /// flags. Used by the background task so that an active producer does
+    /// the work between its own events, instead of the task holding the
+    /// chain (and being preempted while holding it) under the producer's
+    /// feet.
+    pub(crate) fn note(&self) {
+        self.state.fetch_or(PENDING, Ordering::AcqRel);
+    }
+
+    /// Whether a note is waiting for a holder.
+    pub(crate) fn has_note(&self) -> bool {
+        self.state.load(Ordering::Acquire) & PENDING != 0
+    }
+
     /// Lets go of the chain, unless a note arrived meanwhile (see [`Give`]).
     #[inline]
     pub(crate) fn release(&self) -> Give {
@@ -134,6 +149,16 @@ mod tests {
         // A note left while held makes the release fail once.
         assert_eq!(h.take_or_notify(), Take::Busy);
         assert_eq!(h.release(), Give::Notified);
+        assert_eq!(h.release(), Give::Released);
+        assert_eq!(h.take_or_notify(), Take::Taken);
+        assert_eq!(h.release(), Give::Notified);
+        assert_eq!(h.release(), Give::Released);
+        // A note left on a free chain is serviced by the next holder.
+        h.note();
+        assert!(h.has_note());
+        assert_eq!(h.try_take(), Take::Taken);
+        assert_eq!(h.release(), Give::Notified);
+        assert!(!h.has_note());
         assert_eq!(h.release(), Give::Released);
         assert_eq!(h.take_or_notify(), Take::Taken);
         h.end();
@@ -201,7 +226,11 @@ mod loom_tests {
 
     #[test]
     fn loom_no_item_stranded() {
-        loom::model(|| {
+        // Bounded preemptions keep the exploration to seconds; every
+        // interleaving with up to three forced switches is checked.
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(3);
+        model.check(|| {
             let world = Arc::new(World {
                 handoff: Handoff::new_taken(),
                 pushed: [AtomicUsize::new(0), AtomicUsize::new(0)],

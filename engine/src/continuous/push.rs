@@ -14,9 +14,12 @@
 //! is placing a marker), the event goes into the producer's own ring and the
 //! holder drains it before letting go, so each producer's events keep their
 //! order and none waits for a lock. The background task parks; it wakes for
-//! epoch requests, a stop, and the end of the stream, and takes the chain
-//! only when no producer holds it (a holder is asked, through the handoff's
-//! note, to do the work instead).
+//! epoch requests, a stop, and the end of the stream, and leaves a note that
+//! the next producer to push services between two of its own events (so the
+//! task never holds the chain under an active producer's feet, where its
+//! preemption would stall every push). Only when no producer has taken the
+//! note up within [`TAKE_OVER`] (they are idle) does the task take the chain
+//! and do the work itself.
 //!
 //! Not replayable: the engine cannot re-read what an application pushed.
 //! Instead each producer's position (rows of that producer the query has
@@ -35,7 +38,7 @@ use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
@@ -50,6 +53,12 @@ use crate::io::{
 };
 use crate::ops::Next;
 use crate::schema::{Event, Row, SchemaRef};
+
+/// How long a note (an epoch to mark, a stop, the end of the stream) may
+/// wait for a pushing producer to take it up before the background task
+/// takes the chain itself: producers that push at least this often place
+/// every marker themselves.
+const TAKE_OVER: Duration = Duration::from_millis(1);
 
 /// Default ring size of each producer (events waiting while the chain is
 /// busy).
@@ -661,6 +670,10 @@ impl PushTask {
 
     pub(crate) fn run(self) -> Result<()> {
         let shared = &*self.shared;
+        // The newest epoch request this task has passed on, and when its
+        // note was left.
+        let mut marked = self.control.requested_epoch.load(Ordering::Acquire);
+        let mut noted_at: Option<Instant> = None;
         loop {
             if let Some(e) = lock(&shared.failure).take() {
                 return Err(e);
@@ -674,35 +687,58 @@ impl PushTask {
             if last > 0 {
                 return self.wait_durable(last);
             }
-            match shared.handoff.take_or_notify() {
-                Take::Taken => {
-                    if let Err(e) = shared.service(true) {
-                        shared.fail(e);
-                    }
-                    shared.release(true);
+            if shared.handoff.is_ended() {
+                if shared.final_epoch.load(Ordering::Acquire) == 0
+                    && lock(&shared.failure).is_none()
+                {
+                    return Err(EngineError::Stopped);
                 }
-                // The holder services the note before it lets go.
-                Take::Busy => {}
-                Take::Ended => {
-                    if shared.final_epoch.load(Ordering::Acquire) == 0
-                        && lock(&shared.failure).is_none()
-                    {
-                        return Err(EngineError::Stopped);
-                    }
-                    continue;
-                }
+                continue;
             }
+            // First a note: a producer that is pushing services it between
+            // two of its own events. Only if nobody has taken it up after a
+            // while (the producers are idle) does this task take the chain.
             let control = &self.control;
-            let seen = control.requested_epoch.load(Ordering::Acquire);
+            if shared.handoff.has_note() && noted_at.is_some_and(|t| t.elapsed() >= TAKE_OVER) {
+                match shared.handoff.take_or_notify() {
+                    Take::Taken => {
+                        if let Err(e) = shared.service(true) {
+                            shared.fail(e);
+                        }
+                        shared.release(true);
+                        noted_at = None;
+                    }
+                    Take::Busy | Take::Ended => {}
+                }
+                continue;
+            }
+            if !shared.handoff.has_note() {
+                noted_at = None;
+            }
+            let wanted = control.requested_epoch.load(Ordering::Acquire) > marked
+                || control.stop.load(Ordering::Acquire)
+                || shared.live.load(Ordering::Acquire) == 0;
+            if wanted && noted_at.is_none() {
+                marked = control.requested_epoch.load(Ordering::Acquire);
+                shared.handoff.note();
+                noted_at = Some(Instant::now());
+            }
+            let timeout = match noted_at {
+                Some(t) => TAKE_OVER.saturating_sub(t.elapsed()).max(Duration::from_micros(50)),
+                None => MAX_PARK,
+            };
+            let seen = marked;
+            let waiting = noted_at.is_some();
             self.waker.park_unless(
                 || {
-                    control.requested_epoch.load(Ordering::Acquire) > seen
-                        || control.stop.load(Ordering::Acquire)
+                    (!waiting
+                        && (control.requested_epoch.load(Ordering::Acquire) > seen
+                            || control.stop.load(Ordering::Acquire)
+                            || shared.live.load(Ordering::Acquire) == 0))
                         || control.aborted()
                         || shared.handoff.is_ended()
-                        || shared.live.load(Ordering::Acquire) == 0
                 },
-                MAX_PARK,
+                timeout,
             );
         }
     }

@@ -1,6 +1,6 @@
 //! The micro-batch driver loop and its recovery.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -71,7 +71,7 @@ struct Driver {
     waker: Arc<TaskWaker>,
     next_batch: u64,
     current: Option<SourceOffset>,
-    replay: Option<OffsetLogEntry>,
+    replay: VecDeque<OffsetLogEntry>,
     last_batch_at: Instant,
     /// The aggregation's state files since the last full one.
     state_chain: StateChain,
@@ -112,9 +112,9 @@ pub(crate) fn start(
     let output_schema = physical.output_schema.clone();
     let key_columns = physical.key_columns.clone();
     let mut runner = BatchRunner::from_physical(physical);
-    let (manifest, logged) = match &checkpoint {
-        Some(dir) => (dir.latest_manifest()?, dir.latest_offset_log()?),
-        None => (None, None),
+    let manifest = match &checkpoint {
+        Some(dir) => dir.latest_manifest()?,
+        None => None,
     };
     if let Some(agg) = runner.aggregate.as_mut() {
         // Changes are only needed for the checkpoint's delta files.
@@ -141,9 +141,30 @@ pub(crate) fn start(
         .as_ref()
         .and_then(|m| m.sources.iter().find(|s| s.name == plan.source_name))
         .map(|s| s.offset.clone());
-    let replay = logged.filter(|l| Some(l.batch_id) > committed);
+    // Every batch logged after the recovered commit is re-run exactly as
+    // logged, in order, from the recovered offsets: normally at most one
+    // (the batch a crash interrupted), more when a newer commit was
+    // unreadable and recovery fell back to an older one.
+    let replay: VecDeque<OffsetLogEntry> = match &checkpoint {
+        Some(dir) => dir.offset_log_after(committed)?.into(),
+        None => VecDeque::new(),
+    };
+    if let (Some(first), Some(dir)) = (replay.front(), &checkpoint) {
+        let logged_start = first.start.first().map(|s| &s.offset);
+        if logged_start != current.as_ref() {
+            return Err(EngineError::checkpoint(
+                dir.root().join("offsets").join(first.batch_id.to_string()),
+                format!(
+                    "batch {} was logged to start at {} but the last committed batch ended at {}",
+                    first.batch_id,
+                    logged_start.map_or("the beginning".to_string(), |o| o.to_string()),
+                    current.as_ref().map_or("the beginning".to_string(), |o| o.to_string()),
+                ),
+            ));
+        }
+    }
     let next_batch = committed.map_or(0, |c| c + 1);
-    if let Some(r) = &replay {
+    for r in &replay {
         tracing::info!(
             batch = r.batch_id,
             "re-running a logged batch that did not commit"
@@ -232,7 +253,7 @@ impl Driver {
             }
             let batch_started = Instant::now();
             let mut durations = BTreeMap::new();
-            let entry = match self.replay.take() {
+            let entry = match self.replay.pop_front() {
                 Some(entry) => entry,
                 None => {
                     let t = Instant::now();
