@@ -953,14 +953,61 @@ fn a_damaged_commit_loses_no_batch() {
             },
         )
         .unwrap();
+        // Where the last intact commit ended, per partition: every record
+        // from there on must be read again.
+        let intact: serde_json::Value = serde_json::from_slice(
+            &fs::read(checkpoint.join("commits").join((last - 1).to_string())).unwrap(),
+        )
+        .unwrap();
+        let resume = &intact["sources"][0]["offset"]["partitions"];
+        let expected: Vec<u64> = (0..1_100u64)
+            .filter(|i| {
+                let (p, o) = (i % u64::from(PARTITIONS), i / u64::from(PARTITIONS));
+                o >= resume[p.to_string()].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(expected.len(), 200, "{what}: two batches of 100 to re-read");
         let (q, table) = start(source, trigger(Mode::AvailableNow), Some(&checkpoint));
         assert!(q.await_termination_timeout(LIMIT).unwrap(), "{what}: did not end");
-        // The batch whose commit was damaged (records 900..1000) and the
-        // one logged after it (1000..1100), each exactly once.
-        assert_records(&table.rows(), 900, 1_100);
+        // The batch whose commit was damaged and the one logged after it
+        // (records 1000..1100), each record exactly once.
+        let rows = table.rows();
+        let mut got: Vec<u64> = rows.iter().map(number).collect();
+        got.sort_unstable();
+        assert_eq!(got, expected, "{what}: records read after the restart");
+        for row in &rows {
+            assert_eq!(*row, expected_row(number(row)));
+        }
         assert!(
             checkpoint.join("commits").join((last + 1).to_string()).exists(),
             "{what}: the logged batch was not committed"
         );
     }
+}
+
+/// When the logged range of the damaged batch is gone too, nothing can
+/// re-read it: the query refuses to start and names the file, instead of
+/// silently going on from a later range.
+#[test]
+fn a_missing_logged_range_is_refused_with_the_file_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (topic, checkpoint, last) = damaged_commit_log(dir.path(), |p: &Path| {
+        fs::remove_file(p).unwrap();
+        let offsets = p.parent().unwrap().parent().unwrap().join("offsets");
+        fs::remove_file(offsets.join(p.file_name().unwrap())).unwrap();
+    });
+    let source = LogSource::new(&topic, until_idle()).unwrap();
+    let err = DataFrame::from_source("t", source)
+        .write_stream(MemorySink::new("x").0)
+        .trigger(Trigger::AvailableNow)
+        .checkpoint(&checkpoint)
+        .start()
+        .err()
+        .expect("the query must refuse to start");
+    let text = err.to_string();
+    let named = checkpoint.join("offsets").join((last + 1).to_string());
+    assert!(
+        text.contains(&named.display().to_string()) && text.contains(&format!("batch {last}")),
+        "{text}"
+    );
 }
