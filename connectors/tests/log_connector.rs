@@ -875,10 +875,7 @@ fn an_in_process_append_wakes_the_source() {
 /// logs them as the next batch (as the driver does before reading it), as
 /// if the process died right after; then damages `commits/<last>` with
 /// `damage`. Returns the topic folder and the checkpoint folder.
-fn damaged_commit_log(
-    dir: &Path,
-    damage: impl FnOnce(&Path),
-) -> (PathBuf, PathBuf, u64) {
+fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathBuf, u64) {
     let topic = numbered_topic(dir, 1_000);
     let checkpoint = dir.join("ckpt");
     let batched = || LogSourceOptions {
@@ -930,7 +927,8 @@ fn damaged_commit_log(
 /// 901–1000 were never read again.
 #[test]
 fn a_damaged_commit_loses_no_batch() {
-    let damages: [(&str, fn(&Path)); 2] = [
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 2] = [
         ("removed", |p: &Path| fs::remove_file(p).unwrap()),
         ("cut short", |p: &Path| {
             let len = fs::metadata(p).unwrap().len();
@@ -968,7 +966,10 @@ fn a_damaged_commit_loses_no_batch() {
             .collect();
         assert_eq!(expected.len(), 200, "{what}: two batches of 100 to re-read");
         let (q, table) = start(source, trigger(Mode::AvailableNow), Some(&checkpoint));
-        assert!(q.await_termination_timeout(LIMIT).unwrap(), "{what}: did not end");
+        assert!(
+            q.await_termination_timeout(LIMIT).unwrap(),
+            "{what}: did not end"
+        );
         // The batch whose commit was damaged and the one logged after it
         // (records 1000..1100), each record exactly once.
         let rows = table.rows();
@@ -979,7 +980,10 @@ fn a_damaged_commit_loses_no_batch() {
             assert_eq!(*row, expected_row(number(row)));
         }
         assert!(
-            checkpoint.join("commits").join((last + 1).to_string()).exists(),
+            checkpoint
+                .join("commits")
+                .join((last + 1).to_string())
+                .exists(),
             "{what}: the logged batch was not committed"
         );
     }
@@ -997,13 +1001,14 @@ fn a_missing_logged_range_is_refused_with_the_file_named() {
         fs::remove_file(offsets.join(p.file_name().unwrap())).unwrap();
     });
     let source = LogSource::new(&topic, until_idle()).unwrap();
-    let err = DataFrame::from_source("t", source)
+    let started = DataFrame::from_source("t", source)
         .write_stream(MemorySink::new("x").0)
         .trigger(Trigger::AvailableNow)
         .checkpoint(&checkpoint)
-        .start()
-        .err()
-        .expect("the query must refuse to start");
+        .start();
+    let Err(err) = started else {
+        panic!("the query must refuse to start");
+    };
     let text = err.to_string();
     let named = checkpoint.join("offsets").join((last + 1).to_string());
     assert!(

@@ -74,7 +74,10 @@ fn main() -> runnel::Result<()> {
         thread::sleep(Duration::from_millis(700));
         println!("latency so far: {:?}", query.latency());
     }
-    let sent: u64 = handlers.into_iter().map(|h| h.join().expect("handler")).sum();
+    let sent: u64 = handlers
+        .into_iter()
+        .map(|h| h.join().expect("handler"))
+        .sum();
     query.await_termination()?;
     let (updates, counted) = reader.join().expect("reader");
     println!("sent {sent} requests, received {updates} updates, counted {counted}");

@@ -58,8 +58,9 @@ pub use expr::{
     Expr,
 };
 pub use io::{
-    CallbackSink, ChannelSink, Subscriber, Subscription, WhenFull, MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode, PollStatus, Sink,
-    SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
+    CallbackSink, ChannelSink, MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode,
+    PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput, Subscriber,
+    Subscription, WhenFull,
 };
 pub use metrics::{LatencySummary, StreamingQueryProgress};
 pub use ops::FlatMapFn;

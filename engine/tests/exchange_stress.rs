@@ -19,7 +19,11 @@ const SEC: i64 = 1_000_000;
 /// every input row is counted once, and the aggregates are exact.
 #[test]
 fn markers_cross_a_keyed_exchange_in_order() {
-    for wait in [WaitStrategy::Park, WaitStrategy::Adaptive, WaitStrategy::SpinYield] {
+    for wait in [
+        WaitStrategy::Park,
+        WaitStrategy::Adaptive,
+        WaitStrategy::SpinYield,
+    ] {
         let n = 200_000u64;
         let source = SequenceSource::new(n, 97, SEC / 1000);
         let (sink, table) = MemorySink::new("counts");

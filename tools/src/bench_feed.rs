@@ -181,7 +181,12 @@ impl Running {
 /// The producers' own schedule slip: `producers` threads keep the schedule
 /// of the run (`rate` in all) and push each row into nothing; the slip is
 /// how late each push completed, over the measured window.
-pub fn measure_slip(rate: u64, producers: usize, warmup: f64, duration: f64) -> Result<Percentiles> {
+pub fn measure_slip(
+    rate: u64,
+    producers: usize,
+    warmup: f64,
+    duration: f64,
+) -> Result<Percentiles> {
     let stop = Arc::new(AtomicBool::new(false));
     let lanes = lanes(rate, producers.max(1));
     let measure_from = lanes[0].start_ns + (warmup * 1e9) as u64;
@@ -199,7 +204,8 @@ pub fn measure_slip(rate: u64, producers: usize, warmup: f64, duration: f64) -> 
                         return hist;
                     }
                     let wall = lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64;
-                    let row = runnel::row![Value::Int64(lane.seq(k) as i64), Value::Timestamp(wall)];
+                    let row =
+                        runnel::row![Value::Int64(lane.seq(k) as i64), Value::Timestamp(wall)];
                     std::hint::black_box(row);
                     if due >= measure_from {
                         hist.saturating_record(now_ns().saturating_sub(due).max(1));
@@ -271,7 +277,8 @@ impl LogFeeder {
                     if !wait_until(due, &flag) {
                         return Ok(k);
                     }
-                    let wall_ms = (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
+                    let wall_ms =
+                        (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
                     text.clear();
                     use std::fmt::Write as _;
                     let _ = write!(text, "{due}");

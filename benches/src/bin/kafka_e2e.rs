@@ -432,17 +432,19 @@ fn main() {
                 let r = bench.latency_run(mode, rate);
                 let lat = &r.lat;
                 let row = [
-                    pct(&lat, 0.5),
-                    pct(&lat, 0.9),
-                    pct(&lat, 0.99),
-                    pct(&lat, 0.999),
+                    pct(lat, 0.5),
+                    pct(lat, 0.9),
+                    pct(lat, 0.99),
+                    pct(lat, 0.999),
                     lat.last().copied().unwrap_or(0),
                 ];
                 for (c, v) in cols.iter_mut().zip(row) {
                     c.push(v as f64);
                 }
                 let share = |f: fn(&runnel::LatencySummary) -> f64| {
-                    r.share.as_ref().map_or("-".to_string(), |s| format!("{:.1}", f(s)))
+                    r.share
+                        .as_ref()
+                        .map_or("-".to_string(), |s| format!("{:.1}", f(s)))
                 };
                 if let Some(s) = &r.share {
                     cols[5].push(s.p50);

@@ -163,7 +163,9 @@ impl LogProducer {
     /// Writes all buffered records to the OS, making them visible to readers
     /// (readers in this process are woken, see [`super::AppendSignal`]).
     pub fn flush(&mut self) -> Result<()> {
-        self.writers.iter_mut().try_for_each(PartitionWriter::flush)?;
+        self.writers
+            .iter_mut()
+            .try_for_each(PartitionWriter::flush)?;
         self.signal.notify();
         Ok(())
     }
@@ -171,7 +173,9 @@ impl LogProducer {
     /// Flushes and fsyncs every partition, making all records sent so far
     /// durable.
     pub fn sync(&mut self) -> Result<()> {
-        self.writers.iter_mut().try_for_each(PartitionWriter::sync)?;
+        self.writers
+            .iter_mut()
+            .try_for_each(PartitionWriter::sync)?;
         self.signal.notify();
         Ok(())
     }

@@ -14,9 +14,9 @@
 
 #[cfg(feature = "loom")]
 use loom::sync::atomic::AtomicU32;
-use std::sync::atomic::Ordering;
 #[cfg(not(feature = "loom"))]
 use std::sync::atomic::AtomicU32;
+use std::sync::atomic::Ordering;
 
 /// Someone runs the chain.
 const LOCKED: u32 = 1;

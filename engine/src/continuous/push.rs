@@ -48,17 +48,17 @@ use super::wait::{TaskWaker, MAX_PARK};
 use super::Control;
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
-use crate::io::{
-    PollStatus, PushError, Source, SourceContext, SourceOffset, SourceOutput,
-};
+use crate::io::{PollStatus, PushError, Source, SourceContext, SourceOffset, SourceOutput};
 use crate::ops::Next;
 use crate::schema::{Event, Row, SchemaRef};
 
 /// How long a note (an epoch to mark, a stop, the end of the stream) may
 /// wait for a pushing producer to take it up before the background task
-/// takes the chain itself: producers that push at least this often place
-/// every marker themselves.
-const TAKE_OVER: Duration = Duration::from_millis(1);
+/// takes the chain itself. Producers that push more often than this place
+/// the markers between their own events (so the task never holds the chain
+/// under a busy producer's feet); at lower rates the task does it while the
+/// producers are idle, so a producer's event rarely pays for a marker.
+const TAKE_OVER: Duration = Duration::from_micros(50);
 
 /// Default ring size of each producer (events waiting while the chain is
 /// busy).
@@ -217,11 +217,10 @@ impl Shared {
         if by_task {
             inl.chain.on_tick()?;
         }
-        let producers_gone =
-            self.live.load(Ordering::Acquire) == 0 && all_closed_and_empty && {
-                // A producer created meanwhile has a lane not yet picked up.
-                self.new_lane_count.load(Ordering::Acquire) == 0
-            };
+        let producers_gone = self.live.load(Ordering::Acquire) == 0 && all_closed_and_empty && {
+            // A producer created meanwhile has a lane not yet picked up.
+            self.new_lane_count.load(Ordering::Acquire) == 0
+        };
         if inl.control.stop.load(Ordering::Acquire) || producers_gone {
             let last = inl.next_epoch;
             self.mark(inl, true)?;
@@ -724,7 +723,9 @@ impl PushTask {
                 noted_at = Some(Instant::now());
             }
             let timeout = match noted_at {
-                Some(t) => TAKE_OVER.saturating_sub(t.elapsed()).max(Duration::from_micros(50)),
+                Some(t) => TAKE_OVER
+                    .saturating_sub(t.elapsed())
+                    .max(Duration::from_micros(10)),
                 None => MAX_PARK,
             };
             let seen = marked;

@@ -158,7 +158,9 @@ pub(crate) fn start(
                     "batch {} was logged to start at {} but the last committed batch ended at {}",
                     first.batch_id,
                     logged_start.map_or("the beginning".to_string(), |o| o.to_string()),
-                    current.as_ref().map_or("the beginning".to_string(), |o| o.to_string()),
+                    current
+                        .as_ref()
+                        .map_or("the beginning".to_string(), |o| o.to_string()),
                 ),
             ));
         }
