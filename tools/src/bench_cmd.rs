@@ -285,6 +285,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     };
     let mut feeders = None;
     let mut log_feeder = None;
+    let mut scheduled = ScheduledLatency::none();
     let log_dir = std::env::temp_dir().join(format!(
         "runnel-bench-log-{}-{mode}-{rate}",
         std::process::id()
@@ -300,14 +301,16 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             if sql.is_aggregate() {
                 return Err(err(
                     "--source log measures stateless queries whose first output column is `value` \
-                     (each record's scheduled time)",
+                     (each record's number, from which its scheduled time is known)",
                 ));
             }
             let _ = std::fs::remove_dir_all(&log_dir);
             let topic = runnel_connectors::log::LogTopic::create(&log_dir, "bench", 1)
                 .map_err(|e| err(format!("{}: {e}", log_dir.display())))?;
             let producer = topic.producer().map_err(err)?;
-            log_feeder = Some(LogFeeder::new(producer, rate));
+            let feeder = LogFeeder::new(producer, rate);
+            scheduled = feeder.latency();
+            log_feeder = Some(feeder);
             let log = runnel_connectors::LogSource::new(
                 topic.path(),
                 runnel_connectors::LogSourceOptions {
@@ -315,8 +318,8 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
                     ..Default::default()
                 },
             )?;
-            // The rate source's columns: value (here the record's scheduled
-            // time) and timestamp.
+            // The rate source's columns: value (the record's number) and
+            // timestamp.
             let df = DataFrame::from_source("rate", log).select([
                 runnel::col("value")
                     .cast(runnel::DataType::Int64)
@@ -326,7 +329,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             sql.apply(df)?
         }
     };
-    let scheduled = ScheduledLatency::new();
+
     let wait: WaitStrategy = args.wait.parse().map_err(err)?;
     let trigger = if mode == "continuous" {
         Trigger::Continuous {

@@ -247,24 +247,37 @@ pub fn measure_floor(rate: u64, warmup: f64, duration: f64) -> Result<Percentile
 }
 
 /// A writer thread appending to a log topic on an open-loop schedule, for
-/// `runnel bench --source log`: each record's value is its scheduled
-/// [`now_ns`] time (decimal), flushed at once, so the sink can measure
-/// scheduled → hand-off.
+/// `runnel bench --source log`: record `k` is due at `start + k / rate`, its
+/// value is `k` (decimal, like the rate source's `value`), flushed at once;
+/// the sink turns `k` back into its scheduled time ([`ScheduledLatency`]).
 pub struct LogFeeder {
     producer: runnel_connectors::log::LogProducer,
-    rate: u64,
+    lane: Lane,
 }
 
 impl LogFeeder {
-    /// A feeder writing `rate` records/s through `producer`.
+    /// A feeder writing `rate` records/s through `producer`, its schedule
+    /// starting a few milliseconds from now.
     pub fn new(producer: runnel_connectors::log::LogProducer, rate: u64) -> LogFeeder {
-        LogFeeder { producer, rate }
+        LogFeeder {
+            producer,
+            lane: lanes(rate, 1)[0],
+        }
+    }
+
+    /// What turns a record's value back into its scheduled time.
+    pub fn latency(&self) -> Arc<ScheduledLatency> {
+        Arc::new(ScheduledLatency {
+            hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
+            measure_from: AtomicU64::new(u64::MAX),
+            lane: Some(self.lane),
+        })
     }
 
     /// Starts the writer thread.
     pub fn start(self) -> Result<Running> {
         let stop = Arc::new(AtomicBool::new(false));
-        let lane = lanes(self.rate, 1)[0];
+        let lane = self.lane;
         let mut producer = self.producer;
         let flag = stop.clone();
         let t = thread::Builder::new()
@@ -281,7 +294,7 @@ impl LogFeeder {
                         (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
                     text.clear();
                     use std::fmt::Write as _;
-                    let _ = write!(text, "{due}");
+                    let _ = write!(text, "{k}");
                     producer
                         .send(Some(0), None, Some(text.as_bytes()), wall_ms)
                         .and_then(|_| producer.flush())
@@ -297,19 +310,22 @@ impl LogFeeder {
     }
 }
 
-/// The end-to-end histogram of `--source log`: scheduled time (the value
-/// column) → hand-off at the sink, for rows due from `measure_from` on.
+/// The end-to-end histogram of `--source log`: scheduled time (from the
+/// value column, the record's number) → hand-off at the sink, for rows due
+/// from `measure_from` on.
 pub struct ScheduledLatency {
     hist: std::sync::Mutex<Histogram<u64>>,
     measure_from: AtomicU64,
+    lane: Option<Lane>,
 }
 
 impl ScheduledLatency {
-    /// An empty histogram measuring nothing until [`Self::measure_from`].
-    pub fn new() -> Arc<ScheduledLatency> {
+    /// A histogram that records nothing (for sources other than the log).
+    pub fn none() -> Arc<ScheduledLatency> {
         Arc::new(ScheduledLatency {
             hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
             measure_from: AtomicU64::new(u64::MAX),
+            lane: None,
         })
     }
 
@@ -318,16 +334,17 @@ impl ScheduledLatency {
         self.measure_from.store(ns, Ordering::Relaxed);
     }
 
-    /// Records one output row whose `value` column holds its scheduled time.
+    /// Records one output row whose `value` column holds its record number.
     #[inline]
     pub fn record(&self, row: &runnel::Row) {
         let now = now_ns();
-        if let Some(due) = row.first().and_then(|v| v.as_i64()) {
-            let due = due as u64;
-            if due >= self.measure_from.load(Ordering::Relaxed) {
-                let mut h = self.hist.lock().unwrap_or_else(|e| e.into_inner());
-                h.saturating_record(now.saturating_sub(due).max(1));
-            }
+        let (Some(lane), Some(k)) = (self.lane, row.first().and_then(|v| v.as_i64())) else {
+            return;
+        };
+        let due = lane.due(k as u64);
+        if due >= self.measure_from.load(Ordering::Relaxed) {
+            let mut h = self.hist.lock().unwrap_or_else(|e| e.into_inner());
+            h.saturating_record(now.saturating_sub(due).max(1));
         }
     }
 
