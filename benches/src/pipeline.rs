@@ -184,14 +184,20 @@ struct EngineTarget {
     capacity: usize,
 }
 
+/// What a push's outcome means to the generator.
+#[inline]
+fn offer_of(pushed: Result<(), PushError>) -> Offer {
+    match pushed {
+        Ok(()) => Offer::Accepted,
+        Err(PushError::Full(row)) => Offer::Full(row),
+        Err(PushError::Closed) => Offer::Closed,
+    }
+}
+
 impl Target for EngineTarget {
     #[inline]
     fn offer(&mut self, row: Row, scheduled_ns: u64) -> Offer {
-        match self.producer.push_at(row, scheduled_ns) {
-            Ok(()) => Offer::Accepted,
-            Err(PushError::Full(row)) => Offer::Full(row),
-            Err(PushError::Closed) => Offer::Closed,
-        }
+        offer_of(self.producer.push_at(row, scheduled_ns))
     }
 
     fn backlog(&self) -> u64 {
@@ -208,11 +214,7 @@ struct PushTarget {
 impl Target for PushTarget {
     #[inline]
     fn offer(&mut self, row: Row, scheduled_ns: u64) -> Offer {
-        match self.pusher.try_push_at(row, scheduled_ns) {
-            Ok(()) => Offer::Accepted,
-            Err(PushError::Full(row)) => Offer::Full(row),
-            Err(PushError::Closed) => Offer::Closed,
-        }
+        offer_of(self.pusher.try_push_at(row, scheduled_ns))
     }
 }
 

@@ -499,8 +499,14 @@ fn bench_reports_both_modes_with_json_hgrm_and_plots() {
         .args(["--plot", dir.path().join("latency.svg").to_str().unwrap()])
         .output()
         .unwrap());
+    // Continuous mode pushes through the embedding API by default; micro-batch
+    // needs a replayable source and says which it used.
     assert!(
-        text.contains("continuous 500/s") && text.contains("microbatch 1000/s"),
+        text.contains("continuous push 500/s") && text.contains("microbatch rate 1000/s"),
+        "{text}"
+    );
+    assert!(
+        text.contains("slip p50/p99") && text.contains("floor p50/p99"),
         "{text}"
     );
     assert!(
@@ -519,9 +525,28 @@ fn bench_reports_both_modes_with_json_hgrm_and_plots() {
             "events",
             "throughput_eps",
             "target_met",
+            "source",
+            "cpu_seconds",
+            "producers",
         ] {
             assert!(run.get(key).is_some(), "{key} missing in {run}");
         }
+        for key in ["p50", "p99", "p999"] {
+            assert!(
+                run["slip_us"][key].is_number(),
+                "slip_us.{key} missing in {run}"
+            );
+            assert!(
+                run["floor_us"][key].is_number(),
+                "floor_us.{key} missing in {run}"
+            );
+        }
+        let want = if run["mode"] == "continuous" {
+            "push"
+        } else {
+            "rate"
+        };
+        assert_eq!(run["source"], want, "{run}");
         for key in ["p50", "p90", "p99", "p999", "p9999", "max", "mean"] {
             assert!(
                 run["latency_us"][key].is_number(),
@@ -530,7 +555,7 @@ fn bench_reports_both_modes_with_json_hgrm_and_plots() {
         }
         assert!(run["events"].as_u64().unwrap() > 0);
     }
-    let hgrm = std::fs::read_to_string(dir.path().join("hgrm/continuous-500.hgrm")).unwrap();
+    let hgrm = std::fs::read_to_string(dir.path().join("hgrm/continuous-push-500.hgrm")).unwrap();
     assert!(
         hgrm.contains("Value     Percentile TotalCount 1/(1-Percentile)"),
         "{hgrm}"
@@ -580,4 +605,52 @@ fn bench_crash_comparison_counts_loss_and_duplicates() {
             assert_eq!(row[4], "0", "micro-batch: no duplicates: {text}");
         }
     }
+}
+
+/// `--source log` runs in both modes over the same topic-fed path and
+/// reports the engine's own share; `--source push --producers 2` splits
+/// the rate between two pushing threads.
+#[test]
+fn bench_names_its_source_for_log_and_several_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("runs.json");
+    let text = ok(runnel()
+        .args([
+            "bench", "--mode", "both", "--source", "log", "--rate", "2000",
+        ])
+        .args(["--duration", "1", "--warmup", "0.5", "--no-floor"])
+        .args(["--json", json.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(
+        text.contains("continuous log 2000/s") && text.contains("microbatch log 2000/s"),
+        "{text}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["source"], "log", "{run}");
+        assert!(run["events"].as_u64().unwrap() > 0, "{run}");
+        assert!(run["engine_us"]["p50"].is_number(), "{run}");
+        assert!(run["slip_us"].is_null(), "--no-floor: {run}");
+    }
+    let text = ok(runnel()
+        .args([
+            "bench",
+            "--mode",
+            "continuous",
+            "--producers",
+            "2",
+            "--rate",
+            "4000",
+        ])
+        .args(["--duration", "1", "--warmup", "0.5", "--no-floor"])
+        .output()
+        .unwrap());
+    assert!(text.contains("continuous push 4000/s"), "{text}");
+    let producers = text
+        .lines()
+        .find(|l| l.starts_with("producers"))
+        .unwrap_or_default();
+    assert!(producers.trim_end().ends_with('2'), "{text}");
 }

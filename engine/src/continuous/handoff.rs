@@ -37,6 +37,20 @@ pub(crate) enum Take {
     Ended,
 }
 
+impl Take {
+    /// The outcome of setting `LOCKED` on a word that was `prev`.
+    #[inline]
+    fn from_prev(prev: u32) -> Take {
+        if prev & ENDED != 0 {
+            Take::Ended
+        } else if prev & LOCKED != 0 {
+            Take::Busy
+        } else {
+            Take::Taken
+        }
+    }
+}
+
 /// What an attempt to let go of the chain found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Give {
@@ -66,14 +80,7 @@ impl Handoff {
     /// Takes the chain if nobody holds it. Leaves no note.
     #[inline]
     pub(crate) fn try_take(&self) -> Take {
-        let prev = self.state.fetch_or(LOCKED, Ordering::Acquire);
-        if prev & ENDED != 0 {
-            Take::Ended
-        } else if prev & LOCKED != 0 {
-            Take::Busy
-        } else {
-            Take::Taken
-        }
+        Take::from_prev(self.state.fetch_or(LOCKED, Ordering::Acquire))
     }
 
     /// Takes the chain, or, when another thread holds it, leaves a note that
@@ -81,14 +88,7 @@ impl Handoff {
     /// go. Called after handing work over through a ring (whose writes this
     /// publishes to the holder) or to ask for a marker or a stop.
     pub(crate) fn take_or_notify(&self) -> Take {
-        let prev = self.state.fetch_or(LOCKED | PENDING, Ordering::AcqRel);
-        if prev & ENDED != 0 {
-            Take::Ended
-        } else if prev & LOCKED != 0 {
-            Take::Busy
-        } else {
-            Take::Taken
-        }
+        Take::from_prev(self.state.fetch_or(LOCKED | PENDING, Ordering::AcqRel))
     }
 
     /// Leaves a note without taking the chain: the next thread to take it

@@ -470,7 +470,7 @@ impl Pusher {
                 Err(PushError::Closed)
             }
             Err(payload) => {
-                shared.fail(EngineError::Panic(super::runtime::panic_message(&payload)));
+                shared.fail(EngineError::Panic(super::task::panic_message(&payload)));
                 Err(PushError::Closed)
             }
         }

@@ -11,7 +11,7 @@ use super::coordinator::{
 };
 use super::push::PushTask;
 use super::ring::{ring, RingReceiver, RingSender};
-use super::task::{RingTask, SourceTask};
+use super::task::{panic_message, RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
 use super::wait::{Idler, TaskWaker};
 use super::Control;
@@ -408,14 +408,4 @@ pub(crate) fn start(
         gate.open();
     }
     Ok(StreamingQuery::new(shared, threads))
-}
-
-pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a task panicked".to_string()
-    }
 }

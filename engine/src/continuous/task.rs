@@ -299,3 +299,14 @@ impl RingTask {
         Ok(())
     }
 }
+
+/// The message of a caught panic's payload.
+pub(crate) fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a task panicked".to_string()
+    }
+}
