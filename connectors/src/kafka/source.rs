@@ -765,20 +765,24 @@ impl Source for KafkaSource {
                 emitted += before - self.buffered;
             }
         }
-        let ingest_ns = now_ns();
+        let mut last_ns = 0;
         while emitted < budget {
             match self.poll_one(Duration::ZERO)? {
                 Polled::Record(p, offset, row) => {
+                    // Each record enters the engine when the client hands it
+                    // over, not when this poll began: records later in a
+                    // fetched batch must not be charged for the ones before.
+                    last_ns = now_ns();
                     self.positions[p] = offset + 1;
                     emitted += 1;
-                    out.emit(row, ingest_ns)?;
+                    out.emit(row, last_ns)?;
                 }
                 Polled::Event => {}
                 Polled::Empty => break,
             }
         }
         if emitted > 0 {
-            self.last_data_ns = ingest_ns;
+            self.last_data_ns = last_ns;
             return Ok(PollStatus::Emitted(emitted));
         }
         self.check_health()?;
