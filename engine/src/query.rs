@@ -33,6 +33,7 @@ pub(crate) struct QueryShared {
     pub(crate) error: Mutex<Option<EngineError>>,
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
     pub(crate) latency: Mutex<Histogram<u64>>,
+    pub(crate) durable: Mutex<Histogram<u64>>,
     pub(crate) finished: Mutex<bool>,
     pub(crate) finished_cv: Condvar,
     pub(crate) control: Arc<Control>,
@@ -48,6 +49,7 @@ impl QueryShared {
             error: Mutex::new(None),
             progress: Mutex::new(VecDeque::new()),
             latency: Mutex::new(new_latency_histogram()),
+            durable: Mutex::new(new_latency_histogram()),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             control,
@@ -63,8 +65,16 @@ impl QueryShared {
         }
     }
 
-    pub(crate) fn push_progress(&self, p: StreamingQueryProgress, epoch_latency: &Histogram<u64>) {
+    /// Publishes one epoch's or batch's progress, its rows' latency to the
+    /// sink hand-off, and their latency to durability (its commit).
+    pub(crate) fn push_progress(
+        &self,
+        p: StreamingQueryProgress,
+        epoch_latency: &Histogram<u64>,
+        epoch_durable: &Histogram<u64>,
+    ) {
         let _ = lock(&self.latency).add(epoch_latency);
+        let _ = lock(&self.durable).add(epoch_durable);
         let mut q = lock(&self.progress);
         if q.len() == RECENT_PROGRESS {
             q.pop_front();
@@ -134,6 +144,19 @@ impl StreamingQuery {
     /// A copy of the merged latency histogram (nanoseconds).
     pub fn latency_histogram(&self) -> Histogram<u64> {
         lock(&self.shared.latency).clone()
+    }
+
+    /// Latency to durability of every row written so far: from its ingest
+    /// time to the commit of its epoch (continuous) or batch (micro-batch),
+    /// the moment a crash can no longer lose or repeat it at the sink. The
+    /// same rows as [`StreamingQuery::latency`], measured at the other end.
+    pub fn durable_latency(&self) -> LatencySummary {
+        LatencySummary::of(&lock(&self.shared.durable))
+    }
+
+    /// A copy of the merged latency-to-durability histogram (nanoseconds).
+    pub fn durable_latency_histogram(&self) -> Histogram<u64> {
+        lock(&self.shared.durable).clone()
     }
 
     /// The newest durable epoch (0 before the first).

@@ -49,6 +49,10 @@ fn one_producer_in_order_through_a_channel() {
         assert_eq!(row[1], Value::Int64(want * 2));
     }
     assert_eq!(query.latency().count, 20_000);
+    // The same rows, measured again when their epoch became durable.
+    let (handoff, durable) = (query.latency(), query.durable_latency());
+    assert_eq!(durable.count, 20_000);
+    assert!(durable.p50 >= handoff.p50 && durable.max >= handoff.max);
 }
 
 /// Several producers on their own threads, racing for the chain: every row

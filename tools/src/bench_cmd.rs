@@ -192,6 +192,10 @@ pub struct BenchRun {
     rows_read: u64,
     cpu_seconds: f64,
     latency_us: LatencyUs,
+    /// The same rows' latency to durability: from their ingest time (the
+    /// scheduled time; for `--source log`, the read) to the commit of their
+    /// epoch (continuous) or batch (micro-batch).
+    durable_us: LatencyUs,
     /// `--source log`: the engine's own share, from reading a record to the
     /// sink hand-off (`latency_us` starts at the record's scheduled time).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -383,7 +387,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_dir_all(&log_dir);
-    let (engine_histogram, rows_read, cpu_seconds, elapsed) = measured?;
+    let (engine_histogram, durable_histogram, rows_read, cpu_seconds, elapsed) = measured?;
     if let Some(fed) = fed {
         fed?;
     }
@@ -437,6 +441,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         rows_read,
         cpu_seconds,
         latency_us: LatencySummary::of(&histogram).into(),
+        durable_us: LatencySummary::of(&durable_histogram).into(),
         engine_us,
         slip_us,
         floor_us,
@@ -446,11 +451,15 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
 
 /// Warm-up, then the measured window of a started query, which it stops:
 /// the histogram of the window, rows read, CPU seconds and elapsed seconds.
+/// What one measured window gave: hand-off and durability histograms, rows
+/// read, CPU seconds, elapsed seconds.
+type Window = (Histogram<u64>, Histogram<u64>, u64, f64, f64);
+
 fn measure(
     args: &BenchArgs,
     query: &runnel::StreamingQuery,
     scheduled: &ScheduledLatency,
-) -> Result<(Histogram<u64>, u64, f64, f64)> {
+) -> Result<Window> {
     let result = measure_window(args, query, scheduled);
     let stopped = query.stop();
     let measured = result?;
@@ -462,27 +471,37 @@ fn measure_window(
     args: &BenchArgs,
     query: &runnel::StreamingQuery,
     scheduled: &ScheduledLatency,
-) -> Result<(Histogram<u64>, u64, f64, f64)> {
+) -> Result<Window> {
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
     next_commit(query)?;
     scheduled.measure_from(runnel::clock::now_ns());
-    let (base, v0, cpu0, t0) = (
+    let (base, durable_base, v0, cpu0, t0) = (
         query.latency_histogram(),
+        query.durable_latency_histogram(),
         source_value(query).unwrap_or(0),
         cpu_seconds(),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs_f64(args.duration));
     next_commit(query)?;
-    let (end, v1, cpu1, elapsed) = (
+    let (end, durable_end, v1, cpu1, elapsed) = (
         query.latency_histogram(),
+        query.durable_latency_histogram(),
         source_value(query).unwrap_or(0),
         cpu_seconds(),
         t0.elapsed().as_secs_f64(),
     );
     let mut histogram = end;
     histogram.subtract(&base).map_err(err)?;
-    Ok((histogram, v1.saturating_sub(v0), cpu1 - cpu0, elapsed))
+    let mut durable = durable_end;
+    durable.subtract(&durable_base).map_err(err)?;
+    Ok((
+        histogram,
+        durable,
+        v1.saturating_sub(v0),
+        cpu1 - cpu0,
+        elapsed,
+    ))
 }
 
 /// Runs the command.
@@ -570,7 +589,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 17] = [
+    let rows: [TableRow; 18] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -587,6 +606,9 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         }),
         ("producers", |r| r.producers.to_string()),
         ("wait", |r| r.wait.clone()),
+        ("durable p50/p99", |r| {
+            format!("{:.0}/{:.0}", r.durable_us.p50, r.durable_us.p99)
+        }),
         ("slip p50/p99", |r| {
             r.slip_us
                 .as_ref()

@@ -22,11 +22,13 @@ use crate::checkpoint::{
     CheckpointDir, EpochManifest, OperatorCommit, SourceCommit, StateChain, StateFloors,
     FORMAT_VERSION,
 };
+use crate::clock::now_ns;
 use crate::clock::{wall_now_ms, wall_now_us};
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::metrics::{
-    LatencySummary, SinkProgress, SourceProgress, StateOperatorProgress, StreamingQueryProgress,
+    new_latency_histogram, IngestTimes, LatencySummary, SinkProgress, SourceProgress,
+    StateOperatorProgress, StreamingQueryProgress,
 };
 use crate::query::QueryShared;
 use crate::schema::NO_TIME;
@@ -83,6 +85,7 @@ pub(crate) enum CoordMsg {
         state: serde_json::Value,
         rows: u64,
         latency: Histogram<u64>,
+        ingest: IngestTimes,
     },
     TaskExited {
         error: Option<EngineError>,
@@ -138,12 +141,14 @@ impl EpochReporter {
         state: serde_json::Value,
         rows: u64,
         latency: Histogram<u64>,
+        ingest: IngestTimes,
     ) {
         let _ = self.tx.send(CoordMsg::SinkCommitted {
             epoch,
             state,
             rows,
             latency,
+            ingest,
         });
     }
 
@@ -172,13 +177,13 @@ struct EpochParts {
     state_rows_dropped: u64,
     /// The oldest epoch whose state files this epoch's manifest names.
     state_from: Option<u64>,
-    sink: Option<(serde_json::Value, u64, Histogram<u64>)>,
+    sink: Option<(serde_json::Value, u64, Histogram<u64>, IngestTimes)>,
 }
 
 /// Everything the coordinator needs to know about the query it runs.
 pub(crate) struct CoordinatorSetup {
     pub(crate) rx: Receiver<CoordMsg>,
-    pub(crate) spare_histograms: Sender<Histogram<u64>>,
+    pub(crate) spare_histograms: Sender<(Histogram<u64>, IngestTimes)>,
     /// Emptied snapshot buffers handed back to the aggregation tasks.
     pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
     pub(crate) control: Arc<Control>,
@@ -217,6 +222,7 @@ pub(crate) fn run(setup: CoordinatorSetup) {
         last_commit_at: Instant::now(),
         last_offset: setup.start_offset.clone(),
         tasks_alive: setup.tasks,
+        durable: new_latency_histogram(),
         setup,
     };
     c.run();
@@ -234,6 +240,8 @@ struct Coordinator {
     last_commit_at: Instant,
     last_offset: SourceOffset,
     tasks_alive: usize,
+    /// The latest epoch's latency to durability (reused).
+    durable: Histogram<u64>,
 }
 
 /// Epochs allowed in flight before ticks pause (a stalled sink must not make
@@ -326,8 +334,9 @@ impl Coordinator {
                 state,
                 rows,
                 latency,
+                ingest,
             } => {
-                self.pending.entry(epoch).or_default().sink = Some((state, rows, latency));
+                self.pending.entry(epoch).or_default().sink = Some((state, rows, latency, ingest));
             }
         }
         self.complete_ready()
@@ -438,7 +447,7 @@ impl Coordinator {
             rows: rows_in,
             metrics,
         } = parts.source.unwrap_or_default();
-        let (sink_state, rows_out, latency) = parts
+        let (sink_state, rows_out, latency, ingest) = parts
             .sink
             .expect("commit is only called with the sink's acknowledgement");
         let wal_started = Instant::now();
@@ -466,6 +475,9 @@ impl Coordinator {
             }
         }
         let wal_ms = wal_started.elapsed().as_millis() as u64;
+        // The epoch is durable now: every row of it has waited this long.
+        self.durable.reset();
+        ingest.durable_into(now_ns(), &mut self.durable);
         self.last_committed = epoch;
         self.setup
             .control
@@ -522,10 +534,12 @@ impl Coordinator {
             latency_micros: LatencySummary::of(&latency),
         };
         self.last_offset = offset;
-        self.setup.shared.push_progress(progress, &latency);
+        self.setup
+            .shared
+            .push_progress(progress, &latency, &self.durable);
         let mut latency = latency;
         latency.reset();
-        let _ = self.setup.spare_histograms.try_send(latency);
+        let _ = self.setup.spare_histograms.try_send((latency, ingest));
         Ok(())
     }
 }

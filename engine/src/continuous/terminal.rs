@@ -13,7 +13,7 @@ use crate::clock::now_ns;
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::io::Sink;
-use crate::metrics::new_latency_histogram;
+use crate::metrics::{new_latency_histogram, IngestTimes};
 use crate::ops::Operator;
 use crate::schema::{Event, Value};
 
@@ -118,11 +118,14 @@ impl Operator for ExchangeOut {
 }
 
 /// Writes to the sink, records each event's latency (now − ingest time) into
-/// a fixed-bound histogram, and commits the sink on every epoch marker.
+/// a fixed-bound histogram and its ingest time (for the latency to
+/// durability, computed at commit), and commits the sink on every epoch
+/// marker.
 pub(crate) struct SinkOut {
     pub(crate) sink: Box<dyn Sink>,
     hist: Histogram<u64>,
-    spare: Receiver<Histogram<u64>>,
+    ingest: IngestTimes,
+    spare: Receiver<(Histogram<u64>, IngestTimes)>,
     reporter: EpochReporter,
     rows: u64,
 }
@@ -130,12 +133,13 @@ pub(crate) struct SinkOut {
 impl SinkOut {
     pub(crate) fn new(
         sink: Box<dyn Sink>,
-        spare: Receiver<Histogram<u64>>,
+        spare: Receiver<(Histogram<u64>, IngestTimes)>,
         reporter: EpochReporter,
     ) -> SinkOut {
         SinkOut {
             sink,
             hist: new_latency_histogram(),
+            ingest: IngestTimes::starting(now_ns()),
             spare,
             reporter,
             rows: 0,
@@ -149,6 +153,7 @@ impl Operator for SinkOut {
         self.sink.write(&ev.row)?;
         let latency = now_ns().saturating_sub(ev.ingest_ns).max(1);
         self.hist.saturating_record(latency);
+        self.ingest.record(ev.ingest_ns);
         self.rows += 1;
         Ok(())
     }
@@ -157,15 +162,18 @@ impl Operator for SinkOut {
     }
     fn on_marker(&mut self, epoch: u64) -> Result<()> {
         let state = self.sink.commit(epoch)?;
-        // Hand the epoch's histogram over whole; take a cleared one back
+        // Hand the epoch's histograms over whole; take cleared ones back
         // (allocating only when the coordinator has none to return yet).
-        let fresh = self
+        let now = now_ns();
+        let (fresh, mut fresh_ingest) = self
             .spare
             .try_recv()
-            .unwrap_or_else(|_| new_latency_histogram());
+            .unwrap_or_else(|_| (new_latency_histogram(), IngestTimes::starting(now)));
+        fresh_ingest.restart(now);
         let hist = std::mem::replace(&mut self.hist, fresh);
+        let ingest = std::mem::replace(&mut self.ingest, fresh_ingest);
         self.reporter
-            .sink_committed(epoch, state, std::mem::take(&mut self.rows), hist);
+            .sink_committed(epoch, state, std::mem::take(&mut self.rows), hist, ingest);
         Ok(())
     }
     fn on_tick(&mut self) -> Result<()> {

@@ -1,8 +1,10 @@
 //! Latency histograms and progress reports.
 //!
 //! Owns the fixed-bound latency histogram every sink records into (created
-//! once, so recording never allocates), the percentile summary a query
-//! exposes, and [`StreamingQueryProgress`] with Spark's field names. It must
+//! once, so recording never allocates), [`IngestTimes`] (one epoch's ingest
+//! times, turned into latency to durability when the epoch commits), the
+//! percentile summary a query exposes, and [`StreamingQueryProgress`] with
+//! Spark's field names. It must
 //! not take locks on the per-event path: histograms are recorded by one task
 //! and handed over whole once per epoch.
 
@@ -62,6 +64,56 @@ impl LatencySummary {
             p9999: us(h.value_at_quantile(0.9999)),
             max: us(h.max()),
             mean: h.mean() / 1000.0,
+        }
+    }
+}
+
+/// How far before the epoch's base an ingest time may lie and still be
+/// recorded exactly (earlier ones are counted as ingested at that point).
+const INGEST_SLACK_NS: u64 = 10_000_000;
+
+/// The ingest times of the rows one epoch handed to the sink, kept as a
+/// histogram of `ingest − base` (recording never allocates), so that each
+/// row's latency to **durability** (its epoch's commit) can be computed once
+/// the commit time is known. Rows of an epoch entered after the previous
+/// epoch's marker reached the source, so `base` (the previous marker at the
+/// sink, less 10 ms) precedes nearly all of them; an earlier one is counted
+/// as ingested at `base`.
+#[derive(Clone, Debug)]
+pub struct IngestTimes {
+    hist: Histogram<u64>,
+    base_ns: u64,
+}
+
+impl IngestTimes {
+    /// Empty, for rows ingested from about `now_ns` on.
+    pub fn starting(now_ns: u64) -> IngestTimes {
+        IngestTimes {
+            hist: new_latency_histogram(),
+            base_ns: now_ns.saturating_sub(INGEST_SLACK_NS),
+        }
+    }
+
+    /// Records one row's ingest time.
+    #[inline]
+    pub fn record(&mut self, ingest_ns: u64) {
+        self.hist
+            .saturating_record(ingest_ns.saturating_sub(self.base_ns).max(1));
+    }
+
+    /// Empties it for the next epoch (rows from about `now_ns` on), keeping
+    /// its memory.
+    pub fn restart(&mut self, now_ns: u64) {
+        self.hist.reset();
+        self.base_ns = now_ns.saturating_sub(INGEST_SLACK_NS);
+    }
+
+    /// Adds every recorded row's latency to durability, for an epoch that
+    /// became durable at `durable_ns`, to `out`.
+    pub fn durable_into(&self, durable_ns: u64, out: &mut Histogram<u64>) {
+        for v in self.hist.iter_recorded() {
+            let ingest = self.base_ns + v.value_iterated_to();
+            out.saturating_record_n(durable_ns.saturating_sub(ingest).max(1), v.count_at_value());
         }
     }
 }

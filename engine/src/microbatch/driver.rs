@@ -501,7 +501,14 @@ impl Driver {
             },
             latency_micros: LatencySummary::of(&latency),
         };
-        self.shared.push_progress(progress, &latency);
+        // The batch is durable now (its commit is written): every row of it
+        // has waited this long.
+        let durable_ns = now_ns();
+        let mut durable = new_latency_histogram();
+        for ingest in &latency_ingest {
+            durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+        }
+        self.shared.push_progress(progress, &latency, &durable);
         self.current = Some(end);
         self.next_batch = batch_id + 1;
         Ok(())
