@@ -792,3 +792,41 @@ fn losing_the_broker_mid_stream_ends_the_query_with_a_clear_error() {
         killed.elapsed()
     );
 }
+
+/// `runnel bench --source kafka:HOST:PORT/TOPIC`: a writer thread produces on
+/// the schedule, the engine consumes the topic from its end, and the run is
+/// labelled `kafka` with latency from each record's scheduled time and the
+/// engine's own share, in both modes.
+#[test]
+fn runnel_bench_measures_a_kafka_topic() {
+    let topic = create_topic(&unique("bench"), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("runs.json");
+    let out = Command::new(runnel_binary())
+        .args(["bench", "--mode", "both", "--rate", "1000"])
+        .arg("--source")
+        .arg(format!("kafka:{}", address(&topic)))
+        .args(["--duration", "2", "--warmup", "1", "--no-floor"])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("continuous kafka 1000/s") && stdout.contains("microbatch kafka 1000/s"),
+        "{stdout}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    for run in report["runs"].as_array().unwrap() {
+        assert_eq!(run["source"], "kafka", "{run}");
+        assert!(run["events"].as_u64().unwrap() > 0, "{run}");
+        assert!(run["latency_us"]["p50"].as_f64().unwrap() > 0.0, "{run}");
+        assert!(run["engine_us"]["p50"].is_number(), "{run}");
+    }
+}

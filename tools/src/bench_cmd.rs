@@ -36,7 +36,7 @@ use runnel::{DataFrame, EngineError, LatencySummary, Result, Trigger, WaitStrate
 use runnel_connectors::{NullSink, RateSource};
 
 use crate::bench_feed::{
-    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency,
+    measure_floor, measure_slip, Feeders, KafkaFeeder, LogFeeder, Percentiles, ScheduledLatency,
 };
 use serde::Serialize;
 
@@ -52,7 +52,7 @@ pub enum BenchMode {
 }
 
 /// Where the benchmark's rows come from.
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BenchSource {
     /// Producer threads push through the embedding API (continuous mode).
     Push,
@@ -61,14 +61,43 @@ pub enum BenchSource {
     /// The engine's in-task rate generator (announces each row's arrival:
     /// a lower bound).
     Rate,
+    /// A writer thread produces to a Kafka topic (`HOST:PORT/TOPIC`, which
+    /// must exist); the engine consumes it from its end.
+    Kafka(String),
 }
 
 impl BenchSource {
-    fn name(self) -> &'static str {
+    fn name(&self) -> &'static str {
         match self {
             BenchSource::Push => "push",
             BenchSource::Rate => "rate",
             BenchSource::Log => "log",
+            BenchSource::Kafka(_) => "kafka",
+        }
+    }
+
+    /// Whether rows come from a topic written by a writer thread (their
+    /// value is the record's number, its scheduled time known to the sink).
+    fn is_topic(&self) -> bool {
+        matches!(self, BenchSource::Log | BenchSource::Kafka(_))
+    }
+}
+
+impl std::str::FromStr for BenchSource {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "push" => Ok(BenchSource::Push),
+            "log" => Ok(BenchSource::Log),
+            "rate" => Ok(BenchSource::Rate),
+            other => match other.strip_prefix("kafka:") {
+                Some(address) if address.contains('/') => {
+                    Ok(BenchSource::Kafka(address.to_string()))
+                }
+                _ => Err(format!(
+                    "unknown source '{other}': use push, log, rate or kafka:HOST:PORT/TOPIC"
+                )),
+            },
         }
     }
 }
@@ -101,7 +130,7 @@ pub struct BenchArgs {
     /// API; continuous mode only, micro-batch runs use rate and say so), log
     /// (a writer thread appending to a log topic the engine tails) or rate
     /// (the in-task generator, which announces arrivals: a lower bound).
-    #[arg(long, value_enum, default_value_t = BenchSource::Push)]
+    #[arg(long, default_value = "push")]
     pub source: BenchSource,
     /// Producer threads for `--source push`; the rate is split between them.
     #[arg(long, default_value_t = 1)]
@@ -281,25 +310,52 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             sql.table()
         )));
     }
-    // Micro-batch mode needs a replayable source: the log, or the rate
+    // Micro-batch mode needs a replayable source: a topic, or the rate
     // generator in place of push (the table names the source of each run).
-    let source = match (mode, args.source) {
-        ("continuous", s) | (_, s @ BenchSource::Log) => s,
+    let source = match (mode, &args.source) {
+        ("continuous", s) => s.clone(),
+        (_, s) if s.is_topic() => s.clone(),
         _ => BenchSource::Rate,
     };
     let mut feeders = None;
     let mut log_feeder = None;
+    let mut kafka_feeder = None;
     let mut scheduled = ScheduledLatency::none();
     let log_dir = std::env::temp_dir().join(format!(
         "runnel-bench-log-{}-{mode}-{rate}",
         std::process::id()
     ));
-    let df = match source {
+    let df = match &source {
         BenchSource::Rate => sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?,
         BenchSource::Push => {
             let (push, pusher) = runnel::PushSource::new(RateSource::output_schema());
             feeders = Some(Feeders::new(pusher, args.producers.max(1), rate));
             sql.apply(DataFrame::from_source("rate", push))?
+        }
+        BenchSource::Kafka(address) => {
+            if sql.is_aggregate() {
+                return Err(err(
+                    "--source kafka measures stateless queries whose first output column is `value` \
+                     (each record's number, from which its scheduled time is known)",
+                ));
+            }
+            let feeder = KafkaFeeder::new(address, rate)?;
+            scheduled = feeder.latency();
+            kafka_feeder = Some(feeder);
+            let kafka = runnel_connectors::KafkaSource::new(
+                address,
+                runnel_connectors::KafkaSourceOptions {
+                    starting_offsets: runnel_connectors::StartingOffsets::Latest,
+                    ..Default::default()
+                },
+            )?;
+            let df = DataFrame::from_source("rate", kafka).select([
+                runnel::col("value")
+                    .cast(runnel::DataType::Int64)
+                    .alias("value"),
+                runnel::col("timestamp"),
+            ]);
+            sql.apply(df)?
         }
         BenchSource::Log => {
             if sql.is_aggregate() {
@@ -350,7 +406,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     let checkpoint = (!args.no_checkpoint).then(|| {
         std::env::temp_dir().join(format!("runnel-bench-{}-{mode}-{rate}", std::process::id()))
     });
-    let writer = if source == BenchSource::Log {
+    let writer = if source.is_topic() {
         let scheduled = scheduled.clone();
         df.write_stream(runnel::CallbackSink::new(move |r: &runnel::Row| {
             scheduled.record(r)
@@ -376,10 +432,11 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         );
     }
     let query = writer.start()?;
-    let running = match (feeders, log_feeder) {
-        (Some(f), _) => Some(f.start()?),
-        (None, Some(f)) => Some(f.start()?),
-        (None, None) => None,
+    let running = match (feeders, log_feeder, kafka_feeder) {
+        (Some(f), _, _) => Some(f.start()?),
+        (None, Some(f), _) => Some(f.start()?),
+        (None, None, Some(f)) => Some(f.start()?),
+        (None, None, None) => None,
     };
     let measured = measure(args, &query, &scheduled);
     let fed = running.map(|r| r.stop());
@@ -393,7 +450,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     }
     // From the log, the engine's own histogram starts when a record is read;
     // the end-to-end figure starts at the record's scheduled time.
-    let (histogram, engine_us) = if source == BenchSource::Log {
+    let (histogram, engine_us) = if source.is_topic() {
         (
             scheduled.histogram(),
             Some(LatencyUs::from(LatencySummary::of(&engine_histogram))),

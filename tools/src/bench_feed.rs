@@ -353,3 +353,92 @@ impl ScheduledLatency {
         self.hist.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
+
+/// A writer thread producing to a Kafka topic on an open-loop schedule, for
+/// `runnel bench --source kafka:HOST:PORT/TOPIC`: record `k` is due at
+/// `start + k / rate` and its value is `k`, sent at once (`linger.ms=0`).
+pub struct KafkaFeeder {
+    brokers: String,
+    topic: String,
+    lane: Lane,
+}
+
+impl KafkaFeeder {
+    /// A feeder producing `rate` records/s to `address` (`HOST:PORT/TOPIC`).
+    pub fn new(address: &str, rate: u64) -> Result<KafkaFeeder> {
+        let a = runnel_connectors::kafka::KafkaAddress::parse(address)?;
+        Ok(KafkaFeeder {
+            brokers: a.brokers,
+            topic: a.topic,
+            lane: lanes(rate, 1)[0],
+        })
+    }
+
+    /// What turns a record's value back into its scheduled time.
+    pub fn latency(&self) -> Arc<ScheduledLatency> {
+        Arc::new(ScheduledLatency {
+            hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
+            measure_from: AtomicU64::new(u64::MAX),
+            lane: Some(self.lane),
+        })
+    }
+
+    /// Starts the writer thread.
+    pub fn start(self) -> Result<Running> {
+        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        let producer: BaseProducer = rdkafka::config::ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set("linger.ms", "0")
+            .set("enable.idempotence", "true")
+            .create()
+            .map_err(|e| EngineError::Source(format!("kafka writer for {}: {e}", self.topic)))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (lane, topic, flag) = (self.lane, self.topic, stop.clone());
+        let t = thread::Builder::new()
+            .name("runnel-bench-kafka-writer".into())
+            .spawn(move || -> Result<u64> {
+                let mut k = 0u64;
+                let mut text = String::with_capacity(24);
+                loop {
+                    let due = lane.due(k);
+                    if !wait_until(due, &flag) {
+                        let _ = producer.flush(Duration::from_secs(5));
+                        return Ok(k);
+                    }
+                    text.clear();
+                    use std::fmt::Write as _;
+                    let _ = write!(text, "{k}");
+                    let mut record = BaseRecord::<(), str>::to(&topic).payload(&text);
+                    loop {
+                        match producer.send(record) {
+                            Ok(()) => break,
+                            Err((e, back)) => {
+                                if flag.load(Ordering::Relaxed) {
+                                    return Ok(k);
+                                }
+                                if !matches!(
+                                    e,
+                                    rdkafka::error::KafkaError::MessageProduction(
+                                        rdkafka::types::RDKafkaErrorCode::QueueFull
+                                    )
+                                ) {
+                                    return Err(EngineError::Source(format!(
+                                        "kafka writer for {topic}: {e}"
+                                    )));
+                                }
+                                record = back;
+                                producer.poll(Duration::from_millis(1));
+                            }
+                        }
+                    }
+                    producer.poll(Duration::ZERO);
+                    k += 1;
+                }
+            })
+            .map_err(|e| EngineError::Plan(format!("cannot start the kafka writer: {e}")))?;
+        Ok(Running {
+            stop,
+            threads: vec![t],
+        })
+    }
+}
