@@ -11,6 +11,8 @@
 //!   flushed, per row) and the engine tails the topic; latency runs from
 //!   the record's scheduled time to the sink, and the engine's own share
 //!   (read → sink) is reported beside it;
+//! - `kafka:HOST:PORT/TOPIC`: the same through a Kafka topic (a writer
+//!   thread produces, the engine consumes from the topic's end);
 //! - `rate`: the engine's rate generator polled inside the query's task. It
 //!   tells the engine when its next row is due, so its figures are a lower
 //!   bound no real source reaches; micro-batch mode always uses it (it needs
@@ -128,8 +130,9 @@ pub struct BenchArgs {
     pub wait: String,
     /// Where rows come from: push (producer threads through the embedding
     /// API; continuous mode only, micro-batch runs use rate and say so), log
-    /// (a writer thread appending to a log topic the engine tails) or rate
-    /// (the in-task generator, which announces arrivals: a lower bound).
+    /// (a writer thread appending to a log topic the engine tails),
+    /// kafka:HOST:PORT/TOPIC (the same through an existing Kafka topic) or
+    /// rate (the in-task generator, which announces arrivals: a lower bound).
     #[arg(long, default_value = "push")]
     pub source: BenchSource,
     /// Producer threads for `--source push`; the rate is split between them.

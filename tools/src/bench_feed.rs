@@ -5,7 +5,9 @@
 //! row carrying its scheduled time as ingest time), [`measure_slip`] (the
 //! same schedule on as many threads, pushing into nothing: the producers'
 //! own slip) and [`measure_floor`] (a bare ring hop between two spinning
-//! threads). Producers and the slip wait for each row the same way: sleep
+//! threads); for topic sources, [`LogFeeder`] and [`KafkaFeeder`] (a writer
+//! thread per topic) and [`ScheduledLatency`] (the sink's end-to-end
+//! histogram, from each record's number back to its scheduled time). Producers and the slip wait for each row the same way: sleep
 //! while the next row is far off, spin the last stretch, so at low rates an
 //! idle producer does not burn a core and the slip shows what that costs.
 //! It must not touch the engine beyond the public push API.
