@@ -456,35 +456,31 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
             ));
         }
         let (source, mut pusher) = PushSource::with_capacity(event_schema(), capacity);
-        let (sink, stats) = NullSink::new();
-        let writer = query_for(
-            config.scenario,
-            source,
-            sink,
-            config.keys,
-            config.wait,
-            config.epoch_interval,
-        )
-        .ok_or_else(|| {
-            BenchError::Config(format!("{} does not run the engine", config.scenario))
-        })?;
-        let query = writer.start()?;
-        let generator = thread::Builder::new()
-            .name("runnel-bench-generator".into())
-            .spawn(move || {
-                let started = now_ns();
-                let full =
-                    push_closed_loop(|r, t| pusher.try_push_at(r, t), 0, events).unwrap_or(0);
-                (started, full)
-            })
-            .map_err(BenchError::thread)?;
-        let (started, full_events) = generator
-            .join()
-            .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
-        query.await_termination()?;
+        let (writer, stats) = throughput_query(config, source)?;
+        let (started, full_events) =
+            live_closed_loop(writer, events, move |r, t| pusher.try_push_at(r, t))?;
         return Ok(throughput_report(config, &stats, started, full_events));
     }
     let (source, mut producer) = MemorySource::with_capacity(event_schema(), capacity);
+    let (writer, stats) = throughput_query(config, source)?;
+    let (started, full_events) = if config.prefill {
+        push_closed_loop(|r, t| producer.push_at(r, t), 0, events);
+        drop(producer);
+        let started = now_ns();
+        let query = writer.start()?;
+        query.await_termination()?;
+        (started, 0)
+    } else {
+        live_closed_loop(writer, events, move |r, t| producer.push_at(r, t))?
+    };
+    Ok(throughput_report(config, &stats, started, full_events))
+}
+
+/// The closed-loop query over `source` with a null sink.
+fn throughput_query(
+    config: &ThroughputConfig,
+    source: impl Source,
+) -> Result<(DataStreamWriter, Arc<NullSinkStats>), BenchError> {
     let (sink, stats) = NullSink::new();
     let writer = query_for(
         config.scenario,
@@ -495,30 +491,32 @@ pub fn max_throughput(config: &ThroughputConfig) -> Result<ThroughputReport, Ben
         config.epoch_interval,
     )
     .ok_or_else(|| BenchError::Config(format!("{} does not run the engine", config.scenario)))?;
-    let (started, full_events) = if config.prefill {
-        push_closed_loop(|r, t| producer.push_at(r, t), 0, events);
-        drop(producer);
-        let started = now_ns();
-        let query = writer.start()?;
-        query.await_termination()?;
-        (started, 0)
-    } else {
-        let query = writer.start()?;
-        let generator = thread::Builder::new()
-            .name("runnel-bench-generator".into())
-            .spawn(move || {
-                let started = now_ns();
-                let full = push_closed_loop(|r, t| producer.push_at(r, t), 0, events).unwrap_or(0);
-                (started, full)
-            })
-            .map_err(BenchError::thread)?;
-        let out = generator
-            .join()
-            .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
-        query.await_termination()?;
-        out
-    };
-    Ok(throughput_report(config, &stats, started, full_events))
+    Ok((writer, stats))
+}
+
+/// Starts the query and pushes `events` rows from a generator thread as fast
+/// as `push` takes them (dropping `push`, and the producer in it, ends the
+/// stream); waits for the query to end. Returns when the first push started
+/// and how many rows found the ring full.
+fn live_closed_loop(
+    writer: DataStreamWriter,
+    events: u64,
+    mut push: impl FnMut(Row, u64) -> Result<(), PushError> + Send + 'static,
+) -> Result<(u64, u64), BenchError> {
+    let query = writer.start()?;
+    let generator = thread::Builder::new()
+        .name("runnel-bench-generator".into())
+        .spawn(move || {
+            let started = now_ns();
+            let full = push_closed_loop(&mut push, 0, events).unwrap_or(0);
+            (started, full)
+        })
+        .map_err(BenchError::thread)?;
+    let out = generator
+        .join()
+        .map_err(|_| BenchError::Thread("the generator panicked".into()))?;
+    query.await_termination()?;
+    Ok(out)
 }
 
 fn throughput_report(

@@ -7,7 +7,8 @@
 //! own slip) and [`measure_floor`] (a bare ring hop between two spinning
 //! threads); for topic sources, [`LogFeeder`] and [`KafkaFeeder`] (a writer
 //! thread per topic) and [`ScheduledLatency`] (the sink's end-to-end
-//! histogram, from each record's number back to its scheduled time). Producers and the slip wait for each row the same way: sleep
+//! histogram, from each record's number back to its scheduled time).
+//! Producers and the slip wait for each row the same way: sleep
 //! while the next row is far off, spin the last stretch, so at low rates an
 //! idle producer does not burn a core and the slip shows what that costs.
 //! It must not touch the engine beyond the public push API.
@@ -269,47 +270,58 @@ impl LogFeeder {
 
     /// What turns a record's value back into its scheduled time.
     pub fn latency(&self) -> Arc<ScheduledLatency> {
-        Arc::new(ScheduledLatency {
-            hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
-            measure_from: AtomicU64::new(u64::MAX),
-            lane: Some(self.lane),
-        })
+        ScheduledLatency::of(Some(self.lane))
     }
 
     /// Starts the writer thread.
     pub fn start(self) -> Result<Running> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let lane = self.lane;
         let mut producer = self.producer;
-        let flag = stop.clone();
-        let t = thread::Builder::new()
-            .name("runnel-bench-log-writer".into())
-            .spawn(move || -> Result<u64> {
-                let mut k = 0u64;
-                let mut text = String::with_capacity(24);
-                loop {
-                    let due = lane.due(k);
-                    if !wait_until(due, &flag) {
-                        return Ok(k);
-                    }
-                    let wall_ms =
-                        (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
-                    text.clear();
-                    use std::fmt::Write as _;
-                    let _ = write!(text, "{k}");
-                    producer
-                        .send(Some(0), None, Some(text.as_bytes()), wall_ms)
-                        .and_then(|_| producer.flush())
-                        .map_err(|e| EngineError::Source(format!("log writer: {e}")))?;
-                    k += 1;
-                }
-            })
-            .map_err(|e| EngineError::Plan(format!("cannot start the log writer: {e}")))?;
-        Ok(Running {
-            stop,
-            threads: vec![t],
-        })
+        spawn_writer(
+            "runnel-bench-log-writer",
+            self.lane,
+            move |text, wall_ms| {
+                producer
+                    .send(Some(0), None, Some(text.as_bytes()), wall_ms)
+                    .and_then(|_| producer.flush())
+                    .map_err(|e| EngineError::Source(format!("log writer: {e}")))
+            },
+        )
     }
+}
+
+/// Starts a writer thread that, for each record `k` of `lane`'s schedule,
+/// waits until it is due and calls `write(k as decimal text, its wall-clock
+/// time in ms)`, until the returned [`Running`] is stopped.
+fn spawn_writer(
+    name: &str,
+    lane: Lane,
+    mut write: impl FnMut(&str, i64) -> Result<()> + Send + 'static,
+) -> Result<Running> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = thread::Builder::new()
+        .name(name.into())
+        .spawn(move || -> Result<u64> {
+            let mut k = 0u64;
+            let mut text = String::with_capacity(24);
+            loop {
+                let due = lane.due(k);
+                if !wait_until(due, &flag) {
+                    return Ok(k);
+                }
+                let wall_ms = (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
+                text.clear();
+                use std::fmt::Write as _;
+                let _ = write!(text, "{k}");
+                write(&text, wall_ms)?;
+                k += 1;
+            }
+        })
+        .map_err(|e| EngineError::Plan(format!("cannot start {name}: {e}")))?;
+    Ok(Running {
+        stop,
+        threads: vec![t],
+    })
 }
 
 /// The end-to-end histogram of `--source log`: scheduled time (from the
@@ -322,12 +334,16 @@ pub struct ScheduledLatency {
 }
 
 impl ScheduledLatency {
-    /// A histogram that records nothing (for sources other than the log).
+    /// A histogram that records nothing (for sources other than a topic).
     pub fn none() -> Arc<ScheduledLatency> {
+        ScheduledLatency::of(None)
+    }
+
+    fn of(lane: Option<Lane>) -> Arc<ScheduledLatency> {
         Arc::new(ScheduledLatency {
             hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
             measure_from: AtomicU64::new(u64::MAX),
-            lane: None,
+            lane,
         })
     }
 
@@ -378,69 +394,42 @@ impl KafkaFeeder {
 
     /// What turns a record's value back into its scheduled time.
     pub fn latency(&self) -> Arc<ScheduledLatency> {
-        Arc::new(ScheduledLatency {
-            hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
-            measure_from: AtomicU64::new(u64::MAX),
-            lane: Some(self.lane),
-        })
+        ScheduledLatency::of(Some(self.lane))
     }
 
     /// Starts the writer thread.
     pub fn start(self) -> Result<Running> {
-        use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+        use rdkafka::error::KafkaError;
+        use rdkafka::producer::{BaseProducer, BaseRecord};
+        use rdkafka::types::RDKafkaErrorCode;
         let producer: BaseProducer = rdkafka::config::ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
             .set("linger.ms", "0")
             .set("enable.idempotence", "true")
             .create()
             .map_err(|e| EngineError::Source(format!("kafka writer for {}: {e}", self.topic)))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let (lane, topic, flag) = (self.lane, self.topic, stop.clone());
-        let t = thread::Builder::new()
-            .name("runnel-bench-kafka-writer".into())
-            .spawn(move || -> Result<u64> {
-                let mut k = 0u64;
-                let mut text = String::with_capacity(24);
-                loop {
-                    let due = lane.due(k);
-                    if !wait_until(due, &flag) {
-                        let _ = producer.flush(Duration::from_secs(5));
-                        return Ok(k);
+        let topic = self.topic;
+        spawn_writer("runnel-bench-kafka-writer", self.lane, move |text, _| {
+            let mut record = BaseRecord::<(), str>::to(&topic).payload(text);
+            let started = std::time::Instant::now();
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if started.elapsed() < Duration::from_secs(10) =>
+                    {
+                        record = back;
+                        producer.poll(Duration::from_millis(1));
                     }
-                    text.clear();
-                    use std::fmt::Write as _;
-                    let _ = write!(text, "{k}");
-                    let mut record = BaseRecord::<(), str>::to(&topic).payload(&text);
-                    loop {
-                        match producer.send(record) {
-                            Ok(()) => break,
-                            Err((e, back)) => {
-                                if flag.load(Ordering::Relaxed) {
-                                    return Ok(k);
-                                }
-                                if !matches!(
-                                    e,
-                                    rdkafka::error::KafkaError::MessageProduction(
-                                        rdkafka::types::RDKafkaErrorCode::QueueFull
-                                    )
-                                ) {
-                                    return Err(EngineError::Source(format!(
-                                        "kafka writer for {topic}: {e}"
-                                    )));
-                                }
-                                record = back;
-                                producer.poll(Duration::from_millis(1));
-                            }
-                        }
+                    Err((e, _)) => {
+                        return Err(EngineError::Source(format!(
+                            "kafka writer for {topic}: {e}"
+                        )))
                     }
-                    producer.poll(Duration::ZERO);
-                    k += 1;
                 }
-            })
-            .map_err(|e| EngineError::Plan(format!("cannot start the kafka writer: {e}")))?;
-        Ok(Running {
-            stop,
-            threads: vec![t],
+            }
+            producer.poll(Duration::ZERO);
+            Ok(())
         })
     }
 }
