@@ -250,6 +250,17 @@ fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Plan(e.to_string())
 }
 
+/// A topic's rows as the rate source's columns: `value` (the record's
+/// number, from its text value) and `timestamp`.
+fn as_rate_columns(df: DataFrame) -> DataFrame {
+    df.select([
+        runnel::col("value")
+            .cast(runnel::DataType::Int64)
+            .alias("value"),
+        runnel::col("timestamp"),
+    ])
+}
+
 /// CPU seconds (user + system) this process has used so far.
 fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -328,6 +339,13 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         "runnel-bench-log-{}-{mode}-{rate}",
         std::process::id()
     ));
+    if source.is_topic() && sql.is_aggregate() {
+        return Err(err(format!(
+            "--source {} measures stateless queries whose first output column is `value` \
+             (each record's number, from which its scheduled time is known)",
+            source.name()
+        )));
+    }
     let df = match &source {
         BenchSource::Rate => sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?,
         BenchSource::Push => {
@@ -336,12 +354,6 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             sql.apply(DataFrame::from_source("rate", push))?
         }
         BenchSource::Kafka(address) => {
-            if sql.is_aggregate() {
-                return Err(err(
-                    "--source kafka measures stateless queries whose first output column is `value` \
-                     (each record's number, from which its scheduled time is known)",
-                ));
-            }
             let feeder = KafkaFeeder::new(address, rate)?;
             scheduled = feeder.latency();
             kafka_feeder = Some(feeder);
@@ -352,21 +364,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
                     ..Default::default()
                 },
             )?;
-            let df = DataFrame::from_source("rate", kafka).select([
-                runnel::col("value")
-                    .cast(runnel::DataType::Int64)
-                    .alias("value"),
-                runnel::col("timestamp"),
-            ]);
-            sql.apply(df)?
+            sql.apply(as_rate_columns(DataFrame::from_source("rate", kafka)))?
         }
         BenchSource::Log => {
-            if sql.is_aggregate() {
-                return Err(err(
-                    "--source log measures stateless queries whose first output column is `value` \
-                     (each record's number, from which its scheduled time is known)",
-                ));
-            }
             let _ = std::fs::remove_dir_all(&log_dir);
             let topic = runnel_connectors::log::LogTopic::create(&log_dir, "bench", 1)
                 .map_err(|e| err(format!("{}: {e}", log_dir.display())))?;
@@ -381,15 +381,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
                     ..Default::default()
                 },
             )?;
-            // The rate source's columns: value (the record's number) and
-            // timestamp.
-            let df = DataFrame::from_source("rate", log).select([
-                runnel::col("value")
-                    .cast(runnel::DataType::Int64)
-                    .alias("value"),
-                runnel::col("timestamp"),
-            ]);
-            sql.apply(df)?
+            sql.apply(as_rate_columns(DataFrame::from_source("rate", log)))?
         }
     };
 
