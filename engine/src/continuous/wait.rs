@@ -177,8 +177,12 @@ impl Idler {
                     std::hint::spin_loop();
                     return;
                 }
+                // An adaptive task whose source said when the next row is
+                // due sleeps until shortly before, like `Park`; otherwise it
+                // yields for a while before parking.
                 if strategy == WaitStrategy::SpinYield
                     || (strategy == WaitStrategy::Adaptive
+                        && wake_at.is_none()
                         && now - since < ADAPTIVE_YIELD.as_nanos() as u64)
                 {
                     thread::yield_now();
