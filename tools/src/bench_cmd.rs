@@ -350,7 +350,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         BenchSource::Rate => sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?,
         BenchSource::Push => {
             let (push, pusher) = runnel::PushSource::new(RateSource::output_schema());
-            feeders = Some(Feeders::new(pusher, args.producers.max(1), rate));
+            feeders = Some(Feeders::new(pusher, args.producers, rate));
             sql.apply(DataFrame::from_source("rate", push))?
         }
         BenchSource::Kafka(address) => {
@@ -455,14 +455,15 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     };
     let rows_scheduled = (rate as f64 * elapsed) as u64;
     let events = histogram.len();
+    // Only the push source has several producers; the others one writer.
+    let producers = if source == BenchSource::Push {
+        args.producers.max(1)
+    } else {
+        1
+    };
     let (slip_us, floor_us) = if args.no_floor {
         (None, None)
     } else {
-        let producers = if source == BenchSource::Push {
-            args.producers.max(1)
-        } else {
-            1
-        };
         (
             Some(measure_slip(rate, producers, args.warmup, args.duration)?),
             Some(measure_floor(rate, args.warmup, args.duration)?),
@@ -471,11 +472,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     Ok(BenchRun {
         mode,
         source: source.name(),
-        producers: if source == BenchSource::Push {
-            args.producers.max(1)
-        } else {
-            1
-        },
+        producers,
         wait: if mode == "continuous" {
             wait.to_string()
         } else {

@@ -44,7 +44,7 @@ use crossbeam_utils::CachePadded;
 
 use super::coordinator::EpochReporter;
 use super::handoff::{Give, Handoff, Take};
-use super::wait::{TaskWaker, MAX_PARK};
+use super::wait::{Backoff, TaskWaker, MAX_PARK};
 use super::Control;
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
@@ -65,7 +65,7 @@ const TAKE_OVER: Duration = Duration::from_micros(50);
 const DEFAULT_CAPACITY: usize = 4096;
 
 /// One producer's bookkeeping, shared with whoever holds the chain.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     /// Rows of this producer the chain has taken (written by holders only).
     taken: AtomicU64,
@@ -89,8 +89,6 @@ struct Inline {
     next_epoch: u64,
     rows_in_epoch: u64,
     lanes: Vec<Lane>,
-    /// Set once the final marker and the end of the stream were sent.
-    final_epoch: Option<u64>,
 }
 
 struct Shared {
@@ -180,7 +178,7 @@ impl Shared {
         let Some(inl) = (unsafe { self.inline() }) else {
             return Ok(());
         };
-        if inl.final_epoch.is_some() {
+        if self.final_epoch.load(Ordering::Acquire) > 0 {
             return Ok(());
         }
         if inl.control.aborted() {
@@ -228,7 +226,6 @@ impl Shared {
             // Drop the chain now (a subscription's channel closes with it):
             // producers still holding handles must not keep the sink alive.
             inl.chain = Box::new(Finished);
-            inl.final_epoch = Some(last);
             self.final_epoch.store(last, Ordering::Release);
             self.handoff.end();
             self.wake_task();
@@ -385,19 +382,12 @@ impl Pusher {
     #[inline]
     pub fn push_at(&mut self, row: Row, ingest_ns: u64) -> Result<(), PushError> {
         let mut row = row;
-        let mut step = 0u32;
+        let mut backoff = Backoff::default();
         loop {
             match self.try_push_at(row, ingest_ns) {
                 Err(PushError::Full(back)) => {
                     row = back;
-                    step = step.saturating_add(1);
-                    if step < 64 {
-                        std::hint::spin_loop();
-                    } else if step < 128 {
-                        std::thread::yield_now();
-                    } else {
-                        std::thread::sleep(Duration::from_micros(20));
-                    }
+                    backoff.snooze();
                 }
                 other => return other,
             }
@@ -483,15 +473,13 @@ impl Pusher {
         if shared.handoff.is_ended() {
             return Err(PushError::Closed);
         }
-        if let Err(rtrb::PushError::Full((row, _))) = self.ring.push((row, ingest_ns)) {
-            // Make sure the holder knows the ring needs draining.
-            self.notify();
-            return Err(PushError::Full(row));
-        }
+        let pushed = self.ring.push((row, ingest_ns));
+        // Even when full: the holder must know the ring needs draining.
         self.notify();
-        Ok(())
+        pushed.map_err(|rtrb::PushError::Full((row, _))| PushError::Full(row))
     }
 
+    /// Takes the chain and services it, or leaves a note for its holder.
     fn notify(&self) {
         let shared = &*self.shared;
         if shared.handoff.take_or_notify() == Take::Taken {
@@ -535,12 +523,7 @@ impl Drop for Pusher {
         self.closed.store(true, Ordering::Release);
         self.shared.live.fetch_sub(1, Ordering::AcqRel);
         // The holder (or the task) notices the end of the stream.
-        if self.shared.handoff.take_or_notify() == Take::Taken {
-            match self.shared.service(false) {
-                Ok(()) => self.shared.release(false),
-                Err(e) => self.shared.fail(e),
-            }
-        }
+        self.notify();
         self.shared.wake_task();
     }
 }
@@ -643,7 +626,6 @@ impl PushTask {
                 next_epoch: start_epoch,
                 rows_in_epoch: 0,
                 lanes: Vec::new(),
-                final_epoch: None,
             });
         }
         Some(PushTask {
@@ -687,10 +669,10 @@ impl PushTask {
                 return self.wait_durable(last);
             }
             if shared.handoff.is_ended() {
-                if shared.final_epoch.load(Ordering::Acquire) == 0
-                    && lock(&shared.failure).is_none()
-                {
-                    return Err(EngineError::Stopped);
+                // Ended by the final marker (looked at again above) or by a
+                // failure (its error, if it has one).
+                if shared.final_epoch.load(Ordering::Acquire) == 0 {
+                    return Err(lock(&shared.failure).take().unwrap_or(EngineError::Stopped));
                 }
                 continue;
             }
