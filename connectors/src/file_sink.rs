@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use runnel::checkpoint::write_atomic;
+use runnel::checkpoint::{write_atomic, LocalStorage};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
 
 /// The text format of a [`FileSink`].
@@ -328,7 +328,8 @@ impl Sink for FileSink {
                         self.encode(row, &mut bytes);
                     }
                 }
-                write_atomic(&self.path, &bytes).map_err(|e| sink_err(&self.path, e))?;
+                write_atomic(&LocalStorage, &self.path, &bytes)
+                    .map_err(|e| sink_err(&self.path, e))?;
                 if let Mode::Table { changed, .. } = &mut self.mode {
                     *changed = false;
                 }

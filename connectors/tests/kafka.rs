@@ -430,8 +430,11 @@ fn offset_log(checkpoint: &Path) -> Vec<(u64, Offsets, Offsets)> {
     };
     ids.into_iter()
         .map(|id| {
-            let text = std::fs::read_to_string(dir.join(id.to_string())).unwrap();
-            let e: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let path = dir.join(id.to_string());
+            let bytes = std::fs::read(&path).unwrap();
+            let e: serde_json::Value =
+                serde_json::from_slice(runnel::checkpoint::frame::payload(&path, &bytes).unwrap())
+                    .unwrap();
             (id, parts(&e["start"]), parts(&e["end"]))
         })
         .collect()

@@ -870,6 +870,12 @@ fn an_in_process_append_wakes_the_source() {
 
 // ------------------------------------- micro-batch recovery from damage
 
+/// A checkpoint file's JSON, its checksum checked.
+fn read_checkpoint_json(path: &Path) -> serde_json::Value {
+    let bytes = fs::read(path).unwrap();
+    serde_json::from_slice(runnel::checkpoint::frame::payload(path, &bytes).unwrap()).unwrap()
+}
+
 /// Runs `records` of a numbered topic through micro-batch mode with 100
 /// records per batch and a checkpoint, then appends 100 more records and
 /// logs them as the next batch (as the driver does before reading it), as
@@ -896,10 +902,7 @@ fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathB
     // The next batch's range, logged the way the driver logs it: from the
     // last batch's end to the end of the 100 new records.
     produce(&topic, 1_000, 1_100);
-    let logged: serde_json::Value = serde_json::from_slice(
-        &fs::read(checkpoint.join("offsets").join(last.to_string())).unwrap(),
-    )
-    .unwrap();
+    let logged = read_checkpoint_json(&checkpoint.join("offsets").join(last.to_string()));
     let mut next = logged.clone();
     next["batch_id"] = serde_json::json!(last + 1);
     next["start"] = logged["end"].clone();
@@ -912,7 +915,7 @@ fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathB
     next["end"][0]["offset"] = serde_json::json!({ "partitions": partitions });
     fs::write(
         checkpoint.join("offsets").join((last + 1).to_string()),
-        serde_json::to_vec_pretty(&next).unwrap(),
+        runnel::checkpoint::frame::seal(&serde_json::to_vec_pretty(&next).unwrap()),
     )
     .unwrap();
     damage(&checkpoint.join("commits").join(last.to_string()));
@@ -953,10 +956,7 @@ fn a_damaged_commit_loses_no_batch() {
         .unwrap();
         // Where the last intact commit ended, per partition: every record
         // from there on must be read again.
-        let intact: serde_json::Value = serde_json::from_slice(
-            &fs::read(checkpoint.join("commits").join((last - 1).to_string())).unwrap(),
-        )
-        .unwrap();
+        let intact = read_checkpoint_json(&checkpoint.join("commits").join((last - 1).to_string()));
         let resume = &intact["sources"][0]["offset"]["partitions"];
         let expected: Vec<u64> = (0..1_100u64)
             .filter(|i| {

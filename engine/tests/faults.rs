@@ -47,9 +47,11 @@ fn manifests(dir: &Path) -> Vec<serde_json::Value> {
             !name.contains(".tmp"),
             "a temporary manifest was left behind: {name}"
         );
-        let text = std::fs::read_to_string(e.path()).unwrap();
+        let bytes = std::fs::read(e.path()).unwrap();
+        let payload = runnel::checkpoint::frame::payload(&e.path(), &bytes)
+            .unwrap_or_else(|err| panic!("manifest {name} is corrupt: {err}"));
         out.push(
-            serde_json::from_str(&text)
+            serde_json::from_slice(payload)
                 .unwrap_or_else(|err| panic!("manifest {name} is corrupt: {err}")),
         );
     }

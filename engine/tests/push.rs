@@ -260,6 +260,31 @@ fn stop_while_idle() {
     assert_eq!(sub.recv_timeout(Duration::from_secs(1)), Ok(None));
 }
 
+/// A checkpoint cannot protect rows the engine cannot re-read: without an
+/// explicit opt-in the query is refused at start, with the reason, rather
+/// than starting and logging a warning.
+#[test]
+fn a_checkpoint_over_a_push_source_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (source, _pusher) = PushSource::new(two_columns());
+    let (sink, _sub) = ChannelSink::new(16);
+    let refused = DataFrame::from_source("events", source)
+        .write_stream(sink)
+        .trigger(fast_epochs())
+        .checkpoint(dir.path())
+        .start();
+    let Err(err) = refused else {
+        panic!("a checkpoint over a push source started without the opt-in");
+    };
+    let text = err.to_string();
+    assert!(
+        text.contains("cannot replay") && text.contains("allow_rows_lost_on_crash"),
+        "{text}"
+    );
+    // Nothing was written: the refusal happens before the checkpoint opens.
+    assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none());
+}
+
 /// Markers are placed while producers are idle (epochs keep committing), and
 /// after a restart from the checkpoint each producer learns how many of its
 /// rows the durable epochs hold, to replay the rest itself.
@@ -273,6 +298,7 @@ fn durable_positions_survive_a_restart() {
             .write_stream(sink)
             .trigger(fast_epochs())
             .checkpoint(dir)
+            .allow_rows_lost_on_crash()
             .start()
             .unwrap();
         (query, pusher, sub)

@@ -110,7 +110,9 @@ pub fn durable_rate_offset(checkpoint: &Path) -> Option<u64> {
         .ok()?
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
         .max()?;
-    let text = std::fs::read_to_string(commits.join(newest.to_string())).ok()?;
-    let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let path = commits.join(newest.to_string());
+    let bytes = std::fs::read(&path).ok()?;
+    let payload = runnel::checkpoint::frame::payload(&path, &bytes).ok()?;
+    let manifest: serde_json::Value = serde_json::from_slice(payload).ok()?;
     manifest["sources"][0]["offset"]["value"].as_u64()
 }

@@ -419,11 +419,12 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         let _ = std::fs::remove_dir_all(dir);
         writer = writer.checkpoint(dir);
     }
-    if feeders.is_some() {
+    if feeders.is_some() && checkpoint.is_some() {
         // Rows pushed after a restart are not replayed by the engine: the
-        // benchmark accepts that (it never restarts) and says so here.
+        // benchmark opts in to that explicitly (it never restarts) and says so.
+        writer = writer.allow_rows_lost_on_crash();
         eprintln!(
-            "runnel bench: --source push is not replayable; its checkpoint keeps producer positions, not rows"
+            "runnel bench: --source push cannot replay; this run allows rows lost on a crash (its checkpoint keeps producer positions, not rows)"
         );
     }
     let query = writer.start()?;

@@ -47,6 +47,11 @@ pub struct RunArgs {
     /// Checkpoint directory: running again on it resumes where the last run stopped or crashed.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// With a checkpoint over a source that cannot replay (socket): accept
+    /// that rows received after the last durable epoch are lost by a crash.
+    /// Without it such a run is refused.
+    #[arg(long = "allow-rows-lost-on-crash")]
+    pub allow_rows_lost_on_crash: bool,
     /// Stop once every source is exhausted (files read, log at its end), after flushing.
     #[arg(long = "until-idle")]
     pub until_idle: bool,
@@ -111,6 +116,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         .query_name(&name);
     if let Some(dir) = &args.checkpoint {
         writer = writer.checkpoint(dir);
+    }
+    if args.allow_rows_lost_on_crash {
+        writer = writer.allow_rows_lost_on_crash();
     }
     if args.explain {
         println!("{}", writer.explain()?);

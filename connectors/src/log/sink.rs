@@ -87,7 +87,7 @@ use std::fs;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 
-use runnel::checkpoint::write_atomic;
+use runnel::checkpoint::{write_atomic, LocalStorage};
 use runnel::{EngineError, Result, Row, Sink, SinkContext};
 
 use super::{partition_for_key, LogError, LogProducer, LogTopic};
@@ -367,7 +367,8 @@ impl Sink for LogSink {
                             end_offsets: actual.clone(),
                         })
                         .expect("the marker serializes");
-                        write_atomic(&marker, &bytes).map_err(|e| sink_err(&marker, e))?;
+                        write_atomic(&LocalStorage, &marker, &bytes)
+                            .map_err(|e| sink_err(&marker, e))?;
                         (actual.clone(), true)
                     }
                 }

@@ -15,15 +15,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
 
 use super::Control;
-use crate::checkpoint::{
-    CheckpointDir, EpochManifest, OperatorCommit, SourceCommit, StateChain, StateFloors,
-    FORMAT_VERSION,
-};
+use crate::checkpoint::{AggregateStateFile, Checkpointer, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
-use crate::clock::{wall_now_ms, wall_now_us};
+use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::metrics::{
@@ -51,19 +47,6 @@ pub(crate) enum OperatorSnapshot {
         rows_updated: u64,
         rows_dropped_late: u64,
     },
-}
-
-/// An aggregation partition's state file.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct AggregateStateFile {
-    pub(crate) watermark_us: i64,
-    pub(crate) state: StateSnapshot,
-}
-
-/// The watermark operator's inline state.
-#[derive(Serialize, Deserialize)]
-pub(crate) struct WatermarkState {
-    pub(crate) max_event_time_us: i64,
 }
 
 pub(crate) enum CoordMsg {
@@ -175,8 +158,6 @@ struct EpochParts {
     state_rows_total: u64,
     state_rows_updated: u64,
     state_rows_dropped: u64,
-    /// The oldest epoch whose state files this epoch's manifest names.
-    state_from: Option<u64>,
     sink: Option<(serde_json::Value, u64, Histogram<u64>, IngestTimes)>,
 }
 
@@ -188,8 +169,7 @@ pub(crate) struct CoordinatorSetup {
     pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
     pub(crate) control: Arc<Control>,
     pub(crate) shared: Arc<QueryShared>,
-    pub(crate) checkpoint: Option<CheckpointDir>,
-    pub(crate) retain_epochs: usize,
+    pub(crate) checkpoint: Option<Checkpointer>,
     pub(crate) epoch_interval: Duration,
     pub(crate) tasks: usize,
     pub(crate) expected_snapshots: usize,
@@ -208,14 +188,6 @@ pub(crate) struct CoordinatorSetup {
 /// Runs the coordinator until every task has exited.
 pub(crate) fn run(setup: CoordinatorSetup) {
     let mut c = Coordinator {
-        chains: HashMap::new(),
-        state_floors: match &setup.checkpoint {
-            Some(dir) => StateFloors::from_checkpoint(dir).unwrap_or_else(|e| {
-                tracing::warn!("could not read the retained manifests: {e}");
-                StateFloors::default()
-            }),
-            None => StateFloors::default(),
-        },
         pending: BTreeMap::new(),
         final_epoch: None,
         last_committed: setup.start_epoch - 1,
@@ -230,10 +202,6 @@ pub(crate) fn run(setup: CoordinatorSetup) {
 
 struct Coordinator {
     setup: CoordinatorSetup,
-    /// Per (operator, partition): the state files the next manifest names.
-    chains: HashMap<(usize, usize), StateChain>,
-    /// What the retained manifests name, for purging.
-    state_floors: StateFloors,
     pending: BTreeMap<u64, EpochParts>,
     final_epoch: Option<u64>,
     last_committed: u64,
@@ -358,15 +326,9 @@ impl Coordinator {
             } => {
                 parts.watermark_us = Some(watermark_us);
                 parts.max_event_time_us = Some(max_event_time_us);
-                let inline =
-                    serde_json::to_value(WatermarkState { max_event_time_us }).unwrap_or_default();
-                parts.operators.push(OperatorCommit {
-                    operator: op_id,
-                    partition,
-                    file: None,
-                    deltas: Vec::new(),
-                    inline,
-                });
+                parts
+                    .operators
+                    .push(Checkpointer::watermark(op_id, partition, max_event_time_us));
             }
             OperatorSnapshot::Aggregate {
                 delta,
@@ -378,47 +340,33 @@ impl Coordinator {
                 parts.state_rows_total += rows_total;
                 parts.state_rows_updated += rows_updated;
                 parts.state_rows_dropped += rows_dropped_late;
-                if let Some(dir) = &self.setup.checkpoint {
+                if let Some(ck) = &mut self.setup.checkpoint {
+                    // The shadow copy of the partition's state gets the
+                    // delta; the whole of it is written when the chain of
+                    // deltas has grown as large as the state.
                     let shadow = self.setup.shadows.entry((op_id, partition)).or_default();
-                    let chain = self.chains.entry((op_id, partition)).or_default();
                     let changes = delta.groups.len() + delta.evicted.len();
-                    let full = chain.wants_full(changes, shadow.num_groups());
-                    let (name, file) = if full {
+                    let full = ck.wants_full(op_id, partition, changes, shadow.num_groups());
+                    let file = if full {
                         let buffer = shadow.apply_returning_buffer(delta);
                         let _ = self.setup.spare_state_buffers.try_send(buffer);
-                        let file = AggregateStateFile {
+                        AggregateStateFile {
                             watermark_us,
                             state: shadow.snapshot(),
-                        };
-                        (format!("aggregate-{op_id}-{partition}.json"), file)
+                        }
                     } else {
-                        let file = AggregateStateFile {
+                        AggregateStateFile {
                             watermark_us,
                             state: delta,
-                        };
-                        (format!("aggregate-{op_id}-{partition}.delta.json"), file)
+                        }
                     };
-                    let bytes = serde_json::to_vec(&file)
-                        .map_err(|e| EngineError::checkpoint(dir.root(), e))?;
-                    let rel = dir.write_state(epoch, &name, &bytes)?;
-                    if full {
-                        chain.record_full(rel, epoch);
-                    } else {
+                    let commit =
+                        ck.write_aggregate(epoch, op_id, partition, &file, full, changes)?;
+                    if !full {
                         let buffer = shadow.apply_returning_buffer(file.state);
                         let _ = self.setup.spare_state_buffers.try_send(buffer);
-                        chain.record_delta(rel, changes);
                     }
-                    let base_epoch = chain.base_epoch();
-                    parts.state_from =
-                        Some(parts.state_from.map_or(base_epoch, |f| f.min(base_epoch)));
-                    let (file, deltas) = chain.files();
-                    parts.operators.push(OperatorCommit {
-                        operator: op_id,
-                        partition,
-                        file,
-                        deltas,
-                        inline: serde_json::Value::Null,
-                    });
+                    parts.operators.push(commit);
                 }
             }
         }
@@ -451,28 +399,16 @@ impl Coordinator {
             .sink
             .expect("commit is only called with the sink's acknowledgement");
         let wal_started = Instant::now();
-        if let Some(dir) = &self.setup.checkpoint {
-            let mut operators = parts.operators;
-            operators.sort_by_key(|o| (o.operator, o.partition));
-            dir.write_manifest(&EpochManifest {
-                version: FORMAT_VERSION,
+        if let Some(ck) = &mut self.setup.checkpoint {
+            ck.commit(
                 epoch,
-                committed_at_ms: wall_now_ms(),
-                sources: vec![SourceCommit {
+                vec![SourceCommit {
                     name: self.setup.source_name.clone(),
                     offset: offset.clone(),
                 }],
-                operators,
-                sink: sink_state,
-            })?;
-            // State files older than every retained manifest's oldest base
-            // can go; newer ones may still be named by a retained manifest.
-            let state_from =
-                self.state_floors
-                    .committed(epoch, parts.state_from, self.setup.retain_epochs);
-            if let Err(e) = dir.purge_keeping_state(self.setup.retain_epochs, state_from) {
-                tracing::warn!("could not purge old epochs: {e}");
-            }
+                parts.operators,
+                sink_state,
+            )?;
         }
         let wal_ms = wal_started.elapsed().as_millis() as u64;
         // The epoch is durable now: every row of it has waited this long.

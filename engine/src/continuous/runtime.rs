@@ -6,16 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread;
 
-use super::coordinator::{
-    self, AggregateStateFile, CoordinatorSetup, EpochReporter, WatermarkState,
-};
+use super::coordinator::{self, CoordinatorSetup, EpochReporter};
 use super::push::PushTask;
 use super::ring::{ring, RingReceiver, RingSender};
 use super::task::{panic_message, RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
 use super::wait::{Idler, TaskWaker};
 use super::Control;
-use crate::checkpoint::{read_state_chain, CheckpointDir, EpochManifest};
+use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext};
 use crate::ops::{AggregateOp, FilterOp, FlatMapOp, Next, ProjectOp, WatermarkOp};
@@ -38,64 +36,6 @@ impl Task {
             Task::Ring(t) => t.run(),
         }
     }
-}
-
-/// What recovery found in the checkpoint.
-struct Recovered {
-    manifest: Option<EpochManifest>,
-    /// Aggregation state per partition of the new run.
-    aggregate: Vec<WindowedState>,
-    aggregate_watermark: i64,
-    max_event_time: i64,
-}
-
-fn recover(dir: Option<&CheckpointDir>, physical: &PhysicalPlan) -> Result<Recovered> {
-    let mut rec = Recovered {
-        manifest: None,
-        aggregate: (0..physical.partitions)
-            .map(|_| WindowedState::new())
-            .collect(),
-        aggregate_watermark: NO_TIME,
-        max_event_time: NO_TIME,
-    };
-    let Some(dir) = dir else { return Ok(rec) };
-    let Some(manifest) = dir.latest_manifest()? else {
-        return Ok(rec);
-    };
-    for op in &manifest.operators {
-        if let Some(file) = &op.file {
-            // The partition's state as written: the full file, then each
-            // delta in order.
-            let (written, watermark_us) =
-                read_state_chain(dir, file, &op.deltas, |f: AggregateStateFile| {
-                    (f.watermark_us, f.state)
-                })?;
-            rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
-            // Route every group to its partition in this run (the
-            // parallelism may differ from the run that wrote the state).
-            let mut per_partition: Vec<crate::state::StateSnapshot> = (0..physical.partitions)
-                .map(|_| Default::default())
-                .collect();
-            for group in written.snapshot().groups {
-                let p = partition_of(group.1.iter(), physical.partitions);
-                per_partition[p].groups.push(group);
-            }
-            for (p, snap) in per_partition.into_iter().enumerate() {
-                rec.aggregate[p].apply(snap);
-            }
-        } else if !op.inline.is_null() {
-            if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
-                rec.max_event_time = rec.max_event_time.max(w.max_event_time_us);
-            }
-        }
-    }
-    tracing::info!(
-        epoch = manifest.epoch,
-        checkpoint = %dir.root().display(),
-        "recovering from the last durable epoch"
-    );
-    rec.manifest = Some(manifest);
-    Ok(rec)
 }
 
 /// Builds the chain of `ops` in front of `tail`.
@@ -146,14 +86,37 @@ pub(crate) fn start(
         ));
     };
     let physical = PhysicalPlan::new(&plan, &config, source.is_blocking())?;
+    if config.checkpoint.is_some() && !source.is_replayable() && !config.allow_rows_lost_on_crash {
+        return Err(EngineError::Plan(format!(
+            "source {} cannot replay, so with a checkpoint the rows received after the last durable epoch would be lost by a crash; accept that explicitly (allow_rows_lost_on_crash) or run without a checkpoint",
+            plan.source_name
+        )));
+    }
     let (checkpoint, query_id) = match &config.checkpoint {
         Some(path) => {
-            let (dir, meta) = CheckpointDir::open(path)?;
-            (Some(dir), meta.id)
+            let (ck, meta) = Checkpointer::open(
+                path,
+                config.checkpoint_storage.clone(),
+                config.retain_epochs,
+            )?;
+            (Some(ck), meta.id)
         }
         None => (None, uuid::Uuid::new_v4().to_string()),
     };
-    let mut recovered = recover(checkpoint.as_ref(), &physical)?;
+    let partitions = physical.partitions;
+    let mut recovered = match &checkpoint {
+        Some(ck) => ck.recover(&plan.source_name, partitions, |key| {
+            partition_of(key.iter(), partitions)
+        })?,
+        None => Recovery {
+            aggregate: (0..partitions.max(1))
+                .map(|_| WindowedState::new())
+                .collect(),
+            aggregate_watermark: NO_TIME,
+            max_event_time: NO_TIME,
+            ..Recovery::default()
+        },
+    };
     // Deltas exist to be written to a checkpoint: without one, aggregations
     // track no changes (nothing recorded per update, nothing copied per epoch).
     let track_changes = checkpoint.is_some();
@@ -162,14 +125,7 @@ pub(crate) fn start(
     } else {
         Vec::new()
     };
-    let manifest = recovered.manifest.take();
-    let start_epoch = manifest.as_ref().map_or(1, |m| m.epoch + 1);
-    if manifest.is_some() && !source.is_replayable() {
-        tracing::warn!(
-            "source {} cannot replay: rows after the last durable epoch are not re-read",
-            plan.source_name
-        );
-    }
+    let start_epoch = recovered.epoch().map_or(1, |e| e + 1);
 
     let tasks_n = physical.task_count();
     let wakers: Vec<Arc<TaskWaker>> = (0..tasks_n).map(|_| Arc::new(TaskWaker::new())).collect();
@@ -193,10 +149,7 @@ pub(crate) fn start(
         crossbeam_channel::bounded(physical.partitions.max(1) * 2);
 
     // Open the ends first, so that a bad source or sink fails `start` itself.
-    let start_offset = manifest
-        .as_ref()
-        .and_then(|m| m.sources.iter().find(|s| s.name == plan.source_name))
-        .map(|s| s.offset.clone());
+    let start_offset = recovered.source_offset.take();
     source.open(
         &SourceContext {
             name: plan.source_name.clone(),
@@ -210,7 +163,7 @@ pub(crate) fn start(
             output_mode: config.output_mode,
             key_columns: physical.key_columns.clone(),
         },
-        manifest.as_ref().map(|m| &m.sink),
+        recovered.sink_state(),
     )?;
     let source_description = source.describe();
     let sink_description = sink.describe();
@@ -340,7 +293,6 @@ pub(crate) fn start(
         control: control.clone(),
         shared: shared.clone(),
         checkpoint,
-        retain_epochs: config.retain_epochs,
         epoch_interval,
         tasks: tasks_n,
         expected_snapshots,

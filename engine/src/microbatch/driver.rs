@@ -10,8 +10,7 @@ use super::convert::{batch_to_rows, rows_to_batch};
 use super::exec::Flight;
 use super::runner::BatchRunner;
 use crate::checkpoint::{
-    read_state_chain, CheckpointDir, EpochManifest, OffsetLogEntry, OperatorCommit, SourceCommit,
-    StateChain, StateFloors, FORMAT_VERSION,
+    AggregateStateFile, Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION,
 };
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::continuous::{Control, TaskWaker};
@@ -24,25 +23,11 @@ use crate::metrics::{
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::{QueryShared, StreamingQuery};
 use crate::schema::{Row, NO_TIME};
-use crate::state::StateSnapshot;
 use crate::time::format_iso_ms;
 
 /// How long an as-fast-as-possible trigger waits before asking an idle
 /// source again.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-
-/// The state file of a micro-batch aggregation.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct AggregateState {
-    watermark_us: i64,
-    state: StateSnapshot,
-}
-
-/// The watermark operator's state in a manifest.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct WatermarkState {
-    max_event_time_us: i64,
-}
 
 /// Collects a range's rows with their ingest times.
 struct Collector {
@@ -64,7 +49,7 @@ struct Driver {
     sink: Box<dyn Sink>,
     runner: BatchRunner,
     source_schema: crate::schema::SchemaRef,
-    checkpoint: Option<CheckpointDir>,
+    checkpoint: Option<Checkpointer>,
     config: QueryConfig,
     control: Arc<Control>,
     shared: Arc<QueryShared>,
@@ -73,10 +58,6 @@ struct Driver {
     current: Option<SourceOffset>,
     replay: VecDeque<OffsetLogEntry>,
     last_batch_at: Instant,
-    /// The aggregation's state files since the last full one.
-    state_chain: StateChain,
-    /// What the retained manifests name, for purging.
-    state_floors: StateFloors,
 }
 
 /// Starts a query in micro-batch mode.
@@ -87,10 +68,20 @@ pub(crate) fn start(
     config: QueryConfig,
 ) -> Result<StreamingQuery> {
     let physical = PhysicalPlan::new(&plan, &config, false)?;
+    if config.checkpoint.is_some() && !source.is_replayable() {
+        return Err(EngineError::Plan(format!(
+            "micro-batch mode re-reads a batch's logged range after a crash, and source {} cannot replay; use continuous mode",
+            plan.source_name
+        )));
+    }
     let (checkpoint, query_id) = match &config.checkpoint {
         Some(path) => {
-            let (dir, meta) = CheckpointDir::open(path)?;
-            (Some(dir), meta.id)
+            let (ck, meta) = Checkpointer::open(
+                path,
+                config.checkpoint_storage.clone(),
+                config.retain_epochs,
+            )?;
+            (Some(ck), meta.id)
         }
         None => (None, uuid::Uuid::new_v4().to_string()),
     };
@@ -112,66 +103,30 @@ pub(crate) fn start(
     let output_schema = physical.output_schema.clone();
     let key_columns = physical.key_columns.clone();
     let mut runner = BatchRunner::from_physical(physical);
-    let manifest = match &checkpoint {
-        Some(dir) => dir.latest_manifest()?,
-        None => None,
+    let mut recovered = match &checkpoint {
+        // One partition: every group goes to it.
+        Some(ck) => ck.recover(&plan.source_name, 1, |_| 0)?,
+        None => Default::default(),
     };
     if let Some(agg) = runner.aggregate.as_mut() {
         // Changes are only needed for the checkpoint's delta files.
         agg.state.set_change_tracking(checkpoint.is_some());
-    }
-    let committed = manifest.as_ref().map(|m| m.epoch);
-    if let (Some(m), Some(dir)) = (&manifest, &checkpoint) {
-        for op in &m.operators {
-            if let Some(file) = &op.file {
-                let (state, watermark_us) =
-                    read_state_chain(dir, file, &op.deltas, |f: AggregateState| {
-                        (f.watermark_us, f.state)
-                    })?;
-                if let Some(agg) = runner.aggregate.as_mut() {
-                    agg.state.apply(state.snapshot());
-                    agg.watermark_us = watermark_us;
-                }
-            } else if let Ok(w) = serde_json::from_value::<WatermarkState>(op.inline.clone()) {
-                runner.tracker.max_event_time_us = w.max_event_time_us;
-            }
+        if let Some(state) = recovered.aggregate.pop() {
+            agg.state.apply(state.snapshot());
         }
+        agg.watermark_us = recovered.aggregate_watermark;
     }
-    let current = manifest
-        .as_ref()
-        .and_then(|m| m.sources.iter().find(|s| s.name == plan.source_name))
-        .map(|s| s.offset.clone());
+    if recovered.manifest.is_some() {
+        runner.tracker.max_event_time_us = recovered.max_event_time;
+    }
+    let committed = recovered.epoch();
+    let current = recovered.source_offset.take();
     // Every batch logged after the recovered commit is re-run exactly as
     // logged, in order, from the recovered offsets: normally at most one
     // (the batch a crash interrupted), more when a newer commit was
     // unreadable and recovery fell back to an older one.
-    let replay: VecDeque<OffsetLogEntry> = match &checkpoint {
-        Some(dir) => dir.offset_log_after(committed)?.into(),
-        None => VecDeque::new(),
-    };
-    if let (Some(first), Some(dir)) = (replay.front(), &checkpoint) {
-        let logged_start = first.start.first().map(|s| &s.offset);
-        if logged_start != current.as_ref() {
-            return Err(EngineError::checkpoint(
-                dir.root().join("offsets").join(first.batch_id.to_string()),
-                format!(
-                    "batch {} was logged to start at {} but the last committed batch ended at {}",
-                    first.batch_id,
-                    logged_start.map_or("the beginning".to_string(), |o| o.to_string()),
-                    current
-                        .as_ref()
-                        .map_or("the beginning".to_string(), |o| o.to_string()),
-                ),
-            ));
-        }
-    }
+    let replay = std::mem::take(&mut recovered.replay);
     let next_batch = committed.map_or(0, |c| c + 1);
-    for r in &replay {
-        tracing::info!(
-            batch = r.batch_id,
-            "re-running a logged batch that did not commit"
-        );
-    }
     control
         .committed_epoch
         .store(committed.unwrap_or(0), Ordering::SeqCst);
@@ -189,12 +144,8 @@ pub(crate) fn start(
             output_mode: config.output_mode,
             key_columns,
         },
-        manifest.as_ref().map(|m| &m.sink),
+        recovered.sink_state(),
     )?;
-    let state_floors = match &checkpoint {
-        Some(dir) => StateFloors::from_checkpoint(dir)?,
-        None => StateFloors::default(),
-    };
     let driver = Driver {
         source,
         source_name: plan.source_name.clone(),
@@ -210,8 +161,6 @@ pub(crate) fn start(
         current,
         replay,
         last_batch_at: Instant::now(),
-        state_chain: StateChain::default(),
-        state_floors,
     };
     let name = driver.config.name.clone().unwrap_or_else(|| "query".into());
     let task_shared = shared.clone();
@@ -290,8 +239,8 @@ impl Driver {
                         written_at_ms: wall_now_ms(),
                     };
                     let t = Instant::now();
-                    if let Some(dir) = &self.checkpoint {
-                        dir.write_offset_log(&entry)?;
+                    if let Some(ck) = &self.checkpoint {
+                        ck.dir().write_offset_log(&entry)?;
                     }
                     durations.insert("walCommit".to_string(), ms_since(t));
                     entry
@@ -363,80 +312,40 @@ impl Driver {
 
         // commitOffsets: state, then the manifest.
         let t = Instant::now();
-        let mut operators = Vec::new();
-        let mut state_from = None;
-        for (op, _) in &self.runner.physical.pre {
-            if let PhysOp::Watermark { op_id, .. } = op {
-                operators.push(OperatorCommit {
-                    operator: *op_id,
-                    partition: 0,
-                    file: None,
-                    deltas: Vec::new(),
-                    inline: serde_json::to_value(WatermarkState {
-                        max_event_time_us: self.runner.tracker.max_event_time_us,
-                    })
-                    .unwrap_or_default(),
-                });
+        if let Some(ck) = &mut self.checkpoint {
+            let mut operators = Vec::new();
+            for (op, _) in &self.runner.physical.pre {
+                if let PhysOp::Watermark { op_id, .. } = op {
+                    operators.push(Checkpointer::watermark(
+                        *op_id,
+                        0,
+                        self.runner.tracker.max_event_time_us,
+                    ));
+                }
             }
-        }
-        if let (Some(dir), Some(agg), Some((phys, _))) = (
-            &self.checkpoint,
-            &mut self.runner.aggregate,
-            &self.runner.physical.aggregate,
-        ) {
-            // The groups this batch changed, or the whole state once the
-            // changes since the last full file add up to its size.
-            let delta = agg.state.take_delta();
-            let changes = delta.groups.len() + delta.evicted.len();
-            let full = self.state_chain.wants_full(changes, agg.state.num_groups());
-            let (name, state) = if full {
-                (
-                    format!("aggregate-{}-0.json", phys.op_id),
-                    agg.state.snapshot(),
-                )
-            } else {
-                (format!("aggregate-{}-0.delta.json", phys.op_id), delta)
-            };
-            let file = AggregateState {
-                watermark_us: agg.watermark_us,
-                state,
-            };
-            let bytes =
-                serde_json::to_vec(&file).map_err(|e| EngineError::checkpoint(dir.root(), e))?;
-            let rel = dir.write_state(batch_id, &name, &bytes)?;
-            if full {
-                self.state_chain.record_full(rel, batch_id);
-            } else {
-                self.state_chain.record_delta(rel, changes);
+            if let (Some(agg), Some((phys, _))) =
+                (&mut self.runner.aggregate, &self.runner.physical.aggregate)
+            {
+                // The groups this batch changed, or the whole state once
+                // the changes since the last full file add up to its size.
+                let delta = agg.state.take_delta();
+                let changes = delta.groups.len() + delta.evicted.len();
+                let full = ck.wants_full(phys.op_id, 0, changes, agg.state.num_groups());
+                let file = AggregateStateFile {
+                    watermark_us: agg.watermark_us,
+                    state: if full { agg.state.snapshot() } else { delta },
+                };
+                operators.push(ck.write_aggregate(batch_id, phys.op_id, 0, &file, full, changes)?);
             }
-            state_from = Some(self.state_chain.base_epoch());
-            let (file, deltas) = self.state_chain.files();
-            operators.push(OperatorCommit {
-                operator: phys.op_id,
-                partition: 0,
-                file,
-                deltas,
-                inline: serde_json::Value::Null,
-            });
-        }
-        if let Some(dir) = &self.checkpoint {
-            dir.write_manifest(&EpochManifest {
-                version: FORMAT_VERSION,
-                epoch: batch_id,
-                committed_at_ms: wall_now_ms(),
-                sources: vec![SourceCommit {
+            ck.commit(
+                batch_id,
+                vec![SourceCommit {
                     name: self.source_name.clone(),
                     offset: end.clone(),
                 }],
                 operators,
-                sink: sink_state,
-            })?;
-            let state_from =
-                self.state_floors
-                    .committed(batch_id, state_from, self.config.retain_epochs);
-            if let Err(e) = dir.purge_keeping_state(self.config.retain_epochs, state_from) {
-                tracing::warn!("could not purge old batches: {e}");
-            }
+                sink_state,
+            )?;
         }
         durations.insert("commitOffsets".to_string(), ms_since(t));
         self.source.commit(&end)?;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use super::logical::{LogicalOp, LogicalPlan, PlanNode, WindowSpec};
 use super::window::WindowShape;
+use crate::checkpoint::Storage;
 use crate::continuous::WaitStrategy;
 use crate::error::{EngineError, Result};
 use crate::expr::{bind_expr, col, Expr};
@@ -139,6 +140,15 @@ pub struct QueryConfig {
     pub ring_capacity: usize,
     /// Epoch manifests kept in the checkpoint (default 20).
     pub retain_epochs: usize,
+    /// What the checkpoint is written through (default `None`: the local
+    /// file system). Tests pass a [`crate::checkpoint::CrashFs`] to cut the
+    /// power between any two writes.
+    pub checkpoint_storage: Option<Arc<dyn Storage>>,
+    /// Start with a checkpoint although the source cannot replay (a push
+    /// source, a socket): rows received after the last durable epoch are
+    /// lost by a crash. Without this, such a query is refused at start, as
+    /// it could not keep its guarantee (default `false`).
+    pub allow_rows_lost_on_crash: bool,
 }
 
 impl Default for QueryConfig {
@@ -152,6 +162,8 @@ impl Default for QueryConfig {
             parallelism: 1,
             ring_capacity: 4096,
             retain_epochs: 20,
+            checkpoint_storage: None,
+            allow_rows_lost_on_crash: false,
         }
     }
 }
@@ -442,6 +454,19 @@ impl DataStreamWriter {
     /// Sets the checkpoint directory.
     pub fn checkpoint(mut self, dir: impl Into<PathBuf>) -> Self {
         self.config.checkpoint = Some(dir.into());
+        self
+    }
+    /// Sets the checkpoint directory on a [`Storage`] of the caller's.
+    pub fn checkpoint_on(mut self, dir: impl Into<PathBuf>, storage: Arc<dyn Storage>) -> Self {
+        self.config.checkpoint = Some(dir.into());
+        self.config.checkpoint_storage = Some(storage);
+        self
+    }
+    /// Accepts a checkpoint over a source that cannot replay: rows received
+    /// after the last durable epoch are lost by a crash (see
+    /// [`QueryConfig::allow_rows_lost_on_crash`]).
+    pub fn allow_rows_lost_on_crash(mut self) -> Self {
+        self.config.allow_rows_lost_on_crash = true;
         self
     }
     /// Sets the trigger.

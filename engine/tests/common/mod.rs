@@ -153,7 +153,8 @@ pub fn commit_numbers(ckpt: &std::path::Path) -> Vec<u64> {
 /// The manifest `commits/<n>` of a checkpoint, as JSON.
 pub fn manifest(ckpt: &std::path::Path, n: u64) -> serde_json::Value {
     let path = ckpt.join("commits").join(n.to_string());
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    let bytes = std::fs::read(&path).unwrap();
+    serde_json::from_slice(runnel::checkpoint::frame::payload(&path, &bytes).unwrap()).unwrap()
 }
 
 /// Whether a manifest names delta state files for some operator.

@@ -1,0 +1,286 @@
+//! The checkpoint protocol both runtimes share: recovery, state files and
+//! the commit of an epoch (continuous) or a batch (micro-batch).
+//!
+//! [`Checkpointer`] owns everything that decides whether data survives:
+//! choosing the newest readable manifest and the offsets to resume from,
+//! the logged batches to re-run, reading state chains and routing groups to
+//! this run's partitions, writing full or delta state files, writing the
+//! manifest, and retention. The runtimes keep only what differs: when an
+//! epoch ends (markers or batch boundaries) and how state reaches the
+//! writer. It must not know about tasks, rings or batches of rows.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+
+use super::chain::{state_epoch, StateChain, StateFloors};
+use super::state_file::{AggregateStateFile, WatermarkState};
+use super::{
+    CheckpointDir, EpochManifest, LocalStorage, OffsetLogEntry, OperatorCommit, QueryMetadata,
+    SourceCommit, Storage, FORMAT_VERSION,
+};
+use crate::error::{EngineError, Result};
+use crate::io::SourceOffset;
+use crate::schema::NO_TIME;
+use crate::state::{GroupKey, StateSnapshot, WindowedState};
+
+/// What recovery found: where to resume and the state to resume with.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// The manifest recovered from (`None`: a fresh start).
+    pub manifest: Option<EpochManifest>,
+    /// The source's offset in it.
+    pub source_offset: Option<SourceOffset>,
+    /// Aggregation state, one per partition of this run.
+    pub aggregate: Vec<WindowedState>,
+    /// The aggregation's watermark (`NO_TIME` if none).
+    pub aggregate_watermark: i64,
+    /// The largest event time the watermark operator had seen.
+    pub max_event_time: i64,
+    /// Batches logged after the manifest, to re-run exactly as logged
+    /// (micro-batch; always empty in continuous mode, which logs none).
+    pub replay: VecDeque<OffsetLogEntry>,
+}
+
+impl Recovery {
+    /// The recovered epoch or batch id.
+    pub fn epoch(&self) -> Option<u64> {
+        self.manifest.as_ref().map(|m| m.epoch)
+    }
+
+    /// The sink's state in the recovered manifest.
+    pub fn sink_state(&self) -> Option<&serde_json::Value> {
+        self.manifest.as_ref().map(|m| &m.sink)
+    }
+}
+
+/// One query's checkpoint (see the module docs).
+#[derive(Debug)]
+pub struct Checkpointer {
+    dir: CheckpointDir,
+    chains: HashMap<(usize, usize), StateChain>,
+    floors: StateFloors,
+    retain: usize,
+}
+
+impl Checkpointer {
+    /// Opens the checkpoint at `root` on `storage` (the local file system
+    /// when `None`), keeping the newest `retain` manifests on commit.
+    pub fn open(
+        root: &Path,
+        storage: Option<Arc<dyn Storage>>,
+        retain: usize,
+    ) -> Result<(Checkpointer, QueryMetadata)> {
+        let storage = storage.unwrap_or_else(|| Arc::new(LocalStorage));
+        let (dir, meta) = CheckpointDir::open_on(root, storage)?;
+        let floors = StateFloors::from_checkpoint(&dir)?;
+        Ok((
+            Checkpointer {
+                dir,
+                chains: HashMap::new(),
+                floors,
+                retain,
+            },
+            meta,
+        ))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &CheckpointDir {
+        &self.dir
+    }
+
+    /// Recovers from the newest readable manifest: the offset of source
+    /// `source_name`, aggregation state routed to `partitions` partitions by
+    /// `route` (the parallelism may differ from the run that wrote it), and
+    /// the batches logged after it. A damaged newer manifest is skipped
+    /// (named in a warning): the older one and the logged batches after it
+    /// lose nothing. A damaged state or offset-log file is an error naming
+    /// it; wrong state is never restored.
+    pub fn recover(
+        &self,
+        source_name: &str,
+        partitions: usize,
+        route: impl Fn(&GroupKey) -> usize,
+    ) -> Result<Recovery> {
+        let partitions = partitions.max(1);
+        let mut rec = Recovery {
+            aggregate: (0..partitions).map(|_| WindowedState::new()).collect(),
+            aggregate_watermark: NO_TIME,
+            max_event_time: NO_TIME,
+            ..Recovery::default()
+        };
+        let (manifest, skipped) = self.dir.latest_manifest()?;
+        for e in &skipped {
+            tracing::warn!("recovering from an older manifest: {e}");
+        }
+        let committed = manifest.as_ref().map(|m| m.epoch);
+        if let Some(m) = &manifest {
+            for op in &m.operators {
+                if let Some(file) = &op.file {
+                    let (written, watermark_us) = self.read_state_chain(file, &op.deltas)?;
+                    rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
+                    let mut per_partition: Vec<StateSnapshot> =
+                        (0..partitions).map(|_| StateSnapshot::default()).collect();
+                    for group in written.snapshot().groups {
+                        let p = if partitions == 1 { 0 } else { route(&group.1) };
+                        per_partition[p.min(partitions - 1)].groups.push(group);
+                    }
+                    for (p, snap) in per_partition.into_iter().enumerate() {
+                        rec.aggregate[p].apply(snap);
+                    }
+                } else if !op.inline.is_null() {
+                    let w: WatermarkState =
+                        serde_json::from_value(op.inline.clone()).map_err(|e| {
+                            EngineError::checkpoint(
+                                self.dir.root().join("commits").join(m.epoch.to_string()),
+                                format!("operator {}'s state is unreadable: {e}", op.operator),
+                            )
+                        })?;
+                    rec.max_event_time = rec.max_event_time.max(w.max_event_time_us);
+                }
+            }
+            rec.source_offset = m
+                .sources
+                .iter()
+                .find(|s| s.name == source_name)
+                .map(|s| s.offset.clone());
+            tracing::info!(
+                epoch = m.epoch,
+                checkpoint = %self.dir.root().display(),
+                "recovering from the last durable epoch"
+            );
+        }
+        rec.replay = self.dir.offset_log_after(committed)?.into();
+        if let Some(first) = rec.replay.front() {
+            let logged_start = first.start.first().map(|s| &s.offset);
+            if logged_start != rec.source_offset.as_ref() {
+                let show = |o: Option<&SourceOffset>| {
+                    o.map_or("the beginning".to_string(), |o| o.to_string())
+                };
+                return Err(EngineError::checkpoint(
+                    self.dir
+                        .root()
+                        .join("offsets")
+                        .join(first.batch_id.to_string()),
+                    format!(
+                        "batch {} was logged to start at {} but the last committed batch ended at {}",
+                        first.batch_id,
+                        show(logged_start),
+                        show(rec.source_offset.as_ref()),
+                    ),
+                ));
+            }
+        }
+        for r in &rec.replay {
+            tracing::info!(
+                batch = r.batch_id,
+                "re-running a logged batch that did not commit"
+            );
+        }
+        rec.manifest = manifest;
+        Ok(rec)
+    }
+
+    /// Reads a partition's state as a manifest names it: the full file,
+    /// then each delta in order. Returns it with the watermark of the
+    /// newest file.
+    fn read_state_chain(&self, file: &str, deltas: &[String]) -> Result<(WindowedState, i64)> {
+        let mut state = WindowedState::new();
+        let mut watermark_us = NO_TIME;
+        for rel in std::iter::once(file).chain(deltas.iter().map(String::as_str)) {
+            let bytes = self.dir.read_state(rel)?;
+            let parsed = AggregateStateFile::decode(&self.dir.root().join(rel), &bytes)?;
+            watermark_us = parsed.watermark_us;
+            state.apply(parsed.state);
+        }
+        Ok((state, watermark_us))
+    }
+
+    /// Whether partition `partition` of aggregation `op` should write its
+    /// whole state next (rather than the `changes` since the last file),
+    /// given that the state holds `groups` groups.
+    pub fn wants_full(&self, op: usize, partition: usize, changes: usize, groups: usize) -> bool {
+        self.chains
+            .get(&(op, partition))
+            .is_none_or(|c| c.wants_full(changes, groups))
+    }
+
+    /// Writes a state file of aggregation `op`'s partition for `epoch`: the
+    /// whole state if `full` (as [`Checkpointer::wants_full`] said), else
+    /// the `changes` since the last one. Returns what the manifest names.
+    pub fn write_aggregate(
+        &mut self,
+        epoch: u64,
+        op: usize,
+        partition: usize,
+        file: &AggregateStateFile,
+        full: bool,
+        changes: usize,
+    ) -> Result<OperatorCommit> {
+        let name = if full {
+            format!("aggregate-{op}-{partition}.bin")
+        } else {
+            format!("aggregate-{op}-{partition}.delta.bin")
+        };
+        let rel = self.dir.write_state(epoch, &name, &file.encode()?)?;
+        let chain = self.chains.entry((op, partition)).or_default();
+        if full {
+            chain.record_full(rel, epoch);
+        } else {
+            chain.record_delta(rel, changes);
+        }
+        let (file, deltas) = chain.files();
+        Ok(OperatorCommit {
+            operator: op,
+            partition,
+            file,
+            deltas,
+            inline: serde_json::Value::Null,
+        })
+    }
+
+    /// The watermark operator `op`'s entry in a manifest.
+    pub fn watermark(op: usize, partition: usize, max_event_time_us: i64) -> OperatorCommit {
+        OperatorCommit {
+            operator: op,
+            partition,
+            file: None,
+            deltas: Vec::new(),
+            inline: serde_json::to_value(WatermarkState { max_event_time_us }).unwrap_or_default(),
+        }
+    }
+
+    /// Makes `epoch` durable: writes its manifest (the state files it names
+    /// are already durable), then purges what no retained manifest needs.
+    pub fn commit(
+        &mut self,
+        epoch: u64,
+        sources: Vec<SourceCommit>,
+        mut operators: Vec<OperatorCommit>,
+        sink: serde_json::Value,
+    ) -> Result<()> {
+        operators.sort_by_key(|o| (o.operator, o.partition));
+        let state_from = operators
+            .iter()
+            .flat_map(|o| o.file.iter().chain(&o.deltas))
+            .filter_map(|rel| state_epoch(rel))
+            .min();
+        self.dir.write_manifest(&EpochManifest {
+            version: FORMAT_VERSION,
+            epoch,
+            committed_at_ms: crate::clock::wall_now_ms(),
+            sources,
+            operators,
+            sink,
+        })?;
+        // State files older than every retained manifest's oldest base can
+        // go; newer ones may still be named by a retained manifest.
+        let state_from = self.floors.committed(epoch, state_from, self.retain);
+        if let Err(e) = self.dir.purge_keeping_state(self.retain, state_from) {
+            // Purging only frees space: nothing durable depends on it.
+            tracing::warn!("could not purge old epochs: {e}");
+        }
+        Ok(())
+    }
+}

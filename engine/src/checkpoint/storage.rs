@@ -1,0 +1,140 @@
+//! The file operations every durable write goes through.
+//!
+//! [`Storage`] is the small set of primitives a checkpoint needs (create and
+//! write a file, fsync it, rename, fsync a directory, list, read, remove).
+//! [`LocalStorage`] runs them on the local file system; the crash-simulating
+//! [`super::CrashFs`] keeps what was made durable apart from what was only
+//! written, so tests can cut the power between any two operations. This
+//! module owns the primitives and the two compositions built from them
+//! ([`write_atomic`], [`ensure_dir`]); it must not know what the files hold.
+
+use std::fmt::Debug;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// The file operations a checkpoint uses. Paths are absolute or relative to
+/// the process's working directory, as the caller gives them.
+///
+/// Nothing is durable until the right sync: a file's bytes after
+/// [`Storage::sync_file`], a file's or directory's *name* after
+/// [`Storage::sync_dir`] of the directory that holds it.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates (or truncates) `path` and writes `bytes` into it.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the bytes of `path` durable.
+    fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// Renames `from` to `to`, replacing `to` if it exists.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Makes the entries of directory `dir` (creations, renames, removals
+    /// in it) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Creates the directory `dir`; its parent must exist. Not an error if
+    /// it exists already.
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Whether `path` exists (file or directory).
+    fn exists(&self, path: &Path) -> bool;
+    /// The names of the entries of directory `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The contents of `path`.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Removes the file `path`.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Removes the directory `dir` and everything in it.
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+}
+
+/// [`Storage`] on the local file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LocalStorage;
+
+impl Storage for LocalStorage {
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        File::create(path)?.write_all(bytes)
+    }
+
+    fn sync_file(&self, path: &Path) -> io::Result<()> {
+        fs::OpenOptions::new().write(true).open(path)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        match fs::create_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            other => other,
+        }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            out.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(path)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir_all(dir)
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or
+/// the new one: a temporary file, fsynced, renamed into place, and the
+/// directory fsynced (without that last step the rename itself can be lost).
+pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = parent_of(path);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let result = (|| {
+        storage.write_file(&tmp, bytes)?;
+        storage.sync_file(&tmp)?;
+        storage.rename(&tmp, path)?;
+        storage.sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = storage.remove_file(&tmp);
+    }
+    result
+}
+
+/// Creates `dir` and any missing parents, each made durable in its parent
+/// (a directory that is created but not synced into its parent can vanish
+/// with everything in it).
+pub fn ensure_dir(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
+    if dir.as_os_str().is_empty() || storage.exists(dir) {
+        return Ok(());
+    }
+    let parent = parent_of(dir);
+    ensure_dir(storage, parent)?;
+    storage.create_dir(dir)?;
+    storage.sync_dir(parent)
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
