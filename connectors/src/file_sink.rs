@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use runnel::checkpoint::{write_atomic, LocalStorage};
+use runnel::checkpoint::{ensure_dir, write_atomic, LocalStorage, Storage};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
 
 /// The text format of a [`FileSink`].
@@ -225,9 +225,14 @@ impl Sink for FileSink {
 
     fn open(&mut self, ctx: &SinkContext, recovered: Option<&serde_json::Value>) -> Result<()> {
         self.schema = Some(ctx.schema.clone());
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            fs::create_dir_all(dir).map_err(|e| sink_err(dir, e))?;
-        }
+        // New folders and the output file's name are made durable in their
+        // parents: an fsynced file in a folder a power loss forgets is lost.
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        ensure_dir(&LocalStorage, dir).map_err(|e| sink_err(dir, e))?;
         let keyed = match (ctx.output_mode, &ctx.key_columns) {
             (OutputMode::Append, _) | (_, None) => None,
             (_, Some(keys)) => Some(keys.clone()),
@@ -256,6 +261,7 @@ impl Sink for FileSink {
             .write(true)
             .open(&self.path)
             .map_err(|e| sink_err(&self.path, e))?;
+        LocalStorage.sync_dir(dir).map_err(|e| sink_err(dir, e))?;
         let actual = file.metadata().map_err(|e| sink_err(&self.path, e))?.len();
         let len = match committed {
             Some(c) if c <= actual => c,

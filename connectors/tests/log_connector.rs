@@ -823,6 +823,55 @@ fn sink_refuses_a_topic_shorter_than_its_checkpoint() {
     assert!(err.contains("changed outside the query"), "{err}");
 }
 
+/// More records after the checkpoint than the sink can match would be
+/// written twice on replay: opening is refused with the counts and the
+/// option named, unless that option accepts the duplicates.
+#[test]
+fn sink_past_its_dedup_window_needs_an_explicit_opt_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let ctx = SinkContext {
+        schema: runnel::schema(&[("value", runnel::DataType::Utf8)]),
+        output_mode: OutputMode::Append,
+        key_columns: None,
+    };
+    let mut sink = LogSink::new(&out, 1);
+    sink.open(&ctx, None).unwrap();
+    let state = sink.commit(0).unwrap();
+    // Five records written after that checkpoint, then the process died.
+    for v in ["a", "b", "c", "d", "e"] {
+        sink.write(&Row::from(vec![Value::str(v)])).unwrap();
+    }
+    sink.commit(1).unwrap();
+    drop(sink);
+    let err = LogSink::new(&out, 1)
+        .max_dedup_records(4)
+        .open(&ctx, Some(&state))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("5 records") && err.contains("allow_duplicates_past_dedup_window"),
+        "{err}"
+    );
+    let mut allowed = LogSink::new(&out, 1)
+        .max_dedup_records(4)
+        .allow_duplicates_past_dedup_window();
+    allowed.open(&ctx, Some(&state)).unwrap();
+    allowed.write(&Row::from(vec![Value::str("a")])).unwrap();
+    allowed.commit(1).unwrap();
+    assert_eq!(
+        allowed.rows_deduplicated(),
+        0,
+        "nothing is matched past the window"
+    );
+    // Within the window the same replay is matched.
+    drop(allowed);
+    let mut matched = LogSink::new(&out, 1).max_dedup_records(100);
+    matched.open(&ctx, Some(&state)).unwrap();
+    matched.write(&Row::from(vec![Value::str("b")])).unwrap();
+    assert_eq!(matched.rows_deduplicated(), 1);
+}
+
 // ---------------------------------------------------- waking on an append
 
 /// A producer in the same process wakes the source's task when it flushes:

@@ -254,7 +254,34 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
                     EngineError::Plan(format!("--sink: partitions={p} is not a whole number"))
                 })?,
             };
-            SinkSpec::Sink(Box::new(LogSink::new(&uri.location, partitions)))
+            let mut sink = LogSink::new(&uri.location, partitions);
+            for (key, value) in &uri.options {
+                match key.as_str() {
+                    "partitions" => {}
+                    "max_dedup_records" => {
+                        sink = sink.max_dedup_records(value.parse::<u64>().map_err(|_| {
+                            EngineError::Plan(format!(
+                                "--sink: max_dedup_records={value} is not a whole number"
+                            ))
+                        })?)
+                    }
+                    "allow_duplicates_past_dedup_window" => match value.as_str() {
+                        "true" => sink = sink.allow_duplicates_past_dedup_window(),
+                        "false" => {}
+                        _ => {
+                            return Err(EngineError::Plan(format!(
+                                "--sink: allow_duplicates_past_dedup_window={value}: use true or false"
+                            )))
+                        }
+                    },
+                    other => {
+                        return Err(EngineError::Plan(format!(
+                            "--sink: unknown option {other} for a log sink (partitions, max_dedup_records, allow_duplicates_past_dedup_window)"
+                        )))
+                    }
+                }
+            }
+            SinkSpec::Sink(Box::new(sink))
         }
         "kafka" => {
             let options = KafkaSinkOptions::from_pairs(uri.options.clone())

@@ -132,7 +132,12 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     f.write_all(bytes).map_err(io_err("write", &tmp))?;
     f.sync_data().map_err(io_err("sync", &tmp))?;
     drop(f);
-    fs::rename(&tmp, path).map_err(io_err("rename into place", path))
+    fs::rename(&tmp, path).map_err(io_err("rename into place", path))?;
+    // The rename is durable once the folder is.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync", dir))
 }
 
 #[cfg(test)]

@@ -76,8 +76,11 @@
 //! equal to that writer's uncommitted records.
 //!
 //! At most 4 million records after the checkpoint are matched (about 40
-//! bytes of memory each); beyond that the sink warns and writes everything
-//! (at-least-once).
+//! bytes of memory each; [`LogSink::max_dedup_records`] changes the
+//! limit). Beyond that the replayed rows could not be matched and would be
+//! written twice, so `open` fails, naming the counts, unless the sink was
+//! built with [`LogSink::allow_duplicates_past_dedup_window`]: then it
+//! writes everything (at-least-once) and says so in a warning.
 //!
 //! This module adapts a topic to the engine's [`Sink`] trait using only the
 //! storage layer's public API.
@@ -111,6 +114,8 @@ fn log_err(e: LogError) -> EngineError {
 pub struct LogSink {
     path: PathBuf,
     partitions_if_created: u32,
+    max_dedup_records: u64,
+    allow_duplicates: bool,
     open: Option<Open>,
 }
 
@@ -156,17 +161,34 @@ struct Dedup {
 
 impl Dedup {
     /// Reads the records in `[from_p, to_p)` of every partition.
-    fn load(topic: &LogTopic, from: &[u64], to: &[u64]) -> Result<Option<Dedup>> {
+    fn load(
+        topic: &LogTopic,
+        from: &[u64],
+        to: &[u64],
+        max: u64,
+        allow_duplicates: bool,
+    ) -> Result<Option<Dedup>> {
         let total: u64 = from.iter().zip(to).map(|(f, t)| t - f).sum();
         if total == 0 {
             return Ok(None);
         }
-        if total > MAX_DEDUP_RECORDS {
+        if total > max {
+            if !allow_duplicates {
+                return Err(sink_err(
+                    topic.path(),
+                    format!(
+                        "{total} records were written after the last checkpoint, more than the \
+                         {max} the sink can match against the replay: the replayed rows would \
+                         be written twice. Raise max_dedup_records, or accept duplicates with \
+                         allow_duplicates_past_dedup_window"
+                    ),
+                ));
+            }
             tracing::warn!(
                 topic = %topic.path().display(),
                 "{total} records were written after the last checkpoint, more than the \
-                 {MAX_DEDUP_RECORDS} the sink matches against the replay: they stay and are \
-                 written again (at-least-once)"
+                 {max} the sink matches against the replay: they stay and are written again \
+                 (at-least-once, as allowed by allow_duplicates_past_dedup_window)"
             );
             return Ok(None);
         }
@@ -272,8 +294,27 @@ impl LogSink {
         LogSink {
             path: topic_path.into(),
             partitions_if_created: partitions_if_created.max(1),
+            max_dedup_records: MAX_DEDUP_RECORDS,
+            allow_duplicates: false,
             open: None,
         }
+    }
+
+    /// The most records written after the last checkpoint that `open`
+    /// reads back to match against the replay (default 4 million, about
+    /// 40 bytes of memory each).
+    pub fn max_dedup_records(mut self, records: u64) -> LogSink {
+        self.max_dedup_records = records;
+        self
+    }
+
+    /// Accepts that rows are written twice when more records than
+    /// [`LogSink::max_dedup_records`] were written after the last
+    /// checkpoint: the sink is then at-least-once for that replay instead
+    /// of refusing to open.
+    pub fn allow_duplicates_past_dedup_window(mut self) -> LogSink {
+        self.allow_duplicates = true;
+        self
     }
 
     /// The topic folder.
@@ -374,7 +415,13 @@ impl Sink for LogSink {
                 }
             }
         };
-        let dedup = Dedup::load(&topic, &baseline, &actual)?;
+        let dedup = Dedup::load(
+            &topic,
+            &baseline,
+            &actual,
+            self.max_dedup_records,
+            self.allow_duplicates,
+        )?;
         self.open = Some(Open {
             layout: RecordLayout::new(&ctx.schema),
             topic,

@@ -79,7 +79,17 @@ impl LogTopic {
                     .open(&file)
                     .map_err(io_err("create", &file))?;
             }
+            // The partition's files and the partition folder itself are
+            // durable names before the metadata says the topic exists.
+            #[cfg(unix)]
+            fs::File::open(&pdir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("sync", &pdir))?;
         }
+        #[cfg(unix)]
+        fs::File::open(&path)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync", &path))?;
         // Publish the metadata last and atomically: write a temporary file,
         // then hard-link it into place, which fails if another creator won.
         let meta = TopicMeta {

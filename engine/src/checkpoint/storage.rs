@@ -123,13 +123,21 @@ pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Res
 /// (a directory that is created but not synced into its parent can vanish
 /// with everything in it).
 pub fn ensure_dir(storage: &dyn Storage, dir: &Path) -> io::Result<()> {
-    if dir.as_os_str().is_empty() || storage.exists(dir) {
-        return Ok(());
+    // The missing directories, innermost first.
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(d) = at {
+        if d.as_os_str().is_empty() || storage.exists(d) {
+            break;
+        }
+        missing.push(d);
+        at = d.parent();
     }
-    let parent = parent_of(dir);
-    ensure_dir(storage, parent)?;
-    storage.create_dir(dir)?;
-    storage.sync_dir(parent)
+    for d in missing.into_iter().rev() {
+        storage.create_dir(d)?;
+        storage.sync_dir(parent_of(d))?;
+    }
+    Ok(())
 }
 
 fn parent_of(path: &Path) -> &Path {

@@ -309,6 +309,17 @@ impl MemorySink {
     }
 }
 
+impl MemorySink {
+    /// A sink writing into an existing table: a restarted query's rows
+    /// land beside those of the run before.
+    pub fn with_table(table: MemoryTable) -> MemorySink {
+        MemorySink {
+            table,
+            pending: Vec::new(),
+        }
+    }
+}
+
 impl Sink for MemorySink {
     fn describe(&self) -> String {
         format!("MemorySink[{}]", self.table.name)
