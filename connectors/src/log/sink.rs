@@ -41,16 +41,18 @@
 //!    output of an epoch or batch that did not reach the checkpoint. Their
 //!    `(key, value)` contents are kept as a multiset of 128-bit hashes per
 //!    partition.
-//! 2. Until the first `commit` after `open`, a row whose `(key, value)` is
-//!    in its partition's multiset is not written; one occurrence is taken
-//!    out of the multiset instead. Other rows are written as usual.
+//! 2. Until the multiset is empty, or for the first 8 commits after `open`
+//!    (more batches than the engine can have written past its last durable
+//!    manifest), a row whose `(key, value)` is in its partition's multiset
+//!    is not written; one occurrence is taken out of the multiset instead.
+//!    Other rows are written as usual.
 //!
-//! In **micro-batch** mode the engine re-runs exactly the batch that did not
-//! commit, over the same input range, so it produces the same rows, which
-//! go to the same partitions; the records already in the topic (the whole
-//! batch, or a prefix of each partition if the crash came mid-batch) are
-//! matched and the rest is written: every row of the batch is in the topic
-//! **exactly once**, which is Spark's "idempotent by batch id" for a sink
+//! In **micro-batch** mode the engine re-runs exactly the batches that did
+//! not reach a manifest, over the same input ranges, so it produces the
+//! same rows, which go to the same partitions; the records already in the
+//! topic (whole batches, or a prefix of each partition if the crash came
+//! mid-batch) are matched and the rest is written: every row of those
+//! batches is in the topic **exactly once**, which is Spark's "idempotent by batch id" for a sink
 //! that cannot delete. (Rows written by the second attempt may come in a
 //! different order than the first attempt would have written them.) This
 //! needs the batch's output to be deterministic as a multiset of
@@ -58,7 +60,7 @@
 //!
 //! In **continuous** mode epochs are cut by a timer, so a replay is not cut
 //! the same way; matching still removes the duplicates it can find in the
-//! first epoch after recovery, and anything else is written again:
+//! first epochs after recovery, and anything else is written again:
 //! **at-least-once**. Matching can never lose a row: a row is only left out
 //! when a record with the same content, written after the checkpoint and
 //! not matched before, is in the topic.
@@ -68,8 +70,8 @@
 //! that case the sink writes `DIR/TOPIC/.runnel-sink.json` (atomically:
 //! temporary file, fsync, rename) with the end offsets at the first open of
 //! a run without a checkpoint, and uses them as `R` when it is opened again
-//! without a checkpoint. The file is removed once the run's second commit
-//! is made (its first is then in the checkpoint), when the query ends
+//! without a checkpoint. The file is removed after the run's eighth commit
+//! (its first is then in the checkpoint), when the query ends
 //! normally, and when the sink opens from a checkpoint. If a different
 //! query (a fresh checkpoint) starts on a topic whose previous writer died
 //! before its first checkpoint, its first epoch or batch does not write rows
@@ -98,6 +100,12 @@ use crate::record::RecordLayout;
 
 /// The first-run marker file in the topic folder (see the module docs).
 pub const SINK_MARKER_FILE: &str = ".runnel-sink.json";
+
+/// Commits after `open` during which replayed rows are matched (and after
+/// which the first-run marker goes): more than the batches the engine can
+/// have past their sink commit without a durable manifest (micro-batch
+/// mode writes a batch's manifest while the next batches run).
+const REPLAY_COMMITS: u64 = 8;
 
 /// Most records after the checkpoint that are matched against a replay.
 const MAX_DEDUP_RECORDS: u64 = 4_000_000;
@@ -467,16 +475,18 @@ impl Sink for LogSink {
     fn commit(&mut self, epoch: u64) -> Result<serde_json::Value> {
         let o = self.opened()?;
         o.producer.sync().map_err(log_err)?;
-        if let Some(d) = o.dedup.take() {
-            tracing::warn!(
-                topic = %o.topic.path().display(),
-                "{} records written after the last checkpoint were not produced again by the \
-                 replay; they stay in the topic",
-                d.left
-            );
-        }
         o.commits += 1;
-        if o.marker_pending && o.commits >= 2 {
+        if o.commits >= REPLAY_COMMITS {
+            if let Some(d) = o.dedup.take() {
+                tracing::warn!(
+                    topic = %o.topic.path().display(),
+                    "{} records written after the last checkpoint were not produced again by the \
+                     replay; they stay in the topic",
+                    d.left
+                );
+            }
+        }
+        if o.marker_pending && o.commits >= REPLAY_COMMITS {
             remove_marker(&o.topic.path().join(SINK_MARKER_FILE))?;
             o.marker_pending = false;
         }

@@ -59,6 +59,10 @@ impl Recovery {
 pub struct Checkpointer {
     dir: CheckpointDir,
     chains: HashMap<(usize, usize), StateChain>,
+    /// Per (operator, partition): the state as of the last file written,
+    /// kept here so that the task owning the state only hands over its
+    /// changes and never serialises or writes.
+    shadows: HashMap<(usize, usize), WindowedState>,
     floors: StateFloors,
     retain: usize,
 }
@@ -78,6 +82,7 @@ impl Checkpointer {
             Checkpointer {
                 dir,
                 chains: HashMap::new(),
+                shadows: HashMap::new(),
                 floors,
                 retain,
             },
@@ -120,6 +125,11 @@ impl Checkpointer {
                 if let Some(file) = &op.file {
                     let (written, watermark_us) = self.read_state_chain(file, &op.deltas)?;
                     rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
+                    if partitions == 1 && rec.aggregate[0].num_groups() == 0 {
+                        // Nothing to route: the state as read is the state.
+                        rec.aggregate[0] = written;
+                        continue;
+                    }
                     let mut per_partition: Vec<StateSnapshot> =
                         (0..partitions).map(|_| StateSnapshot::default()).collect();
                     for group in written.snapshot().groups {
@@ -200,15 +210,64 @@ impl Checkpointer {
     /// Whether partition `partition` of aggregation `op` should write its
     /// whole state next (rather than the `changes` since the last file),
     /// given that the state holds `groups` groups.
-    pub fn wants_full(&self, op: usize, partition: usize, changes: usize, groups: usize) -> bool {
+    fn wants_full(&self, op: usize, partition: usize, changes: usize, groups: usize) -> bool {
         self.chains
             .get(&(op, partition))
             .is_none_or(|c| c.wants_full(changes, groups))
     }
 
+    /// Starts aggregation `op`'s partition from `state` (what recovery
+    /// restored for it): the changes handed to
+    /// [`Checkpointer::write_changes`] apply on top of it.
+    pub fn seed(&mut self, op: usize, partition: usize, state: &WindowedState) {
+        let mut shadow = WindowedState::new();
+        shadow.apply(state.snapshot());
+        self.shadows.insert((op, partition), shadow);
+    }
+
+    /// Writes aggregation `op`'s partition for `epoch` from its `delta`
+    /// (the groups changed and windows evicted since its previous call):
+    /// the delta itself, or the whole state once the deltas since the last
+    /// full file add up to its size. Returns what the manifest names and
+    /// the delta's emptied group buffer, for the partition to reuse.
+    pub fn write_changes(
+        &mut self,
+        epoch: u64,
+        op: usize,
+        partition: usize,
+        delta: StateSnapshot,
+        watermark_us: i64,
+    ) -> Result<(OperatorCommit, crate::state::SnapshotGroups)> {
+        let changes = delta.groups.len() + delta.evicted.len();
+        let groups = self
+            .shadows
+            .get(&(op, partition))
+            .map_or(0, |s| s.num_groups());
+        if self.wants_full(op, partition, changes, groups) {
+            let shadow = self.shadows.entry((op, partition)).or_default();
+            let buffer = shadow.apply_returning_buffer(delta);
+            let file = AggregateStateFile {
+                watermark_us,
+                state: shadow.snapshot(),
+            };
+            let commit = self.write_aggregate(epoch, op, partition, &file, true, changes)?;
+            Ok((commit, buffer))
+        } else {
+            let file = AggregateStateFile {
+                watermark_us,
+                state: delta,
+            };
+            let commit = self.write_aggregate(epoch, op, partition, &file, false, changes)?;
+            let shadow = self.shadows.entry((op, partition)).or_default();
+            Ok((commit, shadow.apply_returning_buffer(file.state)))
+        }
+    }
+
     /// Writes a state file of aggregation `op`'s partition for `epoch`: the
-    /// whole state if `full` (as [`Checkpointer::wants_full`] said), else
-    /// the `changes` since the last one. Returns what the manifest names.
+    /// whole state if `full`, else the `changes` since the last one, and
+    /// records it in the partition's chain. Returns what the manifest
+    /// names. ([`Checkpointer::write_changes`] decides which; this is the
+    /// step below it.)
     pub fn write_aggregate(
         &mut self,
         epoch: u64,

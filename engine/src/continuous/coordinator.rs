@@ -8,7 +8,7 @@
 //! has all its parts its manifest is written atomically: the epoch is durable.
 //! Then the sources are told, progress is published, and old epochs purged.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
 use super::Control;
-use crate::checkpoint::{AggregateStateFile, Checkpointer, OperatorCommit, SourceCommit};
+use crate::checkpoint::{Checkpointer, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
@@ -28,7 +28,7 @@ use crate::metrics::{
 };
 use crate::query::QueryShared;
 use crate::schema::NO_TIME;
-use crate::state::{StateSnapshot, WindowedState};
+use crate::state::StateSnapshot;
 use crate::time::format_iso_ms;
 
 /// What a stateful operator hands over at an epoch marker.
@@ -179,8 +179,6 @@ pub(crate) struct CoordinatorSetup {
     pub(crate) sink_description: String,
     pub(crate) start_epoch: u64,
     pub(crate) start_offset: SourceOffset,
-    /// Shadow state restored from the checkpoint, per (operator, partition).
-    pub(crate) shadows: HashMap<(usize, usize), WindowedState>,
     /// The source task's waker, to wake it for a new epoch.
     pub(crate) source_waker: Arc<super::TaskWaker>,
 }
@@ -341,31 +339,9 @@ impl Coordinator {
                 parts.state_rows_updated += rows_updated;
                 parts.state_rows_dropped += rows_dropped_late;
                 if let Some(ck) = &mut self.setup.checkpoint {
-                    // The shadow copy of the partition's state gets the
-                    // delta; the whole of it is written when the chain of
-                    // deltas has grown as large as the state.
-                    let shadow = self.setup.shadows.entry((op_id, partition)).or_default();
-                    let changes = delta.groups.len() + delta.evicted.len();
-                    let full = ck.wants_full(op_id, partition, changes, shadow.num_groups());
-                    let file = if full {
-                        let buffer = shadow.apply_returning_buffer(delta);
-                        let _ = self.setup.spare_state_buffers.try_send(buffer);
-                        AggregateStateFile {
-                            watermark_us,
-                            state: shadow.snapshot(),
-                        }
-                    } else {
-                        AggregateStateFile {
-                            watermark_us,
-                            state: delta,
-                        }
-                    };
-                    let commit =
-                        ck.write_aggregate(epoch, op_id, partition, &file, full, changes)?;
-                    if !full {
-                        let buffer = shadow.apply_returning_buffer(file.state);
-                        let _ = self.setup.spare_state_buffers.try_send(buffer);
-                    }
+                    let (commit, buffer) =
+                        ck.write_changes(epoch, op_id, partition, delta, watermark_us)?;
+                    let _ = self.setup.spare_state_buffers.try_send(buffer);
                     parts.operators.push(commit);
                 }
             }

@@ -1,6 +1,6 @@
 //! Start-up: recovery, wiring tasks and rings, spawning threads.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -120,8 +120,16 @@ pub(crate) fn start(
     // Deltas exist to be written to a checkpoint: without one, aggregations
     // track no changes (nothing recorded per update, nothing copied per epoch).
     let track_changes = checkpoint.is_some();
-    let shadow_init: Vec<crate::state::StateSnapshot> = if checkpoint.is_some() {
-        recovered.aggregate.iter().map(|s| s.snapshot()).collect()
+    let shadow_init: Vec<WindowedState> = if checkpoint.is_some() {
+        recovered
+            .aggregate
+            .iter()
+            .map(|s| {
+                let mut copy = WindowedState::new();
+                copy.apply(s.snapshot());
+                copy
+            })
+            .collect()
     } else {
         Vec::new()
     };
@@ -306,17 +314,14 @@ pub(crate) fn start(
         sink_description,
         start_epoch,
         start_offset: start_offset.unwrap_or_default(),
-        shadows: HashMap::new(),
         source_waker: wakers[0].clone(),
     };
-    // The coordinator's shadow of each partition starts from what recovery
+    // The checkpoint's shadow of each partition starts from what recovery
     // loaded: later deltas apply on top of it.
     let mut setup = setup;
-    if let Some((agg, _)) = &physical.aggregate {
-        for (p, snap) in shadow_init.into_iter().enumerate() {
-            let mut shadow = WindowedState::new();
-            shadow.apply(snap);
-            setup.shadows.insert((agg.op_id, p), shadow);
+    if let (Some((agg, _)), Some(ck)) = (&physical.aggregate, setup.checkpoint.as_mut()) {
+        for (p, state) in shadow_init.iter().enumerate() {
+            ck.seed(agg.op_id, p, state);
         }
     }
     let name = config.name.clone().unwrap_or_else(|| "query".into());

@@ -6,12 +6,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::commit::{BatchCommit, CommitWriter, Committed};
 use super::convert::{batch_to_rows, rows_to_batch};
 use super::exec::Flight;
 use super::runner::BatchRunner;
-use crate::checkpoint::{
-    AggregateStateFile, Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION,
-};
+use crate::checkpoint::{Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION};
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::continuous::{Control, TaskWaker};
 use crate::error::{EngineError, Result};
@@ -49,7 +48,8 @@ struct Driver {
     sink: Box<dyn Sink>,
     runner: BatchRunner,
     source_schema: crate::schema::SchemaRef,
-    checkpoint: Option<Checkpointer>,
+    /// The checkpoint's writer thread (`None`: no checkpoint).
+    writer: Option<CommitWriter>,
     config: QueryConfig,
     control: Arc<Control>,
     shared: Arc<QueryShared>,
@@ -146,13 +146,29 @@ pub(crate) fn start(
         },
         recovered.sink_state(),
     )?;
+    let name = config.name.clone().unwrap_or_else(|| "query".into());
+    let writer = match checkpoint {
+        Some(mut ck) => {
+            if let (Some(agg), Some((phys, _))) = (&runner.aggregate, &runner.physical.aggregate) {
+                ck.seed(phys.op_id, 0, &agg.state);
+            }
+            Some(CommitWriter::start(
+                ck,
+                shared.clone(),
+                control.clone(),
+                waker.clone(),
+                &name,
+            )?)
+        }
+        None => None,
+    };
     let driver = Driver {
         source,
         source_name: plan.source_name.clone(),
         sink,
         source_schema: plan.source_schema.clone(),
         runner,
-        checkpoint,
+        writer,
         config,
         control: control.clone(),
         shared: shared.clone(),
@@ -162,7 +178,6 @@ pub(crate) fn start(
         replay,
         last_batch_at: Instant::now(),
     };
-    let name = driver.config.name.clone().unwrap_or_else(|| "query".into());
     let task_shared = shared.clone();
     let handle = thread::Builder::new()
         .name(format!("runnel-{name}-microbatch"))
@@ -199,6 +214,7 @@ impl Driver {
 
     fn run(mut self) -> Result<()> {
         loop {
+            self.collect_commits()?;
             if self.control.stop.load(Ordering::Acquire) {
                 break;
             }
@@ -239,8 +255,8 @@ impl Driver {
                         written_at_ms: wall_now_ms(),
                     };
                     let t = Instant::now();
-                    if let Some(ck) = &self.checkpoint {
-                        ck.dir().write_offset_log(&entry)?;
+                    if let Some(w) = &self.writer {
+                        w.log_batch(&entry)?;
                     }
                     durations.insert("walCommit".to_string(), ms_since(t));
                     entry
@@ -254,7 +270,32 @@ impl Driver {
                 }
             }
         }
+        if let Some(writer) = self.writer.take() {
+            for c in writer.finish()? {
+                self.committed(c)?;
+            }
+        }
         self.sink.close()
+    }
+
+    /// Takes in the batches the writer made durable since the last look.
+    fn collect_commits(&mut self) -> Result<()> {
+        let done = match &self.writer {
+            Some(w) => w.poll()?,
+            None => return Ok(()),
+        };
+        for c in done {
+            self.committed(c)?;
+        }
+        Ok(())
+    }
+
+    /// A batch is durable: the source may let go of what it covers.
+    fn committed(&mut self, c: Committed) -> Result<()> {
+        if let (Some(buffer), Some(agg)) = (c.buffer, self.runner.aggregate.as_mut()) {
+            agg.state.recycle(buffer);
+        }
+        self.source.commit(&c.end)
     }
 
     /// Sleeps up to `d`, waking early on a stop request.
@@ -310,13 +351,13 @@ impl Driver {
         }
         durations.insert("addBatch".to_string(), ms_since(t));
 
-        // commitOffsets: state, then the manifest.
-        let t = Instant::now();
-        if let Some(ck) = &mut self.checkpoint {
-            let mut operators = Vec::new();
+        // commitOffsets: the aggregation's changes, the manifest.
+        let mut inline = Vec::new();
+        let mut delta = None;
+        if self.writer.is_some() {
             for (op, _) in &self.runner.physical.pre {
                 if let PhysOp::Watermark { op_id, .. } = op {
-                    operators.push(Checkpointer::watermark(
+                    inline.push(Checkpointer::watermark(
                         *op_id,
                         0,
                         self.runner.tracker.max_event_time_us,
@@ -326,33 +367,13 @@ impl Driver {
             if let (Some(agg), Some((phys, _))) =
                 (&mut self.runner.aggregate, &self.runner.physical.aggregate)
             {
-                // The groups this batch changed, or the whole state once
-                // the changes since the last full file add up to its size.
-                let delta = agg.state.take_delta();
-                let changes = delta.groups.len() + delta.evicted.len();
-                let full = ck.wants_full(phys.op_id, 0, changes, agg.state.num_groups());
-                let file = AggregateStateFile {
-                    watermark_us: agg.watermark_us,
-                    state: if full { agg.state.snapshot() } else { delta },
-                };
-                operators.push(ck.write_aggregate(batch_id, phys.op_id, 0, &file, full, changes)?);
+                delta = Some((phys.op_id, agg.state.take_delta(), agg.watermark_us));
             }
-            ck.commit(
-                batch_id,
-                vec![SourceCommit {
-                    name: self.source_name.clone(),
-                    offset: end.clone(),
-                }],
-                operators,
-                sink_state,
-            )?;
         }
-        durations.insert("commitOffsets".to_string(), ms_since(t));
-        self.source.commit(&end)?;
-        self.control
-            .committed_epoch
-            .store(batch_id, Ordering::SeqCst);
 
+        // Measured by the writer, which overwrites this, when there is a
+        // checkpoint to write.
+        durations.insert("commitOffsets".to_string(), 0);
         let trigger_ms = batch_started.elapsed().as_secs_f64() * 1000.0;
         durations.insert("triggerExecution".to_string(), trigger_ms as u64);
         let since_last = self.last_batch_at.elapsed().as_secs_f64().max(1e-9);
@@ -410,14 +431,35 @@ impl Driver {
             },
             latency_micros: LatencySummary::of(&latency),
         };
-        // The batch is durable now (its commit is written): every row of it
-        // has waited this long.
-        let durable_ns = now_ns();
-        let mut durable = new_latency_histogram();
-        for ingest in &latency_ingest {
-            durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+        match &self.writer {
+            Some(writer) => writer.send(BatchCommit {
+                batch_id,
+                source: SourceCommit {
+                    name: self.source_name.clone(),
+                    offset: end.clone(),
+                },
+                inline,
+                delta,
+                sink: sink_state,
+                progress,
+                latency,
+                ingest_ns: latency_ingest,
+            })?,
+            None => {
+                // Without a checkpoint the batch is as durable as it gets
+                // once the sink has committed it.
+                let durable_ns = now_ns();
+                let mut durable = new_latency_histogram();
+                for ingest in &latency_ingest {
+                    durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+                }
+                self.shared.push_progress(progress, &latency, &durable);
+                self.source.commit(&end)?;
+                self.control
+                    .committed_epoch
+                    .store(batch_id, Ordering::SeqCst);
+            }
         }
-        self.shared.push_progress(progress, &latency, &durable);
         self.current = Some(end);
         self.next_batch = batch_id + 1;
         Ok(())

@@ -3,13 +3,15 @@
 //! Owns the driver loop (per batch: ask the source for its latest offset,
 //! write `offsets/n` durably, read exactly that range, run the plan
 //! column-wise on Arrow record batches, hand the output to the sink under
-//! batch id `n`, write `commits/n`), the vectorised operators and the
+//! batch id `n`, then `commits/n` on the commit writer's thread while the
+//! next batch runs), the vectorised operators and the
 //! vectorised aggregation into the shared state store. It runs the same
 //! physical plan, window assignment, watermark and output-mode rules as
 //! continuous mode; it must not keep state anywhere but the state store, and
 //! must not read a range it has not logged first.
 
 mod aggregate;
+mod commit;
 pub mod convert;
 mod driver;
 mod exec;

@@ -351,22 +351,17 @@ impl WindowedState {
     /// buffer for reuse.
     pub fn apply_returning_buffer(&mut self, mut snap: StateSnapshot) -> SnapshotGroups {
         let mut groups = std::mem::take(&mut snap.groups);
-        self.apply_groups(snap.full, &snap.evicted, groups.drain(..));
+        self.apply_groups(snap.full, &snap.evicted, &mut groups);
         groups
     }
 
     /// Applies a snapshot: a full one replaces the state, a delta updates it.
     /// Nothing applied is marked as changed.
-    pub fn apply(&mut self, snap: StateSnapshot) {
-        self.apply_groups(snap.full, &snap.evicted, snap.groups);
+    pub fn apply(&mut self, mut snap: StateSnapshot) {
+        self.apply_groups(snap.full, &snap.evicted, &mut snap.groups);
     }
 
-    fn apply_groups(
-        &mut self,
-        full: bool,
-        evicted: &[i64],
-        groups: impl IntoIterator<Item = (i64, GroupKey, Accumulators)>,
-    ) {
+    fn apply_groups(&mut self, full: bool, evicted: &[i64], groups: &mut SnapshotGroups) {
         if full {
             self.windows.clear();
             self.groups = 0;
@@ -377,7 +372,33 @@ impl WindowedState {
             }
         }
         let hasher = self.hasher;
-        for (start, key, accs) in groups {
+        if self.groups == 0 {
+            // A restore into empty state: size each window's table for its
+            // groups up front, so a million groups go in without a rehash.
+            let mut sizes: BTreeMap<i64, usize> = BTreeMap::new();
+            let mut run: Option<(i64, usize)> = None;
+            for (start, _, _) in groups.iter() {
+                match &mut run {
+                    Some((s, n)) if s == start => *n += 1,
+                    _ => {
+                        if let Some((s, n)) = run.take() {
+                            *sizes.entry(s).or_default() += n;
+                        }
+                        run = Some((*start, 1));
+                    }
+                }
+            }
+            if let Some((s, n)) = run {
+                *sizes.entry(s).or_default() += n;
+            }
+            for (start, n) in sizes {
+                self.windows
+                    .entry(start)
+                    .or_default()
+                    .reserve(n, |(k, _)| hasher.hash_one(k));
+            }
+        }
+        for (start, key, accs) in groups.drain(..) {
             let window = self.windows.entry(start).or_default();
             let state = GroupState::new(accs);
             let hash = hasher.hash_one(&key);
