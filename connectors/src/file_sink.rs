@@ -14,14 +14,17 @@
 //!   replaces the file atomically (temporary file, fsync, rename). On recovery
 //!   the table is read back from the file.
 //!
+//! Every write goes through a [`Storage`] (the local file system unless
+//! [`FileSink::with_storage`] says otherwise), so the crash-simulating file
+//! system can cut the power under this sink as under a checkpoint.
+//!
 //! This module owns only the file; it never decides epochs.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use runnel::checkpoint::{ensure_dir, write_atomic, LocalStorage, Storage};
+use runnel::checkpoint::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
 
 /// The text format of a [`FileSink`].
@@ -38,13 +41,20 @@ pub struct FileSink {
     path: PathBuf,
     format: FileFormat,
     schema: Option<SchemaRef>,
+    storage: Arc<dyn Storage>,
     mode: Mode,
 }
+
+/// Encoded rows held before they are appended to the file.
+const WRITE_BUFFER_BYTES: usize = 1 << 16;
 
 enum Mode {
     Unopened,
     Append {
-        out: BufWriter<File>,
+        out: Box<dyn AppendFile>,
+        /// Encoded rows not yet handed to the file.
+        buf: Vec<u8>,
+        /// The file's length, `buf` included.
         len: u64,
     },
     Table {
@@ -66,8 +76,15 @@ impl FileSink {
             path: path.into(),
             format,
             schema: None,
+            storage: Arc::new(LocalStorage),
             mode: Mode::Unopened,
         }
+    }
+
+    /// Writes through `storage` instead of the local file system.
+    pub fn with_storage(mut self, storage: Arc<dyn Storage>) -> FileSink {
+        self.storage = storage;
+        self
     }
 
     /// A CSV sink.
@@ -86,38 +103,7 @@ impl FileSink {
 
     /// The text of one row, newline included.
     fn encode(&self, row: &Row, out: &mut Vec<u8>) {
-        match self.format {
-            FileFormat::Csv => {
-                let mut w = csv::WriterBuilder::new().from_writer(out);
-                let fields: Vec<String> = row
-                    .iter()
-                    .map(|v| {
-                        if v.is_null() {
-                            String::new()
-                        } else {
-                            v.to_string()
-                        }
-                    })
-                    .collect();
-                let _ = w.write_record(&fields);
-                let _ = w.flush();
-            }
-            FileFormat::Json => {
-                let mut obj = serde_json::Map::new();
-                for (f, v) in self.schema().fields().iter().zip(row.iter()) {
-                    let json = match v {
-                        Value::Null => continue,
-                        Value::Boolean(b) => serde_json::Value::Bool(*b),
-                        Value::Int64(i) => serde_json::Value::from(*i),
-                        Value::Float64(x) if x.is_finite() => serde_json::Value::from(*x),
-                        other => serde_json::Value::String(other.to_string()),
-                    };
-                    obj.insert(f.name().clone(), json);
-                }
-                let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(obj));
-                out.push(b'\n');
-            }
-        }
+        encode_row(self.format, self.schema(), row, out)
     }
 
     fn header(&self) -> Vec<u8> {
@@ -142,11 +128,12 @@ impl FileSink {
 
     /// Reads a table this sink wrote back into rows.
     fn read_back(&self) -> Result<Vec<Row>> {
-        let text = match fs::read_to_string(&self.path) {
-            Ok(t) => t,
+        let bytes = match self.storage.read(&self.path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(sink_err(&self.path, e)),
         };
+        let text = String::from_utf8(bytes).map_err(|e| sink_err(&self.path, e))?;
         let types: Vec<DataType> = self
             .schema()
             .fields()
@@ -214,6 +201,56 @@ impl FileSink {
     }
 }
 
+/// The text of one row in `format`, newline included.
+fn encode_row(format: FileFormat, schema: &SchemaRef, row: &Row, out: &mut Vec<u8>) {
+    match format {
+        FileFormat::Csv => {
+            let mut w = csv::WriterBuilder::new().from_writer(out);
+            let fields: Vec<String> = row
+                .iter()
+                .map(|v| {
+                    if v.is_null() {
+                        String::new()
+                    } else {
+                        v.to_string()
+                    }
+                })
+                .collect();
+            let _ = w.write_record(&fields);
+            let _ = w.flush();
+        }
+        FileFormat::Json => {
+            let mut obj = serde_json::Map::new();
+            for (f, v) in schema.fields().iter().zip(row.iter()) {
+                let json = match v {
+                    Value::Null => continue,
+                    Value::Boolean(b) => serde_json::Value::Bool(*b),
+                    Value::Int64(i) => serde_json::Value::from(*i),
+                    Value::Float64(x) if x.is_finite() => serde_json::Value::from(*x),
+                    other => serde_json::Value::String(other.to_string()),
+                };
+                obj.insert(f.name().clone(), json);
+            }
+            let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(obj));
+            out.push(b'\n');
+        }
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Rows after the last commit are handed to the file as a buffered
+        // writer would; recovery cuts them back if they were never durable.
+        if let Mode::Append { out, buf, .. } = &mut self.mode {
+            if !buf.is_empty() {
+                if let Err(e) = out.append(buf) {
+                    tracing::warn!(path = %self.path.display(), "file sink: could not write on close: {e}");
+                }
+            }
+        }
+    }
+}
+
 impl Sink for FileSink {
     fn describe(&self) -> String {
         let kind = match self.format {
@@ -232,7 +269,8 @@ impl Sink for FileSink {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        ensure_dir(&LocalStorage, dir).map_err(|e| sink_err(dir, e))?;
+        let storage = Arc::clone(&self.storage);
+        ensure_dir(&*storage, dir).map_err(|e| sink_err(dir, e))?;
         let keyed = match (ctx.output_mode, &ctx.key_columns) {
             (OutputMode::Append, _) | (_, None) => None,
             (_, Some(keys)) => Some(keys.clone()),
@@ -254,15 +292,11 @@ impl Sink for FileSink {
             return Ok(());
         }
         let committed = recovered.and_then(|r| r["len"].as_u64());
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&self.path)
+        let mut out = storage
+            .open_append(&self.path, OpenMode::Create)
             .map_err(|e| sink_err(&self.path, e))?;
-        LocalStorage.sync_dir(dir).map_err(|e| sink_err(dir, e))?;
-        let actual = file.metadata().map_err(|e| sink_err(&self.path, e))?.len();
+        storage.sync_dir(dir).map_err(|e| sink_err(dir, e))?;
+        let actual = out.size().map_err(|e| sink_err(&self.path, e))?;
         let len = match committed {
             Some(c) if c <= actual => c,
             Some(c) => {
@@ -276,30 +310,30 @@ impl Sink for FileSink {
         if len < actual {
             tracing::info!(path = %self.path.display(), "cutting {} bytes written after the last durable epoch", actual - len);
         }
-        file.set_len(len).map_err(|e| sink_err(&self.path, e))?;
-        let mut out = BufWriter::with_capacity(1 << 16, file);
-        use std::io::Seek;
-        out.seek(std::io::SeekFrom::Start(len))
-            .map_err(|e| sink_err(&self.path, e))?;
+        if len < actual {
+            out.truncate(len).map_err(|e| sink_err(&self.path, e))?;
+        }
+        let mut buf = Vec::with_capacity(WRITE_BUFFER_BYTES);
         let mut len = len;
         if len == 0 {
-            let header = self.header();
-            out.write_all(&header)
-                .map_err(|e| sink_err(&self.path, e))?;
-            len = header.len() as u64;
+            buf = self.header();
+            len = buf.len() as u64;
         }
-        self.mode = Mode::Append { out, len };
+        self.mode = Mode::Append { out, buf, len };
         Ok(())
     }
 
     fn write(&mut self, row: &Row) -> Result<()> {
         match &mut self.mode {
-            Mode::Append { .. } => {
-                let mut buf = Vec::with_capacity(64);
-                self.encode(row, &mut buf);
-                if let Mode::Append { out, len } = &mut self.mode {
-                    out.write_all(&buf).map_err(|e| sink_err(&self.path, e))?;
-                    *len += buf.len() as u64;
+            Mode::Append { out, buf, len } => {
+                let before = buf.len();
+                let schema = self.schema.as_ref().expect("opened");
+                encode_row(self.format, schema, row, buf);
+                *len += (buf.len() - before) as u64;
+                if buf.len() >= WRITE_BUFFER_BYTES {
+                    let written = out.append(buf);
+                    buf.clear();
+                    written.map_err(|e| sink_err(&self.path, e))?;
                 }
                 Ok(())
             }
@@ -319,11 +353,12 @@ impl Sink for FileSink {
 
     fn commit(&mut self, _epoch: u64) -> Result<serde_json::Value> {
         match &mut self.mode {
-            Mode::Append { out, len } => {
-                out.flush().map_err(|e| sink_err(&self.path, e))?;
-                out.get_ref()
-                    .sync_data()
-                    .map_err(|e| sink_err(&self.path, e))?;
+            Mode::Append { out, buf, len } => {
+                if !buf.is_empty() {
+                    out.append(buf).map_err(|e| sink_err(&self.path, e))?;
+                    buf.clear();
+                }
+                out.sync().map_err(|e| sink_err(&self.path, e))?;
                 Ok(serde_json::json!({ "len": *len }))
             }
             Mode::Table { changed, .. } if !*changed => Ok(serde_json::json!({ "table": true })),
@@ -334,7 +369,7 @@ impl Sink for FileSink {
                         self.encode(row, &mut bytes);
                     }
                 }
-                write_atomic(&LocalStorage, &self.path, &bytes)
+                write_atomic(&*self.storage, &self.path, &bytes)
                     .map_err(|e| sink_err(&self.path, e))?;
                 if let Mode::Table { changed, .. } = &mut self.mode {
                     *changed = false;
@@ -350,6 +385,7 @@ impl Sink for FileSink {
 mod tests {
     use super::*;
     use runnel::{row, schema, timestamp_type};
+    use std::fs;
 
     fn ctx(mode: OutputMode, keys: Option<Vec<usize>>) -> SinkContext {
         SinkContext {

@@ -77,11 +77,12 @@ mod parse;
 mod reader;
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage};
 use runnel::clock::now_ns;
 use runnel::{
     EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceContext, SourceOffset,
@@ -160,7 +161,7 @@ pub struct FileSource {
     scanned_since_finish: bool,
     last_batch_end: Option<SourceOffset>,
     cleaned: HashSet<String>,
-    dead_letter: Option<File>,
+    dead_letter: Option<Box<dyn AppendFile>>,
     dead_letter_dirty: bool,
     bad_records: u64,
     files_read: u64,
@@ -519,7 +520,7 @@ impl FileSource {
             })
             .to_string();
             text.push('\n');
-            file.write_all(text.as_bytes()).map_err(|e| {
+            file.append(text.as_bytes()).map_err(|e| {
                 EngineError::Source(format!("dead-letter file {}: {e}", dl_path.display()))
             })?;
             self.dead_letter_dirty = true;
@@ -554,8 +555,8 @@ impl FileSource {
 
     fn sync_dead_letter(&mut self) -> Result<()> {
         if self.dead_letter_dirty {
-            if let Some(f) = &self.dead_letter {
-                f.sync_data()
+            if let Some(f) = &mut self.dead_letter {
+                f.sync()
                     .map_err(|e| self.err(format!("syncing the dead-letter file: {e}")))?;
             }
             self.dead_letter_dirty = false;
@@ -752,18 +753,19 @@ impl Source for FileSource {
         self.scanned_at_ns = None;
         self.scanned_since_finish = false;
         if let BadRecordPolicy::DeadLetter(path) = &self.opts.bad_records {
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent).map_err(|e| {
-                    EngineError::Source(format!("dead-letter file {}: {e}", path.display()))
-                })?;
-            }
-            let file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|e| {
-                    EngineError::Source(format!("dead-letter file {}: {e}", path.display()))
-                })?;
+            let dead_letter_err =
+                |e| EngineError::Source(format!("dead-letter file {}: {e}", path.display()));
+            // The file and any new folders are durable names before a bad
+            // record is written to it.
+            let parent = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            ensure_dir(&LocalStorage, parent).map_err(dead_letter_err)?;
+            let file = LocalStorage
+                .open_append(path, OpenMode::Create)
+                .map_err(dead_letter_err)?;
+            LocalStorage.sync_dir(parent).map_err(dead_letter_err)?;
             self.dead_letter = Some(file);
         }
         // The recovered offset is durable: finish any cleanup it was owed.
@@ -945,8 +947,8 @@ impl Source for FileSource {
 impl Drop for FileSource {
     fn drop(&mut self) {
         if self.dead_letter_dirty {
-            if let Some(f) = &self.dead_letter {
-                let _ = f.sync_data();
+            if let Some(f) = &mut self.dead_letter {
+                let _ = f.sync();
             }
         }
     }

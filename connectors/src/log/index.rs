@@ -6,8 +6,10 @@
 //! log, and rebuilding an index by scanning, belong to `segment`.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
+
+use runnel::checkpoint::{write_atomic, LocalStorage};
 
 use super::error::{io_err, Result};
 
@@ -125,19 +127,10 @@ pub(crate) fn encode_all(entries: &[IndexEntry]) -> Vec<u8> {
     out
 }
 
-/// Replaces an index file atomically (write a temporary file, then rename).
+/// Replaces an index file atomically and durably (temporary file, fsync,
+/// rename, folder fsync).
 pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("index.tmp");
-    let mut f = fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
-    f.write_all(bytes).map_err(io_err("write", &tmp))?;
-    f.sync_data().map_err(io_err("sync", &tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err("rename into place", path))?;
-    // The rename is durable once the folder is.
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("sync", dir))
+    write_atomic(&LocalStorage, path, bytes).map_err(io_err("replace", path))
 }
 
 #[cfg(test)]

@@ -2,13 +2,14 @@
 //! rolling, syncing, recovery on open) and the read-only queries of its
 //! first and next offsets.
 //!
-//! Owns the write path of a partition. It must only be used by a producer
-//! holding the topic lock, must never modify a sealed segment, and must not
-//! know about partitioning or other partitions.
+//! Owns the write path of a partition; every write, fsync and creation goes
+//! through the engine's [`Storage`] primitives. It must only be used by a
+//! producer holding the topic lock, must never modify a sealed segment, and
+//! must not know about partitioning or other partitions.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use runnel::checkpoint::{AppendFile, LocalStorage, OpenMode, Storage};
 
 use super::error::{io_err, LogError, Result};
 use super::index::IndexPolicy;
@@ -41,8 +42,8 @@ pub(crate) struct PartitionWriter {
     base: u64,
     log_path: PathBuf,
     index_path: PathBuf,
-    log: File,
-    index: File,
+    log: Box<dyn AppendFile>,
+    index: Box<dyn AppendFile>,
     /// Logical size of the active segment, buffered bytes included.
     size: u64,
     next_offset: u64,
@@ -144,11 +145,9 @@ impl PartitionWriter {
     /// were created since the last sync) the partition folder.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.write_out()?;
-        self.log
-            .sync_data()
-            .map_err(io_err("sync", &self.log_path))?;
+        self.log.sync().map_err(io_err("sync", &self.log_path))?;
         self.index
-            .sync_data()
+            .sync()
             .map_err(io_err("sync", &self.index_path))?;
         if self.dir_dirty {
             sync_dir(&self.dir)?;
@@ -162,14 +161,14 @@ impl PartitionWriter {
             return Err(self.failed_error());
         }
         if !self.buf.is_empty() {
-            if let Err(e) = self.log.write_all(&self.buf) {
+            if let Err(e) = self.log.append(&self.buf) {
                 self.failed = true;
                 return Err(io_err("write", &self.log_path)(e));
             }
             self.buf.clear();
         }
         if !self.index_buf.is_empty() {
-            if let Err(e) = self.index.write_all(&self.index_buf) {
+            if let Err(e) = self.index.append(&self.index_buf) {
                 self.failed = true;
                 return Err(io_err("write", &self.index_path)(e));
             }
@@ -182,11 +181,9 @@ impl PartitionWriter {
     /// never has a torn tail) and starts a new one at the next offset.
     fn roll(&mut self) -> Result<()> {
         self.write_out()?;
-        self.log
-            .sync_data()
-            .map_err(io_err("sync", &self.log_path))?;
+        self.log.sync().map_err(io_err("sync", &self.log_path))?;
         self.index
-            .sync_data()
+            .sync()
             .map_err(io_err("sync", &self.index_path))?;
         let base = self.next_offset;
         let (log, index) = open_segment_files(&self.dir, base, true)?;
@@ -221,37 +218,30 @@ impl Drop for PartitionWriter {
 
 /// Opens a segment's files for appending; `create` makes new empty ones
 /// (the log must not exist yet).
-fn open_segment_files(dir: &Path, base: u64, create: bool) -> Result<(File, File)> {
+type SegmentFiles = (Box<dyn AppendFile>, Box<dyn AppendFile>);
+
+fn open_segment_files(dir: &Path, base: u64, create: bool) -> Result<SegmentFiles> {
     let log_path = segment::log_path(dir, base);
     let index_path = segment::index_path(dir, base);
-    let mut log_opts = OpenOptions::new();
-    log_opts.append(true);
-    if create {
-        log_opts.create_new(true);
-        // Start with an empty index (replacing a stale one, if any).
-        File::create(&index_path).map_err(io_err("create", &index_path))?;
-    }
-    let log = log_opts
-        .open(&log_path)
-        .map_err(io_err(if create { "create" } else { "open" }, &log_path))?;
-    let index = OpenOptions::new()
-        .append(true)
-        .open(&index_path)
-        .map_err(io_err("open", &index_path))?;
+    let (log_mode, index_mode, verb) = if create {
+        // A new log must not exist yet; its index starts empty (replacing a
+        // stale one, if any).
+        (OpenMode::CreateNew, OpenMode::Truncate, "create")
+    } else {
+        (OpenMode::Existing, OpenMode::Existing, "open")
+    };
+    let index = LocalStorage
+        .open_append(&index_path, index_mode)
+        .map_err(io_err(verb, &index_path))?;
+    let log = LocalStorage
+        .open_append(&log_path, log_mode)
+        .map_err(io_err(verb, &log_path))?;
     Ok((log, index))
 }
 
 /// Fsyncs a folder so that files created in it survive a crash.
 fn sync_dir(dir: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync", dir))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
+    LocalStorage.sync_dir(dir).map_err(io_err("sync", dir))
 }
 
 /// First offset present in a partition folder (0 when empty).

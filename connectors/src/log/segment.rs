@@ -6,9 +6,11 @@
 //! positioned reads. It must not append records (that is `partition`) and
 //! must not memory-map files (only `reader` maps sealed segments).
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+
+use runnel::checkpoint::{LocalStorage, OpenMode, Storage};
 
 use super::error::{io_err, LogError, Result};
 use super::index::{self, IndexEntry, IndexPolicy};
@@ -379,12 +381,7 @@ pub(crate) struct Recovered {
 /// warning, and makes the index file match the log.
 pub(crate) fn recover_active(dir: &Path, base: u64, interval: u32) -> Result<Recovered> {
     let path = log_path(dir, base);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&path)
-        .map_err(io_err("open", &path))?;
-    let mut reader = ChunkReader::new(file, &path)?;
+    let mut reader = ChunkReader::open(&path)?;
     let tail = locate_tail(&mut reader, dir, base, interval)?;
     let end = tail.scan.end_pos;
     if tail.scan.stop != Stop::Eof {
@@ -398,9 +395,11 @@ pub(crate) fn recover_active(dir: &Path, base: u64, interval: u32) -> Result<Rec
             "log recovery: truncating {} at byte {end}, dropping {dropped} bytes ({reason})",
             path.display(),
         );
-        let file = &reader.file;
-        file.set_len(end).map_err(io_err("truncate", &path))?;
-        file.sync_all().map_err(io_err("sync", &path))?;
+        let mut file = LocalStorage
+            .open_append(&path, OpenMode::Existing)
+            .map_err(io_err("open", &path))?;
+        file.truncate(end).map_err(io_err("truncate", &path))?;
+        file.sync().map_err(io_err("sync", &path))?;
     }
     let bytes = index::encode_all(&tail.entries);
     if tail.index_raw.as_deref() != Some(&bytes[..]) {

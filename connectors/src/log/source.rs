@@ -27,12 +27,15 @@
 //!   appended later (by a producer in this or another process) are picked
 //!   up. A producer in the same process wakes the source's task when it
 //!   flushes ([`super::AppendSignal`]): the records are read at once, with
-//!   no polling delay. For producers in other processes, when every
-//!   partition is at its end the source answers
-//!   `IdleUntil(now + poll_interval)` and does not look at the files again
-//!   before then (each look costs an `fstat` and a `stat` per partition), so
-//!   such a record is seen at most about `poll_interval` after it was
-//!   flushed by its producer. With [`LogSourceOptions::until_idle`], the
+//!   no polling delay. Producers in other processes wake nobody: while the
+//!   task is awake after recent records (the wait strategy's spin and yield
+//!   time, [`runnel::continuous::TaskWaker::awake_for`]), the source looks
+//!   at the files every 20 µs and answers `Idle`, so the task keeps
+//!   polling; after that it answers `IdleUntil(now + poll_interval)` and
+//!   does not look again before then (each look costs an `fstat` and a
+//!   `stat` per partition). A record from another process is so seen
+//!   within about 20 µs of its flush while records keep coming, and within
+//!   `poll_interval` after a pause. With [`LogSourceOptions::until_idle`], the
 //!   first look that finds every partition at its end exhausts the source.
 //! * micro-batch: [`Source::latest_offset`] is the partitions' current end
 //!   offsets, at most [`LogSourceOptions::max_records_per_trigger`] records
@@ -221,6 +224,15 @@ pub struct LogSource {
     next_partition: usize,
     /// Continuous: no look at the files before this [`now_ns`] time.
     idle_until: u64,
+    /// Continuous: the wait until `idle_until` is a short one while the
+    /// task is awake (answered [`PollStatus::Idle`]).
+    hot: bool,
+    /// Continuous: when the last look found records ([`now_ns`] time).
+    last_data_ns: u64,
+    /// Continuous: how long after its last row the task keeps polling
+    /// without a wake-up ([`runnel::continuous::TaskWaker::awake_for`],
+    /// with a margin).
+    awake_ns: u64,
     exhausted: bool,
     lossy_utf8: u64,
     /// Appends by producers in this process.
@@ -230,6 +242,10 @@ pub struct LogSource {
     /// Wakes this source's task on an append in this process.
     listener: Option<Arc<dyn AppendListener>>,
 }
+
+/// Continuous: while the task is awake after recent records, how often the
+/// files are looked at for appends by other processes (which wake nobody).
+const HOT_LOOK_NS: u64 = 20_000;
 
 /// Wakes a source's task when a producer in this process appends.
 struct WakeOnAppend(Arc<runnel::continuous::TaskWaker>);
@@ -293,6 +309,9 @@ impl LogSource {
             anchor_pending: false,
             next_partition: 0,
             idle_until: 0,
+            hot: false,
+            last_data_ns: 0,
+            awake_ns: 0,
             exhausted: false,
             lossy_utf8: 0,
             signal: AppendSignal::for_topic(topic_path.as_ref()),
@@ -491,6 +510,10 @@ impl Source for LogSource {
         self.positions = positions;
         self.next_partition = 0;
         self.idle_until = 0;
+        self.hot = false;
+        let awake = ctx.waker.awake_for();
+        self.awake_ns = u64::try_from((awake - awake / 4).as_nanos()).unwrap_or(u64::MAX);
+        self.last_data_ns = now_ns();
         self.exhausted = false;
         Ok(())
     }
@@ -504,7 +527,11 @@ impl Source for LogSource {
         let appends = self.signal.seq();
         if self.options.poll_interval_us > 0 && self.idle_until > 0 {
             if appends == self.seen_appends && now_ns() < self.idle_until {
-                return Ok(PollStatus::IdleUntil(self.idle_until));
+                return Ok(if self.hot {
+                    PollStatus::Idle
+                } else {
+                    PollStatus::IdleUntil(self.idle_until)
+                });
             }
             self.idle_until = 0;
         }
@@ -525,7 +552,9 @@ impl Source for LogSource {
             p = (p + 1) % n;
         }
         self.next_partition = p;
+        let now = now_ns();
         if emitted > 0 {
+            self.last_data_ns = now;
             return Ok(PollStatus::Emitted(emitted));
         }
         if self.options.until_idle {
@@ -536,7 +565,16 @@ impl Source for LogSource {
         if self.options.poll_interval_us == 0 {
             return Ok(PollStatus::Idle);
         }
-        self.idle_until = now_ns() + self.options.poll_interval_us * 1000;
+        if now.saturating_sub(self.last_data_ns) < self.awake_ns {
+            // The task is still awake after recent records: look again
+            // soon (an append by another process, which wakes nobody, is
+            // seen within HOT_LOOK_NS) while the task keeps polling.
+            self.hot = true;
+            self.idle_until = now + HOT_LOOK_NS.min(self.options.poll_interval_us * 1000);
+            return Ok(PollStatus::Idle);
+        }
+        self.hot = false;
+        self.idle_until = now + self.options.poll_interval_us * 1000;
         Ok(PollStatus::IdleUntil(self.idle_until))
     }
 

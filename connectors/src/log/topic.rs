@@ -7,9 +7,10 @@
 //! [`LogProducer`], which takes the topic lock.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
+use runnel::checkpoint::{ensure_dir, LocalStorage, OpenMode, Storage};
 use serde::{Deserialize, Serialize};
 
 use super::error::{io_err, LogError, Result};
@@ -68,28 +69,22 @@ impl LogTopic {
         if meta_path.exists() {
             return Err(LogError::AlreadyExists { path });
         }
-        fs::create_dir_all(&path).map_err(io_err("create folder", &path))?;
+        // Folders are made durable in their parents as they are created.
+        ensure_dir(&LocalStorage, &path).map_err(io_err("create folder", &path))?;
         for p in 0..partitions {
             let pdir = path.join(p.to_string());
-            fs::create_dir_all(&pdir).map_err(io_err("create folder", &pdir))?;
+            ensure_dir(&LocalStorage, &pdir).map_err(io_err("create folder", &pdir))?;
             for file in [segment::log_path(&pdir, 0), segment::index_path(&pdir, 0)] {
-                fs::OpenOptions::new()
-                    .append(true)
-                    .create(true)
-                    .open(&file)
+                LocalStorage
+                    .open_append(&file, OpenMode::Create)
                     .map_err(io_err("create", &file))?;
             }
-            // The partition's files and the partition folder itself are
-            // durable names before the metadata says the topic exists.
-            #[cfg(unix)]
-            fs::File::open(&pdir)
-                .and_then(|d| d.sync_all())
+            // The partition's files are durable names before the metadata
+            // says the topic exists.
+            LocalStorage
+                .sync_dir(&pdir)
                 .map_err(io_err("sync", &pdir))?;
         }
-        #[cfg(unix)]
-        fs::File::open(&path)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync", &path))?;
         // Publish the metadata last and atomically: write a temporary file,
         // then hard-link it into place, which fails if another creator won.
         let meta = TopicMeta {
@@ -98,8 +93,9 @@ impl LogTopic {
         };
         let tmp = path.join(format!(".{META_FILE}.{}.tmp", std::process::id()));
         let json = serde_json::to_vec_pretty(&meta).expect("topic metadata serializes");
-        let written = fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(&json).and_then(|()| f.sync_all()))
+        let written = LocalStorage
+            .write_file(&tmp, &json)
+            .and_then(|()| LocalStorage.sync_file(&tmp))
             .map_err(io_err("write", &tmp));
         let linked = written.and_then(|()| match fs::hard_link(&tmp, &meta_path) {
             Ok(()) => Ok(()),
@@ -110,9 +106,8 @@ impl LogTopic {
         });
         let _ = fs::remove_file(&tmp);
         linked?;
-        #[cfg(unix)]
-        fs::File::open(&path)
-            .and_then(|d| d.sync_all())
+        LocalStorage
+            .sync_dir(&path)
             .map_err(io_err("sync", &path))?;
         Ok(LogTopic {
             path,

@@ -200,9 +200,8 @@ impl Checkpointer {
         let mut watermark_us = NO_TIME;
         for rel in std::iter::once(file).chain(deltas.iter().map(String::as_str)) {
             let bytes = self.dir.read_state(rel)?;
-            let parsed = AggregateStateFile::decode(&self.dir.root().join(rel), &bytes)?;
-            watermark_us = parsed.watermark_us;
-            state.apply(parsed.state);
+            let path = self.dir.root().join(rel);
+            watermark_us = AggregateStateFile::restore_into(&path, &bytes, &mut state)?;
         }
         Ok((state, watermark_us))
     }

@@ -13,9 +13,9 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use super::Storage;
+use super::{AppendFile, OpenMode, Storage};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Node {
@@ -48,7 +48,7 @@ struct Sim {
 /// behind an `Arc`; every operation takes one lock (it is a test tool).
 #[derive(Debug, Default)]
 pub struct CrashFs {
-    sim: Mutex<Sim>,
+    sim: Arc<Mutex<Sim>>,
 }
 
 fn power_is_out() -> io::Error {
@@ -64,6 +64,10 @@ fn not_found(path: &Path) -> io::Error {
 
 fn is_root(path: &Path) -> bool {
     path.parent().is_none() || path.as_os_str().is_empty()
+}
+
+fn lock(sim: &Mutex<Sim>) -> std::sync::MutexGuard<'_, Sim> {
+    sim.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Sim {
@@ -123,7 +127,7 @@ impl CrashFs {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Sim> {
-        self.sim.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.sim)
     }
 
     /// Mutating operations performed so far (the candidates for a crash).
@@ -353,6 +357,101 @@ impl Storage for CrashFs {
         sim.live.retain(|p, _| !p.starts_with(dir));
         Ok(())
     }
+
+    fn open_append(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn AppendFile>> {
+        let mut sim = self.lock();
+        let existing = sim.node(path);
+        let ino = match (existing, mode) {
+            (Some(Node::Dir), _) => {
+                sim.look()?;
+                return Err(io::Error::other(format!(
+                    "{} is a directory",
+                    path.display()
+                )));
+            }
+            (Some(Node::File(_)), OpenMode::CreateNew) => {
+                sim.look()?;
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!("{} exists", path.display()),
+                ));
+            }
+            (Some(Node::File(ino)), OpenMode::Truncate) => {
+                sim.mutate()?;
+                sim.inodes.entry(ino).or_default().data.clear();
+                ino
+            }
+            (Some(Node::File(ino)), _) => {
+                sim.look()?;
+                ino
+            }
+            (None, OpenMode::Existing) => {
+                sim.look()?;
+                return Err(not_found(path));
+            }
+            (None, _) => {
+                sim.mutate()?;
+                sim.parent_is_dir(path)?;
+                sim.next_inode += 1;
+                let ino = sim.next_inode;
+                sim.inodes.insert(ino, Inode::default());
+                sim.live.insert(path.to_path_buf(), Node::File(ino));
+                ino
+            }
+        };
+        Ok(Box::new(CrashAppend {
+            sim: Arc::clone(&self.sim),
+            ino,
+        }))
+    }
+}
+
+/// A file of a [`CrashFs`] open for appending: follows its inode, as a
+/// file descriptor does, through renames.
+#[derive(Debug)]
+struct CrashAppend {
+    sim: Arc<Mutex<Sim>>,
+    ino: u64,
+}
+
+impl AppendFile for CrashAppend {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut sim = lock(&self.sim);
+        sim.mutate()?;
+        sim.inodes
+            .entry(self.ino)
+            .or_default()
+            .data
+            .extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let mut sim = lock(&self.sim);
+        sim.mutate()?;
+        let inode = sim.inodes.entry(self.ino).or_default();
+        inode.synced = inode.data.clone();
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut sim = lock(&self.sim);
+        sim.mutate()?;
+        // Until the next sync a power loss may bring the cut bytes back
+        // (the synced copy keeps them).
+        sim.inodes
+            .entry(self.ino)
+            .or_default()
+            .data
+            .truncate(len as usize);
+        Ok(())
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        let sim = lock(&self.sim);
+        sim.look()?;
+        Ok(sim.inodes.get(&self.ino).map_or(0, |i| i.data.len() as u64))
+    }
 }
 
 #[cfg(test)]
@@ -400,5 +499,39 @@ mod tests {
         // The write truncated first, so not even the head is promised; what
         // is there is a prefix of what was written.
         assert!(b"head-and-tail".starts_with(&kept), "{kept:?}");
+    }
+
+    #[test]
+    fn appends_keep_their_synced_prefix_and_tear_after_it() {
+        let fs = CrashFs::new(11);
+        let root = Path::new("/out");
+        ensure_dir(&fs, root).unwrap();
+        let path = root.join("rows.csv");
+        let mut f = fs.open_append(&path, OpenMode::CreateNew).unwrap();
+        assert!(fs.open_append(&path, OpenMode::CreateNew).is_err());
+        f.append(b"a,1\n").unwrap();
+        f.sync().unwrap();
+        f.append(b"b,2\n").unwrap();
+        // The name was never synced into /out: the file is gone.
+        fs.power_loss();
+        assert!(!fs.exists(&path));
+
+        let mut f = fs.open_append(&path, OpenMode::Create).unwrap();
+        f.append(b"a,1\n").unwrap();
+        f.sync().unwrap();
+        fs.sync_dir(root).unwrap();
+        f.append(b"b,2\n").unwrap();
+        assert_eq!(f.size().unwrap(), 8);
+        fs.power_loss();
+        let kept = fs.read(&path).unwrap();
+        assert!(kept.starts_with(b"a,1\n") && b"a,1\nb,2\n".starts_with(&kept));
+
+        // A truncation not yet synced can come back.
+        let mut f = fs.open_append(&path, OpenMode::Existing).unwrap();
+        f.truncate(0).unwrap();
+        f.append(b"c,3\n").unwrap();
+        assert_eq!(fs.read(&path).unwrap(), b"c,3\n");
+        fs.power_loss();
+        assert!(fs.read(&path).unwrap().starts_with(b"a,1\n"));
     }
 }

@@ -46,7 +46,7 @@ pub use format::{
     EpochManifest, OffsetLogEntry, OperatorCommit, QueryMetadata, SourceCommit, FORMAT_VERSION,
 };
 pub use state_file::{AggregateStateFile, WatermarkState};
-pub use storage::{ensure_dir, write_atomic, LocalStorage, Storage};
+pub use storage::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
 
 #[cfg(test)]
 mod tests {

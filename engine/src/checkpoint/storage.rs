@@ -1,7 +1,10 @@
 //! The file operations every durable write goes through.
 //!
-//! [`Storage`] is the small set of primitives a checkpoint needs (create and
-//! write a file, fsync it, rename, fsync a directory, list, read, remove).
+//! [`Storage`] is the small set of primitives a durable write needs (create
+//! and write a file, append to it through an [`AppendFile`], fsync it,
+//! rename, fsync a directory, list, read, remove): checkpoints and the
+//! offset and commit logs use it, and so do the connectors' appended files
+//! (log segments, file sinks).
 //! [`LocalStorage`] runs them on the local file system; the crash-simulating
 //! [`super::CrashFs`] keeps what was made durable apart from what was only
 //! written, so tests can cut the power between any two operations. This
@@ -42,6 +45,61 @@ pub trait Storage: Send + Sync + Debug {
     fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// Removes the directory `dir` and everything in it.
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Opens `path` for appending (see [`OpenMode`]). A created file's name
+    /// is durable only after [`Storage::sync_dir`] of its directory.
+    fn open_append(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn AppendFile>>;
+}
+
+/// How [`Storage::open_append`] treats an existing or missing file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The file must exist; its contents are kept.
+    Existing,
+    /// Created if missing; existing contents are kept.
+    Create,
+    /// Created; an error if it exists.
+    CreateNew,
+    /// Created if missing; existing contents are dropped.
+    Truncate,
+}
+
+/// A file open for appending through a [`Storage`]: the write side of a log
+/// segment or of an appended output file. Callers buffer: each call is at
+/// least one system call on [`LocalStorage`].
+pub trait AppendFile: Send + Debug {
+    /// Appends `bytes` at the end of the file.
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the bytes appended so far (and a truncation) durable. The
+    /// file's *name* needs [`Storage::sync_dir`].
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the file to `len` bytes; later appends go after them.
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// The file's length in bytes, appended bytes included.
+    fn size(&self) -> io::Result<u64>;
+}
+
+/// An [`AppendFile`] on the local file system.
+#[derive(Debug)]
+struct LocalAppend {
+    file: File,
+}
+
+impl AppendFile for LocalAppend {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
 }
 
 /// [`Storage`] on the local file system.
@@ -94,6 +152,28 @@ impl Storage for LocalStorage {
 
     fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
         fs::remove_dir_all(dir)
+    }
+
+    fn open_append(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn AppendFile>> {
+        let mut opts = fs::OpenOptions::new();
+        // Appending mode: every write goes to the end, after a truncation too.
+        opts.append(true);
+        match mode {
+            OpenMode::Existing => {}
+            OpenMode::Create => {
+                opts.create(true);
+            }
+            OpenMode::CreateNew => {
+                opts.create_new(true);
+            }
+            OpenMode::Truncate => {
+                // `truncate` cannot be combined with `append` in one open.
+                File::create(path)?;
+            }
+        }
+        Ok(Box::new(LocalAppend {
+            file: opts.open(path)?,
+        }))
     }
 }
 

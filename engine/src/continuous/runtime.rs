@@ -136,7 +136,9 @@ pub(crate) fn start(
     let start_epoch = recovered.epoch().map_or(1, |e| e + 1);
 
     let tasks_n = physical.task_count();
-    let wakers: Vec<Arc<TaskWaker>> = (0..tasks_n).map(|_| Arc::new(TaskWaker::new())).collect();
+    let wakers: Vec<Arc<TaskWaker>> = (0..tasks_n)
+        .map(|_| Arc::new(TaskWaker::for_strategy(config.wait)))
+        .collect();
     let abort = Arc::new(AtomicBool::new(false));
     let control = Arc::new(Control {
         stop: AtomicBool::new(false),

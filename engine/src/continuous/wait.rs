@@ -80,12 +80,45 @@ impl std::fmt::Display for WaitStrategy {
 pub struct TaskWaker {
     thread: OnceLock<Thread>,
     sleeping: AtomicBool,
+    /// See [`TaskWaker::awake_for`].
+    awake_for: Duration,
+}
+
+impl WaitStrategy {
+    /// How long a task waiting this way keeps checking its inputs after its
+    /// last work before it may sleep until woken.
+    pub fn awake_for(self) -> Duration {
+        match self {
+            WaitStrategy::BusySpin | WaitStrategy::SpinYield => Duration::MAX,
+            WaitStrategy::Park => Duration::from_nanos(SPIN_NS),
+            WaitStrategy::Adaptive => ADAPTIVE_YIELD,
+        }
+    }
 }
 
 impl TaskWaker {
-    /// A waker not yet bound to a thread.
+    /// A waker not yet bound to a thread, for a task that may sleep as soon
+    /// as it finds nothing to do.
     pub fn new() -> TaskWaker {
         TaskWaker::default()
+    }
+
+    /// A waker for a task that waits with `strategy`.
+    pub fn for_strategy(strategy: WaitStrategy) -> TaskWaker {
+        TaskWaker {
+            awake_for: strategy.awake_for(),
+            ..TaskWaker::default()
+        }
+    }
+
+    /// How long the task keeps polling after its last work before it may
+    /// sleep until woken ([`Duration::ZERO`]: at once). A source whose data
+    /// arrives with no wake-up (files appended by another process) can
+    /// answer [`crate::PollStatus::Idle`] within this time after its last
+    /// row, to be polled again at once, and must announce a bounded sleep
+    /// ([`crate::PollStatus::IdleUntil`]) beyond it.
+    pub fn awake_for(&self) -> Duration {
+        self.awake_for
     }
 
     /// Binds the waker to the calling thread (the task's own thread).

@@ -7,14 +7,19 @@
 //! writes them through the checkpoint core, then publishes the batch as
 //! durable (committed id, progress, latency to durability) and hands back
 //! the change buffer and the batch's end offset, so that the driver tells
-//! the source. One batch is written while the next waits its turn and the
-//! driver runs a third: a few batches can be past their sink commit without
-//! their manifest. That is safe for exactly-once: every batch is in the offset
-//! log before it reads anything, sinks commit idempotently by batch id, and
-//! recovery re-runs every logged batch after the newest manifest. This
-//! module owns the thread and its hand-over; it must not decide what goes
-//! into a checkpoint (the checkpoint core does).
+//! the source. Batches that queue up while one is written are written
+//! together: their changes merged into one state file and only the newest
+//! of them given a manifest, so the writer keeps up with the driver however
+//! short the batches are (a manifest costs a few fsyncs whatever its
+//! size). At most [`QUEUED`] batches wait, so a few batches can be past
+//! their sink commit without their manifest. That is safe for
+//! exactly-once: every batch is in the offset log before it reads anything,
+//! sinks commit idempotently by batch id, and recovery re-runs every logged
+//! batch after the newest manifest. This module owns the thread and its
+//! hand-over; it must not decide what goes into a checkpoint (the
+//! checkpoint core does).
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -30,7 +35,13 @@ use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::metrics::{new_latency_histogram, StreamingQueryProgress};
 use crate::query::QueryShared;
-use crate::state::{SnapshotGroups, StateSnapshot};
+use crate::state::{GroupKey, SnapshotGroups, StateSnapshot};
+
+/// Batches that may wait for the writer (while it writes others): the
+/// driver runs at most this many batches ahead of the newest manifest, plus
+/// the one being written and the one it runs, which bounds what a restart
+/// re-runs (the log sink's replay matching spans 8 commits).
+const QUEUED: usize = 2;
 
 /// One batch, ready to be made durable.
 pub(crate) struct BatchCommit {
@@ -73,18 +84,28 @@ impl CommitWriter {
         waker: Arc<TaskWaker>,
         name: &str,
     ) -> Result<CommitWriter> {
-        // One batch queued while one is written: the driver runs at most
-        // one batch ahead of its last durable one.
-        let (jobs, rx) = crossbeam_channel::bounded::<BatchCommit>(1);
+        let (jobs, rx) = crossbeam_channel::bounded::<BatchCommit>(QUEUED);
         let (done_tx, done) = crossbeam_channel::unbounded();
         let dir = ck.dir().clone();
         let handle = thread::Builder::new()
             .name(format!("runnel-{name}-commit"))
             .spawn(move || {
-                for job in rx {
-                    let outcome = write(&mut ck, job, &shared, &control);
+                while let Ok(first) = rx.recv() {
+                    // Whatever queued up meanwhile goes in the same write.
+                    let mut group = vec![first];
+                    group.extend(rx.try_iter());
+                    let outcome = write(&mut ck, group, &shared, &control);
                     let failed = outcome.is_err();
-                    let _ = done_tx.send(outcome);
+                    match outcome {
+                        Ok(done) => {
+                            for c in done {
+                                let _ = done_tx.send(Ok(c));
+                            }
+                        }
+                        Err(e) => {
+                            let _ = done_tx.send(Err(e));
+                        }
+                    }
                     if failed {
                         // The driver looks at the next batch boundary; wake
                         // it in case it is waiting for input. (A success
@@ -149,41 +170,188 @@ impl CommitWriter {
 
 impl Drop for CommitWriter {
     fn drop(&mut self) {
-        // On an error path: let the writer finish what it has and end.
+        // On an error path: let the writer finish what it has and wait for
+        // it, so that nothing of this query writes to the checkpoint after
+        // the query has ended (a restart in the same process would
+        // otherwise race a writer still finishing an old batch).
         drop(self.jobs.take());
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
     }
 }
 
+/// Makes `jobs` (consecutive batches, oldest first) durable with one state
+/// file and one manifest, that of the newest.
 fn write(
     ck: &mut Checkpointer,
-    job: BatchCommit,
+    jobs: Vec<BatchCommit>,
     shared: &QueryShared,
     control: &Control,
-) -> Result<Committed> {
+) -> Result<Vec<Committed>> {
     let started = Instant::now();
-    let mut operators = job.inline;
-    let mut buffer = None;
-    if let Some((op, delta, watermark_us)) = job.delta {
-        let (commit, emptied) = ck.write_changes(job.batch_id, op, 0, delta, watermark_us)?;
+    let mut ends = Vec::with_capacity(jobs.len());
+    let mut buffers: Vec<Option<SnapshotGroups>> = Vec::with_capacity(jobs.len());
+    let mut reports = Vec::with_capacity(jobs.len());
+    let mut merged: Option<(usize, StateSnapshot, i64)> = None;
+    let mut newest = None;
+    for job in jobs {
+        ends.push(job.source.offset.clone());
+        match (job.delta, merged.as_mut()) {
+            (Some(delta), None) => {
+                merged = Some(delta);
+                buffers.push(None);
+            }
+            (Some((_, delta, watermark)), Some((_, into, wm))) => {
+                buffers.push(Some(merge_delta(into, delta)));
+                *wm = watermark;
+            }
+            (None, _) => buffers.push(None),
+        }
+        reports.push((job.progress, job.latency, job.ingest_ns));
+        newest = Some((job.batch_id, job.source, job.inline, job.sink));
+    }
+    let Some((batch_id, source, mut operators, sink)) = newest else {
+        return Ok(Vec::new());
+    };
+    if let Some((op, delta, watermark_us)) = merged {
+        let (commit, emptied) = ck.write_changes(batch_id, op, 0, delta, watermark_us)?;
         operators.push(commit);
-        buffer = Some(emptied);
+        // The merged buffer goes back as the first batch's (it is its
+        // delta's allocation).
+        if let Some(slot) = buffers.iter_mut().find(|b| b.is_none()) {
+            *slot = Some(emptied);
+        }
     }
-    let end = job.source.offset.clone();
-    ck.commit(job.batch_id, vec![job.source], operators, job.sink)?;
-    control
-        .committed_epoch
-        .store(job.batch_id, Ordering::SeqCst);
-    // The batch is durable now: every row of it has waited this long.
+    ck.commit(batch_id, vec![source], operators, sink)?;
+    control.committed_epoch.store(batch_id, Ordering::SeqCst);
+    // The batches are durable now: every row of them has waited this long.
     let durable_ns = now_ns();
-    let mut durable = new_latency_histogram();
-    for ingest in &job.ingest_ns {
-        durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+    let commit_ms = started.elapsed().as_millis() as u64;
+    let mut out = Vec::with_capacity(ends.len());
+    for ((end, buffer), (mut progress, latency, ingest_ns)) in
+        ends.into_iter().zip(buffers).zip(reports)
+    {
+        let mut durable = new_latency_histogram();
+        for ingest in &ingest_ns {
+            durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+        }
+        progress
+            .duration_ms
+            .insert("commitOffsets".to_string(), commit_ms);
+        shared.push_progress(progress, &latency, &durable);
+        out.push(Committed { end, buffer });
     }
-    let mut progress = job.progress;
-    progress.duration_ms.insert(
-        "commitOffsets".to_string(),
-        started.elapsed().as_millis() as u64,
-    );
-    shared.push_progress(progress, &job.latency, &durable);
-    Ok(Committed { end, buffer })
+    Ok(out)
+}
+
+/// Folds a later delta into an earlier one: the result takes the earlier
+/// state to the later one in one step. Returns the later delta's emptied
+/// group buffer.
+fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups {
+    let StateSnapshot {
+        full,
+        mut groups,
+        evicted,
+    } = later;
+    if full {
+        // The later file replaces the state: nothing earlier matters.
+        let earlier = std::mem::replace(&mut into.groups, Vec::new());
+        into.full = true;
+        into.evicted = evicted;
+        into.groups = std::mem::take(&mut groups);
+        let mut spare = earlier;
+        spare.clear();
+        return spare;
+    }
+    if !evicted.is_empty() {
+        into.groups.retain(|(start, _, _)| !evicted.contains(start));
+        into.evicted.extend(evicted);
+    }
+    let mut at: HashMap<(i64, GroupKey), usize> = into
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, (start, key, _))| ((*start, key.clone()), i))
+        .collect();
+    for (start, key, accs) in groups.drain(..) {
+        match at.get(&(start, key.clone())) {
+            Some(&i) => into.groups[i].2 = accs,
+            None => {
+                at.insert((start, key.clone()), into.groups.len());
+                into.groups.push((start, key, accs));
+            }
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Value;
+    use crate::state::{Accumulator, WindowedState};
+    use smallvec::smallvec;
+
+    fn delta(full: bool, evicted: Vec<i64>, groups: &[(i64, &str, i64)]) -> StateSnapshot {
+        StateSnapshot {
+            full,
+            groups: groups
+                .iter()
+                .map(|(w, k, n)| {
+                    (
+                        *w,
+                        smallvec![Value::str(k)],
+                        smallvec![Accumulator::Count(*n)],
+                    )
+                })
+                .collect(),
+            evicted,
+        }
+    }
+
+    fn table(s: &WindowedState) -> Vec<String> {
+        let mut v: Vec<String> = s
+            .snapshot()
+            .groups
+            .iter()
+            .map(|g| format!("{g:?}"))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Applying the merged delta equals applying the deltas one by one.
+    #[test]
+    fn a_merged_delta_applies_like_its_parts() {
+        let base = delta(true, vec![], &[(1, "a", 1), (1, "b", 1), (2, "a", 1)]);
+        let parts = [
+            delta(false, vec![], &[(1, "a", 2), (2, "c", 1)]),
+            delta(false, vec![1], &[(2, "a", 5), (3, "a", 1)]),
+            delta(false, vec![], &[(1, "z", 9), (3, "a", 2)]),
+        ];
+        let mut stepwise = WindowedState::new();
+        stepwise.apply(base.clone());
+        for p in &parts {
+            stepwise.apply(p.clone());
+        }
+        let mut merged = parts[0].clone();
+        for p in &parts[1..] {
+            merge_delta(&mut merged, p.clone());
+        }
+        let mut at_once = WindowedState::new();
+        at_once.apply(base.clone());
+        at_once.apply(merged);
+        assert_eq!(table(&at_once), table(&stepwise));
+
+        // A full file later replaces everything before it.
+        let mut merged = parts[0].clone();
+        merge_delta(&mut merged, base.clone());
+        let mut only_full = WindowedState::new();
+        only_full.apply(base);
+        let mut via_merge = WindowedState::new();
+        via_merge.apply(delta(true, vec![], &[(9, "x", 1)]));
+        via_merge.apply(merged);
+        assert_eq!(table(&via_merge), table(&only_full));
+    }
 }

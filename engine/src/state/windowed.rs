@@ -362,16 +362,7 @@ impl WindowedState {
     }
 
     fn apply_groups(&mut self, full: bool, evicted: &[i64], groups: &mut SnapshotGroups) {
-        if full {
-            self.windows.clear();
-            self.groups = 0;
-        }
-        for start in evicted {
-            if let Some(w) = self.windows.remove(start) {
-                self.groups -= w.len();
-            }
-        }
-        let hasher = self.hasher;
+        self.restore_begin(full, evicted);
         if self.groups == 0 {
             // A restore into empty state: size each window's table for its
             // groups up front, so a million groups go in without a rehash.
@@ -392,24 +383,59 @@ impl WindowedState {
                 *sizes.entry(s).or_default() += n;
             }
             for (start, n) in sizes {
-                self.windows
-                    .entry(start)
-                    .or_default()
-                    .reserve(n, |(k, _)| hasher.hash_one(k));
+                self.restore_reserve(start, n);
             }
         }
         for (start, key, accs) in groups.drain(..) {
-            let window = self.windows.entry(start).or_default();
-            let state = GroupState::new(accs);
-            let hash = hasher.hash_one(&key);
-            match window.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
-                Entry::Occupied(mut o) => o.get_mut().1 = state,
-                Entry::Vacant(v) => {
-                    v.insert((key, state));
-                    self.groups += 1;
-                }
+            self.restore_group(start, key, accs);
+        }
+        self.restore_end();
+    }
+
+    /// Begins applying a snapshot piece by piece (as a state file is
+    /// decoded): a `full` one drops the state first, `evicted` windows go.
+    /// Follow with [`WindowedState::restore_group`] for each group and
+    /// [`WindowedState::restore_end`].
+    pub fn restore_begin(&mut self, full: bool, evicted: &[i64]) {
+        if full {
+            self.windows.clear();
+            self.groups = 0;
+        }
+        for start in evicted {
+            if let Some(w) = self.windows.remove(start) {
+                self.groups -= w.len();
             }
         }
+    }
+
+    /// Makes room for `additional` more groups in window `start`, so a
+    /// large restore does not grow the table through rehashes.
+    pub fn restore_reserve(&mut self, start: i64, additional: usize) {
+        let hasher = self.hasher;
+        self.windows
+            .entry(start)
+            .or_default()
+            .reserve(additional, |(k, _)| hasher.hash_one(k));
+    }
+
+    /// Puts one group of a snapshot being applied into window `start`,
+    /// replacing the group's value if it is there.
+    pub fn restore_group(&mut self, start: i64, key: GroupKey, accs: Accumulators) {
+        let hasher = self.hasher;
+        let window = self.windows.entry(start).or_default();
+        let state = GroupState::new(accs);
+        let hash = hasher.hash_one(&key);
+        match window.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
+            Entry::Occupied(mut o) => o.get_mut().1 = state,
+            Entry::Vacant(v) => {
+                v.insert((key, state));
+                self.groups += 1;
+            }
+        }
+    }
+
+    /// Ends applying a snapshot: nothing applied counts as changed.
+    pub fn restore_end(&mut self) {
         self.dirty.clear();
         self.evicted.clear();
         self.pending = None;
