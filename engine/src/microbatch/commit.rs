@@ -256,7 +256,7 @@ fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups
     } = later;
     if full {
         // The later file replaces the state: nothing earlier matters.
-        let earlier = std::mem::replace(&mut into.groups, Vec::new());
+        let earlier = std::mem::take(&mut into.groups);
         into.full = true;
         into.evicted = evicted;
         into.groups = std::mem::take(&mut groups);
