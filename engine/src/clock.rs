@@ -14,7 +14,7 @@ fn anchor() -> Instant {
 
 /// Monotonic nanoseconds since an arbitrary, process-wide origin.
 ///
-/// Ingest times ([`crate::Event::ingest_ns`]) and a generator's scheduled
+/// Ingest times (`Event::ingest_ns`) and a generator's scheduled
 /// times must be taken on this clock so that sinks can subtract them.
 #[inline]
 pub fn now_ns() -> u64 {

@@ -28,11 +28,16 @@
 //! println!("{:?}", table.rows());
 //! ```
 //!
-//! Modules: [`schema`] (values, rows, events), [`expr`] (expressions),
-//! [`plan`] (builder, plans, task graph), [`state`] (aggregation state),
-//! [`checkpoint`] (durable epochs), [`metrics`] (latency and progress),
-//! [`continuous`] (the runtime), [`io`] (source and sink traits, in-memory
-//! source and sink), [`query`] (the running query's handle).
+//! Modules, from the bottom layer up (a module imports only lower layers;
+//! ARCHITECTURE.md lists them): [`error`], [`clock`], [`time`], [`metrics`]
+//! (latency and progress); [`wake`] (waiting and wake-ups),
+//! [`window`](mod@window) (window shapes); [`schema`](mod@schema) (values,
+//! rows, events, casts, Arrow conversion); [`query`] (the running query's
+//! handle), [`expr`] (expressions), [`state`] (aggregation state); [`io`]
+//! (source and sink traits, in-memory source and sinks); [`checkpoint`]
+//! (durable epochs); the row operators; [`plan`] (builder, plans, task graph);
+//! [`continuous`] and [`microbatch`] (the runtimes), [`sql`]; and at the top
+//! the start of a query, which picks the runtime.
 #![deny(missing_docs)]
 
 pub mod checkpoint;
@@ -41,6 +46,7 @@ pub mod continuous;
 pub mod error;
 pub mod expr;
 pub mod io;
+mod launch;
 pub mod metrics;
 pub mod microbatch;
 mod ops;
@@ -50,6 +56,8 @@ pub mod schema;
 pub mod sql;
 pub mod state;
 pub mod time;
+pub mod wake;
+pub mod window;
 
 pub use continuous::{PushSource, Pusher, WaitStrategy};
 pub use error::{EngineError, Result};

@@ -2,26 +2,59 @@
 //!
 //! Owns [`StreamingQuery`] (id, run id, name, status, progress, latency,
 //! stop, await termination, the error that ended it) and the state it shares
-//! with the running tasks. Progress and latency are handed over once per
+//! with the running tasks, including `Control` (stop and abort flags, epoch
+//! counters, every task's waker), which both runtimes use. Progress and latency are handed over once per
 //! epoch under a lock; nothing here is touched per event.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::continuous::Control;
 use crate::error::{EngineError, Result};
 use crate::metrics::{new_latency_histogram, LatencySummary, StreamingQueryProgress};
+use crate::wake::TaskWaker;
 
 /// Progress reports kept for [`StreamingQuery::recent_progress`].
 pub const RECENT_PROGRESS: usize = 100;
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Flags and counters shared by every task of one running query.
+#[derive(Debug)]
+pub(crate) struct Control {
+    /// A graceful stop was requested: sources end the stream after one last epoch.
+    pub(crate) stop: AtomicBool,
+    /// The query failed: every task leaves as soon as it can.
+    pub(crate) abort: Arc<AtomicBool>,
+    /// The newest epoch the coordinator asked sources to mark.
+    pub(crate) requested_epoch: AtomicU64,
+    /// The newest durable epoch.
+    pub(crate) committed_epoch: AtomicU64,
+    /// Every task's waker.
+    pub(crate) wakers: Vec<Arc<TaskWaker>>,
+}
+
+impl Control {
+    pub(crate) fn wake_all(&self) {
+        for w in &self.wakers {
+            w.wake();
+        }
+    }
+
+    pub(crate) fn abort(&self) {
+        self.abort.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    pub(crate) fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Relaxed)
+    }
 }
 
 /// State shared between the handle and the running query.

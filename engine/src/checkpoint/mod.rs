@@ -35,6 +35,7 @@ mod crash_fs;
 mod dir;
 mod format;
 pub mod frame;
+mod report;
 mod state_file;
 mod storage;
 
@@ -45,6 +46,7 @@ pub use dir::CheckpointDir;
 pub use format::{
     EpochManifest, OffsetLogEntry, OperatorCommit, QueryMetadata, SourceCommit, FORMAT_VERSION,
 };
+pub(crate) use report::{CoordMsg, EpochReporter, OperatorSnapshot};
 pub use state_file::{AggregateStateFile, WatermarkState};
 pub use storage::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
 

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
-use super::Control;
-use crate::checkpoint::{Checkpointer, OperatorCommit, SourceCommit};
+use crate::checkpoint::{Checkpointer, CoordMsg, OperatorCommit, OperatorSnapshot, SourceCommit};
 use crate::clock::now_ns;
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
@@ -26,119 +25,10 @@ use crate::metrics::{
     new_latency_histogram, IngestTimes, LatencySummary, SinkProgress, SourceProgress,
     StateOperatorProgress, StreamingQueryProgress,
 };
+use crate::query::Control;
 use crate::query::QueryShared;
 use crate::schema::NO_TIME;
-use crate::state::StateSnapshot;
 use crate::time::format_iso_ms;
-
-/// What a stateful operator hands over at an epoch marker.
-#[derive(Debug)]
-pub(crate) enum OperatorSnapshot {
-    /// The watermark operator's position.
-    Watermark {
-        max_event_time_us: i64,
-        watermark_us: i64,
-    },
-    /// An aggregation partition's changes since the previous epoch.
-    Aggregate {
-        delta: StateSnapshot,
-        watermark_us: i64,
-        rows_total: u64,
-        rows_updated: u64,
-        rows_dropped_late: u64,
-    },
-}
-
-pub(crate) enum CoordMsg {
-    SourceMarked {
-        epoch: u64,
-        offset: SourceOffset,
-        rows: u64,
-        is_final: bool,
-        metrics: Vec<(String, u64)>,
-    },
-    Snapshot {
-        epoch: u64,
-        op_id: usize,
-        partition: usize,
-        snapshot: OperatorSnapshot,
-    },
-    SinkCommitted {
-        epoch: u64,
-        state: serde_json::Value,
-        rows: u64,
-        latency: Histogram<u64>,
-        ingest: IngestTimes,
-    },
-    TaskExited {
-        error: Option<EngineError>,
-    },
-}
-
-/// How tasks talk to the coordinator (cloned into every task).
-#[derive(Clone)]
-pub(crate) struct EpochReporter {
-    tx: Sender<CoordMsg>,
-}
-
-impl EpochReporter {
-    pub(crate) fn new(tx: Sender<CoordMsg>) -> EpochReporter {
-        EpochReporter { tx }
-    }
-
-    pub(crate) fn snapshot(
-        &self,
-        epoch: u64,
-        op_id: usize,
-        partition: usize,
-        snapshot: OperatorSnapshot,
-    ) {
-        let _ = self.tx.send(CoordMsg::Snapshot {
-            epoch,
-            op_id,
-            partition,
-            snapshot,
-        });
-    }
-
-    pub(crate) fn source_marked(
-        &self,
-        epoch: u64,
-        offset: SourceOffset,
-        rows: u64,
-        is_final: bool,
-        metrics: Vec<(String, u64)>,
-    ) {
-        let _ = self.tx.send(CoordMsg::SourceMarked {
-            epoch,
-            offset,
-            rows,
-            is_final,
-            metrics,
-        });
-    }
-
-    pub(crate) fn sink_committed(
-        &self,
-        epoch: u64,
-        state: serde_json::Value,
-        rows: u64,
-        latency: Histogram<u64>,
-        ingest: IngestTimes,
-    ) {
-        let _ = self.tx.send(CoordMsg::SinkCommitted {
-            epoch,
-            state,
-            rows,
-            latency,
-            ingest,
-        });
-    }
-
-    pub(crate) fn exited(&self, error: Option<EngineError>) {
-        let _ = self.tx.send(CoordMsg::TaskExited { error });
-    }
-}
 
 /// What the source reported for an epoch.
 #[derive(Default)]

@@ -42,15 +42,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use super::coordinator::EpochReporter;
 use super::handoff::{Give, Handoff, Take};
-use super::wait::{Backoff, TaskWaker, MAX_PARK};
-use super::Control;
+use crate::checkpoint::EpochReporter;
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
 use crate::io::{PollStatus, PushError, Source, SourceContext, SourceOffset, SourceOutput};
 use crate::ops::Next;
+use crate::query::Control;
 use crate::schema::{Event, Row, SchemaRef};
+use crate::wake::{Backoff, TaskWaker, MAX_PARK};
 
 /// How long a note (an epoch to mark, a stop, the end of the stream) may
 /// wait for a pushing producer to take it up before the background task

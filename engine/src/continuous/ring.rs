@@ -9,9 +9,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::wait::{Backoff, TaskWaker, WaitStrategy};
 use crate::error::{EngineError, Result};
 use crate::schema::Event;
+use crate::wake::{Backoff, TaskWaker, WaitStrategy};
 
 /// What travels on a ring, in order.
 // The event travels inline: boxing it would cost an allocation per event.

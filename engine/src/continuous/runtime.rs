@@ -6,21 +6,22 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::thread;
 
-use super::coordinator::{self, CoordinatorSetup, EpochReporter};
+use super::coordinator::{self, CoordinatorSetup};
 use super::push::PushTask;
 use super::ring::{ring, RingReceiver, RingSender};
 use super::task::{panic_message, RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
-use super::wait::{Idler, TaskWaker};
-use super::Control;
+use crate::checkpoint::EpochReporter;
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext};
 use crate::ops::{AggregateOp, FilterOp, FlatMapOp, Next, ProjectOp, WatermarkOp};
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
+use crate::query::Control;
 use crate::query::{QueryShared, StreamingQuery};
 use crate::schema::NO_TIME;
 use crate::state::WindowedState;
+use crate::wake::{Idler, TaskWaker};
 
 enum Task {
     Source(SourceTask),

@@ -7,14 +7,14 @@ use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use super::coordinator::EpochReporter;
 use super::ring::{Message, RingReceiver};
-use super::wait::{Idler, TaskWaker};
-use super::Control;
+use crate::checkpoint::EpochReporter;
 use crate::error::{EngineError, Result};
 use crate::io::{PollStatus, Source, SourceOffset, SourceOutput};
 use crate::ops::Next;
+use crate::query::Control;
 use crate::schema::{Event, Row, NO_TIME};
+use crate::wake::{Idler, TaskWaker};
 
 /// Messages drained from one input before looking at the next.
 const INPUT_BATCH: usize = 256;
@@ -116,7 +116,7 @@ impl SourceTask {
             let control = &self.control;
             self.waker.park_unless(
                 || control.committed_epoch.load(Ordering::Acquire) >= last || control.aborted(),
-                super::wait::MAX_PARK,
+                crate::wake::MAX_PARK,
             );
         }
         self.pass_commits()

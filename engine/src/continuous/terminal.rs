@@ -7,8 +7,8 @@ use crossbeam_channel::Receiver;
 use hdrhistogram::Histogram;
 use rustc_hash::FxHasher;
 
-use super::coordinator::EpochReporter;
 use super::ring::{Message, RingSender};
+use crate::checkpoint::EpochReporter;
 use crate::clock::now_ns;
 use crate::error::Result;
 use crate::expr::BoundExpr;

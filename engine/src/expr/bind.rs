@@ -312,7 +312,7 @@ fn same_kind(a: &DataType, b: &DataType) -> bool {
 fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
     // Fold casts of literals at bind time, so the hot path compares constants.
     if let BoundExpr::Literal(v) = &b {
-        return BoundExpr::Literal(super::eval::cast_value(v, to));
+        return BoundExpr::Literal(crate::schema::cast_value(v, to));
     }
     BoundExpr::Cast {
         expr: Box::new(b),

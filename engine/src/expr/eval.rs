@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use super::{BinaryOp, BoundExpr};
-use crate::schema::{DataType, Value};
+use crate::schema::{cast_value, Value};
 use crate::time;
 
 /// An operand by reference when it is a column or a literal (no clone),
@@ -294,72 +294,12 @@ pub(crate) fn round_half_up(v: f64, digits: i32) -> f64 {
     }
 }
 
-/// Converts a value to `to`; a value that does not convert becomes null.
-pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
-    use Value::*;
-    match (v, to) {
-        (Null, _) => Null,
-        (Int64(_), DataType::Int64)
-        | (Float64(_), DataType::Float64)
-        | (Utf8(_), DataType::Utf8)
-        | (Boolean(_), DataType::Boolean)
-        | (Timestamp(_), DataType::Timestamp(..))
-        | (Date(_), DataType::Date32) => v.clone(),
-        (Int64(i), DataType::Float64) => Float64(*i as f64),
-        (Float64(f), DataType::Int64) => {
-            if f.is_nan() {
-                Null
-            } else {
-                Int64(f.trunc() as i64)
-            }
-        }
-        (Boolean(b), DataType::Int64) => Int64(*b as i64),
-        (Boolean(b), DataType::Float64) => Float64(*b as i64 as f64),
-        (Int64(i), DataType::Boolean) => Boolean(*i != 0),
-        (Float64(f), DataType::Boolean) => Boolean(*f != 0.0),
-        (Utf8(s), DataType::Int64) => {
-            let t = s.trim();
-            t.parse::<i64>()
-                .ok()
-                .or_else(|| {
-                    t.parse::<f64>()
-                        .ok()
-                        .filter(|f| f.is_finite())
-                        .map(|f| f.trunc() as i64)
-                })
-                .map_or(Null, Int64)
-        }
-        (Utf8(s), DataType::Float64) => s.trim().parse::<f64>().map_or(Null, Float64),
-        (Utf8(s), DataType::Boolean) => match s.trim().to_ascii_lowercase().as_str() {
-            "true" | "t" | "yes" | "y" | "1" => Boolean(true),
-            "false" | "f" | "no" | "n" | "0" => Boolean(false),
-            _ => Null,
-        },
-        (Utf8(s), DataType::Timestamp(..)) => time::parse_timestamp_us(s).map_or(Null, Timestamp),
-        (Utf8(s), DataType::Date32) => time::parse_date(s).map_or(Null, Date),
-        (_, DataType::Utf8) => Value::from(v.to_string()),
-        // Spark: timestamp <-> number is in seconds.
-        (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
-        (Timestamp(us), DataType::Float64) => Float64(*us as f64 / 1e6),
-        (Int64(s), DataType::Timestamp(..)) => Timestamp(s.saturating_mul(1_000_000)),
-        (Float64(s), DataType::Timestamp(..)) => {
-            if s.is_finite() {
-                Timestamp((s * 1e6) as i64)
-            } else {
-                Null
-            }
-        }
-        (Timestamp(us), DataType::Date32) => Date(us.div_euclid(86_400_000_000) as i32),
-        (Date(d), DataType::Timestamp(..)) => Timestamp(*d as i64 * 86_400_000_000),
-        _ => Null,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::expr::{bind_expr, col, lit, not, Expr};
     use crate::row;
+    use crate::schema::DataType;
     use crate::schema::{schema, timestamp_type};
 
     fn eval(e: Expr, r: &[Value]) -> Value {

@@ -1,9 +1,9 @@
 //! Expressions: the tree users build, and its row evaluator.
 //!
 //! Owns the logical [`Expr`] tree with its builder functions ([`col`],
-//! [`lit`], operators), binding a tree to a schema ([`bind`]: names resolved
+//! [`lit`], operators), binding a tree to a schema (`bind`: names resolved
 //! case-insensitively, types checked, output type known) and evaluating a
-//! bound tree against one row with SQL null semantics ([`eval`]). It must not
+//! bound tree against one row with SQL null semantics (`eval`). It must not
 //! know about operators, windows or I/O.
 
 mod bind;
@@ -11,7 +11,6 @@ mod eval;
 mod vector;
 
 pub use bind::{bind_expr, resolve_column, BoundExpr};
-pub(crate) use eval::cast_value;
 
 use std::fmt;
 use std::ops;

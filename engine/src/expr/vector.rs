@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::{BinaryOp, BoundExpr};
 use crate::error::{EngineError, Result};
-use crate::microbatch::convert::{build_array, value_at};
+use crate::schema::arrow::{build_array, value_at};
 use crate::schema::{timestamp_type, DataType, Row, Value};
 
 fn kernel_err(e: arrow::error::ArrowError) -> EngineError {
@@ -280,7 +280,7 @@ fn is_null(a: &ArrayRef, want_null: bool) -> BooleanArray {
 mod tests {
     use super::*;
     use crate::expr::{bind_expr, col, lit, not, Expr};
-    use crate::microbatch::convert::{batch_to_rows, rows_to_batch};
+    use crate::schema::arrow::{batch_to_rows, rows_to_batch};
     use crate::schema::schema;
     use proptest::prelude::*;
 

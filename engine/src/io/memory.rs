@@ -14,9 +14,9 @@ use super::{
     OutputMode, PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
 };
 use crate::clock::now_ns;
-use crate::continuous::TaskWaker;
 use crate::error::Result;
 use crate::schema::{Row, SchemaRef, Value};
+use crate::wake::TaskWaker;
 
 /// Rows the in-memory source moves from its producer per poll.
 const POLL_BATCH: usize = 256;
@@ -251,7 +251,7 @@ impl MemoryTable {
             .schema
             .clone()
             .unwrap_or_else(|| std::sync::Arc::new(crate::schema::Schema::empty()));
-        crate::microbatch::convert::rows_to_batch(&schema, &t.rows)
+        crate::schema::arrow::rows_to_batch(&schema, &t.rows)
     }
 
     /// The number of rows.

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::continuous::TaskWaker;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::schema::{Row, SchemaRef};
+use crate::wake::TaskWaker;
 
 /// Where a source is in its input: whatever the source needs to resume from
 /// exactly that point (a file and line, a partition offset map, a row count).
@@ -120,7 +120,7 @@ pub trait Source: Send + 'static {
     /// means there is nothing new. The range is logged durably before it is
     /// read, so it must be re-readable with [`Source::read_range`].
     fn latest_offset(&mut self) -> Result<SourceOffset> {
-        Err(crate::EngineError::Source(format!(
+        Err(EngineError::Source(format!(
             "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
             self.describe()
         )))
@@ -135,7 +135,7 @@ pub trait Source: Send + 'static {
         _end: &SourceOffset,
         _out: &mut dyn SourceOutput,
     ) -> Result<()> {
-        Err(crate::EngineError::Source(format!(
+        Err(EngineError::Source(format!(
             "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
             self.describe()
         )))

@@ -13,11 +13,11 @@ use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
-use super::convert::value_at;
 use super::exec::Flight;
 use crate::error::Result;
 use crate::io::OutputMode;
 use crate::ops::BoundAggregate;
+use crate::schema::arrow::value_at;
 use crate::schema::{DataType, Row, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 

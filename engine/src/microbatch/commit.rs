@@ -30,12 +30,13 @@ use hdrhistogram::Histogram;
 
 use crate::checkpoint::{Checkpointer, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
-use crate::continuous::{Control, TaskWaker};
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::metrics::{new_latency_histogram, StreamingQueryProgress};
+use crate::query::Control;
 use crate::query::QueryShared;
 use crate::state::{GroupKey, SnapshotGroups, StateSnapshot};
+use crate::wake::TaskWaker;
 
 /// Batches that may wait for the writer (while it writes others): the
 /// driver runs at most this many batches ahead of the newest manifest, plus

@@ -7,12 +7,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::commit::{BatchCommit, CommitWriter, Committed};
-use super::convert::{batch_to_rows, rows_to_batch};
 use super::exec::Flight;
 use super::runner::BatchRunner;
 use crate::checkpoint::{Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION};
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
-use crate::continuous::{Control, TaskWaker};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput};
 use crate::metrics::{
@@ -20,9 +18,12 @@ use crate::metrics::{
     StateOperatorProgress, StreamingQueryProgress,
 };
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
+use crate::query::Control;
 use crate::query::{QueryShared, StreamingQuery};
+use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{Row, NO_TIME};
 use crate::time::format_iso_ms;
+use crate::wake::TaskWaker;
 
 /// How long an as-fast-as-possible trigger waits before asking an idle
 /// source again.

@@ -12,9 +12,9 @@ use arrow::compute::filter;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
-use super::convert::{batch_to_rows, rows_to_batch, value_at};
 use crate::error::{EngineError, Result};
 use crate::plan::PhysOp;
+use crate::schema::arrow::{batch_to_rows, rows_to_batch, value_at};
 use crate::schema::{Row, NO_TIME};
 
 /// A batch moving through the plan, with per-row times.

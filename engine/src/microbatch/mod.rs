@@ -12,7 +12,6 @@
 
 mod aggregate;
 mod commit;
-pub mod convert;
 mod driver;
 mod exec;
 mod runner;

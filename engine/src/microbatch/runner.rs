@@ -3,12 +3,12 @@
 use arrow::record_batch::RecordBatch;
 
 use super::aggregate::VectorAggregate;
-use super::convert::rows_to_batch;
 use super::exec::{run_ops, Flight, WatermarkTracker};
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
 use crate::io::OutputMode;
 use crate::plan::{DataFrame, PhysOp, PhysicalPlan, QueryConfig};
+use crate::schema::arrow::rows_to_batch;
 use crate::schema::{SchemaRef, NO_TIME};
 
 /// Runs a query's plan over Arrow record batches, keeping its state

@@ -3,14 +3,14 @@
 use smallvec::SmallVec;
 
 use super::{Next, Operator};
+use crate::checkpoint::{EpochReporter, OperatorSnapshot};
 use crate::clock::now_ns;
-use crate::continuous::{EpochReporter, OperatorSnapshot};
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::io::OutputMode;
-use crate::plan::WindowShape;
 use crate::schema::{DataType, Event, Row, Value, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, GroupState, WindowedState, GLOBAL_WINDOW};
+use crate::window::WindowShape;
 
 /// An aggregation resolved against its input schema.
 #[derive(Clone, Debug)]

@@ -3,13 +3,13 @@
 use std::sync::{Arc, Mutex};
 
 use super::*;
-use crate::continuous::EpochReporter;
+use crate::checkpoint::EpochReporter;
 use crate::expr::{bind_expr, col, lit};
 use crate::io::OutputMode;
-use crate::plan::WindowShape;
 use crate::row;
 use crate::schema::{schema, timestamp_type, DataType, Row, Value, NO_TIME};
 use crate::state::AggFunc;
+use crate::window::WindowShape;
 
 /// What reached the end of a chain.
 #[derive(Debug, Default)]
@@ -51,7 +51,7 @@ fn collector() -> (Next, Arc<Mutex<Seen>>) {
 
 fn reporter() -> (
     EpochReporter,
-    crossbeam_channel::Receiver<crate::continuous::CoordMsg>,
+    crossbeam_channel::Receiver<crate::checkpoint::CoordMsg>,
 ) {
     let (tx, rx) = crossbeam_channel::unbounded();
     (EpochReporter::new(tx), rx)
@@ -162,7 +162,7 @@ fn watermark_stamps_the_watermark_before_each_event() {
         "published once on the idle tick, not again at the marker"
     );
     match rx.try_recv().unwrap() {
-        crate::continuous::CoordMsg::Snapshot {
+        crate::checkpoint::CoordMsg::Snapshot {
             epoch: 4, op_id: 3, ..
         } => {}
         _ => panic!("the marker must report a snapshot"),
@@ -219,9 +219,9 @@ fn aggregate_updates_per_event_and_snapshots_only_changes() {
         ]
     );
     match rx.try_recv().unwrap() {
-        crate::continuous::CoordMsg::Snapshot {
+        crate::checkpoint::CoordMsg::Snapshot {
             snapshot:
-                crate::continuous::OperatorSnapshot::Aggregate {
+                crate::checkpoint::OperatorSnapshot::Aggregate {
                     delta,
                     rows_dropped_late,
                     ..

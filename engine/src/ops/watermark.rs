@@ -1,7 +1,7 @@
 //! The watermark operator: event time and the watermark, per event.
 
 use super::{Next, Operator};
-use crate::continuous::{EpochReporter, OperatorSnapshot};
+use crate::checkpoint::{EpochReporter, OperatorSnapshot};
 use crate::error::Result;
 use crate::schema::{Event, NO_TIME};
 

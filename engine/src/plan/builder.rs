@@ -11,16 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::logical::{LogicalOp, LogicalPlan, PlanNode, WindowSpec};
-use super::window::WindowShape;
 use crate::checkpoint::Storage;
-use crate::continuous::WaitStrategy;
 use crate::error::{EngineError, Result};
 use crate::expr::{bind_expr, col, Expr};
 use crate::io::{OutputMode, Sink, Source};
 use crate::ops::FlatMapFn;
-use crate::query::StreamingQuery;
 use crate::schema::{timestamp_type, DataType, Field, Row, Schema, SchemaRef};
 use crate::state::AggFunc;
+use crate::wake::WaitStrategy;
+use crate::window::WindowShape;
 
 /// An aggregate in `agg(...)`: `count_star()`, `sum(col("x")).alias("total")`.
 #[derive(Clone, Debug, PartialEq)]
@@ -311,7 +310,7 @@ impl DataFrame {
         })
     }
 
-    /// Groups by keys, at most one of which is a [`crate::window`].
+    /// Groups by keys, at most one of which is a [`crate::expr::window`].
     pub fn group_by(self, keys: impl IntoIterator<Item = Expr>) -> GroupedData {
         GroupedData {
             df: self,
@@ -508,17 +507,5 @@ impl DataStreamWriter {
             if physical.task_count() == 1 { "" } else { "s" },
             physical.describe(&self.df.plan.source_name, &self.sink.describe())
         ))
-    }
-
-    /// Starts the query and returns its handle.
-    pub fn start(self) -> Result<StreamingQuery> {
-        if let Some(e) = self.df.error {
-            return Err(e);
-        }
-        if self.config.trigger.is_micro_batch() {
-            crate::microbatch::start(self.df.source, self.df.plan, self.sink, self.config)
-        } else {
-            crate::continuous::start(self.df.source, self.df.plan, self.sink, self.config)
-        }
     }
 }

@@ -3,14 +3,15 @@
 //!
 //! Owns the DataFrame-style API ([`DataFrame`], [`GroupedData`],
 //! [`DataStreamWriter`]), validation with Spark's rules (output modes,
-//! watermarks), window shapes, and the task graph shown by `explain`. It must
-//! not start threads or touch I/O; `start` hands a checked plan to the runtime.
+//! watermarks) and the task graph shown by `explain`. It must not start
+//! threads, start a runtime or touch I/O: `DataStreamWriter::start` lives in
+//! the `launch` module above both runtimes.
 
 mod builder;
 mod logical;
 mod physical;
-mod window;
 
+pub use crate::window::{WindowShape, WindowStarts};
 pub use builder::{
     avg, count, count_star, max, min, sum, AggExpr, DataFrame, DataStreamWriter, GroupedData,
     QueryConfig, Trigger,
@@ -18,4 +19,3 @@ pub use builder::{
 pub(crate) use logical::LogicalOp;
 pub use logical::LogicalPlan;
 pub(crate) use physical::{PhysOp, PhysicalPlan};
-pub use window::{WindowShape, WindowStarts};

@@ -5,7 +5,7 @@
 //! `i in 0..ceil(size/slide)`, kept when they contain `ts`. Tumbling windows
 //! are the case `slide == size`. Pure arithmetic; no allocation.
 
-use crate::error::{plan_err, Result};
+use crate::error::{plan_err, EngineError, Result};
 use crate::time::parse_duration_us;
 
 /// The shape of a time window, in microseconds.
@@ -23,8 +23,7 @@ impl WindowShape {
     /// Parses Spark's `window(ts, size[, slide[, start]])` duration strings.
     pub fn parse(size: &str, slide: Option<&str>, start: Option<&str>) -> Result<WindowShape> {
         let parse = |what: &str, text: &str| {
-            parse_duration_us(text)
-                .map_err(|e| crate::EngineError::Plan(format!("window {what}: {e}")))
+            parse_duration_us(text).map_err(|e| EngineError::Plan(format!("window {what}: {e}")))
         };
         let size_us = parse("duration", size)?;
         let slide_us = match slide {

@@ -1,7 +1,7 @@
 //! How a task waits when it has nothing to do, and how it is woken.
 //!
 //! Owns [`WaitStrategy`] (the per-query policy), [`TaskWaker`] (a task's
-//! "sleeping" flag and thread handle) and the idle loop ([`Idler`]). The
+//! "sleeping" flag and thread handle) and the idle loop (`Idler`). The
 //! wake-up protocol is the classic store-fence-load handshake: the sleeper
 //! publishes `sleeping = true`, fences, re-checks its inputs and only then
 //! parks; a producer publishes its data, fences, and unparks when it sees the
@@ -114,9 +114,9 @@ impl TaskWaker {
     /// How long the task keeps polling after its last work before it may
     /// sleep until woken ([`Duration::ZERO`]: at once). A source whose data
     /// arrives with no wake-up (files appended by another process) can
-    /// answer [`crate::PollStatus::Idle`] within this time after its last
+    /// answer `PollStatus::Idle` within this time after its last
     /// row, to be polled again at once, and must announce a bounded sleep
-    /// ([`crate::PollStatus::IdleUntil`]) beyond it.
+    /// (`PollStatus::IdleUntil`) beyond it.
     pub fn awake_for(&self) -> Duration {
         self.awake_for
     }

@@ -4,7 +4,13 @@
 //! that keeps up to [`ROW_INLINE`] values inline, so building a row allocates
 //! nothing), [`Event`] (a row with its event time, the watermark it was seen
 //! under and its ingest time) and the schema helpers. Schemas are Arrow
-//! schemas. This module must not know about operators or I/O.
+//! schemas; [`arrow`] converts rows to Arrow arrays and back, and `cast`
+//! converts values between types with Spark's rules. This module must not know about operators or I/O.
+
+pub mod arrow;
+mod cast;
+
+pub(crate) use cast::cast_value;
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -15,6 +21,8 @@ use std::sync::Arc;
 pub use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
+
+use crate::error::{EngineError, Result};
 
 /// Number of values a [`Row`] holds without a heap allocation.
 pub const ROW_INLINE: usize = 8;
@@ -68,19 +76,19 @@ pub fn schema(fields: &[(&str, DataType)]) -> SchemaRef {
 /// string, Quantity int` (types: string, int/integer, bigint/long,
 /// double/float, boolean, timestamp, date; names may be `back-quoted`).
 /// `int` becomes bigint: the engine computes on 64-bit integers.
-pub fn parse_ddl(ddl: &str) -> crate::Result<SchemaRef> {
+pub fn parse_ddl(ddl: &str) -> Result<SchemaRef> {
     let mut fields: Vec<Field> = Vec::new();
     for (n, part) in ddl.split(',').enumerate() {
         let part = part.trim();
         if part.is_empty() {
-            return Err(crate::EngineError::Plan(format!(
+            return Err(EngineError::Plan(format!(
                 "schema '{ddl}': column {} is empty",
                 n + 1
             )));
         }
         let (name, ty) = if let Some(rest) = part.strip_prefix('`') {
             let end = rest.find('`').ok_or_else(|| {
-                crate::EngineError::Plan(format!("schema '{ddl}': unclosed ` in '{part}'"))
+                EngineError::Plan(format!("schema '{ddl}': unclosed ` in '{part}'"))
             })?;
             (rest[..end].to_string(), rest[end + 1..].trim())
         } else {
@@ -97,19 +105,19 @@ pub fn parse_ddl(ddl: &str) -> crate::Result<SchemaRef> {
             "timestamp" => timestamp_type(),
             "date" => DataType::Date32,
             "" => {
-                return Err(crate::EngineError::Plan(format!(
+                return Err(EngineError::Plan(format!(
                     "schema '{ddl}': column `{name}` has no type"
                 )))
             }
             other => {
-                return Err(crate::EngineError::Plan(format!(
+                return Err(EngineError::Plan(format!(
                     "schema '{ddl}': unknown type '{other}' for column `{name}` \
                      (use string, int, bigint, double, boolean, timestamp or date)"
                 )))
             }
         };
         if fields.iter().any(|f| f.name().eq_ignore_ascii_case(&name)) {
-            return Err(crate::EngineError::Plan(format!(
+            return Err(EngineError::Plan(format!(
                 "schema '{ddl}': column `{name}` appears twice"
             )));
         }
@@ -203,7 +211,7 @@ impl Value {
     /// Parses text as a value of type `dt` (numbers, booleans, timestamps as
     /// `yyyy-MM-dd HH:mm:ss` or ISO 8601, dates); `None` when it does not parse.
     pub fn parse_as(text: &str, dt: &DataType) -> Option<Value> {
-        let v = crate::expr::cast_value(&Value::str(text), dt);
+        let v = cast_value(&Value::str(text), dt);
         (!v.is_null()).then_some(v)
     }
 

@@ -1,0 +1,71 @@
+//! Conversions between the engine's value types, with Spark's non-ANSI rules.
+//!
+//! Owns `CAST` on single values: text to numbers, booleans, timestamps and
+//! dates; numbers to and from timestamps (in seconds, as Spark does); anything
+//! to text. A value that does not convert becomes null, never an error (Spark's
+//! default, `spark.sql.ansi.enabled=false`). It must not know about
+//! expressions or columns: the evaluators call it.
+
+use super::{DataType, Value};
+use crate::time;
+
+/// Converts a value to `to`; a value that does not convert becomes null.
+pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
+    use Value::*;
+    match (v, to) {
+        (Null, _) => Null,
+        (Int64(_), DataType::Int64)
+        | (Float64(_), DataType::Float64)
+        | (Utf8(_), DataType::Utf8)
+        | (Boolean(_), DataType::Boolean)
+        | (Timestamp(_), DataType::Timestamp(..))
+        | (Date(_), DataType::Date32) => v.clone(),
+        (Int64(i), DataType::Float64) => Float64(*i as f64),
+        (Float64(f), DataType::Int64) => {
+            if f.is_nan() {
+                Null
+            } else {
+                Int64(f.trunc() as i64)
+            }
+        }
+        (Boolean(b), DataType::Int64) => Int64(*b as i64),
+        (Boolean(b), DataType::Float64) => Float64(*b as i64 as f64),
+        (Int64(i), DataType::Boolean) => Boolean(*i != 0),
+        (Float64(f), DataType::Boolean) => Boolean(*f != 0.0),
+        (Utf8(s), DataType::Int64) => {
+            let t = s.trim();
+            t.parse::<i64>()
+                .ok()
+                .or_else(|| {
+                    t.parse::<f64>()
+                        .ok()
+                        .filter(|f| f.is_finite())
+                        .map(|f| f.trunc() as i64)
+                })
+                .map_or(Null, Int64)
+        }
+        (Utf8(s), DataType::Float64) => s.trim().parse::<f64>().map_or(Null, Float64),
+        (Utf8(s), DataType::Boolean) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "t" | "yes" | "y" | "1" => Boolean(true),
+            "false" | "f" | "no" | "n" | "0" => Boolean(false),
+            _ => Null,
+        },
+        (Utf8(s), DataType::Timestamp(..)) => time::parse_timestamp_us(s).map_or(Null, Timestamp),
+        (Utf8(s), DataType::Date32) => time::parse_date(s).map_or(Null, Date),
+        (_, DataType::Utf8) => Value::from(v.to_string()),
+        // Spark: timestamp <-> number is in seconds.
+        (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
+        (Timestamp(us), DataType::Float64) => Float64(*us as f64 / 1e6),
+        (Int64(s), DataType::Timestamp(..)) => Timestamp(s.saturating_mul(1_000_000)),
+        (Float64(s), DataType::Timestamp(..)) => {
+            if s.is_finite() {
+                Timestamp((s * 1e6) as i64)
+            } else {
+                Null
+            }
+        }
+        (Timestamp(us), DataType::Date32) => Date(us.div_euclid(86_400_000_000) as i32),
+        (Date(d), DataType::Timestamp(..)) => Timestamp(*d as i64 * 86_400_000_000),
+        _ => Null,
+    }
+}
