@@ -101,6 +101,9 @@ pub fn format_date(days: i32) -> String {
 /// and an optional `Z` or offset, or a bare date) into µs since the epoch, UTC.
 pub fn parse_timestamp_us(text: &str) -> Option<i64> {
     let s = text.trim();
+    if let Some(us) = parse_plain_timestamp_us(s.as_bytes()) {
+        return Some(us);
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
@@ -120,8 +123,114 @@ pub fn parse_timestamp_us(text: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp_micros())
 }
 
+/// The value of `b`, all ASCII digits, as a number.
+#[inline]
+fn digits(b: &[u8]) -> Option<u32> {
+    let mut n = 0u32;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + (c - b'0') as u32;
+    }
+    Some(n)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date, `None` when the
+/// date does not exist.
+#[inline]
+fn days_from_civil(y: i64, m: u32, d: u32) -> Option<i64> {
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_days = [
+        31,
+        if leap { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Some(era * 146_097 + doe - 719_468)
+}
+
+/// The common forms `yyyy-MM-dd`, `yyyy-MM-dd HH:mm[:ss[.f]]` (a `T` may
+/// stand for the space) without a zone, parsed without the general parser;
+/// `None` for anything else, which the general parser then reads. Values
+/// are the same as the general parser's.
+#[inline]
+fn parse_plain_timestamp_us(b: &[u8]) -> Option<i64> {
+    if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let days = days_from_civil(
+        digits(&b[0..4])? as i64,
+        digits(&b[5..7])?,
+        digits(&b[8..10])?,
+    )?;
+    let mut secs = 0i64;
+    let mut frac_us = 0i64;
+    if b.len() > 10 {
+        if !(b[10] == b' ' || b[10] == b'T') || b.len() < 16 || b[13] != b':' {
+            return None;
+        }
+        let (h, mi) = (digits(&b[11..13])?, digits(&b[14..16])?);
+        let mut sec = 0;
+        let mut rest = &b[16..];
+        if !rest.is_empty() {
+            if rest.len() < 3 || rest[0] != b':' {
+                return None;
+            }
+            sec = digits(&rest[1..3])?;
+            rest = &rest[3..];
+            if !rest.is_empty() {
+                let f = rest.strip_prefix(b".")?;
+                if f.is_empty() || f.len() > 9 {
+                    return None;
+                }
+                let n = digits(f)? as i64;
+                let mut us = n;
+                for _ in f.len()..6 {
+                    us *= 10;
+                }
+                for _ in 6..f.len() {
+                    us /= 10;
+                }
+                frac_us = us;
+            }
+        }
+        if h > 23 || mi > 59 || sec > 59 {
+            return None;
+        }
+        secs = (h * 3600 + mi * 60 + sec) as i64;
+    }
+    Some((days * 86_400 + secs) * 1_000_000 + frac_us)
+}
+
 /// Parses a date string `yyyy-MM-dd` into days since the epoch.
 pub fn parse_date(text: &str) -> Option<i32> {
+    let b = text.trim().as_bytes();
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(&b[0..4]), digits(&b[5..7]), digits(&b[8..10]))
+        {
+            if let Some(days) = days_from_civil(y as i64, m, d) {
+                return i32::try_from(days).ok();
+            }
+        }
+    }
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .ok()
         .map(|d| d.num_days_from_ce() - 719_163)
@@ -253,6 +362,76 @@ pub fn format_timestamp_with(us: i64, chrono_pattern: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The general parser alone, as before the fast path.
+    fn general(s: &str) -> Option<i64> {
+        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+            return Some(t.timestamp_micros());
+        }
+        for fmt in [
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M",
+        ] {
+            if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+                return Some(t.and_utc().timestamp_micros());
+            }
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_micros())
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_general_parser() {
+        let mut cases: Vec<String> = [
+            "2010-12-01 08:26:00",
+            "2010-12-01T08:26:00",
+            "2010-12-01 08:26",
+            "2010-12-01",
+            "1969-12-31 23:59:59.999999",
+            "1900-02-29",
+            "2000-02-29 00:00:00",
+            "2023-02-29",
+            "2011-13-01",
+            "2011-12-32 00:00:00",
+            "2011-12-01 24:00:00",
+            "2011-12-01 23:60:00",
+            "2011-12-01 23:59:60",
+            "2011-12-01 08:26:00.5",
+            "2011-12-01 08:26:00.123456789",
+            "2011-12-01 08:26:00.",
+            "2011-12-01 8:26:00",
+            "0001-01-01 00:00:00",
+            "9999-12-31 23:59:59",
+            "2011-12-01 08:26:00Z",
+            "2011-12-01T08:26:00+01:00",
+            "2011-12-01x08:26:00",
+            "20111201",
+            "2011-1-01",
+            "-011-12-01",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for y in [1583, 1970, 1999, 2024, 2100] {
+            for m in 1..=12 {
+                for d in [1, 28, 29, 30, 31] {
+                    cases.push(format!("{y:04}-{m:02}-{d:02} 13:07:59.000042"));
+                    cases.push(format!("{y:04}-{m:02}-{d:02}"));
+                }
+            }
+        }
+        for c in &cases {
+            assert_eq!(parse_timestamp_us(c), general(c), "{c}");
+            let date = NaiveDate::parse_from_str(c, "%Y-%m-%d")
+                .ok()
+                .map(|d| d.num_days_from_ce() - 719_163);
+            assert_eq!(parse_date(c), date, "date {c}");
+        }
+    }
 
     #[test]
     fn durations_in_spark_forms() {

@@ -72,6 +72,7 @@
 //! must not decide epochs or batches (the engine does) nor buffer rows
 //! beyond one poll.
 
+mod decode;
 mod options;
 mod parse;
 mod reader;
@@ -85,8 +86,8 @@ use std::time::SystemTime;
 use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage};
 use runnel::clock::now_ns;
 use runnel::{
-    EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceContext, SourceOffset,
-    SourceOutput,
+    EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceBatch, SourceContext,
+    SourceOffset, SourceOutput,
 };
 use serde::{Deserialize, Serialize};
 
@@ -528,6 +529,76 @@ impl FileSource {
         Ok(())
     }
 
+    /// The files of the range `start..=end` to read, in order, and the
+    /// end position.
+    fn range_jobs(
+        &self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+    ) -> Result<(Position, Vec<decode::Job>)> {
+        let s = match start {
+            Some(o) => self.parse_offset(o)?,
+            None => Position::default(),
+        };
+        let e = self.parse_offset(end)?;
+        let s_done: HashSet<&str> = s.done.iter().map(String::as_str).collect();
+        // (file, line, byte, limit) to read, in order.
+        let mut plan: Vec<(&str, u64, u64, Option<u64>)> = Vec::new();
+        if let Some(f) = &s.file {
+            if e.done.contains(f) {
+                plan.push((f, s.line, s.byte, None));
+            } else if e.file.as_ref() == Some(f) {
+                plan.push((f, s.line, s.byte, Some(e.byte)));
+            }
+        }
+        for n in &e.done {
+            if !s_done.contains(n.as_str()) && s.file.as_ref() != Some(n) {
+                plan.push((n, 0, 0, None));
+            }
+        }
+        if let Some(f) = &e.file {
+            if s.file.as_ref() != Some(f) {
+                plan.push((f, 0, 0, Some(e.byte)));
+            }
+        }
+        let jobs = plan
+            .into_iter()
+            .map(|(name, line, byte, limit)| {
+                let size = match self.listing.iter().find(|l| l.name == name) {
+                    Some(l) => l.size,
+                    None => fs::metadata(self.dir.join(name)).map_or(0, |m| m.len()),
+                };
+                let end = limit.unwrap_or(size).min(size);
+                decode::Job {
+                    name: name.to_string(),
+                    line,
+                    byte,
+                    limit,
+                    size: end.saturating_sub(byte),
+                }
+            })
+            .collect();
+        Ok((e, jobs))
+    }
+
+    /// The range ending at `end` (parsed: `e`) has been read.
+    fn range_read(&mut self, e: Position, end: &SourceOffset) {
+        self.done_set = e.done.iter().cloned().collect();
+        self.cleaned.retain(|n| self.done_set.contains(n));
+        self.pos = e;
+        self.last_batch_end = Some(end.clone());
+        self.current = None;
+        self.pending.clear();
+    }
+
+    fn warn_gone(&self, path: &Path) {
+        tracing::warn!(
+            source = %self.name,
+            file = %path.display(),
+            "a file of the batch has gone; the batch goes on without it"
+        );
+    }
+
     /// Deletes or archives the files in `names` that were read to their end.
     fn clean(&mut self, names: &[String]) {
         for name in names {
@@ -885,54 +956,55 @@ impl Source for FileSource {
         end: &SourceOffset,
         out: &mut dyn SourceOutput,
     ) -> Result<()> {
-        let s = match start {
-            Some(o) => self.parse_offset(o)?,
-            None => Position::default(),
-        };
-        let e = self.parse_offset(end)?;
-        let s_done: HashSet<&str> = s.done.iter().map(String::as_str).collect();
-        // (file, line, byte, limit) to read, in order.
-        let mut plan: Vec<(&str, u64, u64, Option<u64>)> = Vec::new();
-        if let Some(f) = &s.file {
-            if e.done.contains(f) {
-                plan.push((f, s.line, s.byte, None));
-            } else if e.file.as_ref() == Some(f) {
-                plan.push((f, s.line, s.byte, Some(e.byte)));
-            }
-        }
-        for n in &e.done {
-            if !s_done.contains(n.as_str()) && s.file.as_ref() != Some(n) {
-                plan.push((n, 0, 0, None));
-            }
-        }
-        if let Some(f) = &e.file {
-            if s.file.as_ref() != Some(f) {
-                plan.push((f, 0, 0, Some(e.byte)));
-            }
-        }
-        for (name, line, byte, limit) in plan {
-            match self.open_file(name, line, byte, limit) {
+        let (e, jobs) = self.range_jobs(start, end)?;
+        for job in jobs {
+            match self.open_file(&job.name, job.line, job.byte, job.limit) {
                 Ok(mut f) => {
                     self.pump(&mut f, usize::MAX, out, false)?;
-                    if limit.is_none() {
+                    if job.limit.is_none() {
                         self.files_read += 1;
                     }
                 }
-                Err(err) if is_not_found(&err) => tracing::warn!(
-                    source = %self.name,
-                    file = %self.dir.join(name).display(),
-                    "a file of the batch has gone; the batch goes on without it"
-                ),
-                Err(err) => return Err(self.io_err(&self.dir.join(name), err)),
+                Err(err) if is_not_found(&err) => self.warn_gone(&self.dir.join(&job.name)),
+                Err(err) => return Err(self.io_err(&self.dir.join(&job.name), err)),
             }
         }
-        self.done_set = e.done.iter().cloned().collect();
-        self.cleaned.retain(|n| self.done_set.contains(n));
-        self.pos = e;
-        self.last_batch_end = Some(end.clone());
-        self.current = None;
-        self.pending.clear();
+        self.range_read(e, end);
         Ok(())
+    }
+
+    fn read_batch(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+    ) -> Result<SourceBatch> {
+        let (e, jobs) = self.range_jobs(start, end)?;
+        let setup = decode::Setup {
+            dir: &self.dir,
+            framing: self.framing,
+            cols: &self.cols,
+            schema: &self.schema,
+            header: self.opts.header && self.format == FileFormat::Csv,
+        };
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let decoded = decode::decode(setup, &jobs, threads)?;
+        for path in &decoded.gone {
+            self.warn_gone(path);
+        }
+        // Bad records in file order, through the same policy as
+        // continuous mode (fail names the first; dead letters in order).
+        let mut warned_for: Option<&Path> = None;
+        for bad in &decoded.bad {
+            let mut warned = warned_for == Some(bad.path.as_path());
+            self.bad_record(&bad.path, &mut warned, bad.line, &bad.reason, &bad.raw)?;
+            warned_for = Some(bad.path.as_path());
+        }
+        self.files_read += decoded.files_read;
+        self.range_read(e, end);
+        Ok(SourceBatch {
+            batch: decoded.batch,
+            ingest_ns: decoded.ingest_ns,
+        })
     }
 
     fn metrics(&self) -> Vec<(String, u64)> {

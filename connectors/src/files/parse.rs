@@ -44,6 +44,36 @@ impl Kind {
     }
 }
 
+/// One field parsed to its column's type; text borrows the record.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Parsed<'a> {
+    Null,
+    Boolean(bool),
+    Int64(i64),
+    Float64(f64),
+    Str(&'a str),
+    /// Text that was not UTF-8, with the bad bytes replaced.
+    Lossy(String),
+    Timestamp(i64),
+    Date(i32),
+}
+
+impl Parsed<'_> {
+    /// The engine value.
+    pub(crate) fn into_value(self) -> Value {
+        match self {
+            Parsed::Null => Value::Null,
+            Parsed::Boolean(b) => Value::Boolean(b),
+            Parsed::Int64(i) => Value::Int64(i),
+            Parsed::Float64(f) => Value::Float64(f),
+            Parsed::Str(s) => Value::str(s),
+            Parsed::Lossy(s) => Value::str(&s),
+            Parsed::Timestamp(t) => Value::Timestamp(t),
+            Parsed::Date(d) => Value::Date(d),
+        }
+    }
+}
+
 /// Converts fields of one schema; built once per source.
 #[derive(Clone, Debug)]
 pub(crate) struct Columns {
@@ -94,26 +124,6 @@ impl Columns {
         runnel::time::parse_timestamp_us(text)
     }
 
-    fn parse_text(&self, kind: Kind, t: &str) -> Option<Value> {
-        match kind {
-            Kind::Utf8 => Some(Value::str(t)),
-            Kind::Int64 => t.trim().parse::<i64>().ok().map(Value::Int64),
-            Kind::Float64 => t.trim().parse::<f64>().ok().map(Value::Float64),
-            Kind::Boolean => {
-                let t = t.trim();
-                if t.eq_ignore_ascii_case("true") {
-                    Some(Value::Boolean(true))
-                } else if t.eq_ignore_ascii_case("false") {
-                    Some(Value::Boolean(false))
-                } else {
-                    None
-                }
-            }
-            Kind::Timestamp => self.parse_ts(t).map(Value::Timestamp),
-            Kind::Date => runnel::time::parse_date(t).map(Value::Date),
-        }
-    }
-
     fn bad_value(&self, i: usize, shown: &str) -> String {
         let mut shown = shown.to_string();
         if shown.len() > 64 {
@@ -132,17 +142,66 @@ impl Columns {
         )
     }
 
-    /// The value of CSV field `i`: empty or `null_value` is null.
-    pub(crate) fn csv_field(&self, i: usize, bytes: &[u8]) -> std::result::Result<Value, String> {
+    /// The kind of column `i`.
+    pub(crate) fn kind(&self, i: usize) -> Kind {
+        self.kinds[i]
+    }
+
+    /// CSV field `i` parsed to its column's type without allocating (bar
+    /// text that is not UTF-8): empty or `null_value` is null.
+    pub(crate) fn csv_parsed<'a>(
+        &self,
+        i: usize,
+        bytes: &'a [u8],
+    ) -> std::result::Result<Parsed<'a>, String> {
         if bytes.is_empty() || bytes == self.null_value.as_bytes() {
-            return Ok(Value::Null);
+            return Ok(Parsed::Null);
         }
         let kind = self.kinds[i];
         match std::str::from_utf8(bytes) {
-            Ok(t) => self.parse_text(kind, t).ok_or_else(|| self.bad_value(i, t)),
-            Err(_) if kind == Kind::Utf8 => Ok(Value::str(&String::from_utf8_lossy(bytes))),
+            Ok(t) => self.text_parsed(i, t),
+            Err(_) if kind == Kind::Utf8 => {
+                Ok(Parsed::Lossy(String::from_utf8_lossy(bytes).into_owned()))
+            }
             Err(_) => Err(self.bad_value(i, &String::from_utf8_lossy(bytes))),
         }
+    }
+
+    /// Field `i` given as text (already known to be UTF-8), as
+    /// [`Columns::csv_parsed`].
+    #[inline]
+    pub(crate) fn text_parsed<'a>(
+        &self,
+        i: usize,
+        t: &'a str,
+    ) -> std::result::Result<Parsed<'a>, String> {
+        if t.is_empty() || t == self.null_value {
+            return Ok(Parsed::Null);
+        }
+        let kind = self.kinds[i];
+        let parsed = match kind {
+            Kind::Utf8 => Some(Parsed::Str(t)),
+            Kind::Int64 => t.trim().parse::<i64>().ok().map(Parsed::Int64),
+            Kind::Float64 => t.trim().parse::<f64>().ok().map(Parsed::Float64),
+            Kind::Boolean => {
+                let t = t.trim();
+                if t.eq_ignore_ascii_case("true") {
+                    Some(Parsed::Boolean(true))
+                } else if t.eq_ignore_ascii_case("false") {
+                    Some(Parsed::Boolean(false))
+                } else {
+                    None
+                }
+            }
+            Kind::Timestamp => self.parse_ts(t).map(Parsed::Timestamp),
+            Kind::Date => runnel::time::parse_date(t).map(Parsed::Date),
+        };
+        parsed.ok_or_else(|| self.bad_value(i, t))
+    }
+
+    /// The value of CSV field `i`: empty or `null_value` is null.
+    pub(crate) fn csv_field(&self, i: usize, bytes: &[u8]) -> std::result::Result<Value, String> {
+        self.csv_parsed(i, bytes).map(Parsed::into_value)
     }
 
     /// The value of JSON field `i` (`None`: the field is missing).

@@ -3,7 +3,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use arrow::record_batch::RecordBatch;
+
 use crate::error::{EngineError, Result};
+use crate::schema::arrow::value_at;
 use crate::schema::{Row, SchemaRef};
 
 /// What a query writes to its sink each epoch or batch (Spark's output modes).
@@ -75,6 +78,21 @@ pub trait Sink: Send + 'static {
     /// Writes one result row.
     fn write(&mut self, row: &Row) -> Result<()>;
 
+    /// Writes the rows of a batch (micro-batch mode hands its output over
+    /// this way), in the order of the batch. The batch has the sink's schema
+    /// by position; its column names are not the sink's to use. Sinks that
+    /// can write columns directly override it; the default writes row by row.
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut row = Row::new();
+        for i in 0..batch.num_rows() {
+            row.clear();
+            for column in batch.columns() {
+                row.push(value_at(column.as_ref(), i)?);
+            }
+            self.write(&row)?;
+        }
+        Ok(())
+    }
     /// Makes everything written so far durable as epoch `epoch`.
     fn commit(&mut self, epoch: u64) -> Result<serde_json::Value>;
 

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use arrow::record_batch::RecordBatch;
+
 use crate::error::{EngineError, Result};
+use crate::schema::arrow::rows_to_batch;
 use crate::schema::{Row, SchemaRef};
 use crate::wake::TaskWaker;
 
@@ -42,6 +45,30 @@ pub trait SourceOutput {
     /// Emits one row that entered the engine at `ingest_ns`
     /// ([`crate::clock::now_ns`] time; a generator passes the scheduled time).
     fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()>;
+}
+
+/// The rows of an offset range as one Arrow record batch, in the source's
+/// schema, with each row's ingest time ([`crate::clock::now_ns`] time).
+#[derive(Clone, Debug)]
+pub struct SourceBatch {
+    /// The rows, column by column.
+    pub batch: RecordBatch,
+    /// When each row entered the engine (`ingest_ns.len() == batch.num_rows()`).
+    pub ingest_ns: Vec<u64>,
+}
+
+/// Collects emitted rows for the default [`Source::read_batch`].
+struct RowCollector {
+    rows: Vec<Row>,
+    ingest_ns: Vec<u64>,
+}
+
+impl SourceOutput for RowCollector {
+    fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()> {
+        self.rows.push(row);
+        self.ingest_ns.push(ingest_ns);
+        Ok(())
+    }
 }
 
 /// Facts a source is opened with.
@@ -139,6 +166,25 @@ pub trait Source: Send + 'static {
             "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
             self.describe()
         )))
+    }
+
+    /// Micro-batch mode: the same rows as [`Source::read_range`], as one
+    /// Arrow batch. Sources that can decode into columns directly override
+    /// it; the default collects the rows of `read_range` and converts them.
+    fn read_batch(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+    ) -> Result<SourceBatch> {
+        let mut out = RowCollector {
+            rows: Vec::new(),
+            ingest_ns: Vec::new(),
+        };
+        self.read_range(start, end, &mut out)?;
+        Ok(SourceBatch {
+            batch: rows_to_batch(&self.schema(), &out.rows)?,
+            ingest_ns: out.ingest_ns,
+        })
     }
 
     /// Named progress counters (bad records skipped, files read), reported

@@ -7,18 +7,20 @@
 
 use std::hash::{Hash, Hasher};
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, StringArray};
-use arrow::datatypes::{Float64Type, Int64Type};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
 use super::exec::Flight;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::io::OutputMode;
 use crate::ops::BoundAggregate;
-use crate::schema::arrow::value_at;
-use crate::schema::{DataType, Row, NO_TIME};
+use crate::schema::{DataType, Row, Value, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 
 /// A column seen through its concrete type.
@@ -27,33 +29,68 @@ enum Col<'a> {
     F64(&'a Float64Array),
     Str(&'a StringArray),
     Bool(&'a BooleanArray),
-    Other(&'a dyn Array),
+    Ts(&'a TimestampMicrosecondArray),
+    Date(&'a Date32Array),
+    Null,
 }
 
 impl<'a> Col<'a> {
-    fn of(a: &'a ArrayRef) -> Col<'a> {
-        match a.data_type() {
-            DataType::Int64 => Col::I64(a.as_primitive::<Int64Type>()),
-            DataType::Float64 => Col::F64(a.as_primitive::<Float64Type>()),
-            DataType::Utf8 => Col::Str(a.as_string::<i32>()),
-            DataType::Boolean => Col::Bool(a.as_boolean()),
-            _ => Col::Other(a.as_ref()),
+    /// The column typed by its data type; an error for a type the engine
+    /// does not have.
+    fn of(a: &'a ArrayRef) -> Result<Col<'a>> {
+        let typed = match a.data_type() {
+            DataType::Int64 => a.as_primitive_opt::<Int64Type>().map(Col::I64),
+            DataType::Float64 => a.as_primitive_opt::<Float64Type>().map(Col::F64),
+            DataType::Utf8 => a.as_string_opt::<i32>().map(Col::Str),
+            DataType::Boolean => a.as_boolean_opt().map(Col::Bool),
+            DataType::Timestamp(..) => a
+                .as_primitive_opt::<TimestampMicrosecondType>()
+                .map(Col::Ts),
+            DataType::Date32 => a.as_primitive_opt::<Date32Type>().map(Col::Date),
+            DataType::Null => Some(Col::Null),
+            _ => None,
+        };
+        typed.ok_or_else(|| {
+            EngineError::Eval(format!(
+                "cannot aggregate over a column of type {}",
+                a.data_type()
+            ))
+        })
+    }
+
+    #[inline]
+    fn is_null(&self, i: usize) -> bool {
+        match self {
+            Col::I64(a) => a.is_null(i),
+            Col::F64(a) => a.is_null(i),
+            Col::Str(a) => a.is_null(i),
+            Col::Bool(a) => a.is_null(i),
+            Col::Ts(a) => a.is_null(i),
+            Col::Date(a) => a.is_null(i),
+            Col::Null => true,
         }
     }
 
-    fn array(&self) -> &dyn Array {
+    /// The value at `i`.
+    #[inline]
+    fn value(&self, i: usize) -> Value {
+        if self.is_null(i) {
+            return Value::Null;
+        }
         match self {
-            Col::I64(a) => *a,
-            Col::F64(a) => *a,
-            Col::Str(a) => *a,
-            Col::Bool(a) => *a,
-            Col::Other(a) => *a,
+            Col::I64(a) => Value::Int64(a.value(i)),
+            Col::F64(a) => Value::Float64(a.value(i)),
+            Col::Str(a) => Value::str(a.value(i)),
+            Col::Bool(a) => Value::Boolean(a.value(i)),
+            Col::Ts(a) => Value::Timestamp(a.value(i)),
+            Col::Date(a) => Value::Date(a.value(i)),
+            Col::Null => Value::Null,
         }
     }
 
     #[inline]
     fn hash_at(&self, i: usize, h: &mut FxHasher) {
-        if self.array().is_null(i) {
+        if self.is_null(i) {
             h.write_u8(0);
             return;
         }
@@ -72,14 +109,15 @@ impl<'a> Col<'a> {
             }
             Col::Str(a) => a.value(i).hash(h),
             Col::Bool(a) => h.write_u8(1 + a.value(i) as u8),
-            Col::Other(a) => value_at(*a, i).hash(h),
+            Col::Ts(a) => h.write_i64(a.value(i)),
+            Col::Date(a) => h.write_i32(a.value(i)),
+            Col::Null => {}
         }
     }
 
     #[inline]
     fn eq_at(&self, i: usize, j: usize) -> bool {
-        let arr = self.array();
-        match (arr.is_null(i), arr.is_null(j)) {
+        match (self.is_null(i), self.is_null(j)) {
             (true, true) => return true,
             (true, false) | (false, true) => return false,
             _ => {}
@@ -88,14 +126,19 @@ impl<'a> Col<'a> {
             Col::I64(a) => a.value(i) == a.value(j),
             Col::Str(a) => a.value(i) == a.value(j),
             Col::Bool(a) => a.value(i) == a.value(j),
-            Col::F64(_) | Col::Other(_) => value_at(arr, i) == value_at(arr, j),
+            Col::Ts(a) => a.value(i) == a.value(j),
+            Col::Date(a) => a.value(i) == a.value(j),
+            // Grouping equality of doubles is the engine value's (NaN equals
+            // NaN, -0.0 equals 0.0), as the hash above assumes.
+            Col::F64(_) => self.value(i) == self.value(j),
+            Col::Null => true,
         }
     }
 
     /// Folds the value at `i` into `acc`.
     #[inline]
     fn update(&self, acc: &mut Accumulator, i: usize) {
-        if self.array().is_null(i) {
+        if self.is_null(i) {
             return;
         }
         match (acc, self) {
@@ -115,7 +158,7 @@ impl<'a> Col<'a> {
                 *sum += a.value(i);
                 *count += 1;
             }
-            (acc, col) => acc.update(&value_at(col.array(), i)),
+            (acc, col) => acc.update(&col.value(i)),
         }
     }
 }
@@ -158,7 +201,7 @@ impl VectorAggregate {
             .iter()
             .map(|k| k.eval_array(batch))
             .collect::<Result<Vec<_>>>()?;
-        let keys: Vec<Col> = key_arrays.iter().map(Col::of).collect();
+        let keys = key_arrays.iter().map(Col::of).collect::<Result<Vec<_>>>()?;
         let arg_arrays = self
             .spec
             .aggs
@@ -168,7 +211,10 @@ impl VectorAggregate {
                 (_, Some(e)) => e.eval_array(batch).map(Some),
             })
             .collect::<Result<Vec<_>>>()?;
-        let args: Vec<Option<Col>> = arg_arrays.iter().map(|a| a.as_ref().map(Col::of)).collect();
+        let args = arg_arrays
+            .iter()
+            .map(|a| a.as_ref().map(Col::of).transpose())
+            .collect::<Result<Vec<_>>>()?;
         let time_array = match &self.spec.window {
             Some((_, e, _)) => Some(e.eval_array(batch)?),
             None => None,
@@ -247,10 +293,7 @@ impl VectorAggregate {
         let mut out = Vec::new();
         let emit_updates = self.spec.mode == OutputMode::Update;
         for slot in slots {
-            let key: GroupKey = key_arrays
-                .iter()
-                .map(|a| value_at(a.as_ref(), slot.row))
-                .collect();
+            let key: GroupKey = keys.iter().map(|k| k.value(slot.row)).collect();
             let (stored, group) = self
                 .state
                 .group_mut(slot.start, &key, || self.spec.new_accumulators());

@@ -12,7 +12,7 @@ use super::runner::BatchRunner;
 use crate::checkpoint::{Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION};
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::error::{EngineError, Result};
-use crate::io::{Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput};
+use crate::io::{Sink, SinkContext, Source, SourceContext, SourceOffset};
 use crate::metrics::{
     new_latency_histogram, EventTimeStats, LatencySummary, SinkProgress, SourceProgress,
     StateOperatorProgress, StreamingQueryProgress,
@@ -20,28 +20,13 @@ use crate::metrics::{
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
 use crate::query::{QueryShared, StreamingQuery};
-use crate::schema::arrow::{batch_to_rows, rows_to_batch};
-use crate::schema::{Row, NO_TIME};
+use crate::schema::NO_TIME;
 use crate::time::format_iso_ms;
 use crate::wake::TaskWaker;
 
 /// How long an as-fast-as-possible trigger waits before asking an idle
 /// source again.
 const IDLE_POLL: Duration = Duration::from_millis(10);
-
-/// Collects a range's rows with their ingest times.
-struct Collector {
-    rows: Vec<Row>,
-    ingest_ns: Vec<u64>,
-}
-
-impl SourceOutput for Collector {
-    fn emit(&mut self, row: Row, ingest_ns: u64) -> Result<()> {
-        self.rows.push(row);
-        self.ingest_ns.push(ingest_ns);
-        Ok(())
-    }
-}
 
 struct Driver {
     source: Box<dyn Source>,
@@ -320,29 +305,35 @@ impl Driver {
 
         // getBatch: exactly the logged range.
         let t = Instant::now();
-        let mut input = Collector {
-            rows: Vec::new(),
-            ingest_ns: Vec::new(),
-        };
-        self.source.read_range(start.as_ref(), &end, &mut input)?;
-        let num_input_rows = input.rows.len() as u64;
-        let batch = rows_to_batch(&self.source_schema, &input.rows)?;
-        drop(input.rows);
+        let input = self.source.read_batch(start.as_ref(), &end)?;
+        let num_input_rows = input.batch.num_rows() as u64;
+        if input.ingest_ns.len() != input.batch.num_rows()
+            || input.batch.num_columns() != self.source_schema.fields().len()
+        {
+            return Err(EngineError::Source(format!(
+                "{} read a batch of {} rows in {} columns with {} ingest times; \
+                 its schema has {} columns",
+                self.source.describe(),
+                input.batch.num_rows(),
+                input.batch.num_columns(),
+                input.ingest_ns.len(),
+                self.source_schema.fields().len()
+            )));
+        }
         durations.insert("getBatch".to_string(), ms_since(t));
         durations.insert("queryPlanning".to_string(), 0);
 
         // addBatch: run the plan and hand the output to the sink.
         let t = Instant::now();
         let flight = Flight {
-            batch,
+            batch: input.batch,
             ingest_ns: input.ingest_ns,
             watermark_us: None,
         };
         let (output, latency_ingest) = self.runner.run_flight(flight)?;
-        let rows = batch_to_rows(&output.batch);
-        let num_output_rows = rows.len() as u64;
-        for row in &rows {
-            self.sink.write(row)?;
+        let num_output_rows = output.batch.num_rows() as u64;
+        if num_output_rows > 0 {
+            self.sink.write_batch(&output.batch)?;
         }
         let sink_state = self.sink.commit(batch_id)?;
         let written = now_ns();

@@ -9,12 +9,13 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::filter;
+use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::error::{EngineError, Result};
 use crate::plan::PhysOp;
-use crate::schema::arrow::{batch_to_rows, rows_to_batch, value_at};
+use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{Row, NO_TIME};
 
 /// A batch moving through the plan, with per-row times.
@@ -109,7 +110,7 @@ pub(crate) fn run_ops(
                 }
             }
             PhysOp::FlatMap(func, schema) => {
-                let rows = batch_to_rows(&flight.batch);
+                let rows = batch_to_rows(&flight.batch)?;
                 let mut out: Vec<Row> = Vec::new();
                 let mut ingest = Vec::new();
                 let mut wms = Vec::new();
@@ -131,12 +132,21 @@ pub(crate) fn run_ops(
             PhysOp::Watermark {
                 column, delay_us, ..
             } => {
-                let times = flight.batch.column(*column);
+                let times = flight
+                    .batch
+                    .column(*column)
+                    .as_primitive_opt::<TimestampMicrosecondType>()
+                    .ok_or_else(|| {
+                        EngineError::Eval(format!(
+                            "the watermark column is {}, not a timestamp",
+                            flight.batch.column(*column).data_type()
+                        ))
+                    })?;
                 let mut wms = Vec::with_capacity(n);
                 for i in 0..n {
                     wms.push(tracker.watermark(*delay_us));
-                    if let Some(ts) = value_at(times.as_ref(), i).as_i64() {
-                        tracker.max_event_time_us = tracker.max_event_time_us.max(ts);
+                    if times.is_valid(i) {
+                        tracker.max_event_time_us = tracker.max_event_time_us.max(times.value(i));
                     }
                 }
                 Flight {

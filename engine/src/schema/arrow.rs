@@ -12,35 +12,44 @@ use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use crate::error::{EngineError, Result};
 use crate::schema::{DataType, Row, SchemaRef, Value};
 
-/// The value at `i` of an array of one of the engine's types.
+/// The value at `i` of an array of one of the engine's types; an array whose
+/// concrete type does not match its data type, or a type the engine does not
+/// have, is an error naming the type.
 #[inline]
-pub fn value_at(array: &dyn Array, i: usize) -> Value {
+pub fn value_at(array: &dyn Array, i: usize) -> Result<Value> {
     if array.is_null(i) {
-        return Value::Null;
+        return Ok(Value::Null);
     }
     let any = array.as_any();
-    match array.data_type() {
-        DataType::Int64 => Value::Int64(any.downcast_ref::<Int64Array>().map_or(0, |a| a.value(i))),
-        DataType::Float64 => Value::Float64(
-            any.downcast_ref::<Float64Array>()
-                .map_or(0.0, |a| a.value(i)),
-        ),
-        DataType::Boolean => Value::Boolean(
-            any.downcast_ref::<BooleanArray>()
-                .is_some_and(|a| a.value(i)),
-        ),
+    let v = match array.data_type() {
+        DataType::Int64 => any
+            .downcast_ref::<Int64Array>()
+            .map(|a| Value::Int64(a.value(i))),
+        DataType::Float64 => any
+            .downcast_ref::<Float64Array>()
+            .map(|a| Value::Float64(a.value(i))),
+        DataType::Boolean => any
+            .downcast_ref::<BooleanArray>()
+            .map(|a| Value::Boolean(a.value(i))),
         DataType::Utf8 => any
             .downcast_ref::<StringArray>()
-            .map_or(Value::Null, |a| Value::str(a.value(i))),
-        DataType::Timestamp(..) => Value::Timestamp(
-            any.downcast_ref::<TimestampMicrosecondArray>()
-                .map_or(0, |a| a.value(i)),
-        ),
-        DataType::Date32 => {
-            Value::Date(any.downcast_ref::<Date32Array>().map_or(0, |a| a.value(i)))
-        }
-        _ => Value::Null,
-    }
+            .map(|a| Value::str(a.value(i))),
+        DataType::Timestamp(..) => any
+            .downcast_ref::<TimestampMicrosecondArray>()
+            .map(|a| Value::Timestamp(a.value(i))),
+        DataType::Date32 => any
+            .downcast_ref::<Date32Array>()
+            .map(|a| Value::Date(a.value(i))),
+        // A null array has no validity buffer: every element is null.
+        DataType::Null => Some(Value::Null),
+        _ => None,
+    };
+    v.ok_or_else(|| {
+        EngineError::Eval(format!(
+            "a column of type {} cannot be read as an engine value",
+            array.data_type()
+        ))
+    })
 }
 
 /// Builds one column of `dt` from values produced by `get`.
@@ -112,7 +121,7 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch> {
 }
 
 /// The rows of a batch.
-pub fn batch_to_rows(batch: &RecordBatch) -> Vec<Row> {
+pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>> {
     (0..batch.num_rows())
         .map(|i| {
             batch
@@ -153,6 +162,6 @@ mod tests {
         ];
         let batch = rows_to_batch(&s, &rows).unwrap();
         assert_eq!(batch.num_rows(), 2);
-        assert_eq!(batch_to_rows(&batch), rows);
+        assert_eq!(batch_to_rows(&batch).unwrap(), rows);
     }
 }
