@@ -950,3 +950,64 @@ fn a_logged_range_is_read_again_exactly_by_a_new_source() {
     assert_eq!(src.latest_offset().unwrap(), end2);
     assert!(src.is_exhausted());
 }
+
+#[test]
+fn a_batch_read_on_several_threads_equals_the_rows_read_one_by_one() {
+    // Over 4 MB in 9 files, so the batch read spreads them over threads;
+    // bad records in several files, and a quoted field with a line break.
+    let dir = tempfile::tempdir().unwrap();
+    let mut next_id = 0i64;
+    for f in 0..9 {
+        let mut text = String::from("id,name,amount,ts\n");
+        for r in 0..12_000 {
+            next_id += 1;
+            match (f + r) % 2_500 {
+                7 => text.push_str(&format!("{next_id},short\n")),
+                8 => text.push_str(&format!("{next_id},bad,{r}x,2020-01-01 00:00:00\n")),
+                9 => text.push_str(&format!(
+                    "{next_id},\"two\nlines, \"\"quoted\"\"\",{r}.25,2020-02-29T23:59:59.5\n"
+                )),
+                _ => text.push_str(&format!(
+                    "{next_id},name {r} é,{}.5,2021-0{}-1{} 0{}:3{}:00\n",
+                    r % 1000,
+                    1 + r % 9,
+                    r % 10,
+                    r % 10,
+                    r % 10
+                )),
+            }
+        }
+        fs::write(dir.path().join(format!("part-{f}.csv")), text).unwrap();
+    }
+    let dl = tempfile::tempdir().unwrap();
+    let options = |letters: &str| FileSourceOptions {
+        bad_records: BadRecordPolicy::DeadLetter(dl.path().join(letters)),
+        ..FileSourceOptions::from_pairs([
+            ("header", "true"),
+            ("schema", "id bigint, name string, amount double, ts timestamp"),
+        ])
+        .unwrap()
+    };
+
+    let mut by_rows = FileSource::csv(dir.path(), options("rows.jsonl")).unwrap();
+    by_rows.open(&ctx(), None).unwrap();
+    let end = by_rows.latest_offset().unwrap();
+    let mut rows = Collect::default();
+    by_rows.read_range(None, &end, &mut rows).unwrap();
+    by_rows.commit(&end).unwrap();
+
+    let mut by_batch = FileSource::csv(dir.path(), options("batch.jsonl")).unwrap();
+    by_batch.open(&ctx(), None).unwrap();
+    let batch = by_batch.read_batch(None, &end).unwrap();
+    by_batch.commit(&end).unwrap();
+
+    assert_eq!(batch.ingest_ns.len(), batch.batch.num_rows());
+    let batch_rows = runnel::schema::arrow::batch_to_rows(&batch.batch).unwrap();
+    assert_eq!(batch_rows.len(), rows.0.len());
+    assert!(rows.0.len() > 100_000, "{} rows", rows.0.len());
+    assert_eq!(batch_rows, rows.0);
+    assert_eq!(by_batch.metrics(), by_rows.metrics());
+    let read = |name: &str| fs::read_to_string(dl.path().join(name)).unwrap();
+    assert!(read("rows.jsonl").lines().count() >= 9, "{}", read("rows.jsonl"));
+    assert_eq!(read("batch.jsonl"), read("rows.jsonl"));
+}
