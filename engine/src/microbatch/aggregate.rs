@@ -22,6 +22,7 @@ use crate::io::OutputMode;
 use crate::ops::BoundAggregate;
 use crate::schema::{DataType, Row, Value, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
+use crate::window::WindowShape;
 
 /// A column seen through its concrete type.
 enum Col<'a> {
@@ -135,6 +136,45 @@ impl<'a> Col<'a> {
         }
     }
 
+    /// Folds the first `n` values, in order, into `acc`.
+    fn fold_all(&self, acc: &mut Accumulator, n: usize) {
+        let no_nulls = !matches!(self, Col::Null) && self.null_count() == 0;
+        match (acc, self) {
+            (Accumulator::Count(c), _) => *c += (n - self.null_count().min(n)) as i64,
+            (Accumulator::SumFloat(s), Col::F64(a)) if no_nulls && n > 0 => {
+                let mut t = s.unwrap_or(0.0);
+                for v in &a.values()[..n] {
+                    t += v;
+                }
+                *s = Some(t);
+            }
+            (Accumulator::SumInt(s), Col::I64(a)) if no_nulls && n > 0 => {
+                let mut t = s.unwrap_or(0);
+                for v in &a.values()[..n] {
+                    t = t.wrapping_add(*v);
+                }
+                *s = Some(t);
+            }
+            (acc, _) => {
+                for i in 0..n {
+                    self.update(acc, i);
+                }
+            }
+        }
+    }
+
+    fn null_count(&self) -> usize {
+        match self {
+            Col::I64(a) => a.null_count(),
+            Col::F64(a) => a.null_count(),
+            Col::Str(a) => a.null_count(),
+            Col::Bool(a) => a.null_count(),
+            Col::Ts(a) => a.null_count(),
+            Col::Date(a) => a.null_count(),
+            Col::Null => usize::MAX,
+        }
+    }
+
     /// Folds the value at `i` into `acc`.
     #[inline]
     fn update(&self, acc: &mut Accumulator, i: usize) {
@@ -222,11 +262,49 @@ impl VectorAggregate {
         let times = time_array
             .as_ref()
             .map(|a| a.as_primitive::<arrow::datatypes::TimestampMicrosecondType>());
-        let evicts = self.spec.evicts();
         let shape = self.spec.window.as_ref().map(|(_, _, s)| *s);
 
-        let mut table: HashTable<usize> = HashTable::with_capacity(1024);
         let mut slots: Vec<Slot> = Vec::new();
+        if keys.is_empty() && shape.is_none() {
+            // One group for the whole batch: fold each column straight into
+            // one slot, in row order (the same sums as the grouped path).
+            if n > 0 {
+                let mut accs = self.spec.new_accumulators();
+                for (acc, arg) in accs.iter_mut().zip(&args) {
+                    match arg {
+                        None => {
+                            if let Accumulator::Count(c) = acc {
+                                *c += n as i64;
+                            }
+                        }
+                        Some(col) => col.fold_all(acc, n),
+                    }
+                }
+                slots.push(Slot {
+                    start: GLOBAL_WINDOW,
+                    row: 0,
+                    accs,
+                });
+            }
+        } else {
+            self.fold_grouped(flight, &keys, &args, times, shape, &mut slots);
+        }
+        self.merge_slots(slots, &keys)
+    }
+
+    /// Folds every row of the batch into per-group partial slots.
+    fn fold_grouped(
+        &mut self,
+        flight: &Flight,
+        keys: &[Col<'_>],
+        args: &[Option<Col<'_>>],
+        times: Option<&TimestampMicrosecondArray>,
+        shape: Option<WindowShape>,
+        slots: &mut Vec<Slot>,
+    ) {
+        let n = flight.batch.num_rows();
+        let evicts = self.spec.evicts();
+        let mut table: HashTable<usize> = HashTable::with_capacity(1024);
         let spec = &self.spec;
         let mut fold = |start: i64, i: usize, key_hash: u64, slots: &mut Vec<Slot>| {
             let h = key_hash ^ (start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
@@ -244,7 +322,7 @@ impl VectorAggregate {
                     let s = slots.len() - 1;
                     let rehash = |&t: &usize| -> u64 {
                         let mut kh = FxHasher::default();
-                        for k in &keys {
+                        for k in keys {
                             k.hash_at(slots[t].row, &mut kh);
                         }
                         kh.finish() ^ (slots[t].start as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
@@ -253,7 +331,7 @@ impl VectorAggregate {
                     s
                 }
             };
-            for (acc, arg) in slots[slot].accs.iter_mut().zip(&args) {
+            for (acc, arg) in slots[slot].accs.iter_mut().zip(args) {
                 match arg {
                     None => {
                         if let Accumulator::Count(c) = acc {
@@ -266,12 +344,12 @@ impl VectorAggregate {
         };
         for i in 0..n {
             let mut kh = FxHasher::default();
-            for k in &keys {
+            for k in keys {
                 k.hash_at(i, &mut kh);
             }
             let key_hash = kh.finish();
             match (shape, times) {
-                (None, _) => fold(GLOBAL_WINDOW, i, key_hash, &mut slots),
+                (None, _) => fold(GLOBAL_WINDOW, i, key_hash, slots),
                 (Some(shape), Some(t)) => {
                     if t.is_null(i) {
                         continue;
@@ -282,13 +360,17 @@ impl VectorAggregate {
                             self.rows_dropped_late += 1;
                             continue;
                         }
-                        fold(start, i, key_hash, &mut slots);
+                        fold(start, i, key_hash, slots);
                     }
                 }
                 (Some(_), None) => {}
             }
         }
+    }
 
+    /// Merges a batch's partial groups into the state store; the output
+    /// rows in update and complete mode.
+    fn merge_slots(&mut self, slots: Vec<Slot>, keys: &[Col<'_>]) -> Result<Vec<Row>> {
         // Merge the batch's partial groups into the state store.
         let mut out = Vec::new();
         let emit_updates = self.spec.mode == OutputMode::Update;
