@@ -69,8 +69,11 @@ enum Mode {
     },
 }
 
-fn sink_err(path: &Path, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Sink(format!("{}: {e}", path.display()))
+fn sink_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
+    EngineError::SinkFailed {
+        name: path.display().to_string(),
+        source: std::sync::Arc::from(e.into()),
+    }
 }
 
 impl FileSink {

@@ -250,9 +250,7 @@ impl<'a> Decoder<'a> {
                     self.out.gone.push(path);
                     return Ok(());
                 }
-                Err(e) => {
-                    return Err(EngineError::Source(format!("{}: {e}", path.display())));
-                }
+                Err(e) => return Err(EngineError::io("read", path, e)),
             };
         let mut skip_header = job.byte == 0 && self.setup.header;
         let ingest = now_ns();
@@ -261,9 +259,7 @@ impl<'a> Decoder<'a> {
             let rec = match reader.next_record() {
                 Ok(Some(rec)) => rec,
                 Ok(None) => break,
-                Err(e) => {
-                    return Err(EngineError::Source(format!("{}: {e}", path.display())));
-                }
+                Err(e) => return Err(EngineError::io("read", path, e)),
             };
             if skip_header {
                 skip_header = false;

@@ -316,7 +316,7 @@ impl FileSource {
     }
 
     fn io_err(&self, path: &Path, e: io::Error) -> EngineError {
-        EngineError::Source(format!("{}: {e}", path.display()))
+        EngineError::io("read", path, e)
     }
 
     fn parse_offset(&self, o: &SourceOffset) -> Result<Position> {

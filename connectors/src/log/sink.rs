@@ -110,12 +110,15 @@ const REPLAY_COMMITS: u64 = 8;
 /// Most records after the checkpoint that are matched against a replay.
 const MAX_DEDUP_RECORDS: u64 = 4_000_000;
 
-fn sink_err(path: &Path, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Sink(format!("log {}: {e}", path.display()))
+fn sink_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
+    EngineError::SinkFailed {
+        name: format!("log {}", path.display()),
+        source: std::sync::Arc::from(e.into()),
+    }
 }
 
 fn log_err(e: LogError) -> EngineError {
-    EngineError::Sink(format!("log sink: {e}"))
+    EngineError::sink_failed("log", e)
 }
 
 /// Appends result rows to a topic (see the module docs).

@@ -256,12 +256,15 @@ impl AppendListener for WakeOnAppend {
     }
 }
 
-fn source_err(topic: &Path, e: impl std::fmt::Display) -> EngineError {
-    EngineError::Source(format!("log {}: {e}", topic.display()))
+fn source_err(topic: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
+    EngineError::SourceFailed {
+        name: format!("log {}", topic.display()),
+        source: std::sync::Arc::from(e.into()),
+    }
 }
 
 fn log_err(e: LogError) -> EngineError {
-    EngineError::Source(format!("log source: {e}"))
+    EngineError::source_failed("log", e)
 }
 
 /// Decodes key or value bytes (lossy UTF-8), noting a lossy decode.

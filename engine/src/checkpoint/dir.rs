@@ -21,7 +21,7 @@ pub struct CheckpointDir {
     storage: Arc<dyn Storage>,
 }
 
-fn io_err(path: &Path, e: impl std::fmt::Display) -> EngineError {
+fn io_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
     EngineError::checkpoint(path, e)
 }
 

@@ -133,6 +133,7 @@ impl Coordinator {
                     self.setup.shared.fail(EngineError::Checkpoint {
                         path: Default::default(),
                         reason: format!("the final epoch {f} did not complete"),
+                        source: None,
                     });
                 }
             }

@@ -137,6 +137,7 @@ impl CommitWriter {
         let failed = || EngineError::Checkpoint {
             path: Default::default(),
             reason: "the checkpoint writer stopped".into(),
+            source: None,
         };
         let sent = self.jobs.as_ref().ok_or_else(failed)?.send(job);
         if sent.is_err() {

@@ -80,10 +80,14 @@ pub(crate) fn error_at(sql: &str, span: Span, msg: impl fmt::Display) -> EngineE
         return EngineError::Plan(msg.to_string());
     }
     let (line, carets) = caret_lines(sql, span);
-    EngineError::Plan(format!(
-        "{msg} at line {}, column {}\n  {line}\n  {carets}",
-        span.start.line, span.start.col
-    ))
+    EngineError::Sql {
+        message: format!(
+            "{msg} at line {}, column {}\n  {line}\n  {carets}",
+            span.start.line, span.start.col
+        ),
+        line: span.start.line,
+        column: span.start.col,
+    }
 }
 
 /// The SQL line of `span` and the caret line under it.

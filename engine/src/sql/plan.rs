@@ -171,13 +171,19 @@ impl Planner<'_> {
                     }
                     let e = self.at(n.span, e);
                     Err(match e {
-                        EngineError::Plan(m) if unknown && self.double_quoted(n.span) => {
-                            EngineError::Plan(m.replacen(
+                        EngineError::Sql {
+                            message,
+                            line,
+                            column,
+                        } if unknown && self.double_quoted(n.span) => EngineError::Sql {
+                            message: message.replacen(
                                 " at line",
                                 " (double quotes delimit names; write a string as 'text') at line",
                                 1,
-                            ))
-                        }
+                            ),
+                            line,
+                            column,
+                        },
                         other => other,
                     })
                 }
