@@ -984,7 +984,10 @@ fn a_batch_read_on_several_threads_equals_the_rows_read_one_by_one() {
         bad_records: BadRecordPolicy::DeadLetter(dl.path().join(letters)),
         ..FileSourceOptions::from_pairs([
             ("header", "true"),
-            ("schema", "id bigint, name string, amount double, ts timestamp"),
+            (
+                "schema",
+                "id bigint, name string, amount double, ts timestamp",
+            ),
         ])
         .unwrap()
     };
@@ -1008,6 +1011,10 @@ fn a_batch_read_on_several_threads_equals_the_rows_read_one_by_one() {
     assert_eq!(batch_rows, rows.0);
     assert_eq!(by_batch.metrics(), by_rows.metrics());
     let read = |name: &str| fs::read_to_string(dl.path().join(name)).unwrap();
-    assert!(read("rows.jsonl").lines().count() >= 9, "{}", read("rows.jsonl"));
+    assert!(
+        read("rows.jsonl").lines().count() >= 9,
+        "{}",
+        read("rows.jsonl")
+    );
     assert_eq!(read("batch.jsonl"), read("rows.jsonl"));
 }
