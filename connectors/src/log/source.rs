@@ -78,10 +78,14 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
+use arrow::array::{
+    ArrayRef, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+};
+use arrow::record_batch::RecordBatch;
 use runnel::clock::now_ns;
 use runnel::{
     schema, timestamp_type, DataType, EngineError, PollStatus, Result, Row, SchemaRef, Source,
-    SourceContext, SourceOffset, SourceOutput, Value,
+    SourceBatch, SourceContext, SourceOffset, SourceOutput, Value,
 };
 
 use super::{AppendListener, AppendSignal, LogError, LogTopic, PartitionReader, RecordRef};
@@ -454,35 +458,141 @@ impl LogSource {
         max: usize,
         out: &mut dyn SourceOutput,
     ) -> Result<usize> {
-        let LogSource {
-            readers,
-            topic_value,
-            lossy_utf8,
-            ..
-        } = self;
-        let Some(reader) = readers[p].as_mut() else {
+        let topic_value = self.topic_value.clone();
+        let mut lossy = 0u64;
+        let mut failed = None;
+        let n = self.read_partition_with(p, max, &mut |rec, ingest_ns| {
+            if failed.is_none() {
+                let row = record_row(rec, &topic_value, p as u32, &mut lossy);
+                if let Err(e) = out.emit(row, ingest_ns) {
+                    failed = Some(e);
+                }
+            }
+        })?;
+        self.lossy_utf8 += lossy;
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Hands up to `max` records of partition `p` to `each` with their
+    /// ingest time, and moves the partition's position past them.
+    fn read_partition_with(
+        &mut self,
+        p: usize,
+        max: usize,
+        each: &mut dyn FnMut(&RecordRef<'_>, u64),
+    ) -> Result<usize> {
+        let Some(reader) = self.readers[p].as_mut() else {
             return Err(source_err(
                 self.topic.path(),
                 "the source was polled before open",
             ));
         };
         let ingest_ns = now_ns();
-        let mut failed = None;
         let n = reader
-            .read_batch(max, |rec| {
-                if failed.is_none() {
-                    let row = record_row(&rec, topic_value, p as u32, lossy_utf8);
-                    if let Err(e) = out.emit(row, ingest_ns) {
-                        failed = Some(e);
-                    }
-                }
-            })
+            .read_batch(max, |rec| each(&rec, ingest_ns))
             .map_err(log_err)?;
         self.positions[p] = reader.position();
-        match failed {
-            Some(e) => Err(e),
-            None => Ok(n),
+        Ok(n)
+    }
+
+    /// Micro-batch mode: hands every record of the logged range to `each`
+    /// (partition by partition, in offset order).
+    fn read_range_with(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        each: &mut dyn FnMut(&RecordRef<'_>, u32, u64),
+    ) -> Result<()> {
+        let to = self.parse_offset(end, &self.positions.clone())?;
+        let from = match start {
+            Some(s) => self.parse_offset(s, &to)?,
+            // No earlier batch: `earliest` reads from the first records; with
+            // `latest` the first batch is the empty anchor batch.
+            None => match self.options.starting_offsets {
+                StartingOffsets::Earliest => self.topic.start_offsets().map_err(log_err)?,
+                StartingOffsets::Latest => to.clone(),
+            },
+        };
+        for p in 0..self.readers.len() {
+            if from[p] > to[p] && !self.options.fail_on_data_loss {
+                // The topic went back (data loss accepted at open): nothing
+                // to read in this partition.
+                self.positions[p] = to[p];
+                continue;
+            }
+            if from[p] > to[p] {
+                return Err(source_err(
+                    self.path(),
+                    format!(
+                        "partition {p}: batch range {} .. {} runs backwards",
+                        from[p], to[p]
+                    ),
+                ));
+            }
+            if from[p] == to[p] {
+                self.positions[p] = to[p];
+                continue;
+            }
+            self.seek_reader(p, from[p])?;
+            while self.positions[p] < to[p] {
+                let want = (to[p] - self.positions[p]).min(4096) as usize;
+                let got = self
+                    .read_partition_with(p, want, &mut |rec, ingest| each(rec, p as u32, ingest))?;
+                if got == 0 {
+                    return Err(source_err(
+                        self.path(),
+                        format!(
+                            "partition {p} ends at offset {}, but the logged batch needs records \
+                             up to {} (the topic was recreated or lost records)",
+                            self.positions[p], to[p]
+                        ),
+                    ));
+                }
+            }
         }
+        self.anchor_pending = false;
+        Ok(())
+    }
+}
+
+/// Arrow builders of the log source's columns.
+struct Columns {
+    key: StringBuilder,
+    value: StringBuilder,
+    partition: Int64Builder,
+    offset: Int64Builder,
+    timestamp: TimestampMicrosecondBuilder,
+    ingest_ns: Vec<u64>,
+    lossy: u64,
+}
+
+impl Columns {
+    fn text(b: &mut StringBuilder, bytes: Option<&[u8]>, lossy: &mut bool) {
+        match bytes {
+            None => b.append_null(),
+            Some(bytes) => match String::from_utf8_lossy(bytes) {
+                Cow::Borrowed(s) => b.append_value(s),
+                Cow::Owned(s) => {
+                    *lossy = true;
+                    b.append_value(s)
+                }
+            },
+        }
+    }
+
+    fn push(&mut self, rec: &RecordRef<'_>, partition: u32, ingest_ns: u64) {
+        let mut was_lossy = false;
+        Self::text(&mut self.key, rec.key, &mut was_lossy);
+        Self::text(&mut self.value, rec.value, &mut was_lossy);
+        self.lossy += u64::from(was_lossy);
+        self.partition.append_value(i64::from(partition));
+        self.offset.append_value(rec.offset as i64);
+        self.timestamp
+            .append_value(rec.timestamp_ms.saturating_mul(1000));
+        self.ingest_ns.push(ingest_ns);
     }
 }
 
@@ -632,54 +742,62 @@ impl Source for LogSource {
         end: &SourceOffset,
         out: &mut dyn SourceOutput,
     ) -> Result<()> {
-        let to = self.parse_offset(end, &self.positions.clone())?;
-        let from = match start {
-            Some(s) => self.parse_offset(s, &to)?,
-            // No earlier batch: `earliest` reads from the first records; with
-            // `latest` the first batch is the empty anchor batch.
-            None => match self.options.starting_offsets {
-                StartingOffsets::Earliest => self.topic.start_offsets().map_err(log_err)?,
-                StartingOffsets::Latest => to.clone(),
-            },
-        };
-        for p in 0..self.readers.len() {
-            if from[p] > to[p] && !self.options.fail_on_data_loss {
-                // The topic went back (data loss accepted at open): nothing
-                // to read in this partition.
-                self.positions[p] = to[p];
-                continue;
-            }
-            if from[p] > to[p] {
-                return Err(source_err(
-                    self.path(),
-                    format!(
-                        "partition {p}: batch range {} .. {} runs backwards",
-                        from[p], to[p]
-                    ),
-                ));
-            }
-            if from[p] == to[p] {
-                self.positions[p] = to[p];
-                continue;
-            }
-            self.seek_reader(p, from[p])?;
-            while self.positions[p] < to[p] {
-                let want = (to[p] - self.positions[p]).min(4096) as usize;
-                let got = self.read_partition(p, want, out)?;
-                if got == 0 {
-                    return Err(source_err(
-                        self.path(),
-                        format!(
-                            "partition {p} ends at offset {}, but the logged batch needs records \
-                             up to {} (the topic was recreated or lost records)",
-                            self.positions[p], to[p]
-                        ),
-                    ));
+        let topic_value = self.topic_value.clone();
+        let mut lossy = 0u64;
+        let mut failed = None;
+        let read = self.read_range_with(start, end, &mut |rec, p, ingest_ns| {
+            if failed.is_none() {
+                let row = record_row(rec, &topic_value, p, &mut lossy);
+                if let Err(e) = out.emit(row, ingest_ns) {
+                    failed = Some(e);
                 }
             }
-        }
-        self.anchor_pending = false;
-        Ok(())
+        });
+        self.lossy_utf8 += lossy;
+        read?;
+        failed.map_or(Ok(()), Err)
+    }
+
+    fn read_batch(
+        &mut self,
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+    ) -> Result<SourceBatch> {
+        let mut cols = Columns {
+            key: StringBuilder::new(),
+            value: StringBuilder::new(),
+            partition: Int64Builder::new(),
+            offset: Int64Builder::new(),
+            timestamp: TimestampMicrosecondBuilder::new(),
+            ingest_ns: Vec::new(),
+            lossy: 0,
+        };
+        let read = self.read_range_with(start, end, &mut |rec, p, ingest_ns| {
+            cols.push(rec, p, ingest_ns)
+        });
+        self.lossy_utf8 += cols.lossy;
+        read?;
+        let n = cols.ingest_ns.len();
+        let schema = Self::output_schema();
+        let tz = match schema.field(5).data_type() {
+            DataType::Timestamp(_, tz) => tz.clone(),
+            _ => None,
+        };
+        let topic = self.topic_value.as_str().unwrap_or_default();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(cols.key.finish()),
+            Arc::new(cols.value.finish()),
+            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(topic, n))),
+            Arc::new(cols.partition.finish()),
+            Arc::new(cols.offset.finish()),
+            Arc::new(cols.timestamp.finish().with_timezone_opt(tz)),
+        ];
+        let batch = RecordBatch::try_new(schema, columns)
+            .map_err(|e| EngineError::source_failed(self.describe(), e))?;
+        Ok(SourceBatch {
+            batch,
+            ingest_ns: cols.ingest_ns,
+        })
     }
 
     fn metrics(&self) -> Vec<(String, u64)> {
