@@ -4,11 +4,15 @@
 //! sockets, the on-disk partitioned log). It implements the engine's
 //! [`runnel::Source`] and [`runnel::Sink`] traits and must not reach into the
 //! engine's internals: everything it needs is the engine's public API.
+//!
+//! The Kafka connectors ([`kafka`]) are behind the cargo feature `kafka` (on
+//! by default): without it the crate builds without rdkafka and librdkafka.
 #![deny(missing_docs)]
 
 pub mod console;
 pub mod file_sink;
 pub mod files;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod log;
 pub mod null;
@@ -21,6 +25,7 @@ pub mod socket;
 pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
 pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
+#[cfg(feature = "kafka")]
 pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
 pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};
 pub use null::{NullSink, RowCounter};

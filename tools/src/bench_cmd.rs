@@ -12,7 +12,8 @@
 //!   the record's scheduled time to the sink, and the engine's own share
 //!   (read → sink) is reported beside it;
 //! - `kafka:HOST:PORT/TOPIC`: the same through a Kafka topic (a writer
-//!   thread produces, the engine consumes from the topic's end);
+//!   thread produces, the engine consumes from the topic's end; cargo
+//!   feature `kafka`, without which it is refused naming the feature);
 //! - `rate`: the engine's rate generator polled inside the query's task. It
 //!   tells the engine when its next row is due, so its figures are a lower
 //!   bound no real source reaches; micro-batch mode always uses it (it needs
@@ -37,8 +38,10 @@ use runnel::sql::StreamingSql;
 use runnel::{DataFrame, EngineError, LatencySummary, Result, Trigger, WaitStrategy};
 use runnel_connectors::{NullSink, RateSource};
 
+#[cfg(feature = "kafka")]
+use crate::bench_feed::KafkaFeeder;
 use crate::bench_feed::{
-    measure_floor, measure_slip, Feeders, KafkaFeeder, LogFeeder, Percentiles, ScheduledLatency,
+    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency,
 };
 use serde::Serialize;
 
@@ -65,6 +68,7 @@ pub enum BenchSource {
     Rate,
     /// A writer thread produces to a Kafka topic (`HOST:PORT/TOPIC`, which
     /// must exist); the engine consumes it from its end.
+    #[cfg(feature = "kafka")]
     Kafka(String),
 }
 
@@ -74,6 +78,7 @@ impl BenchSource {
             BenchSource::Push => "push",
             BenchSource::Rate => "rate",
             BenchSource::Log => "log",
+            #[cfg(feature = "kafka")]
             BenchSource::Kafka(_) => "kafka",
         }
     }
@@ -81,7 +86,12 @@ impl BenchSource {
     /// Whether rows come from a topic written by a writer thread (their
     /// value is the record's number, its scheduled time known to the sink).
     fn is_topic(&self) -> bool {
-        matches!(self, BenchSource::Log | BenchSource::Kafka(_))
+        match self {
+            BenchSource::Log => true,
+            #[cfg(feature = "kafka")]
+            BenchSource::Kafka(_) => true,
+            _ => false,
+        }
     }
 }
 
@@ -93,9 +103,12 @@ impl std::str::FromStr for BenchSource {
             "log" => Ok(BenchSource::Log),
             "rate" => Ok(BenchSource::Rate),
             other => match other.strip_prefix("kafka:") {
+                #[cfg(feature = "kafka")]
                 Some(address) if address.contains('/') => {
                     Ok(BenchSource::Kafka(address.to_string()))
                 }
+                #[cfg(not(feature = "kafka"))]
+                Some(_) => Err(crate::not_built("--source kafka:HOST:PORT/TOPIC", "kafka")),
                 _ => Err(format!(
                     "unknown source '{other}': use push, log, rate or kafka:HOST:PORT/TOPIC"
                 )),
@@ -333,6 +346,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     };
     let mut feeders = None;
     let mut log_feeder = None;
+    #[cfg(feature = "kafka")]
     let mut kafka_feeder = None;
     let mut scheduled = ScheduledLatency::none();
     let log_dir = std::env::temp_dir().join(format!(
@@ -353,6 +367,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             feeders = Some(Feeders::new(pusher, args.producers, rate));
             sql.apply(DataFrame::from_source("rate", push))?
         }
+        #[cfg(feature = "kafka")]
         BenchSource::Kafka(address) => {
             let feeder = KafkaFeeder::new(address, rate)?;
             scheduled = feeder.latency();
@@ -428,11 +443,15 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         );
     }
     let query = writer.start()?;
-    let running = match (feeders, log_feeder, kafka_feeder) {
-        (Some(f), _, _) => Some(f.start()?),
-        (None, Some(f), _) => Some(f.start()?),
-        (None, None, Some(f)) => Some(f.start()?),
-        (None, None, None) => None,
+    let running = match (feeders, log_feeder) {
+        (Some(f), _) => Some(f.start()?),
+        (None, Some(f)) => Some(f.start()?),
+        (None, None) => None,
+    };
+    #[cfg(feature = "kafka")]
+    let running = match (running, kafka_feeder) {
+        (None, Some(f)) => Some(f.start()?),
+        (running, _) => running,
     };
     let measured = measure(args, &query, &scheduled);
     let fed = running.map(|r| r.stop());

@@ -5,8 +5,8 @@
 //! row carrying its scheduled time as ingest time), [`measure_slip`] (the
 //! same schedule on as many threads, pushing into nothing: the producers'
 //! own slip) and [`measure_floor`] (a bare ring hop between two spinning
-//! threads); for topic sources, [`LogFeeder`] and [`KafkaFeeder`] (a writer
-//! thread per topic) and [`ScheduledLatency`] (the sink's end-to-end
+//! threads); for topic sources, [`LogFeeder`] and `KafkaFeeder` (a writer
+//! thread per topic; feature `kafka`) and [`ScheduledLatency`] (the sink's end-to-end
 //! histogram, from each record's number back to its scheduled time).
 //! Producers and the slip wait for each row the same way: sleep
 //! while the next row is far off, spin the last stretch, so at low rates an
@@ -375,12 +375,14 @@ impl ScheduledLatency {
 /// A writer thread producing to a Kafka topic on an open-loop schedule, for
 /// `runnel bench --source kafka:HOST:PORT/TOPIC`: record `k` is due at
 /// `start + k / rate` and its value is `k`, sent at once (`linger.ms=0`).
+#[cfg(feature = "kafka")]
 pub struct KafkaFeeder {
     brokers: String,
     topic: String,
     lane: Lane,
 }
 
+#[cfg(feature = "kafka")]
 impl KafkaFeeder {
     /// A feeder producing `rate` records/s to `address` (`HOST:PORT/TOPIC`).
     pub fn new(address: &str, rate: u64) -> Result<KafkaFeeder> {

@@ -9,9 +9,11 @@ use std::path::PathBuf;
 
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
-    ConsoleSink, FileSink, FileSource, FileSourceOptions, KafkaSink, KafkaSinkOptions, KafkaSource,
-    KafkaSourceOptions, LogSink, LogSource, LogSourceOptions, NullSink, RateSource, SocketSource,
+    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
+    NullSink, RateSource, SocketSource,
 };
+#[cfg(feature = "kafka")]
+use runnel_connectors::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
 
 /// A parsed URI: `kind:location?key=value&key=value`.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,11 +79,21 @@ impl Uri {
 
 /// An error's text without the "invalid query" prefix of a plan error (the
 /// caller adds its own).
+#[cfg(feature = "kafka")]
 fn plan_text(e: EngineError) -> String {
     match e {
         EngineError::Plan(m) => m,
         other => other.to_string(),
     }
+}
+
+/// A `kafka:` URI given to a binary built without the `kafka` feature.
+#[cfg(not(feature = "kafka"))]
+fn kafka_not_built(what: &str) -> EngineError {
+    EngineError::Plan(format!(
+        "{what}: {}",
+        crate::not_built("Kafka support (kafka:HOST:PORT/TOPIC)", "kafka")
+    ))
 }
 
 /// A source built from a URI, with the options the CLI itself handles.
@@ -194,6 +206,9 @@ pub fn source(text: &str, name: &str, until_idle: bool) -> Result<SourceSpec> {
                     .map_err(|e| EngineError::Source(format!("{what}: {e}")))?,
             )
         }
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => return Err(kafka_not_built(&what)),
+        #[cfg(feature = "kafka")]
         "kafka" => {
             let mut pairs: Vec<(String, String)> = uri.options.clone().into_iter().collect();
             if until_idle && !uri.options.contains_key("until_idle") {
@@ -283,6 +298,9 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
             }
             SinkSpec::Sink(Box::new(sink))
         }
+        #[cfg(not(feature = "kafka"))]
+        "kafka" => return Err(kafka_not_built("--sink")),
+        #[cfg(feature = "kafka")]
         "kafka" => {
             let options = KafkaSinkOptions::from_pairs(uri.options.clone())
                 .map_err(|e| EngineError::Plan(format!("--sink: {}", plan_text(e))))?;
@@ -328,6 +346,15 @@ mod tests {
             (u.kind.as_str(), u.location.as_str()),
             ("kafka", "127.0.0.1:9092/in")
         );
+        assert!(Uri::parse("csv:d?header", "--source t")
+            .unwrap_err()
+            .to_string()
+            .contains("not key=value"));
+    }
+
+    #[cfg(feature = "kafka")]
+    #[test]
+    fn kafka_uris_build_connectors() {
         assert!(source(
             "kafka:127.0.0.1:9092/in?group=g&kafka.fetch.wait.max.ms=1",
             "t",
@@ -338,9 +365,21 @@ mod tests {
         assert!(source("kafka:127.0.0.1:9092/in?bogus=1", "t", false).is_err());
         assert!(sink("kafka:127.0.0.1:9092/out?kafka.linger.ms=1").is_ok());
         assert!(sink("kafka:127.0.0.1:9092/out?partitions=2").is_err());
-        assert!(Uri::parse("csv:d?header", "--source t")
-            .unwrap_err()
-            .to_string()
-            .contains("not key=value"));
+    }
+
+    #[cfg(not(feature = "kafka"))]
+    #[test]
+    fn kafka_uris_name_the_missing_feature() {
+        let Err(e) = source("kafka:127.0.0.1:9092/in", "t", false) else {
+            panic!("a kafka source without the kafka feature")
+        };
+        let text = e.to_string();
+        assert!(text.contains("--source t"), "{text}");
+        assert!(text.contains("without the `kafka` feature"), "{text}");
+        assert!(text.contains("--features kafka"), "{text}");
+        let Err(e) = sink("kafka:127.0.0.1:9092/out") else {
+            panic!("a kafka sink without the kafka feature")
+        };
+        assert!(e.to_string().contains("--features kafka"), "{e}");
     }
 }

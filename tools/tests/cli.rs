@@ -204,6 +204,7 @@ fn sliding_hour_windows_every_half_hour() {
     }
 }
 
+#[cfg(feature = "sql")]
 #[test]
 fn runnel_sql_queries_the_result_table() {
     let dir = tempfile::tempdir().unwrap();
@@ -242,6 +243,66 @@ fn runnel_sql_queries_the_result_table() {
     assert_eq!(row[0].parse::<f64>().ok(), best.0.parse::<f64>().ok());
     assert!(row[1].starts_with(&best.1[..10]), "{row:?} vs {best:?}");
     assert!(close(row[2].parse().unwrap(), best_total));
+}
+
+/// A binary built without a feature (`tools/demo.sh` builds without both)
+/// refuses what the feature gates with a message naming the feature and how
+/// to turn it on. (With the features, the Kafka tests and
+/// `runnel_sql_queries_the_result_table` cover the same commands.)
+#[test]
+fn features_left_out_are_named() {
+    let named = |out: Output, feature: &str| {
+        let err = fails(out);
+        assert!(
+            err.contains(&format!("without the `{feature}` feature"))
+                && err.contains(&format!("--features {feature}"))
+                && !err.contains("panicked"),
+            "{err}"
+        );
+    };
+    if !cfg!(feature = "kafka") {
+        let dir = tempfile::tempdir().unwrap();
+        named(
+            run(
+                "continuous",
+                "SELECT key, value FROM orders",
+                "orders=kafka:127.0.0.1:9/orders",
+                &dir.path().join("out.csv"),
+                &[],
+            ),
+            "kafka",
+        );
+        named(
+            runnel()
+                .args(["run", "--mode", "microbatch", "--sql", RETAIL_SQL])
+                .arg("--source")
+                .arg(format!(
+                    "retail=csv:{}?header=true",
+                    fixtures("retail-by-day").display()
+                ))
+                .args(["--sink", "kafka:127.0.0.1:9/out", "--until-idle"])
+                .output()
+                .unwrap(),
+            "kafka",
+        );
+        named(
+            runnel()
+                .args(["bench", "--source", "kafka:127.0.0.1:9/t"])
+                .output()
+                .unwrap(),
+            "kafka",
+        );
+    }
+    if !cfg!(feature = "sql") {
+        named(
+            runnel()
+                .args(["sql", "--table", "t=csv:x.csv", "SELECT 1"])
+                .output()
+                .unwrap(),
+            "sql",
+        );
+        named(runnel().args(["sql", "--help"]).output().unwrap(), "sql");
+    }
 }
 
 #[test]
@@ -464,6 +525,9 @@ fn log_topics_through_runnel_run_and_runnel_log() {
         .output()
         .unwrap());
     assert!(table.contains("|partition|  n|"), "{table}");
+    if !cfg!(feature = "sql") {
+        return;
+    }
     let sql = ok(runnel()
         .args([
             "sql",
