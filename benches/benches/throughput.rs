@@ -12,6 +12,7 @@ use arrow::array::{Float64Array, Int64Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use runnel::microbatch::BatchRunner;
+use runnel::Replayable;
 use runnel::{
     col, count_star, lit, schema, sum, timestamp_type, window, DataFrame, DataType, MemorySource,
     OutputMode, Row, Source, SourceContext, SourceOffset, SourceOutput,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use arrow::array::{Int64Array, TimestampMicrosecondArray};
 use arrow::record_batch::RecordBatch;
 use runnel::clock::{now_ns, wall_now_us};
+use runnel::Replayable;
 use runnel::{
     schema, timestamp_type, DataType, EngineError, PollStatus, Result, Row, SchemaRef, Source,
     SourceBatch, SourceContext, SourceOffset, SourceOutput, Value,
@@ -131,6 +132,12 @@ impl Source for RateSource {
         self.offset_of(self.next)
     }
 
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        Some(self)
+    }
+}
+
+impl Replayable for RateSource {
     fn is_exhausted(&self) -> bool {
         self.limit.is_some_and(|l| self.next >= l)
     }

@@ -296,12 +296,6 @@ impl Source for SocketSource {
         false
     }
 
-    fn is_exhausted(&self) -> bool {
-        self.running
-            .as_ref()
-            .is_some_and(|r| r.shared.closed.load(Ordering::Acquire) && r.rows.is_empty())
-    }
-
     fn metrics(&self) -> Vec<(String, u64)> {
         let bad = self
             .running

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runnel::continuous::TaskWaker;
+use runnel::Replayable;
 use runnel::{
     timestamp_type, DataFrame, DataType, MemorySink, MemoryTable, PollStatus, Row, Source,
     SourceContext, SourceOutput, StreamingQuery, Trigger, Value,

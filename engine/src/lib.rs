@@ -67,8 +67,8 @@ pub use expr::{
 };
 pub use io::{
     CallbackSink, ChannelSink, MemoryProducer, MemorySink, MemorySource, MemoryTable, OutputMode,
-    PollStatus, Sink, SinkContext, Source, SourceBatch, SourceContext, SourceOffset, SourceOutput,
-    Subscriber, Subscription, WhenFull,
+    PollStatus, Replayable, Sink, SinkContext, Source, SourceBatch, SourceContext, SourceOffset,
+    SourceOutput, Subscriber, Subscription, WhenFull,
 };
 pub use metrics::{LatencySummary, StreamingQueryProgress};
 pub use ops::FlatMapFn;

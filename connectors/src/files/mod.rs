@@ -85,6 +85,7 @@ use std::time::SystemTime;
 
 use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage};
 use runnel::clock::now_ns;
+use runnel::Replayable;
 use runnel::{
     EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceBatch, SourceContext,
     SourceOffset, SourceOutput,
@@ -903,6 +904,20 @@ impl Source for FileSource {
         true
     }
 
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![
+            ("filesRead".to_string(), self.files_read),
+            ("badRecords".to_string(), self.bad_records),
+            ("filesCleaned".to_string(), self.files_cleaned),
+        ]
+    }
+
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        Some(self)
+    }
+}
+
+impl Replayable for FileSource {
     fn is_exhausted(&self) -> bool {
         self.opts.until_idle
             && self.scanned_at_ns.is_some()
@@ -1005,14 +1020,6 @@ impl Source for FileSource {
             batch: decoded.batch,
             ingest_ns: decoded.ingest_ns,
         })
-    }
-
-    fn metrics(&self) -> Vec<(String, u64)> {
-        vec![
-            ("filesRead".to_string(), self.files_read),
-            ("badRecords".to_string(), self.bad_records),
-            ("filesCleaned".to_string(), self.files_cleaned),
-        ]
     }
 }
 

@@ -83,6 +83,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::ClientContext;
 use runnel::clock::now_ns;
+use runnel::Replayable;
 use runnel::{
     EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceContext, SourceOffset,
     SourceOutput, Value,
@@ -834,6 +835,27 @@ impl Source for KafkaSource {
             .is_some_and(|c| c.pending.load(Ordering::Acquire))
     }
 
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![
+            ("lossyUtf8Records".to_string(), self.lossy_utf8),
+            (
+                "transientErrors".to_string(),
+                self.state.transient.load(Ordering::Relaxed),
+            ),
+            (
+                "commitFailures".to_string(),
+                self.commit_failures.load(Ordering::Relaxed),
+            ),
+            ("staleRecordsSkipped".to_string(), self.stale_skipped),
+        ]
+    }
+
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        Some(self)
+    }
+}
+
+impl Replayable for KafkaSource {
     fn is_exhausted(&self) -> bool {
         self.exhausted || (self.options.until_idle && self.idle_end_reached())
     }
@@ -987,21 +1009,6 @@ impl Source for KafkaSource {
         }
         self.anchor_pending = false;
         Ok(())
-    }
-
-    fn metrics(&self) -> Vec<(String, u64)> {
-        vec![
-            ("lossyUtf8Records".to_string(), self.lossy_utf8),
-            (
-                "transientErrors".to_string(),
-                self.state.transient.load(Ordering::Relaxed),
-            ),
-            (
-                "commitFailures".to_string(),
-                self.commit_failures.load(Ordering::Relaxed),
-            ),
-            ("staleRecordsSkipped".to_string(), self.stale_skipped),
-        ]
     }
 }
 

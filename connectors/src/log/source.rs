@@ -83,6 +83,7 @@ use arrow::array::{
 };
 use arrow::record_batch::RecordBatch;
 use runnel::clock::now_ns;
+use runnel::Replayable;
 use runnel::{
     schema, timestamp_type, DataType, EngineError, PollStatus, Result, Row, SchemaRef, Source,
     SourceBatch, SourceContext, SourceOffset, SourceOutput, Value,
@@ -699,6 +700,16 @@ impl Source for LogSource {
         self.signal.seq() != self.seen_appends
     }
 
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![("lossyUtf8Records".to_string(), self.lossy_utf8)]
+    }
+
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        Some(self)
+    }
+}
+
+impl Replayable for LogSource {
     fn is_exhausted(&self) -> bool {
         if self.exhausted {
             return true;
@@ -798,10 +809,6 @@ impl Source for LogSource {
             batch,
             ingest_ns: cols.ingest_ns,
         })
-    }
-
-    fn metrics(&self) -> Vec<(String, u64)> {
-        vec![("lossyUtf8Records".to_string(), self.lossy_utf8)]
     }
 }
 

@@ -189,10 +189,6 @@ impl Source for MemorySource {
         }
     }
 
-    fn is_exhausted(&self) -> bool {
-        self.shared.closed.load(Ordering::Acquire) && self.rows.is_empty()
-    }
-
     fn ready_hint(&self) -> bool {
         !self.rows.is_empty() || self.shared.closed.load(Ordering::Acquire)
     }

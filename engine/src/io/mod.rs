@@ -12,5 +12,7 @@ mod subscribe;
 
 pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
 pub use sink::{OutputMode, Sink, SinkContext};
-pub use source::{PollStatus, Source, SourceBatch, SourceContext, SourceOffset, SourceOutput};
+pub use source::{
+    PollStatus, Replayable, Source, SourceBatch, SourceContext, SourceOffset, SourceOutput,
+};
 pub use subscribe::{CallbackSink, ChannelSink, Subscriber, Subscription, WhenFull};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use arrow::record_batch::RecordBatch;
 
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::schema::arrow::rows_to_batch;
 use crate::schema::{Row, SchemaRef};
 use crate::wake::TaskWaker;
@@ -133,7 +133,33 @@ pub trait Source: Send + 'static {
         true
     }
 
-    /// Micro-batch mode: whether the input is finished for good (a bounded
+    /// The source as [`Replayable`], when it can name offset ranges and
+    /// read them again: micro-batch mode runs only on such sources. Those
+    /// answer `Some(self)`; the default is `None`.
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        None
+    }
+
+    /// Named progress counters (bad records skipped, files read), reported
+    /// under the source in progress.
+    fn metrics(&self) -> Vec<(String, u64)> {
+        Vec::new()
+    }
+
+    /// The source as `Any`, for the engine to recognise its own source types
+    /// (the push source runs differently). Other sources keep the default.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+}
+
+/// A source that names offset ranges and reads them again exactly: what
+/// micro-batch mode needs, since it logs each batch's range before reading
+/// it and re-reads a logged range after a crash. A source offers it through
+/// [`Source::as_replayable`]; its rows are the ones [`Source::poll`] would
+/// emit from the same positions.
+pub trait Replayable: Source {
+    /// Whether the input is finished for good (a bounded
     /// source read to its end). A micro-batch query stops once its source
     /// has nothing new and is exhausted; continuous mode learns the same from
     /// [`PollStatus::Exhausted`].
@@ -141,34 +167,24 @@ pub trait Source: Send + 'static {
         false
     }
 
-    /// Micro-batch mode: the offset that ends the next batch, i.e. just after
+    /// The offset that ends the next batch, i.e. just after
     /// everything that can be read now, within the source's per-trigger limits
     /// (such as a maximum number of files). Returning the current position
     /// means there is nothing new. The range is logged durably before it is
-    /// read, so it must be re-readable with [`Source::read_range`].
-    fn latest_offset(&mut self) -> Result<SourceOffset> {
-        Err(EngineError::Source(format!(
-            "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
-            self.describe()
-        )))
-    }
+    /// read, so it must be re-readable with [`Replayable::read_range`].
+    fn latest_offset(&mut self) -> Result<SourceOffset>;
 
-    /// Micro-batch mode: emits exactly the rows after `start` (`None`: from
+    /// Emits exactly the rows after `start` (`None`: from
     /// the beginning) up to and including `end`, an offset this source
-    /// returned from [`Source::latest_offset`] (possibly in an earlier run).
+    /// returned from [`Replayable::latest_offset`] (possibly in an earlier run).
     fn read_range(
         &mut self,
-        _start: Option<&SourceOffset>,
-        _end: &SourceOffset,
-        _out: &mut dyn SourceOutput,
-    ) -> Result<()> {
-        Err(EngineError::Source(format!(
-            "{} cannot run in micro-batch mode (it cannot name or replay offset ranges)",
-            self.describe()
-        )))
-    }
+        start: Option<&SourceOffset>,
+        end: &SourceOffset,
+        out: &mut dyn SourceOutput,
+    ) -> Result<()>;
 
-    /// Micro-batch mode: the same rows as [`Source::read_range`], as one
+    /// The same rows as [`Replayable::read_range`], as one
     /// Arrow batch. Sources that can decode into columns directly override
     /// it; the default collects the rows of `read_range` and converts them.
     fn read_batch(
@@ -185,17 +201,5 @@ pub trait Source: Send + 'static {
             batch: rows_to_batch(&self.schema(), &out.rows)?,
             ingest_ns: out.ingest_ns,
         })
-    }
-
-    /// Named progress counters (bad records skipped, files read), reported
-    /// under the source in progress.
-    fn metrics(&self) -> Vec<(String, u64)> {
-        Vec::new()
-    }
-
-    /// The source as `Any`, for the engine to recognise its own source types
-    /// (the push source runs differently). Other sources keep the default.
-    fn as_any(&self) -> Option<&dyn std::any::Any> {
-        None
     }
 }

@@ -12,7 +12,7 @@ use super::runner::BatchRunner;
 use crate::checkpoint::{Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION};
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::error::{EngineError, Result};
-use crate::io::{Sink, SinkContext, Source, SourceContext, SourceOffset};
+use crate::io::{Replayable, Sink, SinkContext, Source, SourceContext, SourceOffset};
 use crate::metrics::{
     new_latency_histogram, EventTimeStats, LatencySummary, SinkProgress, SourceProgress,
     StateOperatorProgress, StreamingQueryProgress,
@@ -54,6 +54,13 @@ pub(crate) fn start(
     config: QueryConfig,
 ) -> Result<StreamingQuery> {
     let physical = PhysicalPlan::new(&plan, &config, false)?;
+    if source.as_replayable().is_none() {
+        return Err(EngineError::Source(format!(
+            "{} cannot run in micro-batch mode (it cannot name or replay offset ranges); \
+             use continuous mode",
+            source.describe()
+        )));
+    }
     if config.checkpoint.is_some() && !source.is_replayable() {
         return Err(EngineError::Plan(format!(
             "micro-batch mode re-reads a batch's logged range after a crash, and source {} cannot replay; use continuous mode",
@@ -191,6 +198,14 @@ fn ms_since(t: Instant) -> u64 {
 }
 
 impl Driver {
+    /// The source's micro-batch side (checked at start).
+    fn replayable(&mut self) -> Result<&mut dyn Replayable> {
+        let describe = self.source.describe();
+        self.source.as_replayable().ok_or_else(|| {
+            EngineError::Source(format!("{describe} cannot run in micro-batch mode"))
+        })
+    }
+
     fn trigger_interval(&self) -> Option<Duration> {
         match self.config.trigger {
             Trigger::ProcessingTime(d) if !d.is_zero() => Some(d),
@@ -210,13 +225,13 @@ impl Driver {
                 Some(entry) => entry,
                 None => {
                     let t = Instant::now();
-                    let latest = self.source.latest_offset()?;
+                    let latest = self.replayable()?.latest_offset()?;
                     durations.insert("latestOffset".to_string(), ms_since(t));
                     if Some(&latest) == self.current.as_ref()
                         || (self.current.is_none() && latest == SourceOffset::default())
                     {
                         if self.config.trigger == Trigger::AvailableNow
-                            || self.source.is_exhausted()
+                            || self.replayable()?.is_exhausted()
                         {
                             break;
                         }
@@ -305,7 +320,7 @@ impl Driver {
 
         // getBatch: exactly the logged range.
         let t = Instant::now();
-        let input = self.source.read_batch(start.as_ref(), &end)?;
+        let input = self.replayable()?.read_batch(start.as_ref(), &end)?;
         let num_input_rows = input.batch.num_rows() as u64;
         if input.ingest_ns.len() != input.batch.num_rows()
             || input.batch.num_columns() != self.source_schema.fields().len()

@@ -1,6 +1,7 @@
 //! Helpers shared by the engine's integration tests.
 #![allow(dead_code)]
 
+use runnel::Replayable;
 use runnel::{
     schema, timestamp_type, DataType, PollStatus, Row, SchemaRef, Source, SourceContext,
     SourceOffset, SourceOutput, Value,
@@ -117,13 +118,22 @@ impl Source for SequenceSource {
     fn offset(&self) -> SourceOffset {
         SourceOffset(serde_json::json!({ "next": self.next }))
     }
+
+    fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
+        Some(self)
+    }
+}
+
+impl Replayable for SequenceSource {
     fn is_exhausted(&self) -> bool {
         self.planned >= self.n
     }
+
     fn latest_offset(&mut self) -> runnel::Result<SourceOffset> {
         self.planned = self.planned.saturating_add(self.per_trigger).min(self.n);
         Ok(SourceOffset(serde_json::json!({ "next": self.planned })))
     }
+
     fn read_range(
         &mut self,
         start: Option<&SourceOffset>,

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use runnel::sql::StreamingSql;
+use runnel::Replayable;
 use runnel::{
     DataFrame, DataType, MemorySink, MemorySource, OutputMode, PollStatus, Row, SchemaRef, Source,
     SourceContext, SourceOffset, SourceOutput,
