@@ -28,7 +28,7 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use runnel::checkpoint::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
-use runnel::schema::arrow::value_at;
+use runnel::schema::arrow::{row_at, value_at};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
 
 /// The text format of a [`FileSink`].
@@ -425,10 +425,7 @@ impl Sink for FileSink {
                 // JSON lines and keyed tables go row by row.
                 let mut row = Row::new();
                 for i in 0..batch.num_rows() {
-                    row.clear();
-                    for column in batch.columns() {
-                        row.push(value_at(column.as_ref(), i)?);
-                    }
+                    row_at(batch, i, &mut row)?;
                     self.write(&row)?;
                 }
                 Ok(())

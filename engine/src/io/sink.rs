@@ -6,7 +6,7 @@ use std::str::FromStr;
 use arrow::record_batch::RecordBatch;
 
 use crate::error::{EngineError, Result};
-use crate::schema::arrow::value_at;
+use crate::schema::arrow::row_at;
 use crate::schema::{Row, SchemaRef};
 
 /// What a query writes to its sink each epoch or batch (Spark's output modes).
@@ -85,10 +85,7 @@ pub trait Sink: Send + 'static {
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
         let mut row = Row::new();
         for i in 0..batch.num_rows() {
-            row.clear();
-            for column in batch.columns() {
-                row.push(value_at(column.as_ref(), i)?);
-            }
+            row_at(batch, i, &mut row)?;
             self.write(&row)?;
         }
         Ok(())

@@ -120,6 +120,16 @@ pub fn rows_to_batch(schema: &SchemaRef, rows: &[Row]) -> Result<RecordBatch> {
     .map_err(|e| EngineError::Eval(format!("cannot build a batch: {e}")))
 }
 
+/// Fills `row` with row `i` of `batch` (cleared first), so a caller going
+/// row by row reuses one row.
+pub fn row_at(batch: &RecordBatch, i: usize, row: &mut Row) -> Result<()> {
+    row.clear();
+    for column in batch.columns() {
+        row.push(value_at(column.as_ref(), i)?);
+    }
+    Ok(())
+}
+
 /// The rows of a batch.
 pub fn batch_to_rows(batch: &RecordBatch) -> Result<Vec<Row>> {
     (0..batch.num_rows())
