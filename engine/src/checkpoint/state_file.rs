@@ -436,17 +436,7 @@ mod tests {
             let w = AggregateStateFile::restore_into(Path::new("s"), stored, &mut restored);
             assert_eq!(w.unwrap(), 7);
         }
-        let sorted = |s: &WindowedState| {
-            let mut v: Vec<String> = s
-                .snapshot()
-                .groups
-                .iter()
-                .map(|g| format!("{g:?}"))
-                .collect();
-            v.sort();
-            v
-        };
-        assert_eq!(sorted(&restored), sorted(&applied));
+        assert_eq!(restored.sorted_groups(), applied.sorted_groups());
         assert_eq!(restored.num_groups(), applied.num_groups());
         // The delta evicted window 1000 and re-set 20 groups, 7 of them in
         // window 1000 (k % 3 == 0 for k < 20).

@@ -326,6 +326,20 @@ impl WindowedState {
         }
     }
 
+    /// Every group, printed and sorted: two states compare equal in tests
+    /// whatever their table order.
+    #[cfg(test)]
+    pub(crate) fn sorted_groups(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .snapshot()
+            .groups
+            .iter()
+            .map(|g| format!("{g:?}"))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// A full snapshot of the state.
     pub fn snapshot(&self) -> StateSnapshot {
         StateSnapshot {
