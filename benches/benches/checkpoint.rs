@@ -63,7 +63,7 @@ fn main() {
             1,
             vec![SourceCommit {
                 name: "events".into(),
-                offset: SourceOffset(serde_json::json!({ "next": groups })),
+                offset: SourceOffset::Rows(groups),
             }],
             vec![commit.clone()],
             serde_json::Value::Null,

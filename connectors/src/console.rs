@@ -39,6 +39,8 @@
 use std::collections::HashMap;
 use std::io::Write;
 
+use arrow::record_batch::RecordBatch;
+use runnel::schema::column::Column;
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext, Value};
 
 use crate::options::{normalise_key, OptionParser};
@@ -131,6 +133,13 @@ impl ConsoleSink {
     }
 
     /// The rows to print for this commit, if any.
+    /// Whether another written row is needed: in append mode only the
+    /// rows shown and one more (which says there are more) are kept.
+    #[inline]
+    fn keeps_another(&self) -> bool {
+        !matches!(self.mode, Mode::Rows) || self.pending.len() <= self.num_rows
+    }
+
     fn rows_to_print(&mut self) -> Option<Vec<Row>> {
         if self.pending.is_empty() {
             return None;
@@ -297,7 +306,20 @@ impl Sink for ConsoleSink {
 
     #[inline]
     fn write(&mut self, row: &Row) -> Result<()> {
-        self.pending.push(row.clone());
+        if self.keeps_another() {
+            self.pending.push(row.clone());
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let cols = Column::all(batch)?;
+        for i in 0..batch.num_rows() {
+            if !self.keeps_another() {
+                break;
+            }
+            self.pending.push(cols.iter().map(|c| c.value(i)).collect());
+        }
         Ok(())
     }
 

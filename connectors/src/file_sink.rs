@@ -25,10 +25,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::array::{Array, AsArray};
 use arrow::record_batch::RecordBatch;
 use runnel::checkpoint::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
-use runnel::schema::arrow::{row_at, value_at};
+use runnel::schema::arrow::row_at;
+use runnel::schema::column::{write_value_json, Column};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
 
 /// The text format of a [`FileSink`].
@@ -226,21 +226,43 @@ fn encode_row(format: FileFormat, schema: &SchemaRef, row: &Row, out: &mut Vec<u
             out.push(b'\n');
         }
         FileFormat::Json => {
-            let mut obj = serde_json::Map::new();
+            let mut first = true;
             for (f, v) in schema.fields().iter().zip(row.iter()) {
-                let json = match v {
-                    Value::Null => continue,
-                    Value::Boolean(b) => serde_json::Value::Bool(*b),
-                    Value::Int64(i) => serde_json::Value::from(*i),
-                    Value::Float64(x) if x.is_finite() => serde_json::Value::from(*x),
-                    other => serde_json::Value::String(other.to_string()),
-                };
-                obj.insert(f.name().clone(), json);
+                if !v.is_null() {
+                    json_name(f.name(), &mut first, out);
+                    write_value_json(v, out);
+                }
             }
-            let _ = serde_json::to_writer(&mut *out, &serde_json::Value::Object(obj));
-            out.push(b'\n');
+            out.extend_from_slice(if first { b"{}\n" } else { b"}\n" });
         }
     }
+}
+
+/// Opens the object before the first field, or separates from the one
+/// before, then writes `"name":`.
+#[inline]
+fn json_name(name: &str, first: &mut bool, out: &mut Vec<u8>) {
+    out.push(if std::mem::take(first) { b'{' } else { b',' });
+    // Serialising a string into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, name);
+    out.push(b':');
+}
+
+/// The JSON lines of every row of `batch`, fields in schema order, null
+/// fields left out (text the same as [`encode_row`]'s).
+fn encode_json_batch(schema: &SchemaRef, batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
+    let cols = Column::all(batch)?;
+    for i in 0..batch.num_rows() {
+        let mut first = true;
+        for (f, c) in schema.fields().iter().zip(&cols) {
+            if !c.is_null(i) {
+                json_name(f.name(), &mut first, out);
+                c.write_json(i, out);
+            }
+        }
+        out.extend_from_slice(if first { b"{}\n" } else { b"}\n" });
+    }
+    Ok(())
 }
 
 /// One CSV field as the `csv` crate writes it by default: quoted (quotes
@@ -269,25 +291,21 @@ fn csv_field(text: &str, fields: usize, out: &mut Vec<u8>) {
 /// column from the typed arrays (text the same as [`encode_row`]'s).
 fn encode_csv_batch(batch: &RecordBatch, out: &mut Vec<u8>) -> Result<()> {
     let n = batch.num_columns();
-    let mut text = String::new();
+    let cols = Column::all(batch)?;
+    let mut text = Vec::new();
     for i in 0..batch.num_rows() {
-        for (c, column) in batch.columns().iter().enumerate() {
+        for (c, column) in cols.iter().enumerate() {
             if c > 0 {
                 out.push(b',');
             }
-            text.clear();
-            if let Some(s) = column.as_string_opt::<i32>() {
-                if s.is_valid(i) {
-                    csv_field(s.value(i), n, out);
-                    continue;
-                }
+            if let Some(s) = column.str(i) {
+                csv_field(s, n, out);
             } else {
-                let v = value_at(column.as_ref(), i)?;
-                if !v.is_null() {
-                    let _ = write!(text, "{v}");
-                }
+                text.clear();
+                column.write_text(i, &mut text);
+                // The text of a value that is not a string is ASCII.
+                csv_field(std::str::from_utf8(&text).unwrap_or_default(), n, out);
             }
-            csv_field(&text, n, out);
         }
         out.push(b'\n');
     }
@@ -409,10 +427,19 @@ impl Sink for FileSink {
     }
 
     fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let schema = self.schema.as_ref();
         match (&mut self.mode, self.format) {
-            (Mode::Append { out, buf, len }, FileFormat::Csv) => {
+            (Mode::Append { out, buf, len }, format) => {
                 let before = buf.len();
-                encode_csv_batch(batch, buf)?;
+                match format {
+                    FileFormat::Csv => encode_csv_batch(batch, buf)?,
+                    FileFormat::Json => match schema {
+                        Some(s) => encode_json_batch(s, batch, buf)?,
+                        None => {
+                            return Err(EngineError::Sink("file sink written before open".into()))
+                        }
+                    },
+                }
                 *len += (buf.len() - before) as u64;
                 if buf.len() >= WRITE_BUFFER_BYTES {
                     let written = out.append(buf);
@@ -422,7 +449,7 @@ impl Sink for FileSink {
                 Ok(())
             }
             _ => {
-                // JSON lines and keyed tables go row by row.
+                // Keyed tables are kept as rows.
                 let mut row = Row::new();
                 for i in 0..batch.num_rows() {
                     row_at(batch, i, &mut row)?;
@@ -508,6 +535,45 @@ mod tests {
             fs::read_to_string(&path).unwrap(),
             "k,t,x\n\"a,b\",1970-01-01 00:00:01,1.0\nc,,\n"
         );
+    }
+
+    #[test]
+    fn a_batch_is_written_as_its_rows_would_be() {
+        let rows = vec![
+            row!["a,b", Value::Timestamp(1_000_000), 1.0],
+            row![Value::Null, Value::Null, Value::Null],
+            row!["\"q\"\n", Value::Timestamp(-1), f64::NAN],
+            row!["é", Value::Timestamp(1_500), -0.0],
+        ];
+        let c = ctx(OutputMode::Append, None);
+        let batch = runnel::schema::arrow::rows_to_batch(&c.schema, &rows).unwrap();
+        for (name, make) in [
+            (
+                "out.csv",
+                (|p: &Path| FileSink::csv(p)) as fn(&Path) -> FileSink,
+            ),
+            ("out.json", |p: &Path| FileSink::json(p)),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (by_row, by_batch) = (dir.path().join("r").join(name), dir.path().join(name));
+            let mut sink = make(&by_row);
+            sink.open(&c, None).unwrap();
+            for r in &rows {
+                sink.write(r).unwrap();
+            }
+            sink.commit(1).unwrap();
+            let mut sink = make(&by_batch);
+            sink.open(&c, None).unwrap();
+            sink.write_batch(&batch).unwrap();
+            sink.commit(1).unwrap();
+            let text = fs::read_to_string(&by_row).unwrap();
+            assert_eq!(fs::read_to_string(&by_batch).unwrap(), text, "{name}");
+            if name.ends_with("json") {
+                // Fields in schema order, nulls left out, as Spark writes them.
+                assert!(text
+                    .starts_with("{\"k\":\"a,b\",\"t\":\"1970-01-01 00:00:01\",\"x\":1.0}\n{}\n"));
+            }
+        }
     }
 
     #[test]

@@ -283,7 +283,7 @@ impl Source for SocketSource {
     }
 
     fn offset(&self) -> SourceOffset {
-        SourceOffset(serde_json::json!({ "lines": self.consumed }))
+        SourceOffset::Rows(self.consumed)
     }
 
     fn ready_hint(&self) -> bool {

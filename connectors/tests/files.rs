@@ -439,8 +439,8 @@ fn offsets_resume_inside_a_file_and_cleanup_waits_for_its_end() {
     // 256 records: the header and 255 rows, each on one line.
     let consumed: usize = text.split_inclusive('\n').take(256).map(str::len).sum();
     assert_eq!(
-        offset.0,
-        serde_json::json!({"done": [], "file": "big.csv", "line": 256, "byte": consumed})
+        offset.to_json(),
+        serde_json::json!({"files": {"done": [], "file": "big.csv", "line": 256, "byte": consumed}})
     );
     // Durable but not read to its end: not cleaned up.
     first.commit(&offset).unwrap();
@@ -454,8 +454,11 @@ fn offsets_resume_inside_a_file_and_cleanup_waits_for_its_end() {
     assert_eq!(ids, (0..1000).collect::<Vec<_>>());
     assert_eq!(out.0[7][1], Value::str("name 7, the 7th"));
     let end = second.offset();
-    assert_eq!(end.0["done"], serde_json::json!(["big.csv"]));
-    assert_eq!(end.0["file"], serde_json::Value::Null);
+    assert_eq!(
+        end.to_json()["files"]["done"],
+        serde_json::json!(["big.csv"])
+    );
+    assert_eq!(end.to_json()["files"]["file"], serde_json::Value::Null);
     second.commit(&end).unwrap();
     assert!(!big.exists());
 }
@@ -702,7 +705,7 @@ fn max_files_or_bytes_per_trigger_give_one_batch_per_file() {
         let ends: Vec<serde_json::Value> = q
             .recent_progress()
             .iter()
-            .map(|p| p.sources[0].end_offset["done"].clone())
+            .map(|p| p.sources[0].end_offset["files"]["done"].clone())
             .collect();
         assert_eq!(ends[0], serde_json::json!(["2010-12-01.csv"]));
         assert_eq!(
@@ -928,8 +931,8 @@ fn a_logged_range_is_read_again_exactly_by_a_new_source() {
     let end1 = src.latest_offset().unwrap();
     assert!(!src.is_exhausted());
     assert_eq!(
-        end1.0,
-        serde_json::json!({"done": ["sales-1.csv"], "file": null, "line": 0, "byte": 0})
+        end1.to_json(),
+        serde_json::json!({"files": {"done": ["sales-1.csv"], "file": null, "line": 0, "byte": 0}})
     );
     drop(src); // a crash after the range was logged
 
@@ -941,7 +944,7 @@ fn a_logged_range_is_read_again_exactly_by_a_new_source() {
     assert_eq!(out.0, sales_expected(&files[..1]));
     let end2 = src.latest_offset().unwrap();
     assert_eq!(
-        end2.0["done"],
+        end2.to_json()["files"]["done"],
         serde_json::json!(["sales-1.csv", "sales-2.csv"])
     );
     let mut out = Collect::default();

@@ -425,7 +425,7 @@ fn recovery_rebuilds_state_from_a_full_file_and_its_deltas() {
     for e in epochs.iter().filter(|e| **e > chosen) {
         std::fs::remove_file(commits.join(e.to_string())).unwrap();
     }
-    let resume = manifest(chosen)["sources"][0]["offset"]["next"]
+    let resume = manifest(chosen)["sources"][0]["offset"]["rows"]
         .as_u64()
         .unwrap();
     assert!(resume > keys, "the state held every key: {resume}");

@@ -95,7 +95,7 @@ fn a_failing_sink_leaves_the_last_good_epoch() {
             durable_rows <= 20_000,
             "only rows the sink accepted are durable: {durable_rows}"
         );
-        let resume = last["sources"][0]["offset"]["next"].as_u64().unwrap();
+        let resume = last["sources"][0]["offset"]["rows"].as_u64().unwrap();
         // Restart with a working sink: it sees everything after the durable offset.
         let (sink, table) = MemorySink::new("after");
         let q = DataFrame::from_source("s", SequenceSource::new(n, 3, 1).per_trigger(1_000))

@@ -102,7 +102,7 @@ impl Rng {
     }
 }
 
-/// The source offset (`value`) of the newest durable epoch in a checkpoint
+/// The rows a rate source had generated at the newest durable epoch in a checkpoint
 /// directory, read straight from its manifests.
 pub fn durable_rate_offset(checkpoint: &Path) -> Option<u64> {
     let commits = checkpoint.join("commits");
@@ -113,6 +113,9 @@ pub fn durable_rate_offset(checkpoint: &Path) -> Option<u64> {
     let path = commits.join(newest.to_string());
     let bytes = std::fs::read(&path).ok()?;
     let payload = runnel::checkpoint::frame::payload(&path, &bytes).ok()?;
-    let manifest: serde_json::Value = serde_json::from_slice(payload).ok()?;
-    manifest["sources"][0]["offset"]["value"].as_u64()
+    let manifest: runnel::checkpoint::EpochManifest = serde_json::from_slice(payload).ok()?;
+    match manifest.sources.first()?.offset {
+        runnel::SourceOffset::Generated { rows, .. } => Some(rows),
+        _ => None,
+    }
 }

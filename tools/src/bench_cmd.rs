@@ -296,15 +296,14 @@ fn source_value(query: &runnel::StreamingQuery) -> Option<u64> {
     let offset = query
         .last_progress()
         .and_then(|p| p.sources.first().map(|s| s.end_offset.clone()))?;
-    if let Some(v) = offset["value"].as_u64() {
-        return Some(v);
+    match serde_json::from_value(offset).ok()? {
+        runnel::SourceOffset::Generated { rows, .. } | runnel::SourceOffset::Rows(rows) => {
+            Some(rows)
+        }
+        runnel::SourceOffset::Partitions(p) => Some(p.values().sum()),
+        runnel::SourceOffset::Producers(p) => Some(p.iter().sum()),
+        _ => None,
     }
-    if let Some(p) = offset["partitions"].as_object() {
-        return Some(p.values().filter_map(|v| v.as_u64()).sum());
-    }
-    offset["producers"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_u64()).sum())
 }
 
 /// Waits for the next durable epoch or batch after this moment, so that a

@@ -5,8 +5,9 @@
 //! allocation: text borrows the record); only when every field is good is
 //! the record appended to the builders, so a bad record leaves no partial
 //! row behind and is handed back with its file, line, reason and text for
-//! the source's bad-record policy. JSON lines go through the same values as
-//! continuous mode. This module owns decoding only: it does not decide what
+//! the source's bad-record policy. A JSON-lines record is read key by key
+//! into cells that borrow its text, every cell is parsed, then the record is
+//! appended: the same staging, with the same reasons as continuous mode. This module owns decoding only: it does not decide what
 //! a bad record means, write dead letters, or keep positions.
 
 use std::path::{Path, PathBuf};
@@ -18,8 +19,9 @@ use arrow::array::{
 };
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use runnel::clock::now_ns;
-use runnel::{DataType, EngineError, Result, SchemaRef, Value};
+use runnel::{DataType, EngineError, Result, SchemaRef};
 
+use super::json::{read_record, Cell};
 use super::parse::{Columns, Kind, Parsed};
 use super::reader::{Body, Framing, RawRecord, RecordReader};
 use super::to_row;
@@ -101,21 +103,9 @@ impl Builder {
             (Builder::Int64(b), Parsed::Int64(v)) => b.append_value(*v),
             (Builder::Float64(b), Parsed::Float64(v)) => b.append_value(*v),
             (Builder::Utf8(b), Parsed::Str(v)) => b.append_value(v),
-            (Builder::Utf8(b), Parsed::Lossy(v)) => b.append_value(v),
+            (Builder::Utf8(b), Parsed::Owned(v)) => b.append_value(v),
             (Builder::Timestamp(b), Parsed::Timestamp(v)) => b.append_value(*v),
             (Builder::Date(b), Parsed::Date(v)) => b.append_value(*v),
-            (b, _) => b.append_null(),
-        }
-    }
-
-    fn append_value(&mut self, v: &Value) {
-        match (self, v) {
-            (Builder::Boolean(b), Value::Boolean(x)) => b.append_value(*x),
-            (Builder::Int64(b), Value::Int64(x)) => b.append_value(*x),
-            (Builder::Float64(b), Value::Float64(x)) => b.append_value(*x),
-            (Builder::Utf8(b), Value::Utf8(x)) => b.append_value(&**x),
-            (Builder::Timestamp(b), Value::Timestamp(x)) => b.append_value(*x),
-            (Builder::Date(b), Value::Date(x)) => b.append_value(*x),
             (b, _) => b.append_null(),
         }
     }
@@ -165,7 +155,7 @@ impl Staged {
             Parsed::Boolean(v) => Staged::Parsed(Parsed::Boolean(v)),
             Parsed::Int64(v) => Staged::Parsed(Parsed::Int64(v)),
             Parsed::Float64(v) => Staged::Parsed(Parsed::Float64(v)),
-            Parsed::Lossy(v) => Staged::Parsed(Parsed::Lossy(v)),
+            Parsed::Owned(v) => Staged::Parsed(Parsed::Owned(v)),
             Parsed::Timestamp(v) => Staged::Parsed(Parsed::Timestamp(v)),
             Parsed::Date(v) => Staged::Parsed(Parsed::Date(v)),
         }
@@ -177,7 +167,19 @@ struct Decoder<'a> {
     setup: Setup<'a>,
     builders: Vec<Builder>,
     staged: Vec<Staged>,
+    /// Scratch space of JSON records, kept between records (empty).
+    cells: Vec<Cell<'static>>,
+    parsed: Vec<Parsed<'static>>,
     out: Decoded,
+}
+
+/// An empty vector with `v`'s allocation, for elements that borrow for
+/// another lifetime (the layouts are the same, so the buffer is reused).
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter()
+        .map(|_| unreachable!("the vector is empty"))
+        .collect()
 }
 
 impl<'a> Decoder<'a> {
@@ -189,6 +191,8 @@ impl<'a> Decoder<'a> {
                 .map(|i| Builder::new(cols.kind(i)))
                 .collect(),
             staged: Vec::with_capacity(cols.len()),
+            cells: Vec::with_capacity(cols.len()),
+            parsed: Vec::with_capacity(cols.len()),
             out: Decoded {
                 batch: RecordBatch::new_empty(setup.schema.clone()),
                 ingest_ns: Vec::new(),
@@ -203,11 +207,18 @@ impl<'a> Decoder<'a> {
     fn record(&mut self, rec: &RawRecord<'_>) -> std::result::Result<(), String> {
         let cols = self.setup.cols;
         let Body::Csv { data, ends } = &rec.body else {
-            let row = to_row(cols, rec, self.setup.framing.max_record_bytes)?;
-            for (b, v) in self.builders.iter_mut().zip(row.iter()) {
-                b.append_value(v);
+            if rec.too_long {
+                return to_row(cols, rec, self.setup.framing.max_record_bytes).map(|_| ());
             }
-            return Ok(());
+            let Body::Json(text) = &rec.body else {
+                unreachable!("a record is CSV or JSON")
+            };
+            let mut cells = recycle(std::mem::take(&mut self.cells));
+            let mut parsed = recycle(std::mem::take(&mut self.parsed));
+            let result = self.json_record(text, &mut cells, &mut parsed);
+            self.cells = recycle(cells);
+            self.parsed = recycle(parsed);
+            return result;
         };
         if rec.too_long || ends.len() != cols.len() {
             // The same reasons, word for word, as continuous mode gives.
@@ -236,6 +247,25 @@ impl<'a> Decoder<'a> {
                 }))),
                 Staged::Parsed(p) => b.append(p),
             }
+        }
+        Ok(())
+    }
+
+    /// Appends one JSON record: every cell is parsed before any is
+    /// appended, so a bad record leaves no partial row.
+    fn json_record<'r>(
+        &mut self,
+        text: &'r [u8],
+        cells: &mut Vec<Cell<'r>>,
+        parsed: &mut Vec<Parsed<'r>>,
+    ) -> std::result::Result<(), String> {
+        let cols = self.setup.cols;
+        read_record(&cols.names, text, cells)?;
+        for (i, cell) in cells.drain(..).enumerate() {
+            parsed.push(cols.json_parsed(i, cell)?);
+        }
+        for (b, p) in self.builders.iter_mut().zip(parsed.iter()) {
+            b.append(p);
         }
         Ok(())
     }

@@ -29,8 +29,8 @@
 //!
 //! # Offsets
 //!
-//! An offset is JSON: `{"done": ["a.csv", …], "file": "b.csv", "line": 120,
-//! "byte": 4096}`: the files read to their end, in reading order, and the
+//! An offset is a [`FileOffset`], stored as `{"files": {"done": ["a.csv", …],
+//! "file": "b.csv", "line": 120, "byte": 4096}}`: the files read to their end, in reading order, and the
 //! file being read with the physical lines and bytes consumed in it (`file`
 //! is `null` between files). A restart resumes exactly there: no file or
 //! line is read twice or skipped. `done` holds the names of read files
@@ -73,6 +73,7 @@
 //! beyond one poll.
 
 mod decode;
+mod json;
 mod options;
 mod parse;
 mod reader;
@@ -87,10 +88,9 @@ use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage
 use runnel::clock::now_ns;
 use runnel::Replayable;
 use runnel::{
-    EngineError, PollStatus, Result, Row, SchemaRef, Source, SourceBatch, SourceContext,
-    SourceOffset, SourceOutput,
+    EngineError, FileOffset, PollStatus, Result, Row, SchemaRef, Source, SourceBatch,
+    SourceContext, SourceOffset, SourceOutput,
 };
-use serde::{Deserialize, Serialize};
 
 pub use crate::file_sink::FileFormat;
 pub use options::{BadRecordPolicy, CleanSource, FileSourceOptions, OPTION_KEYS};
@@ -104,20 +104,8 @@ const MAX_PER_POLL: usize = 256;
 /// Least time between two listings of the directory while idle.
 const RESCAN_NS: u64 = 50_000_000;
 
-/// Where the source is (see the module docs for the JSON form).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-struct Position {
-    /// Files read to their end, in reading order.
-    done: Vec<String>,
-    /// The file being read, if any.
-    file: Option<String>,
-    /// Physical lines of `file` consumed.
-    #[serde(default)]
-    line: u64,
-    /// Bytes of `file` consumed.
-    #[serde(default)]
-    byte: u64,
-}
+/// Where the source is (see the module docs for the stored form).
+type Position = FileOffset;
 
 /// One file in a listing.
 #[derive(Clone, Debug)]
@@ -321,15 +309,12 @@ impl FileSource {
     }
 
     fn parse_offset(&self, o: &SourceOffset) -> Result<Position> {
-        if o.0.is_null() {
-            return Ok(Position::default());
-        }
-        serde_json::from_value(o.0.clone())
-            .map_err(|e| self.err(format!("offset {o} is not a file-source offset: {e}")))
+        o.files()
+            .map_err(|e| self.err(format!("cannot resume: {e}")))
     }
 
     fn to_offset(p: &Position) -> SourceOffset {
-        SourceOffset(serde_json::to_value(p).unwrap_or_default())
+        SourceOffset::Files(p.clone())
     }
 
     /// Lists the directory (in reading order) and remembers what is there.
@@ -720,18 +705,10 @@ fn to_row(cols: &Columns, rec: &RawRecord<'_>, max: usize) -> std::result::Resul
             }
         }
         Body::Json(text) => {
-            let v: serde_json::Value =
-                serde_json::from_slice(text).map_err(|e| format!("invalid JSON: {e}"))?;
-            let serde_json::Value::Object(map) = v else {
-                return Err("not a JSON object".into());
-            };
-            for (i, name) in cols.names.iter().enumerate() {
-                let v = map.get(name).or_else(|| {
-                    map.iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                        .map(|(_, v)| v)
-                });
-                row.push(cols.json_field(i, v)?);
+            let mut cells = Vec::with_capacity(cols.len());
+            json::read_record(&cols.names, text, &mut cells)?;
+            for (i, cell) in cells.into_iter().enumerate() {
+                row.push(cols.json_parsed(i, cell)?.into_value());
             }
         }
     }

@@ -4,8 +4,10 @@
 //! Pure functions over bytes and JSON values: this module must not do I/O or
 //! decide what happens to a bad record (it only says why a value is bad).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::json::Cell;
 use runnel::{timestamp_type, DataType, Field, Schema, SchemaRef, Value};
 
 /// The column types the file source reads.
@@ -52,8 +54,9 @@ pub(crate) enum Parsed<'a> {
     Int64(i64),
     Float64(f64),
     Str(&'a str),
-    /// Text that was not UTF-8, with the bad bytes replaced.
-    Lossy(String),
+    /// Text the parse had to own: text that was not UTF-8 (the bad bytes
+    /// replaced), a JSON string with escapes, or a JSON value's text.
+    Owned(String),
     Timestamp(i64),
     Date(i32),
 }
@@ -67,7 +70,7 @@ impl Parsed<'_> {
             Parsed::Int64(i) => Value::Int64(i),
             Parsed::Float64(f) => Value::Float64(f),
             Parsed::Str(s) => Value::str(s),
-            Parsed::Lossy(s) => Value::str(&s),
+            Parsed::Owned(s) => Value::str(&s),
             Parsed::Timestamp(t) => Value::Timestamp(t),
             Parsed::Date(d) => Value::Date(d),
         }
@@ -161,7 +164,7 @@ impl Columns {
         match std::str::from_utf8(bytes) {
             Ok(t) => self.text_parsed(i, t),
             Err(_) if kind == Kind::Utf8 => {
-                Ok(Parsed::Lossy(String::from_utf8_lossy(bytes).into_owned()))
+                Ok(Parsed::Owned(String::from_utf8_lossy(bytes).into_owned()))
             }
             Err(_) => Err(self.bad_value(i, &String::from_utf8_lossy(bytes))),
         }
@@ -204,41 +207,49 @@ impl Columns {
         self.csv_parsed(i, bytes).map(Parsed::into_value)
     }
 
-    /// The value of JSON field `i` (`None`: the field is missing).
-    pub(crate) fn json_field(
+    /// JSON cell `i` (see [`super::json`]) parsed to its column's type:
+    /// missing or `null` is null; a string column takes any value's JSON
+    /// text; a number in a timestamp column is seconds since the epoch,
+    /// fractions allowed.
+    pub(crate) fn json_parsed<'a>(
         &self,
         i: usize,
-        v: Option<&serde_json::Value>,
-    ) -> std::result::Result<Value, String> {
-        use serde_json::Value as J;
-        let Some(v) = v else {
-            return Ok(Value::Null);
-        };
+        cell: Cell<'a>,
+    ) -> std::result::Result<Parsed<'a>, String> {
         let kind = self.kinds[i];
-        let ok = match (kind, v) {
-            (_, J::Null) => Some(Value::Null),
-            (Kind::Utf8, J::String(s)) => Some(Value::str(s)),
-            (Kind::Utf8, other) => Some(Value::str(&other.to_string())),
-            (Kind::Int64, J::Number(n)) => n.as_i64().map(Value::Int64).or_else(|| {
-                n.as_f64()
-                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.2e18)
-                    .map(|f| Value::Int64(f as i64))
-            }),
-            (Kind::Float64, J::Number(n)) => n.as_f64().map(Value::Float64),
-            (Kind::Boolean, J::Bool(b)) => Some(Value::Boolean(*b)),
-            // A number is seconds since the epoch, fractions allowed.
-            (Kind::Timestamp, J::Number(n)) => match n.as_i64() {
-                Some(s) => s.checked_mul(1_000_000).map(Value::Timestamp),
-                None => n
-                    .as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 9.2e12)
-                    .map(|f| Value::Timestamp((f * 1e6).round() as i64)),
-            },
-            (Kind::Timestamp, J::String(s)) => self.parse_ts(s).map(Value::Timestamp),
-            (Kind::Date, J::String(s)) => runnel::time::parse_date(s).map(Value::Date),
+        let ok = match (kind, &cell) {
+            (_, Cell::Missing | Cell::Null) => Some(Parsed::Null),
+            (Kind::Utf8, Cell::Str(_)) => {
+                return Ok(match cell {
+                    Cell::Str(Cow::Borrowed(s)) => Parsed::Str(s),
+                    Cell::Str(Cow::Owned(s)) => Parsed::Owned(s),
+                    _ => unreachable!("matched a string above"),
+                })
+            }
+            (Kind::Utf8, Cell::Nested(_)) => {
+                return Ok(match cell {
+                    Cell::Nested(text) => Parsed::Owned(text),
+                    _ => unreachable!("matched a nested value above"),
+                })
+            }
+            (Kind::Utf8, other) => Some(Parsed::Owned(other.shown())),
+            (Kind::Int64, Cell::Int(v)) => Some(Parsed::Int64(*v)),
+            (Kind::Int64, Cell::Float(f)) if f.fract() == 0.0 && f.abs() < 9.2e18 => {
+                Some(Parsed::Int64(*f as i64))
+            }
+            (Kind::Float64, Cell::Int(v)) => Some(Parsed::Float64(*v as f64)),
+            (Kind::Float64, Cell::UInt(v)) => Some(Parsed::Float64(*v as f64)),
+            (Kind::Float64, Cell::Float(f)) => Some(Parsed::Float64(*f)),
+            (Kind::Boolean, Cell::Bool(b)) => Some(Parsed::Boolean(*b)),
+            (Kind::Timestamp, Cell::Int(s)) => s.checked_mul(1_000_000).map(Parsed::Timestamp),
+            (Kind::Timestamp, Cell::Float(f)) if f.is_finite() && f.abs() < 9.2e12 => {
+                Some(Parsed::Timestamp((f * 1e6).round() as i64))
+            }
+            (Kind::Timestamp, Cell::Str(s)) => self.parse_ts(s).map(Parsed::Timestamp),
+            (Kind::Date, Cell::Str(s)) => runnel::time::parse_date(s).map(Parsed::Date),
             _ => None,
         };
-        ok.ok_or_else(|| self.bad_value(i, &v.to_string()))
+        ok.ok_or_else(|| self.bad_value(i, &cell.shown()))
     }
 }
 
@@ -375,14 +386,22 @@ mod tests {
     #[test]
     fn json_numbers_are_epoch_seconds_for_timestamps() {
         let c = cols(&[("t", timestamp_type()), ("i", DataType::Int64)]);
-        let v: serde_json::Value = serde_json::json!(1.5);
         assert_eq!(
-            c.json_field(0, Some(&v)).unwrap(),
-            Value::Timestamp(1_500_000)
+            c.json_parsed(0, Cell::Float(1.5)).unwrap(),
+            Parsed::Timestamp(1_500_000)
         );
-        assert_eq!(c.json_field(0, None).unwrap(), Value::Null);
-        let s = serde_json::json!("x");
-        assert!(c.json_field(1, Some(&s)).unwrap_err().contains("`i`"));
+        assert_eq!(
+            c.json_parsed(0, Cell::Int(2)).unwrap(),
+            Parsed::Timestamp(2_000_000)
+        );
+        assert_eq!(c.json_parsed(0, Cell::Missing).unwrap(), Parsed::Null);
+        assert_eq!(
+            c.json_parsed(1, Cell::Float(3.0)).unwrap(),
+            Parsed::Int64(3)
+        );
+        let e = c.json_parsed(1, Cell::Str("x".into())).unwrap_err();
+        assert_eq!(e, "column `i`: '\"x\"' is not a bigint");
+        assert!(c.json_parsed(1, Cell::UInt(u64::MAX)).is_err());
     }
 
     #[test]

@@ -50,11 +50,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
+use runnel::schema::column::Column;
 use runnel::{EngineError, Result, Row, Sink, SinkContext};
 
 use crate::record::RecordLayout;
@@ -458,6 +460,16 @@ impl Sink for KafkaSink {
         result
     }
 
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut o = self
+            .open
+            .take()
+            .ok_or_else(|| self.err("the sink was used before open"))?;
+        let result = self.write_batch_with(&mut o, batch);
+        self.open = Some(o);
+        result
+    }
+
     fn commit(&mut self, epoch: u64) -> Result<serde_json::Value> {
         self.flush()?;
         let ends: serde_json::Map<String, serde_json::Value> = self
@@ -483,8 +495,31 @@ impl Sink for KafkaSink {
 impl KafkaSink {
     #[inline]
     fn write_with(&self, o: &mut Open, row: &Row) -> Result<()> {
-        let (has_key, has_value) = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
+        let present = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
         let timestamp_ms = o.layout.timestamp_ms(row);
+        self.send_encoded(o, present, timestamp_ms)
+    }
+
+    fn write_batch_with(&self, o: &mut Open, batch: &RecordBatch) -> Result<()> {
+        let cols = Column::all(batch)?;
+        for i in 0..batch.num_rows() {
+            let present = o
+                .layout
+                .encode_at(&cols, i, &mut o.key_buf, &mut o.value_buf);
+            let timestamp_ms = o.layout.timestamp_ms_at(&cols, i);
+            self.send_encoded(o, present, timestamp_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Sends the record encoded in `o`'s buffers.
+    #[inline]
+    fn send_encoded(
+        &self,
+        o: &mut Open,
+        (has_key, has_value): (bool, bool),
+        timestamp_ms: i64,
+    ) -> Result<()> {
         self.send(
             o,
             None,

@@ -419,42 +419,24 @@ impl KafkaSource {
     }
 
     fn offset_of(positions: &[i64]) -> SourceOffset {
-        let map: serde_json::Map<String, serde_json::Value> = positions
-            .iter()
-            .enumerate()
-            .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
-            .collect();
-        SourceOffset(serde_json::json!({ "partitions": map }))
+        // Positions are next offsets to read, never negative.
+        SourceOffset::from_positions(positions.iter().map(|&o| o.max(0) as u64))
     }
 
     /// The per-partition positions of an offset this source wrote; partitions
     /// it does not name take `default`.
     fn parse_offset(&self, offset: &SourceOffset, default: &[i64]) -> Result<Vec<i64>> {
-        let map = offset
-            .0
-            .get("partitions")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| {
-                self.err(format!(
-                    "offset {offset} is not a kafka offset (no \"partitions\" object)"
-                ))
-            })?;
-        let mut out = default.to_vec();
-        for (k, v) in map {
-            let p: usize = k.parse().ok().filter(|p| *p < out.len()).ok_or_else(|| {
-                self.err(format!(
-                    "offset {offset} names partition {k}, but the topic has {} partitions \
-                     (partitions can be added, never removed: was the topic recreated?)",
-                    out.len()
-                ))
-            })?;
-            out[p] = v.as_i64().filter(|o| *o >= 0).ok_or_else(|| {
-                self.err(format!(
-                    "offset {offset}: partition {k} has no whole-number offset"
-                ))
-            })?;
-        }
-        Ok(out)
+        let default: Vec<u64> = default.iter().map(|&o| o.max(0) as u64).collect();
+        let positions = offset
+            .positions(&default)
+            .map_err(|e| self.err(format!("cannot resume: {e}")))?;
+        positions
+            .into_iter()
+            .map(|o| {
+                i64::try_from(o)
+                    .map_err(|_| self.err(format!("offset {offset}: {o} is out of range")))
+            })
+            .collect()
     }
 
     fn config(&self) -> ClientConfig {
@@ -1052,12 +1034,12 @@ mod tests {
         let s = KafkaSource::new("127.0.0.1:9/t", KafkaSourceOptions::default()).unwrap();
         let o = KafkaSource::offset_of(&[5, 0, 17]);
         assert_eq!(
-            o.0,
+            o.to_json(),
             serde_json::json!({"partitions": {"0": 5, "1": 0, "2": 17}})
         );
         assert_eq!(s.parse_offset(&o, &[0, 0, 0]).unwrap(), vec![5, 0, 17]);
         assert!(s.parse_offset(&o, &[0, 0]).is_err());
-        let partial = SourceOffset(serde_json::json!({"partitions": {"1": 3}}));
+        let partial = SourceOffset::Partitions([(1, 3)].into());
         assert_eq!(s.parse_offset(&partial, &[9, 9]).unwrap(), vec![9, 3]);
     }
 }

@@ -92,7 +92,9 @@ use std::fs;
 use std::hash::{DefaultHasher, Hasher};
 use std::path::{Path, PathBuf};
 
+use arrow::record_batch::RecordBatch;
 use runnel::checkpoint::{write_atomic, LocalStorage};
+use runnel::schema::column::Column;
 use runnel::{EngineError, Result, Row, Sink, SinkContext};
 
 use super::{partition_for_key, LogError, LogProducer, LogTopic};
@@ -142,6 +144,35 @@ struct Open {
     marker_pending: bool,
     commits: u64,
     skipped: u64,
+}
+
+impl Open {
+    /// Appends the record encoded in the buffers (`present`: whether the
+    /// key and the value are there), unless it is a duplicate of one the
+    /// last run wrote.
+    #[inline]
+    fn send(&mut self, (has_key, has_value): (bool, bool), timestamp_ms: i64) -> Result<()> {
+        let key = has_key.then_some(&self.key_buf[..]);
+        let value = has_value.then_some(&self.value_buf[..]);
+        let partition = match (key, value) {
+            (Some(k), _) => partition_for_key(k, self.partitions),
+            (None, Some(v)) => partition_for_key(v, self.partitions),
+            (None, None) => 0,
+        };
+        if let Some(d) = &mut self.dedup {
+            if d.take(partition, key, value) {
+                self.skipped += 1;
+                if d.left == 0 {
+                    self.dedup = None;
+                }
+                return Ok(());
+            }
+        }
+        self.producer
+            .send(Some(partition), key, value, timestamp_ms)
+            .map_err(log_err)?;
+        Ok(())
+    }
 }
 
 /// A 128-bit hash of a record's key and value (null distinct from empty).
@@ -451,27 +482,21 @@ impl Sink for LogSink {
     #[inline]
     fn write(&mut self, row: &Row) -> Result<()> {
         let o = self.opened()?;
-        let (has_key, has_value) = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
-        let key = has_key.then_some(&o.key_buf[..]);
-        let value = has_value.then_some(&o.value_buf[..]);
-        let partition = match (key, value) {
-            (Some(k), _) => partition_for_key(k, o.partitions),
-            (None, Some(v)) => partition_for_key(v, o.partitions),
-            (None, None) => 0,
-        };
-        if let Some(d) = &mut o.dedup {
-            if d.take(partition, key, value) {
-                o.skipped += 1;
-                if d.left == 0 {
-                    o.dedup = None;
-                }
-                return Ok(());
-            }
-        }
+        let present = o.layout.encode(row, &mut o.key_buf, &mut o.value_buf);
         let timestamp_ms = o.layout.timestamp_ms(row);
-        o.producer
-            .send(Some(partition), key, value, timestamp_ms)
-            .map_err(log_err)?;
+        o.send(present, timestamp_ms)
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        let o = self.opened()?;
+        let cols = Column::all(batch)?;
+        for i in 0..batch.num_rows() {
+            let present = o
+                .layout
+                .encode_at(&cols, i, &mut o.key_buf, &mut o.value_buf);
+            let timestamp_ms = o.layout.timestamp_ms_at(&cols, i);
+            o.send(present, timestamp_ms)?;
+        }
         Ok(())
     }
 

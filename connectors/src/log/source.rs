@@ -356,46 +356,15 @@ impl LogSource {
     }
 
     fn offset_of(positions: &[u64]) -> SourceOffset {
-        let map: serde_json::Map<String, serde_json::Value> = positions
-            .iter()
-            .enumerate()
-            .map(|(p, o)| (p.to_string(), serde_json::Value::from(*o)))
-            .collect();
-        SourceOffset(serde_json::json!({ "partitions": map }))
+        SourceOffset::from_positions(positions.iter().copied())
     }
 
     /// The per-partition positions of an offset this source wrote; partitions
     /// it does not name take `default`.
     fn parse_offset(&self, offset: &SourceOffset, default: &[u64]) -> Result<Vec<u64>> {
-        let map = offset
-            .0
-            .get("partitions")
-            .and_then(|m| m.as_object())
-            .ok_or_else(|| {
-                source_err(
-                    self.path(),
-                    format!("offset {offset} is not a log offset (no \"partitions\" object)"),
-                )
-            })?;
-        let mut out = default.to_vec();
-        for (k, v) in map {
-            let p: usize = k.parse().ok().filter(|p| *p < out.len()).ok_or_else(|| {
-                source_err(
-                    self.path(),
-                    format!(
-                        "offset {offset} names partition {k}, but the topic has {} partitions",
-                        out.len()
-                    ),
-                )
-            })?;
-            out[p] = v.as_u64().ok_or_else(|| {
-                source_err(
-                    self.path(),
-                    format!("offset {offset}: partition {k} has no whole-number offset"),
-                )
-            })?;
-        }
-        Ok(out)
+        offset
+            .positions(default)
+            .map_err(|e| source_err(self.path(), e))
     }
 
     fn initial_positions(&self) -> Result<Vec<u64>> {

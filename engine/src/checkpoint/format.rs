@@ -9,8 +9,10 @@ use crate::io::SourceOffset;
 /// The format version written into manifests and offset-log entries.
 ///
 /// 1: JSON files without a checksum and JSON state files (still read);
-/// 2: every file sealed with a checksum ([`super::frame`]), binary state.
-pub const FORMAT_VERSION: u32 = 2;
+/// 2: every file sealed with a checksum ([`super::frame`]), binary state;
+/// 3: typed source offsets ([`SourceOffset`]; the untyped ones of 1 and 2
+/// are still read).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What `metadata` holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -24,7 +26,8 @@ pub struct QueryMetadata {
 pub struct SourceCommit {
     /// The source's name.
     pub name: String,
-    /// Its offset.
+    /// Its offset (older checkpoints' untyped offsets are read too).
+    #[serde(deserialize_with = "crate::io::deserialize_stored_offset")]
     pub offset: SourceOffset,
 }
 

@@ -62,7 +62,7 @@ mod tests {
             committed_at_ms: 0,
             sources: vec![SourceCommit {
                 name: "s".into(),
-                offset: SourceOffset(serde_json::json!({"rows": epoch * 10})),
+                offset: SourceOffset::Rows(epoch * 10),
             }],
             operators: vec![],
             sink: serde_json::Value::Null,

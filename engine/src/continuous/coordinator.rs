@@ -323,8 +323,8 @@ impl Coordinator {
             state_operators,
             sources: vec![SourceProgress {
                 description: self.setup.source_description.clone(),
-                start_offset: self.last_offset.0.clone(),
-                end_offset: offset.0.clone(),
+                start_offset: self.last_offset.to_json(),
+                end_offset: offset.to_json(),
                 num_input_rows: rows_in,
                 input_rows_per_second: rate,
                 processed_rows_per_second: rate,

@@ -242,7 +242,7 @@ impl Shared {
             .collect();
         inl.reporter.source_marked(
             epoch,
-            SourceOffset(serde_json::json!({ "producers": positions.clone() })),
+            SourceOffset::Producers(positions.clone()),
             std::mem::take(&mut inl.rows_in_epoch),
             is_final,
             Vec::new(),
@@ -539,11 +539,17 @@ impl Source for PushSource {
 
     fn open(&mut self, ctx: &SourceContext, start: Option<&SourceOffset>) -> Result<()> {
         let _ = self.shared.waker.set(ctx.waker.clone());
-        if let Some(positions) = start.and_then(|o| o.0.get("producers")) {
-            let positions: Vec<u64> = positions
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
-                .unwrap_or_default();
+        let positions = match start {
+            None | Some(SourceOffset::Start) => None,
+            Some(SourceOffset::Producers(p)) => Some(p.clone()),
+            Some(other) => {
+                return Err(EngineError::Plan(format!(
+                    "a push source cannot resume from offset {other}: it is not a producer offset \
+                     (was the checkpoint written by another source?)"
+                )))
+            }
+        };
+        if let Some(positions) = positions {
             let slots = lock(&self.shared.slots);
             for (slot, &p) in slots.iter().zip(&positions) {
                 // Rows pushed before the start are counted on top.
@@ -567,7 +573,7 @@ impl Source for PushSource {
             .iter()
             .map(|s| s.taken.load(Ordering::Relaxed))
             .collect();
-        SourceOffset(serde_json::json!({ "producers": positions }))
+        SourceOffset::Producers(positions)
     }
 
     fn is_replayable(&self) -> bool {

@@ -14,7 +14,11 @@ use super::{
     OutputMode, PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
 };
 use crate::clock::now_ns;
-use crate::error::Result;
+use arrow::record_batch::RecordBatch;
+
+use crate::error::{EngineError, Result};
+use crate::schema::arrow::rows_to_batch;
+use crate::schema::column::Column;
 use crate::schema::{Row, SchemaRef, Value};
 use crate::wake::TaskWaker;
 
@@ -194,7 +198,7 @@ impl Source for MemorySource {
     }
 
     fn offset(&self) -> SourceOffset {
-        SourceOffset(serde_json::json!({ "rows": self.consumed }))
+        SourceOffset::Rows(self.consumed)
     }
 
     fn is_replayable(&self) -> bool {
@@ -207,20 +211,75 @@ impl Source for MemorySource {
 /// Rows become visible when their epoch commits. In update and complete mode
 /// a row replaces the row with the same key (when the query keeps its keys),
 /// so the table is always the current result; in append mode rows accumulate.
+/// Batches a micro-batch query appends are kept as the Arrow batches they
+/// are, and turned into rows only when [`MemoryTable::rows`] asks.
 #[derive(Clone)]
 pub struct MemoryTable {
     name: Arc<str>,
     inner: Arc<Mutex<TableState>>,
 }
 
+/// Rows as written: row by row, or as whole batches.
+enum Chunk {
+    Rows(Vec<Row>),
+    /// A batch whose columns [`Column::all`] reads (checked when written).
+    Batch(RecordBatch),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Rows(rows) => rows.len(),
+            Chunk::Batch(b) => b.num_rows(),
+        }
+    }
+
+    fn append_rows_to(&self, out: &mut Vec<Row>) {
+        match self {
+            Chunk::Rows(rows) => out.extend_from_slice(rows),
+            Chunk::Batch(b) => {
+                // Checked when the batch was written: every column reads.
+                let cols = Column::all(b).unwrap_or_default();
+                out.extend((0..b.num_rows()).map(|i| cols.iter().map(|c| c.value(i)).collect()));
+            }
+        }
+    }
+}
+
+/// Appends `chunk` to `chunks`, joining rows to rows.
+fn push_chunk(chunks: &mut Vec<Chunk>, chunk: Chunk) {
+    match (chunks.last_mut(), chunk) {
+        (_, c) if c.len() == 0 => {}
+        (Some(Chunk::Rows(last)), Chunk::Rows(rows)) => last.extend(rows),
+        (_, c) => chunks.push(c),
+    }
+}
+
 #[derive(Default)]
 struct TableState {
     schema: Option<SchemaRef>,
-    rows: Vec<Row>,
+    chunks: Vec<Chunk>,
     index: HashMap<Vec<Value>, usize>,
     keys: Option<Vec<usize>>,
     upsert: bool,
     epochs: u64,
+}
+
+impl TableState {
+    /// The table as one run of rows (for keyed replacement).
+    fn rows_mut(&mut self) -> &mut Vec<Row> {
+        if !matches!(self.chunks.as_slice(), [Chunk::Rows(_)]) {
+            let mut rows = Vec::with_capacity(self.chunks.iter().map(Chunk::len).sum());
+            for c in &self.chunks {
+                c.append_rows_to(&mut rows);
+            }
+            self.chunks = vec![Chunk::Rows(rows)];
+        }
+        match &mut self.chunks[0] {
+            Chunk::Rows(rows) => rows,
+            Chunk::Batch(_) => unreachable!("made a run of rows above"),
+        }
+    }
 }
 
 impl MemoryTable {
@@ -236,23 +295,37 @@ impl MemoryTable {
 
     /// A copy of the current rows, in first-written order.
     pub fn rows(&self) -> Vec<Row> {
-        self.lock().rows.clone()
+        let t = self.lock();
+        let mut rows = Vec::with_capacity(t.chunks.iter().map(Chunk::len).sum());
+        for c in &t.chunks {
+            c.append_rows_to(&mut rows);
+        }
+        rows
     }
 
     /// The current rows as one Arrow record batch (empty before the query
-    /// has started).
-    pub fn record_batch(&self) -> Result<arrow::record_batch::RecordBatch> {
+    /// has started); appended batches are joined as they are.
+    pub fn record_batch(&self) -> Result<RecordBatch> {
         let t = self.lock();
         let schema = t
             .schema
             .clone()
-            .unwrap_or_else(|| std::sync::Arc::new(crate::schema::Schema::empty()));
-        crate::schema::arrow::rows_to_batch(&schema, &t.rows)
+            .unwrap_or_else(|| Arc::new(crate::schema::Schema::empty()));
+        let batches = t
+            .chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Rows(rows) => rows_to_batch(&schema, rows),
+                Chunk::Batch(b) => Ok(b.clone()),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        arrow::compute::concat_batches(&schema, &batches)
+            .map_err(|e| EngineError::Eval(format!("memory table {}: {e}", self.name)))
     }
 
     /// The number of rows.
     pub fn len(&self) -> usize {
-        self.lock().rows.len()
+        self.lock().chunks.iter().map(Chunk::len).sum()
     }
 
     /// Whether the table has no rows.
@@ -285,7 +358,8 @@ impl fmt::Debug for MemoryTable {
 /// lock once per epoch, never per row.
 pub struct MemorySink {
     table: MemoryTable,
-    pending: Vec<Row>,
+    pending: Vec<Chunk>,
+    upsert: bool,
 }
 
 impl MemorySink {
@@ -295,23 +369,16 @@ impl MemorySink {
             name: Arc::from(name),
             inner: Arc::new(Mutex::new(TableState::default())),
         };
-        (
-            MemorySink {
-                table: table.clone(),
-                pending: Vec::new(),
-            },
-            table,
-        )
+        (MemorySink::with_table(table.clone()), table)
     }
-}
 
-impl MemorySink {
     /// A sink writing into an existing table: a restarted query's rows
     /// land beside those of the run before.
     pub fn with_table(table: MemoryTable) -> MemorySink {
         MemorySink {
             table,
             pending: Vec::new(),
+            upsert: false,
         }
     }
 }
@@ -326,31 +393,52 @@ impl Sink for MemorySink {
         t.schema = Some(ctx.schema.clone());
         t.upsert = ctx.output_mode != OutputMode::Append && ctx.key_columns.is_some();
         t.keys = ctx.key_columns.clone();
+        self.upsert = t.upsert;
         Ok(())
     }
 
     #[inline]
     fn write(&mut self, row: &Row) -> Result<()> {
-        self.pending.push(row.clone());
+        match self.pending.last_mut() {
+            Some(Chunk::Rows(rows)) => rows.push(row.clone()),
+            _ => self.pending.push(Chunk::Rows(vec![row.clone()])),
+        }
+        Ok(())
+    }
+
+    fn write_batch(&mut self, batch: &RecordBatch) -> Result<()> {
+        // Every column must read as engine values: checked once, here.
+        Column::all(batch)?;
+        push_chunk(&mut self.pending, Chunk::Batch(batch.clone()));
         Ok(())
     }
 
     fn commit(&mut self, _epoch: u64) -> Result<serde_json::Value> {
         let mut t = self.table.lock();
         let t = &mut *t;
-        for row in self.pending.drain(..) {
-            match (&t.keys, t.upsert) {
-                (Some(keys), true) => {
-                    let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
-                    match t.index.get(&key) {
-                        Some(&pos) => t.rows[pos] = row,
-                        None => {
-                            t.index.insert(key, t.rows.len());
-                            t.rows.push(row);
-                        }
+        if self.upsert {
+            let mut written = Vec::new();
+            for c in self.pending.drain(..) {
+                c.append_rows_to(&mut written);
+            }
+            let keys = t.keys.clone().unwrap_or_default();
+            let index = std::mem::take(&mut t.index);
+            let rows = t.rows_mut();
+            let mut index = index;
+            for row in written {
+                let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
+                match index.get(&key) {
+                    Some(&pos) => rows[pos] = row,
+                    None => {
+                        index.insert(key, rows.len());
+                        rows.push(row);
                     }
                 }
-                _ => t.rows.push(row),
+            }
+            t.index = index;
+        } else {
+            for c in self.pending.drain(..) {
+                push_chunk(&mut t.chunks, c);
             }
         }
         t.epochs += 1;

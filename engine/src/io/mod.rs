@@ -6,11 +6,13 @@
 //! here opens files or sockets.
 
 mod memory;
+mod offset;
 mod sink;
 mod source;
 mod subscribe;
 
 pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
+pub use offset::{deserialize_stored as deserialize_stored_offset, FileOffset, OffsetError};
 pub use sink::{OutputMode, Sink, SinkContext};
 pub use source::{
     PollStatus, Replayable, Source, SourceBatch, SourceContext, SourceOffset, SourceOutput,

@@ -1,9 +1,6 @@
 //! The `Source` trait.
 
-use std::fmt;
 use std::sync::Arc;
-
-use serde::{Deserialize, Serialize};
 
 use arrow::record_batch::RecordBatch;
 
@@ -12,18 +9,7 @@ use crate::schema::arrow::rows_to_batch;
 use crate::schema::{Row, SchemaRef};
 use crate::wake::TaskWaker;
 
-/// Where a source is in its input: whatever the source needs to resume from
-/// exactly that point (a file and line, a partition offset map, a row count).
-/// It is stored as JSON in checkpoints.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct SourceOffset(pub serde_json::Value);
-
-impl fmt::Display for SourceOffset {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
+pub use super::offset::SourceOffset;
 
 /// What a call to [`Source::poll`] found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,8 @@ use super::exec::Flight;
 use crate::error::{EngineError, Result};
 use crate::io::OutputMode;
 use crate::ops::BoundAggregate;
-use crate::schema::{DataType, Row, Value, NO_TIME};
+use crate::schema::builder::BatchBuilder;
+use crate::schema::{DataType, Value, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 use crate::window::WindowShape;
 
@@ -229,10 +230,10 @@ impl VectorAggregate {
         }
     }
 
-    /// Folds a batch into the state; returns the output rows the batch
-    /// produces in update and complete mode (the groups it changed, or the
-    /// whole table).
-    pub(crate) fn process(&mut self, flight: &Flight) -> Result<Vec<Row>> {
+    /// Folds a batch into the state; appends to `out` the output rows the
+    /// batch produces in update and complete mode (the groups it changed,
+    /// or the whole table).
+    pub(crate) fn process(&mut self, flight: &Flight, out: &mut BatchBuilder) -> Result<()> {
         let batch = &flight.batch;
         let n = batch.num_rows();
         let key_arrays = self
@@ -289,7 +290,8 @@ impl VectorAggregate {
         } else {
             self.fold_grouped(flight, &keys, &args, times, shape, &mut slots);
         }
-        self.merge_slots(slots, &keys)
+        self.merge_slots(slots, &keys, out);
+        Ok(())
     }
 
     /// Folds every row of the batch into per-group partial slots.
@@ -368,11 +370,9 @@ impl VectorAggregate {
         }
     }
 
-    /// Merges a batch's partial groups into the state store; the output
-    /// rows in update and complete mode.
-    fn merge_slots(&mut self, slots: Vec<Slot>, keys: &[Col<'_>]) -> Result<Vec<Row>> {
-        // Merge the batch's partial groups into the state store.
-        let mut out = Vec::new();
+    /// Merges a batch's partial groups into the state store; appends the
+    /// output rows in update and complete mode to `out`.
+    fn merge_slots(&mut self, slots: Vec<Slot>, keys: &[Col<'_>], out: &mut BatchBuilder) {
         let emit_updates = self.spec.mode == OutputMode::Update;
         for slot in slots {
             let key: GroupKey = keys.iter().map(|k| k.value(slot.row)).collect();
@@ -384,38 +384,34 @@ impl VectorAggregate {
             }
             self.rows_updated += 1;
             if emit_updates {
-                out.push(self.spec.output_row(slot.start, stored, &group.accs));
+                self.spec
+                    .fill_output_row(out, slot.start, stored, &group.accs);
             }
         }
         if self.spec.mode == OutputMode::Complete {
-            out = self
-                .state
-                .iter()
-                .map(|(start, k, g)| self.spec.output_row(start, k, &g.accs))
-                .collect();
+            for (start, k, g) in self.state.iter() {
+                self.spec.fill_output_row(out, start, k, &g.accs);
+            }
         }
-        Ok(out)
     }
 
     /// Moves the watermark to `wm` at the end of a batch: closed windows are
-    /// dropped, and in append mode returned as the batch's output.
-    pub(crate) fn advance(&mut self, wm: i64) -> Vec<Row> {
-        let mut out = Vec::new();
+    /// dropped, and in append mode appended to `out` as the batch's output.
+    pub(crate) fn advance(&mut self, wm: i64, out: &mut BatchBuilder) {
         if wm <= self.watermark_us {
-            return out;
+            return;
         }
         self.watermark_us = wm;
         if !self.spec.evicts() {
-            return out;
+            return;
         }
         let emit = self.spec.mode == OutputMode::Append;
         let spec = &self.spec;
         self.state
             .evict_closed(wm, spec.window_size(), |start, key, group| {
                 if emit {
-                    out.push(spec.output_row(start, key, &group.accs));
+                    spec.fill_output_row(out, start, key, &group.accs);
                 }
             });
-        out
     }
 }

@@ -228,7 +228,7 @@ impl Driver {
                     let latest = self.replayable()?.latest_offset()?;
                     durations.insert("latestOffset".to_string(), ms_since(t));
                     if Some(&latest) == self.current.as_ref()
-                        || (self.current.is_none() && latest == SourceOffset::default())
+                        || (self.current.is_none() && latest.is_start())
                     {
                         if self.config.trigger == Trigger::AvailableNow
                             || self.replayable()?.is_exhausted()
@@ -425,8 +425,8 @@ impl Driver {
                 .unwrap_or_default(),
             sources: vec![SourceProgress {
                 description: self.source.describe(),
-                start_offset: start.map(|s| s.0).unwrap_or_default(),
-                end_offset: end.0.clone(),
+                start_offset: start.map(|s| s.to_json()).unwrap_or_default(),
+                end_offset: end.to_json(),
                 num_input_rows,
                 input_rows_per_second: input_rate,
                 processed_rows_per_second: processed_rate,

@@ -8,7 +8,7 @@ use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
 use crate::io::OutputMode;
 use crate::plan::{DataFrame, PhysOp, PhysicalPlan, QueryConfig};
-use crate::schema::arrow::rows_to_batch;
+use crate::schema::builder::BatchBuilder;
 use crate::schema::{SchemaRef, NO_TIME};
 
 /// Runs a query's plan over Arrow record batches, keeping its state
@@ -92,19 +92,20 @@ impl BatchRunner {
                 (flight, ingest)
             }
             Some(agg) => {
-                let mut rows = agg.process(&flight)?;
-                if let Some(delay) = self.delay_us {
-                    rows.extend(agg.advance(self.tracker.watermark(delay)));
-                }
                 let (agg_phys, _) = self
                     .physical
                     .aggregate
                     .as_ref()
                     .expect("an aggregation was planned");
-                let batch = rows_to_batch(&agg_phys.output_schema, &rows)?;
+                let mut built = BatchBuilder::new(&agg_phys.output_schema)?;
+                agg.process(&flight, &mut built)?;
+                if let Some(delay) = self.delay_us {
+                    agg.advance(self.tracker.watermark(delay), &mut built);
+                }
+                let rows = built.num_rows();
                 let out = Flight {
-                    batch,
-                    ingest_ns: vec![now_ns(); rows.len()],
+                    batch: built.finish()?,
+                    ingest_ns: vec![now_ns(); rows],
                     watermark_us: None,
                 };
                 (out, flight.ingest_ns)

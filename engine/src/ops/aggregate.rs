@@ -8,6 +8,7 @@ use crate::clock::now_ns;
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::io::OutputMode;
+use crate::schema::builder::ValueSink;
 use crate::schema::{DataType, Event, Row, Value, NO_TIME};
 use crate::state::{Accumulator, AggFunc, GroupKey, GroupState, WindowedState, GLOBAL_WINDOW};
 use crate::window::WindowShape;
@@ -55,11 +56,12 @@ impl BoundAggregate {
         row
     }
 
-    /// [`BoundAggregate::output_row`] into an existing (empty) row.
+    /// [`BoundAggregate::output_row`]'s values, in order, into an existing
+    /// (empty) row or a batch being built.
     #[inline]
     pub(crate) fn fill_output_row(
         &self,
-        row: &mut Row,
+        row: &mut impl ValueSink,
         start: i64,
         key: &GroupKey,
         accs: &[Accumulator],
@@ -69,21 +71,21 @@ impl BoundAggregate {
             if window_at == Some(i) {
                 push_window(row, start, self.window_size());
             }
-            row.push(v.clone());
+            row.push_value(v.clone());
         }
         if window_at == Some(key.len()) {
             push_window(row, start, self.window_size());
         }
         for acc in accs {
-            row.push(acc.result());
+            row.push_value(acc.result());
         }
     }
 }
 
 #[inline]
-fn push_window(row: &mut Row, start: i64, size: i64) {
-    row.push(Value::Timestamp(start));
-    row.push(Value::Timestamp(start.saturating_add(size)));
+fn push_window(row: &mut impl ValueSink, start: i64, size: i64) {
+    row.push_value(Value::Timestamp(start));
+    row.push_value(Value::Timestamp(start.saturating_add(size)));
 }
 
 /// Counters of one aggregation partition, reported with each snapshot.

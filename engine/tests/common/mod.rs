@@ -95,7 +95,9 @@ impl Source for SequenceSource {
     }
     fn open(&mut self, _ctx: &SourceContext, start: Option<&SourceOffset>) -> runnel::Result<()> {
         if let Some(o) = start {
-            self.next = o.0["next"].as_u64().unwrap_or(0);
+            self.next = o
+                .rows()
+                .map_err(|e| runnel::EngineError::source_failed("sequence", e))?;
         }
         self.planned = self.next;
         Ok(())
@@ -116,7 +118,7 @@ impl Source for SequenceSource {
         Ok(PollStatus::Emitted(count))
     }
     fn offset(&self) -> SourceOffset {
-        SourceOffset(serde_json::json!({ "next": self.next }))
+        SourceOffset::Rows(self.next)
     }
 
     fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
@@ -131,7 +133,7 @@ impl Replayable for SequenceSource {
 
     fn latest_offset(&mut self) -> runnel::Result<SourceOffset> {
         self.planned = self.planned.saturating_add(self.per_trigger).min(self.n);
-        Ok(SourceOffset(serde_json::json!({ "next": self.planned })))
+        Ok(SourceOffset::Rows(self.planned))
     }
 
     fn read_range(
@@ -140,8 +142,12 @@ impl Replayable for SequenceSource {
         end: &SourceOffset,
         out: &mut dyn SourceOutput,
     ) -> runnel::Result<()> {
-        let from = start.and_then(|s| s.0["next"].as_u64()).unwrap_or(0);
-        let to = end.0["next"].as_u64().unwrap_or(0);
+        let rows = |o: &SourceOffset| {
+            o.rows()
+                .map_err(|e| runnel::EngineError::source_failed("sequence", e))
+        };
+        let from = start.map_or(Ok(0), rows)?;
+        let to = rows(end)?;
         for id in from..to {
             out.emit(self.row(id), runnel::clock::now_ns())?;
         }

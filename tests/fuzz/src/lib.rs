@@ -188,7 +188,7 @@ fn read_micro_batches(src: &mut FileSource) -> Option<Vec<String>> {
     let mut start: Option<SourceOffset> = None;
     for _ in 0..8 {
         let end = src.latest_offset().ok()?;
-        if start.as_ref() == Some(&end) || (start.is_none() && end.0.is_null()) {
+        if start.as_ref() == Some(&end) || (start.is_none() && end.is_start()) {
             break;
         }
         src.read_range(start.as_ref(), &end, &mut out).ok()?;
