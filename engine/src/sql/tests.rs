@@ -856,10 +856,16 @@ fn subqueries_are_rejected_wherever_they_appear() {
 #[test]
 fn unknown_functions_and_bad_arguments_are_reported() {
     assert_error(
-        "SELECT Country, coalesce(CustomerID, 0) FROM retail",
-        "function `coalesce` is not supported; supported: count, sum, avg, min, max, round, \
-         lower, upper, date_format, window",
-        "coalesce",
+        "SELECT Country, coalese(CustomerID, 0) FROM retail",
+        "function `coalese` is not supported; did you mean `coalesce`? Supported: coalesce, nvl, \
+         ifnull,",
+        "coalese",
+        0,
+    );
+    assert_error(
+        "SELECT explode(Country) FROM retail",
+        "function `explode` is not supported; did you mean `exp`?",
+        "explode",
         0,
     );
     assert_error(
@@ -887,9 +893,39 @@ fn unknown_functions_and_bad_arguments_are_reported() {
         0,
     );
     assert_error(
-        "SELECT Country LIKE 'U%' FROM retail",
-        "`LIKE` is not supported",
-        "Country LIKE 'U%'",
+        "SELECT Country SIMILAR TO 'U%' FROM retail",
+        "`SIMILAR TO` is not supported",
+        "Country SIMILAR TO 'U%'",
+        0,
+    );
+    assert_error(
+        "SELECT Country LIKE Description FROM retail",
+        "the second argument of like must be a string literal",
+        "Description",
+        0,
+    );
+    assert_error(
+        "SELECT Country RLIKE '(' FROM retail",
+        "invalid regular expression",
+        "'('",
+        0,
+    );
+    assert_error(
+        "SELECT date_trunc('fortnight', InvoiceDate) FROM retail",
+        "`fortnight` is not a unit of date_trunc",
+        "'fortnight'",
+        0,
+    );
+    assert_error(
+        "SELECT substring(Country) FROM retail",
+        "function `substring` takes 2 or 3 arguments, but 1 were given",
+        "substring(Country)",
+        0,
+    );
+    assert_error(
+        "SELECT abs(Country > 'A') FROM retail",
+        "the first argument of abs must be a number, got boolean",
+        "abs(Country > 'A')",
         0,
     );
     assert_error(
