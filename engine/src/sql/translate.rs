@@ -70,6 +70,14 @@ impl<'a> Cx<'a> {
             E::CompoundIdentifier(parts) => self.compound(parts, span),
             E::Value(v) => self.value(&v.value, span),
             E::TypedString(t) => self.typed_string(t, span),
+            E::BinaryOp {
+                left,
+                op: BinaryOperator::MyIntegerDivide,
+                right,
+            } if reassociate_div(left, right).is_some() => {
+                let fixed = reassociate_div(left, right).unwrap_or_else(|| e.clone());
+                self.expr(&fixed)
+            }
             E::BinaryOp { left, op, right } => {
                 let op = match op {
                     BinaryOperator::Plus => BinaryOp::Add,
@@ -683,6 +691,58 @@ impl<'a> Cx<'a> {
             format!("function `{name}` takes {expected} argument{s}, but {given} were given"),
         )
     }
+}
+
+/// `a DIV <right>` as Spark's precedence reads it. The parser takes all of
+/// `<right>` as the divisor (`a DIV 10 = 2` as `a DIV (10 = 2)`), but `DIV`
+/// binds like `*`: the division takes the leftmost operand of an
+/// unparenthesized operator on its right, which then applies to the quotient.
+/// `None` when `<right>` needs no change.
+fn reassociate_div(left: &ast::Expr, right: &ast::Expr) -> Option<ast::Expr> {
+    use ast::Expr as E;
+    let div = |r: &ast::Expr| {
+        reassociate_div(left, r).unwrap_or_else(|| E::BinaryOp {
+            left: Box::new(left.clone()),
+            op: BinaryOperator::MyIntegerDivide,
+            right: Box::new(r.clone()),
+        })
+    };
+    Some(match right {
+        E::BinaryOp {
+            left: l,
+            op,
+            right: r,
+        } => E::BinaryOp {
+            left: Box::new(div(l)),
+            op: op.clone(),
+            right: r.clone(),
+        },
+        E::IsNull(x) => E::IsNull(Box::new(div(x))),
+        E::IsNotNull(x) => E::IsNotNull(Box::new(div(x))),
+        E::IsDistinctFrom(x, y) => E::IsDistinctFrom(Box::new(div(x)), y.clone()),
+        E::IsNotDistinctFrom(x, y) => E::IsNotDistinctFrom(Box::new(div(x)), y.clone()),
+        E::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => E::Between {
+            expr: Box::new(div(expr)),
+            negated: *negated,
+            low: low.clone(),
+            high: high.clone(),
+        },
+        E::InList {
+            expr,
+            list,
+            negated,
+        } => E::InList {
+            expr: Box::new(div(expr)),
+            list: list.clone(),
+            negated: *negated,
+        },
+        _ => return None,
+    })
 }
 
 /// The runnel type and Spark's name for a CAST target.
