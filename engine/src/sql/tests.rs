@@ -1281,3 +1281,34 @@ fn spark_expressions_with_nulls_run_in_both_modes() {
         ]
     );
 }
+
+#[test]
+fn timestamps_plus_intervals_run_in_both_modes() {
+    let input = schema(&[("ts", timestamp_type())]);
+    let (out, _) = run_both(
+        "SELECT ts + INTERVAL 1 HOUR AS a, ts - INTERVAL 1 DAY AS b, \
+                INTERVAL 1 MONTH + ts + INTERVAL '30' MINUTES AS c, ts - INTERVAL '1' YEAR AS d \
+         FROM t WHERE ts + INTERVAL 2 DAYS > TIMESTAMP '2024-03-01 00:00:00'",
+        input,
+        vec![
+            row![ts("2024-01-31 23:45:00")],
+            row![ts("2024-02-29 12:00:00")],
+            row![Value::Null],
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![row![
+            ts("2024-02-29 13:00:00"),
+            ts("2024-02-28 12:00:00"),
+            ts("2024-03-29 12:30:00"),
+            ts("2023-02-28 12:00:00")
+        ]]
+    );
+    assert_error(
+        "SELECT InvoiceDate + INTERVAL 'x' HOUR FROM retail",
+        "INTERVAL 'x HOUR'",
+        "'x'",
+        0,
+    );
+}

@@ -78,6 +78,21 @@ impl<'a> Cx<'a> {
                 let fixed = reassociate_div(left, right).unwrap_or_else(|| e.clone());
                 self.expr(&fixed)
             }
+            E::BinaryOp {
+                left,
+                op: op @ (BinaryOperator::Plus | BinaryOperator::Minus),
+                right,
+            } if matches!(**right, E::Interval(_))
+                || (*op == BinaryOperator::Plus && matches!(**left, E::Interval(_))) =>
+            {
+                let (ts, iv) = match (&**left, &**right) {
+                    (x, E::Interval(iv)) => (x, iv),
+                    (E::Interval(iv), x) => (x, iv),
+                    _ => return Err(self.err(span, "INTERVAL is not supported here")),
+                };
+                let sign = if *op == BinaryOperator::Minus { -1 } else { 1 };
+                self.add_interval(ts, iv, sign, span)
+            }
             E::BinaryOp { left, op, right } => {
                 let op = match op {
                     BinaryOperator::Plus => BinaryOp::Add,
@@ -618,6 +633,49 @@ impl<'a> Cx<'a> {
         ))
     }
 
+    /// `ts ± INTERVAL '…'`: `timestampadd` of the interval's months, then
+    /// of its microseconds.
+    fn add_interval(
+        &self,
+        ts: &ast::Expr,
+        iv: &ast::Interval,
+        sign: i64,
+        span: Span,
+    ) -> Result<Node> {
+        let at = self.tokens.expr_span(&iv.value);
+        let mut text = match &*iv.value {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+                ast::Value::Number(n, _) => n.clone(),
+                other => other.to_string(),
+            },
+            _ => return Err(self.err(at, "an INTERVAL must be a literal such as '1 hour'")),
+        };
+        if iv.last_field.is_some() {
+            return Err(self.err(at, "INTERVAL ranges (`... TO ...`) are not supported"));
+        }
+        if let Some(f) = &iv.leading_field {
+            text = format!("{text} {f}");
+        }
+        let (months, micros) =
+            interval_parts(&text).map_err(|m| self.err(at, format!("INTERVAL '{text}': {m}")))?;
+        let mut node = self.expr(ts)?;
+        for (unit, n) in [("MONTH", months), ("MICROSECOND", micros)] {
+            if n == 0 {
+                continue;
+            }
+            let lit = |v: Value| Node::new(Kind::Literal(v), at);
+            node = Node::new(
+                Kind::Function {
+                    name: "timestampadd".into(),
+                    args: vec![lit(Value::str(unit)), lit(Value::Int64(sign * n)), node],
+                },
+                span,
+            );
+        }
+        Ok(node)
+    }
+
     /// `window(time, size[, slide[, start]])`.
     fn window(&self, args: &[Arg<'_>], span: Span) -> Result<Node> {
         if !(2..=4).contains(&args.len()) {
@@ -743,6 +801,46 @@ fn reassociate_div(left: &ast::Expr, right: &ast::Expr) -> Option<ast::Expr> {
         },
         _ => return None,
     })
+}
+
+/// The months and the microseconds of an interval's text (`1 month 2
+/// days`, `3 hours`, `1 year`).
+fn interval_parts(text: &str) -> std::result::Result<(i64, i64), String> {
+    let toks: Vec<&str> = text.split_whitespace().collect();
+    let toks = match toks.first() {
+        Some(t) if t.eq_ignore_ascii_case("interval") => &toks[1..],
+        _ => &toks[..],
+    };
+    if toks.is_empty() || toks.len() % 2 != 0 {
+        return Err("write it as pairs of a number and a unit".into());
+    }
+    let (mut months, mut rest) = (0i64, Vec::new());
+    for pair in toks.chunks(2) {
+        let unit = pair[1].to_ascii_lowercase();
+        let per = match unit.as_str() {
+            "year" | "years" => Some(12),
+            "month" | "months" => Some(1),
+            _ => None,
+        };
+        match per {
+            Some(per) => {
+                let n: i64 = pair[0]
+                    .parse()
+                    .map_err(|_| format!("`{}` is not a whole number", pair[0]))?;
+                months = n
+                    .checked_mul(per)
+                    .and_then(|m| months.checked_add(m))
+                    .ok_or("too large")?;
+            }
+            None => rest.push(format!("{} {unit}", pair[0])),
+        }
+    }
+    let micros = if rest.is_empty() {
+        0
+    } else {
+        crate::time::parse_duration_us(&rest.join(" "))?
+    };
+    Ok((months, micros))
 }
 
 /// The runnel type and Spark's name for a CAST target.

@@ -242,7 +242,7 @@ pub fn markdown() -> String {
          Expressions: `CASE WHEN … THEN … ELSE … END` (searched and simple), \
          `IF(c, a, b)`, `[NOT] LIKE`, `[NOT] ILIKE`, `[NOT] RLIKE`, `IN (…)`, \
          `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, `||`, \
-         `+ - * / % DIV`, `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`. \
+         `+ - * / % DIV`, `timestamp ± INTERVAL n UNIT` (`INTERVAL 1 HOUR`, `INTERVAL '30' MINUTES`, `INTERVAL 1 MONTH`), `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`. \
          Aggregates: `count`, `sum`, `avg`, `min`, `max`; `window(ts, size[, slide[, start]])` \
          as a GROUP BY key.\n",
     );

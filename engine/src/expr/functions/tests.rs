@@ -501,6 +501,34 @@ fn time_functions() {
         f("date_format", vec![x(), lit("yyyy-MM-dd HH:mm")]),
         s("2024-02-29 13:45")
     );
+    let add = |unit: &str, n: i64, t: &str| f("timestampadd", vec![lit(unit), lit(n), lit(ts(t))]);
+    assert_eq!(
+        add("MONTH", 1, "2024-01-31 10:00:00"),
+        ts("2024-02-29 10:00:00")
+    );
+    assert_eq!(
+        add("YEAR", 1, "2024-02-29 00:00:00"),
+        ts("2025-02-28 00:00:00")
+    );
+    assert_eq!(
+        add("quarter", -1, "2024-05-31 00:00:00"),
+        ts("2024-02-29 00:00:00")
+    );
+    assert_eq!(
+        add("HOUR", -2, "2024-01-01 01:00:00"),
+        ts("2023-12-31 23:00:00")
+    );
+    assert_eq!(
+        add("WEEK", 1, "2024-02-26 00:00:00"),
+        ts("2024-03-04 00:00:00")
+    );
+    assert_eq!(
+        f(
+            "timestampadd",
+            vec![lit("DAY"), lit(i64::MAX), lit(ts("2024-01-01 00:00:00"))]
+        ),
+        Value::Null
+    );
     // The processing time: the evaluators read the clock each, so compare
     // each with the clock only.
     let now = crate::clock::wall_now_us();

@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, Date32Array, Int64Array};
-use arrow::datatypes::{Date32Type, Int64Type};
+use arrow::array::{ArrayRef, AsArray, Date32Array, Int64Array, TimestampMicrosecondArray};
+use arrow::datatypes::{Date32Type, Int64Type, TimestampMicrosecondType};
 
 use super::kernel::{arrow_err, date_to_i64, ts_to_i64, ts_to_str, ts_to_ts, Kernel};
 use super::types::{coerce, Want};
@@ -204,6 +204,20 @@ pub(super) const DEFS: &[FunctionDef] = &[
             "`ts` as text in the Spark datetime `pattern` (`yyyy-MM-dd HH:mm`).",
             (2, Some(2)),
             date_format,
+        )
+    },
+    FunctionDef {
+        aliases: &["dateadd"],
+        literal_args: &[0],
+        literal_what: "a string literal (a unit such as 'HOUR')",
+        check_literal: add_unit_literal,
+        ..def(
+            "timestampadd",
+            Category::Time,
+            "timestampadd(unit, n, ts)",
+            "`ts` plus `n` units: MICROSECOND, MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER, YEAR (months keep the day, or the month's last day); `ts + INTERVAL '…'` is this.",
+            (3, Some(3)),
+            timestampadd,
         )
     },
     FunctionDef {
@@ -588,6 +602,96 @@ fn date_format(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         kernel: Kernel::new(
             move |a: &[Value]| r.row(&a[..1]),
             move |a: &[ArrayRef], len| k.column(&a[..1], len),
+        ),
+    })
+}
+
+/// A `timestampadd` unit: months, or a fixed number of microseconds.
+fn parse_add_unit(text: &str) -> Option<Result<i64, i64>> {
+    Some(match text.trim().to_ascii_uppercase().as_str() {
+        "YEAR" => Ok(12),
+        "QUARTER" => Ok(3),
+        "MONTH" => Ok(1),
+        "WEEK" => Err(7 * US_PER_DAY),
+        "DAY" | "DAYOFYEAR" => Err(US_PER_DAY),
+        "HOUR" => Err(3_600 * US_PER_SEC),
+        "MINUTE" => Err(60 * US_PER_SEC),
+        "SECOND" => Err(US_PER_SEC),
+        "MILLISECOND" => Err(1_000),
+        "MICROSECOND" => Err(1),
+        _ => return None,
+    })
+}
+
+fn add_unit_literal(_: usize, v: &Value) -> Result<(), String> {
+    match v {
+        Value::Utf8(u) if parse_add_unit(u).is_some() => Ok(()),
+        Value::Null => Ok(()),
+        _ => Err(format!(
+            "`{v}` is not a unit of timestampadd; use MICROSECOND, MILLISECOND, SECOND, \
+             MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER or YEAR"
+        )),
+    }
+}
+
+/// `us` plus `months` months: the same day and time of day, or the last day
+/// of a shorter month (Spark's `add_months`); `None` out of range.
+pub(crate) fn add_months(us: i64, months: i64) -> Option<i64> {
+    let days = us.div_euclid(US_PER_DAY);
+    let time = us.rem_euclid(US_PER_DAY);
+    let (y, m, d) = civil_from_days(days);
+    let total = (y.checked_mul(12)? + i64::from(m) - 1).checked_add(months)?;
+    let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+    let last = (days_from_civil(
+        if nm == 12 { ny + 1 } else { ny },
+        if nm == 12 { 1 } else { nm + 1 },
+        1,
+    ) - days_from_civil(ny, nm, 1)) as u32;
+    days_from_civil(ny, nm, d.min(last))
+        .checked_mul(US_PER_DAY)?
+        .checked_add(time)
+}
+
+fn timestampadd(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+    let types = vec![
+        DataType::Utf8,
+        coerce(name, 1, &args[1].dt, Want::Long)?,
+        coerce(name, 2, &args[2].dt, Want::Timestamp)?,
+    ];
+    let unit = match &args[0].literal {
+        Some(Value::Utf8(u)) => {
+            parse_add_unit(u).ok_or_else(|| format!("`{u}` is not a unit of {name}"))?
+        }
+        Some(Value::Null) => {
+            return Ok(Resolved {
+                arg_types: types,
+                ret: timestamp_type(),
+                kernel: Kernel::rowwise(timestamp_type(), |_| Value::Null),
+            })
+        }
+        _ => return Err(format!("the unit of {name} must be a string literal")),
+    };
+    let add = move |n: i64, us: i64| match unit {
+        Ok(months) => add_months(us, n.checked_mul(months)?),
+        Err(step) => us.checked_add(n.checked_mul(step)?),
+    };
+    Ok(Resolved {
+        arg_types: types,
+        ret: timestamp_type(),
+        kernel: Kernel::new(
+            move |a: &[Value]| match (&a[1], &a[2]) {
+                (Value::Int64(n), Value::Timestamp(us)) => {
+                    add(*n, *us).map_or(Value::Null, Value::Timestamp)
+                }
+                _ => Value::Null,
+            },
+            move |a: &[ArrayRef], _| {
+                let n = a[1].as_primitive::<Int64Type>();
+                let t = a[2].as_primitive::<TimestampMicrosecondType>();
+                let out: TimestampMicrosecondArray =
+                    n.iter().zip(t.iter()).map(|(n, us)| add(n?, us?)).collect();
+                Ok(Arc::new(out.with_timezone("UTC")) as ArrayRef)
+            },
         ),
     })
 }
