@@ -67,8 +67,7 @@ pub enum BoundExpr {
 /// types the function's type rule asked for.
 #[derive(Clone, Debug)]
 pub struct BoundCall {
-    /// Which function (shown by `Debug`).
-    #[allow(dead_code)]
+    /// Which function.
     pub(crate) func: &'static FunctionDef,
     pub(crate) kernel: Kernel,
     pub(crate) args: Vec<BoundExpr>,

@@ -257,7 +257,19 @@ impl BoundCall {
         if self.ret == DataType::Null {
             return Value::Null;
         }
-        let args: SmallVec<[Value; 4]> = self.args.iter().map(|a| a.eval(row)).collect();
+        let args: SmallVec<[Value; 4]> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if self.func.literal_args.contains(&i) {
+                    // Read at bind time: the kernel does not look at it.
+                    Value::Null
+                } else {
+                    a.eval(row)
+                }
+            })
+            .collect();
         self.kernel.row(&args)
     }
 }

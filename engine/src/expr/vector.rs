@@ -9,7 +9,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array,
+    Scalar, StringArray, TimestampMicrosecondArray,
 };
 use arrow::compute::kernels::{boolean, cmp, numeric, zip::zip};
 use arrow::compute::{cast, nullif};
@@ -27,17 +28,26 @@ fn kernel_err(e: arrow::error::ArrowError) -> EngineError {
     EngineError::Eval(e.to_string())
 }
 
+/// A constant as a column of `len` slots, built in one pass per type.
 fn literal_array(v: &Value, len: usize) -> Result<ArrayRef> {
-    let dt = match v {
-        Value::Null => return Ok(new_null_array(&DataType::Null, len)),
-        Value::Boolean(_) => DataType::Boolean,
-        Value::Int64(_) => DataType::Int64,
-        Value::Float64(_) => DataType::Float64,
-        Value::Utf8(_) => DataType::Utf8,
-        Value::Timestamp(_) => timestamp_type(),
-        Value::Date(_) => DataType::Date32,
-    };
-    build_array(&dt, len, |_| v.clone())
+    Ok(match v {
+        Value::Null => new_null_array(&DataType::Null, len),
+        Value::Boolean(b) => Arc::new(BooleanArray::from(vec![*b; len])),
+        Value::Int64(x) => Arc::new(Int64Array::from_value(*x, len)),
+        Value::Float64(x) => Arc::new(Float64Array::from_value(*x, len)),
+        Value::Utf8(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            s.as_ref(),
+            len,
+        ))),
+        Value::Timestamp(x) => {
+            let a = TimestampMicrosecondArray::from_value(*x, len);
+            match timestamp_type() {
+                DataType::Timestamp(_, tz) => Arc::new(a.with_timezone_opt(tz)),
+                _ => Arc::new(a),
+            }
+        }
+        Value::Date(d) => Arc::new(Date32Array::from_value(*d, len)),
+    })
 }
 
 fn as_f64(a: &ArrayRef) -> Result<ArrayRef> {
@@ -270,6 +280,13 @@ fn typed(a: ArrayRef, dt: &DataType) -> ArrayRef {
     }
 }
 
+/// A one-slot array repeated `n` times.
+fn literal_array_of(one: &ArrayRef, n: usize) -> Result<ArrayRef> {
+    let v = value_at(one.as_ref(), 0)?;
+    let a = literal_array(&v, n)?;
+    Ok(typed(a, one.data_type()))
+}
+
 impl BoundCall {
     /// Evaluates the arguments and calls the column kernel; a call whose
     /// type is null is a null array.
@@ -279,8 +296,14 @@ impl BoundCall {
             return Ok(new_null_array(&DataType::Null, n));
         }
         let mut args = Vec::with_capacity(self.args.len());
-        for (a, dt) in self.args.iter().zip(self.arg_types.iter()) {
-            args.push(typed(a.eval_array(batch)?, dt));
+        for (i, (a, dt)) in self.args.iter().zip(self.arg_types.iter()).enumerate() {
+            if self.func.literal_args.contains(&i) {
+                // Read at bind time (a pattern, a unit): the kernel
+                // does not look at it.
+                args.push(new_null_array(dt, n));
+            } else {
+                args.push(typed(a.eval_array(batch)?, dt));
+            }
         }
         self.kernel.column(&args, n)
     }
@@ -294,11 +317,28 @@ impl BoundCase {
         if self.ret == DataType::Null {
             return Ok(new_null_array(&DataType::Null, n));
         }
-        let mut acc = typed(self.otherwise.eval_array(batch)?, &self.ret);
+        // A constant result stays one value (an Arrow scalar) until zipped.
+        let datum = |e: &BoundExpr| -> Result<(ArrayRef, bool)> {
+            Ok(match e {
+                BoundExpr::Literal(v) => (typed(literal_array(v, 1)?, &self.ret), true),
+                other => (typed(other.eval_array(batch)?, &self.ret), false),
+            })
+        };
+        let (mut acc, mut acc_scalar) = datum(&self.otherwise)?;
         for (cond, result) in self.branches.iter().rev() {
             let mask = true_mask(&bool_array(&cond.eval_array(batch)?)?);
-            let r = typed(result.eval_array(batch)?, &self.ret);
-            acc = zip(&mask, &r, &acc).map_err(kernel_err)?;
+            let (r, r_scalar) = datum(result)?;
+            acc = match (r_scalar, acc_scalar) {
+                (true, true) => zip(&mask, &Scalar::new(r), &Scalar::new(acc)),
+                (true, false) => zip(&mask, &Scalar::new(r), &acc),
+                (false, true) => zip(&mask, &r, &Scalar::new(acc)),
+                (false, false) => zip(&mask, &r, &acc),
+            }
+            .map_err(kernel_err)?;
+            acc_scalar = false;
+        }
+        if acc_scalar {
+            return literal_array_of(&acc, n);
         }
         Ok(acc)
     }
