@@ -665,10 +665,13 @@ impl<'a> Cx<'a> {
                 continue;
             }
             let lit = |v: Value| Node::new(Kind::Literal(v), at);
+            let n = n
+                .checked_mul(sign)
+                .ok_or_else(|| self.err(at, "the INTERVAL is too large"))?;
             node = Node::new(
                 Kind::Function {
                     name: "timestampadd".into(),
-                    args: vec![lit(Value::str(unit)), lit(Value::Int64(sign * n)), node],
+                    args: vec![lit(Value::str(unit)), lit(Value::Int64(n)), node],
                 },
                 span,
             );

@@ -529,6 +529,17 @@ fn time_functions() {
         ),
         Value::Null
     );
+    assert_eq!(
+        f(
+            "timestampadd",
+            vec![
+                lit("YEAR"),
+                lit(i64::MAX / 12),
+                lit(ts("2024-01-01 00:00:00"))
+            ]
+        ),
+        Value::Null
+    );
     // The processing time: the evaluators read the clock each, so compare
     // each with the clock only.
     let now = crate::clock::wall_now_us();

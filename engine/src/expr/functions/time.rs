@@ -642,6 +642,10 @@ pub(crate) fn add_months(us: i64, months: i64) -> Option<i64> {
     let (y, m, d) = civil_from_days(days);
     let total = (y.checked_mul(12)? + i64::from(m) - 1).checked_add(months)?;
     let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+    // Far beyond any timestamp (about 292,000 years either way).
+    if ny.unsigned_abs() > 1_000_000 {
+        return None;
+    }
     let last = (days_from_civil(
         if nm == 12 { ny + 1 } else { ny },
         if nm == 12 { 1 } else { nm + 1 },
