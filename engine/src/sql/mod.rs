@@ -16,7 +16,8 @@
 //! `count`, `sum`, `avg`, `min`, `max` (also inside expressions), `+ - * / %`,
 //! `DIV`, `||`, unary minus, comparisons, `<=>`, `AND`/`OR`/`NOT`,
 //! `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `BETWEEN`, `IN (...)`, `CASE`
-//! (searched and simple), `[NOT] LIKE` / `ILIKE` / `RLIKE`,
+//! (searched and simple), `[NOT] LIKE` / `ILIKE` / `RLIKE`, `ts ± INTERVAL n
+//! UNIT`,
 //! `CAST(x AS string|int|bigint|double|boolean|timestamp|date)` (Spark's
 //! non-ANSI rules: a value that does not convert is null), every function of
 //! the registry (`coalesce`, `substring`, `hour`, ...: the README lists them;

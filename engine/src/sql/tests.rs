@@ -917,6 +917,12 @@ fn unknown_functions_and_bad_arguments_are_reported() {
         0,
     );
     assert_error(
+        "SELECT trim(BOTH 'x' FROM Country) FROM retail",
+        "TRIM with characters to remove is not supported",
+        "trim(BOTH 'x' FROM Country)",
+        0,
+    );
+    assert_error(
         "SELECT substring(Country) FROM retail",
         "function `substring` takes 2 or 3 arguments, but 1 were given",
         "substring(Country)",

@@ -333,6 +333,10 @@ impl<'a> Cx<'a> {
                 };
                 self.registry_call(name, &[Arg::Expr(expr)], span, span)
             }
+            E::Trim { .. } => Err(self.err(
+                span,
+                "TRIM with characters to remove is not supported; TRIM, LTRIM and RTRIM remove spaces",
+            )),
             E::Ceil {
                 expr,
                 field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
