@@ -92,7 +92,9 @@ pub fn format_iso_ms(us: i64) -> String {
 
 /// Formats days since the epoch as `YYYY-MM-DD`.
 pub fn format_date(days: i32) -> String {
-    NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+    i32::try_from(i64::from(days) + 719_163)
+        .ok()
+        .and_then(NaiveDate::from_num_days_from_ce_opt)
         .map(|d| d.format("%Y-%m-%d").to_string())
         .unwrap_or_else(|| format!("{days}d"))
 }
@@ -343,14 +345,25 @@ fn push_literal(out: &mut String, c: char) {
 /// Parses a timestamp with a pattern made by [`spark_pattern_to_chrono`]
 /// (a pattern without a time of day parses as midnight), UTC.
 pub fn parse_timestamp_with(text: &str, chrono_pattern: &str) -> Option<i64> {
-    let text = text.trim();
-    if let Ok(t) = NaiveDateTime::parse_from_str(text, chrono_pattern) {
-        return Some(t.and_utc().timestamp_micros());
+    use chrono::format::{parse, Parsed, StrftimeItems};
+    let mut p = Parsed::new();
+    parse(&mut p, text.trim(), StrftimeItems::new(chrono_pattern)).ok()?;
+    // Fields the pattern leaves out are zero, as in Spark (`HH` alone is a
+    // whole hour; `hh` without `a` is before noon).
+    if p.hour_mod_12().is_none() {
+        p.set_hour(0).ok()?;
+    } else if p.hour_div_12().is_none() {
+        p.set_ampm(false).ok()?;
     }
-    NaiveDate::parse_from_str(text, chrono_pattern)
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_micros())
+    if p.minute().is_none() {
+        p.set_minute(0).ok()?;
+    }
+    if p.second().is_none() {
+        p.set_second(0).ok()?;
+    }
+    let t = p.to_naive_datetime_with_offset(0).ok()?;
+    let offset_us = i64::from(p.offset().unwrap_or(0)) * US_PER_SEC;
+    t.and_utc().timestamp_micros().checked_sub(offset_us)
 }
 
 /// Formats µs since the epoch with a pattern made by [`spark_pattern_to_chrono`].

@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
-use super::{BinaryOp, Expr, ScalarFunction};
-use crate::error::{plan_err, EngineError, Result};
+use super::functions::{self, ArgInfo, FunctionDef, Kernel};
+use super::{BinaryOp, Expr};
+use crate::error::{plan_err, Result};
 use crate::schema::{is_supported_type, timestamp_type, type_name, DataType, Field, Schema, Value};
 
 /// An expression resolved against a schema: columns are indices, every node's
@@ -55,14 +56,32 @@ pub enum BoundExpr {
         /// The target type.
         to: DataType,
     },
-    /// `round(e, digits)`.
-    Round(Box<BoundExpr>, i32),
-    /// `lower(e)`.
-    Lower(Box<BoundExpr>),
-    /// `upper(e)`.
-    Upper(Box<BoundExpr>),
-    /// `date_format(e, pattern)`, pattern already translated.
-    DateFormat(Box<BoundExpr>, Arc<str>),
+    /// A call of a registry function.
+    Call(Box<BoundCall>),
+    /// `CASE WHEN ... END`.
+    Case(Box<BoundCase>),
+}
+
+/// A bound function call: the function, its kernels (with anything compiled
+/// at bind time, such as a pattern) and its arguments, already cast to the
+/// types the function's type rule asked for.
+#[derive(Clone, Debug)]
+pub struct BoundCall {
+    /// Which function.
+    pub(crate) func: &'static FunctionDef,
+    pub(crate) kernel: Kernel,
+    pub(crate) args: Vec<BoundExpr>,
+    /// The type each argument has (a null argument: the type it stands for).
+    pub(crate) arg_types: Arc<[DataType]>,
+    pub(crate) ret: DataType,
+}
+
+/// A bound `CASE`: conditions are booleans, results are cast to `ret`.
+#[derive(Clone, Debug)]
+pub struct BoundCase {
+    pub(crate) branches: Vec<(BoundExpr, BoundExpr)>,
+    pub(crate) otherwise: BoundExpr,
+    pub(crate) ret: DataType,
 }
 
 /// Finds a column by name: an exact match first, then a unique
@@ -163,7 +182,11 @@ fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
                 to,
             )
         }
-        Expr::Function { func, args } => bind_function(*func, args, schema, expr)?,
+        Expr::Function { name, args } => bind_call(name, args, schema, expr)?,
+        Expr::Case {
+            branches,
+            otherwise,
+        } => bind_case(branches, otherwise.as_deref(), schema, expr)?,
         Expr::Window(_) => {
             return plan_err(format!(
                 "{expr} can only be used as a grouping key (group_by / GROUP BY)"
@@ -282,6 +305,17 @@ fn bind_binary(
                     type_name(&rt)
                 ));
             }
+            if op == BinaryOp::IntDiv {
+                // Spark's `div` is on longs: doubles are cast (truncated).
+                if lt == DataType::Float64 {
+                    l = cast_node(l, &DataType::Int64);
+                    lt = DataType::Int64;
+                }
+                if rt == DataType::Float64 {
+                    r = cast_node(r, &DataType::Int64);
+                    rt = DataType::Int64;
+                }
+            }
             let (l, r) = (Box::new(l), Box::new(r));
             if op == BinaryOp::Div {
                 return Ok((BoundExpr::Div(l, r), DataType::Float64));
@@ -320,78 +354,122 @@ fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
     }
 }
 
-fn bind_function(
-    func: ScalarFunction,
+/// The names callable besides the registry's, for suggestions.
+pub(crate) const OTHER_FUNCTIONS: [&str; 6] = ["count", "sum", "avg", "min", "max", "window"];
+
+/// The message for an unknown function: the nearest callable name and the
+/// list of them.
+pub(crate) fn unknown_function(name: &str) -> String {
+    let mut msg = format!("function `{name}` is not supported");
+    if let Some(n) = functions::nearest(name, &OTHER_FUNCTIONS) {
+        msg.push_str(&format!("; did you mean `{n}`?"));
+    }
+    let all: Vec<&str> = functions::names(&OTHER_FUNCTIONS).collect();
+    msg.push_str(&format!(" Supported: {}", all.join(", ")));
+    msg
+}
+
+fn bind_call(
+    name: &str,
     args: &[Expr],
     schema: &Schema,
     whole: &Expr,
 ) -> Result<(BoundExpr, DataType)> {
-    let arity_err = |n: &str| -> Result<(BoundExpr, DataType)> {
-        plan_err(format!("{} takes {n} argument(s) in {whole}", func.name()))
+    let Some(func) = functions::lookup(name) else {
+        return plan_err(unknown_function(name));
     };
-    match func {
-        ScalarFunction::Round => {
-            if args.is_empty() || args.len() > 2 {
-                return arity_err("1 or 2");
-            }
-            let (b, t) = bind(&args[0], schema)?;
-            let digits = match args.get(1) {
-                None => 0,
-                Some(Expr::Literal(Value::Int64(d))) => *d as i32,
-                Some(other) => {
-                    return plan_err(format!(
-                        "round's second argument must be an integer literal, got {other}"
-                    ))
-                }
-            };
-            if !is_numeric(&t) && t != DataType::Null {
+    functions::check_arity(func, name, args.len())
+        .or_else(|m| plan_err(format!("{m} in {whole}")))?;
+    let mut bound = Vec::with_capacity(args.len());
+    let mut infos = Vec::with_capacity(args.len());
+    for a in args {
+        let (b, dt) = bind(a, schema)?;
+        let literal = match &b {
+            BoundExpr::Literal(v) => Some(v.clone()),
+            _ => None,
+        };
+        infos.push(ArgInfo { dt, literal });
+        bound.push(b);
+    }
+    for &i in func.literal_args {
+        let Some(info) = infos.get(i) else { continue };
+        match &info.literal {
+            None => {
                 return plan_err(format!(
-                    "round needs a number, got {} in {whole}",
-                    type_name(&t)
-                ));
+                    "the {} argument of {name} must be {} in {whole}",
+                    functions::ordinal(i),
+                    func.literal_what
+                ))
             }
-            Ok((BoundExpr::Round(Box::new(b), digits), t))
-        }
-        ScalarFunction::Lower | ScalarFunction::Upper => {
-            if args.len() != 1 {
-                return arity_err("1");
+            Some(v) => {
+                (func.check_literal)(i, v).or_else(|m| plan_err(format!("{m} in {whole}")))?
             }
-            let (b, t) = bind(&args[0], schema)?;
-            let b = if t == DataType::Utf8 {
-                b
-            } else {
-                cast_node(b, &DataType::Utf8)
-            };
-            let node = if func == ScalarFunction::Lower {
-                BoundExpr::Lower(Box::new(b))
-            } else {
-                BoundExpr::Upper(Box::new(b))
-            };
-            Ok((node, DataType::Utf8))
-        }
-        ScalarFunction::DateFormat => {
-            if args.len() != 2 {
-                return arity_err("2");
-            }
-            let (b, t) = bind(&args[0], schema)?;
-            let b = match t {
-                DataType::Timestamp(..) => b,
-                _ => cast_node(b, &timestamp_type()),
-            };
-            let pattern = match &args[1] {
-                Expr::Literal(Value::Utf8(p)) => p.clone(),
-                other => {
-                    return plan_err(format!(
-                        "date_format's pattern must be a string literal, got {other}"
-                    ))
-                }
-            };
-            let chrono_pattern = crate::time::spark_pattern_to_chrono(&pattern)
-                .map_err(|e| EngineError::Plan(format!("{e} in {whole}")))?;
-            Ok((
-                BoundExpr::DateFormat(Box::new(b), Arc::from(chrono_pattern)),
-                DataType::Utf8,
-            ))
         }
     }
+    let resolved = (func.resolve)(name, &infos).or_else(|m| plan_err(format!("{m} in {whole}")))?;
+    let args = bound
+        .into_iter()
+        .zip(infos)
+        .zip(resolved.arg_types.iter())
+        .map(|((b, info), want)| {
+            if info.dt == *want || info.dt == DataType::Null || *want == DataType::Null {
+                b
+            } else {
+                cast_node(b, want)
+            }
+        })
+        .collect();
+    let ret = resolved.ret.clone();
+    Ok((
+        BoundExpr::Call(Box::new(BoundCall {
+            func,
+            kernel: resolved.kernel,
+            args,
+            arg_types: resolved.arg_types.into(),
+            ret: resolved.ret,
+        })),
+        ret,
+    ))
+}
+
+fn bind_case(
+    branches: &[(Expr, Expr)],
+    otherwise: Option<&Expr>,
+    schema: &Schema,
+    whole: &Expr,
+) -> Result<(BoundExpr, DataType)> {
+    let mut conds = Vec::with_capacity(branches.len());
+    let mut results = Vec::with_capacity(branches.len() + 1);
+    for (c, r) in branches {
+        let (cb, ct) = bind(c, schema)?;
+        expect_boolean(&ct, c)?;
+        conds.push(cb);
+        results.push(bind(r, schema)?);
+    }
+    results.push(match otherwise {
+        Some(e) => bind(e, schema)?,
+        None => (BoundExpr::Literal(Value::Null), DataType::Null),
+    });
+    let types: Vec<DataType> = results.iter().map(|(_, t)| t.clone()).collect();
+    let ret =
+        functions::common_type("CASE", &types).or_else(|m| plan_err(format!("{m} in {whole}")))?;
+    let mut results: Vec<BoundExpr> = results
+        .into_iter()
+        .map(|(b, t)| {
+            if t == ret || t == DataType::Null {
+                b
+            } else {
+                cast_node(b, &ret)
+            }
+        })
+        .collect();
+    let otherwise = results.pop().unwrap_or(BoundExpr::Literal(Value::Null));
+    Ok((
+        BoundExpr::Case(Box::new(BoundCase {
+            branches: conds.into_iter().zip(results).collect(),
+            otherwise,
+            ret: ret.clone(),
+        })),
+        ret,
+    ))
 }

@@ -5,11 +5,12 @@
 //! zero is null (Spark's non-ANSI behaviour); integer overflow wraps.
 
 use std::cmp::Ordering;
-use std::sync::Arc;
 
+use smallvec::SmallVec;
+
+use super::bind::BoundCall;
 use super::{BinaryOp, BoundExpr};
-use crate::schema::{cast_value, Value};
-use crate::time;
+use crate::schema::{cast_value, DataType, Value};
 
 /// An operand by reference when it is a column or a literal (no clone),
 /// else evaluated into `tmp`.
@@ -120,29 +121,15 @@ impl BoundExpr {
                 let mut t = Value::Null;
                 cast_value(operand(expr, row, &mut t), to)
             }
-            BoundExpr::Round(e, digits) => match e.eval(row) {
-                Value::Float64(v) => Value::Float64(round_half_up(v, *digits)),
-                Value::Int64(v) if *digits < 0 => {
-                    let f = 10i64.saturating_pow(digits.unsigned_abs());
-                    let q = (v.abs() + f / 2) / f * f;
-                    Value::Int64(if v < 0 { -q } else { q })
+            BoundExpr::Call(c) => c.eval(row),
+            BoundExpr::Case(c) => {
+                for (cond, result) in &c.branches {
+                    if cond.eval_bool(row) == Some(true) {
+                        return result.eval(row);
+                    }
                 }
-                other => other,
-            },
-            BoundExpr::Lower(e) => match e.eval(row) {
-                Value::Utf8(s) => Value::Utf8(Arc::from(s.to_lowercase())),
-                _ => Value::Null,
-            },
-            BoundExpr::Upper(e) => match e.eval(row) {
-                Value::Utf8(s) => Value::Utf8(Arc::from(s.to_uppercase())),
-                _ => Value::Null,
-            },
-            BoundExpr::DateFormat(e, pattern) => match e.eval(row) {
-                Value::Timestamp(us) => time::format_timestamp_with(us, pattern)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                _ => Value::Null,
-            },
+                c.otherwise.eval(row)
+            }
         }
     }
 
@@ -227,6 +214,8 @@ fn arith_int(op: BinaryOp, a: i64, b: i64) -> Value {
         BinaryOp::Mul => Value::Int64(a.wrapping_mul(b)),
         BinaryOp::Mod if b == 0 => Value::Null,
         BinaryOp::Mod => Value::Int64(a.wrapping_rem(b)),
+        BinaryOp::IntDiv if b == 0 => Value::Null,
+        BinaryOp::IntDiv => Value::Int64(a.wrapping_div(b)),
         _ => Value::Null,
     }
 }
@@ -244,8 +233,12 @@ fn arith_f64(op: BinaryOp, a: f64, b: f64) -> Value {
 
 #[inline]
 fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
-    let ord = l.sql_cmp(r)?;
+    let Some(ord) = l.sql_cmp(r) else {
+        // `<=>` is never null: two nulls are equal, a null and a value not.
+        return (op == BinaryOp::NullSafeEq).then(|| l.is_null() && r.is_null());
+    };
     Some(match op {
+        BinaryOp::NullSafeEq => ord == Ordering::Equal,
         BinaryOp::Eq => ord == Ordering::Equal,
         BinaryOp::NotEq => ord != Ordering::Equal,
         BinaryOp::Lt => ord == Ordering::Less,
@@ -256,51 +249,40 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
     })
 }
 
-/// Rounds half away from zero at `digits` decimal places, on the shortest
-/// decimal form of `v` (so `round(2.675, 2)` is `2.68`, as in Spark).
-pub(crate) fn round_half_up(v: f64, digits: i32) -> f64 {
-    if !v.is_finite() || v == 0.0 {
-        return v;
-    }
-    let sci = format!("{:e}", v.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut ds: Vec<u8> = mantissa.bytes().filter(u8::is_ascii_digit).collect();
-    // value = 0.ds * 10^(exp + 1); keep `keep` digits.
-    let keep = exp + 1 + digits;
-    if keep >= ds.len() as i32 {
-        return v;
-    }
-    let magnitude = if keep < 0 {
-        0.0
-    } else {
-        let round_up = ds[keep as usize] >= b'5';
-        ds.truncate(keep as usize);
-        let mut int_digits: u128 = ds
-            .iter()
-            .fold(0u128, |acc, d| acc * 10 + (d - b'0') as u128);
-        if round_up {
-            int_digits += 1;
+impl BoundCall {
+    /// Evaluates the arguments (on the stack for up to four) and calls the
+    /// row kernel; a call whose type is null is null.
+    #[inline]
+    pub(crate) fn eval(&self, row: &[Value]) -> Value {
+        if self.ret == DataType::Null {
+            return Value::Null;
         }
-        // int_digits * 10^(exp + 1 - keep) = int_digits / 10^digits
-        format!("{int_digits}e{}", -digits)
-            .parse()
-            .unwrap_or(v.abs())
-    };
-    if v < 0.0 {
-        -magnitude
-    } else {
-        magnitude
+        let args: SmallVec<[Value; 4]> = self
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if self.func.literal_args.contains(&i) {
+                    // Read at bind time: the kernel does not look at it.
+                    Value::Null
+                } else {
+                    a.eval(row)
+                }
+            })
+            .collect();
+        self.kernel.row(&args)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expr::functions::round_half_up;
     use crate::expr::{bind_expr, col, lit, not, Expr};
     use crate::row;
     use crate::schema::DataType;
     use crate::schema::{schema, timestamp_type};
+    use crate::time;
 
     fn eval(e: Expr, r: &[Value]) -> Value {
         let s = schema(&[

@@ -1,16 +1,26 @@
 //! Expressions: the tree users build, and its row evaluator.
 //!
 //! Owns the logical [`Expr`] tree with its builder functions ([`col`],
-//! [`lit`], operators), binding a tree to a schema (`bind`: names resolved
-//! case-insensitively, types checked, output type known) and evaluating a
-//! bound tree against one row with SQL null semantics (`eval`). It must not
-//! know about operators, windows or I/O.
+//! [`lit`], [`call`], [`case_when`], operators), binding a tree to a schema
+//! (`bind`: names resolved case-insensitively, types checked, output type
+//! known), the scalar function library (`functions`: one definition per
+//! function, with both kernels) and evaluating a bound tree against one row
+//! (`eval`) or a record batch (`vector`) with SQL null semantics. It must
+//! not know about operators, windows or I/O.
 
 mod bind;
 mod eval;
+pub(crate) mod functions;
 mod vector;
 
-pub use bind::{bind_expr, resolve_column, BoundExpr};
+pub(crate) use bind::unknown_function;
+pub use bind::{bind_expr, resolve_column, BoundCall, BoundCase, BoundExpr};
+
+/// The supported SQL functions and expressions as markdown (the README's
+/// list is this text; `runnel` can print it).
+pub fn supported_functions_markdown() -> String {
+    functions::markdown()
+}
 
 use std::fmt;
 use std::ops;
@@ -42,6 +52,10 @@ pub enum BinaryOp {
     Gt,
     /// `>=`
     GtEq,
+    /// `<=>` (null-safe equality: never null; `IS NOT DISTINCT FROM`)
+    NullSafeEq,
+    /// `DIV` (integer division truncating toward zero; by zero is null)
+    IntDiv,
     /// `AND` (three-valued)
     And,
     /// `OR` (three-valued)
@@ -63,6 +77,8 @@ impl BinaryOp {
             BinaryOp::LtEq => "<=",
             BinaryOp::Gt => ">",
             BinaryOp::GtEq => ">=",
+            BinaryOp::NullSafeEq => "<=>",
+            BinaryOp::IntDiv => "div",
             BinaryOp::And => "AND",
             BinaryOp::Or => "OR",
         }
@@ -78,32 +94,8 @@ impl BinaryOp {
                 | BinaryOp::LtEq
                 | BinaryOp::Gt
                 | BinaryOp::GtEq
+                | BinaryOp::NullSafeEq
         )
-    }
-}
-
-/// A scalar function.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ScalarFunction {
-    /// `round(x[, digits])`: half away from zero, as in Spark.
-    Round,
-    /// `lower(s)`
-    Lower,
-    /// `upper(s)`
-    Upper,
-    /// `date_format(ts, pattern)` with Spark/Java pattern letters.
-    DateFormat,
-}
-
-impl ScalarFunction {
-    /// The function's SQL name.
-    pub fn name(self) -> &'static str {
-        match self {
-            ScalarFunction::Round => "round",
-            ScalarFunction::Lower => "lower",
-            ScalarFunction::Upper => "upper",
-            ScalarFunction::DateFormat => "date_format",
-        }
     }
 }
 
@@ -138,12 +130,21 @@ pub enum Expr {
         /// The target type.
         to: DataType,
     },
-    /// A scalar function call.
+    /// A call of a scalar function of the registry, by name (any case,
+    /// aliases included; resolved when the expression is bound).
     Function {
-        /// Which function.
-        func: ScalarFunction,
+        /// The name as written.
+        name: String,
         /// Its arguments.
         args: Vec<Expr>,
+    },
+    /// `CASE WHEN c1 THEN r1 ... [ELSE e] END`: the result of the first
+    /// branch whose condition is true, else `e` (null without ELSE).
+    Case {
+        /// `(condition, result)` pairs, in order.
+        branches: Vec<(Expr, Expr)>,
+        /// The ELSE result.
+        otherwise: Option<Box<Expr>>,
     },
     /// `window(time, size[, slide[, start]])`: only valid as a grouping key.
     Window(Box<WindowExpr>),
@@ -215,36 +216,55 @@ pub fn not(e: Expr) -> Expr {
     Expr::Not(Box::new(e))
 }
 
+/// A call of any scalar function of the registry by name:
+/// `call("coalesce", [col("a"), lit(0i64)])`. An unknown name or a wrong
+/// argument is reported when the query is built.
+pub fn call(name: &str, args: impl IntoIterator<Item = Expr>) -> Expr {
+    Expr::Function {
+        name: name.to_string(),
+        args: args.into_iter().collect(),
+    }
+}
+
+/// `CASE WHEN c1 THEN r1 ... ELSE otherwise END`.
+pub fn case_when(
+    branches: impl IntoIterator<Item = (Expr, Expr)>,
+    otherwise: Option<Expr>,
+) -> Expr {
+    Expr::Case {
+        branches: branches.into_iter().collect(),
+        otherwise: otherwise.map(Box::new),
+    }
+}
+
 /// `round(e, digits)`.
 pub fn round(e: Expr, digits: i64) -> Expr {
-    Expr::Function {
-        func: ScalarFunction::Round,
-        args: vec![e, lit(digits)],
-    }
+    call("round", [e, lit(digits)])
 }
 
 /// `lower(e)`.
 pub fn lower(e: Expr) -> Expr {
-    Expr::Function {
-        func: ScalarFunction::Lower,
-        args: vec![e],
-    }
+    call("lower", [e])
 }
 
 /// `upper(e)`.
 pub fn upper(e: Expr) -> Expr {
-    Expr::Function {
-        func: ScalarFunction::Upper,
-        args: vec![e],
-    }
+    call("upper", [e])
 }
 
 /// `date_format(e, pattern)` (Spark pattern letters such as `yyyy-MM-dd HH:mm`).
 pub fn date_format(e: Expr, pattern: &str) -> Expr {
-    Expr::Function {
-        func: ScalarFunction::DateFormat,
-        args: vec![e, lit(pattern)],
-    }
+    call("date_format", [e, lit(pattern)])
+}
+
+/// `coalesce(e1, e2, ...)`.
+pub fn coalesce(args: impl IntoIterator<Item = Expr>) -> Expr {
+    call("coalesce", args)
+}
+
+/// `concat(e1, e2, ...)`.
+pub fn concat(args: impl IntoIterator<Item = Expr>) -> Expr {
+    call("concat", args)
 }
 
 impl Expr {
@@ -286,6 +306,30 @@ impl Expr {
     /// `self OR other`.
     pub fn or(self, other: Expr) -> Expr {
         self.binary(BinaryOp::Or, other)
+    }
+    /// `self <=> other` (`IS NOT DISTINCT FROM`: null-safe equality).
+    pub fn is_not_distinct_from(self, other: Expr) -> Expr {
+        self.binary(BinaryOp::NullSafeEq, other)
+    }
+    /// `self IS DISTINCT FROM other`.
+    pub fn is_distinct_from(self, other: Expr) -> Expr {
+        not(self.binary(BinaryOp::NullSafeEq, other))
+    }
+    /// `self DIV other` (integer division).
+    pub fn int_div(self, other: Expr) -> Expr {
+        self.binary(BinaryOp::IntDiv, other)
+    }
+    /// `self LIKE pattern` (`_` any character, `%` any sequence, `\` escapes).
+    pub fn like(self, pattern: &str) -> Expr {
+        call("like", [self, lit(pattern)])
+    }
+    /// `self ILIKE pattern` (LIKE ignoring case).
+    pub fn ilike(self, pattern: &str) -> Expr {
+        call("ilike", [self, lit(pattern)])
+    }
+    /// `self RLIKE regex` (the regular expression matches somewhere).
+    pub fn rlike(self, regex: &str) -> Expr {
+        call("rlike", [self, lit(regex)])
     }
     /// `self IS NULL`.
     pub fn is_null(self) -> Expr {
@@ -334,8 +378,21 @@ impl fmt::Display for Expr {
             Expr::Cast { expr, to } => {
                 write!(f, "CAST({expr} AS {})", crate::schema::type_name(to))
             }
-            Expr::Function { func, args } => {
-                write!(f, "{}(", func.name())?;
+            Expr::Case {
+                branches,
+                otherwise,
+            } => {
+                f.write_str("CASE")?;
+                for (c, r) in branches {
+                    write!(f, " WHEN {c} THEN {r}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " ELSE {e}")?;
+                }
+                f.write_str(" END")
+            }
+            Expr::Function { name, args } => {
+                write!(f, "{name}(")?;
                 for (i, a) in args.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;

@@ -1,21 +1,24 @@
 //! The Arrow evaluator: one bound expression over a whole record batch.
 //!
 //! The hot operators (columns, literals, arithmetic, comparisons, boolean
-//! logic, null tests) run on Arrow compute kernels. The rest (casts, string
-//! and date functions) evaluate element by element with the row evaluator's
-//! own code, so both evaluators give the same answers by construction; a
-//! property test holds the kernel paths to the row evaluator too.
+//! logic, null tests, `CASE`) run on Arrow compute kernels; a function call
+//! runs its column kernel from the function registry. Casts evaluate element
+//! by element with the row evaluator's own code. Property tests hold every
+//! kernel path to the row evaluator.
 
 use std::sync::Arc;
 
 use arrow::array::{
-    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array,
+    new_null_array, Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array,
+    Scalar, StringArray, TimestampMicrosecondArray,
 };
-use arrow::compute::kernels::{boolean, cmp, numeric};
+use arrow::compute::kernels::{boolean, cmp, numeric, zip::zip};
 use arrow::compute::{cast, nullif};
 use arrow::datatypes::{Float64Type, Int64Type};
 use arrow::record_batch::RecordBatch;
 
+use super::bind::{BoundCall, BoundCase};
+use super::functions::true_mask;
 use super::{BinaryOp, BoundExpr};
 use crate::error::{EngineError, Result};
 use crate::schema::arrow::{build_array, value_at};
@@ -25,17 +28,26 @@ fn kernel_err(e: arrow::error::ArrowError) -> EngineError {
     EngineError::Eval(e.to_string())
 }
 
+/// A constant as a column of `len` slots, built in one pass per type.
 fn literal_array(v: &Value, len: usize) -> Result<ArrayRef> {
-    let dt = match v {
-        Value::Null => return Ok(new_null_array(&DataType::Null, len)),
-        Value::Boolean(_) => DataType::Boolean,
-        Value::Int64(_) => DataType::Int64,
-        Value::Float64(_) => DataType::Float64,
-        Value::Utf8(_) => DataType::Utf8,
-        Value::Timestamp(_) => timestamp_type(),
-        Value::Date(_) => DataType::Date32,
-    };
-    build_array(&dt, len, |_| v.clone())
+    Ok(match v {
+        Value::Null => new_null_array(&DataType::Null, len),
+        Value::Boolean(b) => Arc::new(BooleanArray::from(vec![*b; len])),
+        Value::Int64(x) => Arc::new(Int64Array::from_value(*x, len)),
+        Value::Float64(x) => Arc::new(Float64Array::from_value(*x, len)),
+        Value::Utf8(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            s.as_ref(),
+            len,
+        ))),
+        Value::Timestamp(x) => {
+            let a = TimestampMicrosecondArray::from_value(*x, len);
+            match timestamp_type() {
+                DataType::Timestamp(_, tz) => Arc::new(a.with_timezone_opt(tz)),
+                _ => Arc::new(a),
+            }
+        }
+        Value::Date(d) => Arc::new(Date32Array::from_value(*d, len)),
+    })
 }
 
 fn as_f64(a: &ArrayRef) -> Result<ArrayRef> {
@@ -108,6 +120,19 @@ impl BoundExpr {
                             .collect();
                         return Ok(Arc::new(out));
                     }
+                    BinaryOp::IntDiv => {
+                        // Truncating division; by zero is null, and
+                        // i64::MIN div -1 wraps as in the row evaluator.
+                        let r = null_zero_divisor(&r)?;
+                        let (la, ra) =
+                            (l.as_primitive::<Int64Type>(), r.as_primitive::<Int64Type>());
+                        let out: Int64Array = la
+                            .iter()
+                            .zip(ra.iter())
+                            .map(|(a, b)| Some(a?.wrapping_div(b?)))
+                            .collect();
+                        return Ok(Arc::new(out));
+                    }
                     BinaryOp::Mod => numeric::rem(&l, &null_zero_divisor(&r)?),
                     _ => return self.eval_elementwise(batch),
                 }
@@ -120,7 +145,18 @@ impl BoundExpr {
             }
             BoundExpr::Compare { op, left, right } => {
                 let (mut l, mut r) = (left.eval_array(batch)?, right.eval_array(batch)?);
-                if l.data_type() == &DataType::Null || r.data_type() == &DataType::Null {
+                let null_side =
+                    l.data_type() == &DataType::Null || r.data_type() == &DataType::Null;
+                if null_side && *op == BinaryOp::NullSafeEq {
+                    // x <=> NULL is whether x is null.
+                    let other = if l.data_type() == &DataType::Null {
+                        &r
+                    } else {
+                        &l
+                    };
+                    return Ok(Arc::new(is_null(other, true)));
+                }
+                if null_side {
                     return Ok(new_null_array(&DataType::Boolean, n));
                 }
                 if l.data_type() != r.data_type() {
@@ -146,6 +182,7 @@ impl BoundExpr {
                     BinaryOp::LtEq => cmp::lt_eq(&l, &r),
                     BinaryOp::Gt => cmp::gt(&l, &r),
                     BinaryOp::GtEq => cmp::gt_eq(&l, &r),
+                    BinaryOp::NullSafeEq => cmp::not_distinct(&l, &r),
                     _ => return self.eval_elementwise(batch),
                 }
                 .map_err(kernel_err)?;
@@ -182,6 +219,8 @@ impl BoundExpr {
                     _ => Ok(new_null_array(&DataType::Null, n)),
                 }
             }
+            BoundExpr::Call(c) => c.eval_array(batch),
+            BoundExpr::Case(c) => c.eval_array(batch),
             _ => self.eval_elementwise(batch),
         }
     }
@@ -213,7 +252,8 @@ impl BoundExpr {
     fn static_type(&self, batch: &RecordBatch) -> DataType {
         match self {
             BoundExpr::Cast { to, .. } => to.clone(),
-            BoundExpr::Lower(_) | BoundExpr::Upper(_) | BoundExpr::DateFormat(..) => DataType::Utf8,
+            BoundExpr::Call(c) => c.ret.clone(),
+            BoundExpr::Case(c) => c.ret.clone(),
             BoundExpr::Compare { .. }
             | BoundExpr::And(..)
             | BoundExpr::Or(..)
@@ -223,11 +263,84 @@ impl BoundExpr {
             BoundExpr::Div(..) => DataType::Float64,
             BoundExpr::Arith { int: true, .. } => DataType::Int64,
             BoundExpr::Arith { int: false, .. } => DataType::Float64,
-            BoundExpr::Round(e, _) => e.data_type_over(batch),
             BoundExpr::Negate(e) => e.data_type_over(batch),
             BoundExpr::Column(i) => batch.schema().field(*i).data_type().clone(),
             BoundExpr::Literal(v) => value_type(v),
         }
+    }
+}
+
+/// An argument array of the type it stands for: a null array (a bare NULL)
+/// becomes a null array of `dt`.
+fn typed(a: ArrayRef, dt: &DataType) -> ArrayRef {
+    if a.data_type() == &DataType::Null && *dt != DataType::Null {
+        new_null_array(dt, a.len())
+    } else {
+        a
+    }
+}
+
+/// A one-slot array repeated `n` times.
+fn literal_array_of(one: &ArrayRef, n: usize) -> Result<ArrayRef> {
+    let v = value_at(one.as_ref(), 0)?;
+    let a = literal_array(&v, n)?;
+    Ok(typed(a, one.data_type()))
+}
+
+impl BoundCall {
+    /// Evaluates the arguments and calls the column kernel; a call whose
+    /// type is null is a null array.
+    fn eval_array(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let n = batch.num_rows();
+        if self.ret == DataType::Null {
+            return Ok(new_null_array(&DataType::Null, n));
+        }
+        let mut args = Vec::with_capacity(self.args.len());
+        for (i, (a, dt)) in self.args.iter().zip(self.arg_types.iter()).enumerate() {
+            if self.func.literal_args.contains(&i) {
+                // Read at bind time (a pattern, a unit): the kernel
+                // does not look at it.
+                args.push(new_null_array(dt, n));
+            } else {
+                args.push(typed(a.eval_array(batch)?, dt));
+            }
+        }
+        self.kernel.column(&args, n)
+    }
+}
+
+impl BoundCase {
+    /// Every branch over the whole batch, then Arrow's `zip` from the last
+    /// branch to the first, so that the first true condition wins.
+    fn eval_array(&self, batch: &RecordBatch) -> Result<ArrayRef> {
+        let n = batch.num_rows();
+        if self.ret == DataType::Null {
+            return Ok(new_null_array(&DataType::Null, n));
+        }
+        // A constant result stays one value (an Arrow scalar) until zipped.
+        let datum = |e: &BoundExpr| -> Result<(ArrayRef, bool)> {
+            Ok(match e {
+                BoundExpr::Literal(v) => (typed(literal_array(v, 1)?, &self.ret), true),
+                other => (typed(other.eval_array(batch)?, &self.ret), false),
+            })
+        };
+        let (mut acc, mut acc_scalar) = datum(&self.otherwise)?;
+        for (cond, result) in self.branches.iter().rev() {
+            let mask = true_mask(&bool_array(&cond.eval_array(batch)?)?);
+            let (r, r_scalar) = datum(result)?;
+            acc = match (r_scalar, acc_scalar) {
+                (true, true) => zip(&mask, &Scalar::new(r), &Scalar::new(acc)),
+                (true, false) => zip(&mask, &Scalar::new(r), &acc),
+                (false, true) => zip(&mask, &r, &Scalar::new(acc)),
+                (false, false) => zip(&mask, &r, &acc),
+            }
+            .map_err(kernel_err)?;
+            acc_scalar = false;
+        }
+        if acc_scalar {
+            return literal_array_of(&acc, n);
+        }
+        Ok(acc)
     }
 }
 

@@ -1,8 +1,11 @@
 //! Conversions between the engine's value types, with Spark's non-ANSI rules.
 //!
-//! Owns `CAST` on single values: text to numbers, booleans, timestamps and
-//! dates; numbers to and from timestamps (in seconds, as Spark does); anything
-//! to text. A value that does not convert becomes null, never an error (Spark's
+//! Owns `CAST` on single values, for every pair of the engine's types:
+//! text to numbers, booleans, timestamps and dates; numbers to and from
+//! timestamps (in seconds, as Spark does); booleans to numbers and
+//! timestamps; timestamps and dates to each other; anything to text. A date
+//! does not convert to a number or a boolean, nor a number to a date (null,
+//! as Spark's non-ANSI cast gives). A value that does not convert becomes null, never an error (Spark's
 //! default, `spark.sql.ansi.enabled=false`). It must not know about
 //! expressions or columns: the evaluators call it.
 
@@ -21,13 +24,8 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
         | (Timestamp(_), DataType::Timestamp(..))
         | (Date(_), DataType::Date32) => v.clone(),
         (Int64(i), DataType::Float64) => Float64(*i as f64),
-        (Float64(f), DataType::Int64) => {
-            if f.is_nan() {
-                Null
-            } else {
-                Int64(f.trunc() as i64)
-            }
-        }
+        // The JVM's double-to-long: truncation, saturating, NaN is 0.
+        (Float64(f), DataType::Int64) => Int64(*f as i64),
         (Boolean(b), DataType::Int64) => Int64(*b as i64),
         (Boolean(b), DataType::Float64) => Float64(*b as i64 as f64),
         (Int64(i), DataType::Boolean) => Boolean(*i != 0),
@@ -51,7 +49,10 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
             _ => Null,
         },
         (Utf8(s), DataType::Timestamp(..)) => time::parse_timestamp_us(s).map_or(Null, Timestamp),
-        (Utf8(s), DataType::Date32) => time::parse_date(s).map_or(Null, Date),
+        // A date, or the date of a timestamp's text (`2024-01-02 10:00`).
+        (Utf8(s), DataType::Date32) => time::parse_date(s)
+            .or_else(|| time::parse_timestamp_us(s).map(|us| us.div_euclid(86_400_000_000) as i32))
+            .map_or(Null, Date),
         (_, DataType::Utf8) => Value::from(v.to_string()),
         // Spark: timestamp <-> number is in seconds.
         (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
@@ -65,7 +66,14 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
             }
         }
         (Timestamp(us), DataType::Date32) => Date(us.div_euclid(86_400_000_000) as i32),
-        (Date(d), DataType::Timestamp(..)) => Timestamp(*d as i64 * 86_400_000_000),
+        (Date(d), DataType::Timestamp(..)) => (*d as i64)
+            .checked_mul(86_400_000_000)
+            .map_or(Null, Timestamp),
+        // Spark: a boolean is 0 or 1 microsecond, a timestamp is true when
+        // it is not the epoch.
+        (Boolean(b), DataType::Timestamp(..)) => Timestamp(i64::from(*b)),
+        (Timestamp(us), DataType::Boolean) => Boolean(*us != 0),
+        // Spark (non-ANSI): a date does not convert to a number or a boolean.
         _ => Null,
     }
 }

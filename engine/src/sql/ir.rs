@@ -11,7 +11,7 @@
 use std::fmt;
 
 use super::error::Span;
-use crate::expr::{BinaryOp, ScalarFunction};
+use crate::expr::BinaryOp;
 use crate::schema::{DataType, Value};
 
 /// An expression of the query, with where it was written.
@@ -109,9 +109,16 @@ pub(crate) enum Kind {
         list: Vec<Node>,
         negated: bool,
     },
+    /// A call of a registry function, by the name as written (lowercase).
     Function {
-        func: ScalarFunction,
+        name: String,
         args: Vec<Node>,
+    },
+    /// `CASE WHEN c THEN r ... [ELSE e] END` (a simple CASE is translated
+    /// into this searched form, as Spark does).
+    Case {
+        branches: Vec<(Node, Node)>,
+        otherwise: Option<Box<Node>>,
     },
     /// An aggregate call; `count(*)` has no argument.
     Aggregate {
@@ -148,6 +155,18 @@ impl Node {
                 v
             }
             Kind::Function { args, .. } => args.iter().collect(),
+            Kind::Case {
+                branches,
+                otherwise,
+            } => {
+                let mut v: Vec<&Node> = Vec::new();
+                for (c, r) in branches {
+                    v.push(c);
+                    v.push(r);
+                }
+                v.extend(otherwise.iter().map(|e| &**e));
+                v
+            }
             Kind::Aggregate { arg, .. } => arg.iter().map(|a| &**a).collect(),
             Kind::Window(w) => vec![&w.time],
         }
@@ -222,12 +241,25 @@ impl Node {
                     .collect::<Result<_, E>>()?,
                 negated: *negated,
             },
-            Kind::Function { func, args } => Kind::Function {
-                func: *func,
+            Kind::Function { name, args } => Kind::Function {
+                name: name.clone(),
                 args: args
                     .iter()
                     .map(|n| go(n).map(|b| *b))
                     .collect::<Result<_, E>>()?,
+            },
+            Kind::Case {
+                branches,
+                otherwise,
+            } => Kind::Case {
+                branches: branches
+                    .iter()
+                    .map(|(c, r)| Ok((*go(c)?, *go(r)?)))
+                    .collect::<Result<_, E>>()?,
+                otherwise: match otherwise {
+                    Some(e) => Some(go(e)?),
+                    None => None,
+                },
             },
             Kind::Aggregate { func, arg } => Kind::Aggregate {
                 func: *func,
@@ -245,10 +277,6 @@ impl Node {
         };
         Ok(Node::new(kind, self.span))
     }
-}
-
-pub(crate) fn function_name(func: ScalarFunction) -> &'static str {
-    func.name()
 }
 
 fn list(f: &mut fmt::Formatter<'_>, nodes: &[Node]) -> fmt::Result {
@@ -315,10 +343,26 @@ impl fmt::Display for Node {
                 }
                 Ok(())
             }
-            Kind::Function { func, args } => {
-                write!(f, "{}(", function_name(*func))?;
+            Kind::Function { name, args } if name == "like" && args.len() == 2 => {
+                write!(f, "{} LIKE {}", args[0], args[1])
+            }
+            Kind::Function { name, args } => {
+                write!(f, "{name}(")?;
                 list(f, args)?;
                 f.write_str(")")
+            }
+            Kind::Case {
+                branches,
+                otherwise,
+            } => {
+                f.write_str("CASE")?;
+                for (c, r) in branches {
+                    write!(f, " WHEN {c} THEN {r}")?;
+                }
+                if let Some(e) = otherwise {
+                    write!(f, " ELSE {e}")?;
+                }
+                f.write_str(" END")
             }
             Kind::Aggregate { func, arg: None } => write!(f, "{}(1)", func.name()),
             Kind::Aggregate { func, arg: Some(a) } => write!(f, "{}({a})", func.name()),

@@ -14,9 +14,14 @@
 //! 'start']])`), `window.start` / `window.end` (the columns `window_start` and
 //! `window_end`; selecting `window` gives both), `HAVING`, `count(*)`,
 //! `count`, `sum`, `avg`, `min`, `max` (also inside expressions), `+ - * / %`,
-//! unary minus, comparisons, `AND`/`OR`/`NOT`, `IS [NOT] NULL`, `BETWEEN`,
-//! `IN (...)`, `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`,
-//! `round`, `lower`, `upper`, `date_format`, literals (numbers, strings,
+//! `DIV`, `||`, unary minus, comparisons, `<=>`, `AND`/`OR`/`NOT`,
+//! `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `BETWEEN`, `IN (...)`, `CASE`
+//! (searched and simple), `[NOT] LIKE` / `ILIKE` / `RLIKE`, `ts ± INTERVAL n
+//! UNIT`,
+//! `CAST(x AS string|int|bigint|double|boolean|timestamp|date)` (Spark's
+//! non-ANSI rules: a value that does not convert is null), every function of
+//! the registry (`coalesce`, `substring`, `hour`, ...: the README lists them;
+//! an unknown name gets the nearest one), literals (numbers, strings,
 //! booleans, `NULL`, `TIMESTAMP '...'`, `DATE '...'`), quoted identifiers
 //! (`` `x` `` or `"x"`), and columns qualified by the table or its alias.
 //! Identifiers are case-insensitive.

@@ -277,12 +277,25 @@ impl Planner<'_> {
                     any
                 }
             }
-            Kind::Function { func, args } => Expr::Function {
-                func: *func,
+            Kind::Function { name, args } => Expr::Function {
+                name: name.clone(),
                 args: args
                     .iter()
                     .map(|a| self.lower(a, schema, hook))
                     .collect::<Result<_>>()?,
+            },
+            Kind::Case {
+                branches,
+                otherwise,
+            } => Expr::Case {
+                branches: branches
+                    .iter()
+                    .map(|(c, r)| Ok((self.lower(c, schema, hook)?, self.lower(r, schema, hook)?)))
+                    .collect::<Result<_>>()?,
+                otherwise: match otherwise {
+                    Some(e) => Some(Box::new(self.lower(e, schema, hook)?)),
+                    None => None,
+                },
             },
             Kind::Aggregate { .. } | Kind::Window(_) | Kind::WindowField(_) | Kind::WindowWhole => {
                 return Err(self.err(n.span, format!("{n} is not allowed here")))

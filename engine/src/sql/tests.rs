@@ -7,7 +7,7 @@ use super::StreamingSql;
 use crate::schema::SchemaRef;
 use crate::{
     row, schema, timestamp_type, DataFrame, DataType, MemorySink, MemorySource, OutputMode, Row,
-    Value,
+    Trigger, Value,
 };
 
 fn ts(text: &str) -> Value {
@@ -856,10 +856,16 @@ fn subqueries_are_rejected_wherever_they_appear() {
 #[test]
 fn unknown_functions_and_bad_arguments_are_reported() {
     assert_error(
-        "SELECT Country, coalesce(CustomerID, 0) FROM retail",
-        "function `coalesce` is not supported; supported: count, sum, avg, min, max, round, \
-         lower, upper, date_format, window",
-        "coalesce",
+        "SELECT Country, coalese(CustomerID, 0) FROM retail",
+        "function `coalese` is not supported; did you mean `coalesce`? Supported: coalesce, nvl, \
+         ifnull,",
+        "coalese",
+        0,
+    );
+    assert_error(
+        "SELECT explode(Country) FROM retail",
+        "function `explode` is not supported; did you mean `exp`?",
+        "explode",
         0,
     );
     assert_error(
@@ -887,9 +893,45 @@ fn unknown_functions_and_bad_arguments_are_reported() {
         0,
     );
     assert_error(
-        "SELECT Country LIKE 'U%' FROM retail",
-        "`LIKE` is not supported",
-        "Country LIKE 'U%'",
+        "SELECT Country SIMILAR TO 'U%' FROM retail",
+        "`SIMILAR TO` is not supported",
+        "Country SIMILAR TO 'U%'",
+        0,
+    );
+    assert_error(
+        "SELECT Country LIKE Description FROM retail",
+        "the second argument of like must be a string literal",
+        "Description",
+        0,
+    );
+    assert_error(
+        "SELECT Country RLIKE '(' FROM retail",
+        "invalid regular expression",
+        "'('",
+        0,
+    );
+    assert_error(
+        "SELECT date_trunc('fortnight', InvoiceDate) FROM retail",
+        "`fortnight` is not a unit of date_trunc",
+        "'fortnight'",
+        0,
+    );
+    assert_error(
+        "SELECT trim(BOTH 'x' FROM Country) FROM retail",
+        "TRIM with characters to remove is not supported",
+        "trim(BOTH 'x' FROM Country)",
+        0,
+    );
+    assert_error(
+        "SELECT substring(Country) FROM retail",
+        "function `substring` takes 2 or 3 arguments, but 1 were given",
+        "substring(Country)",
+        0,
+    );
+    assert_error(
+        "SELECT abs(Country > 'A') FROM retail",
+        "the first argument of abs must be a number, got boolean",
+        "abs(Country > 'A')",
         0,
     );
     assert_error(
@@ -996,5 +1038,283 @@ fn aggregates_and_windows_out_of_place_are_rejected() {
         "GROUP BY refers to `count(1)`, an aggregate function",
         "lines",
         1,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Expressions and functions, in both modes.
+
+/// A bounded, replayable source of fixed rows (micro-batch mode needs one):
+/// offsets are row positions, and each batch takes at most two rows, so a
+/// query runs over several batches.
+struct FixedRows {
+    schema: SchemaRef,
+    rows: Vec<Row>,
+    next: usize,
+    planned: usize,
+}
+
+impl FixedRows {
+    fn at(o: Option<&crate::SourceOffset>) -> usize {
+        o.and_then(|o| o.0["next"].as_u64()).unwrap_or(0) as usize
+    }
+}
+
+impl crate::Source for FixedRows {
+    fn describe(&self) -> String {
+        format!("FixedRows[{}]", self.rows.len())
+    }
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+    fn open(
+        &mut self,
+        _: &crate::SourceContext,
+        start: Option<&crate::SourceOffset>,
+    ) -> crate::Result<()> {
+        self.next = Self::at(start);
+        self.planned = self.next;
+        Ok(())
+    }
+    fn poll(&mut self, out: &mut dyn crate::SourceOutput) -> crate::Result<crate::PollStatus> {
+        if self.next >= self.rows.len() {
+            return Ok(crate::PollStatus::Exhausted);
+        }
+        out.emit(self.rows[self.next].clone(), crate::clock::now_ns())?;
+        self.next += 1;
+        Ok(crate::PollStatus::Emitted(1))
+    }
+    fn offset(&self) -> crate::SourceOffset {
+        crate::SourceOffset(serde_json::json!({ "next": self.next }))
+    }
+    fn as_replayable(&mut self) -> Option<&mut dyn crate::Replayable> {
+        Some(self)
+    }
+}
+
+impl crate::Replayable for FixedRows {
+    fn is_exhausted(&self) -> bool {
+        self.planned >= self.rows.len()
+    }
+    fn latest_offset(&mut self) -> crate::Result<crate::SourceOffset> {
+        self.planned = (self.planned + 2).min(self.rows.len());
+        Ok(crate::SourceOffset(
+            serde_json::json!({ "next": self.planned }),
+        ))
+    }
+    fn read_range(
+        &mut self,
+        start: Option<&crate::SourceOffset>,
+        end: &crate::SourceOffset,
+        out: &mut dyn crate::SourceOutput,
+    ) -> crate::Result<()> {
+        for r in &self.rows[Self::at(start)..Self::at(Some(end))] {
+            out.emit(r.clone(), crate::clock::now_ns())?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `sql` over `rows` in continuous mode and in micro-batch mode
+/// (`AvailableNow`, several batches), asserts both give the same rows, and
+/// returns them.
+fn run_both(sql: &str, input: SchemaRef, rows: Vec<Row>) -> (Vec<Row>, SchemaRef) {
+    let mut results = Vec::new();
+    for trigger in [Trigger::default(), Trigger::AvailableNow] {
+        let query = StreamingSql::parse(sql).unwrap_or_else(|e| panic!("{e}"));
+        let source = FixedRows {
+            schema: input.clone(),
+            rows: rows.clone(),
+            next: 0,
+            planned: 0,
+        };
+        let (sink, table) = MemorySink::new("result");
+        let running = query
+            .apply(DataFrame::from_source(query.table(), source))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .write_stream(sink)
+            .output_mode(OutputMode::Append)
+            .trigger(trigger)
+            .start()
+            .unwrap_or_else(|e| panic!("{e}"));
+        running.await_termination().expect("the query ends cleanly");
+        results.push((table.rows(), table.schema().expect("the schema")));
+    }
+    let (micro, micro_schema) = results.pop().unwrap();
+    let (continuous, schema) = results.pop().unwrap();
+    assert_eq!(names(&schema), names(&micro_schema), "{sql}");
+    assert_eq!(
+        continuous, micro,
+        "{sql}: continuous and micro-batch differ"
+    );
+    (continuous, schema)
+}
+
+#[test]
+fn case_like_coalesce_hour_and_concat_run_in_both_modes() {
+    let (out, s) = run_both(
+        "SELECT InvoiceNo, \
+                CASE WHEN Quantity >= 24 THEN 'bulk' WHEN Quantity > 0 THEN 'retail' \
+                     ELSE 'return' END AS kind, \
+                Description LIKE '%CLOCK%' AS clock, \
+                coalesce(CustomerID, -1) AS customer, \
+                hour(InvoiceDate) AS h, \
+                concat(Country, '/', StockCode) AS place, \
+                InvoiceNo NOT LIKE 'C%' AS sale \
+         FROM retail WHERE Country ILIKE 'united%' OR Quantity DIV 10 = 2",
+        retail_schema(),
+        retail_rows(),
+    );
+    assert_eq!(
+        names(&s),
+        [
+            "InvoiceNo",
+            "kind",
+            "clock",
+            "customer",
+            "h",
+            "place",
+            "sale"
+        ]
+    );
+    // Hand-computed from RETAIL: the British lines and the two French
+    // lines of 24 (24 DIV 10 = 2).
+    let expected: Vec<Row> = RETAIL
+        .iter()
+        .filter(|r| r.7 == "United Kingdom" || r.3 / 10 == 2)
+        .map(|&(inv, code, desc, qty, date, _, customer, country)| {
+            let kind = if qty >= 24 {
+                "bulk"
+            } else if qty > 0 {
+                "retail"
+            } else {
+                "return"
+            };
+            let hour: i64 = date[11..13].parse().unwrap();
+            row![
+                inv,
+                kind,
+                desc.contains("CLOCK"),
+                customer.unwrap_or(-1),
+                hour,
+                format!("{country}/{code}"),
+                !inv.starts_with('C')
+            ]
+        })
+        .collect();
+    assert!(expected.len() >= 6);
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn spark_expressions_with_nulls_run_in_both_modes() {
+    let input = schema(&[
+        ("name", DataType::Utf8),
+        ("qty", DataType::Int64),
+        ("price", DataType::Float64),
+        ("ts", timestamp_type()),
+    ]);
+    let rows = vec![
+        row!["Ada Lovelace", 7i64, 2.5, ts("2024-02-29 13:45:30")],
+        row![Value::Null, Value::Null, Value::Null, Value::Null],
+        row!["", 0i64, f64::NAN, ts("1969-12-31 23:00:00")],
+    ];
+    let (out, s) = run_both(
+        "SELECT CASE qty WHEN 7 THEN 'seven' WHEN 0 THEN 'zero' END, \
+                IF(qty > 1, qty DIV 2, -1) AS half, \
+                name || '!' AS shout, \
+                qty IS DISTINCT FROM 7 AS not7, \
+                upper(substring(name, 1, 3)) AS abbr, \
+                nvl(round(price * 2, 1), 0.0) AS p2, \
+                date_trunc('HOUR', ts) AS hr, \
+                CAST(ts AS date) AS day, \
+                regexp_extract(name, '([A-Z])[a-z]+ ([A-Z])', 2) AS initial \
+         FROM t",
+        input,
+        rows,
+    );
+    assert_eq!(
+        names(&s),
+        [
+            "CASE WHEN (qty = 7) THEN seven WHEN (qty = 0) THEN zero END",
+            "half",
+            "shout",
+            "not7",
+            "abbr",
+            "p2",
+            "hr",
+            "day",
+            "initial"
+        ]
+    );
+    let date = |t: &str| Value::Date(crate::time::parse_date(t).unwrap());
+    assert_eq!(
+        out,
+        vec![
+            row![
+                "seven",
+                3i64,
+                "Ada Lovelace!",
+                false,
+                "ADA",
+                5.0,
+                ts("2024-02-29 13:00:00"),
+                date("2024-02-29"),
+                "L"
+            ],
+            row![
+                Value::Null,
+                -1i64,
+                Value::Null,
+                true,
+                Value::Null,
+                0.0,
+                Value::Null,
+                Value::Null,
+                Value::Null
+            ],
+            row![
+                "zero",
+                -1i64,
+                "!",
+                true,
+                "",
+                f64::NAN,
+                ts("1969-12-31 23:00:00"),
+                date("1969-12-31"),
+                ""
+            ],
+        ]
+    );
+}
+
+#[test]
+fn timestamps_plus_intervals_run_in_both_modes() {
+    let input = schema(&[("ts", timestamp_type())]);
+    let (out, _) = run_both(
+        "SELECT ts + INTERVAL 1 HOUR AS a, ts - INTERVAL 1 DAY AS b, \
+                INTERVAL 1 MONTH + ts + INTERVAL '30' MINUTES AS c, ts - INTERVAL '1' YEAR AS d \
+         FROM t WHERE ts + INTERVAL 2 DAYS > TIMESTAMP '2024-03-01 00:00:00'",
+        input,
+        vec![
+            row![ts("2024-01-31 23:45:00")],
+            row![ts("2024-02-29 12:00:00")],
+            row![Value::Null],
+        ],
+    );
+    assert_eq!(
+        out,
+        vec![row![
+            ts("2024-02-29 13:00:00"),
+            ts("2024-02-28 12:00:00"),
+            ts("2024-03-29 12:30:00"),
+            ts("2023-02-28 12:00:00")
+        ]]
+    );
+    assert_error(
+        "SELECT InvoiceDate + INTERVAL 'x' HOUR FROM retail",
+        "INTERVAL 'x HOUR'",
+        "'x'",
+        0,
     );
 }

@@ -233,6 +233,37 @@ impl Tokens {
                 }
             }
             E::Function(f) => self.function_span(f),
+            // `SUBSTRING(x ...)`, `TRIM(x)`, `CEIL(x)`: the keyword through
+            // its closing parenthesis.
+            E::Substring { expr, .. }
+            | E::Trim { expr, .. }
+            | E::Ceil { expr, .. }
+            | E::Floor { expr, .. } => {
+                let inner = self.expr_span(expr);
+                let Some(open) = self.before(inner.start) else {
+                    return inner;
+                };
+                // TRIM(LEADING x): step back over the keywords to the `(`.
+                let open = self.toks[..=open]
+                    .iter()
+                    .rposition(|t| t.token == Token::LParen)
+                    .unwrap_or(open);
+                match (open.checked_sub(1), self.matching_close(open)) {
+                    (Some(kw), Some(close)) => self.toks[kw].span.union(self.toks[close].span),
+                    _ => inner,
+                }
+            }
+            E::Case {
+                case_token,
+                end_token,
+                ..
+            } => Span::from(case_token.0.span).union(end_token.0.span.into()),
+            E::Like { expr, pattern, .. }
+            | E::ILike { expr, pattern, .. }
+            | E::RLike { expr, pattern, .. } => self.expr_span(expr).union(self.expr_span(pattern)),
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                self.expr_span(a).union(self.expr_span(b))
+            }
             other => other.span().into(),
         }
     }

@@ -1,9 +1,11 @@
 //! Translation of sqlparser expressions into the SQL expression tree.
 //!
 //! Owns what expression syntax the front end accepts: literals, operators,
-//! `CAST`, `IS [NOT] NULL`, `BETWEEN`, `IN (...)`, the supported functions
-//! with their arities and literal arguments, table-qualified column names
-//! and `window.start` / `window.end`. Everything else is rejected with an
+//! `CAST`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `BETWEEN`, `IN (...)`,
+//! `CASE`, `[NOT] LIKE` / `ILIKE` / `RLIKE`, `||`, `DIV`, the aggregates,
+//! `window`, and calls of the function registry with their arities and
+//! literal arguments (checked here so that errors point at the argument),
+//! table-qualified column names and `window.start` / `window.end`. Everything else is rejected with an
 //! error naming the construct and pointing at it. It must not look at the
 //! input schema (columns are resolved when the query is applied).
 
@@ -17,13 +19,15 @@ use super::error::{error_at, Span};
 use super::ir::{AggKind, Kind, Node, WindowCall, WindowPart};
 use super::tokens::Tokens;
 use crate::error::{EngineError, Result};
-use crate::expr::{BinaryOp, ScalarFunction};
+use crate::expr::functions;
+use crate::expr::BinaryOp;
 use crate::plan::WindowShape;
 use crate::schema::{timestamp_type, DataType, Value};
 
-/// The functions a query may call, as listed in error messages.
-pub(crate) const SUPPORTED_FUNCTIONS: &str =
-    "count, sum, avg, min, max, round, lower, upper, date_format, window";
+/// The message for a function that does not exist, with the nearest name.
+fn unknown_function(name: &str) -> String {
+    crate::expr::unknown_function(name)
+}
 
 /// What a translation needs to know about the query.
 pub(crate) struct Cx<'a> {
@@ -66,6 +70,29 @@ impl<'a> Cx<'a> {
             E::CompoundIdentifier(parts) => self.compound(parts, span),
             E::Value(v) => self.value(&v.value, span),
             E::TypedString(t) => self.typed_string(t, span),
+            E::BinaryOp {
+                left,
+                op: BinaryOperator::MyIntegerDivide,
+                right,
+            } if reassociate_div(left, right).is_some() => {
+                let fixed = reassociate_div(left, right).unwrap_or_else(|| e.clone());
+                self.expr(&fixed)
+            }
+            E::BinaryOp {
+                left,
+                op: op @ (BinaryOperator::Plus | BinaryOperator::Minus),
+                right,
+            } if matches!(**right, E::Interval(_))
+                || (*op == BinaryOperator::Plus && matches!(**left, E::Interval(_))) =>
+            {
+                let (ts, iv) = match (&**left, &**right) {
+                    (x, E::Interval(iv)) => (x, iv),
+                    (E::Interval(iv), x) => (x, iv),
+                    _ => return Err(self.err(span, "INTERVAL is not supported here")),
+                };
+                let sign = if *op == BinaryOperator::Minus { -1 } else { 1 };
+                self.add_interval(ts, iv, sign, span)
+            }
             E::BinaryOp { left, op, right } => {
                 let op = match op {
                     BinaryOperator::Plus => BinaryOp::Add,
@@ -73,6 +100,15 @@ impl<'a> Cx<'a> {
                     BinaryOperator::Multiply => BinaryOp::Mul,
                     BinaryOperator::Divide => BinaryOp::Div,
                     BinaryOperator::Modulo => BinaryOp::Mod,
+                    BinaryOperator::MyIntegerDivide => BinaryOp::IntDiv,
+                    BinaryOperator::Spaceship => BinaryOp::NullSafeEq,
+                    BinaryOperator::StringConcat => {
+                        // `a || b` is Spark's concat(a, b).
+                        return node(Kind::Function {
+                            name: "concat".into(),
+                            args: vec![self.expr(left)?, self.expr(right)?],
+                        });
+                    }
                     BinaryOperator::Eq => BinaryOp::Eq,
                     BinaryOperator::NotEq => BinaryOp::NotEq,
                     BinaryOperator::Lt => BinaryOp::Lt,
@@ -88,7 +124,7 @@ impl<'a> Cx<'a> {
                             op_span,
                             format!(
                                 "operator `{other}` is not supported; supported: \
-                                 + - * / % = != <> < <= > >= AND OR NOT"
+                                 + - * / % DIV || = != <> < <= > >= <=> AND OR NOT"
                             ),
                         ));
                     }
@@ -167,6 +203,148 @@ impl<'a> Cx<'a> {
                 })
             }
             E::Function(f) => self.function(f, span),
+            E::IsDistinctFrom(a, b) | E::IsNotDistinctFrom(a, b) => {
+                let eq = Node::new(
+                    Kind::Binary {
+                        op: BinaryOp::NullSafeEq,
+                        left: Box::new(self.expr(a)?),
+                        right: Box::new(self.expr(b)?),
+                    },
+                    span,
+                );
+                if matches!(e, E::IsDistinctFrom(..)) {
+                    node(Kind::Not(Box::new(eq)))
+                } else {
+                    Ok(eq)
+                }
+            }
+            E::Case {
+                operand,
+                conditions,
+                else_result,
+                ..
+            } => {
+                let operand = operand.as_deref().map(|o| self.expr(o)).transpose()?;
+                let mut branches = Vec::with_capacity(conditions.len());
+                for w in conditions {
+                    let c = self.expr(&w.condition)?;
+                    // A simple CASE compares the operand with each value.
+                    let c = match &operand {
+                        Some(o) => {
+                            let at = c.span;
+                            Node::new(
+                                Kind::Binary {
+                                    op: BinaryOp::Eq,
+                                    left: Box::new(o.clone()),
+                                    right: Box::new(c),
+                                },
+                                at,
+                            )
+                        }
+                        None => c,
+                    };
+                    branches.push((c, self.expr(&w.result)?));
+                }
+                let otherwise = else_result
+                    .as_deref()
+                    .map(|x| self.expr(x).map(Box::new))
+                    .transpose()?;
+                node(Kind::Case {
+                    branches,
+                    otherwise,
+                })
+            }
+            E::Like {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            }
+            | E::ILike {
+                negated,
+                any,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                let name = if matches!(e, E::Like { .. }) {
+                    "like"
+                } else {
+                    "ilike"
+                };
+                if *any {
+                    return Err(self.err(
+                        span,
+                        format!("`{} ANY` is not supported", name.to_uppercase()),
+                    ));
+                }
+                let escape = escape_char.as_ref().map(|c| ast::Expr::Value(c.clone()));
+                let mut args = vec![Arg::Expr(expr), Arg::Expr(pattern)];
+                if let Some(x) = &escape {
+                    args.push(Arg::Expr(x));
+                }
+                let call = self.registry_call(name, &args, span, span)?;
+                if *negated {
+                    node(Kind::Not(Box::new(call)))
+                } else {
+                    Ok(call)
+                }
+            }
+            E::RLike {
+                negated,
+                expr,
+                pattern,
+                ..
+            } => {
+                let args = [Arg::Expr(expr), Arg::Expr(pattern)];
+                let call = self.registry_call("rlike", &args, span, span)?;
+                if *negated {
+                    node(Kind::Not(Box::new(call)))
+                } else {
+                    Ok(call)
+                }
+            }
+            E::Substring {
+                expr,
+                substring_from,
+                substring_for,
+                ..
+            } => {
+                let mut args = vec![Arg::Expr(expr)];
+                if let Some(from) = substring_from {
+                    args.push(Arg::Expr(from));
+                }
+                if let Some(len) = substring_for {
+                    args.push(Arg::Expr(len));
+                }
+                self.registry_call("substring", &args, span, span)
+            }
+            E::Trim {
+                trim_where,
+                trim_what: None,
+                expr,
+                trim_characters: None,
+            } => {
+                let name = match trim_where {
+                    None | Some(ast::TrimWhereField::Both) => "trim",
+                    Some(ast::TrimWhereField::Leading) => "ltrim",
+                    Some(ast::TrimWhereField::Trailing) => "rtrim",
+                };
+                self.registry_call(name, &[Arg::Expr(expr)], span, span)
+            }
+            E::Trim { .. } => Err(self.err(
+                span,
+                "TRIM with characters to remove is not supported; TRIM, LTRIM and RTRIM remove spaces",
+            )),
+            E::Ceil {
+                expr,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            } => self.registry_call("ceil", &[Arg::Expr(expr)], span, span),
+            E::Floor {
+                expr,
+                field: ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime),
+            } => self.registry_call("floor", &[Arg::Expr(expr)], span, span),
             E::Subquery(q) => Err(self.subquery_error(q, span)),
             E::Exists { subquery, .. } | E::InSubquery { subquery, .. } => {
                 Err(self.subquery_error(subquery, span))
@@ -315,15 +493,7 @@ impl<'a> Cx<'a> {
         let name_span: Span = f.name.span().into();
         let name = match f.name.0.as_slice() {
             [ObjectNamePart::Identifier(id)] => id.value.to_ascii_lowercase(),
-            _ => {
-                return Err(self.err(
-                    name_span,
-                    format!(
-                        "function `{}` is not supported; supported: {SUPPORTED_FUNCTIONS}",
-                        f.name
-                    ),
-                ))
-            }
+            _ => return Err(self.err(name_span, unknown_function(&f.name.to_string()))),
         };
         if f.over.is_some() {
             let at = self
@@ -417,59 +587,100 @@ impl<'a> Cx<'a> {
                 _ => Err(self.arity(&name, "1", args.len(), span)),
             };
         }
-        match name.as_str() {
-            "round" => {
-                let (x, digits) = match args.as_slice() {
-                    [x] => (
-                        self.arg(x)?,
-                        Node::new(Kind::Literal(Value::Int64(0)), span),
-                    ),
-                    [x, d] => {
-                        let d = self.arg(d)?;
-                        if !matches!(d.kind, Kind::Literal(Value::Int64(_))) {
-                            return Err(self.err(
-                                d.span,
-                                "the second argument of round must be an integer literal",
-                            ));
-                        }
-                        (self.arg(x)?, d)
-                    }
-                    _ => return Err(self.arity(&name, "1 or 2", args.len(), span)),
-                };
-                self.scalar(ScalarFunction::Round, vec![x, digits], span)
-            }
-            "lower" | "upper" => {
-                let [x] = args.as_slice() else {
-                    return Err(self.arity(&name, "1", args.len(), span));
-                };
-                let func = if name == "lower" {
-                    ScalarFunction::Lower
-                } else {
-                    ScalarFunction::Upper
-                };
-                let x = self.arg(x)?;
-                self.scalar(func, vec![x], span)
-            }
-            "date_format" => {
-                let [x, p] = args.as_slice() else {
-                    return Err(self.arity(&name, "2", args.len(), span));
-                };
-                let (pattern, pspan) = self.string_arg(p, "the pattern of date_format", span)?;
-                crate::time::spark_pattern_to_chrono(&pattern).map_err(|e| self.err(pspan, e))?;
-                let x = self.arg(x)?;
-                let p = Node::new(Kind::Literal(Value::str(&pattern)), pspan);
-                self.scalar(ScalarFunction::DateFormat, vec![x, p], span)
-            }
-            "window" => self.window(&args, span),
-            _ => Err(self.err(
-                name_span,
-                format!("function `{name}` is not supported; supported: {SUPPORTED_FUNCTIONS}"),
-            )),
+        if name == "window" {
+            return self.window(&args, span);
         }
+        self.registry_call(&name, &args, span, name_span)
     }
 
-    fn scalar(&self, func: ScalarFunction, args: Vec<Node>, span: Span) -> Result<Node> {
-        Ok(Node::new(Kind::Function { func, args }, span))
+    /// A call of the registry function `name`: its arity, its literal
+    /// arguments (checked here so that an error points at the argument),
+    /// and Spark's explicit default digits of `round(x)`, named `round(x, 0)`.
+    fn registry_call(
+        &self,
+        name: &str,
+        args: &[Arg<'_>],
+        span: Span,
+        name_span: Span,
+    ) -> Result<Node> {
+        let Some(def) = functions::lookup(name) else {
+            return Err(self.err(name_span, unknown_function(name)));
+        };
+        functions::check_arity(def, name, args.len()).map_err(|m| self.err(span, m))?;
+        let mut nodes = Vec::with_capacity(args.len() + 1);
+        for (i, a) in args.iter().enumerate() {
+            let n = self.arg(a)?;
+            if def.literal_args.contains(&i) {
+                let Kind::Literal(v) = &n.kind else {
+                    return Err(self.err(
+                        n.span,
+                        format!(
+                            "the {} argument of {name} must be {}",
+                            functions::ordinal(i),
+                            def.literal_what
+                        ),
+                    ));
+                };
+                (def.check_literal)(i, v).map_err(|m| self.err(n.span, m))?;
+            }
+            nodes.push(n);
+        }
+        if matches!(def.name, "round" | "bround") && nodes.len() == 1 {
+            nodes.push(Node::new(Kind::Literal(Value::Int64(0)), span));
+        }
+        Ok(Node::new(
+            Kind::Function {
+                name: name.to_string(),
+                args: nodes,
+            },
+            span,
+        ))
+    }
+
+    /// `ts ± INTERVAL '…'`: `timestampadd` of the interval's months, then
+    /// of its microseconds.
+    fn add_interval(
+        &self,
+        ts: &ast::Expr,
+        iv: &ast::Interval,
+        sign: i64,
+        span: Span,
+    ) -> Result<Node> {
+        let at = self.tokens.expr_span(&iv.value);
+        let mut text = match &*iv.value {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) | ast::Value::DoubleQuotedString(s) => s.clone(),
+                ast::Value::Number(n, _) => n.clone(),
+                other => other.to_string(),
+            },
+            _ => return Err(self.err(at, "an INTERVAL must be a literal such as '1 hour'")),
+        };
+        if iv.last_field.is_some() {
+            return Err(self.err(at, "INTERVAL ranges (`... TO ...`) are not supported"));
+        }
+        if let Some(f) = &iv.leading_field {
+            text = format!("{text} {f}");
+        }
+        let (months, micros) =
+            interval_parts(&text).map_err(|m| self.err(at, format!("INTERVAL '{text}': {m}")))?;
+        let mut node = self.expr(ts)?;
+        for (unit, n) in [("MONTH", months), ("MICROSECOND", micros)] {
+            if n == 0 {
+                continue;
+            }
+            let lit = |v: Value| Node::new(Kind::Literal(v), at);
+            let n = n
+                .checked_mul(sign)
+                .ok_or_else(|| self.err(at, "the INTERVAL is too large"))?;
+            node = Node::new(
+                Kind::Function {
+                    name: "timestampadd".into(),
+                    args: vec![lit(Value::str(unit)), lit(Value::Int64(n)), node],
+                },
+                span,
+            );
+        }
+        Ok(node)
     }
 
     /// `window(time, size[, slide[, start]])`.
@@ -545,6 +756,98 @@ impl<'a> Cx<'a> {
             format!("function `{name}` takes {expected} argument{s}, but {given} were given"),
         )
     }
+}
+
+/// `a DIV <right>` as Spark's precedence reads it. The parser takes all of
+/// `<right>` as the divisor (`a DIV 10 = 2` as `a DIV (10 = 2)`), but `DIV`
+/// binds like `*`: the division takes the leftmost operand of an
+/// unparenthesized operator on its right, which then applies to the quotient.
+/// `None` when `<right>` needs no change.
+fn reassociate_div(left: &ast::Expr, right: &ast::Expr) -> Option<ast::Expr> {
+    use ast::Expr as E;
+    let div = |r: &ast::Expr| {
+        reassociate_div(left, r).unwrap_or_else(|| E::BinaryOp {
+            left: Box::new(left.clone()),
+            op: BinaryOperator::MyIntegerDivide,
+            right: Box::new(r.clone()),
+        })
+    };
+    Some(match right {
+        E::BinaryOp {
+            left: l,
+            op,
+            right: r,
+        } => E::BinaryOp {
+            left: Box::new(div(l)),
+            op: op.clone(),
+            right: r.clone(),
+        },
+        E::IsNull(x) => E::IsNull(Box::new(div(x))),
+        E::IsNotNull(x) => E::IsNotNull(Box::new(div(x))),
+        E::IsDistinctFrom(x, y) => E::IsDistinctFrom(Box::new(div(x)), y.clone()),
+        E::IsNotDistinctFrom(x, y) => E::IsNotDistinctFrom(Box::new(div(x)), y.clone()),
+        E::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => E::Between {
+            expr: Box::new(div(expr)),
+            negated: *negated,
+            low: low.clone(),
+            high: high.clone(),
+        },
+        E::InList {
+            expr,
+            list,
+            negated,
+        } => E::InList {
+            expr: Box::new(div(expr)),
+            list: list.clone(),
+            negated: *negated,
+        },
+        _ => return None,
+    })
+}
+
+/// The months and the microseconds of an interval's text (`1 month 2
+/// days`, `3 hours`, `1 year`).
+fn interval_parts(text: &str) -> std::result::Result<(i64, i64), String> {
+    let toks: Vec<&str> = text.split_whitespace().collect();
+    let toks = match toks.first() {
+        Some(t) if t.eq_ignore_ascii_case("interval") => &toks[1..],
+        _ => &toks[..],
+    };
+    if toks.is_empty() || toks.len() % 2 != 0 {
+        return Err("write it as pairs of a number and a unit".into());
+    }
+    let (mut months, mut rest) = (0i64, Vec::new());
+    for pair in toks.chunks(2) {
+        let unit = pair[1].to_ascii_lowercase();
+        let per = match unit.as_str() {
+            "year" | "years" => Some(12),
+            "month" | "months" => Some(1),
+            _ => None,
+        };
+        match per {
+            Some(per) => {
+                let n: i64 = pair[0]
+                    .parse()
+                    .map_err(|_| format!("`{}` is not a whole number", pair[0]))?;
+                months = n
+                    .checked_mul(per)
+                    .and_then(|m| months.checked_add(m))
+                    .ok_or("too large")?;
+            }
+            None => rest.push(format!("{} {unit}", pair[0])),
+        }
+    }
+    let micros = if rest.is_empty() {
+        0
+    } else {
+        crate::time::parse_duration_us(&rest.join(" "))?
+    };
+    Ok((months, micros))
 }
 
 /// The runnel type and Spark's name for a CAST target.
