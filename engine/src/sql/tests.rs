@@ -1056,7 +1056,7 @@ struct FixedRows {
 
 impl FixedRows {
     fn at(o: Option<&crate::SourceOffset>) -> usize {
-        o.and_then(|o| o.0["next"].as_u64()).unwrap_or(0) as usize
+        o.map_or(0, |o| o.rows().expect("a row offset") as usize)
     }
 }
 
@@ -1085,7 +1085,7 @@ impl crate::Source for FixedRows {
         Ok(crate::PollStatus::Emitted(1))
     }
     fn offset(&self) -> crate::SourceOffset {
-        crate::SourceOffset(serde_json::json!({ "next": self.next }))
+        crate::SourceOffset::Rows(self.next as u64)
     }
     fn as_replayable(&mut self) -> Option<&mut dyn crate::Replayable> {
         Some(self)
@@ -1098,9 +1098,7 @@ impl crate::Replayable for FixedRows {
     }
     fn latest_offset(&mut self) -> crate::Result<crate::SourceOffset> {
         self.planned = (self.planned + 2).min(self.rows.len());
-        Ok(crate::SourceOffset(
-            serde_json::json!({ "next": self.planned }),
-        ))
+        Ok(crate::SourceOffset::Rows(self.planned as u64))
     }
     fn read_range(
         &mut self,
