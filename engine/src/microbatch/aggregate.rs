@@ -7,89 +7,23 @@
 
 use std::hash::{Hash, Hasher};
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
-    TimestampMicrosecondArray,
-};
-use arrow::datatypes::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{Array, AsArray, TimestampMicrosecondArray};
 use hashbrown::HashTable;
 use rustc_hash::FxHasher;
 use smallvec::SmallVec;
 
 use super::exec::Flight;
-use crate::error::{EngineError, Result};
+use crate::error::Result;
 use crate::io::OutputMode;
 use crate::ops::BoundAggregate;
 use crate::schema::builder::BatchBuilder;
-use crate::schema::{DataType, Value, NO_TIME};
+use crate::schema::column::Column;
+use crate::schema::NO_TIME;
 use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 use crate::window::WindowShape;
 
-/// A column seen through its concrete type.
-enum Col<'a> {
-    I64(&'a Int64Array),
-    F64(&'a Float64Array),
-    Str(&'a StringArray),
-    Bool(&'a BooleanArray),
-    Ts(&'a TimestampMicrosecondArray),
-    Date(&'a Date32Array),
-    Null,
-}
-
-impl<'a> Col<'a> {
-    /// The column typed by its data type; an error for a type the engine
-    /// does not have.
-    fn of(a: &'a ArrayRef) -> Result<Col<'a>> {
-        let typed = match a.data_type() {
-            DataType::Int64 => a.as_primitive_opt::<Int64Type>().map(Col::I64),
-            DataType::Float64 => a.as_primitive_opt::<Float64Type>().map(Col::F64),
-            DataType::Utf8 => a.as_string_opt::<i32>().map(Col::Str),
-            DataType::Boolean => a.as_boolean_opt().map(Col::Bool),
-            DataType::Timestamp(..) => a
-                .as_primitive_opt::<TimestampMicrosecondType>()
-                .map(Col::Ts),
-            DataType::Date32 => a.as_primitive_opt::<Date32Type>().map(Col::Date),
-            DataType::Null => Some(Col::Null),
-            _ => None,
-        };
-        typed.ok_or_else(|| {
-            EngineError::Eval(format!(
-                "cannot aggregate over a column of type {}",
-                a.data_type()
-            ))
-        })
-    }
-
-    #[inline]
-    fn is_null(&self, i: usize) -> bool {
-        match self {
-            Col::I64(a) => a.is_null(i),
-            Col::F64(a) => a.is_null(i),
-            Col::Str(a) => a.is_null(i),
-            Col::Bool(a) => a.is_null(i),
-            Col::Ts(a) => a.is_null(i),
-            Col::Date(a) => a.is_null(i),
-            Col::Null => true,
-        }
-    }
-
-    /// The value at `i`.
-    #[inline]
-    fn value(&self, i: usize) -> Value {
-        if self.is_null(i) {
-            return Value::Null;
-        }
-        match self {
-            Col::I64(a) => Value::Int64(a.value(i)),
-            Col::F64(a) => Value::Float64(a.value(i)),
-            Col::Str(a) => Value::str(a.value(i)),
-            Col::Bool(a) => Value::Boolean(a.value(i)),
-            Col::Ts(a) => Value::Timestamp(a.value(i)),
-            Col::Date(a) => Value::Date(a.value(i)),
-            Col::Null => Value::Null,
-        }
-    }
-
+/// What the aggregation needs of a typed column beyond reading it.
+impl Column<'_> {
     #[inline]
     fn hash_at(&self, i: usize, h: &mut FxHasher) {
         if self.is_null(i) {
@@ -97,8 +31,8 @@ impl<'a> Col<'a> {
             return;
         }
         match self {
-            Col::I64(a) => h.write_i64(a.value(i)),
-            Col::F64(a) => {
+            Column::Int64(a) => h.write_i64(a.value(i)),
+            Column::Float64(a) => {
                 let v = a.value(i);
                 let v = if v.is_nan() {
                     f64::NAN
@@ -109,11 +43,11 @@ impl<'a> Col<'a> {
                 };
                 h.write_u64(v.to_bits())
             }
-            Col::Str(a) => a.value(i).hash(h),
-            Col::Bool(a) => h.write_u8(1 + a.value(i) as u8),
-            Col::Ts(a) => h.write_i64(a.value(i)),
-            Col::Date(a) => h.write_i32(a.value(i)),
-            Col::Null => {}
+            Column::Utf8(a) => a.value(i).hash(h),
+            Column::Boolean(a) => h.write_u8(1 + a.value(i) as u8),
+            Column::Timestamp(a) => h.write_i64(a.value(i)),
+            Column::Date(a) => h.write_i32(a.value(i)),
+            Column::Null => {}
         }
     }
 
@@ -125,31 +59,31 @@ impl<'a> Col<'a> {
             _ => {}
         }
         match self {
-            Col::I64(a) => a.value(i) == a.value(j),
-            Col::Str(a) => a.value(i) == a.value(j),
-            Col::Bool(a) => a.value(i) == a.value(j),
-            Col::Ts(a) => a.value(i) == a.value(j),
-            Col::Date(a) => a.value(i) == a.value(j),
+            Column::Int64(a) => a.value(i) == a.value(j),
+            Column::Utf8(a) => a.value(i) == a.value(j),
+            Column::Boolean(a) => a.value(i) == a.value(j),
+            Column::Timestamp(a) => a.value(i) == a.value(j),
+            Column::Date(a) => a.value(i) == a.value(j),
             // Grouping equality of doubles is the engine value's (NaN equals
             // NaN, -0.0 equals 0.0), as the hash above assumes.
-            Col::F64(_) => self.value(i) == self.value(j),
-            Col::Null => true,
+            Column::Float64(_) => self.value(i) == self.value(j),
+            Column::Null => true,
         }
     }
 
     /// Folds the first `n` values, in order, into `acc`.
     fn fold_all(&self, acc: &mut Accumulator, n: usize) {
-        let no_nulls = !matches!(self, Col::Null) && self.null_count() == 0;
+        let no_nulls = !matches!(self, Column::Null) && self.null_count() == 0;
         match (acc, self) {
             (Accumulator::Count(c), _) => *c += (n - self.null_count().min(n)) as i64,
-            (Accumulator::SumFloat(s), Col::F64(a)) if no_nulls && n > 0 => {
+            (Accumulator::SumFloat(s), Column::Float64(a)) if no_nulls && n > 0 => {
                 let mut t = s.unwrap_or(0.0);
                 for v in &a.values()[..n] {
                     t += v;
                 }
                 *s = Some(t);
             }
-            (Accumulator::SumInt(s), Col::I64(a)) if no_nulls && n > 0 => {
+            (Accumulator::SumInt(s), Column::Int64(a)) if no_nulls && n > 0 => {
                 let mut t = s.unwrap_or(0);
                 for v in &a.values()[..n] {
                     t = t.wrapping_add(*v);
@@ -166,13 +100,13 @@ impl<'a> Col<'a> {
 
     fn null_count(&self) -> usize {
         match self {
-            Col::I64(a) => a.null_count(),
-            Col::F64(a) => a.null_count(),
-            Col::Str(a) => a.null_count(),
-            Col::Bool(a) => a.null_count(),
-            Col::Ts(a) => a.null_count(),
-            Col::Date(a) => a.null_count(),
-            Col::Null => usize::MAX,
+            Column::Int64(a) => a.null_count(),
+            Column::Float64(a) => a.null_count(),
+            Column::Utf8(a) => a.null_count(),
+            Column::Boolean(a) => a.null_count(),
+            Column::Timestamp(a) => a.null_count(),
+            Column::Date(a) => a.null_count(),
+            Column::Null => usize::MAX,
         }
     }
 
@@ -184,18 +118,20 @@ impl<'a> Col<'a> {
         }
         match (acc, self) {
             (Accumulator::Count(n), _) => *n += 1,
-            (Accumulator::SumInt(s), Col::I64(a)) => {
+            (Accumulator::SumInt(s), Column::Int64(a)) => {
                 *s = Some(s.unwrap_or(0).wrapping_add(a.value(i)))
             }
-            (Accumulator::SumFloat(s), Col::F64(a)) => *s = Some(s.unwrap_or(0.0) + a.value(i)),
-            (Accumulator::SumFloat(s), Col::I64(a)) => {
+            (Accumulator::SumFloat(s), Column::Float64(a)) => {
+                *s = Some(s.unwrap_or(0.0) + a.value(i))
+            }
+            (Accumulator::SumFloat(s), Column::Int64(a)) => {
                 *s = Some(s.unwrap_or(0.0) + a.value(i) as f64)
             }
-            (Accumulator::Avg { sum, count }, Col::I64(a)) => {
+            (Accumulator::Avg { sum, count }, Column::Int64(a)) => {
                 *sum += a.value(i) as f64;
                 *count += 1;
             }
-            (Accumulator::Avg { sum, count }, Col::F64(a)) => {
+            (Accumulator::Avg { sum, count }, Column::Float64(a)) => {
                 *sum += a.value(i);
                 *count += 1;
             }
@@ -242,7 +178,10 @@ impl VectorAggregate {
             .iter()
             .map(|k| k.eval_array(batch))
             .collect::<Result<Vec<_>>>()?;
-        let keys = key_arrays.iter().map(Col::of).collect::<Result<Vec<_>>>()?;
+        let keys = key_arrays
+            .iter()
+            .map(|a| Column::new(a))
+            .collect::<Result<Vec<_>>>()?;
         let arg_arrays = self
             .spec
             .aggs
@@ -254,7 +193,7 @@ impl VectorAggregate {
             .collect::<Result<Vec<_>>>()?;
         let args = arg_arrays
             .iter()
-            .map(|a| a.as_ref().map(Col::of).transpose())
+            .map(|a| a.as_ref().map(|a| Column::new(a)).transpose())
             .collect::<Result<Vec<_>>>()?;
         let time_array = match &self.spec.window {
             Some((_, e, _)) => Some(e.eval_array(batch)?),
@@ -298,8 +237,8 @@ impl VectorAggregate {
     fn fold_grouped(
         &mut self,
         flight: &Flight,
-        keys: &[Col<'_>],
-        args: &[Option<Col<'_>>],
+        keys: &[Column<'_>],
+        args: &[Option<Column<'_>>],
         times: Option<&TimestampMicrosecondArray>,
         shape: Option<WindowShape>,
         slots: &mut Vec<Slot>,
@@ -372,7 +311,7 @@ impl VectorAggregate {
 
     /// Merges a batch's partial groups into the state store; appends the
     /// output rows in update and complete mode to `out`.
-    fn merge_slots(&mut self, slots: Vec<Slot>, keys: &[Col<'_>], out: &mut BatchBuilder) {
+    fn merge_slots(&mut self, slots: Vec<Slot>, keys: &[Column<'_>], out: &mut BatchBuilder) {
         let emit_updates = self.spec.mode == OutputMode::Update;
         for slot in slots {
             let key: GroupKey = keys.iter().map(|k| k.value(slot.row)).collect();
