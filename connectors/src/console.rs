@@ -40,6 +40,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use arrow::record_batch::RecordBatch;
+use runnel::io::upsert_by_key;
 use runnel::schema::column::Column;
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext, Value};
 
@@ -151,27 +152,16 @@ impl ConsoleSink {
                 let mut rows: Vec<Row> = Vec::with_capacity(pending.len());
                 let mut index: HashMap<Vec<Value>, usize> = HashMap::new();
                 for row in pending {
-                    upsert(keys, &mut rows, &mut index, row);
+                    upsert_by_key(keys, &mut rows, &mut index, row);
                 }
                 Some(rows)
             }
             Mode::Complete { keys, rows, index } => {
                 for row in pending {
-                    upsert(keys, rows, index, row);
+                    upsert_by_key(keys, rows, index, row);
                 }
                 Some(rows.clone())
             }
-        }
-    }
-}
-
-fn upsert(keys: &[usize], rows: &mut Vec<Row>, index: &mut HashMap<Vec<Value>, usize>, row: Row) {
-    let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
-    match index.get(&key) {
-        Some(&pos) => rows[pos] = row,
-        None => {
-            index.insert(key, rows.len());
-            rows.push(row);
         }
     }
 }

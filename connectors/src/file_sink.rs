@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 use runnel::checkpoint::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
+use runnel::io::upsert_by_key;
 use runnel::schema::arrow::row_at;
 use runnel::schema::column::{write_value_json, Column};
 use runnel::{DataType, EngineError, OutputMode, Result, Row, SchemaRef, Sink, SinkContext, Value};
@@ -190,22 +191,6 @@ impl FileSink {
         }
         Ok(rows)
     }
-
-    fn upsert(
-        keys: &[usize],
-        rows: &mut Vec<Row>,
-        index: &mut HashMap<Vec<Value>, usize>,
-        row: Row,
-    ) {
-        let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
-        match index.get(&key) {
-            Some(&pos) => rows[pos] = row,
-            None => {
-                index.insert(key, rows.len());
-                rows.push(row);
-            }
-        }
-    }
 }
 
 /// The text of one row in `format`, newline included.
@@ -355,7 +340,7 @@ impl Sink for FileSink {
             let mut index = HashMap::new();
             if recovered.is_some() {
                 for row in self.read_back()? {
-                    Self::upsert(&keys, &mut rows, &mut index, row);
+                    upsert_by_key(&keys, &mut rows, &mut index, row);
                 }
             }
             self.mode = Mode::Table {
@@ -418,7 +403,7 @@ impl Sink for FileSink {
                 index,
                 changed,
             } => {
-                Self::upsert(keys, rows, index, row.clone());
+                upsert_by_key(keys, rows, index, row.clone());
                 *changed = true;
                 Ok(())
             }

@@ -157,6 +157,23 @@ pub enum Expr {
     },
 }
 
+/// Writes `CASE WHEN c THEN r … [ELSE e] END`, for every tree that has a
+/// searched CASE (the expression tree, and SQL's before translation).
+pub(crate) fn write_case<T: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    branches: &[(T, T)],
+    otherwise: Option<&T>,
+) -> fmt::Result {
+    f.write_str("CASE")?;
+    for (c, r) in branches {
+        write!(f, " WHEN {c} THEN {r}")?;
+    }
+    if let Some(e) = otherwise {
+        write!(f, " ELSE {e}")?;
+    }
+    f.write_str(" END")
+}
+
 /// A time window over `time`, for `group_by`: see [`window`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct WindowExpr {
@@ -381,16 +398,7 @@ impl fmt::Display for Expr {
             Expr::Case {
                 branches,
                 otherwise,
-            } => {
-                f.write_str("CASE")?;
-                for (c, r) in branches {
-                    write!(f, " WHEN {c} THEN {r}")?;
-                }
-                if let Some(e) = otherwise {
-                    write!(f, " ELSE {e}")?;
-                }
-                f.write_str(" END")
-            }
+            } => write_case(f, branches, otherwise.as_deref()),
             Expr::Function { name, args } => {
                 write!(f, "{name}(")?;
                 for (i, a) in args.iter().enumerate() {

@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use super::{
-    OutputMode, PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset, SourceOutput,
+    upsert_by_key, OutputMode, PollStatus, Sink, SinkContext, Source, SourceContext, SourceOffset,
+    SourceOutput,
 };
 use crate::clock::now_ns;
 use arrow::record_batch::RecordBatch;
@@ -422,18 +423,10 @@ impl Sink for MemorySink {
                 c.append_rows_to(&mut written);
             }
             let keys = t.keys.clone().unwrap_or_default();
-            let index = std::mem::take(&mut t.index);
+            let mut index = std::mem::take(&mut t.index);
             let rows = t.rows_mut();
-            let mut index = index;
             for row in written {
-                let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
-                match index.get(&key) {
-                    Some(&pos) => rows[pos] = row,
-                    None => {
-                        index.insert(key, rows.len());
-                        rows.push(row);
-                    }
-                }
+                upsert_by_key(&keys, rows, &mut index, row);
             }
             t.index = index;
         } else {

@@ -1,5 +1,6 @@
 //! The `Sink` trait and output modes.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -7,7 +8,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::error::{EngineError, Result};
 use crate::schema::arrow::row_at;
-use crate::schema::{Row, SchemaRef};
+use crate::schema::{Row, SchemaRef, Value};
 
 /// What a query writes to its sink each epoch or batch (Spark's output modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -96,5 +97,24 @@ pub trait Sink: Send + 'static {
     /// Called once when the query ends normally, after the last commit.
     fn close(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Puts `row` into a keyed result table (update and complete mode): it
+/// replaces the row with the same values in the `keys` columns, found
+/// through `index` (key → position in `rows`), or is appended.
+pub fn upsert_by_key(
+    keys: &[usize],
+    rows: &mut Vec<Row>,
+    index: &mut HashMap<Vec<Value>, usize>,
+    row: Row,
+) {
+    let key: Vec<Value> = keys.iter().map(|&i| row[i].clone()).collect();
+    match index.get(&key) {
+        Some(&pos) => rows[pos] = row,
+        None => {
+            index.insert(key, rows.len());
+            rows.push(row);
+        }
     }
 }

@@ -11,7 +11,7 @@
 use std::fmt;
 
 use super::error::Span;
-use crate::expr::BinaryOp;
+use crate::expr::{write_case, BinaryOp};
 use crate::schema::{DataType, Value};
 
 /// An expression of the query, with where it was written.
@@ -354,16 +354,7 @@ impl fmt::Display for Node {
             Kind::Case {
                 branches,
                 otherwise,
-            } => {
-                f.write_str("CASE")?;
-                for (c, r) in branches {
-                    write!(f, " WHEN {c} THEN {r}")?;
-                }
-                if let Some(e) = otherwise {
-                    write!(f, " ELSE {e}")?;
-                }
-                f.write_str(" END")
-            }
+            } => write_case(f, branches, otherwise.as_deref()),
             Kind::Aggregate { func, arg: None } => write!(f, "{}(1)", func.name()),
             Kind::Aggregate { func, arg: Some(a) } => write!(f, "{}({a})", func.name()),
             Kind::Window(w) => {
