@@ -321,6 +321,24 @@ impl Sink for FileSink {
     }
 
     fn open(&mut self, ctx: &SinkContext, recovered: Option<&serde_json::Value>) -> Result<()> {
+        if self.format == FileFormat::Csv {
+            // CSV has no form for an array; Spark's CSV writer refuses it too.
+            if let Some(f) = ctx
+                .schema
+                .fields()
+                .iter()
+                .find(|f| matches!(f.data_type(), DataType::List(_)))
+            {
+                return Err(EngineError::Plan(format!(
+                    "the CSV sink {} cannot write column `{}` of type {}: CSV has no array \
+                     type; write JSON lines, or turn the array into a string first \
+                     (concat_ws(',', col) or CAST(col AS string))",
+                    self.path.display(),
+                    f.name(),
+                    runnel::schema::type_name(f.data_type())
+                )));
+            }
+        }
         self.schema = Some(ctx.schema.clone());
         // New folders and the output file's name are made durable in their
         // parents: an fsynced file in a folder a power loss forgets is lost.

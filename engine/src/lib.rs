@@ -62,8 +62,9 @@ pub mod window;
 pub use continuous::{PushSource, Pusher, WaitStrategy};
 pub use error::{EngineError, Result};
 pub use expr::{
-    call, case_when, coalesce, col, concat, date_format, lit, lower, not, round, sliding_window,
-    upper, window, window_with_start, Expr,
+    call, case_when, coalesce, col, concat, date_format, explode, explode_outer, lit, lower, not,
+    posexplode, posexplode_outer, round, sliding_window, split, upper, window, window_with_start,
+    Expr,
 };
 pub use io::{
     CallbackSink, ChannelSink, FileOffset, MemoryProducer, MemorySink, MemorySource, MemoryTable,

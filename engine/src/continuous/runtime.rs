@@ -15,7 +15,7 @@ use crate::checkpoint::EpochReporter;
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext};
-use crate::ops::{AggregateOp, FilterOp, FlatMapOp, Next, ProjectOp, WatermarkOp};
+use crate::ops::{AggregateOp, FilterOp, FlatMapOp, GenerateOp, Next, ProjectOp, WatermarkOp};
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
 use crate::query::{QueryShared, StreamingQuery};
@@ -57,6 +57,11 @@ fn chain(
                 func: f.clone(),
                 next,
             }),
+            PhysOp::Generate {
+                array,
+                position,
+                outer,
+            } => Box::new(GenerateOp::new(array.clone(), *position, *outer, next)),
             PhysOp::Watermark {
                 column,
                 delay_us,

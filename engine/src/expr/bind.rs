@@ -5,7 +5,9 @@ use std::sync::Arc;
 use super::functions::{self, ArgInfo, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
-use crate::schema::{is_supported_type, timestamp_type, type_name, DataType, Field, Schema, Value};
+use crate::schema::{
+    is_supported_type, list_type, timestamp_type, type_name, DataType, Field, Schema, Value,
+};
 
 /// An expression resolved against a schema: columns are indices, every node's
 /// type is known. Evaluate it with [`BoundExpr::eval`].
@@ -149,7 +151,7 @@ fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
             }
             (BoundExpr::Column(i), dt)
         }
-        Expr::Literal(v) => (BoundExpr::Literal(v.clone()), literal_type(v)),
+        Expr::Literal(v) => (BoundExpr::Literal(v.clone()), v.data_type()),
         Expr::Alias { expr, .. } => bind(expr, schema)?,
         Expr::Not(e) => {
             let (b, t) = bind(e, schema)?;
@@ -173,7 +175,14 @@ fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
         ),
         Expr::Cast { expr: e, to } => {
             let to = normalize_type(to)?;
-            let (b, _) = bind(e, schema)?;
+            let (b, from) = bind(e, schema)?;
+            if matches!(from, DataType::List(_)) && to != DataType::Utf8 && to != from {
+                return plan_err(format!(
+                    "cannot cast {} to {} in {expr}: an array casts only to string",
+                    type_name(&from),
+                    type_name(&to)
+                ));
+            }
             (
                 BoundExpr::Cast {
                     expr: Box::new(b),
@@ -204,20 +213,9 @@ pub(crate) fn normalize_type(dt: &DataType) -> Result<DataType> {
         DataType::Timestamp(..) => timestamp_type(),
         DataType::Utf8 | DataType::LargeUtf8 => DataType::Utf8,
         DataType::Boolean | DataType::Date32 => dt.clone(),
+        DataType::List(f) | DataType::LargeList(f) => list_type(normalize_type(f.data_type())?),
         other => return plan_err(format!("type {other} is not supported")),
     })
-}
-
-fn literal_type(v: &Value) -> DataType {
-    match v {
-        Value::Null => DataType::Null,
-        Value::Boolean(_) => DataType::Boolean,
-        Value::Int64(_) => DataType::Int64,
-        Value::Float64(_) => DataType::Float64,
-        Value::Utf8(_) => DataType::Utf8,
-        Value::Timestamp(_) => timestamp_type(),
-        Value::Date(_) => DataType::Date32,
-    }
 }
 
 fn expect_boolean(t: &DataType, e: &Expr) -> Result<()> {
@@ -355,7 +353,18 @@ fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
 }
 
 /// The names callable besides the registry's, for suggestions.
-pub(crate) const OTHER_FUNCTIONS: [&str; 6] = ["count", "sum", "avg", "min", "max", "window"];
+pub(crate) const OTHER_FUNCTIONS: [&str; 10] = [
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "window",
+    "explode",
+    "explode_outer",
+    "posexplode",
+    "posexplode_outer",
+];
 
 /// The message for an unknown function: the nearest callable name and the
 /// list of them.
@@ -375,6 +384,15 @@ fn bind_call(
     schema: &Schema,
     whole: &Expr,
 ) -> Result<(BoundExpr, DataType)> {
+    if functions::GENERATORS
+        .iter()
+        .any(|g| g.eq_ignore_ascii_case(name))
+    {
+        return plan_err(format!(
+            "the generator {name} is allowed only as a whole item of the select list or in \
+             LATERAL VIEW, not inside another expression: {whole}"
+        ));
+    }
     let Some(func) = functions::lookup(name) else {
         return plan_err(unknown_function(name));
     };

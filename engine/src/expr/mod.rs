@@ -243,6 +243,59 @@ pub fn call(name: &str, args: impl IntoIterator<Item = Expr>) -> Expr {
     }
 }
 
+/// `split(e, regex)`: the pieces of a string around a regular expression,
+/// as `array<string>`.
+pub fn split(e: Expr, regex: &str) -> Expr {
+    call("split", [e, lit(regex)])
+}
+
+/// `explode(array)`: a generator, one row per element, for
+/// [`select`](crate::DataFrame::select) or
+/// [`lateral_view`](crate::DataFrame::lateral_view). Its column is `col`
+/// unless aliased.
+pub fn explode(array: Expr) -> Expr {
+    call("explode", [array])
+}
+
+/// `explode_outer(array)`: as [`explode`], but a null or empty array keeps
+/// its row once, with a null element.
+pub fn explode_outer(array: Expr) -> Expr {
+    call("explode_outer", [array])
+}
+
+/// `posexplode(array)`: as [`explode`], with the element's 0-based position
+/// first (columns `pos` and `col`).
+pub fn posexplode(array: Expr) -> Expr {
+    call("posexplode", [array])
+}
+
+/// `posexplode_outer(array)`: [`posexplode`] that keeps a row for a null or
+/// empty array.
+pub fn posexplode_outer(array: Expr) -> Expr {
+    call("posexplode_outer", [array])
+}
+
+/// A generator call (`explode` and its kin): its array argument, and
+/// whether it gives positions and keeps empty arrays; `None` for any other
+/// expression. An alias around the call is looked through.
+pub(crate) fn as_generator(e: &Expr) -> Option<(&Expr, bool, bool, &str)> {
+    match e {
+        Expr::Alias { expr, .. } => as_generator(expr),
+        Expr::Function { name, args } => {
+            let lower = name.to_ascii_lowercase();
+            let (position, outer) = match lower.as_str() {
+                "explode" => (false, false),
+                "explode_outer" => (false, true),
+                "posexplode" => (true, false),
+                "posexplode_outer" => (true, true),
+                _ => return None,
+            };
+            Some((args.first()?, position, outer, name.as_str()))
+        }
+        _ => None,
+    }
+}
+
 /// `CASE WHEN c1 THEN r1 ... ELSE otherwise END`.
 pub fn case_when(
     branches: impl IntoIterator<Item = (Expr, Expr)>,

@@ -47,6 +47,7 @@ fn literal_array(v: &Value, len: usize) -> Result<ArrayRef> {
             }
         }
         Value::Date(d) => Arc::new(Date32Array::from_value(*d, len)),
+        Value::List(_) => build_array(&v.data_type(), len, |_| v.clone())?,
     })
 }
 
@@ -159,6 +160,11 @@ impl BoundExpr {
                 if null_side {
                     return Ok(new_null_array(&DataType::Boolean, n));
                 }
+                if l.data_type().is_nested() {
+                    // Arrays compare element by element through the row
+                    // comparison; Arrow's kernels take flat types only.
+                    return self.eval_elementwise(batch);
+                }
                 if l.data_type() != r.data_type() {
                     let both_numeric = [l.data_type(), r.data_type()]
                         .iter()
@@ -265,7 +271,7 @@ impl BoundExpr {
             BoundExpr::Arith { int: false, .. } => DataType::Float64,
             BoundExpr::Negate(e) => e.data_type_over(batch),
             BoundExpr::Column(i) => batch.schema().field(*i).data_type().clone(),
-            BoundExpr::Literal(v) => value_type(v),
+            BoundExpr::Literal(v) => v.data_type(),
         }
     }
 }
@@ -341,18 +347,6 @@ impl BoundCase {
             return literal_array_of(&acc, n);
         }
         Ok(acc)
-    }
-}
-
-fn value_type(v: &Value) -> DataType {
-    match v {
-        Value::Null => DataType::Null,
-        Value::Boolean(_) => DataType::Boolean,
-        Value::Int64(_) => DataType::Int64,
-        Value::Float64(_) => DataType::Float64,
-        Value::Utf8(_) => DataType::Utf8,
-        Value::Timestamp(_) => timestamp_type(),
-        Value::Date(_) => DataType::Date32,
     }
 }
 

@@ -48,6 +48,8 @@ impl Column<'_> {
             Column::Timestamp(a) => h.write_i64(a.value(i)),
             Column::Date(a) => h.write_i32(a.value(i)),
             Column::Null => {}
+            // Arrays hash as the engine value does, so they group the same.
+            _ => self.value(i).hash(h),
         }
     }
 
@@ -68,6 +70,7 @@ impl Column<'_> {
             // NaN, -0.0 equals 0.0), as the hash above assumes.
             Column::Float64(_) => self.value(i) == self.value(j),
             Column::Null => true,
+            _ => self.value(i) == self.value(j),
         }
     }
 
@@ -106,6 +109,7 @@ impl Column<'_> {
             Column::Boolean(a) => a.null_count(),
             Column::Timestamp(a) => a.null_count(),
             Column::Date(a) => a.null_count(),
+            Column::List(a) => a.null_count(),
             Column::Null => usize::MAX,
         }
     }

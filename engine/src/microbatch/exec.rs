@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
-use arrow::compute::filter;
+use arrow::compute::{filter, take};
 use arrow::datatypes::TimestampMicrosecondType;
 use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
@@ -51,6 +51,79 @@ fn keep<T: Copy>(values: &[T], mask: &BooleanArray) -> Vec<T> {
         .filter(|(i, _)| mask.is_valid(*i) && mask.value(*i))
         .map(|(_, v)| *v)
         .collect()
+}
+
+/// `explode` over a batch: each row repeated once per element of its
+/// array (Arrow's `take` on every column), then the positions, then the
+/// elements; with `outer`, a null or empty array keeps its row once with
+/// nulls. Rows keep their ingest times and watermarks.
+fn generate(flight: Flight, arrays: ArrayRef, position: bool, outer: bool) -> Result<Flight> {
+    let n = flight.batch.num_rows();
+    let mut rows: Vec<u32> = Vec::with_capacity(n);
+    let mut elements: Vec<Option<u32>> = Vec::with_capacity(n);
+    let mut positions: Vec<Option<i64>> = Vec::new();
+    let index = |i: usize| {
+        u32::try_from(i)
+            .map_err(|_| EngineError::Eval("a batch's arrays hold more than 2^32 elements".into()))
+    };
+    let lists = arrays.as_list_opt::<i32>();
+    for i in 0..n {
+        let range = match lists {
+            Some(l) if l.is_valid(i) => {
+                let o = l.value_offsets();
+                o[i] as usize..o[i + 1] as usize
+            }
+            _ => 0..0,
+        };
+        if range.is_empty() {
+            if outer {
+                rows.push(index(i)?);
+                elements.push(None);
+                positions.push(None);
+            }
+            continue;
+        }
+        let start = range.start;
+        for j in range {
+            rows.push(index(i)?);
+            elements.push(Some(index(j)?));
+            if position {
+                positions.push(Some((j - start) as i64));
+            }
+        }
+    }
+    let take_rows = arrow::array::UInt32Array::from(rows);
+    let mut columns = flight
+        .batch
+        .columns()
+        .iter()
+        .map(|c| take(c.as_ref(), &take_rows, None).map_err(arrow_err))
+        .collect::<Result<Vec<_>>>()?;
+    if position {
+        columns.push(Arc::new(arrow::array::Int64Array::from(positions)));
+    }
+    let element_indices = arrow::array::UInt32Array::from(elements);
+    columns.push(match lists {
+        Some(l) => take(l.values().as_ref(), &element_indices, None).map_err(arrow_err)?,
+        None => arrow::array::new_null_array(&arrow::datatypes::DataType::Null, take_rows.len()),
+    });
+    let picked = |values: &[u64]| -> Vec<u64> {
+        take_rows
+            .values()
+            .iter()
+            .map(|&i| values[i as usize])
+            .collect()
+    };
+    let ingest_ns = picked(&flight.ingest_ns);
+    let watermark_us = flight
+        .watermark_us
+        .as_ref()
+        .map(|w| take_rows.values().iter().map(|&i| w[i as usize]).collect());
+    Ok(Flight {
+        batch: batch_of(columns, take_rows.len())?,
+        ingest_ns,
+        watermark_us,
+    })
 }
 
 /// The per-row watermark operator's carried state.
@@ -128,6 +201,14 @@ pub(crate) fn run_ops(
                     ingest_ns: ingest,
                     watermark_us: flight.watermark_us.as_ref().map(|_| wms),
                 }
+            }
+            PhysOp::Generate {
+                array,
+                position,
+                outer,
+            } => {
+                let arrays = array.eval_array(&flight.batch)?;
+                generate(flight, arrays, *position, *outer)?
             }
             PhysOp::Watermark {
                 column, delay_us, ..

@@ -3,7 +3,7 @@
 //! Owns the [`Operator`] trait (push-based: each operator owns the operator
 //! after it and calls it directly, which is how chained operators share a task
 //! with no ring between them) and the operators themselves: filter, project,
-//! flat-map, watermark and windowed aggregation. Operators must not spawn
+//! generate (`explode`), flat-map, watermark and windowed aggregation. Operators must not spawn
 //! threads, block, or allocate per event beyond what the user's own
 //! expressions do. Events are lent down the chain (`&mut Event`), so a fused
 //! chain moves no event by value. Anything slow (snapshot serialisation, file
@@ -18,7 +18,7 @@ mod tests;
 
 pub(crate) use aggregate::{AggregateOp, BoundAggregate};
 pub use stateless::FlatMapFn;
-pub(crate) use stateless::{FilterOp, FlatMapOp, ProjectOp};
+pub(crate) use stateless::{FilterOp, FlatMapOp, GenerateOp, ProjectOp};
 pub(crate) use watermark::WatermarkOp;
 
 use crate::error::Result;

@@ -1,12 +1,12 @@
-//! Filter, project and flat-map: one-to-one operators that pass time and
-//! control messages through untouched.
+//! Filter, project, generate and flat-map: row-at-a-time operators that
+//! pass time and control messages through untouched.
 
 use std::sync::Arc;
 
 use super::{Next, Operator};
 use crate::error::Result;
 use crate::expr::BoundExpr;
-use crate::schema::{Event, Row};
+use crate::schema::{Event, Row, Value};
 
 macro_rules! forward_control {
     () => {
@@ -105,6 +105,64 @@ impl Operator for FlatMapOp {
             }
         });
         result
+    }
+    forward_control!();
+}
+
+/// One event per element of an array (`explode`, `posexplode` and their
+/// `_outer` forms): each output row is the input row, then the element's
+/// 0-based position (when `position`), then the element; every output
+/// event keeps the input's times, ingest time included.
+pub(crate) struct GenerateOp {
+    pub(crate) array: BoundExpr,
+    pub(crate) position: bool,
+    pub(crate) outer: bool,
+    pub(crate) next: Next,
+    /// The output event, reused.
+    out: Event,
+}
+
+impl GenerateOp {
+    pub(crate) fn new(array: BoundExpr, position: bool, outer: bool, next: Next) -> GenerateOp {
+        GenerateOp {
+            array,
+            position,
+            outer,
+            next,
+            out: Event::new(Row::new(), 0),
+        }
+    }
+
+    #[inline]
+    fn emit(&mut self, input: &Event, pos: Value, item: Value) -> Result<()> {
+        let out = &mut self.out;
+        out.row.clear();
+        for v in input.row.iter() {
+            out.row.push(v.clone());
+        }
+        if self.position {
+            out.row.push(pos);
+        }
+        out.row.push(item);
+        out.event_time_us = input.event_time_us;
+        out.watermark_us = input.watermark_us;
+        out.ingest_ns = input.ingest_ns;
+        self.next.on_event(out)
+    }
+}
+
+impl Operator for GenerateOp {
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
+        match self.array.eval(&ev.row) {
+            Value::List(items) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    self.emit(ev, Value::Int64(i as i64), item.clone())?;
+                }
+                Ok(())
+            }
+            _ if self.outer => self.emit(ev, Value::Null, Value::Null),
+            _ => Ok(()),
+        }
     }
     forward_control!();
 }

@@ -124,6 +124,35 @@ fn flat_map_emits_any_number_of_rows_with_the_input_times() {
 }
 
 #[test]
+fn generate_emits_one_event_per_element_with_the_input_times() {
+    let s = schema(&[("id", DataType::Int64), ("line", DataType::Utf8)]);
+    let split = bind_expr(&crate::expr::split(col("line"), " "), &s)
+        .unwrap()
+        .0;
+    for (position, outer) in [(false, false), (true, true)] {
+        let (next, seen) = collector();
+        let mut op = GenerateOp::new(split.clone(), position, outer, next);
+        op.on_event(&mut ev(row![1i64, "a b"])).unwrap();
+        op.on_event(&mut ev(row![2i64, Value::Null])).unwrap();
+        let seen = seen.lock().unwrap();
+        let rows: Vec<Row> = seen.events.iter().map(|e| e.row.clone()).collect();
+        if position {
+            assert_eq!(
+                rows,
+                vec![
+                    row![1i64, "a b", 0i64, "a"],
+                    row![1i64, "a b", 1i64, "b"],
+                    row![2i64, Value::Null, Value::Null, Value::Null],
+                ]
+            );
+        } else {
+            assert_eq!(rows, vec![row![1i64, "a b", "a"], row![1i64, "a b", "b"]]);
+        }
+        assert!(seen.events.iter().all(|e| e.ingest_ns == 7));
+    }
+}
+
+#[test]
 fn watermark_stamps_the_watermark_before_each_event() {
     let (next, seen) = collector();
     let (reporter, rx) = reporter();

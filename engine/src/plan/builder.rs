@@ -245,9 +245,158 @@ impl DataFrame {
         })
     }
 
-    /// Computes new columns (`select` in SQL).
+    /// Computes new columns (`select` in SQL). One item may be a generator
+    /// ([`explode`](crate::expr::explode) and its kin), as in Spark: each
+    /// input row then gives one output row per element of the array, the
+    /// other items repeated.
     pub fn select(self, exprs: impl IntoIterator<Item = Expr>) -> DataFrame {
         let exprs: Vec<Expr> = exprs.into_iter().collect();
+        let generators: Vec<usize> = (0..exprs.len())
+            .filter(|&i| crate::expr::as_generator(&exprs[i]).is_some())
+            .collect();
+        match generators.as_slice() {
+            [] => self.project(exprs),
+            [at] => self.select_generating(exprs.clone(), *at),
+            _ => {
+                let list: Vec<String> = generators.iter().map(|&i| exprs[i].to_string()).collect();
+                self.fail(format!(
+                    "only one generator is allowed in a select list, but found {}: {}",
+                    generators.len(),
+                    list.join(", ")
+                ))
+            }
+        }
+    }
+
+    /// `LATERAL VIEW generator t AS names`: keeps every column and adds the
+    /// generator's (`col`, or `pos` and `col` for the positional ones, unless
+    /// `names` gives them), one row per element of the array.
+    pub fn lateral_view(self, generator: Expr, names: &[&str]) -> DataFrame {
+        let Some((array, position, outer, called)) = crate::expr::as_generator(&generator) else {
+            return self.fail(format!(
+                "LATERAL VIEW needs a generator (explode, explode_outer, posexplode, \
+                 posexplode_outer), not {generator}"
+            ));
+        };
+        let wanted = 1 + usize::from(position);
+        let names: Vec<String> = match names {
+            [] if position => vec!["pos".into(), "col".into()],
+            [] => vec!["col".into()],
+            given if given.len() == wanted => given.iter().map(|n| n.to_string()).collect(),
+            given => {
+                return self.fail(format!(
+                    "{called} gives {wanted} column{}, but {} name{} given: {}",
+                    if wanted == 1 { "" } else { "s" },
+                    given.len(),
+                    if given.len() == 1 { " was" } else { "s were" },
+                    given.join(", ")
+                ))
+            }
+        };
+        let taken = self.schema();
+        if let Some(n) = names.iter().find(|n| {
+            taken
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(n))
+        }) {
+            return self.fail(format!(
+                "the generated column `{n}` would have the name of an existing column; \
+                 name it otherwise"
+            ));
+        }
+        let array = array.clone();
+        self.generate(array, position, outer, names)
+    }
+
+    /// A select list with a generator at `at`: the generator's columns are
+    /// added under names no column has, then the list is projected with the
+    /// generator replaced by them.
+    fn select_generating(self, mut exprs: Vec<Expr>, at: usize) -> DataFrame {
+        let Some((array, position, outer, called)) = crate::expr::as_generator(&exprs[at]) else {
+            return self;
+        };
+        let array = array.clone();
+        let alias = match &exprs[at] {
+            Expr::Alias { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        if position && alias.is_some() {
+            return self.fail(format!(
+                "{called} gives two columns (pos, col): name them in a LATERAL VIEW \
+                 (LATERAL VIEW {called}(...) t AS p, c) instead of with one alias"
+            ));
+        }
+        let taken = self.schema();
+        let hidden = |base: &str| -> String {
+            let mut name = format!("__{base}");
+            while taken
+                .fields()
+                .iter()
+                .any(|f| f.name().eq_ignore_ascii_case(&name))
+            {
+                name.insert(0, '_');
+            }
+            name
+        };
+        let (pos_name, col_name) = (hidden("generated_pos"), hidden("generated_col"));
+        let mut names = Vec::new();
+        let mut items = Vec::new();
+        if position {
+            names.push(pos_name.clone());
+            items.push(col(&pos_name).alias("pos"));
+        }
+        names.push(col_name.clone());
+        items.push(col(&col_name).alias(alias.as_deref().unwrap_or("col")));
+        exprs.splice(at..=at, items);
+        self.generate(array, position, outer, names).project(exprs)
+    }
+
+    fn generate(self, array: Expr, position: bool, outer: bool, names: Vec<String>) -> DataFrame {
+        self.push(|schema| {
+            let (_, field) = bind_expr(&array, schema)?;
+            let element = match field.data_type() {
+                DataType::List(f) => f.data_type().clone(),
+                DataType::Null => DataType::Null,
+                other => {
+                    return Err(EngineError::Plan(format!(
+                        "the argument of {} must be an array, but {array} is {}",
+                        generator_name(position, outer),
+                        crate::schema::type_name(other)
+                    )))
+                }
+            };
+            let mut fields: Vec<Field> = schema.fields().iter().map(|f| (**f).clone()).collect();
+            let mut names = names.into_iter();
+            if position {
+                fields.push(Field::new(
+                    names.next().unwrap_or_default(),
+                    DataType::Int64,
+                    true,
+                ));
+            }
+            fields.push(Field::new(names.next().unwrap_or_default(), element, true));
+            Ok((
+                LogicalOp::Generate {
+                    array,
+                    position,
+                    outer,
+                },
+                Arc::new(Schema::new(fields)),
+            ))
+        })
+    }
+
+    /// Records `message` as the chain's error (the first error stays).
+    fn fail(mut self, message: String) -> DataFrame {
+        if self.error.is_none() {
+            self.error = Some(EngineError::Plan(message));
+        }
+        self
+    }
+
+    /// A projection without generators.
+    fn project(self, exprs: Vec<Expr>) -> DataFrame {
         self.push(|schema| {
             let fields = exprs
                 .iter()
@@ -330,6 +479,16 @@ impl DataFrame {
             sink,
             config: QueryConfig::default(),
         }
+    }
+}
+
+/// The SQL name of the generator with these flags.
+fn generator_name(position: bool, outer: bool) -> &'static str {
+    match (position, outer) {
+        (false, false) => "explode",
+        (false, true) => "explode_outer",
+        (true, false) => "posexplode",
+        (true, true) => "posexplode_outer",
     }
 }
 

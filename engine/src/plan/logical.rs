@@ -21,6 +21,14 @@ pub(crate) enum LogicalOp {
     Filter(Expr),
     Project(Vec<Expr>),
     FlatMap(FlatMapFn),
+    /// One row per element of an array (`explode` and its kin): the input's
+    /// columns, then the element's position (when `position`), then the
+    /// element. With `outer`, a null or empty array gives one row of nulls.
+    Generate {
+        array: Expr,
+        position: bool,
+        outer: bool,
+    },
     Watermark {
         column: String,
         delay_us: i64,
@@ -81,6 +89,15 @@ impl fmt::Display for LogicalOp {
             LogicalOp::Filter(p) => write!(f, "Filter {p}"),
             LogicalOp::Project(e) => write!(f, "Project [{}]", list(e)),
             LogicalOp::FlatMap(_) => write!(f, "FlatMap <user function>"),
+            LogicalOp::Generate {
+                array,
+                position,
+                outer,
+            } => {
+                let pos = if *position { "pos" } else { "" };
+                let out = if *outer { "_outer" } else { "" };
+                write!(f, "Generate {pos}explode{out}({array})")
+            }
             LogicalOp::Watermark {
                 column, delay_text, ..
             } => write!(f, "EventTimeWatermark {column}, {delay_text}"),

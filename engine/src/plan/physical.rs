@@ -19,6 +19,12 @@ pub(crate) enum PhysOp {
     Filter(BoundExpr),
     Project(Vec<BoundExpr>),
     FlatMap(FlatMapFn, SchemaRef),
+    /// See `LogicalOp::Generate`; `array` is bound to the input.
+    Generate {
+        array: BoundExpr,
+        position: bool,
+        outer: bool,
+    },
     Watermark {
         column: usize,
         delay_us: i64,
@@ -82,6 +88,16 @@ impl PhysicalPlan {
                     key_columns = None;
                     PhysOp::FlatMap(f.clone(), node.schema.clone())
                 }
+                // The input's columns keep their places: keys survive.
+                LogicalOp::Generate {
+                    array,
+                    position,
+                    outer,
+                } => PhysOp::Generate {
+                    array: bind_expr(array, &schema)?.0,
+                    position: *position,
+                    outer: *outer,
+                },
                 LogicalOp::Watermark {
                     column, delay_us, ..
                 } => {

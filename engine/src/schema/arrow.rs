@@ -4,9 +4,10 @@ use std::sync::Arc;
 
 use arrow::array::{
     Array, ArrayRef, BooleanArray, BooleanBuilder, Date32Array, Date32Builder, Float64Array,
-    Float64Builder, Int64Array, Int64Builder, NullArray, StringArray, StringBuilder,
+    Float64Builder, Int64Array, Int64Builder, ListArray, NullArray, StringArray, StringBuilder,
     TimestampMicrosecondArray, TimestampMicrosecondBuilder,
 };
+use arrow::buffer::{NullBuffer, OffsetBuffer, ScalarBuffer};
 use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
 use crate::error::{EngineError, Result};
@@ -42,6 +43,17 @@ pub fn value_at(array: &dyn Array, i: usize) -> Result<Value> {
             .map(|a| Value::Date(a.value(i))),
         // A null array has no validity buffer: every element is null.
         DataType::Null => Some(Value::Null),
+        DataType::List(_) => match any.downcast_ref::<ListArray>() {
+            Some(a) => {
+                let items = a.value(i);
+                let mut out = Vec::with_capacity(items.len());
+                for j in 0..items.len() {
+                    out.push(value_at(items.as_ref(), j)?);
+                }
+                Some(Value::List(out.into()))
+            }
+            None => None,
+        },
         _ => None,
     };
     v.ok_or_else(|| {
@@ -96,12 +108,53 @@ pub fn build_array(
             Arc::new(b.finish()) as ArrayRef
         }
         DataType::Null => Arc::new(NullArray::new(len)) as ArrayRef,
+        DataType::List(field) => build_list(field, len, &mut get)?,
         other => {
             return Err(EngineError::Eval(format!(
                 "type {other} cannot be built into a batch"
             )))
         }
     })
+}
+
+/// Builds an `array<T>` column (not generic, so that building its element
+/// column does not instantiate [`build_array`] without end).
+fn build_list(
+    field: &arrow_schema::FieldRef,
+    len: usize,
+    get: &mut dyn FnMut(usize) -> Value,
+) -> Result<ArrayRef> {
+    // The lists' elements go into one child column; each slot's list is an
+    // offset range of it.
+    let mut offsets: Vec<i32> = Vec::with_capacity(len + 1);
+    offsets.push(0);
+    let mut valid: Vec<bool> = Vec::with_capacity(len);
+    let mut items: Vec<Value> = Vec::new();
+    for i in 0..len {
+        match get(i) {
+            Value::List(l) => {
+                items.extend(l.iter().cloned());
+                valid.push(true);
+            }
+            _ => valid.push(false),
+        }
+        let end = i32::try_from(items.len()).map_err(|_| {
+            EngineError::Eval("a batch's arrays hold more than 2^31 elements".into())
+        })?;
+        offsets.push(end);
+    }
+    let values = build_array(field.data_type(), items.len(), |j| {
+        std::mem::take(&mut items[j])
+    })?;
+    let nulls = valid.iter().any(|v| !v).then(|| NullBuffer::from(valid));
+    let list = ListArray::try_new(
+        field.clone(),
+        OffsetBuffer::new(ScalarBuffer::from(offsets)),
+        values,
+        nulls,
+    )
+    .map_err(|e| EngineError::Eval(format!("cannot build an array column: {e}")))?;
+    Ok(Arc::new(list))
 }
 
 /// Builds a record batch of `schema` from rows.

@@ -39,6 +39,8 @@ enum ColumnBuilder {
     Timestamp(TimestampMicrosecondBuilder, Option<Arc<str>>),
     Date(Date32Builder),
     Null(usize),
+    /// `array<T>`: the type and each row's value, built at the end.
+    List(DataType, Vec<Value>),
 }
 
 impl ColumnBuilder {
@@ -53,6 +55,7 @@ impl ColumnBuilder {
             }
             DataType::Date32 => ColumnBuilder::Date(Date32Builder::new()),
             DataType::Null => ColumnBuilder::Null(0),
+            DataType::List(_) => ColumnBuilder::List(dt.clone(), Vec::new()),
             other => {
                 return Err(EngineError::Eval(format!(
                     "type {other} cannot be built into a batch"
@@ -78,13 +81,14 @@ impl ColumnBuilder {
             (ColumnBuilder::Utf8(b), Value::Utf8(x)) => b.append_value(&*x),
             (ColumnBuilder::Timestamp(b, _), Value::Timestamp(x)) => b.append_value(x),
             (ColumnBuilder::Date(b), Value::Date(x)) => b.append_value(x),
+            (ColumnBuilder::List(_, rows), v @ (Value::Null | Value::List(_))) => rows.push(v),
             (_, other) => return Err(other),
         }
         Ok(())
     }
 
-    fn finish(self) -> ArrayRef {
-        match self {
+    fn finish(self) -> Result<ArrayRef> {
+        Ok(match self {
             ColumnBuilder::Boolean(mut b) => Arc::new(b.finish()),
             ColumnBuilder::Int64(mut b) => Arc::new(b.finish()),
             ColumnBuilder::Float64(mut b) => Arc::new(b.finish()),
@@ -92,7 +96,12 @@ impl ColumnBuilder {
             ColumnBuilder::Timestamp(mut b, tz) => Arc::new(b.finish().with_timezone_opt(tz)),
             ColumnBuilder::Date(mut b) => Arc::new(b.finish()),
             ColumnBuilder::Null(n) => Arc::new(NullArray::new(n)),
-        }
+            ColumnBuilder::List(dt, mut rows) => {
+                crate::schema::arrow::build_array(&dt, rows.len(), |i| {
+                    std::mem::take(&mut rows[i])
+                })?
+            }
+        })
     }
 }
 
@@ -152,7 +161,7 @@ impl BatchBuilder {
             .columns
             .into_iter()
             .map(ColumnBuilder::finish)
-            .collect();
+            .collect::<Result<_>>()?;
         RecordBatch::try_new_with_options(
             self.schema,
             columns,

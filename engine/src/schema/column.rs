@@ -12,7 +12,7 @@
 use std::io::Write;
 
 use arrow::array::{
-    Array, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
+    Array, BooleanArray, Date32Array, Float64Array, Int64Array, ListArray, StringArray,
     TimestampMicrosecondArray,
 };
 use arrow::record_batch::RecordBatch;
@@ -37,6 +37,8 @@ pub enum Column<'a> {
     Timestamp(&'a TimestampMicrosecondArray),
     /// `date`.
     Date(&'a Date32Array),
+    /// `array<T>`.
+    List(&'a ListArray),
     /// A column of nulls only.
     Null,
 }
@@ -54,6 +56,9 @@ impl<'a> Column<'a> {
             DataType::Utf8 => any.downcast_ref().map(Column::Utf8),
             DataType::Timestamp(..) => any.downcast_ref().map(Column::Timestamp),
             DataType::Date32 => any.downcast_ref().map(Column::Date),
+            DataType::List(f) if crate::schema::is_supported_type(f.data_type()) => {
+                any.downcast_ref().map(Column::List)
+            }
             DataType::Null => Some(Column::Null),
             _ => None,
         };
@@ -78,6 +83,7 @@ impl<'a> Column<'a> {
             Column::Utf8(a) => a,
             Column::Timestamp(a) => a,
             Column::Date(a) => a,
+            Column::List(a) => a,
             Column::Null => return None,
         })
     }
@@ -101,6 +107,8 @@ impl<'a> Column<'a> {
             Column::Utf8(a) => Value::str(a.value(i)),
             Column::Timestamp(a) => Value::Timestamp(a.value(i)),
             Column::Date(a) => Value::Date(a.value(i)),
+            // The element type was checked when the column was made.
+            Column::List(a) => crate::schema::arrow::value_at(a, i).unwrap_or(Value::Null),
             Column::Null => Value::Null,
         }
     }
@@ -149,6 +157,9 @@ impl<'a> Column<'a> {
                 out.extend_from_slice(format_timestamp_us(a.value(i)).as_bytes())
             }
             Column::Date(a) => out.extend_from_slice(format_date(a.value(i)).as_bytes()),
+            Column::List(_) => {
+                let _ = write!(out, "{}", self.value(i));
+            }
             Column::Null => return false,
         }
         true
@@ -190,7 +201,8 @@ pub fn write_value_text(v: &Value, out: &mut Vec<u8>) -> bool {
 
 /// Appends a value's JSON form to `out`, the form every JSON-writing sink
 /// uses: booleans and integers as JSON literals, finite doubles as numbers,
-/// strings escaped, and every other value (timestamps, dates, NaN,
+/// strings escaped, arrays as JSON arrays of their elements' forms, and
+/// every other value (timestamps, dates, NaN,
 /// infinities) as its text in a JSON string; null as `null`.
 #[inline]
 pub fn write_value_json(v: &Value, out: &mut Vec<u8>) {
@@ -202,6 +214,16 @@ pub fn write_value_json(v: &Value, out: &mut Vec<u8>) {
         }
         Value::Float64(x) => write_double_json(*x, out),
         Value::Utf8(s) => write_str_json(s, out),
+        Value::List(items) => {
+            out.push(b'[');
+            for (i, v) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_value_json(v, out);
+            }
+            out.push(b']');
+        }
         other => write_str_json(&other.to_string(), out),
     }
 }

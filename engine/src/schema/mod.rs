@@ -39,8 +39,25 @@ pub fn timestamp_type() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
+/// The Arrow type runnel uses for `array<element>`: a list whose items are
+/// nullable and named `element`.
+pub fn list_type(element: DataType) -> DataType {
+    DataType::List(Arc::new(Field::new("element", element, true)))
+}
+
+/// The element type of an `array<T>` type, `None` for any other type.
+pub fn element_type(dt: &DataType) -> Option<&DataType> {
+    match dt {
+        DataType::List(f) => Some(f.data_type()),
+        _ => None,
+    }
+}
+
 /// Whether `dt` is one of the types the engine evaluates.
 pub fn is_supported_type(dt: &DataType) -> bool {
+    if let Some(e) = element_type(dt) {
+        return is_supported_type(e);
+    }
     matches!(
         dt,
         DataType::Boolean
@@ -52,9 +69,9 @@ pub fn is_supported_type(dt: &DataType) -> bool {
     ) || matches!(dt, DataType::Timestamp(TimeUnit::Microsecond, _))
 }
 
-/// The SQL name of a type, as Spark prints it.
-pub fn type_name(dt: &DataType) -> &'static str {
-    match dt {
+/// The SQL name of a type, as Spark prints it (`bigint`, `array<string>`).
+pub fn type_name(dt: &DataType) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(match dt {
         DataType::Boolean => "boolean",
         DataType::Int64 => "bigint",
         DataType::Float64 => "double",
@@ -62,8 +79,11 @@ pub fn type_name(dt: &DataType) -> &'static str {
         DataType::Date32 => "date",
         DataType::Timestamp(..) => "timestamp",
         DataType::Null => "void",
+        DataType::List(f) => {
+            return std::borrow::Cow::Owned(format!("array<{}>", type_name(f.data_type())))
+        }
         _ => "unsupported",
-    }
+    })
 }
 
 /// Builds a schema from `(name, type)` pairs; every field is nullable.
@@ -101,22 +121,18 @@ pub fn parse_ddl(ddl: &str) -> Result<SchemaRef> {
             (name, it.next().unwrap_or("").trim())
         };
         let ty = ty.strip_prefix(':').unwrap_or(ty).trim();
-        let dt = match ty.to_ascii_lowercase().as_str() {
-            "string" | "varchar" | "text" => DataType::Utf8,
-            "int" | "integer" | "bigint" | "long" | "smallint" | "tinyint" => DataType::Int64,
-            "double" | "float" | "real" => DataType::Float64,
-            "boolean" | "bool" => DataType::Boolean,
-            "timestamp" => timestamp_type(),
-            "date" => DataType::Date32,
-            "" => {
+        let dt = match ddl_type(ty) {
+            Some(dt) => dt,
+            None if ty.is_empty() => {
                 return Err(EngineError::Plan(format!(
                     "schema '{ddl}': column `{name}` has no type"
                 )))
             }
-            other => {
+            None => {
                 return Err(EngineError::Plan(format!(
-                    "schema '{ddl}': unknown type '{other}' for column `{name}` \
-                     (use string, int, bigint, double, boolean, timestamp or date)"
+                    "schema '{ddl}': unknown type '{}' for column `{name}` \
+                     (use string, int, bigint, double, boolean, timestamp, date or array<T>)",
+                    ty.to_ascii_lowercase()
                 )))
             }
         };
@@ -128,6 +144,26 @@ pub fn parse_ddl(ddl: &str) -> Result<SchemaRef> {
         fields.push(Field::new(name, dt, true));
     }
     Ok(Arc::new(Schema::new(fields)))
+}
+
+/// One DDL type name (any case), `array<T>` included.
+fn ddl_type(ty: &str) -> Option<DataType> {
+    let lower = ty.trim().to_ascii_lowercase();
+    if let Some(inner) = lower
+        .strip_prefix("array<")
+        .and_then(|r| r.strip_suffix('>'))
+    {
+        return ddl_type(inner).map(list_type);
+    }
+    Some(match lower.as_str() {
+        "string" | "varchar" | "text" => DataType::Utf8,
+        "int" | "integer" | "bigint" | "long" | "smallint" | "tinyint" => DataType::Int64,
+        "double" | "float" | "real" => DataType::Float64,
+        "boolean" | "bool" => DataType::Boolean,
+        "timestamp" => timestamp_type(),
+        "date" => DataType::Date32,
+        _ => return None,
+    })
 }
 
 /// The schema as Spark's DDL text (`a bigint, b string`).
@@ -161,6 +197,9 @@ pub enum Value {
     Timestamp(i64),
     /// `date`: days since the Unix epoch.
     Date(i32),
+    /// `array<T>`: the elements, shared (cloning never copies them). The
+    /// element type is the schema's; elements may be null.
+    List(Arc<[Value]>),
 }
 
 impl Value {
@@ -204,6 +243,39 @@ impl Value {
         }
     }
 
+    /// The type of this value alone: a null is `void`, an array's element
+    /// type is its first non-null element's (`void` when it has none).
+    pub fn data_type(&self) -> DataType {
+        match self {
+            Value::Null => DataType::Null,
+            Value::Boolean(_) => DataType::Boolean,
+            Value::Int64(_) => DataType::Int64,
+            Value::Float64(_) => DataType::Float64,
+            Value::Utf8(_) => DataType::Utf8,
+            Value::Timestamp(_) => timestamp_type(),
+            Value::Date(_) => DataType::Date32,
+            Value::List(items) => list_type(
+                items
+                    .iter()
+                    .find(|v| !v.is_null())
+                    .map_or(DataType::Null, Value::data_type),
+            ),
+        }
+    }
+
+    /// An array value.
+    pub fn list(items: impl IntoIterator<Item = Value>) -> Value {
+        Value::List(items.into_iter().collect())
+    }
+
+    /// The value as an array's elements.
+    pub fn as_list(&self) -> Option<&[Value]> {
+        match self {
+            Value::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
     /// The value as a string slice.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -232,6 +304,22 @@ impl Value {
             (Float64(a), Float64(b)) => Some(total_cmp_f64(*a, *b)),
             (Int64(a), Float64(b)) => Some(total_cmp_f64(*a as f64, *b)),
             (Float64(a), Int64(b)) => Some(total_cmp_f64(*a, *b as f64)),
+            // Arrays order element by element (a null element first), then
+            // by length, as Spark orders them.
+            (List(a), List(b)) => {
+                for (x, y) in a.iter().zip(b.iter()) {
+                    let o = match (x.is_null(), y.is_null()) {
+                        (true, true) => Ordering::Equal,
+                        (true, false) => Ordering::Less,
+                        (false, true) => Ordering::Greater,
+                        _ => x.sql_cmp(y)?,
+                    };
+                    if o != Ordering::Equal {
+                        return Some(o);
+                    }
+                }
+                Some(a.len().cmp(&b.len()))
+            }
             _ => None,
         }
     }
@@ -262,6 +350,7 @@ impl PartialEq for Value {
             (Value::Date(a), Value::Date(b)) => a == b,
             (Value::Boolean(a), Value::Boolean(b)) => a == b,
             (Value::Utf8(a), Value::Utf8(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
             _ => false,
         }
     }
@@ -303,6 +392,10 @@ impl Hash for Value {
             Value::Date(v) => {
                 state.write_u8(6);
                 v.hash(state)
+            }
+            Value::List(items) => {
+                state.write_u8(7);
+                items.hash(state)
             }
         }
     }
@@ -356,6 +449,16 @@ impl fmt::Display for Value {
             Value::Utf8(s) => f.write_str(s),
             Value::Timestamp(us) => f.write_str(&crate::time::format_timestamp_us(*us)),
             Value::Date(d) => f.write_str(&crate::time::format_date(*d)),
+            Value::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
         }
     }
 }

@@ -40,12 +40,51 @@ pub(crate) struct Parsed {
     pub(crate) sql: String,
     /// The FROM table as written (parts joined by `.`).
     pub(crate) table: String,
+    /// `LATERAL VIEW [OUTER] generator(...) name AS col, ...`, in order.
+    pub(crate) lateral_views: Vec<LateralView>,
     pub(crate) items: Vec<Item>,
     pub(crate) selection: Option<Node>,
     pub(crate) group_by: Vec<Node>,
     pub(crate) having: Option<Node>,
     /// GROUP BY, HAVING or an aggregate call in SELECT.
     pub(crate) aggregate: bool,
+}
+
+/// One `LATERAL VIEW`: its generator call (`OUTER` already folded into
+/// the `_outer` form) and the names of the columns it adds.
+#[derive(Clone, Debug)]
+pub(crate) struct LateralView {
+    pub(crate) generator: Node,
+    pub(crate) columns: Vec<String>,
+}
+
+fn lateral_view(cx: &Cx<'_>, v: &ast::LateralView) -> Result<LateralView> {
+    let mut generator = cx.expr(&v.lateral_view)?;
+    let Kind::Function { name, .. } = &mut generator.kind else {
+        return Err(error_at(
+            cx.sql,
+            generator.span,
+            "LATERAL VIEW needs a generator: explode, explode_outer, posexplode or posexplode_outer",
+        ));
+    };
+    if !crate::expr::functions::GENERATORS.contains(&name.as_str()) {
+        let msg = format!(
+            "LATERAL VIEW needs a generator (explode, explode_outer, posexplode or \
+             posexplode_outer), not {name}"
+        );
+        return Err(error_at(cx.sql, generator.span, &msg));
+    }
+    if v.outer && !name.ends_with("_outer") {
+        name.push_str("_outer");
+    }
+    Ok(LateralView {
+        generator,
+        columns: v
+            .lateral_col_alias
+            .iter()
+            .map(|c| c.value.clone())
+            .collect(),
+    })
 }
 
 /// Parses `sql` and checks its shape.
@@ -143,12 +182,23 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
     check_select_clauses(select, sql, &tokens)?;
 
     let (table_parts, alias) = from_table(select, sql, &tokens)?;
+    let view_names: Vec<String> = select
+        .lateral_views
+        .iter()
+        .map(|v| v.lateral_view_name.to_string())
+        .collect();
     let cx = Cx {
         sql,
         tokens: &tokens,
         table: &table_parts,
         alias: alias.as_deref(),
+        views: &view_names,
     };
+    let lateral_views = select
+        .lateral_views
+        .iter()
+        .map(|v| lateral_view(&cx, v))
+        .collect::<Result<Vec<_>>>()?;
     let items = select
         .projection
         .iter()
@@ -192,6 +242,7 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
     let parsed = Parsed {
         sql: sql.to_string(),
         table: table_parts.join("."),
+        lateral_views,
         aggregate: !group_by.is_empty()
             || having.is_some()
             || items.iter().any(|i| match i {
@@ -231,13 +282,8 @@ fn check_select_clauses(s: &ast::Select, sql: &str, tokens: &Tokens) -> Result<(
             &format!("SORT BY is {QUERY_RESULT_LATER}"),
         );
     }
-    let unsupported: [(bool, Keyword, &str); 10] = [
+    let unsupported: [(bool, Keyword, &str); 9] = [
         (s.into.is_some(), Keyword::INTO, "SELECT INTO"),
-        (
-            !s.lateral_views.is_empty(),
-            Keyword::LATERAL,
-            "LATERAL VIEW",
-        ),
         (s.prewhere.is_some(), Keyword::PREWHERE, "PREWHERE"),
         (!s.connect_by.is_empty(), Keyword::CONNECT, "CONNECT BY"),
         (!s.cluster_by.is_empty(), Keyword::CLUSTER, "CLUSTER BY"),

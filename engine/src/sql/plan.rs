@@ -41,6 +41,18 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
     if let Some(e) = input.error() {
         return Err(e.clone());
     }
+    let mut input = input;
+    for v in &p.lateral_views {
+        let pl = Planner {
+            sql: &p.sql,
+            schema: input.schema(),
+            has_window_key: false,
+        };
+        let generator = pl.resolve(&v.generator, &|_| None)?;
+        let generator = pl.lower(&generator, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
+        let names: Vec<&str> = v.columns.iter().map(String::as_str).collect();
+        input = pl.checked(input.lateral_view(generator, &names))?;
+    }
     let pl = Planner {
         sql: &p.sql,
         schema: input.schema(),
@@ -76,7 +88,14 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
         let mut exprs = Vec::with_capacity(items.len());
         for it in &items {
             let e = pl.lower(&it.node, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
-            exprs.push(named(e, &output_name(it)));
+            let generator = matches!(&it.node.kind, Kind::Function { name, .. }
+                if crate::expr::functions::GENERATORS.contains(&name.as_str()));
+            if generator && it.alias.is_none() {
+                // A generator's columns are named by the generator (`col`).
+                exprs.push(e);
+            } else {
+                exprs.push(named(e, &output_name(it)));
+            }
         }
         return pl.checked(df.select(exprs));
     }
@@ -301,6 +320,20 @@ impl Planner<'_> {
                 return Err(self.err(n.span, format!("{n} is not allowed here")))
             }
         };
+        if let Some((array, _, _, name)) = crate::expr::as_generator(&e) {
+            // A generator is no value: its argument is what has a type.
+            let (_, field) = bind_expr(array, schema).map_err(|err| self.at(n.span, err))?;
+            if !matches!(field.data_type(), DataType::List(_) | DataType::Null) {
+                return Err(self.err(
+                    n.span,
+                    format!(
+                        "the argument of {name} must be an array, but {array} is {}",
+                        type_name(field.data_type())
+                    ),
+                ));
+            }
+            return Ok(e);
+        }
         bind_expr(&e, schema).map_err(|err| self.at(n.span, err))?;
         Ok(e)
     }

@@ -10,6 +10,8 @@ use crate::{
     Trigger, Value,
 };
 
+mod arrays;
+
 fn ts(text: &str) -> Value {
     Value::Timestamp(crate::time::parse_timestamp_us(text).expect("a timestamp"))
 }
@@ -864,8 +866,14 @@ fn unknown_functions_and_bad_arguments_are_reported() {
     );
     assert_error(
         "SELECT explode(Country) FROM retail",
-        "function `explode` is not supported; did you mean `exp`?",
-        "explode",
+        "the argument of explode must be an array, but Country is string",
+        "explode(Country)",
+        0,
+    );
+    assert_error(
+        "SELECT explodes(Country) FROM retail",
+        "function `explodes` is not supported; did you mean `explode`?",
+        "explodes",
         0,
     );
     assert_error(

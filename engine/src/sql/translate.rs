@@ -37,6 +37,8 @@ pub(crate) struct Cx<'a> {
     pub(crate) table: &'a [String],
     /// The FROM table's alias.
     pub(crate) alias: Option<&'a str>,
+    /// The names of the LATERAL VIEWs, which qualify their columns.
+    pub(crate) views: &'a [String],
 }
 
 /// A function argument: `*` or an expression.
@@ -429,6 +431,9 @@ impl<'a> Cx<'a> {
     /// Spark), else its full name or its last part.
     pub(crate) fn names_table(&self, parts: &[Ident]) -> bool {
         let eq = |a: &Ident, b: &String| a.value.eq_ignore_ascii_case(b);
+        if parts.len() == 1 && self.views.iter().any(|v| eq(&parts[0], v)) {
+            return true;
+        }
         if let Some(alias) = self.alias {
             return parts.len() == 1 && parts[0].value.eq_ignore_ascii_case(alias);
         }
@@ -589,6 +594,18 @@ impl<'a> Cx<'a> {
         }
         if name == "window" {
             return self.window(&args, span);
+        }
+        if functions::GENERATORS.contains(&name.as_str()) {
+            let [arg] = args.as_slice() else {
+                return Err(self.arity(&name, "1", args.len(), span));
+            };
+            return Ok(Node::new(
+                Kind::Function {
+                    name,
+                    args: vec![self.arg(arg)?],
+                },
+                span,
+            ));
         }
         self.registry_call(&name, &args, span, name_span)
     }

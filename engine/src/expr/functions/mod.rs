@@ -16,6 +16,7 @@
 //! This module must not know SQL syntax, operators or the runtimes: the
 //! binder calls a definition's type rule, the evaluators call its kernels.
 
+mod array;
 mod kernel;
 mod math;
 mod null;
@@ -26,6 +27,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use array::GENERATORS;
 pub(crate) use kernel::{true_mask, Kernel};
 
 use crate::schema::{DataType, Value};
@@ -41,15 +43,18 @@ pub(crate) enum Category {
     String,
     /// Dates and timestamps.
     Time,
+    /// Arrays.
+    Array,
 }
 
 impl Category {
     /// Every category, in the order the function list shows them.
-    const ALL: [Category; 4] = [
+    const ALL: [Category; 5] = [
         Category::Null,
         Category::Math,
         Category::String,
         Category::Time,
+        Category::Array,
     ];
 
     fn title(self) -> &'static str {
@@ -58,6 +63,7 @@ impl Category {
             Category::Math => "Math",
             Category::String => "Strings",
             Category::Time => "Dates and timestamps (UTC)",
+            Category::Array => "Arrays",
         }
     }
 }
@@ -156,7 +162,13 @@ const fn def(
 }
 
 /// Every function's definition module, in list order.
-const MODULES: [&[FunctionDef]; 4] = [null::DEFS, math::DEFS, string::DEFS, time::DEFS];
+const MODULES: [&[FunctionDef]; 5] = [
+    null::DEFS,
+    math::DEFS,
+    string::DEFS,
+    time::DEFS,
+    array::DEFS,
+];
 
 /// Every function.
 pub(crate) fn all() -> impl Iterator<Item = &'static FunctionDef> {

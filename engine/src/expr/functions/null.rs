@@ -139,7 +139,7 @@ fn nullif(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     // The second argument is cast to the common type; the first keeps its
     // type (it is the result) and is cast for the comparison only.
     let cmp_type = common(name, &[args[0].dt.clone(), args[1].dt.clone()], true)?;
-    let same = ret == cmp_type && cmp_type != DataType::Float64;
+    let same = ret == cmp_type && cmp_type != DataType::Float64 && !cmp_type.is_nested();
     let t = cmp_type.clone();
     let row = move |a: &[Value]| {
         let l = cast_value(&a[0], &t);
@@ -151,7 +151,7 @@ fn nullif(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         }
     };
     let kernel = if same {
-        // One type without NaNs or signed zeros: Arrow's equality is SQL's.
+        // One flat type without NaNs or signed zeros: Arrow's equality is SQL's.
         Kernel::new(row, |a: &[ArrayRef], _| {
             if a[0].data_type() == &DataType::Null {
                 return Ok(a[0].clone());

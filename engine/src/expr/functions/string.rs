@@ -49,7 +49,7 @@ pub(super) const DEFS: &[FunctionDef] = &[
         "concat_ws",
         Category::String,
         "concat_ws(sep, s1, s2, ...)",
-        "the non-null arguments joined with `sep`; null when `sep` is.",
+        "the non-null arguments (and non-null elements of `array<string>` arguments) joined with `sep`; null when `sep` is.",
         (1, None),
         concat_ws,
     ),
@@ -305,8 +305,16 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
 }
 
 fn concat_ws(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+    // An array of strings contributes its non-null elements (Spark's rule).
+    let mut arg_types = Vec::with_capacity(args.len());
+    for (i, a) in args.iter().enumerate() {
+        arg_types.push(match &a.dt {
+            DataType::List(f) if i > 0 && *f.data_type() == DataType::Utf8 => a.dt.clone(),
+            dt => coerce(name, i, dt, Want::Str)?,
+        });
+    }
     Ok(Resolved {
-        arg_types: string_args(name, args)?,
+        arg_types,
         ret: DataType::Utf8,
         kernel: Kernel::rowwise(DataType::Utf8, |a: &[Value]| {
             let Value::Utf8(sep) = &a[0] else {
@@ -314,7 +322,11 @@ fn concat_ws(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             };
             let mut out = String::new();
             let mut first = true;
-            for s in a[1..].iter().filter_map(Value::as_str) {
+            let pieces = a[1..].iter().flat_map(|v| match v {
+                Value::List(items) => items.iter().filter_map(Value::as_str).collect(),
+                other => other.as_str().into_iter().collect::<Vec<_>>(),
+            });
+            for s in pieces {
                 if !first {
                     out.push_str(sep);
                 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::expr::{bind_expr, call, case_when, col, lit, Expr};
 use crate::schema::arrow::{rows_to_batch, value_at};
-use crate::schema::{schema, timestamp_type, Row, SchemaRef};
+use crate::schema::{list_type, schema, timestamp_type, Row, SchemaRef, Value};
 use crate::time::{parse_date, parse_timestamp_us};
 
 fn test_schema() -> SchemaRef {
@@ -21,6 +21,7 @@ fn test_schema() -> SchemaRef {
         ("t", timestamp_type()),
         ("d", DataType::Date32),
         ("b", DataType::Boolean),
+        ("a", list_type(DataType::Utf8)),
     ])
 }
 
@@ -51,7 +52,7 @@ fn both(e: &Expr, rows: &[Row]) -> Result<Vec<Value>, String> {
 }
 
 fn null_row() -> Row {
-    Row::from(vec![Value::Null; 8])
+    Row::from(vec![Value::Null; 9])
 }
 
 /// The value of a constant expression, by both evaluators.
@@ -745,18 +746,26 @@ fn random_value(rng: &mut Rng, col: usize) -> Value {
         3 | 4 => Value::str(rng.pick(&STRINGS)),
         5 => Value::Timestamp(rng.pick(&TIMESTAMPS)),
         6 => Value::Date(rng.pick(&DATES)),
-        _ => Value::Boolean(rng.chance(50)),
+        7 => Value::Boolean(rng.chance(50)),
+        // Arrays of up to four strings, empty arrays and null elements.
+        _ => Value::list((0..rng.below(5)).map(|_| {
+            if rng.chance(15) {
+                Value::Null
+            } else {
+                Value::str(rng.pick(&STRINGS))
+            }
+        })),
     }
 }
 
 fn random_rows(rng: &mut Rng) -> Vec<Row> {
     let n = 1 + rng.below(24);
     (0..n)
-        .map(|_| (0..8).map(|c| random_value(rng, c)).collect())
+        .map(|_| (0..9).map(|c| random_value(rng, c)).collect())
         .collect()
 }
 
-const COLUMNS: [&str; 8] = ["i", "j", "f", "s", "p", "t", "d", "b"];
+const COLUMNS: [&str; 9] = ["i", "j", "f", "s", "p", "t", "d", "b", "a"];
 
 /// Literals a call may get: numbers, patterns, units, NULL.
 fn random_literal(rng: &mut Rng) -> Expr {

@@ -60,7 +60,15 @@ pub(crate) fn coerce(name: &str, i: usize, dt: &DataType, want: Want) -> Result<
     let ok = matches!(
         (dt, want),
         (DataType::Null, _)
-            | (_, Want::Str)
+            | (DataType::Utf8, Want::Str)
+            | (
+                DataType::Int64
+                    | DataType::Float64
+                    | DataType::Boolean
+                    | DataType::Timestamp(..)
+                    | DataType::Date32,
+                Want::Str
+            )
             | (
                 DataType::Utf8,
                 Want::Double | Want::Long | Want::Timestamp | Want::Date
@@ -106,7 +114,12 @@ pub(crate) fn wider(a: &DataType, b: &DataType, strings: bool) -> Option<DataTyp
         (T::Int64, T::Float64) | (T::Float64, T::Int64) => T::Float64,
         (T::Timestamp(..), T::Timestamp(..)) => timestamp_type(),
         (T::Timestamp(..), T::Date32) | (T::Date32, T::Timestamp(..)) => timestamp_type(),
-        (T::Utf8, t) | (t, T::Utf8) if strings && *t != T::Boolean => T::Utf8,
+        (T::List(x), T::List(y)) => {
+            crate::schema::list_type(wider(x.data_type(), y.data_type(), strings)?)
+        }
+        (T::Utf8, t) | (t, T::Utf8) if strings && *t != T::Boolean && !matches!(t, T::List(_)) => {
+            T::Utf8
+        }
         _ => return None,
     })
 }
@@ -118,7 +131,7 @@ pub(crate) fn common(what: &str, types: &[DataType], strings: bool) -> Result<Da
         acc = match wider(&acc, t, strings) {
             Some(w) => w,
             None => {
-                let names: Vec<&str> = types.iter().map(type_name).collect();
+                let names: Vec<String> = types.iter().map(|t| type_name(t).into_owned()).collect();
                 return Err(format!(
                     "the arguments of {what} need a common type, got {}",
                     names.join(", ")
