@@ -355,7 +355,26 @@ fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
 }
 
 /// The names callable besides the registry's, for suggestions.
-pub(crate) const OTHER_FUNCTIONS: [&str; 6] = ["count", "sum", "avg", "min", "max", "window"];
+pub(crate) const OTHER_FUNCTIONS: [&str; 18] = [
+    "count",
+    "sum",
+    "avg",
+    "min",
+    "max",
+    "first",
+    "first_value",
+    "last",
+    "last_value",
+    "stddev",
+    "std",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "approx_count_distinct",
+    "window",
+];
 
 /// The message for an unknown function: the nearest callable name and the
 /// list of them.
