@@ -408,4 +408,130 @@ mod tests {
         min.merge(&other);
         assert_eq!(min.result(), Value::str("aardvark"));
     }
+
+    fn feed(f: AggFunc, t: &DataType, values: &[Value]) -> Accumulator {
+        let mut acc = f.new_accumulator(t);
+        for v in values {
+            acc.update(v);
+        }
+        acc
+    }
+
+    #[test]
+    fn first_and_last_keep_nulls_unless_told_to_skip_them() {
+        let vals = [Value::Null, Value::Int64(2), Value::Int64(3), Value::Null];
+        let t = DataType::Int64;
+        let first = |ignore_nulls| feed(AggFunc::First { ignore_nulls }, &t, &vals).result();
+        let last = |ignore_nulls| feed(AggFunc::Last { ignore_nulls }, &t, &vals).result();
+        assert_eq!(first(false), Value::Null);
+        assert_eq!(first(true), Value::Int64(2));
+        assert_eq!(last(false), Value::Null);
+        assert_eq!(last(true), Value::Int64(3));
+        // Partials merged in order give what one pass gives: a null seen
+        // first stays first.
+        for ignore_nulls in [false, true] {
+            for split in 0..=vals.len() {
+                let (a, b) = vals.split_at(split);
+                for f in [AggFunc::First { ignore_nulls }, AggFunc::Last { ignore_nulls }] {
+                    let mut acc = feed(f, &t, a);
+                    acc.merge(&feed(f, &t, b));
+                    assert_eq!(acc.result(), feed(f, &t, &vals).result(), "{f:?} {split}");
+                }
+            }
+        }
+        assert_eq!(
+            feed(AggFunc::First { ignore_nulls: false }, &t, &[]).result(),
+            Value::Null
+        );
+    }
+
+    #[test]
+    fn standard_deviations_and_variances_by_hand() {
+        // 2 4 4 4 5 5 7 9: mean 5, squared deviations 9+1+1+1+0+0+4+16 = 32.
+        let mut vals: Vec<Value> = [2, 4, 4, 4, 5, 5, 7, 9].map(Value::Int64).to_vec();
+        vals.insert(3, Value::Null);
+        let t = DataType::Int64;
+        let r = |f: AggFunc, v: &[Value]| feed(f, &t, v).result();
+        let close = |v: Value, want: f64| {
+            let got = v.as_f64().unwrap();
+            assert!((got - want).abs() < 1e-12, "{got} != {want}");
+        };
+        close(r(AggFunc::VarPop, &vals), 4.0);
+        close(r(AggFunc::StddevPop, &vals), 2.0);
+        close(r(AggFunc::VarSamp, &vals), 32.0 / 7.0);
+        close(r(AggFunc::StddevSamp, &vals), (32.0f64 / 7.0).sqrt());
+        // One value: the sample statistics are null, the population ones 0.
+        let one = [Value::Float64(3.5), Value::Null];
+        assert_eq!(r(AggFunc::VarSamp, &one), Value::Null);
+        assert_eq!(r(AggFunc::StddevSamp, &one), Value::Null);
+        assert_eq!(r(AggFunc::VarPop, &one), Value::Float64(0.0));
+        assert_eq!(r(AggFunc::StddevPop, &one), Value::Float64(0.0));
+        // No non-null value: all null.
+        for f in [AggFunc::VarSamp, AggFunc::VarPop, AggFunc::StddevSamp, AggFunc::StddevPop] {
+            assert_eq!(r(f, &[Value::Null]), Value::Null);
+            assert_eq!(r(f, &[]), Value::Null);
+        }
+        // Merging partials, any split, gives the one-pass answer.
+        for split in 0..=vals.len() {
+            let (a, b) = vals.split_at(split);
+            let mut acc = feed(AggFunc::VarSamp, &t, a);
+            acc.merge(&feed(AggFunc::VarSamp, &t, b));
+            close(acc.result(), 32.0 / 7.0);
+        }
+        // Stable where the naive sum of squares is not.
+        let big: Vec<Value> = [1e9 + 4.0, 1e9 + 7.0, 1e9 + 13.0, 1e9 + 16.0]
+            .map(Value::Float64)
+            .to_vec();
+        close(r(AggFunc::VarSamp, &big), 30.0);
+    }
+
+    fn distinct_of(values: impl Iterator<Item = Value>) -> Accumulator {
+        let mut acc = AggFunc::ApproxCountDistinct { precision: 9 }.new_accumulator(&DataType::Int64);
+        for v in values {
+            acc.update(&v);
+        }
+        acc
+    }
+
+    #[test]
+    fn approx_count_distinct_is_exact_when_small_and_close_when_large() {
+        assert_eq!(distinct_of(std::iter::empty()).result(), Value::Int64(0));
+        assert_eq!(distinct_of([Value::Null].into_iter()).result(), Value::Int64(0));
+        // Repeats and nulls are not counted.
+        let small = (0..30).flat_map(|i| [Value::Int64(i % 10), Value::Null]);
+        assert_eq!(distinct_of(small).result(), Value::Int64(10));
+        for n in [1i64, 2, 3, 5, 20, 50] {
+            let est = distinct_of((0..n).map(Value::Int64)).result().as_i64().unwrap();
+            let err = (est - n).abs() as f64 / n as f64;
+            assert!(err <= 0.05, "{n}: {est}");
+        }
+        let n = 100_000i64;
+        let est = distinct_of((0..n).map(Value::Int64)).result().as_i64().unwrap();
+        let err = (est - n).abs() as f64 / n as f64;
+        assert!(err <= 3.0 * 0.05, "{est} for {n}");
+        // Strings too, and partials merge as one sketch.
+        let mut a = distinct_of((0..5000).map(|i| Value::str(&format!("k{i}"))));
+        let b = distinct_of((2500..7500).map(|i| Value::str(&format!("k{i}"))));
+        a.merge(&b);
+        let est = a.result().as_i64().unwrap();
+        assert!((est - 7500).abs() as f64 <= 7500.0 * 0.15, "{est}");
+    }
+
+    #[test]
+    fn a_restored_sketch_keeps_counting_without_recounting() {
+        let acc = distinct_of((0..1000).map(Value::Int64));
+        let bytes = postcard::to_stdvec(&acc).unwrap();
+        let mut back: Accumulator = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, acc);
+        // Values seen before the restart add nothing; new ones count.
+        let before = back.result();
+        for i in 0..1000 {
+            back.update(&Value::Int64(i));
+        }
+        assert_eq!(back.result(), before);
+        for i in 1000..2000 {
+            back.update(&Value::Int64(i));
+        }
+        assert_eq!(back, distinct_of((0..2000).map(Value::Int64)));
+    }
 }
