@@ -75,8 +75,8 @@ pub use ops::FlatMapFn;
 pub use plan::{
     approx_count_distinct, approx_count_distinct_rsd, avg, count, count_star, first,
     first_ignore_nulls, last, last_ignore_nulls, max, min, stddev, stddev_pop, stddev_samp, sum,
-    var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData,
-    QueryConfig, Trigger,
+    var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
+    Trigger,
 };
 pub use query::StreamingQuery;
 pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};

@@ -381,7 +381,9 @@ mod tests {
         use crate::schema::DataType;
         use crate::state::AggFunc;
         let mut accs: Accumulators = [
-            AggFunc::First { ignore_nulls: false },
+            AggFunc::First {
+                ignore_nulls: false,
+            },
             AggFunc::Last { ignore_nulls: true },
             AggFunc::StddevSamp,
             AggFunc::VarPop,
@@ -402,7 +404,11 @@ mod tests {
             watermark_us: 9,
             state: StateSnapshot {
                 full: true,
-                groups: vec![(crate::state::GLOBAL_WINDOW, smallvec![Value::str("k")], accs)],
+                groups: vec![(
+                    crate::state::GLOBAL_WINDOW,
+                    smallvec![Value::str("k")],
+                    accs,
+                )],
                 evicted: vec![],
             },
         };

@@ -91,7 +91,13 @@ impl Column<'_> {
                 *s = Some(t);
             }
             // Only the row that decides: no value built for the others.
-            (Accumulator::Last { value, ignore_nulls }, _) => {
+            (
+                Accumulator::Last {
+                    value,
+                    ignore_nulls,
+                },
+                _,
+            ) => {
                 let skip = *ignore_nulls;
                 if let Some(i) = (0..n).rev().find(|&i| !(skip && self.is_null(i))) {
                     *value = Some(self.value(i));

@@ -90,7 +90,12 @@ pub fn max(e: Expr) -> AggExpr {
 /// `first(e)`: the group's first value in arrival order (in a micro-batch,
 /// row order), null included.
 pub fn first(e: Expr) -> AggExpr {
-    agg(AggFunc::First { ignore_nulls: false }, Some(e))
+    agg(
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+        Some(e),
+    )
 }
 /// `first(e, true)`: the group's first non-null value.
 pub fn first_ignore_nulls(e: Expr) -> AggExpr {
@@ -98,7 +103,12 @@ pub fn first_ignore_nulls(e: Expr) -> AggExpr {
 }
 /// `last(e)`: the group's last value in arrival order, null included.
 pub fn last(e: Expr) -> AggExpr {
-    agg(AggFunc::Last { ignore_nulls: false }, Some(e))
+    agg(
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+        Some(e),
+    )
 }
 /// `last(e, true)`: the group's last non-null value.
 pub fn last_ignore_nulls(e: Expr) -> AggExpr {

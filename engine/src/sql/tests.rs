@@ -1366,8 +1366,7 @@ fn stats_rows() -> Vec<Row> {
 /// rounding (partial moments merge in another order), everything else
 /// exactly.
 fn stats_in_both_modes(sql: &str) -> (HashMap<String, Row>, SchemaRef) {
-    let (results, schema) =
-        run_each_mode(sql, stats_schema(), stats_rows(), OutputMode::Complete);
+    let (results, schema) = run_each_mode(sql, stats_schema(), stats_rows(), OutputMode::Complete);
     let by_key = |rows: &[Row]| -> HashMap<String, Row> {
         rows.iter()
             .map(|r| (r[0].as_str().expect("a key").to_string(), r.clone()))
@@ -1380,7 +1379,10 @@ fn stats_in_both_modes(sql: &str) -> (HashMap<String, Row>, SchemaRef) {
         for i in 0..c.len() {
             match (&c[i], &m[i]) {
                 (Value::Float64(a), Value::Float64(b)) => {
-                    assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "{k}.{i}: {a} {b}")
+                    assert!(
+                        (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                        "{k}.{i}: {a} {b}"
+                    )
                 }
                 (a, b) => assert_eq!(a, b, "{sql}: column {i} of {k}"),
             }
@@ -1396,13 +1398,22 @@ fn first_and_last_follow_arrival_order_with_and_without_nulls_in_both_modes() {
                 last_value(s, true) AS lsv, first_value(s, TRUE) AS fsv, first(s) AS fs \
          FROM t GROUP BY k",
     );
-    assert_eq!(names(&s), ["k", "first(x)", "fx", "lx", "ls", "lsv", "fsv", "fs"]);
+    assert_eq!(
+        names(&s),
+        ["k", "first(x)", "fx", "lx", "ls", "lsv", "fsv", "fs"]
+    );
     assert_eq!(s.fields()[1].data_type(), &DataType::Int64);
     let n = Value::Null;
     let (p, x) = (Value::str("p"), |i: i64| Value::Int64(i));
-    assert_eq!(t["a"].to_vec()[1..], [n.clone(), x(2), x(9), n.clone(), p.clone(), p, n.clone()]);
+    assert_eq!(
+        t["a"].to_vec()[1..],
+        [n.clone(), x(2), x(9), n.clone(), p.clone(), p, n.clone()]
+    );
     let z = Value::str("z");
-    assert_eq!(t["b"].to_vec()[1..], [x(3), x(3), x(3), z.clone(), z.clone(), z.clone(), z]);
+    assert_eq!(
+        t["b"].to_vec()[1..],
+        [x(3), x(3), x(3), z.clone(), z.clone(), z.clone(), z]
+    );
     assert_eq!(t["c"].to_vec()[1..], vec![n; 7]);
 }
 
@@ -1415,7 +1426,17 @@ fn standard_deviations_and_variances_match_spark_in_both_modes() {
     );
     assert_eq!(
         names(&s),
-        ["k", "stddev(x)", "sd", "ss", "stddev_pop(x)", "variance(x)", "vs", "var_pop(x)", "count(x)"]
+        [
+            "k",
+            "stddev(x)",
+            "sd",
+            "ss",
+            "stddev_pop(x)",
+            "variance(x)",
+            "vs",
+            "var_pop(x)",
+            "count(x)"
+        ]
     );
     assert_eq!(s.fields()[1].data_type(), &DataType::Float64);
     // a: mean 5, squared deviations 32 over 8 values.
@@ -1433,7 +1454,16 @@ fn standard_deviations_and_variances_match_spark_in_both_modes() {
     let zero = Value::Float64(0.0);
     assert_eq!(
         t["b"].to_vec()[1..],
-        [n.clone(), n.clone(), n.clone(), zero.clone(), n.clone(), n.clone(), zero, Value::Int64(1)]
+        [
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            zero.clone(),
+            n.clone(),
+            n.clone(),
+            zero,
+            Value::Int64(1)
+        ]
     );
     // c: no non-null value: all null.
     assert_eq!(t["c"].to_vec()[1..8], vec![n; 7]);
@@ -1471,7 +1501,10 @@ fn the_sql_default_rsd_is_sparks() {
     assert_eq!(names(&builder.schema()), ["approx_count_distinct(Country)"]);
     let bad = DataFrame::from_source("retail", MemorySource::new(retail_schema()).0)
         .group_by(Vec::new())
-        .agg(vec![crate::approx_count_distinct_rsd(crate::col("Country"), 0.5)]);
+        .agg(vec![crate::approx_count_distinct_rsd(
+            crate::col("Country"),
+            0.5,
+        )]);
     let err = bad.error().expect("an error").to_string();
     assert!(err.contains("approx_count_distinct(Country): the relative standard deviation must be between 0.00216 and 0.39"), "{err}");
     let bad = DataFrame::from_source("retail", MemorySource::new(retail_schema()).0)

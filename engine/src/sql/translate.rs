@@ -17,13 +17,13 @@ use sqlparser::keywords::Keyword;
 
 use super::error::{error_at, Span};
 use super::ir::{AggKind, Kind, Node, WindowCall, WindowPart};
-use crate::state::{distinct, AggFunc};
 use super::tokens::Tokens;
 use crate::error::{EngineError, Result};
 use crate::expr::functions;
 use crate::expr::BinaryOp;
 use crate::plan::WindowShape;
 use crate::schema::{timestamp_type, DataType, Value};
+use crate::state::{distinct, AggFunc};
 
 /// The message for a function that does not exist, with the nearest name.
 fn unknown_function(name: &str) -> String {
@@ -33,10 +33,30 @@ fn unknown_function(name: &str) -> String {
 /// The aggregates besides count, sum, avg, min and max, by the names SQL
 /// calls them (each name also names the output column, as in Spark).
 const OTHER_AGGREGATES: [(&str, AggFunc); 12] = [
-    ("first", AggFunc::First { ignore_nulls: false }),
-    ("first_value", AggFunc::First { ignore_nulls: false }),
-    ("last", AggFunc::Last { ignore_nulls: false }),
-    ("last_value", AggFunc::Last { ignore_nulls: false }),
+    (
+        "first",
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "first_value",
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "last",
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "last_value",
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+    ),
     ("stddev", AggFunc::StddevSamp),
     ("std", AggFunc::StddevSamp),
     ("stddev_samp", AggFunc::StddevSamp),
@@ -53,7 +73,8 @@ const OTHER_AGGREGATES: [(&str, AggFunc); 12] = [
 
 /// Whether `name` (lower case) is an aggregate function.
 fn is_aggregate_name(name: &str) -> bool {
-    matches!(name, "count" | "sum" | "avg" | "min" | "max") || OTHER_AGGREGATES.iter().any(|(n, _)| *n == name)
+    matches!(name, "count" | "sum" | "avg" | "min" | "max")
+        || OTHER_AGGREGATES.iter().any(|(n, _)| *n == name)
 }
 
 /// What a translation needs to know about the query.

@@ -335,11 +335,12 @@ impl Accumulator {
             }
             (a @ Accumulator::Min(_), Accumulator::Min(v))
             | (a @ Accumulator::Max(_), Accumulator::Max(v)) => a.update(v),
-            (Accumulator::First { value: a, .. }, Accumulator::First { value: Some(b), .. }) => {
-                if a.is_none() {
-                    *a = Some(b.clone());
-                }
-            }
+            (
+                Accumulator::First {
+                    value: a @ None, ..
+                },
+                Accumulator::First { value: Some(b), .. },
+            ) => *a = Some(b.clone()),
             (Accumulator::Last { value: a, .. }, Accumulator::Last { value: Some(b), .. }) => {
                 *a = Some(b.clone());
             }
@@ -432,7 +433,10 @@ mod tests {
         for ignore_nulls in [false, true] {
             for split in 0..=vals.len() {
                 let (a, b) = vals.split_at(split);
-                for f in [AggFunc::First { ignore_nulls }, AggFunc::Last { ignore_nulls }] {
+                for f in [
+                    AggFunc::First { ignore_nulls },
+                    AggFunc::Last { ignore_nulls },
+                ] {
                     let mut acc = feed(f, &t, a);
                     acc.merge(&feed(f, &t, b));
                     assert_eq!(acc.result(), feed(f, &t, &vals).result(), "{f:?} {split}");
@@ -440,7 +444,14 @@ mod tests {
             }
         }
         assert_eq!(
-            feed(AggFunc::First { ignore_nulls: false }, &t, &[]).result(),
+            feed(
+                AggFunc::First {
+                    ignore_nulls: false
+                },
+                &t,
+                &[]
+            )
+            .result(),
             Value::Null
         );
     }
@@ -467,7 +478,12 @@ mod tests {
         assert_eq!(r(AggFunc::VarPop, &one), Value::Float64(0.0));
         assert_eq!(r(AggFunc::StddevPop, &one), Value::Float64(0.0));
         // No non-null value: all null.
-        for f in [AggFunc::VarSamp, AggFunc::VarPop, AggFunc::StddevSamp, AggFunc::StddevPop] {
+        for f in [
+            AggFunc::VarSamp,
+            AggFunc::VarPop,
+            AggFunc::StddevSamp,
+            AggFunc::StddevPop,
+        ] {
             assert_eq!(r(f, &[Value::Null]), Value::Null);
             assert_eq!(r(f, &[]), Value::Null);
         }
@@ -486,7 +502,8 @@ mod tests {
     }
 
     fn distinct_of(values: impl Iterator<Item = Value>) -> Accumulator {
-        let mut acc = AggFunc::ApproxCountDistinct { precision: 9 }.new_accumulator(&DataType::Int64);
+        let mut acc =
+            AggFunc::ApproxCountDistinct { precision: 9 }.new_accumulator(&DataType::Int64);
         for v in values {
             acc.update(&v);
         }
@@ -496,17 +513,26 @@ mod tests {
     #[test]
     fn approx_count_distinct_is_exact_when_small_and_close_when_large() {
         assert_eq!(distinct_of(std::iter::empty()).result(), Value::Int64(0));
-        assert_eq!(distinct_of([Value::Null].into_iter()).result(), Value::Int64(0));
+        assert_eq!(
+            distinct_of([Value::Null].into_iter()).result(),
+            Value::Int64(0)
+        );
         // Repeats and nulls are not counted.
         let small = (0..30).flat_map(|i| [Value::Int64(i % 10), Value::Null]);
         assert_eq!(distinct_of(small).result(), Value::Int64(10));
         for n in [1i64, 2, 3, 5, 20, 50] {
-            let est = distinct_of((0..n).map(Value::Int64)).result().as_i64().unwrap();
+            let est = distinct_of((0..n).map(Value::Int64))
+                .result()
+                .as_i64()
+                .unwrap();
             let err = (est - n).abs() as f64 / n as f64;
             assert!(err <= 0.05, "{n}: {est}");
         }
         let n = 100_000i64;
-        let est = distinct_of((0..n).map(Value::Int64)).result().as_i64().unwrap();
+        let est = distinct_of((0..n).map(Value::Int64))
+            .result()
+            .as_i64()
+            .unwrap();
         let err = (est - n).abs() as f64 / n as f64;
         assert!(err <= 3.0 * 0.05, "{est} for {n}");
         // Strings too, and partials merge as one sketch.

@@ -149,8 +149,8 @@ impl DistinctSketch {
     /// every register holds a possible value.
     fn from_registers(registers: Vec<u8>) -> Option<DistinctSketch> {
         let n = registers.len();
-        let ok_len = n.is_power_of_two()
-            && (1usize << MIN_PRECISION..=1usize << MAX_PRECISION).contains(&n);
+        let ok_len =
+            n.is_power_of_two() && (1usize << MIN_PRECISION..=1usize << MAX_PRECISION).contains(&n);
         if !ok_len || registers.iter().any(|&r| r > 65) {
             return None;
         }
@@ -242,7 +242,12 @@ mod tests {
         assert_eq!(hash_f64(f64::NAN), hash_f64(-f64::NAN));
         assert_eq!(hash_value(&Value::Null), None);
         assert_eq!(hash_value(&Value::str("a")), Some(hash_str("a")));
-        let fixed = [hash_i64(42), hash_str("runnel"), hash_bool(true), hash_i32(7)];
+        let fixed = [
+            hash_i64(42),
+            hash_str("runnel"),
+            hash_bool(true),
+            hash_i32(7),
+        ];
         assert_eq!(fixed, FIXED, "{fixed:#x?}");
     }
 
