@@ -74,8 +74,10 @@ pub use io::{
 pub use metrics::{LatencySummary, StreamingQueryProgress};
 pub use ops::FlatMapFn;
 pub use plan::{
-    avg, count, count_star, max, min, sum, AggExpr, DataFrame, DataStreamWriter, GroupedData,
-    QueryConfig, Trigger,
+    approx_count_distinct, approx_count_distinct_rsd, avg, count, count_star, first,
+    first_ignore_nulls, last, last_ignore_nulls, max, min, stddev, stddev_pop, stddev_samp, sum,
+    var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
+    Trigger,
 };
 pub use query::StreamingQuery;
 pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};

@@ -377,6 +377,62 @@ mod tests {
     }
 
     #[test]
+    fn the_newer_accumulators_round_trip_through_a_state_file() {
+        use crate::schema::DataType;
+        use crate::state::AggFunc;
+        let mut accs: Accumulators = [
+            AggFunc::First {
+                ignore_nulls: false,
+            },
+            AggFunc::Last { ignore_nulls: true },
+            AggFunc::StddevSamp,
+            AggFunc::VarPop,
+            AggFunc::ApproxCountDistinct { precision: 9 },
+        ]
+        .iter()
+        .map(|f| f.new_accumulator(&DataType::Int64))
+        .collect();
+        for v in [Value::Null, Value::Int64(3), Value::Int64(8), Value::Null] {
+            for a in &mut accs {
+                a.update(&v);
+            }
+        }
+        let mut empty = AggFunc::First { ignore_nulls: true }.new_accumulator(&DataType::Utf8);
+        empty.update(&Value::Null);
+        accs.push(empty);
+        let file = AggregateStateFile {
+            watermark_us: 9,
+            state: StateSnapshot {
+                full: true,
+                groups: vec![(
+                    crate::state::GLOBAL_WINDOW,
+                    smallvec![Value::str("k")],
+                    accs,
+                )],
+                evicted: vec![],
+            },
+        };
+        let stored = frame::seal(&file.encode().unwrap());
+        let back = AggregateStateFile::decode(Path::new("s"), &stored).unwrap();
+        assert_eq!(back, file);
+        let results: Vec<Value> = back.state.groups[0].2.iter().map(|a| a.result()).collect();
+        assert_eq!(
+            results,
+            [
+                Value::Null,
+                Value::Int64(8),
+                Value::Float64(12.5f64.sqrt()),
+                Value::Float64(6.25),
+                Value::Int64(2),
+                Value::Null
+            ]
+        );
+        let mut state = WindowedState::new();
+        AggregateStateFile::restore_into(Path::new("s"), &stored, &mut state).unwrap();
+        assert_eq!(state.snapshot().groups, file.state.groups);
+    }
+
+    #[test]
     fn a_json_state_file_of_the_previous_release_still_reads() {
         let file = sample();
         let json = serde_json::to_vec(&file).unwrap();

@@ -353,12 +353,24 @@ fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
 }
 
 /// The names callable besides the registry's, for suggestions.
-pub(crate) const OTHER_FUNCTIONS: [&str; 10] = [
+pub(crate) const OTHER_FUNCTIONS: [&str; 22] = [
     "count",
     "sum",
     "avg",
     "min",
     "max",
+    "first",
+    "first_value",
+    "last",
+    "last_value",
+    "stddev",
+    "std",
+    "stddev_samp",
+    "stddev_pop",
+    "variance",
+    "var_samp",
+    "var_pop",
+    "approx_count_distinct",
     "window",
     "explode",
     "explode_outer",

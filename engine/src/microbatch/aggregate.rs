@@ -19,7 +19,7 @@ use crate::ops::BoundAggregate;
 use crate::schema::builder::BatchBuilder;
 use crate::schema::column::Column;
 use crate::schema::NO_TIME;
-use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
+use crate::state::{distinct, Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 use crate::window::WindowShape;
 
 /// What the aggregation needs of a typed column beyond reading it.
@@ -93,6 +93,19 @@ impl Column<'_> {
                 }
                 *s = Some(t);
             }
+            // Only the row that decides: no value built for the others.
+            (
+                Accumulator::Last {
+                    value,
+                    ignore_nulls,
+                },
+                _,
+            ) => {
+                let skip = *ignore_nulls;
+                if let Some(i) = (0..n).rev().find(|&i| !(skip && self.is_null(i))) {
+                    *value = Some(self.value(i));
+                }
+            }
             (acc, _) => {
                 for i in 0..n {
                     self.update(acc, i);
@@ -117,6 +130,27 @@ impl Column<'_> {
     /// Folds the value at `i` into `acc`.
     #[inline]
     fn update(&self, acc: &mut Accumulator, i: usize) {
+        match acc {
+            Accumulator::First {
+                value,
+                ignore_nulls,
+            } => {
+                if value.is_none() && !(*ignore_nulls && self.is_null(i)) {
+                    *value = Some(self.value(i));
+                }
+                return;
+            }
+            Accumulator::Last {
+                value,
+                ignore_nulls,
+            } => {
+                if !(*ignore_nulls && self.is_null(i)) {
+                    *value = Some(self.value(i));
+                }
+                return;
+            }
+            _ => {}
+        }
         if self.is_null(i) {
             return;
         }
@@ -139,7 +173,26 @@ impl Column<'_> {
                 *sum += a.value(i);
                 *count += 1;
             }
+            (Accumulator::Moments(m), Column::Int64(a)) => m.push(a.value(i) as f64),
+            (Accumulator::Moments(m), Column::Float64(a)) => m.push(a.value(i)),
+            (Accumulator::Distinct(s), col) => s.insert_hash(col.distinct_hash(i)),
             (acc, col) => acc.update(&col.value(i)),
+        }
+    }
+
+    /// The distinct-count hash of the non-null value at `i`: the same as
+    /// [`distinct::hash_value`] of that value, without building it.
+    #[inline]
+    fn distinct_hash(&self, i: usize) -> u64 {
+        match self {
+            Column::Int64(a) => distinct::hash_i64(a.value(i)),
+            Column::Float64(a) => distinct::hash_f64(a.value(i)),
+            Column::Utf8(a) => distinct::hash_str(a.value(i)),
+            Column::Boolean(a) => distinct::hash_bool(a.value(i)),
+            Column::Timestamp(a) => distinct::hash_i64(a.value(i)),
+            Column::Date(a) => distinct::hash_i32(a.value(i)),
+            Column::List(_) => distinct::hash_value(&self.value(i)).unwrap_or(0),
+            Column::Null => 0,
         }
     }
 }

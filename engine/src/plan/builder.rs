@@ -17,6 +17,7 @@ use crate::expr::{bind_expr, col, Expr};
 use crate::io::{OutputMode, Sink, Source};
 use crate::ops::FlatMapFn;
 use crate::schema::{timestamp_type, DataType, Field, Row, Schema, SchemaRef};
+use crate::state::distinct::{MAX_PRECISION, MIN_PRECISION};
 use crate::state::AggFunc;
 use crate::wake::WaitStrategy;
 use crate::window::WindowShape;
@@ -54,7 +55,7 @@ impl fmt::Display for AggExpr {
     }
 }
 
-fn agg(func: AggFunc, arg: Option<Expr>) -> AggExpr {
+pub(crate) fn agg(func: AggFunc, arg: Option<Expr>) -> AggExpr {
     AggExpr {
         func,
         arg,
@@ -85,6 +86,74 @@ pub fn min(e: Expr) -> AggExpr {
 /// `max(e)`.
 pub fn max(e: Expr) -> AggExpr {
     agg(AggFunc::Max, Some(e))
+}
+/// `first(e)`: the group's first value in arrival order (in a micro-batch,
+/// row order), null included.
+pub fn first(e: Expr) -> AggExpr {
+    agg(
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+        Some(e),
+    )
+}
+/// `first(e, true)`: the group's first non-null value.
+pub fn first_ignore_nulls(e: Expr) -> AggExpr {
+    agg(AggFunc::First { ignore_nulls: true }, Some(e))
+}
+/// `last(e)`: the group's last value in arrival order, null included.
+pub fn last(e: Expr) -> AggExpr {
+    agg(
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+        Some(e),
+    )
+}
+/// `last(e, true)`: the group's last non-null value.
+pub fn last_ignore_nulls(e: Expr) -> AggExpr {
+    agg(AggFunc::Last { ignore_nulls: true }, Some(e))
+}
+/// `stddev(e)`, the sample standard deviation (as [`stddev_samp`]).
+pub fn stddev(e: Expr) -> AggExpr {
+    stddev_samp(e)
+}
+/// `stddev_samp(e)`: the sample standard deviation, a double; null for
+/// fewer than two non-null values.
+pub fn stddev_samp(e: Expr) -> AggExpr {
+    agg(AggFunc::StddevSamp, Some(e))
+}
+/// `stddev_pop(e)`: the population standard deviation, a double; null
+/// without a non-null value.
+pub fn stddev_pop(e: Expr) -> AggExpr {
+    agg(AggFunc::StddevPop, Some(e))
+}
+/// `variance(e)`, the sample variance (as [`var_samp`]).
+pub fn variance(e: Expr) -> AggExpr {
+    var_samp(e)
+}
+/// `var_samp(e)`: the sample variance, a double; null for fewer than two
+/// non-null values.
+pub fn var_samp(e: Expr) -> AggExpr {
+    agg(AggFunc::VarSamp, Some(e))
+}
+/// `var_pop(e)`: the population variance, a double; null without a
+/// non-null value.
+pub fn var_pop(e: Expr) -> AggExpr {
+    agg(AggFunc::VarPop, Some(e))
+}
+/// `approx_count_distinct(e)`: the estimated number of distinct non-null
+/// values (a bigint), with Spark's default relative standard deviation 0.05.
+pub fn approx_count_distinct(e: Expr) -> AggExpr {
+    approx_count_distinct_rsd(e, crate::state::distinct::DEFAULT_RSD)
+}
+/// `approx_count_distinct(e, rsd)`: as [`approx_count_distinct`] with the
+/// relative standard deviation `rsd` (between about 0.0022 and 0.39;
+/// another value fails the query's planning).
+pub fn approx_count_distinct_rsd(e: Expr, rsd: f64) -> AggExpr {
+    // An rsd out of range gets precision 0, which planning refuses.
+    let precision = crate::state::distinct::precision_for_rsd(rsd).unwrap_or(0);
+    agg(AggFunc::ApproxCountDistinct { precision }, Some(e))
 }
 
 /// When a query produces results, and so which mode it runs in.
@@ -560,13 +629,22 @@ fn aggregate_node(
         }
     }
     for a in &aggs {
+        if let AggFunc::ApproxCountDistinct { precision } = a.func {
+            if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
+                return Err(EngineError::Plan(format!(
+                    "{a}: the relative standard deviation must be between {:.5} and 0.39 \
+                     (HyperLogLog needs {MIN_PRECISION} to {MAX_PRECISION} bits of register index)",
+                    1.106 / f64::from(1u32 << (MAX_PRECISION / 2))
+                )));
+            }
+        }
         let input = match &a.arg {
             None => DataType::Int64,
             Some(e) => {
                 let (_, f) = bind_expr(e, schema)?;
                 let t = f.data_type().clone();
                 let numeric = matches!(t, DataType::Int64 | DataType::Float64 | DataType::Null);
-                if matches!(a.func, AggFunc::Sum | AggFunc::Avg) && !numeric {
+                if a.func.needs_number() && !numeric {
                     return Err(EngineError::Plan(format!(
                         "{a} needs a number, but {e} is {}",
                         crate::schema::type_name(&t)

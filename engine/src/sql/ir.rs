@@ -13,6 +13,7 @@ use std::fmt;
 use super::error::Span;
 use crate::expr::{write_case, BinaryOp};
 use crate::schema::{DataType, Value};
+use crate::state::AggFunc;
 
 /// An expression of the query, with where it was written.
 #[derive(Clone, Debug)]
@@ -37,11 +38,18 @@ pub(crate) enum AggKind {
     Avg,
     Min,
     Max,
+    /// Any other aggregate: the function and the name it was called by
+    /// (`stddev`, `first_value`), which names its output column.
+    Other {
+        func: AggFunc,
+        name: &'static str,
+    },
 }
 
 impl AggKind {
     pub(crate) fn name(self) -> &'static str {
         match self {
+            AggKind::Other { name, .. } => name,
             AggKind::Count => "count",
             AggKind::Sum => "sum",
             AggKind::Avg => "avg",

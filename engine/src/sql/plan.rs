@@ -376,7 +376,12 @@ impl Planner<'_> {
         let e = self.lower(arg, &self.schema, &mut |x| self.reject_aggregates(x))?;
         let (_, field) = bind_expr(&e, &self.schema).map_err(|err| self.at(arg.span, err))?;
         let t = field.data_type();
-        if matches!(func, AggKind::Sum | AggKind::Avg)
+        let needs_number = match func {
+            AggKind::Sum | AggKind::Avg => true,
+            AggKind::Other { func, .. } => func.needs_number(),
+            _ => false,
+        };
+        if needs_number
             && !matches!(t, DataType::Int64 | DataType::Float64)
             && !matches!(arg.kind, Kind::Literal(Value::Null))
         {
@@ -397,6 +402,7 @@ impl Planner<'_> {
             AggKind::Avg => avg(e),
             AggKind::Min => min(e),
             AggKind::Max => max(e),
+            AggKind::Other { func, .. } => crate::plan::agg(*func, Some(e)),
         })
     }
 

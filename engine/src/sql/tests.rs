@@ -784,7 +784,7 @@ fn unsupported_clauses_are_named_and_pointed_at() {
     );
     assert_error(
         "SELECT count(DISTINCT CustomerID) FROM retail",
-        "`count(DISTINCT ...)` is not supported on a streaming query",
+        "Distinct aggregations are not supported on streaming DataFrames/Datasets.",
         "DISTINCT",
         0,
     );
@@ -1125,6 +1125,24 @@ impl crate::Replayable for FixedRows {
 /// (`AvailableNow`, several batches), asserts both give the same rows, and
 /// returns them.
 fn run_both(sql: &str, input: SchemaRef, rows: Vec<Row>) -> (Vec<Row>, SchemaRef) {
+    let (mut results, schema) = run_each_mode(sql, input, rows, OutputMode::Append);
+    let micro = results.pop().unwrap();
+    let continuous = results.pop().unwrap();
+    assert_eq!(
+        continuous, micro,
+        "{sql}: continuous and micro-batch differ"
+    );
+    (continuous, schema)
+}
+
+/// Runs `sql` in `mode` in continuous mode and in micro-batch mode (several
+/// batches); the two result tables, in that order, and the schema.
+fn run_each_mode(
+    sql: &str,
+    input: SchemaRef,
+    rows: Vec<Row>,
+    mode: OutputMode,
+) -> (Vec<Vec<Row>>, SchemaRef) {
     let mut results = Vec::new();
     for trigger in [Trigger::default(), Trigger::AvailableNow] {
         let query = StreamingSql::parse(sql).unwrap_or_else(|e| panic!("{e}"));
@@ -1139,7 +1157,7 @@ fn run_both(sql: &str, input: SchemaRef, rows: Vec<Row>) -> (Vec<Row>, SchemaRef
             .apply(DataFrame::from_source(query.table(), source))
             .unwrap_or_else(|e| panic!("{e}"))
             .write_stream(sink)
-            .output_mode(OutputMode::Append)
+            .output_mode(mode)
             .trigger(trigger)
             .start()
             .unwrap_or_else(|e| panic!("{e}"));
@@ -1149,11 +1167,7 @@ fn run_both(sql: &str, input: SchemaRef, rows: Vec<Row>) -> (Vec<Row>, SchemaRef
     let (micro, micro_schema) = results.pop().unwrap();
     let (continuous, schema) = results.pop().unwrap();
     assert_eq!(names(&schema), names(&micro_schema), "{sql}");
-    assert_eq!(
-        continuous, micro,
-        "{sql}: continuous and micro-batch differ"
-    );
-    (continuous, schema)
+    (vec![continuous, micro], schema)
 }
 
 #[test]
@@ -1321,6 +1335,265 @@ fn timestamps_plus_intervals_run_in_both_modes() {
         "SELECT InvoiceDate + INTERVAL 'x' HOUR FROM retail",
         "INTERVAL 'x HOUR'",
         "'x'",
+        0,
+    );
+}
+
+// ---------------------------------------------------------------------------
+// first/last, standard deviations and variances, approx_count_distinct.
+
+fn stats_schema() -> SchemaRef {
+    schema(&[
+        ("k", DataType::Utf8),
+        ("x", DataType::Int64),
+        ("s", DataType::Utf8),
+    ])
+}
+
+/// Groups `a` (nine rows: nulls first and last, x = 2 4 4 4 5 5 7 9),
+/// `b` (one row) and `c` (only nulls), interleaved.
+fn stats_rows() -> Vec<Row> {
+    let a: [(Option<i64>, Option<&str>); 9] = [
+        (None, None),
+        (Some(2), Some("p")),
+        (Some(4), Some("q")),
+        (Some(4), None),
+        (Some(4), Some("r")),
+        (Some(5), Some("p")),
+        (Some(5), Some("q")),
+        (Some(7), Some("p")),
+        (Some(9), None),
+    ];
+    let mut rows: Vec<Row> = a.iter().map(|&(x, s)| row!["a", x, s]).collect();
+    rows.insert(2, row!["b", 3i64, "z"]);
+    rows.insert(5, row!["c", None::<i64>, None::<&str>]);
+    rows
+}
+
+/// The table of each mode, by key; floats of the two modes agree to
+/// rounding (partial moments merge in another order), everything else
+/// exactly.
+fn stats_in_both_modes(sql: &str) -> (HashMap<String, Row>, SchemaRef) {
+    let (results, schema) = run_each_mode(sql, stats_schema(), stats_rows(), OutputMode::Complete);
+    let by_key = |rows: &[Row]| -> HashMap<String, Row> {
+        rows.iter()
+            .map(|r| (r[0].as_str().expect("a key").to_string(), r.clone()))
+            .collect()
+    };
+    let (continuous, micro) = (by_key(&results[0]), by_key(&results[1]));
+    assert_eq!(continuous.len(), 3, "{continuous:?}");
+    for (k, c) in &continuous {
+        let m = &micro[k];
+        for i in 0..c.len() {
+            match (&c[i], &m[i]) {
+                (Value::Float64(a), Value::Float64(b)) => {
+                    assert!(
+                        (a - b).abs() <= 1e-12 * a.abs().max(1.0),
+                        "{k}.{i}: {a} {b}"
+                    )
+                }
+                (a, b) => assert_eq!(a, b, "{sql}: column {i} of {k}"),
+            }
+        }
+    }
+    (continuous, schema)
+}
+
+#[test]
+fn first_and_last_follow_arrival_order_with_and_without_nulls_in_both_modes() {
+    let (t, s) = stats_in_both_modes(
+        "SELECT k, first(x), first(x, true) AS fx, last(x) AS lx, last(s) AS ls, \
+                last_value(s, true) AS lsv, first_value(s, TRUE) AS fsv, first(s) AS fs \
+         FROM t GROUP BY k",
+    );
+    assert_eq!(
+        names(&s),
+        ["k", "first(x)", "fx", "lx", "ls", "lsv", "fsv", "fs"]
+    );
+    assert_eq!(s.fields()[1].data_type(), &DataType::Int64);
+    let n = Value::Null;
+    let (p, x) = (Value::str("p"), |i: i64| Value::Int64(i));
+    assert_eq!(
+        t["a"].to_vec()[1..],
+        [n.clone(), x(2), x(9), n.clone(), p.clone(), p, n.clone()]
+    );
+    let z = Value::str("z");
+    assert_eq!(
+        t["b"].to_vec()[1..],
+        [x(3), x(3), x(3), z.clone(), z.clone(), z.clone(), z]
+    );
+    assert_eq!(t["c"].to_vec()[1..], vec![n; 7]);
+}
+
+#[test]
+fn standard_deviations_and_variances_match_spark_in_both_modes() {
+    let (t, s) = stats_in_both_modes(
+        "SELECT k, stddev(x), std(x) AS sd, stddev_samp(x) AS ss, stddev_pop(x), \
+                variance(x), var_samp(x) AS vs, var_pop(x), count(x) \
+         FROM t GROUP BY k",
+    );
+    assert_eq!(
+        names(&s),
+        [
+            "k",
+            "stddev(x)",
+            "sd",
+            "ss",
+            "stddev_pop(x)",
+            "variance(x)",
+            "vs",
+            "var_pop(x)",
+            "count(x)"
+        ]
+    );
+    assert_eq!(s.fields()[1].data_type(), &DataType::Float64);
+    // a: mean 5, squared deviations 32 over 8 values.
+    let a = &t["a"];
+    let samp = 32.0f64 / 7.0;
+    for (i, want) in [samp.sqrt(), samp.sqrt(), samp.sqrt(), 2.0, samp, samp, 4.0]
+        .into_iter()
+        .enumerate()
+    {
+        assert_close(&a[i + 1], want);
+    }
+    assert_eq!(a[8], Value::Int64(8));
+    // b: one value: sample statistics null (Spark 3, non-legacy), population 0.
+    let n = Value::Null;
+    let zero = Value::Float64(0.0);
+    assert_eq!(
+        t["b"].to_vec()[1..],
+        [
+            n.clone(),
+            n.clone(),
+            n.clone(),
+            zero.clone(),
+            n.clone(),
+            n.clone(),
+            zero,
+            Value::Int64(1)
+        ]
+    );
+    // c: no non-null value: all null.
+    assert_eq!(t["c"].to_vec()[1..8], vec![n; 7]);
+}
+
+#[test]
+fn approx_count_distinct_counts_non_null_values_in_both_modes() {
+    let (t, s) = stats_in_both_modes(
+        "SELECT k, approx_count_distinct(x), approx_count_distinct(s, 0.01) AS ds \
+         FROM t GROUP BY k",
+    );
+    assert_eq!(names(&s), ["k", "approx_count_distinct(x)", "ds"]);
+    assert_eq!(s.fields()[1].data_type(), &DataType::Int64);
+    // a: x in {2, 4, 5, 7, 9}, s in {p, q, r}.
+    assert_eq!(t["a"].to_vec()[1..], [Value::Int64(5), Value::Int64(3)]);
+    assert_eq!(t["b"].to_vec()[1..], [Value::Int64(1), Value::Int64(1)]);
+    assert_eq!(t["c"].to_vec()[1..], [Value::Int64(0), Value::Int64(0)]);
+}
+
+#[test]
+fn the_sql_default_rsd_is_sparks() {
+    assert_eq!(
+        crate::state::distinct::precision_for_rsd(crate::state::distinct::DEFAULT_RSD),
+        Some(9)
+    );
+    let q = StreamingSql::parse("SELECT approx_count_distinct(Country) FROM retail").unwrap();
+    let (source, _p) = MemorySource::new(retail_schema());
+    let df = q.apply(DataFrame::from_source(q.table(), source)).unwrap();
+    let builder = DataFrame::from_source("retail", MemorySource::new(retail_schema()).0)
+        .group_by(Vec::new())
+        .agg(vec![crate::approx_count_distinct(crate::col("Country"))]);
+    assert_eq!(names(&df.schema()), ["approx_count_distinct(Country)"]);
+    assert!(df.error().is_none());
+    assert!(builder.error().is_none());
+    assert_eq!(names(&builder.schema()), ["approx_count_distinct(Country)"]);
+    let bad = DataFrame::from_source("retail", MemorySource::new(retail_schema()).0)
+        .group_by(Vec::new())
+        .agg(vec![crate::approx_count_distinct_rsd(
+            crate::col("Country"),
+            0.5,
+        )]);
+    let err = bad.error().expect("an error").to_string();
+    assert!(err.contains("approx_count_distinct(Country): the relative standard deviation must be between 0.00216 and 0.39"), "{err}");
+    let bad = DataFrame::from_source("retail", MemorySource::new(retail_schema()).0)
+        .group_by(Vec::new())
+        .agg(vec![crate::stddev_pop(crate::col("Country"))]);
+    let err = bad.error().expect("an error").to_string();
+    assert!(err.contains("stddev_pop(Country) needs a number"), "{err}");
+}
+
+#[test]
+fn distinct_aggregates_are_refused_with_sparks_reason() {
+    let spark = "Distinct aggregations are not supported on streaming DataFrames/Datasets. \
+                 Consider using approx_count_distinct() instead.";
+    assert_error(
+        "SELECT count(DISTINCT CustomerID) FROM retail",
+        spark,
+        "DISTINCT",
+        0,
+    );
+    assert_error(
+        "SELECT Country,\n  sum(distinct Quantity) FROM retail GROUP BY Country",
+        spark,
+        "distinct",
+        0,
+    );
+    assert_error(
+        "SELECT stddev(DISTINCT Quantity) FROM retail",
+        spark,
+        "DISTINCT",
+        0,
+    );
+    assert_error(
+        "SELECT upper(DISTINCT Country) FROM retail",
+        "DISTINCT specified, but `upper` is not an aggregate function",
+        "DISTINCT",
+        0,
+    );
+}
+
+#[test]
+fn bad_arguments_of_the_new_aggregates_are_pointed_at() {
+    assert_error(
+        "SELECT first(Country, 1) FROM retail",
+        "the second argument of first (ignoreNulls) must be a boolean literal",
+        "1",
+        0,
+    );
+    assert_error(
+        "SELECT approx_count_distinct(Country, 0.5) FROM retail",
+        "the relative standard deviation of approx_count_distinct must be between 0.00216 and 0.39, but it is 0.5",
+        "0.5",
+        0,
+    );
+    assert_error(
+        "SELECT approx_count_distinct(Country, 'x') FROM retail",
+        "must be a number literal",
+        "'x'",
+        0,
+    );
+    assert_error(
+        "SELECT stddev(Quantity, 2) FROM retail",
+        "function `stddev` takes 1 argument, but 2 were given",
+        "stddev(Quantity, 2)",
+        0,
+    );
+    assert_error(
+        "SELECT var_pop(Country) FROM retail",
+        "function var_pop needs a number, but `Country` is string",
+        "var_pop(Country)",
+        0,
+    );
+    assert_error(
+        "SELECT last(*) FROM retail",
+        "`*` is only allowed in count(*), not in last",
+        "*",
+        0,
+    );
+    assert_error(
+        "SELECT stdev(Quantity) FROM retail",
+        "function `stdev` is not supported; did you mean `stddev`?",
+        "stdev",
         0,
     );
 }

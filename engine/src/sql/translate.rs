@@ -23,10 +23,58 @@ use crate::expr::functions;
 use crate::expr::BinaryOp;
 use crate::plan::WindowShape;
 use crate::schema::{timestamp_type, DataType, Value};
+use crate::state::{distinct, AggFunc};
 
 /// The message for a function that does not exist, with the nearest name.
 fn unknown_function(name: &str) -> String {
     crate::expr::unknown_function(name)
+}
+
+/// The aggregates besides count, sum, avg, min and max, by the names SQL
+/// calls them (each name also names the output column, as in Spark).
+const OTHER_AGGREGATES: [(&str, AggFunc); 12] = [
+    (
+        "first",
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "first_value",
+        AggFunc::First {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "last",
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+    ),
+    (
+        "last_value",
+        AggFunc::Last {
+            ignore_nulls: false,
+        },
+    ),
+    ("stddev", AggFunc::StddevSamp),
+    ("std", AggFunc::StddevSamp),
+    ("stddev_samp", AggFunc::StddevSamp),
+    ("stddev_pop", AggFunc::StddevPop),
+    ("variance", AggFunc::VarSamp),
+    ("var_samp", AggFunc::VarSamp),
+    ("var_pop", AggFunc::VarPop),
+    (
+        "approx_count_distinct",
+        // Spark's default rsd, 0.05 (a test holds the two equal).
+        AggFunc::ApproxCountDistinct { precision: 9 },
+    ),
+];
+
+/// Whether `name` (lower case) is an aggregate function.
+fn is_aggregate_name(name: &str) -> bool {
+    matches!(name, "count" | "sum" | "avg" | "min" | "max")
+        || OTHER_AGGREGATES.iter().any(|(n, _)| *n == name)
 }
 
 /// What a translation needs to know about the query.
@@ -533,10 +581,15 @@ impl<'a> Cx<'a> {
                         .tokens
                         .keyword(Keyword::DISTINCT, name_span.end, false)
                         .unwrap_or(span);
-                    return Err(self.err(
-                        at,
-                        format!("`{name}(DISTINCT ...)` is not supported on a streaming query"),
-                    ));
+                    let msg = if is_aggregate_name(&name) {
+                        // Spark's own reason (its check of streaming plans).
+                        "Distinct aggregations are not supported on streaming DataFrames/Datasets. \
+                         Consider using approx_count_distinct() instead."
+                            .to_string()
+                    } else {
+                        format!("DISTINCT specified, but `{name}` is not an aggregate function")
+                    };
+                    return Err(self.err(at, msg));
                 }
                 if let Some(c) = l.clauses.first() {
                     return Err(self.err(
@@ -573,6 +626,9 @@ impl<'a> Cx<'a> {
             "max" => Some(AggKind::Max),
             _ => None,
         };
+        if let Some(node) = self.other_aggregate(&name, &args, span)? {
+            return Ok(node);
+        }
         if let Some(func) = agg {
             return match (func, args.as_slice()) {
                 (AggKind::Count, [Arg::Star(_)]) => {
@@ -608,6 +664,85 @@ impl<'a> Cx<'a> {
             ));
         }
         self.registry_call(&name, &args, span, name_span)
+    }
+
+    /// A call of an aggregate other than count, sum, avg, min and max
+    /// (`None` for any other name): `first`/`last[_value](x[, ignoreNulls])`,
+    /// the standard deviations and variances, `approx_count_distinct(x[, rsd])`.
+    fn other_aggregate(&self, name: &str, args: &[Arg<'_>], span: Span) -> Result<Option<Node>> {
+        let Some(&(canonical, func)) = OTHER_AGGREGATES.iter().find(|(n, _)| *n == name) else {
+            return Ok(None);
+        };
+        let two = matches!(
+            func,
+            AggFunc::First { .. } | AggFunc::Last { .. } | AggFunc::ApproxCountDistinct { .. }
+        );
+        let (first, second) = match args {
+            [a] => (a, None),
+            [a, b] if two => (a, Some(b)),
+            _ => {
+                let expected = if two { "1 or 2" } else { "1" };
+                return Err(self.arity(name, expected, args.len(), span));
+            }
+        };
+        if let Arg::Star(at) = first {
+            return Err(self.err(
+                *at,
+                format!("`*` is only allowed in count(*), not in {name}"),
+            ));
+        }
+        let mut func = func;
+        if let Some(b) = second {
+            let n = self.arg(b)?;
+            match (&mut func, &n.kind) {
+                (
+                    AggFunc::First { ignore_nulls } | AggFunc::Last { ignore_nulls },
+                    Kind::Literal(Value::Boolean(v)),
+                ) => *ignore_nulls = *v,
+                (AggFunc::First { .. } | AggFunc::Last { .. }, _) => {
+                    return Err(self.err(
+                        n.span,
+                        format!("the second argument of {name} (ignoreNulls) must be a boolean literal"),
+                    ))
+                }
+                (AggFunc::ApproxCountDistinct { precision }, Kind::Literal(v))
+                    if v.as_f64().is_some() && !matches!(v, Value::Boolean(_)) =>
+                {
+                    let rsd = v.as_f64().unwrap_or(f64::NAN);
+                    *precision = distinct::precision_for_rsd(rsd).ok_or_else(|| {
+                        self.err(
+                            n.span,
+                            format!(
+                                "the relative standard deviation of {name} must be between \
+                                 {:.5} and 0.39, but it is {rsd}",
+                                1.106 / f64::from(1u32 << (distinct::MAX_PRECISION / 2))
+                            ),
+                        )
+                    })?;
+                }
+                _ => {
+                    return Err(self.err(
+                        n.span,
+                        format!(
+                            "the second argument of {name} (the relative standard deviation) must be a number literal"
+                        ),
+                    ))
+                }
+            }
+        }
+        let Arg::Expr(e) = first else {
+            return Ok(None);
+        };
+        Ok(Some(Node::new(
+            Kind::Aggregate {
+                func: AggKind::Other {
+                    func,
+                    name: canonical,
+                },
+                arg: Some(Box::new(self.expr(e)?)),
+            },
+            span,
+        )))
     }
 
     /// A call of the registry function `name`: its arity, its literal

@@ -1,15 +1,18 @@
 //! Keyed aggregation state and its snapshots.
 //!
-//! Owns the accumulators of the aggregate functions ([`Accumulator`]), the
+//! Owns the accumulators of the aggregate functions ([`Accumulator`]; the
+//! distinct-count sketch in [`distinct`]), the
 //! state of one windowed aggregation partition ([`WindowedState`]: windows in
 //! time order, each a hash map from group key to accumulators) and the
 //! snapshot form written to checkpoints. Both execution modes share it. It
 //! must not know about rings, tasks or files.
 
 mod accumulator;
+pub mod distinct;
 mod windowed;
 
-pub use accumulator::{Accumulator, AggFunc};
+pub use accumulator::{Accumulator, AggFunc, Moments, Statistic};
+pub use distinct::DistinctSketch;
 pub use windowed::{
     Accumulators, GroupKey, GroupState, SnapshotGroups, StateSnapshot, WindowedState, GLOBAL_WINDOW,
 };

@@ -255,7 +255,10 @@ pub fn markdown() -> String {
          `IF(c, a, b)`, `[NOT] LIKE`, `[NOT] ILIKE`, `[NOT] RLIKE`, `IN (…)`, \
          `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, `||`, \
          `+ - * / % DIV`, `timestamp ± INTERVAL n UNIT` (`INTERVAL 1 HOUR`, `INTERVAL '30' MINUTES`, `INTERVAL 1 MONTH`), `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`. \
-         Aggregates: `count`, `sum`, `avg`, `min`, `max`; `window(ts, size[, slide[, start]])` \
+         Aggregates: `count`, `sum`, `avg`, `min`, `max`, `first`/`first_value` and \
+         `last`/`last_value` (`(x[, ignoreNulls])`), `stddev`/`std`/`stddev_samp`, \
+         `stddev_pop`, `variance`/`var_samp`, `var_pop`, `approx_count_distinct(x[, rsd])` \
+         (no `DISTINCT` aggregates on a stream); `window(ts, size[, slide[, start]])` \
          as a GROUP BY key.\n",
     );
     for cat in Category::ALL {
