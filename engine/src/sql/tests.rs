@@ -1442,7 +1442,7 @@ fn windows_are_aligned_to_the_epoch_in_every_session_zone() {
                 &input,
                 &rows,
                 OutputMode::Update,
-                trigger.clone(),
+                trigger,
                 "America/Los_Angeles",
             );
             let last = last_by_key(&out, &[0]);

@@ -300,7 +300,8 @@ pub fn markdown() -> String {
          `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, `||`, \
          `+ - * / % DIV`, `timestamp ± INTERVAL n UNIT` (`INTERVAL 1 HOUR`, `INTERVAL '30' MINUTES`, `INTERVAL 1 MONTH`), `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`. \
          Aggregates: `count`, `sum`, `avg`, `min`, `max`; `window(ts, size[, slide[, start]])` \
-         as a GROUP BY key.\n",
+         as a GROUP BY key (windows start at multiples of the slide since the epoch plus \
+         `start`, in every session time zone, as in Spark).\n",
     );
     for cat in Category::ALL {
         out.push_str(&format!("\n**{}**\n\n", cat.title()));
