@@ -81,3 +81,4 @@ pub use plan::{
 };
 pub use query::StreamingQuery;
 pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};
+pub use time::Zone;

@@ -1,12 +1,17 @@
 //! Text forms of times and durations, as Spark users write them.
 //!
 //! Owns parsing of interval strings (`'10 minutes'`, `'1 hour'`), timestamp
-//! and date formatting and parsing (UTC), and the shortest round-trip text of
-//! a double. Pure functions only.
+//! and date formatting and parsing (in UTC, or as local time in a session
+//! [`Zone`]), the session zone itself (`zone`), and the shortest round-trip
+//! text of a double. Pure functions only.
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+
+mod zone;
+
+pub use zone::Zone;
 
 const US_PER_SEC: i64 = 1_000_000;
 
@@ -81,6 +86,15 @@ pub fn format_timestamp_us(us: i64) -> String {
     }
 }
 
+/// Formats µs since the epoch as local text in `zone`, in the form of
+/// [`format_timestamp_us`].
+pub fn format_timestamp_in(us: i64, zone: Zone) -> String {
+    match zone.to_local(us) {
+        Some(local) => format_timestamp_us(local),
+        None => format!("{us}us"),
+    }
+}
+
 /// Formats µs since the epoch as ISO 8601 with milliseconds (`2024-01-01T00:00:00.000Z`),
 /// the form Spark's progress reports use.
 pub fn format_iso_ms(us: i64) -> String {
@@ -102,15 +116,37 @@ pub fn format_date(days: i32) -> String {
 /// Parses a timestamp string (`yyyy-MM-dd HH:mm:ss[.fff]`, ISO 8601 with `T`
 /// and an optional `Z` or offset, or a bare date) into µs since the epoch, UTC.
 pub fn parse_timestamp_us(text: &str) -> Option<i64> {
-    let s = text.trim();
-    parse_plain_timestamp_us(s.as_bytes()).or_else(|| parse_timestamp_general(s))
+    parse_timestamp_in(text, Zone::UTC)
 }
 
-/// The general parser behind [`parse_timestamp_us`]: RFC 3339, then the
+/// Parses a timestamp string as [`parse_timestamp_us`] does, reading a
+/// string without a zone as local time in `zone` (one with `Z` or an offset
+/// keeps it).
+pub fn parse_timestamp_in(text: &str, zone: Zone) -> Option<i64> {
+    let s = text.trim();
+    let parsed = match parse_plain_timestamp_us(s.as_bytes()) {
+        Some(local) => Local::Wall(local),
+        None => parse_timestamp_general(s)?,
+    };
+    match parsed {
+        Local::Instant(us) => Some(us),
+        Local::Wall(local) => zone.from_local(local),
+    }
+}
+
+/// A parsed time: an instant (the text had an offset), or a wall-clock time
+/// (µs since 1970-01-01 00:00 in some zone).
+#[derive(Debug, PartialEq, Eq)]
+enum Local {
+    Instant(i64),
+    Wall(i64),
+}
+
+/// The general parser behind [`parse_timestamp_in`]: RFC 3339, then the
 /// zone-less forms, then a bare date.
-fn parse_timestamp_general(s: &str) -> Option<i64> {
+fn parse_timestamp_general(s: &str) -> Option<Local> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_micros());
+        return Some(Local::Instant(t.timestamp_micros()));
     }
     for fmt in [
         "%Y-%m-%d %H:%M:%S%.f",
@@ -119,13 +155,13 @@ fn parse_timestamp_general(s: &str) -> Option<i64> {
         "%Y-%m-%dT%H:%M",
     ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
-            return Some(t.and_utc().timestamp_micros());
+            return Some(Local::Wall(t.and_utc().timestamp_micros()));
         }
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
         .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc().timestamp_micros())
+        .map(|t| Local::Wall(t.and_utc().timestamp_micros()))
 }
 
 /// The value of `b`, all ASCII digits, as a number.
@@ -345,6 +381,12 @@ fn push_literal(out: &mut String, c: char) {
 /// Parses a timestamp with a pattern made by [`spark_pattern_to_chrono`]
 /// (a pattern without a time of day parses as midnight), UTC.
 pub fn parse_timestamp_with(text: &str, chrono_pattern: &str) -> Option<i64> {
+    parse_timestamp_with_in(text, chrono_pattern, Zone::UTC)
+}
+
+/// [`parse_timestamp_with`] reading a time without an offset as local time
+/// in `zone`.
+pub fn parse_timestamp_with_in(text: &str, chrono_pattern: &str, zone: Zone) -> Option<i64> {
     use chrono::format::{parse, Parsed, StrftimeItems};
     let mut p = Parsed::new();
     parse(&mut p, text.trim(), StrftimeItems::new(chrono_pattern)).ok()?;
@@ -361,17 +403,34 @@ pub fn parse_timestamp_with(text: &str, chrono_pattern: &str) -> Option<i64> {
     if p.second().is_none() {
         p.set_second(0).ok()?;
     }
-    let t = p.to_naive_datetime_with_offset(0).ok()?;
-    let offset_us = i64::from(p.offset().unwrap_or(0)) * US_PER_SEC;
-    t.and_utc().timestamp_micros().checked_sub(offset_us)
+    let local = p
+        .to_naive_datetime_with_offset(0)
+        .ok()?
+        .and_utc()
+        .timestamp_micros();
+    match p.offset() {
+        Some(offset) => local.checked_sub(i64::from(offset) * US_PER_SEC),
+        None => zone.from_local(local),
+    }
 }
 
 /// Formats µs since the epoch with a pattern made by [`spark_pattern_to_chrono`].
 pub fn format_timestamp_with(us: i64, chrono_pattern: &str) -> Option<String> {
+    format_timestamp_with_in(us, chrono_pattern, Zone::UTC)
+}
+
+/// [`format_timestamp_with`] as local time in `zone` (an offset in the
+/// pattern is the zone's at that instant).
+pub fn format_timestamp_with_in(us: i64, chrono_pattern: &str, zone: Zone) -> Option<String> {
     use std::fmt::Write;
     let t = DateTime::<Utc>::from_timestamp_micros(us)?;
     let mut s = String::new();
-    write!(s, "{}", t.format(chrono_pattern)).ok()?;
+    if zone.is_utc() {
+        write!(s, "{}", t.format(chrono_pattern)).ok()?;
+    } else {
+        let offset = FixedOffset::east_opt(zone.offset_secs(us))?;
+        write!(s, "{}", t.with_timezone(&offset).format(chrono_pattern)).ok()?;
+    }
     Some(s)
 }
 
@@ -420,11 +479,11 @@ mod tests {
             }
         }
         for c in &cases {
-            assert_eq!(
-                parse_timestamp_us(c),
-                parse_timestamp_general(c.trim()),
-                "{c}"
-            );
+            let general = match parse_timestamp_general(c.trim()) {
+                Some(Local::Instant(us) | Local::Wall(us)) => Some(us),
+                None => None,
+            };
+            assert_eq!(parse_timestamp_us(c), general, "{c}");
             let date = NaiveDate::parse_from_str(c, "%Y-%m-%d")
                 .ok()
                 .map(|d| d.num_days_from_ce() - 719_163);

@@ -3,7 +3,10 @@
 //! With `rem = (ts - start) mod slide` (non-negative) and `last = ts - rem`,
 //! the windows of `ts` are `[last - i*slide, last - i*slide + size)` for
 //! `i in 0..ceil(size/slide)`, kept when they contain `ts`. Tumbling windows
-//! are the case `slide == size`. Pure arithmetic; no allocation.
+//! are the case `slide == size`. Pure arithmetic; no allocation. As in
+//! Spark, `ts` is the instant (µs since the epoch): windows do not depend on
+//! the session time zone, and a day window is a UTC day unless `start` shifts
+//! it.
 
 use crate::error::{plan_err, EngineError, Result};
 use crate::time::parse_duration_us;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use runnel::sql::StreamingSql;
-use runnel::{DataFrame, EngineError, OutputMode, Result, StreamingQuery, Trigger};
+use runnel::{DataFrame, EngineError, OutputMode, Result, StreamingQuery, Trigger, Zone};
 
 use crate::progress::{Progress, ProgressKind};
 use crate::uri::{self, SinkSpec};
@@ -61,9 +61,18 @@ pub struct RunArgs {
     /// Print the logical plan and the task graph, run nothing.
     #[arg(long)]
     pub explain: bool,
+    /// The session time zone (Spark's spark.sql.session.timeZone): a region
+    /// such as Europe/Paris, UTC or Z, or an offset such as +05:30.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_zone)]
+    pub timezone: Zone,
     /// Continuous mode: milliseconds between epochs.
     #[arg(long = "epoch-ms", default_value_t = 100)]
     pub epoch_ms: u64,
+}
+
+/// `--timezone`: the zone, or the reason it is not one.
+fn parse_zone(text: &str) -> std::result::Result<Zone, String> {
+    Zone::parse(text)
 }
 
 /// Runs the command; returns the process exit status.
@@ -113,6 +122,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .write_stream_boxed(sink)
         .output_mode(output_mode)
         .trigger(trigger)
+        .time_zone(args.timezone)
         .query_name(&name);
     if let Some(dir) = &args.checkpoint {
         writer = writer.checkpoint(dir);

@@ -718,3 +718,55 @@ fn bench_names_its_source_for_log_and_several_producers() {
         .unwrap_or_default();
     assert!(producers.trim_end().ends_with('2'), "{text}");
 }
+
+#[test]
+fn timezone_sets_the_session_zone_and_an_unknown_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let retail = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let sql = "SELECT hour(InvoiceDate) AS h, minute(InvoiceDate) AS m, \
+               date_format(InvoiceDate, 'yyyy-MM-dd HH:mm') AS local \
+               FROM retail WHERE InvoiceNo = '536365' AND StockCode = '71053'";
+    // 2010-12-01 08:26 UTC is 13:56 in Kolkata (+05:30) and 00:26 in
+    // Los Angeles (-08:00).
+    for (zone, expected) in [
+        ("UTC", ["8", "26", "2010-12-01 08:26"]),
+        ("Asia/Kolkata", ["13", "56", "2010-12-01 13:56"]),
+        ("+05:30", ["13", "56", "2010-12-01 13:56"]),
+        ("America/Los_Angeles", ["0", "26", "2010-12-01 00:26"]),
+    ] {
+        for mode in ["continuous", "microbatch"] {
+            let out = dir
+                .path()
+                .join(format!("{mode}-{}.csv", zone.replace('/', "_")));
+            ok(run(mode, sql, &retail, &out, &["--timezone", zone]));
+            assert_eq!(
+                read_csv(&out),
+                vec![expected.map(String::from).to_vec()],
+                "{zone} {mode}"
+            );
+        }
+    }
+    let out = dir.path().join("bad.csv");
+    let err = fails(run(
+        "continuous",
+        sql,
+        &retail,
+        &out,
+        &["--timezone", "Europe/Pariss"],
+    ));
+    assert!(
+        err.contains("unknown time zone 'Europe/Pariss'") && err.contains("'Europe/Paris'"),
+        "{err}"
+    );
+    let err = fails(run(
+        "continuous",
+        sql,
+        &retail,
+        &out,
+        &["--timezone", "+25:00"],
+    ));
+    assert!(err.contains("out of range"), "{err}");
+}

@@ -6,8 +6,10 @@ use super::functions::{self, ArgInfo, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
 use crate::schema::{
-    is_supported_type, list_type, timestamp_type, type_name, DataType, Field, Schema, Value,
+    cast_value_in, is_supported_type, list_type, timestamp_type, type_name, DataType, Field,
+    Schema, Value,
 };
+use crate::time::Zone;
 
 /// An expression resolved against a schema: columns are indices, every node's
 /// type is known. Evaluate it with [`BoundExpr::eval`].
@@ -57,6 +59,9 @@ pub enum BoundExpr {
         expr: Box<BoundExpr>,
         /// The target type.
         to: DataType,
+        /// The session time zone, for casts between text, dates and
+        /// timestamps.
+        zone: Zone,
     },
     /// A call of a registry function.
     Call(Box<BoundCall>),
@@ -130,9 +135,17 @@ fn is_temporal(dt: &DataType) -> bool {
 }
 
 /// Binds `expr` to `schema`, returning the bound tree and its output field
-/// (named as Spark would name it).
+/// (named as Spark would name it). Times are read in UTC; see
+/// [`bind_expr_in`].
 pub fn bind_expr(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, Field)> {
-    let (bound, dt) = bind(expr, schema)?;
+    bind_expr_in(expr, schema, Zone::UTC)
+}
+
+/// [`bind_expr`] in a session time zone: the zone the time functions and
+/// the casts between text, dates and timestamps read and build local times
+/// in.
+pub fn bind_expr_in(expr: &Expr, schema: &Schema, zone: Zone) -> Result<(BoundExpr, Field)> {
+    let (bound, dt) = bind(expr, schema, zone)?;
     let dt = if dt == DataType::Null {
         DataType::Utf8
     } else {
@@ -141,7 +154,7 @@ pub fn bind_expr(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, Field)> {
     Ok((bound, Field::new(expr.output_name(), dt, true)))
 }
 
-fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
+fn bind(expr: &Expr, schema: &Schema, zone: Zone) -> Result<(BoundExpr, DataType)> {
     Ok(match expr {
         Expr::Column(name) => {
             let i = resolve_column(schema, name)?;
@@ -152,30 +165,30 @@ fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
             (BoundExpr::Column(i), dt)
         }
         Expr::Literal(v) => (BoundExpr::Literal(v.clone()), v.data_type()),
-        Expr::Alias { expr, .. } => bind(expr, schema)?,
+        Expr::Alias { expr, .. } => bind(expr, schema, zone)?,
         Expr::Not(e) => {
-            let (b, t) = bind(e, schema)?;
+            let (b, t) = bind(e, schema, zone)?;
             expect_boolean(&t, e)?;
             (BoundExpr::Not(Box::new(b)), DataType::Boolean)
         }
         Expr::Negate(e) => {
-            let (b, t) = bind(e, schema)?;
+            let (b, t) = bind(e, schema, zone)?;
             if !is_numeric(&t) && t != DataType::Null {
                 return plan_err(format!("cannot negate {} value in {expr}", type_name(&t)));
             }
             (BoundExpr::Negate(Box::new(b)), t)
         }
         Expr::IsNull(e) => (
-            BoundExpr::IsNull(Box::new(bind(e, schema)?.0)),
+            BoundExpr::IsNull(Box::new(bind(e, schema, zone)?.0)),
             DataType::Boolean,
         ),
         Expr::IsNotNull(e) => (
-            BoundExpr::IsNotNull(Box::new(bind(e, schema)?.0)),
+            BoundExpr::IsNotNull(Box::new(bind(e, schema, zone)?.0)),
             DataType::Boolean,
         ),
         Expr::Cast { expr: e, to } => {
             let to = normalize_type(to)?;
-            let (b, from) = bind(e, schema)?;
+            let (b, from) = bind(e, schema, zone)?;
             if matches!(from, DataType::List(_)) && to != DataType::Utf8 && to != from {
                 return plan_err(format!(
                     "cannot cast {} to {} in {expr}: an array casts only to string",
@@ -187,21 +200,22 @@ fn bind(expr: &Expr, schema: &Schema) -> Result<(BoundExpr, DataType)> {
                 BoundExpr::Cast {
                     expr: Box::new(b),
                     to: to.clone(),
+                    zone,
                 },
                 to,
             )
         }
-        Expr::Function { name, args } => bind_call(name, args, schema, expr)?,
+        Expr::Function { name, args } => bind_call(name, args, schema, expr, zone)?,
         Expr::Case {
             branches,
             otherwise,
-        } => bind_case(branches, otherwise.as_deref(), schema, expr)?,
+        } => bind_case(branches, otherwise.as_deref(), schema, expr, zone)?,
         Expr::Window(_) => {
             return plan_err(format!(
                 "{expr} can only be used as a grouping key (group_by / GROUP BY)"
             ))
         }
-        Expr::Binary { op, left, right } => bind_binary(*op, left, right, schema, expr)?,
+        Expr::Binary { op, left, right } => bind_binary(*op, left, right, schema, expr, zone)?,
     })
 }
 
@@ -235,9 +249,10 @@ fn bind_binary(
     right: &Expr,
     schema: &Schema,
     whole: &Expr,
+    zone: Zone,
 ) -> Result<(BoundExpr, DataType)> {
-    let (mut l, mut lt) = bind(left, schema)?;
-    let (mut r, mut rt) = bind(right, schema)?;
+    let (mut l, mut lt) = bind(left, schema, zone)?;
+    let (mut r, mut rt) = bind(right, schema, zone)?;
     match op {
         BinaryOp::And | BinaryOp::Or => {
             expect_boolean(&lt, left)?;
@@ -254,14 +269,14 @@ fn bind_binary(
             // Implicit casts Spark users rely on: a string compared with a
             // number, timestamp or date is cast to the other side's type.
             if lt == DataType::Utf8 && (is_numeric(&rt) || is_temporal(&rt)) {
-                l = cast_node(l, &rt);
+                l = cast_node(l, &rt, zone);
                 lt = rt.clone();
             } else if rt == DataType::Utf8 && (is_numeric(&lt) || is_temporal(&lt)) {
-                r = cast_node(r, &lt);
+                r = cast_node(r, &lt, zone);
                 rt = lt.clone();
             } else if is_temporal(&lt) && is_temporal(&rt) && lt != rt {
-                l = cast_node(l, &timestamp_type());
-                r = cast_node(r, &timestamp_type());
+                l = cast_node(l, &timestamp_type(), zone);
+                r = cast_node(r, &timestamp_type(), zone);
                 lt = timestamp_type();
                 rt = lt.clone();
             }
@@ -288,11 +303,11 @@ fn bind_binary(
         _ => {
             // Arithmetic. Strings are cast to double, as Spark does.
             if lt == DataType::Utf8 {
-                l = cast_node(l, &DataType::Float64);
+                l = cast_node(l, &DataType::Float64, zone);
                 lt = DataType::Float64;
             }
             if rt == DataType::Utf8 {
-                r = cast_node(r, &DataType::Float64);
+                r = cast_node(r, &DataType::Float64, zone);
                 rt = DataType::Float64;
             }
             let ok = |t: &DataType| is_numeric(t) || *t == DataType::Null;
@@ -306,11 +321,11 @@ fn bind_binary(
             if op == BinaryOp::IntDiv {
                 // Spark's `div` is on longs: doubles are cast (truncated).
                 if lt == DataType::Float64 {
-                    l = cast_node(l, &DataType::Int64);
+                    l = cast_node(l, &DataType::Int64, zone);
                     lt = DataType::Int64;
                 }
                 if rt == DataType::Float64 {
-                    r = cast_node(r, &DataType::Int64);
+                    r = cast_node(r, &DataType::Int64, zone);
                     rt = DataType::Int64;
                 }
             }
@@ -341,14 +356,15 @@ fn same_kind(a: &DataType, b: &DataType) -> bool {
     matches!((a, b), (DataType::Timestamp(..), DataType::Timestamp(..))) || a == b
 }
 
-fn cast_node(b: BoundExpr, to: &DataType) -> BoundExpr {
+fn cast_node(b: BoundExpr, to: &DataType, zone: Zone) -> BoundExpr {
     // Fold casts of literals at bind time, so the hot path compares constants.
     if let BoundExpr::Literal(v) = &b {
-        return BoundExpr::Literal(crate::schema::cast_value(v, to));
+        return BoundExpr::Literal(cast_value_in(v, to, zone));
     }
     BoundExpr::Cast {
         expr: Box::new(b),
         to: to.clone(),
+        zone,
     }
 }
 
@@ -395,6 +411,7 @@ fn bind_call(
     args: &[Expr],
     schema: &Schema,
     whole: &Expr,
+    zone: Zone,
 ) -> Result<(BoundExpr, DataType)> {
     if functions::GENERATORS
         .iter()
@@ -413,7 +430,7 @@ fn bind_call(
     let mut bound = Vec::with_capacity(args.len());
     let mut infos = Vec::with_capacity(args.len());
     for a in args {
-        let (b, dt) = bind(a, schema)?;
+        let (b, dt) = bind(a, schema, zone)?;
         let literal = match &b {
             BoundExpr::Literal(v) => Some(v.clone()),
             _ => None,
@@ -436,7 +453,10 @@ fn bind_call(
             }
         }
     }
-    let resolved = (func.resolve)(name, &infos).or_else(|m| plan_err(format!("{m} in {whole}")))?;
+    let resolved = func
+        .resolve
+        .resolve(name, &infos, zone)
+        .or_else(|m| plan_err(format!("{m} in {whole}")))?;
     let args = bound
         .into_iter()
         .zip(infos)
@@ -445,7 +465,7 @@ fn bind_call(
             if info.dt == *want || info.dt == DataType::Null || *want == DataType::Null {
                 b
             } else {
-                cast_node(b, want)
+                cast_node(b, want, zone)
             }
         })
         .collect();
@@ -467,17 +487,18 @@ fn bind_case(
     otherwise: Option<&Expr>,
     schema: &Schema,
     whole: &Expr,
+    zone: Zone,
 ) -> Result<(BoundExpr, DataType)> {
     let mut conds = Vec::with_capacity(branches.len());
     let mut results = Vec::with_capacity(branches.len() + 1);
     for (c, r) in branches {
-        let (cb, ct) = bind(c, schema)?;
+        let (cb, ct) = bind(c, schema, zone)?;
         expect_boolean(&ct, c)?;
         conds.push(cb);
-        results.push(bind(r, schema)?);
+        results.push(bind(r, schema, zone)?);
     }
     results.push(match otherwise {
-        Some(e) => bind(e, schema)?,
+        Some(e) => bind(e, schema, zone)?,
         None => (BoundExpr::Literal(Value::Null), DataType::Null),
     });
     let types: Vec<DataType> = results.iter().map(|(_, t)| t.clone()).collect();
@@ -489,7 +510,7 @@ fn bind_case(
             if t == ret || t == DataType::Null {
                 b
             } else {
-                cast_node(b, &ret)
+                cast_node(b, &ret, zone)
             }
         })
         .collect();

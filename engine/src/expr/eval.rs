@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 
 use super::bind::BoundCall;
 use super::{BinaryOp, BoundExpr};
-use crate::schema::{cast_value, DataType, Value};
+use crate::schema::{cast_value_in, DataType, Value};
 
 /// An operand by reference when it is a column or a literal (no clone),
 /// else evaluated into `tmp`.
@@ -117,9 +117,9 @@ impl BoundExpr {
                 _ => Value::Null,
             },
             BoundExpr::IsNull(_) | BoundExpr::IsNotNull(_) => bool_value(self.eval_bool(row)),
-            BoundExpr::Cast { expr, to } => {
+            BoundExpr::Cast { expr, to, zone } => {
                 let mut t = Value::Null;
-                cast_value(operand(expr, row, &mut t), to)
+                cast_value_in(operand(expr, row, &mut t), to, *zone)
             }
             BoundExpr::Call(c) => c.eval(row),
             BoundExpr::Case(c) => {
@@ -280,7 +280,7 @@ mod tests {
     use crate::expr::functions::round_half_up;
     use crate::expr::{bind_expr, col, lit, not, Expr};
     use crate::row;
-    use crate::schema::DataType;
+    use crate::schema::{cast_value, DataType};
     use crate::schema::{schema, timestamp_type};
     use crate::time;
 

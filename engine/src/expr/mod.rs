@@ -14,7 +14,7 @@ pub(crate) mod functions;
 mod vector;
 
 pub(crate) use bind::unknown_function;
-pub use bind::{bind_expr, resolve_column, BoundCall, BoundCase, BoundExpr};
+pub use bind::{bind_expr, bind_expr_in, resolve_column, BoundCall, BoundCase, BoundExpr};
 
 /// The supported SQL functions and expressions as markdown (the README's
 /// list is this text; `runnel` can print it).

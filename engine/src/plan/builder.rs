@@ -19,6 +19,7 @@ use crate::ops::FlatMapFn;
 use crate::schema::{timestamp_type, DataType, Field, Row, Schema, SchemaRef};
 use crate::state::distinct::{MAX_PRECISION, MIN_PRECISION};
 use crate::state::AggFunc;
+use crate::time::Zone;
 use crate::wake::WaitStrategy;
 use crate::window::WindowShape;
 
@@ -217,6 +218,12 @@ pub struct QueryConfig {
     /// lost by a crash. Without this, such a query is refused at start, as
     /// it could not keep its guarantee (default `false`).
     pub allow_rows_lost_on_crash: bool,
+    /// The session time zone (Spark's `spark.sql.session.timeZone`, default
+    /// UTC): the zone in which time functions read local fields (`hour`,
+    /// `to_date`, `date_format`, ...), text without an offset is read, and
+    /// timestamps are cast to text and dates. Event-time windows do not
+    /// depend on it: they are aligned to the epoch plus their start time.
+    pub time_zone: Zone,
 }
 
 impl Default for QueryConfig {
@@ -231,6 +238,7 @@ impl Default for QueryConfig {
             ring_capacity: 4096,
             retain_epochs: 20,
             checkpoint_storage: None,
+            time_zone: Zone::UTC,
             allow_rows_lost_on_crash: false,
         }
     }
@@ -713,6 +721,12 @@ impl DataStreamWriter {
     /// Sets the wait strategy of idle tasks.
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.config.wait = wait;
+        self
+    }
+    /// Sets the session time zone (see [`QueryConfig::time_zone`]); make one
+    /// with [`Zone::parse`], e.g. `Zone::parse("Europe/Paris")`.
+    pub fn time_zone(mut self, zone: Zone) -> Self {
+        self.config.time_zone = zone;
         self
     }
     /// Sets the number of partitions of a keyed aggregation.

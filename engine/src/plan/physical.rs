@@ -7,7 +7,7 @@
 //! source the whole query is one task and no ring at all.
 
 use crate::error::{plan_err, Result};
-use crate::expr::{bind_expr, resolve_column, BoundExpr, Expr};
+use crate::expr::{bind_expr_in, resolve_column, BoundExpr, Expr};
 use crate::io::OutputMode;
 use crate::ops::{BoundAggregate, FlatMapFn};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
@@ -71,6 +71,8 @@ impl PhysicalPlan {
         // by either of its bounds); every group must survive projections.
         let mut key_columns: Option<Vec<Vec<usize>>> = None;
         let mode = config.output_mode;
+        let zone = config.time_zone;
+        let bind_expr = |e: &Expr, schema: &crate::schema::Schema| bind_expr_in(e, schema, zone);
 
         for (op_id, node) in plan.nodes.iter().enumerate() {
             let label = node.op.to_string();

@@ -6,14 +6,25 @@
 //! timestamps; timestamps and dates to each other; anything to text. A date
 //! does not convert to a number or a boolean, nor a number to a date (null,
 //! as Spark's non-ANSI cast gives). A value that does not convert becomes null, never an error (Spark's
-//! default, `spark.sql.ansi.enabled=false`). It must not know about
-//! expressions or columns: the evaluators call it.
+//! default, `spark.sql.ansi.enabled=false`). Text without a zone, dates and
+//! the text of timestamps are local times in the session time zone. It must
+//! not know about expressions or columns: the evaluators call it.
 
 use super::{DataType, Value};
-use crate::time;
+use crate::time::{self, Zone};
 
-/// Converts a value to `to`; a value that does not convert becomes null.
+const US_PER_DAY: i64 = 86_400_000_000;
+
+/// Converts a value to `to` in UTC; a value that does not convert becomes
+/// null.
 pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
+    cast_value_in(v, to, Zone::UTC)
+}
+
+/// Converts a value to `to` in the session time zone `zone`: a timestamp
+/// is written, and text without an offset read, as local time; a
+/// timestamp's date is its local date; a date is its local midnight.
+pub(crate) fn cast_value_in(v: &Value, to: &DataType, zone: Zone) -> Value {
     use Value::*;
     match (v, to) {
         (Null, _) => Null,
@@ -48,11 +59,16 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
             "false" | "f" | "no" | "n" | "0" => Boolean(false),
             _ => Null,
         },
-        (Utf8(s), DataType::Timestamp(..)) => time::parse_timestamp_us(s).map_or(Null, Timestamp),
+        (Utf8(s), DataType::Timestamp(..)) => {
+            time::parse_timestamp_in(s, zone).map_or(Null, Timestamp)
+        }
         // A date, or the date of a timestamp's text (`2024-01-02 10:00`).
         (Utf8(s), DataType::Date32) => time::parse_date(s)
             .or_else(|| time::parse_timestamp_us(s).map(|us| us.div_euclid(86_400_000_000) as i32))
             .map_or(Null, Date),
+        (Timestamp(us), DataType::Utf8) if !zone.is_utc() => {
+            Value::from(time::format_timestamp_in(*us, zone))
+        }
         (_, DataType::Utf8) => Value::from(v.to_string()),
         // Spark: timestamp <-> number is in seconds.
         (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
@@ -65,9 +81,12 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
                 Null
             }
         }
-        (Timestamp(us), DataType::Date32) => Date(us.div_euclid(86_400_000_000) as i32),
+        (Timestamp(us), DataType::Date32) => zone
+            .to_local(*us)
+            .map_or(Null, |l| Date(l.div_euclid(US_PER_DAY) as i32)),
         (Date(d), DataType::Timestamp(..)) => (*d as i64)
-            .checked_mul(86_400_000_000)
+            .checked_mul(US_PER_DAY)
+            .and_then(|l| zone.from_local(l))
             .map_or(Null, Timestamp),
         // Spark: a boolean is 0 or 1 microsecond, a timestamp is true when
         // it is not the epoch.

@@ -14,7 +14,7 @@ pub mod builder;
 mod cast;
 pub mod column;
 
-pub(crate) use cast::cast_value;
+pub(crate) use cast::{cast_value, cast_value_in};
 
 use std::cmp::Ordering;
 use std::fmt;

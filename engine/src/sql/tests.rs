@@ -1125,7 +1125,42 @@ impl crate::Replayable for FixedRows {
 /// (`AvailableNow`, several batches), asserts both give the same rows, and
 /// returns them.
 fn run_both(sql: &str, input: SchemaRef, rows: Vec<Row>) -> (Vec<Row>, SchemaRef) {
-    let (mut results, schema) = run_each_mode(sql, input, rows, OutputMode::Append);
+    run_both_in(sql, input, rows, "UTC")
+}
+
+/// Runs `sql` over `rows` with `trigger` in the session time zone `zone`.
+fn run_with(
+    sql: &str,
+    input: &SchemaRef,
+    rows: &[Row],
+    mode: OutputMode,
+    trigger: Trigger,
+    zone: &str,
+) -> (Vec<Row>, SchemaRef) {
+    let query = StreamingSql::parse(sql).unwrap_or_else(|e| panic!("{e}"));
+    let source = FixedRows {
+        schema: input.clone(),
+        rows: rows.to_vec(),
+        next: 0,
+        planned: 0,
+    };
+    let (sink, table) = MemorySink::new("result");
+    let running = query
+        .apply(DataFrame::from_source(query.table(), source))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .write_stream(sink)
+        .output_mode(mode)
+        .trigger(trigger)
+        .time_zone(crate::Zone::parse(zone).unwrap())
+        .start()
+        .unwrap_or_else(|e| panic!("{e}"));
+    running.await_termination().expect("the query ends cleanly");
+    (table.rows(), table.schema().expect("the schema"))
+}
+
+/// [`run_both`] in the session time zone `zone`.
+fn run_both_in(sql: &str, input: SchemaRef, rows: Vec<Row>, zone: &str) -> (Vec<Row>, SchemaRef) {
+    let (mut results, schema) = run_each_mode_in(sql, input, rows, OutputMode::Append, zone);
     let micro = results.pop().unwrap();
     let continuous = results.pop().unwrap();
     assert_eq!(
@@ -1143,26 +1178,20 @@ fn run_each_mode(
     rows: Vec<Row>,
     mode: OutputMode,
 ) -> (Vec<Vec<Row>>, SchemaRef) {
+    run_each_mode_in(sql, input, rows, mode, "UTC")
+}
+
+/// [`run_each_mode`] in the session time zone `zone`.
+fn run_each_mode_in(
+    sql: &str,
+    input: SchemaRef,
+    rows: Vec<Row>,
+    mode: OutputMode,
+    zone: &str,
+) -> (Vec<Vec<Row>>, SchemaRef) {
     let mut results = Vec::new();
     for trigger in [Trigger::default(), Trigger::AvailableNow] {
-        let query = StreamingSql::parse(sql).unwrap_or_else(|e| panic!("{e}"));
-        let source = FixedRows {
-            schema: input.clone(),
-            rows: rows.clone(),
-            next: 0,
-            planned: 0,
-        };
-        let (sink, table) = MemorySink::new("result");
-        let running = query
-            .apply(DataFrame::from_source(query.table(), source))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .write_stream(sink)
-            .output_mode(mode)
-            .trigger(trigger)
-            .start()
-            .unwrap_or_else(|e| panic!("{e}"));
-        running.await_termination().expect("the query ends cleanly");
-        results.push((table.rows(), table.schema().expect("the schema")));
+        results.push(run_with(sql, &input, &rows, mode, trigger, zone));
     }
     let (micro, micro_schema) = results.pop().unwrap();
     let (continuous, schema) = results.pop().unwrap();
@@ -1596,4 +1625,120 @@ fn bad_arguments_of_the_new_aggregates_are_pointed_at() {
         "stdev",
         0,
     );
+}
+
+#[test]
+fn time_functions_and_casts_follow_the_session_zone_in_both_modes() {
+    let input = schema(&[
+        ("id", DataType::Int64),
+        ("t", timestamp_type()),
+        ("s", DataType::Utf8),
+    ]);
+    let rows = vec![
+        // 2023-12-31 21:30 in Los Angeles, 2024-01-01 11:00 in Kolkata.
+        row![1i64, ts("2024-01-01 05:30:00"), "2024-03-10 02:30:00"],
+        // The day Los Angeles springs forward: 05:00 PDT, 17:30 in Kolkata.
+        row![2i64, ts("2024-03-10 12:00:00"), "2024-11-03 01:30:00"],
+        row![3i64, Value::Null, Value::Null],
+    ];
+    let sql = "SELECT id, hour(t) AS h, to_date(t) AS d, CAST(t AS string) AS text, \
+                      date_format(t, 'HH:mm') AS hm, date_trunc('DAY', t) AS midnight, \
+                      CAST(s AS timestamp) AS parsed, unix_timestamp(s) AS secs \
+               FROM events";
+    let date = |t: &str| Value::Date(crate::time::parse_date(t).unwrap());
+    let null = Value::Null;
+    let (la, _) = run_both_in(sql, input.clone(), rows.clone(), "America/Los_Angeles");
+    assert_eq!(
+        la,
+        vec![
+            row![
+                1i64,
+                21i64,
+                date("2023-12-31"),
+                "2023-12-31 21:30:00",
+                "21:30",
+                ts("2023-12-31 08:00:00"),
+                ts("2024-03-10 10:30:00"),
+                1_710_066_600i64
+            ],
+            row![
+                2i64,
+                5i64,
+                date("2024-03-10"),
+                "2024-03-10 05:00:00",
+                "05:00",
+                ts("2024-03-10 08:00:00"),
+                ts("2024-11-03 08:30:00"),
+                1_730_622_600i64
+            ],
+            row![
+                3i64,
+                null.clone(),
+                null.clone(),
+                null.clone(),
+                null.clone(),
+                null.clone(),
+                null.clone(),
+                null.clone()
+            ],
+        ]
+    );
+    let (kolkata, _) = run_both_in(sql, input.clone(), rows.clone(), "Asia/Kolkata");
+    assert_eq!(kolkata[0][1], Value::Int64(11));
+    assert_eq!(kolkata[0][3], Value::str("2024-01-01 11:00:00"));
+    assert_eq!(kolkata[0][5], ts("2023-12-31 18:30:00"));
+    assert_eq!(kolkata[0][6], ts("2024-03-09 21:00:00"));
+    assert_eq!(kolkata[1][1], Value::Int64(17));
+    assert_eq!(kolkata[1][4], Value::str("17:30"));
+    let (utc, _) = run_both_in(sql, input, rows, "UTC");
+    assert_eq!(utc[0][1], Value::Int64(5));
+    assert_eq!(utc[0][2], date("2024-01-01"));
+    assert_eq!(utc[0][6], ts("2024-03-10 02:30:00"));
+    assert_eq!(utc[2][1], Value::Null);
+}
+
+#[test]
+fn windows_are_aligned_to_the_epoch_in_every_session_zone() {
+    // As Spark: window starts are computed on the instant (µs since the
+    // epoch), so a '1 day' window is a UTC day whatever the session zone;
+    // local days need the start time (8 hours for Los Angeles in winter).
+    let input = schema(&[("id", DataType::Int64), ("t", timestamp_type())]);
+    let rows = vec![
+        row![1i64, ts("2024-01-01 05:30:00")], // 2023-12-31 21:30 local
+        row![2i64, ts("2024-01-01 09:00:00")], // 2024-01-01 01:00 local
+    ];
+    for trigger in [Trigger::default(), Trigger::AvailableNow] {
+        for (sql, expected) in [
+            (
+                "SELECT window.start AS s, count(*) AS n FROM events GROUP BY window(t, '1 day')",
+                vec![(ts("2024-01-01 00:00:00"), 2i64)],
+            ),
+            (
+                "SELECT window.start AS s, count(*) AS n FROM events \
+                 GROUP BY window(t, '1 day', '1 day', '8 hours')",
+                vec![
+                    (ts("2023-12-31 08:00:00"), 1),
+                    (ts("2024-01-01 08:00:00"), 1),
+                ],
+            ),
+        ] {
+            let (out, _) = run_with(
+                sql,
+                &input,
+                &rows,
+                OutputMode::Update,
+                trigger,
+                "America/Los_Angeles",
+            );
+            let last = last_by_key(&out, &[0]);
+            assert_eq!(last.len(), expected.len(), "{sql}: {out:?}");
+            for (start, n) in expected {
+                assert_eq!(
+                    last[&vec![start.clone()]][1],
+                    Value::Int64(n),
+                    "{sql}: {out:?}"
+                );
+            }
+        }
+    }
 }

@@ -11,7 +11,10 @@
 //!
 //! Semantics follow Spark SQL with `spark.sql.ansi.enabled=false`: a value
 //! that does not convert, an argument out of range or a failed parse gives
-//! null, never an error. Times are UTC (there is no session time zone).
+//! null, never an error. Times are read and built in the query's session
+//! time zone (UTC unless the query sets one): a function whose answer
+//! depends on it has a zoned type rule, which gets the zone at bind time and
+//! builds kernels for it.
 //!
 //! This module must not know SQL syntax, operators or the runtimes: the
 //! binder calls a definition's type rule, the evaluators call its kernels.
@@ -31,6 +34,7 @@ pub(crate) use array::GENERATORS;
 pub(crate) use kernel::{true_mask, Kernel};
 
 use crate::schema::{DataType, Value};
+use crate::time::Zone;
 
 /// What a function is about, for the function list.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +66,7 @@ impl Category {
             Category::Null => "Nulls and conditionals",
             Category::Math => "Math",
             Category::String => "Strings",
-            Category::Time => "Dates and timestamps (UTC)",
+            Category::Time => "Dates and timestamps (in the session time zone)",
             Category::Array => "Arrays",
         }
     }
@@ -91,6 +95,34 @@ pub(crate) struct Resolved {
 /// The type rule: the call's arguments to a resolved call, or the reason
 /// the call is invalid (the caller adds where).
 pub(crate) type TypeRule = fn(&str, &[ArgInfo]) -> Result<Resolved, String>;
+
+/// A type rule for a function whose answer depends on the session time
+/// zone: the zone's kernels are built at bind time.
+pub(crate) type ZonedRule = fn(&str, &[ArgInfo], Zone) -> Result<Resolved, String>;
+
+/// A function's type rule, with or without the session time zone.
+#[derive(Clone, Copy)]
+pub(crate) enum Rule {
+    /// The answer does not depend on the zone.
+    Plain(TypeRule),
+    /// The answer depends on the zone.
+    Zoned(ZonedRule),
+}
+
+impl Rule {
+    /// Resolves a call in `zone`.
+    pub(crate) fn resolve(
+        self,
+        name: &str,
+        args: &[ArgInfo],
+        zone: Zone,
+    ) -> Result<Resolved, String> {
+        match self {
+            Rule::Plain(r) => r(name, args),
+            Rule::Zoned(r) => r(name, args, zone),
+        }
+    }
+}
 
 /// A check of a literal argument, run when the query is parsed so that an
 /// error points at the argument: `(position, value)`.
@@ -122,7 +154,7 @@ pub(crate) struct FunctionDef {
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) deterministic: bool,
     /// The type rule, which also builds the kernels.
-    pub(crate) resolve: TypeRule,
+    pub(crate) resolve: Rule,
 }
 
 impl std::fmt::Debug for FunctionDef {
@@ -144,6 +176,29 @@ const fn def(
     doc: &'static str,
     args: (usize, Option<usize>),
     resolve: TypeRule,
+) -> FunctionDef {
+    base(name, category, signature, doc, args, Rule::Plain(resolve))
+}
+
+/// [`def`] of a function whose answer depends on the session time zone.
+const fn zoned_def(
+    name: &'static str,
+    category: Category,
+    signature: &'static str,
+    doc: &'static str,
+    args: (usize, Option<usize>),
+    resolve: ZonedRule,
+) -> FunctionDef {
+    base(name, category, signature, doc, args, Rule::Zoned(resolve))
+}
+
+const fn base(
+    name: &'static str,
+    category: Category,
+    signature: &'static str,
+    doc: &'static str,
+    args: (usize, Option<usize>),
+    resolve: Rule,
 ) -> FunctionDef {
     FunctionDef {
         name,
@@ -250,7 +305,8 @@ pub fn markdown() -> String {
         "Generated from the function registry (`engine/src/expr/functions`); a test keeps \
          this list and the registry equal. Semantics are Spark SQL's with \
          `spark.sql.ansi.enabled=false`: a value that does not convert, an argument out of \
-         range or a failed parse gives null rather than an error. Times are UTC.\n\n\
+         range or a failed parse gives null rather than an error. Dates and times are read \
+         and built in the session time zone (`--timezone` on the command line, `.time_zone(..)` on a query's writer; default UTC).\n\n\
          Expressions: `CASE WHEN … THEN … ELSE … END` (searched and simple), \
          `IF(c, a, b)`, `[NOT] LIKE`, `[NOT] ILIKE`, `[NOT] RLIKE`, `IN (…)`, \
          `BETWEEN`, `IS [NOT] NULL`, `IS [NOT] DISTINCT FROM`, `<=>`, `||`, \
@@ -259,7 +315,8 @@ pub fn markdown() -> String {
          `last`/`last_value` (`(x[, ignoreNulls])`), `stddev`/`std`/`stddev_samp`, \
          `stddev_pop`, `variance`/`var_samp`, `var_pop`, `approx_count_distinct(x[, rsd])` \
          (no `DISTINCT` aggregates on a stream); `window(ts, size[, slide[, start]])` \
-         as a GROUP BY key.\n",
+         as a GROUP BY key (windows start at multiples of the slide since the epoch plus \
+         `start`, in every session time zone, as in Spark).\n",
     );
     for cat in Category::ALL {
         out.push_str(&format!("\n**{}**\n\n", cat.title()));

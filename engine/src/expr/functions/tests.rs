@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 
 use super::*;
-use crate::expr::{bind_expr, call, case_when, col, lit, Expr};
+use crate::expr::{bind_expr, bind_expr_in, call, case_when, col, lit, Expr};
 use crate::schema::arrow::{rows_to_batch, value_at};
 use crate::schema::{list_type, schema, timestamp_type, Row, SchemaRef, Value};
-use crate::time::{parse_date, parse_timestamp_us};
+use crate::time::{parse_date, parse_timestamp_us, Zone};
 
 fn test_schema() -> SchemaRef {
     schema(&[
@@ -28,8 +28,13 @@ fn test_schema() -> SchemaRef {
 /// Evaluates `e` over `rows` with both evaluators, asserts they agree and
 /// that the column has the bound type; the row evaluator's values.
 fn both(e: &Expr, rows: &[Row]) -> Result<Vec<Value>, String> {
+    both_in(e, rows, Zone::UTC)
+}
+
+/// [`both`] in the session time zone `zone`.
+fn both_in(e: &Expr, rows: &[Row], zone: Zone) -> Result<Vec<Value>, String> {
     let s = test_schema();
-    let (bound, field) = bind_expr(e, &s).map_err(|e| e.to_string())?;
+    let (bound, field) = bind_expr_in(e, &s, zone).map_err(|e| e.to_string())?;
     let batch = rows_to_batch(&s, rows).unwrap();
     let array = bound
         .eval_array(&batch)
@@ -806,7 +811,22 @@ fn random_arg(rng: &mut Rng, must_be_literal: bool) -> Expr {
 
 #[test]
 fn row_and_column_kernels_agree_on_every_function() {
-    let mut rng = Rng(0x5eed_1234_abcd_0001);
+    kernels_agree_in(Zone::UTC, 0x5eed_1234_abcd_0001);
+}
+
+#[test]
+fn row_and_column_kernels_agree_on_every_function_in_other_zones() {
+    for (zone, seed) in [
+        ("America/Los_Angeles", 0x5eed_1234_abcd_0002),
+        ("Asia/Kolkata", 0x5eed_1234_abcd_0003),
+        ("-03:30", 0x5eed_1234_abcd_0004),
+    ] {
+        kernels_agree_in(Zone::parse(zone).unwrap(), seed);
+    }
+}
+
+fn kernels_agree_in(zone: Zone, seed: u64) {
+    let mut rng = Rng(seed);
     let mut bound: BTreeMap<&str, usize> = BTreeMap::new();
     for _round in 0..60 {
         let rows = random_rows(&mut rng);
@@ -829,7 +849,7 @@ fn row_and_column_kernels_agree_on_every_function() {
                 } else {
                     rng.pick(d.aliases)
                 };
-                if both(&call(name, args), &rows).is_ok() {
+                if both_in(&call(name, args), &rows, zone).is_ok() {
                     *bound.entry(d.name).or_default() += 1;
                 }
             }
@@ -854,7 +874,7 @@ fn row_and_column_kernels_agree_on_every_function() {
                 ])),
             ];
             for e in &exprs {
-                let _ = both(e, &rows);
+                let _ = both_in(e, &rows, zone);
             }
         }
     }
@@ -890,4 +910,201 @@ fn the_readme_lists_the_registry() {
              `RUNNEL_UPDATE_README=1 cargo test -p runnel-engine --lib the_readme_lists_the_registry`"
         );
     }
+}
+
+/// The value of `name(args)` in the session time zone `zone`, by both
+/// evaluators.
+fn fz(zone: &str, name: &str, args: Vec<Expr>) -> Value {
+    let zone = Zone::parse(zone).unwrap();
+    both_in(&call(name, args), &[null_row()], zone)
+        .unwrap_or_else(|err| panic!("{err}"))
+        .remove(0)
+}
+
+/// A cast in the session time zone `zone`, by both evaluators.
+fn cast_in(zone: &str, e: Expr, to: DataType) -> Value {
+    let zone = Zone::parse(zone).unwrap();
+    both_in(&e.cast(to), &[null_row()], zone)
+        .unwrap_or_else(|err| panic!("{err}"))
+        .remove(0)
+}
+
+#[test]
+fn time_functions_read_and_build_local_times_in_the_session_zone() {
+    const LA: &str = "America/Los_Angeles";
+    const IN: &str = "Asia/Kolkata";
+    let t = |text: &str| lit(ts(text));
+    // 2024-01-01 05:30 UTC is 2023-12-31 21:30 in Los Angeles (-08:00).
+    let new_year = || t("2024-01-01 05:30:00");
+    assert_eq!(fz(LA, "hour", vec![new_year()]), Value::Int64(21));
+    assert_eq!(fz("UTC", "hour", vec![new_year()]), Value::Int64(5));
+    assert_eq!(fz(LA, "minute", vec![new_year()]), Value::Int64(30));
+    assert_eq!(fz(LA, "year", vec![new_year()]), Value::Int64(2023));
+    assert_eq!(fz(LA, "dayofmonth", vec![new_year()]), Value::Int64(31));
+    assert_eq!(fz(LA, "dayofweek", vec![new_year()]), Value::Int64(1));
+    assert_eq!(fz(LA, "to_date", vec![new_year()]), date("2023-12-31"));
+    assert_eq!(fz("UTC", "to_date", vec![new_year()]), date("2024-01-01"));
+    assert_eq!(
+        fz(
+            LA,
+            "date_format",
+            vec![new_year(), lit("yyyy-MM-dd HH:mm Z")]
+        ),
+        s("2023-12-31 21:30 -0800")
+    );
+    assert_eq!(
+        cast_in(LA, new_year(), DataType::Utf8),
+        s("2023-12-31 21:30:00")
+    );
+    assert_eq!(
+        cast_in(LA, new_year(), DataType::Date32),
+        date("2023-12-31")
+    );
+    assert_eq!(fz(LA, "hour", vec![null()]), Value::Null);
+    assert_eq!(fz(LA, "to_date", vec![null()]), Value::Null);
+    // Text without an offset is local time; with one, it keeps it.
+    assert_eq!(
+        fz(LA, "to_timestamp", vec![lit("2024-07-01 12:00:00")]),
+        ts("2024-07-01 19:00:00")
+    );
+    assert_eq!(
+        fz(LA, "to_timestamp", vec![lit("2024-07-01T12:00:00Z")]),
+        ts("2024-07-01 12:00:00")
+    );
+    assert_eq!(
+        cast_in(LA, lit("2024-07-01 12:00:00+02:00"), timestamp_type()),
+        ts("2024-07-01 10:00:00")
+    );
+    // The spring-forward gap: 02:30 on 2024-03-10 is 03:30 PDT.
+    assert_eq!(
+        fz(LA, "to_timestamp", vec![lit("2024-03-10 02:30:00")]),
+        ts("2024-03-10 10:30:00")
+    );
+    assert_eq!(
+        fz(
+            LA,
+            "to_timestamp",
+            vec![lit("2024-03-10 02:30"), lit("yyyy-MM-dd HH:mm")]
+        ),
+        ts("2024-03-10 10:30:00")
+    );
+    assert_eq!(
+        fz(LA, "hour", vec![lit("2024-03-10 02:30:00")]),
+        Value::Int64(3)
+    );
+    // The fall-back overlap: 01:30 on 2024-11-03 is the first one (PDT).
+    assert_eq!(
+        fz(LA, "to_timestamp", vec![lit("2024-11-03 01:30:00")]),
+        ts("2024-11-03 08:30:00")
+    );
+    // A date is its local midnight.
+    assert_eq!(
+        cast_in(LA, lit(date("2024-03-10")), timestamp_type()),
+        ts("2024-03-10 08:00:00")
+    );
+    assert_eq!(
+        fz(LA, "unix_timestamp", vec![lit(date("2024-01-01"))]),
+        Value::Int64(1_704_096_000)
+    );
+    assert_eq!(
+        fz(LA, "unix_timestamp", vec![lit("2024-01-01 00:00:00")]),
+        Value::Int64(1_704_096_000)
+    );
+    assert_eq!(
+        fz("UTC", "unix_timestamp", vec![lit("2024-01-01 00:00:00")]),
+        Value::Int64(1_704_067_200)
+    );
+    assert_eq!(
+        fz(LA, "from_unixtime", vec![lit(0i64)]),
+        s("1969-12-31 16:00:00")
+    );
+    // date_trunc on the local time line; on the transition day the local
+    // midnight is still PST.
+    assert_eq!(
+        fz(LA, "date_trunc", vec![lit("DAY"), t("2024-03-10 12:00:00")]),
+        ts("2024-03-10 08:00:00")
+    );
+    assert_eq!(
+        fz(
+            LA,
+            "date_trunc",
+            vec![lit("MONTH"), t("2024-03-01 05:00:00")]
+        ),
+        ts("2024-02-01 08:00:00")
+    );
+    // In the overlap, a truncated hour keeps its offset.
+    assert_eq!(
+        fz(
+            LA,
+            "date_trunc",
+            vec![lit("HOUR"), t("2024-11-03 09:30:00")]
+        ),
+        ts("2024-11-03 09:00:00")
+    );
+    assert_eq!(
+        fz(
+            LA,
+            "date_trunc",
+            vec![lit("HOUR"), t("2024-11-03 08:30:00")]
+        ),
+        ts("2024-11-03 08:00:00")
+    );
+    // A local day across spring-forward is 23 hours; 24 hours is not a day.
+    assert_eq!(
+        fz(
+            LA,
+            "timestampadd",
+            vec![lit("DAY"), lit(1i64), t("2024-03-09 20:00:00")]
+        ),
+        ts("2024-03-10 19:00:00")
+    );
+    assert_eq!(
+        fz(
+            LA,
+            "timestampadd",
+            vec![lit("HOUR"), lit(24i64), t("2024-03-09 20:00:00")]
+        ),
+        ts("2024-03-10 20:00:00")
+    );
+
+    // Kolkata, +05:30 all year: 2024-01-01 20:00 UTC is 2024-01-02 01:30.
+    let evening = || t("2024-01-01 20:00:00");
+    assert_eq!(fz(IN, "hour", vec![evening()]), Value::Int64(1));
+    assert_eq!(fz(IN, "minute", vec![evening()]), Value::Int64(30));
+    assert_eq!(fz(IN, "dayofmonth", vec![evening()]), Value::Int64(2));
+    assert_eq!(fz(IN, "to_date", vec![evening()]), date("2024-01-02"));
+    assert_eq!(
+        fz(
+            IN,
+            "date_format",
+            vec![evening(), lit("yyyy-MM-dd HH:mm Z")]
+        ),
+        s("2024-01-02 01:30 +0530")
+    );
+    assert_eq!(
+        cast_in(IN, evening(), DataType::Utf8),
+        s("2024-01-02 01:30:00")
+    );
+    assert_eq!(
+        fz(IN, "to_timestamp", vec![lit("2024-01-02 01:30:00")]),
+        ts("2024-01-01 20:00:00")
+    );
+    assert_eq!(
+        fz(IN, "from_unixtime", vec![lit(0i64)]),
+        s("1970-01-01 05:30:00")
+    );
+    assert_eq!(
+        fz(IN, "date_trunc", vec![lit("HOUR"), evening()]),
+        ts("2024-01-01 19:30:00")
+    );
+    assert_eq!(
+        fz(IN, "unix_timestamp", vec![lit(date("1970-01-01"))]),
+        Value::Int64(-19_800)
+    );
+    // The same as a fixed offset.
+    assert_eq!(fz("+05:30", "hour", vec![evening()]), Value::Int64(1));
+    assert_eq!(
+        fz("+05:30", "date_format", vec![evening(), lit("HH:mm")]),
+        s("01:30")
+    );
 }

@@ -8,8 +8,11 @@
 //! timestamp is wanted) and kernels. Fields are computed with integer
 //! arithmetic on microseconds and days, valid over the whole range of
 //! either; Spark datetime patterns are translated once when a call is
-//! bound. Every time is UTC: there is no session time zone. It must not
-//! evaluate expressions.
+//! bound. Functions whose answer depends on the session time zone have
+//! zoned type rules: their kernels read local fields of the instant (its
+//! microseconds plus the zone's offset then) and build instants of local
+//! times with Spark's gap and overlap rules; a kernel bound in UTC skips the
+//! zone entirely. It must not evaluate expressions.
 
 use std::sync::Arc;
 
@@ -18,9 +21,11 @@ use arrow::datatypes::{Date32Type, Int64Type, TimestampMicrosecondType};
 
 use super::kernel::{arrow_err, date_to_i64, ts_to_i64, ts_to_str, ts_to_ts, Kernel};
 use super::types::{coerce, Want};
-use super::{def, ArgInfo, Category, FunctionDef, Resolved};
+use super::{def, zoned_def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{timestamp_type, DataType, Value};
-use crate::time::{format_timestamp_with, parse_timestamp_with, spark_pattern_to_chrono};
+use crate::time::{
+    format_timestamp_with_in, parse_timestamp_with_in, spark_pattern_to_chrono, Zone,
+};
 
 const US_PER_SEC: i64 = 1_000_000;
 const US_PER_DAY: i64 = 86_400 * US_PER_SEC;
@@ -80,27 +85,27 @@ pub(super) const DEFS: &[FunctionDef] = &[
         (1, Some(1)),
         date_field,
     ),
-    def(
+    zoned_def(
         "hour",
         Category::Time,
         "hour(ts)",
-        "the hour, 0 to 23.",
+        "the local hour, 0 to 23.",
         (1, Some(1)),
         time_field,
     ),
-    def(
+    zoned_def(
         "minute",
         Category::Time,
         "minute(ts)",
-        "the minute, 0 to 59.",
+        "the local minute, 0 to 59.",
         (1, Some(1)),
         time_field,
     ),
-    def(
+    zoned_def(
         "second",
         Category::Time,
         "second(ts)",
-        "the second, 0 to 59.",
+        "the local second, 0 to 59.",
         (1, Some(1)),
         time_field,
     ),
@@ -108,11 +113,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[1],
         literal_what: "a string literal (a datetime pattern)",
         check_literal: pattern_literal,
-        ..def(
+        ..zoned_def(
             "to_date",
             Category::Time,
             "to_date(str[, pattern])",
-            "`str` as a date, read with the Spark datetime `pattern` when given; null when it does not parse.",
+            "the local date of a timestamp, or `str` as a date, read with the Spark datetime `pattern` when given; null when it does not parse.",
             (1, Some(2)),
             to_date_ts,
         )
@@ -121,11 +126,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[1],
         literal_what: "a string literal (a datetime pattern)",
         check_literal: pattern_literal,
-        ..def(
+        ..zoned_def(
             "to_timestamp",
             Category::Time,
             "to_timestamp(str[, pattern])",
-            "`str` as a timestamp, read with the Spark datetime `pattern` when given; null when it does not parse.",
+            "`str` as a timestamp, read with the Spark datetime `pattern` when given (local time unless it has an offset); null when it does not parse.",
             (1, Some(2)),
             to_date_ts,
         )
@@ -134,11 +139,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[0],
         literal_what: "a string literal (a unit such as 'HOUR')",
         check_literal: unit_literal,
-        ..def(
+        ..zoned_def(
             "date_trunc",
             Category::Time,
             "date_trunc(unit, ts)",
-            "`ts` truncated to the `unit`: YEAR, QUARTER, MONTH, WEEK (to Monday), DAY, HOUR, MINUTE, SECOND, MILLISECOND, MICROSECOND.",
+            "`ts` truncated to the `unit` in local time: YEAR, QUARTER, MONTH, WEEK (to Monday), DAY, HOUR, MINUTE, SECOND, MILLISECOND, MICROSECOND.",
             (2, Some(2)),
             date_trunc,
         )
@@ -171,11 +176,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[1],
         literal_what: "a string literal (a datetime pattern)",
         check_literal: pattern_literal,
-        ..def(
+        ..zoned_def(
             "unix_timestamp",
             Category::Time,
             "unix_timestamp([ts[, pattern]])",
-            "seconds since the epoch of a timestamp, a date, or a string read with `pattern` (default `yyyy-MM-dd HH:mm:ss`); with no argument, of the processing time.",
+            "seconds since the epoch of a timestamp, a date (its local midnight), or a string read with `pattern` (default `yyyy-MM-dd HH:mm:ss`, local time unless it has an offset); with no argument, of the processing time.",
             (0, Some(2)),
             unix_timestamp,
         )
@@ -184,11 +189,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[1],
         literal_what: "a string literal (a datetime pattern)",
         check_literal: pattern_literal,
-        ..def(
+        ..zoned_def(
             "from_unixtime",
             Category::Time,
             "from_unixtime(secs[, pattern])",
-            "seconds since the epoch as text in `pattern` (default `yyyy-MM-dd HH:mm:ss`).",
+            "seconds since the epoch as local time in `pattern` (default `yyyy-MM-dd HH:mm:ss`).",
             (1, Some(2)),
             from_unixtime,
         )
@@ -197,11 +202,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[1],
         literal_what: "a string literal (a datetime pattern)",
         check_literal: pattern_literal,
-        ..def(
+        ..zoned_def(
             "date_format",
             Category::Time,
             "date_format(ts, pattern)",
-            "`ts` as text in the Spark datetime `pattern` (`yyyy-MM-dd HH:mm`).",
+            "`ts` as local time in the Spark datetime `pattern` (`yyyy-MM-dd HH:mm`).",
             (2, Some(2)),
             date_format,
         )
@@ -211,11 +216,11 @@ pub(super) const DEFS: &[FunctionDef] = &[
         literal_args: &[0],
         literal_what: "a string literal (a unit such as 'HOUR')",
         check_literal: add_unit_literal,
-        ..def(
+        ..zoned_def(
             "timestampadd",
             Category::Time,
             "timestampadd(unit, n, ts)",
-            "`ts` plus `n` units: MICROSECOND, MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER, YEAR (months keep the day, or the month's last day); `ts + INTERVAL '…'` is this.",
+            "`ts` plus `n` units: MICROSECOND, MILLISECOND, SECOND, MINUTE, HOUR, DAY, WEEK, MONTH, QUARTER, YEAR (months keep the day, or the month's last day; days, weeks and months move the local date and keep the local time of day, so a day may be 23 or 25 hours); `ts + INTERVAL '…'` is this, with months, then microseconds.",
             (3, Some(3)),
             timestampadd,
         )
@@ -279,7 +284,7 @@ fn date_field(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     })
 }
 
-fn time_field(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn time_field(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let t = coerce(name, 0, &args[0].dt, Want::Timestamp)?;
     let unit = match name.to_ascii_lowercase().as_str() {
         "hour" => (3_600 * US_PER_SEC, 24),
@@ -289,7 +294,11 @@ fn time_field(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: vec![t],
         ret: DataType::Int64,
-        kernel: ts_to_i64(move |us| Some(us.div_euclid(unit.0).rem_euclid(unit.1))),
+        kernel: if zone.is_utc() {
+            ts_to_i64(move |us| Some(us.div_euclid(unit.0).rem_euclid(unit.1)))
+        } else {
+            ts_to_i64(move |us| Some(zone.to_local(us)?.div_euclid(unit.0).rem_euclid(unit.1)))
+        },
     })
 }
 
@@ -324,7 +333,7 @@ fn identity() -> Kernel {
     )
 }
 
-fn to_date_ts(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn to_date_ts(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let date = name.eq_ignore_ascii_case("to_date");
     let (want, ret) = if date {
         (Want::Date, DataType::Date32)
@@ -354,8 +363,10 @@ fn to_date_ts(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             let Value::Utf8(s) = &a[0] else {
                 return Value::Null;
             };
-            match parse_timestamp_with(s, &pattern) {
-                Some(us) if date => Value::Date(us.div_euclid(US_PER_DAY) as i32),
+            match parse_timestamp_with_in(s, &pattern, zone) {
+                Some(us) if date => zone.to_local(us).map_or(Value::Null, |l| {
+                    Value::Date(l.div_euclid(US_PER_DAY) as i32)
+                }),
                 Some(us) => Value::Timestamp(us),
                 None => Value::Null,
             }
@@ -418,7 +429,33 @@ fn truncate(us: i64, unit: Unit) -> Option<i64> {
     start_days.checked_mul(US_PER_DAY)
 }
 
-fn date_trunc(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+/// `us` truncated to `unit` on the local time line of `zone`: a local
+/// minute, hour or day keeps its offset in an overlap (Spark truncates the
+/// zoned date-time), a month, quarter, week or year starts at the first
+/// local midnight; units of a second or less need no zone (offsets are whole
+/// seconds).
+fn truncate_in(us: i64, unit: Unit, zone: Zone) -> Option<i64> {
+    match unit {
+        Unit::Fixed(n) if n <= US_PER_SEC => truncate(us, unit),
+        _ if zone.is_utc() => truncate(us, unit),
+        Unit::Fixed(_) => in_local(us, zone, |l| truncate(l, unit)),
+        _ => zone.from_local(truncate(zone.to_local(us)?, unit)?),
+    }
+}
+
+/// `f` applied to the local time of `us` in `zone`, back to an instant
+/// keeping the offset of `us` in an overlap (Spark's rule for a zoned
+/// date-time moved or truncated on the local time line).
+fn in_local(us: i64, zone: Zone, f: impl Fn(i64) -> Option<i64>) -> Option<i64> {
+    if zone.is_utc() {
+        return f(us);
+    }
+    let offset = zone.offset_secs(us);
+    let local = f(us.checked_add(i64::from(offset) * US_PER_SEC)?)?;
+    zone.from_local_keeping(local, Some(offset))
+}
+
+fn date_trunc(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let t = coerce(name, 1, &args[1].dt, Want::Timestamp)?;
     let types = vec![DataType::Utf8, t];
     let unit = match &args[0].literal {
@@ -434,7 +471,7 @@ fn date_trunc(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         }
         _ => return Err(format!("the unit of {name} must be a string literal")),
     };
-    let k = ts_to_ts(move |us| truncate(us, unit));
+    let k = ts_to_ts(move |us| truncate_in(us, unit, zone));
     let r = k.clone();
     Ok(Resolved {
         arg_types: types,
@@ -506,7 +543,7 @@ fn datediff(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     })
 }
 
-fn unix_timestamp(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn unix_timestamp(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let secs = |us: i64| Some(us.div_euclid(US_PER_SEC));
     let Some(first) = args.first() else {
         return current(DataType::Int64, |us| {
@@ -522,7 +559,10 @@ fn unix_timestamp(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         (DataType::Date32, 1) => Ok(Resolved {
             arg_types: vec![DataType::Date32],
             ret: DataType::Int64,
-            kernel: date_to_i64(|d| Some(i64::from(d) * 86_400)),
+            kernel: date_to_i64(move |d| {
+                let midnight = zone.from_local(i64::from(d).checked_mul(US_PER_DAY)?)?;
+                Some(midnight.div_euclid(US_PER_SEC))
+            }),
         }),
         (DataType::Utf8 | DataType::Null, _) => {
             let mut types = vec![DataType::Utf8];
@@ -540,7 +580,7 @@ fn unix_timestamp(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                 arg_types: types,
                 ret: DataType::Int64,
                 kernel: Kernel::rowwise(DataType::Int64, move |a: &[Value]| match &a[0] {
-                    Value::Utf8(s) => parse_timestamp_with(s, &pattern)
+                    Value::Utf8(s) => parse_timestamp_with_in(s, &pattern, zone)
                         .map_or(Value::Null, |us| Value::Int64(us.div_euclid(US_PER_SEC))),
                     _ => Value::Null,
                 }),
@@ -553,7 +593,7 @@ fn unix_timestamp(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     }
 }
 
-fn from_unixtime(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn from_unixtime(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let mut types = vec![coerce(name, 0, &args[0].dt, Want::Long)?];
     if args.len() > 1 {
         types.push(DataType::Utf8);
@@ -571,14 +611,14 @@ fn from_unixtime(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         kernel: Kernel::rowwise(DataType::Utf8, move |a: &[Value]| match &a[0] {
             Value::Int64(s) => s
                 .checked_mul(US_PER_SEC)
-                .and_then(|us| format_timestamp_with(us, &pattern))
+                .and_then(|us| format_timestamp_with_in(us, &pattern, zone))
                 .map_or(Value::Null, Value::from),
             _ => Value::Null,
         }),
     })
 }
 
-fn date_format(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn date_format(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let t = coerce(name, 0, &args[0].dt, Want::Timestamp)?;
     let types = vec![t, DataType::Utf8];
     let Some(pattern) = literal_pattern(name, args.get(1))? else {
@@ -588,13 +628,15 @@ fn date_format(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             kernel: Kernel::rowwise(DataType::Utf8, |_| Value::Null),
         });
     };
-    let k = ts_to_str(move |us, out| match format_timestamp_with(us, &pattern) {
-        Some(s) => {
-            out.push_str(&s);
-            true
-        }
-        None => false,
-    });
+    let k = ts_to_str(
+        move |us, out| match format_timestamp_with_in(us, &pattern, zone) {
+            Some(s) => {
+                out.push_str(&s);
+                true
+            }
+            None => false,
+        },
+    );
     let r = k.clone();
     Ok(Resolved {
         arg_types: types,
@@ -656,7 +698,7 @@ pub(crate) fn add_months(us: i64, months: i64) -> Option<i64> {
         .checked_add(time)
 }
 
-fn timestampadd(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
+fn timestampadd(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
     let types = vec![
         DataType::Utf8,
         coerce(name, 1, &args[1].dt, Want::Long)?,
@@ -675,8 +717,17 @@ fn timestampadd(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         }
         _ => return Err(format!("the unit of {name} must be a string literal")),
     };
+    // Spark: months and days move the local date-time, smaller units the
+    // instant.
     let add = move |n: i64, us: i64| match unit {
-        Ok(months) => add_months(us, n.checked_mul(months)?),
+        Ok(months) => {
+            let months = n.checked_mul(months)?;
+            in_local(us, zone, |l| add_months(l, months))
+        }
+        Err(step) if step % US_PER_DAY == 0 => {
+            let by = n.checked_mul(step)?;
+            in_local(us, zone, |l| l.checked_add(by))
+        }
         Err(step) => us.checked_add(n.checked_mul(step)?),
     };
     Ok(Resolved {
