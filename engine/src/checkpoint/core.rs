@@ -65,6 +65,9 @@ pub struct Checkpointer {
     shadows: HashMap<(usize, usize), WindowedState>,
     floors: StateFloors,
     retain: usize,
+    /// Manifests committed since the last purge (see
+    /// [`Checkpointer::commit`]).
+    unpurged: usize,
 }
 
 impl Checkpointer {
@@ -85,6 +88,7 @@ impl Checkpointer {
                 shadows: HashMap::new(),
                 floors,
                 retain,
+                unpurged: 0,
             },
             meta,
         ))
@@ -310,7 +314,9 @@ impl Checkpointer {
     }
 
     /// Makes `epoch` durable: writes its manifest (the state files it names
-    /// are already durable), then purges what no retained manifest needs.
+    /// are already durable), then purges what no retained manifest needs
+    /// (at every commit when at most 7 manifests are kept, else every
+    /// `retain / 4` commits).
     pub fn commit(
         &mut self,
         epoch: u64,
@@ -335,9 +341,17 @@ impl Checkpointer {
         // State files older than every retained manifest's oldest base can
         // go; newer ones may still be named by a retained manifest.
         let state_from = self.floors.committed(epoch, state_from, self.retain);
-        if let Err(e) = self.dir.purge_keeping_state(self.retain, state_from) {
-            // Purging only frees space: nothing durable depends on it.
-            tracing::warn!("could not purge old epochs: {e}");
+        // A purge costs a listing of three directories and two directory
+        // fsyncs however little it removes: with many manifests kept it
+        // runs every quarter of them (up to that many more manifests are on
+        // disk meanwhile; none fewer than `retain`).
+        self.unpurged += 1;
+        if self.unpurged >= (self.retain / 4).max(1) {
+            self.unpurged = 0;
+            if let Err(e) = self.dir.purge_keeping_state(self.retain, state_from) {
+                // Purging only frees space: nothing durable depends on it.
+                tracing::warn!("could not purge old epochs: {e}");
+            }
         }
         Ok(())
     }

@@ -19,14 +19,17 @@
 //! hand-over; it must not decide what goes into a checkpoint (the
 //! checkpoint core does).
 
-use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use hashbrown::hash_table::Entry;
+use hashbrown::HashTable;
 use hdrhistogram::Histogram;
+use rustc_hash::FxBuildHasher;
 
 use crate::checkpoint::{Checkpointer, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
@@ -35,7 +38,7 @@ use crate::io::SourceOffset;
 use crate::metrics::{new_latency_histogram, StreamingQueryProgress};
 use crate::query::Control;
 use crate::query::QueryShared;
-use crate::state::{GroupKey, SnapshotGroups, StateSnapshot};
+use crate::state::{Accumulators, GroupKey, SnapshotGroups, StateSnapshot};
 use crate::wake::TaskWaker;
 
 /// Batches that may wait for the writer (while it writes others): the
@@ -270,18 +273,30 @@ fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups
         into.groups.retain(|(start, _, _)| !evicted.contains(start));
         into.evicted.extend(evicted);
     }
-    let mut at: HashMap<(i64, GroupKey), usize> = into
-        .groups
-        .iter()
-        .enumerate()
-        .map(|(i, (start, key, _))| ((*start, key.clone()), i))
-        .collect();
-    for (start, key, accs) in groups.drain(..) {
-        match at.get(&(start, key.clone())) {
-            Some(&i) => into.groups[i].2 = accs,
+    // Where each group of `into` is (its last entry, should a group appear
+    // twice): positions hashed by window and key, so no key is copied.
+    let hasher = FxBuildHasher;
+    let hash = |(start, key, _): &(i64, GroupKey, Accumulators)| hasher.hash_one((start, key));
+    let mut at: HashTable<usize> = HashTable::with_capacity(into.groups.len() + groups.len());
+    for (i, g) in into.groups.iter().enumerate() {
+        let same = |&j: &usize| into.groups[j].0 == g.0 && into.groups[j].1 == g.1;
+        match at.entry(hash(g), same, |&j| hash(&into.groups[j])) {
+            Entry::Occupied(mut o) => *o.get_mut() = i,
+            Entry::Vacant(v) => {
+                v.insert(i);
+            }
+        }
+    }
+    for g in groups.drain(..) {
+        let h = hash(&g);
+        let found = at
+            .find(h, |&j| into.groups[j].0 == g.0 && into.groups[j].1 == g.1)
+            .copied();
+        match found {
+            Some(i) => into.groups[i].2 = g.2,
             None => {
-                at.insert((start, key.clone()), into.groups.len());
-                into.groups.push((start, key, accs));
+                at.insert_unique(h, into.groups.len(), |&j| hash(&into.groups[j]));
+                into.groups.push(g);
             }
         }
     }

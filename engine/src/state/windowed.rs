@@ -70,7 +70,80 @@ pub struct StateSnapshot {
     pub evicted: Vec<i64>,
 }
 
-type Groups = HashTable<(GroupKey, GroupState)>;
+/// The groups of one window: the groups themselves in a dense list, in the
+/// order they were created, and a hash table of their positions in it.
+///
+/// A group is about 200 bytes (a key of up to two inline values, up to four
+/// inline accumulators) and a table leaves an eighth or more of its buckets
+/// empty, up to half after growing; kept in the list, groups take no more
+/// room than they fill, and growing the table moves 4-byte positions, not
+/// groups. Groups leave a window only with the whole window, so positions
+/// never change.
+#[derive(Default)]
+struct Groups {
+    index: HashTable<u32>,
+    list: Vec<(GroupKey, GroupState)>,
+}
+
+impl Groups {
+    fn with_capacity(n: usize) -> Groups {
+        Groups {
+            index: HashTable::with_capacity(n),
+            list: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Room for `additional` more groups.
+    fn reserve(&mut self, additional: usize, hasher: FxBuildHasher) {
+        let list = &self.list;
+        self.index
+            .reserve(additional, |&i| hasher.hash_one(&list[i as usize].0));
+        self.list.reserve(additional);
+    }
+
+    /// The position of group `key` (hashing to `hash`), added with `init`
+    /// when new (then `true`).
+    #[inline]
+    fn position(
+        &mut self,
+        hash: u64,
+        key: &GroupKey,
+        hasher: FxBuildHasher,
+        init: impl FnOnce() -> GroupState,
+        new_key: impl FnOnce() -> GroupKey,
+    ) -> (usize, bool) {
+        let list = &mut self.list;
+        match self.index.entry(
+            hash,
+            |&i| list[i as usize].0 == *key,
+            |&i| hasher.hash_one(&list[i as usize].0),
+        ) {
+            Entry::Occupied(o) => (*o.get() as usize, false),
+            Entry::Vacant(v) => {
+                let at = list.len();
+                // A window of 2^32 groups would take some 800 GB.
+                v.insert(u32::try_from(at).expect("fewer than 2^32 groups in a window"));
+                list.push((new_key(), init()));
+                (at, true)
+            }
+        }
+    }
+
+    #[inline]
+    fn find_mut(&mut self, hash: u64, key: &GroupKey) -> Option<&mut (GroupKey, GroupState)> {
+        let list = &self.list;
+        let at = *self.index.find(hash, |&i| list[i as usize].0 == *key)? as usize;
+        self.list.get_mut(at)
+    }
+
+    fn iter(&self) -> std::slice::Iter<'_, (GroupKey, GroupState)> {
+        self.list.iter()
+    }
+}
 
 /// The changed groups a snapshot carries: `(window start, key, accumulators)`.
 pub type SnapshotGroups = Vec<(i64, GroupKey, Accumulators)>;
@@ -164,18 +237,20 @@ impl WindowedState {
             // Sized for as many groups as the newest window holds (usually
             // its predecessor): no rehashes while it fills up.
             .or_insert_with(|| Groups::with_capacity(newest_len));
-        let held = window.len();
-        let slot = match window.entry(hash, |(k, _)| k == key, |(k, _)| hasher.hash_one(k)) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                self.groups += 1;
-                let state = GroupState::new(init());
-                if start >= self.newest.0 || self.newest.1 == 0 {
-                    self.newest = (start, held + 1);
-                }
-                v.insert((key.clone(), state)).into_mut()
+        let (at, created) = window.position(
+            hash,
+            key,
+            hasher,
+            || GroupState::new(init()),
+            || key.clone(),
+        );
+        if created {
+            self.groups += 1;
+            if start >= self.newest.0 || self.newest.1 == 0 {
+                self.newest = (start, at + 1);
             }
-        };
+        }
+        let slot = &mut window.list[at];
         if self.untracked {
             return (&slot.0, &mut slot.1);
         }
@@ -239,7 +314,7 @@ impl WindowedState {
             let found = self
                 .windows
                 .get_mut(start)
-                .and_then(|w| w.find_mut(hasher.hash_one(key), |(k, _)| k == key));
+                .and_then(|w| w.find_mut(hasher.hash_one(key), key));
             if let Some((_, g)) = found {
                 if g.saved_for != p.period {
                     g.saved_for = p.period;
@@ -288,7 +363,7 @@ impl WindowedState {
             // go (after the first window, nothing is left to copy).
             self.drain_snapshot(usize::MAX);
             let groups = self.windows.remove(&start).unwrap_or_default();
-            for (k, g) in &groups {
+            for (k, g) in groups.iter() {
                 emit(start, k, g);
             }
             self.groups -= groups.len();
@@ -429,7 +504,7 @@ impl WindowedState {
         self.windows
             .entry(start)
             .or_default()
-            .reserve(additional, |(k, _)| hasher.hash_one(k));
+            .reserve(additional, hasher);
     }
 
     /// Puts one group of a snapshot being applied into window `start`,
@@ -437,12 +512,17 @@ impl WindowedState {
     pub fn restore_group(&mut self, start: i64, key: GroupKey, accs: Accumulators) {
         let hasher = self.hasher;
         let window = self.windows.entry(start).or_default();
-        let state = GroupState::new(accs);
         let hash = hasher.hash_one(&key);
-        match window.entry(hash, |(k, _)| *k == key, |(k, _)| hasher.hash_one(k)) {
-            Entry::Occupied(mut o) => o.get_mut().1 = state,
+        let Groups { index, list } = window;
+        match index.entry(
+            hash,
+            |&i| list[i as usize].0 == key,
+            |&i| hasher.hash_one(&list[i as usize].0),
+        ) {
+            Entry::Occupied(o) => list[*o.get() as usize].1 = GroupState::new(accs),
             Entry::Vacant(v) => {
-                v.insert((key, state));
+                v.insert(u32::try_from(list.len()).expect("fewer than 2^32 groups in a window"));
+                list.push((key, GroupState::new(accs)));
                 self.groups += 1;
             }
         }
