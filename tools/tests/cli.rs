@@ -770,3 +770,40 @@ fn timezone_sets_the_session_zone_and_an_unknown_one_is_refused() {
     ));
     assert!(err.contains("out of range"), "{err}");
 }
+
+#[test]
+fn the_socket_word_count_of_the_readme() {
+    // The README's first SQL example, with this test as the `nc -lk` peer.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        use std::io::Write;
+        let (mut conn, _) = listener.accept().unwrap();
+        conn.write_all(b"the cat sat\nthe dog\r\n\nsat").unwrap();
+        // Closing the connection ends the source.
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let sink = dir.path().join("counts.csv");
+    ok(run(
+        "continuous",
+        "SELECT word, count(*) AS n FROM lines \
+         LATERAL VIEW explode(split(value, ' ')) t AS word GROUP BY word",
+        &format!("lines=socket:127.0.0.1:{port}"),
+        &sink,
+        &["--output-mode", "update"],
+    ));
+    peer.join().unwrap();
+    let mut rows = read_csv(&sink);
+    rows.sort();
+    let want: Vec<Vec<String>> = [
+        ("", "1"),
+        ("cat", "1"),
+        ("dog", "1"),
+        ("sat", "2"),
+        ("the", "2"),
+    ]
+    .iter()
+    .map(|(w, n)| vec![w.to_string(), n.to_string()])
+    .collect();
+    assert_eq!(rows, want);
+}

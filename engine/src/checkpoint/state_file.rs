@@ -471,6 +471,7 @@ mod tests {
             AggFunc::StddevSamp,
             AggFunc::VarPop,
             AggFunc::ApproxCountDistinct { precision: 9 },
+            AggFunc::CollectList,
         ]
         .iter()
         .map(|f| f.new_accumulator(&DataType::Int64))
@@ -507,6 +508,7 @@ mod tests {
                 Value::Float64(12.5f64.sqrt()),
                 Value::Float64(6.25),
                 Value::Int64(2),
+                Value::list([Value::Int64(3), Value::Int64(8)]),
                 Value::Null
             ]
         );

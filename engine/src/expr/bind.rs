@@ -369,7 +369,7 @@ fn cast_node(b: BoundExpr, to: &DataType, zone: Zone) -> BoundExpr {
 }
 
 /// The names callable besides the registry's, for suggestions.
-pub(crate) const OTHER_FUNCTIONS: [&str; 22] = [
+pub(crate) const OTHER_FUNCTIONS: [&str; 23] = [
     "count",
     "sum",
     "avg",
@@ -387,6 +387,7 @@ pub(crate) const OTHER_FUNCTIONS: [&str; 22] = [
     "var_samp",
     "var_pop",
     "approx_count_distinct",
+    "collect_list",
     "window",
     "explode",
     "explode_outer",

@@ -156,6 +156,11 @@ pub fn approx_count_distinct_rsd(e: Expr, rsd: f64) -> AggExpr {
     let precision = crate::state::distinct::precision_for_rsd(rsd).unwrap_or(0);
     agg(AggFunc::ApproxCountDistinct { precision }, Some(e))
 }
+/// `collect_list(e)`: the group's non-null values in arrival order, as an
+/// array (empty when there is none).
+pub fn collect_list(e: Expr) -> AggExpr {
+    agg(AggFunc::CollectList, Some(e))
+}
 
 /// When a query produces results, and so which mode it runs in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

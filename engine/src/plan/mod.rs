@@ -14,7 +14,7 @@ mod physical;
 pub use crate::window::{WindowShape, WindowStarts};
 pub(crate) use builder::agg;
 pub use builder::{
-    approx_count_distinct, approx_count_distinct_rsd, avg, count, count_star, first,
+    approx_count_distinct, approx_count_distinct_rsd, avg, collect_list, count, count_star, first,
     first_ignore_nulls, last, last_ignore_nulls, max, min, stddev, stddev_pop, stddev_samp, sum,
     var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
     Trigger,

@@ -32,7 +32,7 @@ fn unknown_function(name: &str) -> String {
 
 /// The aggregates besides count, sum, avg, min and max, by the names SQL
 /// calls them (each name also names the output column, as in Spark).
-const OTHER_AGGREGATES: [(&str, AggFunc); 12] = [
+const OTHER_AGGREGATES: [(&str, AggFunc); 13] = [
     (
         "first",
         AggFunc::First {
@@ -69,6 +69,7 @@ const OTHER_AGGREGATES: [(&str, AggFunc); 12] = [
         // Spark's default rsd, 0.05 (a test holds the two equal).
         AggFunc::ApproxCountDistinct { precision: 9 },
     ),
+    ("collect_list", AggFunc::CollectList),
 ];
 
 /// Whether `name` (lower case) is an aggregate function.

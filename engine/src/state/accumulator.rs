@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::distinct::{self, DistinctSketch};
-use crate::schema::{DataType, Value};
+use crate::schema::{list_type, DataType, Value};
 
 /// An aggregate function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,6 +48,9 @@ pub enum AggFunc {
         /// Register-index bits, 4 to 18 (9 for Spark's default rsd 0.05).
         precision: u8,
     },
+    /// `collect_list(e)`: the group's non-null values in arrival order, as
+    /// an array (empty when there is none).
+    CollectList,
 }
 
 impl AggFunc {
@@ -66,6 +69,7 @@ impl AggFunc {
             AggFunc::VarSamp => "var_samp",
             AggFunc::VarPop => "var_pop",
             AggFunc::ApproxCountDistinct { .. } => "approx_count_distinct",
+            AggFunc::CollectList => "collect_list",
         }
     }
 
@@ -100,6 +104,7 @@ impl AggFunc {
             AggFunc::Min | AggFunc::Max | AggFunc::First { .. } | AggFunc::Last { .. } => {
                 input.clone()
             }
+            AggFunc::CollectList => list_type(input.clone()),
         }
     }
 
@@ -127,6 +132,7 @@ impl AggFunc {
             AggFunc::ApproxCountDistinct { precision } => {
                 Accumulator::Distinct(Box::new(DistinctSketch::new(precision)))
             }
+            AggFunc::CollectList => Accumulator::CollectList(Vec::new()),
         }
     }
 }
@@ -258,6 +264,8 @@ pub enum Accumulator {
     Moments(Moments),
     /// `approx_count_distinct`'s sketch.
     Distinct(Box<DistinctSketch>),
+    /// `collect_list`'s values so far, in arrival order.
+    CollectList(Vec<Value>),
 }
 
 impl Accumulator {
@@ -315,6 +323,7 @@ impl Accumulator {
                     s.insert_hash(h);
                 }
             }
+            Accumulator::CollectList(items) => items.push(v.clone()),
         }
     }
 
@@ -346,6 +355,9 @@ impl Accumulator {
             }
             (Accumulator::Moments(a), Accumulator::Moments(b)) => a.merge(b),
             (Accumulator::Distinct(a), Accumulator::Distinct(b)) => a.merge(b),
+            (Accumulator::CollectList(a), Accumulator::CollectList(b)) => {
+                a.extend(b.iter().cloned())
+            }
             _ => {}
         }
     }
@@ -365,6 +377,7 @@ impl Accumulator {
             }
             Accumulator::Moments(m) => m.result(),
             Accumulator::Distinct(s) => Value::Int64(s.estimate()),
+            Accumulator::CollectList(items) => Value::list(items.iter().cloned()),
         }
     }
 }

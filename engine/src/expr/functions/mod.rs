@@ -313,7 +313,8 @@ pub fn markdown() -> String {
          `+ - * / % DIV`, `timestamp ± INTERVAL n UNIT` (`INTERVAL 1 HOUR`, `INTERVAL '30' MINUTES`, `INTERVAL 1 MONTH`), `CAST(x AS string|int|bigint|double|boolean|timestamp|date)`. \
          Aggregates: `count`, `sum`, `avg`, `min`, `max`, `first`/`first_value` and \
          `last`/`last_value` (`(x[, ignoreNulls])`), `stddev`/`std`/`stddev_samp`, \
-         `stddev_pop`, `variance`/`var_samp`, `var_pop`, `approx_count_distinct(x[, rsd])` \
+         `stddev_pop`, `variance`/`var_samp`, `var_pop`, `approx_count_distinct(x[, rsd])`, \
+         `collect_list` (an array of the non-null values in arrival order) \
          (no `DISTINCT` aggregates on a stream); `window(ts, size[, slide[, start]])` \
          as a GROUP BY key (windows start at multiples of the slide since the epoch plus \
          `start`, in every session time zone, as in Spark).\n",
