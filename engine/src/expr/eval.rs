@@ -254,21 +254,31 @@ impl BoundCall {
     /// row kernel; a call whose type is null is null.
     #[inline]
     pub(crate) fn eval(&self, row: &[Value]) -> Value {
-        if self.ret == DataType::Null {
+        if matches!(self.ret, DataType::Null) {
             return Value::Null;
         }
-        let args: SmallVec<[Value; 4]> = self
+        let literal_args = self.func.literal_args;
+        let eval_arg = |i: usize, a: &BoundExpr| {
+            if literal_args.contains(&i) {
+                // Read at bind time: the kernel does not look at it.
+                Value::Null
+            } else {
+                a.eval(row)
+            }
+        };
+        if self.args.len() <= 4 {
+            // The common case: a fixed array of nulls, filled in place.
+            let mut args: [Value; 4] = Default::default();
+            for (i, (slot, a)) in args.iter_mut().zip(&self.args).enumerate() {
+                *slot = eval_arg(i, a);
+            }
+            return self.kernel.row(&args[..self.args.len()]);
+        }
+        let args: SmallVec<[Value; 12]> = self
             .args
             .iter()
             .enumerate()
-            .map(|(i, a)| {
-                if self.func.literal_args.contains(&i) {
-                    // Read at bind time: the kernel does not look at it.
-                    Value::Null
-                } else {
-                    a.eval(row)
-                }
-            })
+            .map(|(i, a)| eval_arg(i, a))
             .collect();
         self.kernel.row(&args)
     }

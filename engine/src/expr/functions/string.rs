@@ -281,14 +281,16 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         ret: DataType::Utf8,
         kernel: Kernel::new(
             |a: &[Value]| {
-                let mut out = String::new();
-                for v in a {
-                    match v {
-                        Value::Utf8(s) => out.push_str(s),
-                        _ => return Value::Null,
-                    }
+                if !a.iter().all(|v| matches!(v, Value::Utf8(_))) {
+                    return Value::Null;
                 }
-                Value::from(out)
+                built_str(|out| {
+                    for v in a {
+                        if let Value::Utf8(s) = v {
+                            out.push_str(s);
+                        }
+                    }
+                })
             },
             |a: &[ArrayRef], len| {
                 let Some(first) = a.first() else {
@@ -789,5 +791,28 @@ fn rlike(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: types,
         ret: DataType::Boolean,
         kernel: matcher_kernel(args.len(), move |s| re.is_match(s)),
+    })
+}
+
+/// A string value built through a per-thread scratch buffer: the value's
+/// own allocation is the only one (no growth of a fresh `String`, no copy
+/// out of it into a second allocation).
+pub(crate) fn built_str(build: impl FnOnce(&mut String)) -> Value {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut out) => {
+            out.clear();
+            build(&mut out);
+            Value::Utf8(Arc::from(out.as_str()))
+        }
+        // Re-entered (a kernel building a string inside another's build):
+        // a buffer of its own.
+        Err(_) => {
+            let mut out = String::new();
+            build(&mut out);
+            Value::from(out)
+        }
     })
 }
