@@ -43,11 +43,14 @@ runnel latency harness (open loop, coordinated-omission free)
 
 usage: cargo bench -p runnel-benches --bench latency -- [options]
 
-  --scenario S      stateless | keyed | fused-stateless | fused-keyed | floor |
+  --scenario S      stateless | keyed | fused-stateless | fused-keyed |
+                    fused-functions | push-stateless | push-keyed | floor |
                     slip | all, or a comma list (default all; slip and floor
                     are always measured too). fused-*: the same pipelines fed
                     by the engine's rate source inside the query's task (one
-                    spinning thread instead of a producer thread and a ring)
+                    spinning thread instead of a producer thread and a ring);
+                    fused-functions: fused-stateless with five scalar
+                    functions (CASE, LIKE, coalesce, hour, concat) projected
   --rate N          events per second scheduled (default 100000; 1k, 1M, 1.5M accepted)
   --duration S      measured seconds after the warm-up (default 10)
   --warmup S        warm-up seconds excluded from the figures (default 2)

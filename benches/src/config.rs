@@ -35,6 +35,12 @@ pub enum Scenario {
     /// (b) fed by the engine's rate source inside the query's task.
     #[serde(rename = "fused-keyed")]
     FusedKeyed,
+    /// (a) with five scalar functions in the projection (one `CASE`, one
+    /// `LIKE`, one `coalesce`, one `hour`, one `concat`), fed by the
+    /// engine's rate source inside the query's task: compare with
+    /// `fused-stateless` in the same run.
+    #[serde(rename = "fused-functions")]
+    FusedFunctions,
     /// (a) fed through the embedding API (`PushSource`): the generator thread
     /// pushes, and the push runs the query's first task on that thread (no
     /// ring hop, no arrival hints: compare with `slip`).
@@ -47,13 +53,14 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 8] = [
+    pub const ALL: [Scenario; 9] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
         Scenario::Keyed,
         Scenario::FusedStateless,
         Scenario::FusedKeyed,
+        Scenario::FusedFunctions,
         Scenario::PushStateless,
         Scenario::PushKeyed,
     ];
@@ -66,6 +73,7 @@ impl Scenario {
                 | Scenario::Keyed
                 | Scenario::FusedStateless
                 | Scenario::FusedKeyed
+                | Scenario::FusedFunctions
                 | Scenario::PushStateless
                 | Scenario::PushKeyed
         )
@@ -80,7 +88,10 @@ impl Scenario {
     /// Whether the generator runs inside the query's task (the engine's rate
     /// source) rather than on a producer thread of its own.
     pub fn is_fused(self) -> bool {
-        matches!(self, Scenario::FusedStateless | Scenario::FusedKeyed)
+        matches!(
+            self,
+            Scenario::FusedStateless | Scenario::FusedKeyed | Scenario::FusedFunctions
+        )
     }
 
     /// The scenario's name as written on the command line.
@@ -92,6 +103,7 @@ impl Scenario {
             Scenario::Keyed => "keyed",
             Scenario::FusedStateless => "fused-stateless",
             Scenario::FusedKeyed => "fused-keyed",
+            Scenario::FusedFunctions => "fused-functions",
             Scenario::PushStateless => "push-stateless",
             Scenario::PushKeyed => "push-keyed",
         }
@@ -114,11 +126,12 @@ impl FromStr for Scenario {
             "keyed" => Ok(Scenario::Keyed),
             "fused-stateless" => Ok(Scenario::FusedStateless),
             "fused-keyed" => Ok(Scenario::FusedKeyed),
+            "fused-functions" => Ok(Scenario::FusedFunctions),
             "push-stateless" => Ok(Scenario::PushStateless),
             "push-keyed" => Ok(Scenario::PushKeyed),
             other => Err(format!(
                 "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
-                 fused-keyed, push-stateless, push-keyed, floor, slip or all"
+                 fused-keyed, fused-functions, push-stateless, push-keyed, floor, slip or all"
             )),
         }
     }

@@ -95,7 +95,9 @@ pub fn run_scenario(
         Scenario::Stateless | Scenario::Keyed | Scenario::PushStateless | Scenario::PushKeyed => {
             run_engine(scenario, config)
         }
-        Scenario::FusedStateless | Scenario::FusedKeyed => run_fused(scenario, config),
+        Scenario::FusedStateless | Scenario::FusedKeyed | Scenario::FusedFunctions => {
+            run_fused(scenario, config)
+        }
     }
 }
 

@@ -32,8 +32,9 @@ use std::time::Duration;
 use runnel::clock::now_ns;
 use runnel::io::PushError;
 use runnel::{
-    col, count_star, lit, window, DataFrame, DataStreamWriter, MemoryProducer, MemorySource,
-    OutputMode, PushSource, Pusher, Row, Sink, SinkContext, Source, Trigger, WaitStrategy,
+    call, case_when, coalesce, col, concat, count_star, lit, window, DataFrame, DataStreamWriter,
+    MemoryProducer, MemorySource, OutputMode, PushSource, Pusher, Row, Sink, SinkContext, Source,
+    Trigger, WaitStrategy,
 };
 use runnel_connectors::RateSource;
 
@@ -137,6 +138,31 @@ pub fn stateless_query(source: impl Source, sink: impl Sink, ts: &str) -> DataSt
         .output_mode(OutputMode::Append)
 }
 
+/// (a) with five scalar functions: `source → filter value % 2 = 0 →
+/// select(value, ts, CASE WHEN value % 3 = 0 THEN 'fizz' ELSE 'other' END,
+/// CAST(value AS string) LIKE '1%', coalesce(value, 0), hour(ts),
+/// concat('v', CAST(value AS string))) → sink`.
+pub fn functions_query(source: impl Source, sink: impl Sink, ts: &str) -> DataStreamWriter {
+    let text = col("value").cast(runnel::DataType::Utf8);
+    DataFrame::from_source("events", source)
+        .filter((col("value") % lit(2i64)).eq(lit(0i64)))
+        .select([
+            col("value"),
+            col(ts),
+            case_when(
+                [((col("value") % lit(3i64)).eq(lit(0i64)), lit("fizz"))],
+                Some(lit("other")),
+            )
+            .alias("kind"),
+            text.clone().like("1%").alias("ones"),
+            coalesce([col("value"), lit(0i64)]).alias("v"),
+            call("hour", [col(ts)]).alias("h"),
+            concat([lit("v"), text]).alias("label"),
+        ])
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+}
+
 /// (b) `source → select(value % keys AS key, ts) → group by (1-second
 /// tumbling window of ts, key) → count(*) → sink`, in update mode: every
 /// event writes its group's new count.
@@ -166,6 +192,7 @@ pub fn query_for(
         Scenario::Keyed => keyed_query(source, sink, keys, "ts"),
         Scenario::FusedStateless => stateless_query(source, sink, "timestamp"),
         Scenario::FusedKeyed => keyed_query(source, sink, keys, "timestamp"),
+        Scenario::FusedFunctions => functions_query(source, sink, "timestamp"),
         Scenario::PushStateless => stateless_query(source, sink, "ts"),
         Scenario::PushKeyed => keyed_query(source, sink, keys, "ts"),
         Scenario::Slip | Scenario::Floor => return None,
