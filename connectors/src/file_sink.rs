@@ -508,6 +508,8 @@ mod tests {
             ]),
             output_mode: mode,
             key_columns: keys,
+            query_id: "test".into(),
+            replays_same_rows: true,
         }
     }
 

@@ -1,7 +1,7 @@
 //! Sources and sinks for runnel.
 //!
 //! This crate owns every connector that touches the outside world (files,
-//! sockets, the on-disk partitioned log). It implements the engine's
+//! sockets, the on-disk partitioned log, PostgreSQL). It implements the engine's
 //! [`runnel::Source`] and [`runnel::Sink`] traits and must not reach into the
 //! engine's internals: everything it needs is the engine's public API.
 //!
@@ -18,6 +18,7 @@ pub mod log;
 pub mod null;
 mod options;
 mod partitions;
+pub mod postgres;
 pub mod rate;
 mod record;
 pub mod socket;
@@ -29,5 +30,6 @@ pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
 pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
 pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};
 pub use null::{NullSink, RowCounter};
+pub use postgres::{Delivery, PostgresSink, PostgresSinkOptions};
 pub use rate::RateSource;
 pub use socket::SocketSource;

@@ -724,6 +724,8 @@ fn sink_replay_through_the_trait_with_rows_in_another_order() {
         ]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     let row = |k: Option<&str>, v: &str| Row::from(vec![Value::from(k), Value::str(v)]);
     let batch0: Vec<Row> = (0..50).map(|i| row(None, &format!("a{i}"))).collect();
@@ -779,6 +781,8 @@ fn sink_never_drops_rows_that_differ_from_what_the_topic_holds() {
         schema: runnel::schema(&[("value", runnel::DataType::Utf8)]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     let row = |v: &str| Row::from(vec![Value::str(v)]);
     let mut sink = LogSink::new(&out, 2);
@@ -818,6 +822,8 @@ fn sink_refuses_a_topic_shorter_than_its_checkpoint() {
         schema: runnel::schema(&[("value", runnel::DataType::Utf8)]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     let mut sink = LogSink::new(&out, 1);
     sink.open(&ctx, None).unwrap();
@@ -843,6 +849,8 @@ fn sink_past_its_dedup_window_needs_an_explicit_opt_in() {
         schema: runnel::schema(&[("value", runnel::DataType::Utf8)]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     let mut sink = LogSink::new(&out, 1);
     sink.open(&ctx, None).unwrap();

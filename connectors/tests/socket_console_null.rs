@@ -231,6 +231,8 @@ fn console_prints_spark_tables_per_epoch() {
         ]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     sink.open(&ctx, None).unwrap();
     sink.commit(2).unwrap(); // an empty epoch prints nothing
@@ -271,6 +273,8 @@ fn console_update_and_complete_modes_keep_the_table_by_key() {
         schema: schema(&[("k", DataType::Utf8), ("n", DataType::Int64)]),
         output_mode: mode,
         key_columns: Some(vec![0]),
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     let kv = |k: &str, n: i64| Row::from(vec![Value::str(k), Value::Int64(n)]);
     let table = |rows: &[(&str, i64)]| {
@@ -333,6 +337,8 @@ fn console_shows_at_most_num_rows() {
         schema: schema(&[("value", DataType::Utf8)]),
         output_mode: OutputMode::Append,
         key_columns: None,
+        query_id: "test".into(),
+        replays_same_rows: true,
     };
     sink.open(&ctx, None).unwrap();
     for v in ["x", "a rather long value over twenty characters", "z"] {

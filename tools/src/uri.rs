@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
     ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
-    NullSink, RateSource, SocketSource,
+    NullSink, PostgresSink, PostgresSinkOptions, RateSource, SocketSource,
 };
 #[cfg(feature = "kafka")]
 use runnel_connectors::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
@@ -309,6 +309,10 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
                     .map_err(|e| EngineError::Plan(format!("--sink: {}", plan_text(e))))?,
             ))
         }
+        "postgres" | "postgresql" => SinkSpec::Sink(Box::new(PostgresSink::new(
+            PostgresSinkOptions::parse(&uri.location, &uri.options)
+                .map_err(|e| EngineError::Plan(format!("--sink: {}", e.to_string().trim_start_matches("invalid query: "))))?,
+        ))),
         "memory" => {
             let name = if uri.location.is_empty() { "result" } else { &uri.location };
             let (s, t) = runnel::MemorySink::new(name);
@@ -316,7 +320,7 @@ pub fn sink(text: &str) -> Result<SinkSpec> {
         }
         other => {
             return Err(EngineError::Plan(format!(
-                "--sink: unknown sink kind '{other}' (use csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC, kafka:HOST:PORT/TOPIC or null)"
+                "--sink: unknown sink kind '{other}' (use csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC, kafka:HOST:PORT/TOPIC, postgres://USER@HOST:PORT/DB?table=T or null)"
             )))
         }
     })

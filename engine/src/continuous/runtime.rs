@@ -178,6 +178,8 @@ pub(crate) fn start(
             schema: physical.output_schema.clone(),
             output_mode: config.output_mode,
             key_columns: physical.key_columns.clone(),
+            query_id: shared.id.clone(),
+            replays_same_rows: false,
         },
         recovered.sink_state(),
     )?;

@@ -58,6 +58,16 @@ pub struct SinkContext {
     /// included) when the query aggregates and keeps them; `None` otherwise.
     /// In update and complete modes a row replaces the row with equal keys.
     pub key_columns: Option<Vec<usize>>,
+    /// The query's id: the same across restarts from one checkpoint, new
+    /// for every run of a query without one. A sink that records what it
+    /// committed in the destination keys the record by it.
+    pub query_id: String,
+    /// Whether an epoch replayed after a crash holds exactly the rows it
+    /// held the first time: true in micro-batch mode (a batch is a logged
+    /// range of offsets), false in continuous mode (epochs are cut by time).
+    /// A sink that skips epochs it already committed is exactly-once only
+    /// when it is true.
+    pub replays_same_rows: bool,
 }
 
 /// Where results go.

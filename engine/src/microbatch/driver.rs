@@ -136,6 +136,8 @@ pub(crate) fn start(
             schema: output_schema,
             output_mode: config.output_mode,
             key_columns,
+            query_id: shared.id.clone(),
+            replays_same_rows: true,
         },
         recovered.sink_state(),
     )?;

@@ -1,0 +1,191 @@
+//! The sink's URI: where the server is, which table, and the guarantees.
+
+use std::collections::BTreeMap;
+
+use runnel::{EngineError, Result};
+
+use crate::options::{normalise_key, OptionParser};
+
+const PARSER: OptionParser = OptionParser::new("postgres sink");
+const KEYS: [&str; 5] = ["table", "key", "create", "delivery", "query_id"];
+
+/// What the sink promises when a query restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// Every epoch's rows are in the table once: an epoch the table already
+    /// holds is skipped on replay (micro-batch mode only).
+    #[default]
+    ExactlyOnce,
+    /// An epoch replayed after a crash is written again: no loss, possible
+    /// duplicates (keyed results are upserts, so they end equal).
+    AtLeastOnce,
+}
+
+/// Where and how the sink writes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PostgresSinkOptions {
+    /// `host`.
+    pub host: String,
+    /// `port` (5432 when the URI has none).
+    pub port: u16,
+    /// The role to connect as.
+    pub user: String,
+    /// The database.
+    pub database: String,
+    /// The target table (`schema.table` is allowed).
+    pub table: String,
+    /// Key columns for update and complete mode, when not the query's own.
+    pub key: Option<Vec<String>>,
+    /// Create the table from the query's schema when it does not exist.
+    pub create: bool,
+    /// The delivery guarantee.
+    pub delivery: Delivery,
+    /// The id the progress row is kept under (default: the query's id).
+    pub query_id: Option<String>,
+}
+
+impl PostgresSinkOptions {
+    /// Parses the part after `postgres:` (`//USER@HOST:PORT/DB`) and the
+    /// URI's options.
+    pub fn parse(location: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+        let bad = |why: &str| {
+            EngineError::Plan(format!(
+                "postgres sink: '{location}' {why}; write postgres://USER@HOST:PORT/DB?table=T"
+            ))
+        };
+        let rest = location
+            .strip_prefix("//")
+            .ok_or_else(|| bad("does not start with //"))?;
+        let (authority, database) = rest
+            .split_once('/')
+            .ok_or_else(|| bad("names no database"))?;
+        let (user, hostport) = authority
+            .rsplit_once('@')
+            .ok_or_else(|| bad("names no user (USER@HOST)"))?;
+        if user.contains(':') {
+            return Err(EngineError::Plan(
+                "postgres sink: put the password in PGPASSWORD, not in the URI".into(),
+            ));
+        }
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad(&format!("has port '{p}', not a number")))?,
+            ),
+            None => (hostport, 5432),
+        };
+        if host.is_empty() || database.is_empty() || user.is_empty() {
+            return Err(bad("lacks a user, host or database"));
+        }
+        let mut out = PostgresSinkOptions {
+            host: host.to_string(),
+            port,
+            user: user.to_string(),
+            database: database.to_string(),
+            table: String::new(),
+            key: None,
+            create: false,
+            delivery: Delivery::ExactlyOnce,
+            query_id: None,
+        };
+        for (k, v) in options {
+            match normalise_key(k).as_str() {
+                "table" => out.table = v.trim().to_string(),
+                "key" => {
+                    let cols: Vec<String> = v
+                        .split(',')
+                        .map(|c| c.trim().to_string())
+                        .filter(|c| !c.is_empty())
+                        .collect();
+                    if cols.is_empty() {
+                        return Err(PARSER.err(k, v, "column names separated by commas"));
+                    }
+                    out.key = Some(cols);
+                }
+                "create" => out.create = PARSER.bool(k, v)?,
+                "delivery" => {
+                    out.delivery = match normalise_key(v).as_str() {
+                        "exactlyonce" => Delivery::ExactlyOnce,
+                        "atleastonce" => Delivery::AtLeastOnce,
+                        _ => return Err(PARSER.err(k, v, "exactly_once or at_least_once")),
+                    }
+                }
+                "queryid" => out.query_id = Some(v.trim().to_string()),
+                _ => return Err(PARSER.unknown(k, &KEYS)),
+            }
+        }
+        if out.table.is_empty() {
+            return Err(bad("names no table (?table=T)"));
+        }
+        Ok(out)
+    }
+
+    /// `postgres://USER@HOST:PORT/DB table T`: what progress reports show.
+    pub fn describe(&self) -> String {
+        format!(
+            "postgres://{}@{}:{}/{} table {}",
+            self.user, self.host, self.port, self.database, self.table
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn the_uri_names_server_table_and_guarantee() {
+        let o = PostgresSinkOptions::parse(
+            "//app@127.0.0.1:5433/shop",
+            &opts(&[
+                ("table", "daily"),
+                ("key", "day, customer"),
+                ("create", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (o.host.as_str(), o.port, o.user.as_str()),
+            ("127.0.0.1", 5433, "app")
+        );
+        assert_eq!(o.database, "shop");
+        assert_eq!(o.key, Some(vec!["day".into(), "customer".into()]));
+        assert!(o.create);
+        assert_eq!(o.delivery, Delivery::ExactlyOnce);
+        assert_eq!(
+            o.describe(),
+            "postgres://app@127.0.0.1:5433/shop table daily"
+        );
+        let o = PostgresSinkOptions::parse(
+            "//app@db/shop",
+            &opts(&[("table", "t"), ("delivery", "at_least_once")]),
+        )
+        .unwrap();
+        assert_eq!((o.port, o.delivery), (5432, Delivery::AtLeastOnce));
+    }
+
+    #[test]
+    fn bad_uris_say_what_is_wrong() {
+        let err = |loc: &str, pairs: &[(&str, &str)]| {
+            PostgresSinkOptions::parse(loc, &opts(pairs))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(err("//app:secret@h/db", &[("table", "t")]).contains("PGPASSWORD"));
+        assert!(err("//app@h/db", &[]).contains("names no table"));
+        assert!(err("//h/db", &[("table", "t")]).contains("names no user"));
+        assert!(err("//app@h:x/db", &[("table", "t")]).contains("port 'x'"));
+        assert!(err("//app@h/db", &[("table", "t"), ("colour", "red")])
+            .contains("unknown postgres sink option 'colour'"));
+        assert!(err("//app@h/db", &[("table", "t"), ("delivery", "maybe")])
+            .contains("exactly_once or at_least_once"));
+    }
+}
