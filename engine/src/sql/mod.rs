@@ -65,6 +65,7 @@ mod tests;
 
 use crate::error::Result;
 use crate::plan::DataFrame;
+use crate::table::StaticTable;
 
 /// A parsed streaming SELECT, ready to be applied to the stream named in FROM.
 #[derive(Clone, Debug)]
@@ -105,6 +106,18 @@ impl StreamingSql {
     /// possibly with a watermark applied): filter / group_by+agg / having /
     /// select.
     pub fn apply(&self, input: DataFrame) -> Result<DataFrame> {
-        plan::apply(&self.parsed, input)
+        plan::apply(&self.parsed, input, &[])
+    }
+
+    /// The table the query JOINs with, if any (as written).
+    pub fn joined_table(&self) -> Option<&str> {
+        self.parsed.join.as_ref().map(|j| j.table.as_str())
+    }
+
+    /// [`StreamingSql::apply`] for a query that may JOIN one of the static
+    /// `tables` (matched by name, case-insensitively): the stream is on the
+    /// left, the table on the right (`INNER` or `LEFT OUTER`).
+    pub fn apply_with_tables(&self, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
+        plan::apply(&self.parsed, input, tables)
     }
 }
