@@ -24,7 +24,10 @@
 //! an unknown name gets the nearest one), literals (numbers, strings,
 //! booleans, `NULL`, `TIMESTAMP '...'`, `DATE '...'`), quoted identifiers
 //! (`` `x` `` or `"x"`), and columns qualified by the table or its alias.
-//! Identifiers are case-insensitive.
+//! Identifiers are case-insensitive. One `[INNER | LEFT [OUTER]] JOIN table
+//! [alias] ON ...` joins the stream with a static table
+//! ([`StreamingSql::apply_with_tables`]): the ON condition holds at least
+//! one key equality, and may hold other conditions.
 //!
 //! ```no_run
 //! use runnel::sql::StreamingSql;
@@ -76,7 +79,8 @@ pub struct StreamingSql {
 impl StreamingSql {
     /// Parses and checks the shape of the query (one SELECT over one table).
     ///
-    /// Syntax errors, unsupported clauses (JOIN, UNION, WITH, DISTINCT,
+    /// Syntax errors, unsupported clauses (joins other than one INNER or
+    /// LEFT OUTER JOIN ... ON, UNION, WITH, DISTINCT,
     /// ORDER BY, LIMIT, subqueries, window functions, GROUPING SETS, ...) and
     /// unknown functions are reported here; unknown columns and type errors
     /// by [`StreamingSql::apply`], which knows the input schema.

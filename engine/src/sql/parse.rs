@@ -1,8 +1,9 @@
 //! Parsing a query and checking its shape.
 //!
 //! Owns the sqlparser call (Spark dialect), the rule "one SELECT over one
-//! table", the rejection of every clause a streaming query cannot have
-//! (JOIN, UNION, WITH, DISTINCT, ORDER BY, LIMIT, GROUPING SETS, ...) and the
+//! table, joined with at most one static table (INNER or LEFT OUTER, ON a
+//! condition)", the rejection of every clause a streaming query cannot have
+//! (other joins, UNION, WITH, DISTINCT, ORDER BY, LIMIT, GROUPING SETS, ...) and the
 //! checks across clauses that need no schema (aggregates in WHERE, where
 //! `window(...)` and `window.start` may appear). It must not look at the
 //! input schema or build plans.

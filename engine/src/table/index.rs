@@ -146,8 +146,8 @@ fn is_temporal(t: &DataType) -> bool {
 
 /// The type two join keys are compared in, by Spark's implicit casts for
 /// `=`: numbers in the wider type, a string as the number, date or timestamp
-/// it is compared with, a date with a timestamp as timestamps. `None` when
-/// the types do not compare; `Err` says so with both types.
+/// it is compared with, a date with a timestamp as timestamps. Any other
+/// pair does not compare: the error names both types.
 pub(crate) fn key_type(stream: &DataType, table: &DataType, pair: &str) -> Result<DataType> {
     let t = match (stream, table) {
         (a, b) if a == b => a.clone(),
