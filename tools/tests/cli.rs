@@ -957,3 +957,48 @@ fn join_errors_name_the_tables_and_the_reason() {
     ));
     assert!(err.contains("static table `regions`"), "{err}");
 }
+
+#[test]
+fn a_json_lines_table_joins_in_micro_batch_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let table_path = dir.path().join("regions.json");
+    std::fs::write(
+        &table_path,
+        "{\"Country\": \"Italy\", \"Region\": \"Southern Europe\"}\n\
+         {\"Country\": \"France\", \"Region\": \"Western Europe\"}\n",
+    )
+    .unwrap();
+    let table = format!(
+        "regions=json:{}?schema=Country string, Region string",
+        table_path.display()
+    );
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let out = dir.path().join("out.csv");
+    ok(run(
+        "microbatch",
+        "SELECT r.InvoiceNo, s.Region FROM retail r JOIN regions s ON r.Country = s.Country \
+         WHERE s.Region = 'Southern Europe'",
+        &source,
+        &out,
+        &["--table", &table],
+    ));
+    // The Italian lines of the raw files, each with its region.
+    let mut expected = Vec::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            if &rec[7] == "Italy" {
+                expected.push(vec![rec[0].to_string(), "Southern Europe".to_string()]);
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    let mut got = read_csv(&out);
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}

@@ -600,3 +600,25 @@ proptest! {
         prop_assert_eq!(rows, nested_loop(&stream, &table, outer, min_w));
     }
 }
+
+#[test]
+fn an_empty_table_keeps_every_row_in_a_left_outer_join_and_none_in_an_inner_one() {
+    let empty = StaticTable::from_rows("t", table_t().schema(), vec![]).unwrap();
+    let rows = joined_both(
+        "SELECT id, name FROM s LEFT JOIN t ON s.k = t.k",
+        stream_schema(),
+        stream_rows(),
+        std::slice::from_ref(&empty),
+    );
+    assert_eq!(
+        pairs(&rows),
+        [p(1, None), p(2, None), p(3, None), p(4, None), p(5, None)]
+    );
+    let rows = joined_both(
+        "SELECT id, name FROM s JOIN t ON s.k = t.k",
+        stream_schema(),
+        stream_rows(),
+        &[empty],
+    );
+    assert!(rows.is_empty());
+}
