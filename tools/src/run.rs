@@ -124,6 +124,21 @@ pub fn run(args: RunArgs) -> Result<()> {
         tables.push(uri::table(uri_text, name)?);
     }
     let df = sql.apply_with_tables(df, &tables)?;
+    if let Some(unused) = tables.iter().find(|t| {
+        !sql.joined_table()
+            .is_some_and(|j| j.eq_ignore_ascii_case(t.name()))
+    }) {
+        return Err(EngineError::Plan(match sql.joined_table() {
+            Some(j) => format!(
+                "--table {} is not used by the query (it joins `{j}`)",
+                unused.name()
+            ),
+            None => format!(
+                "--table {} is not used by the query (it has no JOIN)",
+                unused.name()
+            ),
+        }));
+    }
     let output_mode = match &args.output_mode {
         Some(m) => m.parse::<OutputMode>()?,
         None if sql.is_aggregate() => OutputMode::Update,

@@ -909,6 +909,18 @@ fn join_errors_name_the_tables_and_the_reason() {
             && err.contains("the static tables are: regions"),
         "{err}"
     );
+    // A table the query does not use.
+    let err = fails(run(
+        "continuous",
+        "SELECT Country FROM retail",
+        &retail,
+        &out,
+        &["--table", &table],
+    ));
+    assert!(
+        err.contains("--table regions is not used by the query (it has no JOIN)"),
+        "{err}"
+    );
     // A condition without a key equality.
     let err = fails(run(
         "microbatch",

@@ -13,7 +13,7 @@ use super::builder::DataFrame;
 use super::logical::LogicalOp;
 use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr, BinaryOp, Expr};
-use crate::schema::{qualified, qualifier_of, Field, Schema, SchemaRef};
+use crate::schema::{qualified, qualified_field, qualifier_of, Field, Schema, SchemaRef};
 use crate::table::{key_type, StaticTable};
 
 /// Which rows of a stream-static join are kept.
@@ -73,9 +73,7 @@ fn stream_side(schema: &Schema, name: &str) -> SchemaRef {
         .iter()
         .map(|f| match qualifier_of(f) {
             Some(_) => f.as_ref().clone(),
-            None => qualified(&Schema::new(vec![f.as_ref().clone()]), name)
-                .field(0)
-                .clone(),
+            None => qualified_field(f, name),
         })
         .collect();
     std::sync::Arc::new(Schema::new(fields))

@@ -78,17 +78,20 @@ pub fn qualifier_of(field: &Field) -> Option<&str> {
     field.metadata().get(QUALIFIER_KEY).map(String::as_str)
 }
 
+/// `field` qualified by `qualifier`, so that `qualifier.column` names it.
+pub fn qualified_field(field: &Field, qualifier: &str) -> Field {
+    let mut meta = field.metadata().clone();
+    meta.insert(QUALIFIER_KEY.to_string(), qualifier.to_string());
+    field.clone().with_metadata(meta)
+}
+
 /// `schema` with every column qualified by `qualifier`, so that
 /// `qualifier.column` names it (Spark's `df.alias("r")`).
 pub fn qualified(schema: &Schema, qualifier: &str) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|f| {
-            let mut meta = f.metadata().clone();
-            meta.insert(QUALIFIER_KEY.to_string(), qualifier.to_string());
-            f.as_ref().clone().with_metadata(meta)
-        })
+        .map(|f| qualified_field(f, qualifier))
         .collect();
     Arc::new(Schema::new(fields))
 }
