@@ -622,3 +622,52 @@ fn an_empty_table_keeps_every_row_in_a_left_outer_join_and_none_in_an_inner_one(
     );
     assert!(rows.is_empty());
 }
+
+#[test]
+fn several_keys_of_several_types_match_together() {
+    // Country (string) and day (date) against a table keyed by both, the
+    // stream's day given as a timestamp: compared as timestamps.
+    let input = schema(&[
+        ("id", DataType::Int64),
+        ("country", DataType::Utf8),
+        ("at", timestamp_type()),
+    ]);
+    let rows = vec![
+        row![1i64, "FR", ts("2024-01-01 00:00:00")],
+        row![2i64, "FR", ts("2024-01-01 10:00:00")],
+        row![3i64, "DE", ts("2024-01-02 00:00:00")],
+        row![4i64, "FR", ts("2024-01-02 00:00:00")],
+        row![5i64, Value::Null, ts("2024-01-01 00:00:00")],
+    ];
+    let day = |d: &str| Value::Date(crate::time::parse_date(d).expect("a date"));
+    let promos = StaticTable::from_rows(
+        "promos",
+        schema(&[
+            ("country", DataType::Utf8),
+            ("day", DataType::Date32),
+            ("promo", DataType::Utf8),
+        ]),
+        vec![
+            row!["FR", day("2024-01-01"), "new year"],
+            row!["DE", day("2024-01-02"), "second"],
+            row!["FR", day("2024-01-03"), "later"],
+        ],
+    )
+    .unwrap();
+    let out = joined_both(
+        "SELECT s.id, p.promo FROM s LEFT JOIN promos p ON s.country = p.country AND s.at = p.day",
+        input,
+        rows,
+        &[promos],
+    );
+    assert_eq!(
+        pairs(&out),
+        [
+            p(1, Some("new year")),
+            p(2, None),
+            p(3, Some("second")),
+            p(4, None),
+            p(5, None),
+        ]
+    );
+}
