@@ -25,7 +25,7 @@ pub mod socket;
 
 pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
-pub use files::{BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
+pub use files::{read_table, BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
 pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};

@@ -55,6 +55,7 @@ pub mod query;
 pub mod schema;
 pub mod sql;
 pub mod state;
+pub mod table;
 pub mod time;
 pub mod wake;
 pub mod window;
@@ -76,9 +77,10 @@ pub use ops::FlatMapFn;
 pub use plan::{
     approx_count_distinct, approx_count_distinct_rsd, avg, collect_list, count, count_star, first,
     first_ignore_nulls, last, last_ignore_nulls, max, min, stddev, stddev_pop, stddev_samp, sum,
-    var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
-    Trigger,
+    var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, JoinType,
+    QueryConfig, Trigger,
 };
 pub use query::StreamingQuery;
 pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};
+pub use table::StaticTable;
 pub use time::Zone;

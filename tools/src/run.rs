@@ -38,6 +38,12 @@ pub struct RunArgs {
     /// A named source: NAME=URI, e.g. retail=csv:data/retail?header=true&watermark=InvoiceDate:1 day.
     #[arg(long = "source", value_name = "NAME=URI", required = true)]
     pub sources: Vec<String>,
+    /// A static table for stream-static joins, loaded once at start: NAME=URI,
+    /// e.g. regions=csv:data/regions.csv?header=true (csv:PATH or json:PATH, a
+    /// file or a directory, with the file source's options and max_rows=N,
+    /// default 10000000).
+    #[arg(long = "table", value_name = "NAME=URI")]
+    pub tables: Vec<String>,
     /// Where results go: csv:PATH, json:PATH, console, memory:NAME, log:DIR/TOPIC, null.
     #[arg(long)]
     pub sink: String,
@@ -86,9 +92,17 @@ pub fn run(args: RunArgs) -> Result<()> {
             .ok_or_else(|| EngineError::Plan(format!("--source '{spec}' must be NAME=URI")))?;
         if name.eq_ignore_ascii_case(&table) {
             chosen = Some((name.to_string(), uri_text.to_string()));
+        } else if sql
+            .joined_table()
+            .is_some_and(|j| j.eq_ignore_ascii_case(name))
+        {
+            return Err(EngineError::Plan(format!(
+                "the query joins `{name}`, given as a --source (a stream): stream-stream joins \
+                 are not supported yet; give it as --table {name}=URI to join it as a static table"
+            )));
         } else {
             return Err(EngineError::Plan(format!(
-                "--source {name} is not read by the query (it reads `{table}`); joins of several streams are not supported"
+                "--source {name} is not read by the query (it reads `{table}`); stream-stream joins are not supported yet"
             )));
         }
     }
@@ -102,7 +116,29 @@ pub fn run(args: RunArgs) -> Result<()> {
     if let Some((column, delay)) = &spec.watermark {
         df = df.with_watermark(column, delay);
     }
-    let df = sql.apply(df)?;
+    let mut tables = Vec::with_capacity(args.tables.len());
+    for spec in &args.tables {
+        let (name, uri_text) = spec
+            .split_once('=')
+            .ok_or_else(|| EngineError::Plan(format!("--table '{spec}' must be NAME=URI")))?;
+        tables.push(uri::table(uri_text, name)?);
+    }
+    let df = sql.apply_with_tables(df, &tables)?;
+    if let Some(unused) = tables.iter().find(|t| {
+        !sql.joined_table()
+            .is_some_and(|j| j.eq_ignore_ascii_case(t.name()))
+    }) {
+        return Err(EngineError::Plan(match sql.joined_table() {
+            Some(j) => format!(
+                "--table {} is not used by the query (it joins `{j}`)",
+                unused.name()
+            ),
+            None => format!(
+                "--table {} is not used by the query (it has no JOIN)",
+                unused.name()
+            ),
+        }));
+    }
     let output_mode = match &args.output_mode {
         Some(m) => m.parse::<OutputMode>()?,
         None if sql.is_aggregate() => OutputMode::Update,

@@ -1,16 +1,18 @@
-//! Source and sink URIs of `runnel run`: `csv:DIR?header=true&schema=...`,
+//! Source, table and sink URIs of `runnel run`: `csv:DIR?header=true&schema=...`,
 //! `rate:?rows_per_second=N`, `console`, `csv:PATH`, ...
 //!
 //! Owns parsing a URI into a kind, a location and its options, and turning
 //! them into connector objects. It must not start queries.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+use runnel::table::{StaticTable, DEFAULT_MAX_ROWS};
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
-    ConsoleSink, FileSink, FileSource, FileSourceOptions, LogSink, LogSource, LogSourceOptions,
-    NullSink, PostgresSink, PostgresSinkOptions, RateSource, SocketSource,
+    read_table, ConsoleSink, FileFormat, FileSink, FileSource, FileSourceOptions, LogSink,
+    LogSource, LogSourceOptions, NullSink, PostgresSink, PostgresSinkOptions, RateSource,
+    SocketSource,
 };
 #[cfg(feature = "kafka")]
 use runnel_connectors::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
@@ -127,6 +129,37 @@ fn reject_unknown(uri: &Uri, what: &str, known: &[&str]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Loads a static table (`--table NAME=URI`): `csv:PATH` or `json:PATH`, a
+/// file or a directory, with the file source's options and `max_rows`.
+pub fn table(text: &str, name: &str) -> Result<StaticTable> {
+    let what = format!("--table {name}");
+    let mut uri = Uri::parse(text, &what)?;
+    let format = match uri.kind.as_str() {
+        "csv" => FileFormat::Csv,
+        "json" => FileFormat::Json,
+        other => {
+            return Err(EngineError::Plan(format!(
+                "{what}: unknown table kind '{other}' (use csv:PATH or json:PATH)"
+            )))
+        }
+    };
+    if uri.location.is_empty() {
+        return Err(EngineError::Plan(format!(
+            "{what}: {} needs a file or a directory",
+            uri.kind
+        )));
+    }
+    let max_rows = match uri.options.remove("max_rows") {
+        None => DEFAULT_MAX_ROWS,
+        Some(v) => v.parse::<usize>().map_err(|_| {
+            EngineError::Plan(format!("{what}: max_rows={v} is not a whole number"))
+        })?,
+    };
+    let options = FileSourceOptions::from_pairs(uri.options.clone())
+        .map_err(|e| EngineError::Plan(format!("{what}: {e}")))?;
+    read_table(name, Path::new(&uri.location), format, &options, max_rows)
 }
 
 /// Builds a source. `until_idle` makes bounded sources end once read.

@@ -807,3 +807,210 @@ fn the_socket_word_count_of_the_readme() {
     .collect();
     assert_eq!(rows, want);
 }
+
+/// Country -> regions, read from the static CSV (a country may have several).
+fn regions_fixture() -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut r = csv::Reader::from_path(fixtures("country-regions.csv")).unwrap();
+    for rec in r.records() {
+        let rec = rec.unwrap();
+        if !rec[0].is_empty() {
+            out.entry(rec[0].to_string())
+                .or_default()
+                .push(rec[1].to_string());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_stream_joins_a_static_table_given_with_table_in_both_modes() {
+    // Expected from the raw files: every line once per region of its
+    // country (Germany has two), or once with no region (Australia).
+    let regions = regions_fixture();
+    let mut expected: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            let qty: i64 = rec[3].parse().unwrap();
+            let day = format!("{} 00:00:00", &rec[4][..10]);
+            let names = regions.get(&rec[7]).cloned().unwrap_or(vec![String::new()]);
+            for region in names {
+                let e = expected.entry((region, day.clone())).or_default();
+                e.0 += qty;
+                e.1 += 1;
+            }
+        }
+    }
+    assert!(
+        expected.keys().any(|(r, _)| r.is_empty()),
+        "a country without a region"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let table = format!(
+        "regions=csv:{}?header=true",
+        fixtures("country-regions.csv").display()
+    );
+    let sql = "SELECT s.Region, window.start AS day, sum(r.Quantity) AS qty, count(*) AS lines \
+               FROM retail r LEFT OUTER JOIN regions s ON r.Country = s.Country \
+               GROUP BY s.Region, window(r.InvoiceDate, '1 day')";
+    let mut results = Vec::new();
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(
+            mode,
+            sql,
+            &source,
+            &out,
+            &["--table", &table, "--output-mode", "update"],
+        ));
+        let got: BTreeMap<(String, String), (i64, i64)> = read_csv(&out)
+            .into_iter()
+            .map(|r| {
+                (
+                    (r[0].clone(), r[1].clone()),
+                    (r[2].parse().unwrap(), r[3].parse().unwrap()),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "{mode}");
+        results.push(got);
+    }
+    assert_eq!(results[0], results[1]);
+}
+
+#[test]
+fn join_errors_name_the_tables_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.csv");
+    let retail = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let table = format!(
+        "regions=csv:{}?header=true",
+        fixtures("country-regions.csv").display()
+    );
+    // An unknown table: the --table names are listed.
+    let err = fails(run(
+        "continuous",
+        "SELECT r.Country FROM retail r JOIN region s ON r.Country = s.Country",
+        &retail,
+        &out,
+        &["--table", &table],
+    ));
+    assert!(
+        err.contains("table `region` cannot be found")
+            && err.contains("the static tables are: regions"),
+        "{err}"
+    );
+    // A table the query does not use.
+    let err = fails(run(
+        "continuous",
+        "SELECT Country FROM retail",
+        &retail,
+        &out,
+        &["--table", &table],
+    ));
+    assert!(
+        err.contains("--table regions is not used by the query (it has no JOIN)"),
+        "{err}"
+    );
+    // A condition without a key equality.
+    let err = fails(run(
+        "microbatch",
+        "SELECT r.Country FROM retail r JOIN regions s ON r.Country <> s.Country",
+        &retail,
+        &out,
+        &["--table", &table],
+    ));
+    assert!(err.contains("needs at least one equality"), "{err}");
+    assert!(err.contains("^^^^"), "a caret under the condition: {err}");
+    // A stream-stream join.
+    let err = fails(run(
+        "continuous",
+        "SELECT r.Country FROM retail r JOIN regions s ON r.Country = s.Country",
+        &retail,
+        &out,
+        &["--source", &table],
+    ));
+    assert!(
+        err.contains("stream-stream joins are not supported yet"),
+        "{err}"
+    );
+    // A table over its bound.
+    let small = format!("{table}&max_rows=3");
+    let err = fails(run(
+        "continuous",
+        "SELECT r.Country FROM retail r JOIN regions s ON r.Country = s.Country",
+        &retail,
+        &out,
+        &["--table", &small],
+    ));
+    assert!(
+        err.contains("static table `regions` has more than 3 rows (max_rows)"),
+        "{err}"
+    );
+    // A missing file.
+    let err = fails(run(
+        "continuous",
+        "SELECT r.Country FROM retail r JOIN regions s ON r.Country = s.Country",
+        &retail,
+        &out,
+        &[
+            "--table",
+            "regions=csv:/nonexistent/regions.csv?header=true",
+        ],
+    ));
+    assert!(err.contains("static table `regions`"), "{err}");
+}
+
+#[test]
+fn a_json_lines_table_joins_in_micro_batch_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let table_path = dir.path().join("regions.json");
+    std::fs::write(
+        &table_path,
+        "{\"Country\": \"Italy\", \"Region\": \"Southern Europe\"}\n\
+         {\"Country\": \"France\", \"Region\": \"Western Europe\"}\n",
+    )
+    .unwrap();
+    let table = format!(
+        "regions=json:{}?schema=Country string, Region string",
+        table_path.display()
+    );
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let out = dir.path().join("out.csv");
+    ok(run(
+        "microbatch",
+        "SELECT r.InvoiceNo, s.Region FROM retail r JOIN regions s ON r.Country = s.Country \
+         WHERE s.Region = 'Southern Europe'",
+        &source,
+        &out,
+        &["--table", &table],
+    ));
+    // The Italian lines of the raw files, each with its region.
+    let mut expected = Vec::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            if &rec[7] == "Italy" {
+                expected.push(vec![rec[0].to_string(), "Southern Europe".to_string()]);
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    let mut got = read_csv(&out);
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+}

@@ -77,6 +77,7 @@ mod json;
 mod options;
 mod parse;
 mod reader;
+mod table;
 
 use std::collections::{HashSet, VecDeque};
 use std::fs;
@@ -94,6 +95,7 @@ use runnel::{
 
 pub use crate::file_sink::FileFormat;
 pub use options::{BadRecordPolicy, CleanSource, FileSourceOptions, OPTION_KEYS};
+pub use table::read_table;
 
 use parse::Columns;
 use reader::{Body, Framing, RawRecord, RecordReader};
@@ -730,8 +732,17 @@ fn infer_csv_schema(
                 .into(),
         );
     };
-    let path = dir.join(&first.name);
-    let mut reader = RecordReader::open(&path, framing, 0, 0, None)
+    infer_csv_file(&dir.join(&first.name), opts, framing, probe)
+}
+
+/// The schema of one CSV file (see [`infer_csv_schema`]).
+fn infer_csv_file(
+    path: &Path,
+    opts: &FileSourceOptions,
+    framing: Framing,
+    probe: &Columns,
+) -> std::result::Result<SchemaRef, String> {
+    let mut reader = RecordReader::open(path, framing, 0, 0, None)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut header: Option<Vec<String>> = None;
     let mut sample: Vec<Vec<String>> = Vec::new();

@@ -15,7 +15,9 @@ use crate::checkpoint::EpochReporter;
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{Sink, SinkContext, Source, SourceContext};
-use crate::ops::{AggregateOp, FilterOp, FlatMapOp, GenerateOp, Next, ProjectOp, WatermarkOp};
+use crate::ops::{
+    AggregateOp, FilterOp, FlatMapOp, GenerateOp, JoinOp, Next, ProjectOp, WatermarkOp,
+};
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
 use crate::query::{QueryShared, StreamingQuery};
@@ -62,6 +64,7 @@ fn chain(
                 position,
                 outer,
             } => Box::new(GenerateOp::new(array.clone(), *position, *outer, next)),
+            PhysOp::Join(j) => Box::new(JoinOp::new(j.clone(), next)),
             PhysOp::Watermark {
                 column,
                 delay_us,

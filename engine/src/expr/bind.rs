@@ -6,8 +6,8 @@ use super::functions::{self, ArgInfo, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
 use crate::schema::{
-    cast_value_in, is_supported_type, list_type, timestamp_type, type_name, DataType, Field,
-    Schema, Value,
+    cast_value_in, is_supported_type, list_type, qualifier_of, timestamp_type, type_name, DataType,
+    Field, Schema, Value,
 };
 use crate::time::Zone;
 
@@ -92,29 +92,78 @@ pub struct BoundCase {
 }
 
 /// Finds a column by name: an exact match first, then a unique
-/// case-insensitive match (Spark's default resolution).
+/// case-insensitive match (Spark's default resolution), then
+/// `qualifier.column` for a column of a joined table or an alias. A name two
+/// joined tables both have is ambiguous and must be qualified.
 pub fn resolve_column(schema: &Schema, name: &str) -> Result<usize> {
-    if let Some(i) = schema.fields().iter().position(|f| f.name() == name) {
-        return Ok(i);
+    let exact: Vec<usize> = positions(schema, |f| f.name() == name);
+    match exact.as_slice() {
+        [i] => return Ok(*i),
+        [first, ..] if !from_tables(schema, &exact) => return Ok(*first),
+        [_, ..] => return ambiguous(schema, name, &exact),
+        [] => {}
     }
-    let matches: Vec<usize> = schema
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.name().eq_ignore_ascii_case(name))
-        .map(|(i, _)| i)
-        .collect();
+    let matches = positions(schema, |f| f.name().eq_ignore_ascii_case(name));
     match matches.as_slice() {
         [i] => Ok(*i),
-        [] => plan_err(format!(
-            "column `{name}` cannot be resolved; input columns: [{}]",
-            column_list(schema)
-        )),
+        [] => {
+            // `qualifier.column`: a column of a joined table or an alias.
+            if let Some((qualifier, column)) = name.split_once('.') {
+                let qualified = positions(schema, |f| {
+                    f.name().eq_ignore_ascii_case(column)
+                        && qualifier_of(f).is_some_and(|q| q.eq_ignore_ascii_case(qualifier))
+                });
+                match qualified.as_slice() {
+                    [i] => return Ok(*i),
+                    [_, ..] => return ambiguous(schema, name, &qualified),
+                    [] => {}
+                }
+            }
+            plan_err(format!(
+                "column `{name}` cannot be resolved; input columns: [{}]",
+                column_list(schema)
+            ))
+        }
+        _ if from_tables(schema, &matches) => ambiguous(schema, name, &matches),
         _ => plan_err(format!(
             "column reference `{name}` is ambiguous; input columns: [{}]",
             column_list(schema)
         )),
     }
+}
+
+fn positions(schema: &Schema, pick: impl Fn(&Field) -> bool) -> Vec<usize> {
+    schema
+        .fields()
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| pick(f))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Whether the columns at `at` come from different tables (a join).
+fn from_tables(schema: &Schema, at: &[usize]) -> bool {
+    let first = qualifier_of(schema.field(at[0]));
+    first.is_some() && at.iter().any(|&i| qualifier_of(schema.field(i)) != first)
+}
+
+/// Spark's error for a name that more than one joined table has.
+fn ambiguous<T>(schema: &Schema, name: &str, at: &[usize]) -> Result<T> {
+    let could: Vec<String> = at
+        .iter()
+        .map(|&i| {
+            let f = schema.field(i);
+            match qualifier_of(f) {
+                Some(q) => format!("{q}.{}", f.name()),
+                None => f.name().clone(),
+            }
+        })
+        .collect();
+    plan_err(format!(
+        "reference `{name}` is ambiguous, could be: {}; qualify it with its table or alias",
+        could.join(", ")
+    ))
 }
 
 fn column_list(schema: &Schema) -> String {

@@ -210,6 +210,7 @@ pub(crate) fn run_ops(
                 let arrays = array.eval_array(&flight.batch)?;
                 generate(flight, arrays, *position, *outer)?
             }
+            PhysOp::Join(j) => super::join::join(flight, j)?,
             PhysOp::Watermark {
                 column, delay_us, ..
             } => {

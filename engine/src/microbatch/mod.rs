@@ -4,7 +4,8 @@
 //! write `offsets/n` durably, read exactly that range, run the plan
 //! column-wise on Arrow record batches, hand the output to the sink under
 //! batch id `n`, then `commits/n` on the commit writer's thread while the
-//! next batch runs), the vectorised operators and the
+//! next batch runs), the vectorised operators (the stream-static join among
+//! them: a hash probe per row, then Arrow `take` on both sides) and the
 //! vectorised aggregation into the shared state store. It runs the same
 //! physical plan, window assignment, watermark and output-mode rules as
 //! continuous mode; it must not keep state anywhere but the state store, and
@@ -14,6 +15,7 @@ mod aggregate;
 mod commit;
 mod driver;
 mod exec;
+mod join;
 mod runner;
 
 pub(crate) use driver::start;

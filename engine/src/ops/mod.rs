@@ -3,13 +3,15 @@
 //! Owns the [`Operator`] trait (push-based: each operator owns the operator
 //! after it and calls it directly, which is how chained operators share a task
 //! with no ring between them) and the operators themselves: filter, project,
-//! generate (`explode`), flat-map, watermark and windowed aggregation. Operators must not spawn
+//! generate (`explode`), flat-map, stream-static join, watermark and windowed
+//! aggregation. Operators must not spawn
 //! threads, block, or allocate per event beyond what the user's own
 //! expressions do. Events are lent down the chain (`&mut Event`), so a fused
 //! chain moves no event by value. Anything slow (snapshot serialisation, file
 //! I/O) is handed to the coordinator.
 
 mod aggregate;
+mod join;
 mod stateless;
 mod watermark;
 
@@ -17,6 +19,7 @@ mod watermark;
 mod tests;
 
 pub(crate) use aggregate::{AggregateOp, BoundAggregate};
+pub(crate) use join::JoinOp;
 pub use stateless::FlatMapFn;
 pub(crate) use stateless::{FilterOp, FlatMapOp, GenerateOp, ProjectOp};
 pub(crate) use watermark::WatermarkOp;

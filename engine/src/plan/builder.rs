@@ -304,7 +304,10 @@ impl DataFrame {
         &self.plan
     }
 
-    fn push(mut self, op: impl FnOnce(&SchemaRef) -> Result<(LogicalOp, SchemaRef)>) -> DataFrame {
+    pub(crate) fn push_op(
+        mut self,
+        op: impl FnOnce(&SchemaRef) -> Result<(LogicalOp, SchemaRef)>,
+    ) -> DataFrame {
         if self.error.is_none() {
             match op(&self.schema()) {
                 Ok((op, schema)) => self.plan.nodes.push(PlanNode { op, schema }),
@@ -316,7 +319,7 @@ impl DataFrame {
 
     /// Keeps rows where `predicate` is true (`where` in SQL).
     pub fn filter(self, predicate: Expr) -> DataFrame {
-        self.push(|schema| {
+        self.push_op(|schema| {
             let (_, field) = bind_expr(&predicate, schema)?;
             if !matches!(field.data_type(), DataType::Boolean) {
                 return Err(EngineError::Plan(format!(
@@ -435,7 +438,7 @@ impl DataFrame {
     }
 
     fn generate(self, array: Expr, position: bool, outer: bool, names: Vec<String>) -> DataFrame {
-        self.push(|schema| {
+        self.push_op(|schema| {
             let (_, field) = bind_expr(&array, schema)?;
             let element = match field.data_type() {
                 DataType::List(f) => f.data_type().clone(),
@@ -479,7 +482,7 @@ impl DataFrame {
 
     /// A projection without generators.
     fn project(self, exprs: Vec<Expr>) -> DataFrame {
-        self.push(|schema| {
+        self.push_op(|schema| {
             let fields = exprs
                 .iter()
                 .map(|e| bind_expr(e, schema).map(|(_, f)| f))
@@ -514,13 +517,13 @@ impl DataFrame {
         func: impl Fn(&Row, &mut dyn FnMut(Row)) + Send + Sync + 'static,
     ) -> DataFrame {
         let func: FlatMapFn = Arc::new(func);
-        self.push(move |_| Ok((LogicalOp::FlatMap(func), schema)))
+        self.push_op(move |_| Ok((LogicalOp::FlatMap(func), schema)))
     }
 
     /// Declares `column` (a timestamp) as event time, tolerating rows up to
     /// `delay` (`"10 minutes"`) late: Spark's `withWatermark`.
     pub fn with_watermark(self, column: &str, delay: &str) -> DataFrame {
-        self.push(|schema| {
+        self.push_op(|schema| {
             let i = crate::expr::resolve_column(schema, column)?;
             if !matches!(schema.field(i).data_type(), DataType::Timestamp(..)) {
                 return Err(EngineError::Plan(format!(
@@ -585,7 +588,7 @@ impl GroupedData {
     pub fn agg(self, aggs: impl IntoIterator<Item = AggExpr>) -> DataFrame {
         let aggs: Vec<AggExpr> = aggs.into_iter().collect();
         let keys = self.keys;
-        self.df.push(|schema| aggregate_node(schema, keys, aggs))
+        self.df.push_op(|schema| aggregate_node(schema, keys, aggs))
     }
 
     /// `count(*)` per group, in a column named `count`.

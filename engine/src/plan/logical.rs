@@ -4,6 +4,7 @@ use std::fmt;
 
 use crate::expr::Expr;
 use crate::ops::FlatMapFn;
+use crate::plan::join::JoinSpec;
 use crate::plan::{AggExpr, WindowShape};
 use crate::schema::{type_name, SchemaRef};
 
@@ -29,6 +30,8 @@ pub(crate) enum LogicalOp {
         position: bool,
         outer: bool,
     },
+    /// A stream-static join (the table on the right).
+    Join(Box<JoinSpec>),
     Watermark {
         column: String,
         delay_us: i64,
@@ -98,6 +101,15 @@ impl fmt::Display for LogicalOp {
                 let out = if *outer { "_outer" } else { "" };
                 write!(f, "Generate {pos}explode{out}({array})")
             }
+            LogicalOp::Join(j) => write!(
+                f,
+                "Join {}, {}, static table {} AS {} [{}]",
+                j.how,
+                j.on,
+                j.table.name(),
+                j.qualifier,
+                schema_text(&j.table.schema())
+            ),
             LogicalOp::Watermark {
                 column, delay_text, ..
             } => write!(f, "EventTimeWatermark {column}, {delay_text}"),

@@ -8,6 +8,7 @@
 //! the `launch` module above both runtimes.
 
 mod builder;
+mod join;
 mod logical;
 mod physical;
 
@@ -19,6 +20,7 @@ pub use builder::{
     var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
     Trigger,
 };
+pub use join::JoinType;
 pub(crate) use logical::LogicalOp;
 pub use logical::LogicalPlan;
 pub(crate) use physical::{PhysOp, PhysicalPlan};

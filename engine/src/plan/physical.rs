@@ -6,12 +6,17 @@
 //! those tasks into the sink's task. With parallelism 1 and a non-blocking
 //! source the whole query is one task and no ring at all.
 
+use std::sync::Arc;
+
 use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr_in, resolve_column, BoundExpr, Expr};
 use crate::io::OutputMode;
 use crate::ops::{BoundAggregate, FlatMapFn};
+use crate::plan::join::{JoinSpec, JoinType};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
-use crate::schema::SchemaRef;
+use crate::schema::{Schema, SchemaRef};
+use crate::table::{key_type, BoundJoin, JoinIndex};
+use crate::time::Zone;
 
 /// A bound row operator (everything but the aggregation).
 #[derive(Clone)]
@@ -30,6 +35,8 @@ pub(crate) enum PhysOp {
         delay_us: i64,
         op_id: usize,
     },
+    /// A stream-static join; the table's index is built when the plan is.
+    Join(Arc<BoundJoin>),
 }
 
 /// The aggregation of a plan, bound.
@@ -100,6 +107,15 @@ impl PhysicalPlan {
                     position: *position,
                     outer: *outer,
                 },
+                LogicalOp::Join(j) => {
+                    if aggregate.is_some() {
+                        return plan_err(
+                            "a join after a streaming aggregation is not supported; join the \
+                             stream with the table before grouping it",
+                        );
+                    }
+                    PhysOp::Join(Arc::new(bind_join(j, &node.schema, zone)?))
+                }
                 LogicalOp::Watermark {
                     column, delay_us, ..
                 } => {
@@ -270,6 +286,43 @@ impl PhysicalPlan {
         }
         out
     }
+}
+
+/// Binds a join and builds its index: the stream's keys on the joined row
+/// (the stream's columns come first), the table's on the table, both cast to
+/// the key types.
+fn bind_join(j: &JoinSpec, joined: &Schema, zone: Zone) -> Result<BoundJoin> {
+    let mut stream_keys = Vec::with_capacity(j.keys.len());
+    let mut table_keys = Vec::with_capacity(j.keys.len());
+    let cast = |b: BoundExpr, from: &crate::schema::DataType, to: &crate::schema::DataType| {
+        if from == to {
+            b
+        } else {
+            BoundExpr::Cast {
+                expr: Box::new(b),
+                to: to.clone(),
+                zone,
+            }
+        }
+    };
+    for (s, t) in &j.keys {
+        let (sb, sf) = bind_expr_in(s, joined, zone)?;
+        let (tb, tf) = bind_expr_in(t, &j.table_schema, zone)?;
+        let pair = format!("{s} = {t}");
+        let to = key_type(sf.data_type(), tf.data_type(), &pair)?;
+        stream_keys.push(cast(sb, sf.data_type(), &to));
+        table_keys.push(cast(tb, tf.data_type(), &to));
+    }
+    let condition = match &j.condition {
+        Some(c) => Some(bind_expr_in(c, joined, zone)?.0),
+        None => None,
+    };
+    Ok(BoundJoin {
+        index: Arc::new(JoinIndex::build(&j.table, &table_keys)?),
+        stream_keys,
+        condition,
+        outer: j.how == JoinType::LeftOuter,
+    })
 }
 
 /// Spark's rule: append mode with an aggregation needs a watermark, and the

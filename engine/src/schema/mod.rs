@@ -69,6 +69,33 @@ pub fn is_supported_type(dt: &DataType) -> bool {
     ) || matches!(dt, DataType::Timestamp(TimeUnit::Microsecond, _))
 }
 
+/// The field metadata key that holds a column's qualifier: the table or
+/// alias it came from (`r` in `r.Country`). Only name resolution reads it.
+pub(crate) const QUALIFIER_KEY: &str = "runnel.qualifier";
+
+/// The qualifier of a column (see [`qualified`]), if it has one.
+pub fn qualifier_of(field: &Field) -> Option<&str> {
+    field.metadata().get(QUALIFIER_KEY).map(String::as_str)
+}
+
+/// `field` qualified by `qualifier`, so that `qualifier.column` names it.
+pub fn qualified_field(field: &Field, qualifier: &str) -> Field {
+    let mut meta = field.metadata().clone();
+    meta.insert(QUALIFIER_KEY.to_string(), qualifier.to_string());
+    field.clone().with_metadata(meta)
+}
+
+/// `schema` with every column qualified by `qualifier`, so that
+/// `qualifier.column` names it (Spark's `df.alias("r")`).
+pub fn qualified(schema: &Schema, qualifier: &str) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| qualified_field(f, qualifier))
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
 /// The SQL name of a type, as Spark prints it (`bigint`, `array<string>`).
 pub fn type_name(dt: &DataType) -> std::borrow::Cow<'static, str> {
     std::borrow::Cow::Borrowed(match dt {

@@ -24,7 +24,10 @@
 //! an unknown name gets the nearest one), literals (numbers, strings,
 //! booleans, `NULL`, `TIMESTAMP '...'`, `DATE '...'`), quoted identifiers
 //! (`` `x` `` or `"x"`), and columns qualified by the table or its alias.
-//! Identifiers are case-insensitive.
+//! Identifiers are case-insensitive. One `[INNER | LEFT [OUTER]] JOIN table
+//! [alias] ON ...` joins the stream with a static table
+//! ([`StreamingSql::apply_with_tables`]): the ON condition holds at least
+//! one key equality, and may hold other conditions.
 //!
 //! ```no_run
 //! use runnel::sql::StreamingSql;
@@ -65,6 +68,7 @@ mod tests;
 
 use crate::error::Result;
 use crate::plan::DataFrame;
+use crate::table::StaticTable;
 
 /// A parsed streaming SELECT, ready to be applied to the stream named in FROM.
 #[derive(Clone, Debug)]
@@ -75,7 +79,8 @@ pub struct StreamingSql {
 impl StreamingSql {
     /// Parses and checks the shape of the query (one SELECT over one table).
     ///
-    /// Syntax errors, unsupported clauses (JOIN, UNION, WITH, DISTINCT,
+    /// Syntax errors, unsupported clauses (joins other than one INNER or
+    /// LEFT OUTER JOIN ... ON, UNION, WITH, DISTINCT,
     /// ORDER BY, LIMIT, subqueries, window functions, GROUPING SETS, ...) and
     /// unknown functions are reported here; unknown columns and type errors
     /// by [`StreamingSql::apply`], which knows the input schema.
@@ -105,6 +110,18 @@ impl StreamingSql {
     /// possibly with a watermark applied): filter / group_by+agg / having /
     /// select.
     pub fn apply(&self, input: DataFrame) -> Result<DataFrame> {
-        plan::apply(&self.parsed, input)
+        plan::apply(&self.parsed, input, &[])
+    }
+
+    /// The table the query JOINs with, if any (as written).
+    pub fn joined_table(&self) -> Option<&str> {
+        self.parsed.join.as_ref().map(|j| j.table.as_str())
+    }
+
+    /// [`StreamingSql::apply`] for a query that may JOIN one of the static
+    /// `tables` (matched by name, case-insensitively): the stream is on the
+    /// left, the table on the right (`INNER` or `LEFT OUTER`).
+    pub fn apply_with_tables(&self, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
+        plan::apply(&self.parsed, input, tables)
     }
 }

@@ -1,8 +1,9 @@
 //! Parsing a query and checking its shape.
 //!
 //! Owns the sqlparser call (Spark dialect), the rule "one SELECT over one
-//! table", the rejection of every clause a streaming query cannot have
-//! (JOIN, UNION, WITH, DISTINCT, ORDER BY, LIMIT, GROUPING SETS, ...) and the
+//! table, joined with at most one static table (INNER or LEFT OUTER, ON a
+//! condition)", the rejection of every clause a streaming query cannot have
+//! (other joins, UNION, WITH, DISTINCT, ORDER BY, LIMIT, GROUPING SETS, ...) and the
 //! checks across clauses that need no schema (aggregates in WHERE, where
 //! `window(...)` and `window.start` may appear). It must not look at the
 //! input schema or build plans.
@@ -18,8 +19,9 @@ use sqlparser::parser::Parser;
 use super::error::{error_at, syntax_error, Pos, Span};
 use super::ir::{Kind, Node};
 use super::tokens::Tokens;
-use super::translate::Cx;
+use super::translate::{Cx, Joined};
 use crate::error::{EngineError, Result};
+use crate::plan::JoinType;
 
 /// The message for clauses that order or cut a stream.
 const QUERY_RESULT_LATER: &str =
@@ -28,8 +30,9 @@ const QUERY_RESULT_LATER: &str =
 /// One SELECT item.
 #[derive(Clone, Debug)]
 pub(crate) enum Item {
-    /// `*` or `t.*`.
-    Wildcard(Span),
+    /// `*`, or `t.*` (with `t`'s qualifier when the query joins a table:
+    /// then only `t`'s columns).
+    Wildcard(Span, Option<String>),
     /// An expression, with its alias.
     Expr { node: Node, alias: Option<String> },
 }
@@ -48,6 +51,40 @@ pub(crate) struct Parsed {
     pub(crate) having: Option<Node>,
     /// GROUP BY, HAVING or an aggregate call in SELECT.
     pub(crate) aggregate: bool,
+    /// The FROM table's qualifier (its alias, else the last part of its name).
+    pub(crate) qualifier: String,
+    /// `JOIN table ON ...`, if any.
+    pub(crate) join: Option<ParsedJoin>,
+}
+
+/// The query's `[INNER | LEFT OUTER] JOIN table [alias] ON condition`.
+#[derive(Clone, Debug)]
+pub(crate) struct ParsedJoin {
+    /// The joined table's name as written (parts joined by `.`).
+    pub(crate) table: String,
+    /// Its qualifier (its alias, else the last part of its name).
+    pub(crate) qualifier: String,
+    /// Where the joined table is named.
+    pub(crate) span: Span,
+    pub(crate) how: JoinType,
+    /// The ON condition.
+    pub(crate) on: Node,
+}
+
+/// The FROM clause: the table, its alias, and the join.
+struct From {
+    parts: Vec<String>,
+    alias: Option<String>,
+    join: Option<JoinClause>,
+}
+
+/// A join before its condition is translated.
+struct JoinClause {
+    parts: Vec<String>,
+    alias: Option<String>,
+    span: Span,
+    how: JoinType,
+    on: ast::Expr,
 }
 
 /// One `LATERAL VIEW`: its generator call (`OUTER` already folded into
@@ -181,7 +218,11 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
     }
     check_select_clauses(select, sql, &tokens)?;
 
-    let (table_parts, alias) = from_table(select, sql, &tokens)?;
+    let From {
+        parts: table_parts,
+        alias,
+        join,
+    } = from_table(select, sql, &tokens)?;
     let view_names: Vec<String> = select
         .lateral_views
         .iter()
@@ -193,6 +234,20 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
         table: &table_parts,
         alias: alias.as_deref(),
         views: &view_names,
+        joined: join.as_ref().map(|j| Joined {
+            table: &j.parts,
+            alias: j.alias.as_deref(),
+        }),
+    };
+    let parsed_join = match &join {
+        Some(j) => Some(ParsedJoin {
+            table: j.parts.join("."),
+            qualifier: qualifier_of(&j.parts, j.alias.as_deref()),
+            span: j.span,
+            how: j.how,
+            on: cx.expr(&j.on)?,
+        }),
+        None => None,
     };
     let lateral_views = select
         .lateral_views
@@ -247,12 +302,14 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
             || having.is_some()
             || items.iter().any(|i| match i {
                 Item::Expr { node, .. } => node.find_aggregate().is_some(),
-                Item::Wildcard(_) => false,
+                Item::Wildcard(..) => false,
             }),
         items,
         selection,
         group_by,
         having,
+        qualifier: qualifier_of(&table_parts, alias.as_deref()),
+        join: parsed_join,
     };
     check_placement(&parsed)?;
     Ok(parsed)
@@ -326,12 +383,77 @@ fn check_select_clauses(s: &ast::Select, sql: &str, tokens: &Tokens) -> Result<(
     Ok(())
 }
 
-/// The FROM table's name parts and alias.
-fn from_table(
-    s: &ast::Select,
+/// A table's qualifier: its alias, else the last part of its name.
+fn qualifier_of(parts: &[String], alias: Option<&str>) -> String {
+    alias
+        .map(str::to_string)
+        .or_else(|| parts.last().cloned())
+        .unwrap_or_default()
+}
+
+/// A plain table name and its alias, from FROM or JOIN.
+fn table_name(
+    relation: &TableFactor,
     sql: &str,
-    tokens: &Tokens,
+    what: &str,
 ) -> Result<(Vec<String>, Option<String>)> {
+    let fail = |span: Span, msg: &str| Err(error_at(sql, span, msg));
+    match relation {
+        TableFactor::Table {
+            name,
+            alias,
+            args,
+            with_hints,
+            version,
+            partitions,
+            sample,
+            ..
+        } => {
+            let span: Span = relation.span().into();
+            let plain = format!("only a plain table name is supported in {what}");
+            if args.is_some()
+                || !with_hints.is_empty()
+                || version.is_some()
+                || !partitions.is_empty()
+                || sample.is_some()
+            {
+                return fail(span, &plain);
+            }
+            let mut parts = Vec::new();
+            for p in &name.0 {
+                match p {
+                    ObjectNamePart::Identifier(id) => parts.push(id.value.clone()),
+                    _ => return fail(span, &plain),
+                }
+            }
+            let alias = match alias {
+                Some(a) if !a.columns.is_empty() => {
+                    return fail(
+                        span,
+                        &format!("column aliases on the {what} table are not supported"),
+                    )
+                }
+                Some(a) => Some(a.name.value.clone()),
+                None => None,
+            };
+            Ok((parts, alias))
+        }
+        TableFactor::Derived { subquery, .. } => {
+            let span = match &*subquery.body {
+                SetExpr::Select(inner) => inner.select_token.0.span.into(),
+                _ => relation.span().into(),
+            };
+            fail(span, "subqueries are not supported on a streaming query")
+        }
+        other => fail(
+            other.span().into(),
+            &format!("only a table name is supported in {what} on a streaming query"),
+        ),
+    }
+}
+
+/// The FROM table's name parts and alias, and its join if any.
+fn from_table(s: &ast::Select, sql: &str, tokens: &Tokens) -> Result<From> {
     let fail = |span: Span, msg: &str| Err(error_at(sql, span, msg));
     let twj = match s.from.as_slice() {
         [] => {
@@ -344,66 +466,116 @@ fn from_table(
         [_, second, ..] => {
             return fail(
                 second.relation.span().into(),
-                "joins are not supported on a streaming query (FROM lists more than one table)",
+                "FROM lists more than one table, which is a cross join: not supported on a \
+                 streaming query; write FROM stream JOIN table ON stream.key = table.key",
             )
         }
     };
-    if let Some(join) = twj.joins.first() {
-        let rel: Span = twj.relation.span().into();
-        let at = tokens
-            .keyword(Keyword::JOIN, rel.end, true)
-            .filter(|k| k.start <= Span::from(join.relation.span()).start)
-            .unwrap_or_else(|| join.relation.span().into());
-        return fail(at, "JOIN is not supported on a streaming query");
-    }
-    match &twj.relation {
-        TableFactor::Table {
-            name,
-            alias,
-            args,
-            with_hints,
-            version,
-            partitions,
-            sample,
-            ..
-        } => {
-            let span: Span = twj.relation.span().into();
-            if args.is_some()
-                || !with_hints.is_empty()
-                || version.is_some()
-                || !partitions.is_empty()
-                || sample.is_some()
-            {
-                return fail(span, "only a plain table name is supported in FROM");
-            }
-            let mut parts = Vec::new();
-            for p in &name.0 {
-                match p {
-                    ObjectNamePart::Identifier(id) => parts.push(id.value.clone()),
-                    _ => return fail(span, "only a plain table name is supported in FROM"),
-                }
-            }
-            let alias = match alias {
-                Some(a) if !a.columns.is_empty() => {
-                    return fail(span, "column aliases on the FROM table are not supported")
-                }
-                Some(a) => Some(a.name.value.clone()),
-                None => None,
-            };
-            Ok((parts, alias))
+    let (parts, alias) = table_name(&twj.relation, sql, "FROM")?;
+    let join = match twj.joins.as_slice() {
+        [] => None,
+        [join] => Some(join_clause(twj, join, sql, tokens)?),
+        [_, second, ..] => {
+            return fail(
+                second.relation.span().into(),
+                "only one JOIN per query is supported",
+            )
         }
-        TableFactor::Derived { subquery, .. } => {
-            let span = match &*subquery.body {
-                SetExpr::Select(inner) => inner.select_token.0.span.into(),
-                _ => twj.relation.span().into(),
-            };
-            fail(span, "subqueries are not supported on a streaming query")
+    };
+    Ok(From { parts, alias, join })
+}
+
+/// Checks one JOIN: a stream-static join is INNER or LEFT OUTER, ON a
+/// condition.
+fn join_clause(
+    twj: &ast::TableWithJoins,
+    join: &ast::Join,
+    sql: &str,
+    tokens: &Tokens,
+) -> Result<JoinClause> {
+    use ast::JoinConstraint as C;
+    use ast::JoinOperator as J;
+    let rel: Span = twj.relation.span().into();
+    let target: Span = join.relation.span().into();
+    let before_target = |k: Keyword| {
+        tokens
+            .keyword(k, rel.end, true)
+            .filter(|s| s.start <= target.start)
+    };
+    let keyword = before_target(Keyword::JOIN).unwrap_or(target);
+    let at = |k: Keyword| before_target(k).unwrap_or(keyword);
+    let fail = |span: Span, msg: &str| Err(error_at(sql, span, msg));
+    let (how, constraint) =
+        match &join.join_operator {
+            J::Join(c) | J::Inner(c) => (JoinType::Inner, c),
+            J::Left(c) | J::LeftOuter(c) => (JoinType::LeftOuter, c),
+            J::Right(_) | J::RightOuter(_) => {
+                return fail(
+                    at(Keyword::RIGHT),
+                    "RIGHT OUTER JOIN with the static table on the right is not supported: it \
+                 would have to emit the table rows no stream row ever matches; use INNER or \
+                 LEFT OUTER JOIN (the stream's rows are kept)",
+                )
+            }
+            J::FullOuter(_) => {
+                return fail(
+                    at(Keyword::FULL),
+                    "FULL OUTER JOIN with a stream is not supported: it would have to emit the \
+                 table rows no stream row ever matches; use LEFT OUTER JOIN",
+                )
+            }
+            J::CrossJoin(_) => return fail(
+                at(Keyword::CROSS),
+                "CROSS JOIN is not supported on a streaming query; join ON an equality of keys \
+                 (stream.key = table.key)",
+            ),
+            other => {
+                let name = match other {
+                    J::Semi(_) | J::LeftSemi(_) | J::RightSemi(_) => "a SEMI JOIN",
+                    J::Anti(_) | J::LeftAnti(_) | J::RightAnti(_) => "an ANTI JOIN",
+                    J::AsOf { .. } => "an ASOF JOIN",
+                    _ => "this kind of join",
+                };
+                return fail(
+                    keyword,
+                    &format!(
+                    "{name} is not supported on a streaming query; use INNER or LEFT OUTER JOIN"
+                ),
+                );
+            }
+        };
+    let (parts, alias) = table_name(&join.relation, sql, "JOIN")?;
+    let on = match constraint {
+        C::On(e) => e.clone(),
+        C::Using(_) => {
+            return fail(
+                tokens
+                    .keyword(Keyword::USING, target.end, true)
+                    .unwrap_or(keyword),
+                "JOIN ... USING is not supported; write ON stream.key = table.key",
+            )
         }
-        other => fail(
-            other.span().into(),
-            "only a table name is supported in FROM on a streaming query",
-        ),
-    }
+        C::Natural => {
+            return fail(
+                at(Keyword::NATURAL),
+                "NATURAL JOIN is not supported; write ON stream.key = table.key",
+            )
+        }
+        C::None => {
+            return fail(
+                keyword,
+                "a JOIN without ON is a cross join, which is not supported on a streaming \
+                 query; add ON stream.key = table.key",
+            )
+        }
+    };
+    Ok(JoinClause {
+        parts,
+        alias,
+        span: target,
+        how,
+        on,
+    })
 }
 
 fn select_item(cx: &Cx<'_>, item: &SelectItem) -> Result<Item> {
@@ -438,7 +610,7 @@ fn select_item(cx: &Cx<'_>, item: &SelectItem) -> Result<Item> {
         SelectItem::Wildcard(o) => {
             let span: Span = o.wildcard_token.0.span.into();
             wildcard_opts(o, span)?;
-            Ok(Item::Wildcard(span))
+            Ok(Item::Wildcard(span, None))
         }
         SelectItem::QualifiedWildcard(kind, o) => {
             let star: Span = o.wildcard_token.0.span.into();
@@ -458,7 +630,7 @@ fn select_item(cx: &Cx<'_>, item: &SelectItem) -> Result<Item> {
                     format!("table or alias `{name}` cannot be resolved"),
                 ));
             }
-            Ok(Item::Wildcard(span))
+            Ok(Item::Wildcard(span, cx.join_qualifier(&parts)))
         }
     }
 }
@@ -522,7 +694,7 @@ fn check_placement(p: &Parsed) -> Result<()> {
         .iter()
         .filter_map(|i| match i {
             Item::Expr { node, .. } => Some((node, true)),
-            Item::Wildcard(_) => None,
+            Item::Wildcard(..) => None,
         })
         .collect();
     if let Some(h) = &p.having {

@@ -10,13 +10,14 @@
 
 use super::error::{error_at, Span};
 use super::ir::{AggKind, Kind, Node, WindowCall};
-use super::parse::{Item, Parsed};
+use super::parse::{Item, Parsed, ParsedJoin};
 use crate::error::{EngineError, Result};
 use crate::expr::{
     bind_expr, col, not, resolve_column, sliding_window, window, window_with_start, BinaryOp, Expr,
 };
-use crate::plan::{avg, count, count_star, max, min, sum, AggExpr, DataFrame};
-use crate::schema::{type_name, DataType, Schema, SchemaRef, Value};
+use crate::plan::{avg, count, count_star, max, min, sum, AggExpr, DataFrame, JoinType};
+use crate::schema::{qualified, qualifier_of, type_name, DataType, Schema, SchemaRef, Value};
+use crate::table::StaticTable;
 
 /// Replaces a node while lowering, or rejects it.
 type Hook<'h> = dyn FnMut(&Node) -> Result<Option<Expr>> + 'h;
@@ -36,12 +37,15 @@ struct Planner<'a> {
     has_window_key: bool,
 }
 
-/// Builds `p` on `input`.
-pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
+/// Builds `p` on `input`, joining one of `tables` if the query has a JOIN.
+pub(crate) fn apply(p: &Parsed, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
     if let Some(e) = input.error() {
         return Err(e.clone());
     }
     let mut input = input;
+    if let Some(j) = &p.join {
+        input = join(p, j, input, tables)?;
+    }
     for v in &p.lateral_views {
         let pl = Planner {
             sql: &p.sql,
@@ -61,10 +65,19 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
     let mut items = Vec::new();
     for item in &p.items {
         match item {
-            Item::Wildcard(span) => items.extend(pl.schema.fields().iter().map(|f| OutItem {
-                node: Node::new(Kind::Column(f.name().clone()), *span),
-                alias: None,
-            })),
+            Item::Wildcard(span, qualifier) => items.extend(
+                (0..pl.schema.fields().len())
+                    .filter(|&i| {
+                        qualifier.as_ref().is_none_or(|q| {
+                            qualifier_of(pl.schema.field(i))
+                                .is_some_and(|f| f.eq_ignore_ascii_case(q))
+                        })
+                    })
+                    .map(|i| OutItem {
+                        node: Node::new(Kind::Column(spelling(&pl.schema, i)), *span),
+                        alias: None,
+                    }),
+            ),
             Item::Expr { node, alias } => items.push(OutItem {
                 node: pl.resolve(node, &|_| None)?,
                 alias: alias.clone(),
@@ -81,7 +94,7 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
         df = pl.checked(df.filter(predicate))?;
     }
     if !p.aggregate {
-        let only_star = matches!(p.items.as_slice(), [Item::Wildcard(_)]);
+        let only_star = matches!(p.items.as_slice(), [Item::Wildcard(_, None)]);
         if only_star {
             return Ok(df);
         }
@@ -102,10 +115,100 @@ pub(crate) fn apply(p: &Parsed, input: DataFrame) -> Result<DataFrame> {
     pl.aggregate(p, &items, df)
 }
 
+/// The stream joined with the static table the query names: the stream's
+/// columns qualified by its alias (or name), the table's by its own.
+fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
+    let err = |span: Span, msg: String| error_at(&p.sql, span, msg);
+    let find = |name: &str| tables.iter().find(|t| t.name().eq_ignore_ascii_case(name));
+    if find(&p.table).is_some() {
+        return Err(err(
+            j.span,
+            format!(
+                "the static table `{}` is on the left of the join, but a stream-static join \
+                 keeps the static table on the right: write FROM {} {} JOIN {}",
+                p.table,
+                j.table,
+                if j.how == JoinType::LeftOuter {
+                    "LEFT OUTER"
+                } else {
+                    "INNER"
+                },
+                p.table
+            ),
+        ));
+    }
+    let Some(table) = find(&j.table) else {
+        if j.table.eq_ignore_ascii_case(&p.table) {
+            return Err(err(
+                j.span,
+                "stream-stream joins are not supported yet (this query joins the stream with \
+                 itself); join a stream with a static table"
+                    .into(),
+            ));
+        }
+        let known = if tables.is_empty() {
+            "no static tables were given".to_string()
+        } else {
+            let names: Vec<&str> = tables.iter().map(StaticTable::name).collect();
+            format!("the static tables are: {}", names.join(", "))
+        };
+        return Err(err(
+            j.span,
+            format!(
+                "table `{}` cannot be found: it is neither the stream nor a static table ({known}); \
+                 stream-stream joins are not supported yet",
+                j.table
+            ),
+        ));
+    };
+    let input = input.alias(&p.qualifier);
+    let stream = input.schema();
+    let table_schema = qualified(&table.schema(), &j.qualifier);
+    let fields: Vec<crate::schema::Field> = stream
+        .fields()
+        .iter()
+        .chain(table_schema.fields().iter())
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let pl = Planner {
+        sql: &p.sql,
+        schema: std::sync::Arc::new(Schema::new(fields)),
+        has_window_key: false,
+    };
+    let on = pl.resolve(&j.on, &|_| None)?;
+    let on = pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
+    let joined = input.join_as(table, &j.qualifier, on, j.how);
+    match joined.error() {
+        Some(e) => Err(pl.at(j.on.span, e.clone())),
+        None => Ok(joined),
+    }
+}
+
+/// How a resolved column is written so that it stays unambiguous: its
+/// name, or `qualifier.name` when a joined table has a column of that name
+/// too.
+fn spelling(schema: &Schema, i: usize) -> String {
+    let f = schema.field(i);
+    let same = schema
+        .fields()
+        .iter()
+        .filter(|g| g.name().eq_ignore_ascii_case(f.name()))
+        .count();
+    match qualifier_of(f) {
+        Some(q) if same > 1 => format!("{q}.{}", f.name()),
+        _ => f.name().clone(),
+    }
+}
+
 /// Spark's output name of a SELECT item.
 fn output_name(it: &OutItem) -> String {
     match (&it.alias, &it.node.kind) {
         (Some(a), _) => a.clone(),
+        // A qualified column is named by the column alone (`s.Country` is
+        // `Country`), as in Spark.
+        (None, Kind::Column(c)) if c.contains('.') && !c.starts_with('`') => c
+            .split_once('.')
+            .map_or_else(|| c.clone(), |(_, name)| name.to_string()),
         (None, Kind::WindowField(part)) => part.column().to_string(),
         (None, _) => it.node.to_string(),
     }
@@ -171,7 +274,7 @@ impl Planner<'_> {
             };
             match resolve_column(&self.schema, name) {
                 Ok(i) => Ok(Some(Node::new(
-                    Kind::Column(self.schema.field(i).name().clone()),
+                    Kind::Column(spelling(&self.schema, i)),
                     n.span,
                 ))),
                 Err(e) => {

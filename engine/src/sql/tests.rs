@@ -11,6 +11,7 @@ use crate::{
 };
 
 mod arrays;
+mod joins;
 
 fn ts(text: &str) -> Value {
     Value::Timestamp(crate::time::parse_timestamp_us(text).expect("a timestamp"))
@@ -760,13 +761,14 @@ fn unsupported_clauses_are_named_and_pointed_at() {
     );
     assert_error(
         "SELECT r.Country FROM retail r JOIN customers c ON r.CustomerID = c.id",
-        "JOIN is not supported on a streaming query",
-        "JOIN",
+        "table `customers` cannot be found: it is neither the stream nor a static table \
+         (no static tables were given)",
+        "customers c",
         0,
     );
     assert_error(
         "SELECT Country FROM retail, customers",
-        "joins are not supported on a streaming query",
+        "FROM lists more than one table, which is a cross join",
         "customers",
         0,
     );

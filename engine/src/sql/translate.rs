@@ -88,6 +88,36 @@ pub(crate) struct Cx<'a> {
     pub(crate) alias: Option<&'a str>,
     /// The names of the LATERAL VIEWs, which qualify their columns.
     pub(crate) views: &'a [String],
+    /// The joined table, if the query has a JOIN.
+    pub(crate) joined: Option<Joined<'a>>,
+}
+
+/// The table of a JOIN, as written.
+#[derive(Clone, Copy)]
+pub(crate) struct Joined<'a> {
+    /// Its name parts.
+    pub(crate) table: &'a [String],
+    /// Its alias.
+    pub(crate) alias: Option<&'a str>,
+}
+
+/// Whether `parts` name a table: its alias when it has one (as in Spark),
+/// else its full name or its last part.
+fn names(parts: &[Ident], table: &[String], alias: Option<&str>) -> bool {
+    let eq = |a: &Ident, b: &String| a.value.eq_ignore_ascii_case(b);
+    if let Some(alias) = alias {
+        return parts.len() == 1 && parts[0].value.eq_ignore_ascii_case(alias);
+    }
+    (parts.len() == table.len() && parts.iter().zip(table).all(|(p, n)| eq(p, n)))
+        || (parts.len() == 1 && table.last().is_some_and(|last| eq(&parts[0], last)))
+}
+
+/// A table's qualifier: its alias, else the last part of its name.
+fn qualifier(table: &[String], alias: Option<&str>) -> String {
+    alias
+        .map(str::to_string)
+        .or_else(|| table.last().cloned())
+        .unwrap_or_default()
 }
 
 /// A function argument: `*` or an expression.
@@ -424,7 +454,13 @@ impl<'a> Cx<'a> {
         let n = self.qualifier_len(parts);
         let rest = &parts[n..];
         match rest {
-            [c] if n > 0 => Ok(Node::new(Kind::Column(c.value.clone()), span)),
+            [c] if n > 0 => {
+                let name = match self.join_qualifier(&parts[..n]) {
+                    Some(q) => format!("{q}.{}", c.value),
+                    None => c.value.clone(),
+                };
+                Ok(Node::new(Kind::Column(name), span))
+            }
             [w, field] if w.value.eq_ignore_ascii_case("window") => {
                 let part = if field.value.eq_ignore_ascii_case("start") {
                     WindowPart::Start
@@ -442,10 +478,16 @@ impl<'a> Cx<'a> {
                 Ok(Node::new(Kind::WindowField(part), span))
             }
             _ if n == 0 => {
-                let from = match self.alias {
+                let mut from = match self.alias {
                     Some(a) => format!("`{}` AS `{a}`", self.table.join(".")),
                     None => format!("`{}`", self.table.join(".")),
                 };
+                if let Some(j) = self.joined {
+                    from.push_str(&match j.alias {
+                        Some(a) => format!(" and `{}` AS `{a}`", j.table.join(".")),
+                        None => format!(" and `{}`", j.table.join(".")),
+                    });
+                }
                 Err(self.err(
                     parts[0].span.into(),
                     format!(
@@ -479,16 +521,30 @@ impl<'a> Cx<'a> {
     /// Whether `parts` name the FROM table: its alias when it has one (as in
     /// Spark), else its full name or its last part.
     pub(crate) fn names_table(&self, parts: &[Ident]) -> bool {
-        let eq = |a: &Ident, b: &String| a.value.eq_ignore_ascii_case(b);
-        if parts.len() == 1 && self.views.iter().any(|v| eq(&parts[0], v)) {
+        if parts.len() == 1
+            && self
+                .views
+                .iter()
+                .any(|v| parts[0].value.eq_ignore_ascii_case(v))
+        {
             return true;
         }
-        if let Some(alias) = self.alias {
-            return parts.len() == 1 && parts[0].value.eq_ignore_ascii_case(alias);
+        names(parts, self.table, self.alias)
+            || self.joined.is_some_and(|j| names(parts, j.table, j.alias))
+    }
+
+    /// In a query with a JOIN, the qualifier of the table `parts` name (the
+    /// stream's or the joined table's), which the columns of the joined
+    /// rows carry; `None` without a join or for a LATERAL VIEW.
+    pub(crate) fn join_qualifier(&self, parts: &[Ident]) -> Option<String> {
+        let j = self.joined?;
+        if names(parts, j.table, j.alias) {
+            return Some(qualifier(j.table, j.alias));
         }
-        let t = self.table;
-        (parts.len() == t.len() && parts.iter().zip(t).all(|(p, n)| eq(p, n)))
-            || (parts.len() == 1 && t.last().is_some_and(|last| eq(&parts[0], last)))
+        if names(parts, self.table, self.alias) {
+            return Some(qualifier(self.table, self.alias));
+        }
+        None
     }
 
     fn value(&self, v: &ast::Value, span: Span) -> Result<Node> {

@@ -1,0 +1,104 @@
+//! The stream-static join of continuous mode: one hash probe per event.
+//!
+//! Owns `JoinOp`, which probes the static table's shared index with the
+//! event's key values and emits one event per matching table row (the
+//! stream's values, then the table's), each keeping the input's event time,
+//! watermark and ingest time. The joined row is built in place in one reused
+//! output event, and the key in one reused buffer, so an event allocates
+//! nothing here. It must not build or change the index (the plan builds it
+//! once, and every task shares it read-only).
+
+use std::sync::Arc;
+
+use super::{Next, Operator};
+use crate::error::Result;
+use crate::schema::{Event, Row, Value};
+use crate::table::BoundJoin;
+
+/// Joins each event with the static table's rows of the same key.
+pub(crate) struct JoinOp {
+    join: Arc<BoundJoin>,
+    /// How many columns the table has (the nulls of an unmatched outer row).
+    table_width: usize,
+    /// The event's key values, reused.
+    key: Vec<Value>,
+    /// The output event, reused: the joined row is built in place.
+    out: Event,
+    next: Next,
+}
+
+impl JoinOp {
+    pub(crate) fn new(join: Arc<BoundJoin>, next: Next) -> JoinOp {
+        let table_width = join.index.table().schema().fields().len();
+        let key = Vec::with_capacity(join.stream_keys.len());
+        JoinOp {
+            join,
+            table_width,
+            key,
+            out: Event::new(Row::new(), 0),
+            next,
+        }
+    }
+}
+
+impl Operator for JoinOp {
+    #[inline]
+    fn on_event(&mut self, ev: &mut Event) -> Result<()> {
+        let JoinOp {
+            join,
+            table_width,
+            key,
+            out,
+            next,
+        } = self;
+        key.clear();
+        for k in &join.stream_keys {
+            key.push(k.eval(&ev.row));
+        }
+        out.event_time_us = ev.event_time_us;
+        out.watermark_us = ev.watermark_us;
+        out.ingest_ns = ev.ingest_ns;
+        let mut matched = false;
+        for &r in join.index.probe(key) {
+            out.row.clear();
+            for v in ev.row.iter().chain(join.index.row(r).iter()) {
+                out.row.push(v.clone());
+            }
+            if join.condition.as_ref().is_none_or(|c| c.passes(&out.row)) {
+                matched = true;
+                next.on_event(out)?;
+            }
+        }
+        if !matched && join.outer {
+            out.row.clear();
+            for v in ev.row.iter() {
+                out.row.push(v.clone());
+            }
+            for _ in 0..*table_width {
+                out.row.push(Value::Null);
+            }
+            next.on_event(out)?;
+        }
+        Ok(())
+    }
+
+    #[inline]
+    fn on_watermark(&mut self, wm: i64) -> Result<()> {
+        self.next.on_watermark(wm)
+    }
+
+    #[inline]
+    fn on_marker(&mut self, epoch: u64) -> Result<()> {
+        self.next.on_marker(epoch)
+    }
+
+    #[inline]
+    fn on_tick(&mut self) -> Result<()> {
+        self.next.on_tick()
+    }
+
+    #[inline]
+    fn on_end(&mut self) -> Result<()> {
+        self.next.on_end()
+    }
+}

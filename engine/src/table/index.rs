@@ -1,0 +1,172 @@
+//! The join's hash index on a static table's key values, and the bound join.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+use rustc_hash::FxHasher;
+use smallvec::SmallVec;
+
+use super::StaticTable;
+use crate::error::{plan_err, Result};
+use crate::expr::BoundExpr;
+use crate::schema::{timestamp_type, type_name, DataType, Row, Value};
+
+/// The key values of one row.
+type Key = SmallVec<[Value; 2]>;
+
+/// One distinct key of the table: its values and where its rows are listed.
+struct Group {
+    key: Key,
+    start: u32,
+    len: u32,
+}
+
+/// A static table indexed on its join keys: each distinct non-null key
+/// leads to the table's rows with that key, in table order. Rows with a
+/// null in any key are left out (a null key never matches).
+pub(crate) struct JoinIndex {
+    table: StaticTable,
+    groups: Vec<Group>,
+    /// Row numbers, grouped by key.
+    rows: Vec<u32>,
+    lookup: HashTable<u32>,
+}
+
+/// The hash of a key, as the index computes it: each value's `Hash` in
+/// order. A probe that hashes another way must give the same number.
+pub(crate) fn hash_key<'v>(values: impl IntoIterator<Item = &'v Value>) -> u64 {
+    let mut h = FxHasher::default();
+    for v in values {
+        v.hash(&mut h);
+    }
+    h.finish()
+}
+
+impl JoinIndex {
+    /// Indexes `table` on `keys` (bound to the table's schema, already cast
+    /// to the join's key types).
+    pub(crate) fn build(table: &StaticTable, keys: &[BoundExpr]) -> Result<JoinIndex> {
+        let mut groups: Vec<Group> = Vec::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
+        let mut lookup: HashTable<u32> = HashTable::new();
+        for (r, row) in table.rows().iter().enumerate() {
+            let key: Key = keys.iter().map(|k| k.eval(row)).collect();
+            if key.iter().any(Value::is_null) {
+                continue;
+            }
+            let hash = hash_key(&key);
+            let at = match lookup.find(hash, |&g| groups[g as usize].key == key) {
+                Some(&g) => g as usize,
+                None => {
+                    let g = groups.len();
+                    lookup.insert_unique(hash, g as u32, |&g| hash_key(&groups[g as usize].key));
+                    groups.push(Group {
+                        key,
+                        start: 0,
+                        len: 0,
+                    });
+                    members.push(Vec::new());
+                    g
+                }
+            };
+            members[at].push(r as u32);
+        }
+        let mut rows = Vec::with_capacity(table.num_rows());
+        for (g, list) in groups.iter_mut().zip(&members) {
+            g.start = rows.len() as u32;
+            g.len = list.len() as u32;
+            rows.extend_from_slice(list);
+        }
+        Ok(JoinIndex {
+            table: table.clone(),
+            groups,
+            rows,
+            lookup,
+        })
+    }
+
+    /// The table's rows whose key equals `key` (none if `key` holds a null).
+    #[inline]
+    pub(crate) fn probe(&self, key: &[Value]) -> &[u32] {
+        if key.iter().any(Value::is_null) {
+            return &[];
+        }
+        self.probe_hashed(hash_key(key), |k| k == key)
+    }
+
+    /// The rows of the key with hash `hash` for which `eq` holds: for a
+    /// caller that hashes its key values in place ([`hash_key`]'s way).
+    #[inline]
+    pub(crate) fn probe_hashed(&self, hash: u64, mut eq: impl FnMut(&[Value]) -> bool) -> &[u32] {
+        match self
+            .lookup
+            .find(hash, |&g| eq(&self.groups[g as usize].key))
+        {
+            Some(&g) => {
+                let g = &self.groups[g as usize];
+                &self.rows[g.start as usize..(g.start + g.len) as usize]
+            }
+            None => &[],
+        }
+    }
+
+    /// The indexed table.
+    pub(crate) fn table(&self) -> &StaticTable {
+        &self.table
+    }
+
+    /// Row `i` of the table.
+    #[inline]
+    pub(crate) fn row(&self, i: u32) -> &Row {
+        &self.table.rows()[i as usize]
+    }
+}
+
+/// A stream-static join, bound: what both runtimes execute.
+pub(crate) struct BoundJoin {
+    pub(crate) index: Arc<JoinIndex>,
+    /// The stream's key expressions, cast to the key types.
+    pub(crate) stream_keys: Vec<BoundExpr>,
+    /// Conditions of `ON` beyond the key equalities, over the joined row
+    /// (the stream's columns, then the table's).
+    pub(crate) condition: Option<BoundExpr>,
+    /// LEFT OUTER: a stream row without a match passing the condition is
+    /// kept once, with nulls for the table's columns.
+    pub(crate) outer: bool,
+}
+
+fn is_numeric(t: &DataType) -> bool {
+    matches!(t, DataType::Int64 | DataType::Float64)
+}
+
+fn is_temporal(t: &DataType) -> bool {
+    matches!(t, DataType::Timestamp(..) | DataType::Date32)
+}
+
+/// The type two join keys are compared in, by Spark's implicit casts for
+/// `=`: numbers in the wider type, a string as the number, date or timestamp
+/// it is compared with, a date with a timestamp as timestamps. Any other
+/// pair does not compare: the error names both types.
+pub(crate) fn key_type(stream: &DataType, table: &DataType, pair: &str) -> Result<DataType> {
+    let t = match (stream, table) {
+        (a, b) if a == b => a.clone(),
+        (DataType::Null, b) => b.clone(),
+        (a, DataType::Null) => a.clone(),
+        (a, b) if is_numeric(a) && is_numeric(b) => DataType::Float64,
+        (DataType::Utf8, b) if is_numeric(b) || is_temporal(b) => b.clone(),
+        (a, DataType::Utf8) if is_numeric(a) || is_temporal(a) => a.clone(),
+        (a, b) if is_temporal(a) && is_temporal(b) => timestamp_type(),
+        (DataType::Timestamp(..), DataType::Timestamp(..)) => timestamp_type(),
+        (a, b) => {
+            return plan_err(format!(
+                "join keys of different types cannot be compared in {pair}: the stream's is {} \
+                 and the table's is {}; cast one side (CAST(... AS {}))",
+                type_name(a),
+                type_name(b),
+                type_name(b)
+            ))
+        }
+    };
+    Ok(t)
+}

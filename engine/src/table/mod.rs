@@ -1,0 +1,18 @@
+//! Static tables: the read-only side of a stream-static join.
+//!
+//! Owns [`StaticTable`] (a named table loaded once before a query starts,
+//! held as rows for continuous mode and as one Arrow batch for micro-batch
+//! mode, bounded by a row limit) and the join's hash index on the table's
+//! key values (`JoinIndex`), built once per query start and shared
+//! read-only (`Arc`) by every task. It also owns the join's bound form
+//! (`BoundJoin`: the index, the stream's key expressions, the extra
+//! condition) that both runtimes execute, and Spark's rule for the common
+//! type of two join keys. It must not do I/O (connectors read files and hand
+//! over batches), and must not know about operators, tasks or batches in
+//! flight.
+
+mod index;
+mod static_table;
+
+pub(crate) use index::{key_type, BoundJoin, JoinIndex};
+pub use static_table::{StaticTable, DEFAULT_MAX_ROWS};
