@@ -75,11 +75,14 @@ fn row(k: &str, n: i64) -> Row {
 }
 
 fn table_rows(c: &mut Client, table: &str) -> Vec<(String, i64)> {
-    c.query(&format!("SELECT k, n FROM \"{table}\" ORDER BY k, n"), &[])
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect()
+    c.query(
+        &format!("SELECT k, n FROM \"{table}\" WHERE k IS NOT NULL ORDER BY k, n"),
+        &[],
+    )
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect()
 }
 
 fn pairs(v: &[(&str, i64)]) -> Vec<(String, i64)> {
@@ -145,11 +148,24 @@ fn update_mode_upserts_the_last_change_of_each_key() {
     }
     s.commit(0).unwrap();
     s.write(&row("b", 5)).unwrap();
+    // A null key is a group of its own, upserted like the others.
+    let null_key = |n: i64| Row::from(vec![Value::Null, Value::Int64(n), Value::Null]);
+    s.write(&null_key(7)).unwrap();
     s.commit(1).unwrap();
+    s.write(&null_key(8)).unwrap();
+    s.commit(2).unwrap();
+    let mut c = client();
     assert_eq!(
-        table_rows(&mut client(), &table),
+        table_rows(&mut c, &table)[..2],
         pairs(&[("a", 3), ("b", 5)])
     );
+    let nulls: Vec<i64> = c
+        .query(&format!("SELECT n FROM \"{table}\" WHERE k IS NULL"), &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(nulls, [8]);
 }
 
 #[test]

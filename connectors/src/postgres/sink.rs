@@ -183,7 +183,18 @@ impl PostgresSink {
                     .iter()
                     .map(|&i| ident(ctx.schema.field(i).name()))
                     .collect();
-                cols.push(format!("PRIMARY KEY ({})", k.join(", ")));
+                // A null key is a group of its own, as in the query: from
+                // PostgreSQL 15 a unique constraint can say so; before, a
+                // primary key (and the server refuses null keys).
+                let version: i32 = client
+                    .query_one("SELECT current_setting('server_version_num')::int", &[])
+                    .map_err(|e| self.fail("reading the server's version", e))?
+                    .get(0);
+                cols.push(if version >= 150_000 {
+                    format!("UNIQUE NULLS NOT DISTINCT ({})", k.join(", "))
+                } else {
+                    format!("PRIMARY KEY ({})", k.join(", "))
+                });
             }
             client
                 .batch_execute(&format!(
