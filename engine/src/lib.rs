@@ -55,6 +55,7 @@ pub mod query;
 pub mod schema;
 pub mod sql;
 pub mod state;
+mod suggest;
 pub mod table;
 pub mod time;
 pub mod wake;

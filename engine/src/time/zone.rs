@@ -12,6 +12,8 @@ use std::str::FromStr;
 use chrono::{DateTime, Offset, TimeZone};
 use chrono_tz::{Tz, TZ_VARIANTS};
 
+use crate::suggest::edit_distance;
+
 const US_PER_SEC: i64 = 1_000_000;
 const SECS_PER_DAY: i64 = 86_400;
 
@@ -284,21 +286,6 @@ fn nearest_name(text: &str) -> Option<&'static str> {
         .min_by_key(|(d, _)| *d)
         .filter(|(d, _)| *d <= text.len().div_ceil(2))
         .map(|(_, n)| n)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 impl FromStr for Zone {

@@ -34,6 +34,7 @@ pub(crate) use array::GENERATORS;
 pub(crate) use kernel::{true_mask, Kernel};
 
 use crate::schema::{DataType, Value};
+use crate::suggest::edit_distance;
 use crate::time::Zone;
 
 /// What a function is about, for the function list.
@@ -249,22 +250,6 @@ pub(crate) fn names<'a>(extra: &'a [&'a str]) -> impl Iterator<Item = &'a str> {
 pub(crate) fn nearest<'a>(name: &str, extra: &'a [&'a str]) -> Option<&'a str> {
     let name = name.to_ascii_lowercase();
     names(extra).min_by_key(|n| edit_distance(&name, n))
-}
-
-/// Levenshtein distance between two strings, by characters.
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 /// Checks a call's argument count: the message when it is wrong.

@@ -25,33 +25,17 @@ fn words(list: &[&str]) -> Value {
 /// Runs an aggregating `sql` in update mode in both modes and returns the
 /// final row of each group, sorted.
 fn run_both_updates(sql: &str, input: SchemaRef, rows: Vec<Row>) -> Vec<Row> {
-    let mut results = Vec::new();
-    for trigger in [Trigger::default(), Trigger::AvailableNow] {
-        let query = StreamingSql::parse(sql).unwrap_or_else(|e| panic!("{e}"));
-        let source = FixedRows {
-            schema: input.clone(),
-            rows: rows.clone(),
-            next: 0,
-            planned: 0,
-        };
-        let (sink, table) = MemorySink::new("result");
-        let running = query
-            .apply(DataFrame::from_source(query.table(), source))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .write_stream(sink)
-            .output_mode(OutputMode::Update)
-            .trigger(trigger)
-            .start()
-            .unwrap_or_else(|e| panic!("{e}"));
-        running.await_termination().expect("the query ends cleanly");
-        let mut last: Vec<Row> = last_by_key(&table.rows(), &[0]).into_values().collect();
-        last.sort_by(|a, b| a[0].sql_cmp(&b[0]).unwrap_or(std::cmp::Ordering::Equal));
-        results.push(last);
-    }
-    let micro = results.pop().unwrap();
-    let continuous = results.pop().unwrap();
-    assert_eq!(continuous, micro, "{sql}: the two modes differ");
-    continuous
+    let (results, _) = run_each_mode(sql, input, rows, OutputMode::Update);
+    let last: Vec<Vec<Row>> = results
+        .iter()
+        .map(|table| {
+            let mut last: Vec<Row> = last_by_key(table, &[0]).into_values().collect();
+            last.sort_by(|a, b| a[0].sql_cmp(&b[0]).unwrap_or(std::cmp::Ordering::Equal));
+            last
+        })
+        .collect();
+    assert_eq!(last[0], last[1], "{sql}: the two modes differ");
+    last[0].clone()
 }
 
 #[test]
