@@ -10,38 +10,15 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::{filter, take};
 use arrow::datatypes::TimestampMicrosecondType;
-use arrow::datatypes::{Field, Schema};
-use arrow::record_batch::{RecordBatch, RecordBatchOptions};
 
+pub(crate) use super::flight::{batch_of, Flight};
 use crate::error::{EngineError, Result};
 use crate::plan::PhysOp;
 use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{Row, NO_TIME};
 
-/// A batch moving through the plan, with per-row times.
-pub(crate) struct Flight {
-    pub(crate) batch: RecordBatch,
-    pub(crate) ingest_ns: Vec<u64>,
-    pub(crate) watermark_us: Option<Vec<i64>>,
-}
-
 fn arrow_err(e: arrow::error::ArrowError) -> EngineError {
     EngineError::Eval(e.to_string())
-}
-
-/// A batch from arrays, named positionally (operators bind by index).
-pub(crate) fn batch_of(columns: Vec<ArrayRef>, rows: usize) -> Result<RecordBatch> {
-    let fields: Vec<Field> = columns
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Field::new(format!("c{i}"), c.data_type().clone(), true))
-        .collect();
-    RecordBatch::try_new_with_options(
-        Arc::new(Schema::new(fields)),
-        columns,
-        &RecordBatchOptions::new().with_row_count(Some(rows)),
-    )
-    .map_err(arrow_err)
 }
 
 fn keep<T: Copy>(values: &[T], mask: &BooleanArray) -> Vec<T> {

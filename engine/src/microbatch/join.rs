@@ -15,7 +15,7 @@ use arrow::compute::take;
 use arrow::record_batch::RecordBatch;
 use rustc_hash::FxHasher;
 
-use super::exec::{batch_of, Flight};
+use super::flight::{batch_of, Flight};
 use crate::error::{EngineError, Result};
 use crate::schema::column::Column;
 use crate::schema::Value;

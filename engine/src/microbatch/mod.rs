@@ -15,6 +15,7 @@ mod aggregate;
 mod commit;
 mod driver;
 mod exec;
+mod flight;
 mod join;
 mod runner;
 

@@ -7,50 +7,12 @@
 //! alias so that `r.Country` and `s.Country` both resolve). It must not
 //! build the index or run anything: the physical plan does that at start.
 
-use std::fmt;
-
 use super::builder::DataFrame;
-use super::logical::LogicalOp;
+use super::logical::{JoinSpec, JoinType, LogicalOp};
 use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr, BinaryOp, Expr};
 use crate::schema::{qualified, qualified_field, qualifier_of, Field, Schema, SchemaRef};
 use crate::table::{key_type, StaticTable};
-
-/// Which rows of a stream-static join are kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JoinType {
-    /// Stream rows with at least one matching table row, once per match.
-    Inner,
-    /// Every stream row: once per match, or once with nulls for the
-    /// table's columns when none matches.
-    LeftOuter,
-}
-
-impl fmt::Display for JoinType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            JoinType::Inner => "Inner",
-            JoinType::LeftOuter => "LeftOuter",
-        })
-    }
-}
-
-/// A join as the logical plan records it.
-#[derive(Clone)]
-pub(crate) struct JoinSpec {
-    pub(crate) table: StaticTable,
-    /// The table's qualifier: its alias, else its name.
-    pub(crate) qualifier: String,
-    pub(crate) how: JoinType,
-    /// The condition as written.
-    pub(crate) on: Expr,
-    /// `(stream side, table side)` of each key equality.
-    pub(crate) keys: Vec<(Expr, Expr)>,
-    /// The rest of the condition, on the joined row.
-    pub(crate) condition: Option<Expr>,
-    /// The table's schema, qualified.
-    pub(crate) table_schema: SchemaRef,
-}
 
 fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
     match e {

@@ -4,9 +4,9 @@ use std::fmt;
 
 use crate::expr::Expr;
 use crate::ops::FlatMapFn;
-use crate::plan::join::JoinSpec;
 use crate::plan::{AggExpr, WindowShape};
 use crate::schema::{type_name, SchemaRef};
+use crate::table::StaticTable;
 
 /// A time window in a grouping, resolved to its shape.
 #[derive(Clone, Debug)]
@@ -150,4 +150,40 @@ impl fmt::Display for LogicalPlan {
             schema_text(&self.source_schema)
         )
     }
+}
+
+/// Which rows of a stream-static join are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JoinType {
+    /// Stream rows with at least one matching table row, once per match.
+    Inner,
+    /// Every stream row: once per match, or once with nulls for the
+    /// table's columns when none matches.
+    LeftOuter,
+}
+
+impl fmt::Display for JoinType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinType::Inner => "Inner",
+            JoinType::LeftOuter => "LeftOuter",
+        })
+    }
+}
+
+/// A join as the logical plan records it.
+#[derive(Clone)]
+pub(crate) struct JoinSpec {
+    pub(crate) table: StaticTable,
+    /// The table's qualifier: its alias, else its name.
+    pub(crate) qualifier: String,
+    pub(crate) how: JoinType,
+    /// The condition as written.
+    pub(crate) on: Expr,
+    /// `(stream side, table side)` of each key equality.
+    pub(crate) keys: Vec<(Expr, Expr)>,
+    /// The rest of the condition, on the joined row.
+    pub(crate) condition: Option<Expr>,
+    /// The table's schema, qualified.
+    pub(crate) table_schema: SchemaRef,
 }

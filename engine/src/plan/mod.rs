@@ -20,7 +20,7 @@ pub use builder::{
     var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, QueryConfig,
     Trigger,
 };
-pub use join::JoinType;
+pub use logical::JoinType;
 pub(crate) use logical::LogicalOp;
 pub use logical::LogicalPlan;
 pub(crate) use physical::{PhysOp, PhysicalPlan};

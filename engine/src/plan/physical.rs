@@ -12,7 +12,7 @@ use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr_in, resolve_column, BoundExpr, Expr};
 use crate::io::OutputMode;
 use crate::ops::{BoundAggregate, FlatMapFn};
-use crate::plan::join::{JoinSpec, JoinType};
+use crate::plan::logical::{JoinSpec, JoinType};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
 use crate::schema::{Schema, SchemaRef};
 use crate::table::{key_type, BoundJoin, JoinIndex};
