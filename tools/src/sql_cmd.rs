@@ -1,10 +1,10 @@
 //! `runnel sql`: batch SQL over the result tables that queries wrote.
 //!
 //! Owns registering CSV/JSON files, log topics and PostgreSQL tables (read
-//! by `pg_table`) as tables and printing a
-//! query's result as a table, CSV or JSON lines. Batch SQL (ORDER BY, LIMIT,
-//! JOIN, ...) is DataFusion's; this module must stay out of the streaming
-//! engine's way (it never runs on a query's hot path).
+//! by `pg_table`) as tables and printing a query's result as a table, CSV
+//! or JSON lines. Batch SQL (ORDER BY, LIMIT, JOIN, ...) is DataFusion's;
+//! this module must stay out of the streaming engine's way (it never runs
+//! on a query's hot path).
 
 use std::path::Path;
 use std::sync::Arc;
