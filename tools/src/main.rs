@@ -12,6 +12,8 @@ mod bench_crash;
 mod bench_feed;
 mod bench_plot;
 mod log_cmd;
+#[cfg(feature = "sql")]
+mod pg_table;
 mod progress;
 mod run;
 #[cfg(feature = "sql")]
@@ -32,7 +34,7 @@ struct Cli {
 enum Command {
     /// Run a streaming query over sources into a sink.
     Run(run::RunArgs),
-    /// Query result tables (CSV/JSON files, log topics) with batch SQL.
+    /// Query result tables (CSV/JSON files, log topics, PostgreSQL tables) with batch SQL.
     #[cfg(feature = "sql")]
     Sql(sql_cmd::SqlArgs),
     /// Query result tables with batch SQL: not in this build (cargo feature `sql`).

@@ -1,9 +1,10 @@
 //! `runnel sql`: batch SQL over the result tables that queries wrote.
 //!
-//! Owns registering CSV/JSON files and log topics as tables and printing a
-//! query's result as a table, CSV or JSON lines. Batch SQL (ORDER BY, LIMIT,
-//! JOIN, ...) is DataFusion's; this module must stay out of the streaming
-//! engine's way (it never runs on a query's hot path).
+//! Owns registering CSV/JSON files, log topics and PostgreSQL tables (read
+//! by `pg_table`) as tables and printing a query's result as a table, CSV
+//! or JSON lines. Batch SQL (ORDER BY, LIMIT, JOIN, ...) is DataFusion's;
+//! this module must stay out of the streaming engine's way (it never runs
+//! on a query's hot path).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,7 +33,9 @@ pub enum Format {
 /// `runnel sql` flags.
 #[derive(Args, Debug)]
 pub struct SqlArgs {
-    /// A table: NAME=csv:PATH, NAME=json:PATH (a file or a directory) or NAME=log:DIR/TOPIC.
+    /// A table: NAME=csv:PATH, NAME=json:PATH (a file or a directory),
+    /// NAME=log:DIR/TOPIC or NAME=postgres://USER@HOST:PORT/DB?table=T
+    /// (password from PGPASSWORD).
     #[arg(long = "table", value_name = "NAME=URI", required = true)]
     pub tables: Vec<String>,
     /// Output format.
@@ -78,7 +81,8 @@ async fn register(ctx: &SessionContext, name: &str, text: &str) -> Result<()> {
     let what = format!("--table {name}");
     let uri = Uri::parse(text, &what)?;
     let path = Path::new(&uri.location);
-    if uri.kind != "log" && !path.exists() {
+    let local = !matches!(uri.kind.as_str(), "log" | "postgres" | "postgresql");
+    if local && !path.exists() {
         return Err(EngineError::Source(format!(
             "{what}: {} does not exist",
             path.display()
@@ -113,9 +117,23 @@ async fn register(ctx: &SessionContext, name: &str, text: &str) -> Result<()> {
             let table = log_table(path)?;
             ctx.read_table(Arc::new(table)).map_err(df_err)?
         }
+        "postgres" | "postgresql" => {
+            // The blocking client runs a runtime of its own, which cannot
+            // start on this one's thread.
+            let (flag, location, options) =
+                (what.clone(), uri.location.clone(), uri.options.clone());
+            let read =
+                std::thread::spawn(move || crate::pg_table::read(&flag, &location, &options));
+            let (schema, batch) = read.join().map_err(|_| {
+                EngineError::Source(format!("{what}: reading the table panicked"))
+            })??;
+            let table = MemTable::try_new(schema, vec![vec![batch]]).map_err(df_err)?;
+            ctx.read_table(Arc::new(table)).map_err(df_err)?
+        }
         other => {
             return Err(EngineError::Plan(format!(
-                "{what}: unknown table kind '{other}' (use csv:PATH, json:PATH or log:DIR/TOPIC)"
+                "{what}: unknown table kind '{other}' (use csv:PATH, json:PATH, log:DIR/TOPIC \
+                 or postgres://USER@HOST:PORT/DB?table=T)"
             )))
         }
     };

@@ -1014,3 +1014,101 @@ fn a_json_lines_table_joins_in_micro_batch_mode() {
     expected.sort();
     assert_eq!(got, expected);
 }
+
+/// The tutorial's "query the results" step on PostgreSQL: a micro-batch
+/// query writes the per-customer, per-day totals into a table, and
+/// `runnel sql` reads the table back. Needs the test server that
+/// tools/test.sh starts (`RUNNEL_POSTGRES`).
+#[cfg(feature = "sql")]
+#[test]
+fn runnel_sql_reads_back_a_postgres_table_the_sink_wrote() {
+    let server = std::env::var("RUNNEL_POSTGRES").expect(
+        "RUNNEL_POSTGRES is not set: run the tests through tools/test.sh, or export the \
+         lines of `bash tools/postgres-test-server.sh start`",
+    );
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let table = format!("cli_daily_{}_{nanos}", std::process::id());
+    // A key column is part of the table's primary key, so rows without a
+    // customer are left out.
+    let sql =
+        "SELECT CustomerID, window.start AS day, round(sum(UnitPrice * Quantity), 2) AS total \
+               FROM retail WHERE CustomerID IS NOT NULL \
+               GROUP BY CustomerID, window(InvoiceDate, '1 day')";
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    ok(runnel()
+        .args([
+            "run",
+            "--mode",
+            "microbatch",
+            "--sql",
+            sql,
+            "--source",
+            &source,
+        ])
+        .args(["--sink", &format!("{server}?table={table}&create=true")])
+        .args([
+            "--output-mode",
+            "update",
+            "--until-idle",
+            "--progress",
+            "none",
+        ])
+        .output()
+        .unwrap());
+
+    let mut expected: Vec<((String, String), f64)> = retail_daily_totals()
+        .into_iter()
+        .filter(|((customer, _), _)| !customer.is_empty())
+        .collect();
+    let groups = expected.len();
+    // Highest total first; ties by customer number.
+    expected.sort_by(|a, b| {
+        let (ca, cb): (f64, f64) = (a.0 .0.parse().unwrap(), b.0 .0.parse().unwrap());
+        b.1.partial_cmp(&a.1)
+            .unwrap()
+            .then(ca.partial_cmp(&cb).unwrap())
+    });
+    let text = ok(runnel()
+        .args(["sql", "--table", &format!("daily={server}?table={table}")])
+        .args(["--format", "csv"])
+        .arg(
+            "SELECT customerid, day, total, count(*) OVER () AS n FROM daily \
+             ORDER BY total DESC, customerid LIMIT 5",
+        )
+        .output()
+        .unwrap());
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("customerid,day,total,n"), "{text}");
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 5, "{text}");
+    for (row, ((customer, day), total)) in rows.iter().zip(&expected) {
+        assert_eq!(
+            row[0].parse::<f64>().unwrap(),
+            customer.parse::<f64>().unwrap(),
+            "{row:?} vs {customer} {day} {total}"
+        );
+        assert_eq!(row[1], day, "{row:?}");
+        assert!(close(row[2].parse().unwrap(), *total), "{row:?} vs {total}");
+        assert_eq!(row[3].parse::<usize>().unwrap(), groups, "{row:?}");
+    }
+
+    // A table that is not there: the error names it and the server.
+    let missing = format!("{table}_missing");
+    let err = fails(
+        runnel()
+            .args(["sql", "--table", &format!("t={server}?table={missing}")])
+            .arg("SELECT * FROM t")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains(&format!("{server}?table={missing}")) && err.contains("does not exist"),
+        "{err}"
+    );
+}
