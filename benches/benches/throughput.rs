@@ -15,10 +15,10 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use runnel::microbatch::BatchRunner;
 use runnel::Replayable;
 use runnel::{
-    call, case_when, coalesce, col, concat, count_star, lit, schema, sum, timestamp_type, window,
-    DataFrame, DataType, MemorySource, OutputMode, Row, Source, SourceContext, SourceOffset,
-    SourceOutput,
+    col, count_star, lit, schema, sum, timestamp_type, window, DataFrame, DataType, MemorySource,
+    OutputMode, Row, Source, SourceContext, SourceOffset, SourceOutput,
 };
+use runnel_benches::pipeline;
 use runnel_connectors::log::{LogTopic, ProducerConfig};
 use runnel_connectors::{FileSource, FileSourceOptions};
 
@@ -88,24 +88,8 @@ fn function_projection(c: &mut Criterion) {
         .with_timezone("UTC");
     let batch =
         RecordBatch::try_new(s.clone(), vec![Arc::new(name), Arc::new(qty), Arc::new(ts)]).unwrap();
-    let plain = [
-        col("name"),
-        col("qty"),
-        col("ts"),
-        col("qty").alias("q2"),
-        col("name").alias("n2"),
-    ];
-    let functions = [
-        case_when(
-            [(col("qty").gt(lit(10i64)), lit("big"))],
-            Some(lit("small")),
-        )
-        .alias("size"),
-        col("name").like("a%").alias("a_name"),
-        coalesce([col("qty"), lit(0i64)]).alias("qty0"),
-        call("hour", [col("ts")]).alias("h"),
-        concat([col("name"), lit("-"), col("name")]).alias("nn"),
-    ];
+    let plain = pipeline::plain_projection();
+    let functions = pipeline::function_projection();
     let mut g = c.benchmark_group("microbatch");
     g.throughput(Throughput::Elements(ROWS as u64));
     g.measurement_time(Duration::from_secs(5));

@@ -138,6 +138,34 @@ pub fn stateless_query(source: impl Source, sink: impl Sink, ts: &str) -> DataSt
         .output_mode(OutputMode::Append)
 }
 
+/// A plain projection of five columns over `(name string, qty bigint, ts
+/// timestamp)`: what the function projection is compared with.
+pub fn plain_projection() -> Vec<runnel::Expr> {
+    vec![
+        col("name"),
+        col("qty"),
+        col("ts"),
+        col("qty").alias("q2"),
+        col("name").alias("n2"),
+    ]
+}
+
+/// Five scalar functions over `(name string, qty bigint, ts timestamp)`:
+/// one `CASE`, one `LIKE`, one `coalesce`, one `hour`, one `concat`.
+pub fn function_projection() -> Vec<runnel::Expr> {
+    vec![
+        case_when(
+            [(col("qty").gt(lit(10i64)), lit("big"))],
+            Some(lit("small")),
+        )
+        .alias("size"),
+        col("name").like("a%").alias("a_name"),
+        coalesce([col("qty"), lit(0i64)]).alias("qty0"),
+        call("hour", [col("ts")]).alias("h"),
+        concat([col("name"), lit("-"), col("name")]).alias("nn"),
+    ]
+}
+
 /// (a) with five scalar functions: `source → filter value % 2 = 0 →
 /// select(value, ts, CASE WHEN value % 3 = 0 THEN 'fizz' ELSE 'other' END,
 /// CAST(value AS string) LIKE '1%', coalesce(value, 0), hour(ts),

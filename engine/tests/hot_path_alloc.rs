@@ -68,6 +68,23 @@ unsafe impl std::alloc::GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// Pushes `events` through `push`, and counts this thread's allocations
+/// during the second half (the first warms the chain up).
+fn second_half_allocations(events: Vec<Row>, mut push: impl FnMut(Row)) -> usize {
+    let half = events.len() / 2;
+    let mut events = events.into_iter();
+    for r in events.by_ref().take(half) {
+        push(r);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    COUNTING.with(|c| c.set(true));
+    for r in events {
+        push(r);
+    }
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.load(Ordering::Relaxed) - before
+}
+
 #[test]
 fn an_inner_join_with_one_match_allocates_nothing_per_event() {
     let _one = serial();
@@ -104,17 +121,7 @@ fn an_inner_join_with_one_match_allocates_nothing_per_event() {
     let events: Vec<Row> = (0..20_000i64)
         .map(|i| row![i, format!("country {}", i % 100)])
         .collect();
-    let mut events = events.into_iter();
-    for r in events.by_ref().take(10_000) {
-        producer.push(r).unwrap();
-    }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for r in events {
-        producer.push(r).unwrap();
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = second_half_allocations(events, |r| producer.push(r).unwrap());
     drop(producer);
     query.await_termination().unwrap();
     assert_eq!(seen.load(Ordering::Relaxed), 20_000);
@@ -151,17 +158,7 @@ fn projection_allocations(exprs: Vec<Expr>) -> usize {
             row![names[i as usize % 4], qty, Value::Timestamp(i * 3_600_007)]
         })
         .collect();
-    let mut events = events.into_iter();
-    for r in events.by_ref().take(10_000) {
-        producer.push(r).unwrap();
-    }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
-    for r in events {
-        producer.push(r).unwrap();
-    }
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = second_half_allocations(events, |r| producer.push(r).unwrap());
     drop(producer);
     query.await_termination().unwrap();
     allocations

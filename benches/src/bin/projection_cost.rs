@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use runnel::expr::bind_expr;
 use runnel::schema::{schema, timestamp_type, DataType, Row, Value};
-use runnel::{call, case_when, coalesce, col, concat, lit};
+use runnel_benches::pipeline::{function_projection, plain_projection};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -36,24 +36,8 @@ fn main() {
         ("ts", timestamp_type()),
     ]);
     let exprs = match which {
-        "plain" => vec![
-            col("name"),
-            col("qty"),
-            col("ts"),
-            col("qty").alias("q2"),
-            col("name").alias("n2"),
-        ],
-        "functions" => vec![
-            case_when(
-                [(col("qty").gt(lit(10i64)), lit("big"))],
-                Some(lit("small")),
-            )
-            .alias("size"),
-            col("name").like("a%").alias("a_name"),
-            coalesce([col("qty"), lit(0i64)]).alias("qty0"),
-            call("hour", [col("ts")]).alias("h"),
-            concat([col("name"), lit("-"), col("name")]).alias("nn"),
-        ],
+        "plain" => plain_projection(),
+        "functions" => function_projection(),
         other => usage(&format!("unknown projection `{other}`")),
     };
     let bound: Vec<_> = exprs

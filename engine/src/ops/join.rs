@@ -82,23 +82,5 @@ impl Operator for JoinOp {
         Ok(())
     }
 
-    #[inline]
-    fn on_watermark(&mut self, wm: i64) -> Result<()> {
-        self.next.on_watermark(wm)
-    }
-
-    #[inline]
-    fn on_marker(&mut self, epoch: u64) -> Result<()> {
-        self.next.on_marker(epoch)
-    }
-
-    #[inline]
-    fn on_tick(&mut self) -> Result<()> {
-        self.next.on_tick()
-    }
-
-    #[inline]
-    fn on_end(&mut self) -> Result<()> {
-        self.next.on_end()
-    }
+    forward_control!();
 }

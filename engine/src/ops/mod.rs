@@ -10,6 +10,29 @@
 //! chain moves no event by value. Anything slow (snapshot serialisation, file
 //! I/O) is handed to the coordinator.
 
+/// The control methods of an operator that only passes them on to
+/// `self.next` (everything but `on_event`).
+macro_rules! forward_control {
+    () => {
+        #[inline]
+        fn on_watermark(&mut self, wm: i64) -> Result<()> {
+            self.next.on_watermark(wm)
+        }
+        #[inline]
+        fn on_marker(&mut self, epoch: u64) -> Result<()> {
+            self.next.on_marker(epoch)
+        }
+        #[inline]
+        fn on_tick(&mut self) -> Result<()> {
+            self.next.on_tick()
+        }
+        #[inline]
+        fn on_end(&mut self) -> Result<()> {
+            self.next.on_end()
+        }
+    };
+}
+
 mod aggregate;
 mod join;
 mod stateless;

@@ -8,27 +8,6 @@ use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::schema::{Event, Row, Value};
 
-macro_rules! forward_control {
-    () => {
-        #[inline]
-        fn on_watermark(&mut self, wm: i64) -> Result<()> {
-            self.next.on_watermark(wm)
-        }
-        #[inline]
-        fn on_marker(&mut self, epoch: u64) -> Result<()> {
-            self.next.on_marker(epoch)
-        }
-        #[inline]
-        fn on_tick(&mut self) -> Result<()> {
-            self.next.on_tick()
-        }
-        #[inline]
-        fn on_end(&mut self) -> Result<()> {
-            self.next.on_end()
-        }
-    };
-}
-
 /// Keeps events whose predicate is true (null and false drop the event).
 pub(crate) struct FilterOp {
     pub(crate) predicate: BoundExpr,

@@ -15,6 +15,7 @@ use arrow_schema::Field;
 use regex::Regex;
 
 use super::kernel::Kernel;
+use super::string::regex_literal;
 use super::types::{coerce, common, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{element_type, list_type, type_name, DataType, Value};
@@ -71,16 +72,6 @@ pub(super) const DEFS: &[FunctionDef] = &[
 /// becomes several), for error messages and name suggestions.
 pub(crate) const GENERATORS: &[&str] =
     &["explode", "explode_outer", "posexplode", "posexplode_outer"];
-
-fn regex_literal(_: usize, v: &Value) -> Result<(), String> {
-    match v {
-        Value::Utf8(p) => Regex::new(p)
-            .map(|_| ())
-            .map_err(|e| format!("invalid regular expression: {e}")),
-        Value::Null => Ok(()),
-        _ => Err("a regular expression must be a string literal".into()),
-    }
-}
 
 /// The element type of argument `i` of `name`, which must be an array.
 fn array_arg<'a>(name: &str, i: usize, dt: &'a DataType) -> Result<&'a DataType, String> {

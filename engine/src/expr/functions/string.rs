@@ -488,7 +488,8 @@ fn literal_regex(name: &str, arg: &ArgInfo) -> Result<Option<Regex>, String> {
     }
 }
 
-fn regex_literal(_: usize, v: &Value) -> Result<(), String> {
+/// Checks a literal regular expression argument when the query is planned.
+pub(super) fn regex_literal(_: usize, v: &Value) -> Result<(), String> {
     match v {
         Value::Utf8(p) => Regex::new(p)
             .map(|_| ())
