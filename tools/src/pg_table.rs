@@ -27,6 +27,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use postgres::types::{FromSql, Type};
 use postgres::{Client, NoTls, Row};
 use runnel::{EngineError, Result};
+use runnel_connectors::postgres::table_columns;
 use runnel_connectors::PostgresSinkOptions;
 
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 UTC).
@@ -194,14 +195,8 @@ pub fn read(
         Some((s, t)) => (Some(s.to_string()), t.to_string()),
         None => (None, opts.table.clone()),
     };
-    let found = tx
-        .query(
-            "SELECT column_name, data_type FROM information_schema.columns
-             WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2
-             ORDER BY ordinal_position",
-            &[&schema_name, &table],
-        )
-        .map_err(|e| fail("cannot read the columns of", e))?;
+    let found =
+        table_columns(&mut tx, &opts.table).map_err(|e| fail("cannot read the columns of", e))?;
     if found.is_empty() {
         return Err(EngineError::Source(format!(
             "{what}: table {} does not exist in {uri}",
@@ -209,8 +204,7 @@ pub fn read(
         )));
     }
     let mut columns: Vec<(String, Kind)> = Vec::with_capacity(found.len());
-    for r in &found {
-        let (name, ty): (String, String) = (r.get(0), r.get(1));
+    for (name, ty) in found {
         let kind = Kind::of(&ty).ok_or_else(|| {
             EngineError::Source(format!(
                 "{what}: column {name} of table {} is {ty}, which runnel sql does not read \

@@ -34,4 +34,4 @@ mod options;
 mod sink;
 
 pub use options::{Delivery, PostgresSinkOptions};
-pub use sink::PostgresSink;
+pub use sink::{table_columns, PostgresSink};

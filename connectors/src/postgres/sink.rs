@@ -203,17 +203,7 @@ impl PostgresSink {
                 ))
                 .map_err(|e| self.fail(format!("creating table {}", self.opts.table), e))?;
         }
-        let (schema, name) = match self.opts.table.split_once('.') {
-            Some((s, t)) => (Some(s.to_string()), t.to_string()),
-            None => (None, self.opts.table.clone()),
-        };
-        let found = client
-            .query(
-                "SELECT column_name, data_type FROM information_schema.columns
-                 WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2
-                 ORDER BY ordinal_position",
-                &[&schema, &name],
-            )
+        let found = table_columns(client, &self.opts.table)
             .map_err(|e| self.fail(format!("reading the columns of {}", self.opts.table), e))?;
         if found.is_empty() {
             return Err(self.refuse(format!(
@@ -221,7 +211,7 @@ impl PostgresSink {
                 self.opts.table
             )));
         }
-        let columns: Vec<(String, String)> = found.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let columns = found;
         for f in ctx.schema.fields() {
             let (_, accepted) = sql_type(f.data_type())
                 .ok_or_else(|| self.refuse(unsupported(f.name(), f.data_type())))?;
@@ -479,6 +469,29 @@ impl Sink for PostgresSink {
             }
         }
     }
+}
+
+/// The columns of `table` (`schema.table` or a table of the current
+/// schema) and their types as `information_schema` names them, in order;
+/// none when the table does not exist.
+pub fn table_columns(
+    client: &mut impl postgres::GenericClient,
+    table: &str,
+) -> std::result::Result<Vec<(String, String)>, postgres::Error> {
+    let (schema, name) = match table.split_once('.') {
+        Some((s, t)) => (Some(s), t),
+        None => (None, table),
+    };
+    Ok(client
+        .query(
+            "SELECT column_name, data_type FROM information_schema.columns
+             WHERE table_schema = coalesce($1, current_schema()) AND table_name = $2
+             ORDER BY ordinal_position",
+            &[&schema, &name],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }
 
 /// Whether `e` means the session is gone (server restart, network), so a
