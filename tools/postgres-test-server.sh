@@ -67,7 +67,8 @@ start() {
         fi
         if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
             -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=on \
-                -c synchronous_commit=on -c full_page_writes=on" start >&2; then
+                -c synchronous_commit=on -c full_page_writes=on \
+                -c max_prepared_transactions=16" start >&2; then
             log "PostgreSQL listening on 127.0.0.1:$port (data $dir/data, log $dir/server.log)"
             echo "RUNNEL_POSTGRES=postgres://runnel@127.0.0.1:$port/postgres"
             echo "RUNNEL_POSTGRES_DIR=$dir"

@@ -510,6 +510,8 @@ mod tests {
             key_columns: keys,
             query_id: "test".into(),
             replays_same_rows: true,
+            checkpointed: false,
+            durable: Default::default(),
         }
     }
 

@@ -726,6 +726,8 @@ fn sink_replay_through_the_trait_with_rows_in_another_order() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     let row = |k: Option<&str>, v: &str| Row::from(vec![Value::from(k), Value::str(v)]);
     let batch0: Vec<Row> = (0..50).map(|i| row(None, &format!("a{i}"))).collect();
@@ -783,6 +785,8 @@ fn sink_never_drops_rows_that_differ_from_what_the_topic_holds() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     let row = |v: &str| Row::from(vec![Value::str(v)]);
     let mut sink = LogSink::new(&out, 2);
@@ -824,6 +828,8 @@ fn sink_refuses_a_topic_shorter_than_its_checkpoint() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     let mut sink = LogSink::new(&out, 1);
     sink.open(&ctx, None).unwrap();
@@ -851,6 +857,8 @@ fn sink_past_its_dedup_window_needs_an_explicit_opt_in() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     let mut sink = LogSink::new(&out, 1);
     sink.open(&ctx, None).unwrap();

@@ -63,6 +63,8 @@ fn ctx(mode: OutputMode, keys: Option<Vec<usize>>, query_id: &str) -> SinkContex
         key_columns: keys,
         query_id: query_id.into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     }
 }
 
@@ -257,23 +259,216 @@ fn a_row_the_server_rejects_fails_the_epoch_with_its_message() {
 }
 
 #[test]
-fn continuous_mode_must_accept_duplicates_explicitly() {
+fn rejected_rows_go_to_the_dead_letter_file_and_the_rest_commit() {
+    let _server = shared();
+    let dir = tempfile::tempdir().unwrap();
+    for (mode, keys) in [
+        (OutputMode::Append, None),
+        (OutputMode::Update, Some(vec![0])),
+    ] {
+        let table = fresh_table("dead_letter");
+        let mut c = client();
+        let unique = if keys.is_some() { "PRIMARY KEY" } else { "" };
+        c.batch_execute(&format!(
+            "CREATE TABLE \"{table}\" (k text {unique}, n bigint CHECK (n < 100), at timestamptz)"
+        ))
+        .unwrap();
+        let path = dir.path().join(format!("bad/{table}.jsonl"));
+        let dead_letter = format!("dead-letter:{}", path.display());
+        let mut s = sink(&table, &[("bad_records", dead_letter.as_str())]);
+        s.open(&ctx(mode, keys, &table), None).unwrap();
+        s.write(&row("fine", 1)).unwrap();
+        s.write(&row("too big", 500)).unwrap();
+        s.write(&row("also fine", 2)).unwrap();
+        s.write(&row("also too big", 101)).unwrap();
+        s.commit(0).unwrap();
+        assert_eq!(
+            table_rows(&mut c, &table),
+            pairs(&[("also fine", 2), ("fine", 1)]),
+            "{mode:?}"
+        );
+        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0]["row"]["k"], "too big");
+        assert_eq!(lines[0]["row"]["n"], 500);
+        assert_eq!(lines[1]["row"]["k"], "also too big");
+        assert_eq!(lines[0]["epoch"], 0);
+        assert!(
+            lines[0]["reason"]
+                .as_str()
+                .unwrap()
+                .contains("violates check constraint"),
+            "{lines:?}"
+        );
+        // The next epoch goes in whole again.
+        s.write(&row("later", 3)).unwrap();
+        s.commit(1).unwrap();
+        assert_eq!(table_rows(&mut c, &table).len(), 3);
+    }
+}
+
+/// Waits (up to 10 s) until `table` holds `want`.
+fn eventually(table: &str, want: &[(&str, i64)]) {
+    let want = pairs(want);
+    let mut c = client();
+    for _ in 0..1000 {
+        if table_rows(&mut c, table) == want {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(table_rows(&mut c, table), want);
+}
+
+fn prepared_for(query_id: &str) -> i64 {
+    client()
+        .query_one(
+            "SELECT count(*) FROM pg_prepared_xacts WHERE starts_with(gid, $1)",
+            &[&format!("runnel:{query_id}:")],
+        )
+        .unwrap()
+        .get(0)
+}
+
+/// A continuous query's context with a checkpoint: epochs are cut by time
+/// and made durable by the engine's checkpoint (`durable`).
+fn continuous(mode: OutputMode, keys: Option<Vec<usize>>, query_id: &str) -> SinkContext {
+    let mut context = ctx(mode, keys, query_id);
+    context.replays_same_rows = false;
+    context.checkpointed = true;
+    context
+}
+
+#[test]
+fn continuous_exactly_once_commits_an_epoch_only_once_the_checkpoint_holds_it() {
+    let _server = shared();
+    let table = fresh_table("two_phase");
+    let context = continuous(OutputMode::Append, None, &table);
+    let durable = context.durable.clone();
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&context, None).unwrap();
+    s.write(&row("a", 1)).unwrap();
+    let state = s.commit(1).unwrap();
+    assert_eq!(state["prepared"], true);
+    // Prepared, not visible: the checkpoint does not hold epoch 1 yet.
+    assert_eq!(prepared_for(&table), 1);
+    assert!(table_rows(&mut client(), &table).is_empty());
+    durable.advance(1);
+    eventually(&table, &[("a", 1)]);
+    s.write(&row("b", 2)).unwrap();
+    s.commit(2).unwrap();
+    durable.advance(2);
+    eventually(&table, &[("a", 1), ("b", 2)]);
+    // Epoch 3 is prepared, then the process dies before the checkpoint
+    // holds it.
+    s.write(&row("c", 3)).unwrap();
+    s.commit(3).unwrap();
+    drop(s);
+    assert_eq!(prepared_for(&table), 1);
+
+    // The restart resumes from epoch 2: epoch 3 is rolled back, and its
+    // replay (cut at another time, so with other rows) is what lands.
+    let context = continuous(OutputMode::Append, None, &table);
+    let durable = context.durable.clone();
+    durable.advance(2);
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&context, Some(&serde_json::json!({"epoch": 2})))
+        .unwrap();
+    assert_eq!(prepared_for(&table), 0);
+    assert_eq!(
+        table_rows(&mut client(), &table),
+        pairs(&[("a", 1), ("b", 2)])
+    );
+    s.write(&row("c", 3)).unwrap();
+    s.write(&row("d", 4)).unwrap();
+    s.commit(3).unwrap();
+    drop(s);
+
+    // Had the checkpoint held epoch 3 when the process died, the restart
+    // commits the prepared epoch rather than lose it.
+    let context = continuous(OutputMode::Append, None, &table);
+    context.durable.advance(3);
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&context, Some(&serde_json::json!({"epoch": 3})))
+        .unwrap();
+    assert_eq!(prepared_for(&table), 0);
+    assert_eq!(
+        table_rows(&mut client(), &table),
+        pairs(&[("a", 1), ("b", 2), ("c", 3), ("d", 4)])
+    );
+    s.close().unwrap();
+}
+
+#[test]
+fn continuous_exactly_once_upserts_the_same_keys_epoch_after_epoch() {
+    let _server = shared();
+    let table = fresh_table("two_phase_keyed");
+    // The next epoch updates the keys whose row locks the previous epoch's
+    // prepared transaction holds: it waits for that epoch to commit.
+    let context = continuous(OutputMode::Update, Some(vec![0]), &table);
+    let durable = context.durable.clone();
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&context, None).unwrap();
+    let ticker = {
+        let durable = durable.clone();
+        std::thread::spawn(move || {
+            for e in 1..=20 {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                durable.advance(e);
+            }
+        })
+    };
+    for e in 1..=20u64 {
+        s.write(&row("a", e as i64)).unwrap();
+        s.write(&row("b", 100 + e as i64)).unwrap();
+        s.commit(e).unwrap();
+    }
+    s.close().unwrap();
+    ticker.join().unwrap();
+    assert_eq!(
+        table_rows(&mut client(), &table),
+        pairs(&[("a", 20), ("b", 120)])
+    );
+    assert_eq!(prepared_for(&table), 0);
+}
+
+#[test]
+fn continuous_at_least_once_writes_a_replayed_epoch_again() {
     let _server = shared();
     let table = fresh_table("continuous");
-    let mut context = ctx(OutputMode::Append, None, &table);
-    context.replays_same_rows = false;
-    let err = sink(&table, &[("create", "true")])
-        .open(&context, None)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        err.contains("delivery=exactly_once needs micro-batch mode"),
-        "{err}"
-    );
+    let context = continuous(OutputMode::Append, None, &table);
     let mut s = sink(&table, &[("create", "true"), ("delivery", "at_least_once")]);
     s.open(&context, None).unwrap();
     s.write(&row("a", 1)).unwrap();
+    // Rows are committed in groups as they arrive, not at the epoch's end:
+    // the task running out of input commits what the sink holds.
+    s.idle().unwrap();
+    assert_eq!(table_rows(&mut client(), &table), pairs(&[("a", 1)]));
     s.commit(3).unwrap();
+    // While rows keep coming, a group is committed within a millisecond.
+    for n in 0..64 {
+        s.write(&row("g", n)).unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+    let grouped = client()
+        .query_one(
+            &format!("SELECT count(*) FROM \"{table}\" WHERE k = 'g'"),
+            &[],
+        )
+        .unwrap()
+        .get::<_, i64>(0);
+    assert!(
+        grouped >= 32,
+        "{grouped} of 64 rows committed before the epoch ended"
+    );
+    s.commit(4).unwrap();
+    client()
+        .batch_execute(&format!("DELETE FROM \"{table}\" WHERE k = 'g'"))
+        .unwrap();
     // At least once: a replayed epoch is written again.
     s.write(&row("a", 1)).unwrap();
     s.commit(3).unwrap();

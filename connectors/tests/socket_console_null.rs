@@ -233,6 +233,8 @@ fn console_prints_spark_tables_per_epoch() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     sink.open(&ctx, None).unwrap();
     sink.commit(2).unwrap(); // an empty epoch prints nothing
@@ -275,6 +277,8 @@ fn console_update_and_complete_modes_keep_the_table_by_key() {
         key_columns: Some(vec![0]),
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     let kv = |k: &str, n: i64| Row::from(vec![Value::str(k), Value::Int64(n)]);
     let table = |rows: &[(&str, i64)]| {
@@ -339,6 +343,8 @@ fn console_shows_at_most_num_rows() {
         key_columns: None,
         query_id: "test".into(),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     };
     sink.open(&ctx, None).unwrap();
     for v in ["x", "a rather long value over twenty characters", "z"] {

@@ -69,9 +69,10 @@ pub use expr::{
     Expr,
 };
 pub use io::{
-    CallbackSink, ChannelSink, FileOffset, MemoryProducer, MemorySink, MemorySource, MemoryTable,
-    OffsetError, OutputMode, PollStatus, Replayable, Sink, SinkContext, Source, SourceBatch,
-    SourceContext, SourceOffset, SourceOutput, Subscriber, Subscription, WhenFull,
+    CallbackSink, ChannelSink, DurableEpochs, DurableWait, FileOffset, MemoryProducer, MemorySink,
+    MemorySource, MemoryTable, OffsetError, OutputMode, PollStatus, Replayable, Sink, SinkContext,
+    Source, SourceBatch, SourceContext, SourceOffset, SourceOutput, Subscriber, Subscription,
+    WhenFull,
 };
 pub use metrics::{LatencySummary, StreamingQueryProgress};
 pub use ops::FlatMapFn;

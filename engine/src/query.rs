@@ -35,7 +35,7 @@ pub(crate) struct Control {
     /// The newest epoch the coordinator asked sources to mark.
     pub(crate) requested_epoch: AtomicU64,
     /// The newest durable epoch.
-    pub(crate) committed_epoch: AtomicU64,
+    pub(crate) committed_epoch: Arc<AtomicU64>,
     /// Every task's waker.
     pub(crate) wakers: Vec<Arc<TaskWaker>>,
 }

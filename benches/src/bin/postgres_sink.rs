@@ -194,6 +194,8 @@ fn context(mode: OutputMode, table: &str) -> SinkContext {
         key_columns: keyed.then(|| vec![0]),
         query_id: format!("bench-{table}"),
         replays_same_rows: true,
+        checkpointed: false,
+        durable: runnel::DurableEpochs::default(),
     }
 }
 

@@ -47,11 +47,17 @@ pub(super) fn table_ident(name: &str) -> String {
     }
 }
 
+/// The binary `COPY` header's length: signature, flags, extension length.
+const HEADER: usize = 11 + 4 + 4;
+
 /// Rows encoded for `COPY … FROM STDIN (FORMAT binary)`: the header is
 /// written on the first row, the trailer by [`CopyBuffer::finish`].
 #[derive(Default)]
 pub(super) struct CopyBuffer {
     bytes: Vec<u8>,
+    /// Where each tuple starts in `bytes` (kept only when rows must be
+    /// retried one by one: see [`CopyBuffer::keep_row_starts`]).
+    starts: Option<Vec<usize>>,
     rows: u64,
     /// The trailer is written.
     finished: bool,
@@ -63,8 +69,32 @@ impl CopyBuffer {
         self.rows
     }
 
+    /// Remembers where each row starts, so that [`CopyBuffer::single`] can
+    /// hand one row over on its own.
+    pub(super) fn keep_row_starts(&mut self) {
+        self.starts = Some(Vec::new());
+    }
+
+    /// A complete `COPY` stream of row `i` alone.
+    pub(super) fn single(&self, i: usize) -> Vec<u8> {
+        let starts = self.starts.as_ref().expect("row starts are kept");
+        let end = starts.get(i + 1).copied().unwrap_or(if self.finished {
+            self.bytes.len() - 2
+        } else {
+            self.bytes.len()
+        });
+        let mut out = Vec::with_capacity(HEADER + end - starts[i] + 2);
+        out.extend_from_slice(&self.bytes[..HEADER]);
+        out.extend_from_slice(&self.bytes[starts[i]..end]);
+        out.extend_from_slice(&(-1i16).to_be_bytes());
+        out
+    }
+
     /// Forgets the rows (the allocation is kept for the next epoch).
     pub(super) fn clear(&mut self) {
+        if let Some(s) = self.starts.as_mut() {
+            s.clear();
+        }
         self.bytes.clear();
         self.rows = 0;
         self.finished = false;
@@ -82,6 +112,9 @@ impl CopyBuffer {
             self.bytes.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
             self.bytes.extend_from_slice(&0i32.to_be_bytes()); // flags
             self.bytes.extend_from_slice(&0i32.to_be_bytes()); // extension
+        }
+        if let Some(s) = self.starts.as_mut() {
+            s.push(self.bytes.len());
         }
         let n = fields.len() + usize::from(seq.is_some());
         self.bytes.extend_from_slice(&(n as i16).to_be_bytes());
@@ -157,6 +190,26 @@ mod tests {
         assert_eq!(b.finish().len(), want.len());
         b.clear();
         assert!(b.finish().is_empty());
+    }
+
+    #[test]
+    fn one_row_can_be_handed_over_alone() {
+        let mut all = CopyBuffer::default();
+        all.keep_row_starts();
+        let mut each = Vec::new();
+        for i in 0..3 {
+            let row = [Value::Int64(i), Value::str(&"x".repeat(i as usize))];
+            all.push(&row, None);
+            let mut alone = CopyBuffer::default();
+            alone.push(&row, None);
+            each.push(alone.finish().to_vec());
+        }
+        for (i, want) in each.iter().enumerate() {
+            assert_eq!(&all.single(i), want);
+        }
+        // The same after the trailer is written.
+        all.finish();
+        assert_eq!(&all.single(2), &each[2]);
     }
 
     #[test]

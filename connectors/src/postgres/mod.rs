@@ -3,8 +3,9 @@
 //!
 //! * URI: `postgres://USER@HOST:PORT/DB?table=T[&key=c1,c2][&create=true]
 //!   [&delivery=exactly_once|at_least_once][&query_id=ID]`. The password
-//!   comes from `PGPASSWORD`, never from the URI, so no printed form of the
-//!   sink carries it.
+//!   comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
+//!   `~/.pgpass`, which must be private), never from the URI, so no printed
+//!   form of the sink carries it.
 //! * Output modes: append copies the rows in with binary `COPY`; update
 //!   copies them into a session-local staging table and upserts them on the
 //!   key columns (`INSERT … ON CONFLICT (keys) DO UPDATE`, the last change
@@ -15,8 +16,18 @@
 //!   `runnel_progress(query_id, part, last_id)` to the epoch, and an epoch
 //!   whose id the table already holds is skipped. That is exact when a
 //!   replayed epoch holds the rows it held the first time: micro-batch
-//!   mode. Continuous epochs are cut by time, so there the sink refuses to
-//!   start unless `delivery=at_least_once` says duplicates are acceptable.
+//!   mode. Continuous epochs are cut by time, so there (with a checkpoint)
+//!   each epoch's transaction is prepared when the epoch ends and committed
+//!   once the engine's checkpoint holds the epoch; a restart commits the
+//!   prepared epochs the checkpoint holds and rolls back the others, which
+//!   the engine replays (`two_phase`). That needs a server with
+//!   `max_prepared_transactions` ≥ 1: without it the sink refuses to start
+//!   unless `delivery=at_least_once` says duplicates are acceptable.
+//! * At-least-once in continuous mode: rows are committed in groups as
+//!   they arrive (a group within a millisecond of its first row while rows
+//!   keep coming, and whenever the task runs out of input), so results are
+//!   visible before their epoch ends; complete mode keeps one transaction
+//!   per epoch.
 //! * Faults: a connection lost while an epoch commits is reopened with
 //!   backoff (up to about 30 s) and the epoch's transaction is run again
 //!   (its rows stay buffered until it commits; the progress row makes the
@@ -31,7 +42,9 @@
 
 mod copy;
 mod options;
+mod pgpass;
 mod sink;
+mod two_phase;
 
 pub use options::{Delivery, PostgresSinkOptions};
 pub use sink::{table_columns, PostgresSink};

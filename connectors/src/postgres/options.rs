@@ -7,17 +7,27 @@ use runnel::{EngineError, Result};
 use crate::options::{normalise_key, OptionParser};
 
 const PARSER: OptionParser = OptionParser::new("postgres sink");
-const KEYS: [&str; 5] = ["table", "key", "create", "delivery", "query_id"];
+const KEYS: [&str; 6] = [
+    "table",
+    "key",
+    "create",
+    "delivery",
+    "query_id",
+    "bad_records",
+];
 
 /// What the sink promises when a query restarts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Delivery {
     /// Every epoch's rows are in the table once: an epoch the table already
-    /// holds is skipped on replay (micro-batch mode only).
+    /// holds is skipped on replay (micro-batch mode); in continuous mode each
+    /// epoch is prepared and committed once the checkpoint holds it.
     #[default]
     ExactlyOnce,
     /// An epoch replayed after a crash is written again: no loss, possible
-    /// duplicates (keyed results are upserts, so they end equal).
+    /// duplicates (keyed results are upserts, so they end equal). In
+    /// continuous mode rows are committed in groups as they arrive (within
+    /// a millisecond while rows keep coming), not at the end of their epoch.
     AtLeastOnce,
 }
 
@@ -42,6 +52,9 @@ pub struct PostgresSinkOptions {
     pub delivery: Delivery,
     /// The id the progress row is kept under (default: the query's id).
     pub query_id: Option<String>,
+    /// Where rows the server rejects go (`bad_records=dead-letter:PATH`);
+    /// `None` (`bad_records=fail`, the default): the query fails.
+    pub dead_letter: Option<std::path::PathBuf>,
 }
 
 impl PostgresSinkOptions {
@@ -88,6 +101,7 @@ impl PostgresSinkOptions {
             create: false,
             delivery: Delivery::ExactlyOnce,
             query_id: None,
+            dead_letter: None,
         };
         for (k, v) in options {
             match normalise_key(k).as_str() {
@@ -112,6 +126,18 @@ impl PostgresSinkOptions {
                     }
                 }
                 "queryid" => out.query_id = Some(v.trim().to_string()),
+                "badrecords" => {
+                    let v = v.trim();
+                    out.dead_letter = match v.split_once(':') {
+                        _ if normalise_key(v) == "fail" => None,
+                        Some((kind, path))
+                            if normalise_key(kind) == "deadletter" && !path.is_empty() =>
+                        {
+                            Some(std::path::PathBuf::from(path))
+                        }
+                        _ => return Err(PARSER.err(k, v, "fail or dead-letter:PATH")),
+                    };
+                }
                 _ => return Err(PARSER.unknown(k, &KEYS)),
             }
         }
@@ -187,5 +213,18 @@ mod tests {
             .contains("unknown postgres sink option 'colour'"));
         assert!(err("//app@h/db", &[("table", "t"), ("delivery", "maybe")])
             .contains("exactly_once or at_least_once"));
+        assert!(
+            err("//app@h/db", &[("table", "t"), ("bad_records", "skip")])
+                .contains("fail or dead-letter:PATH")
+        );
+        let o = PostgresSinkOptions::parse(
+            "//app@h/db",
+            &opts(&[
+                ("table", "t"),
+                ("bad_records", "dead-letter:/tmp/x/bad.jsonl"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(o.dead_letter, Some("/tmp/x/bad.jsonl".into()));
     }
 }

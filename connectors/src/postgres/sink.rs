@@ -3,22 +3,32 @@
 
 use std::fmt;
 use std::io::Write;
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use postgres::{Client, NoTls};
+use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage};
+use runnel::schema::column::write_value_json;
 use runnel::schema::type_name;
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext};
 
 use super::copy::{ident, sql_type, table_ident, unsupported, CopyBuffer};
 use super::options::{Delivery, PostgresSinkOptions};
+use super::pgpass;
+use super::two_phase::{self, Finisher};
 
 /// How long a lost connection is retried before the query fails.
-const RECONNECT_FOR: Duration = Duration::from_secs(30);
+pub(super) const RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// The staging table of update and complete mode (session-local).
 const STAGE: &str = "runnel_stage";
 /// The staging table's column that orders a key's changes in an epoch.
 const SEQ: &str = "__runnel_seq";
+/// At-least-once group commits: the longest a row waits for its group's
+/// commit while rows keep coming.
+const GROUP_WITHIN: Duration = Duration::from_millis(1);
+/// Rows between two looks at the clock while a group fills.
+const GROUP_CHECK: u64 = 32;
 
 /// Writes a query's results into a PostgreSQL table, one transaction per
 /// epoch or batch (see the module docs for the guarantees).
@@ -29,6 +39,27 @@ pub struct PostgresSink {
     plan: Option<Plan>,
     rows: CopyBuffer,
     seq: i64,
+    /// Continuous exactly-once: commits prepared epochs once durable.
+    finisher: Option<Finisher>,
+    /// Continuous at-least-once (append and update mode): rows are
+    /// committed in groups as they arrive; when the current group's first
+    /// row came.
+    group: Option<Option<Instant>>,
+    /// `bad_records=dead-letter:PATH`: the file, and the rows of the open
+    /// transaction (to name a rejected one).
+    dead_letter: Option<DeadLetter>,
+    /// The transaction being run again a row at a time.
+    one_by_one: bool,
+}
+
+/// Rows the server rejected, one JSON line each, made durable before the
+/// transaction that left them out commits.
+struct DeadLetter {
+    file: Box<dyn AppendFile>,
+    rows: Vec<Row>,
+    /// `"name":` of each column, JSON-escaped.
+    names: Vec<String>,
+    line: Vec<u8>,
 }
 
 /// What `open` worked out: the statements of every epoch.
@@ -37,14 +68,23 @@ struct Plan {
     upsert: Option<String>,
     /// `COPY … FROM STDIN (FORMAT binary)` into the table or the stage.
     copy: String,
-    /// The columns' `CREATE TEMP TABLE` of the stage, if any.
+    /// The stage's `CREATE TABLE`, if any.
     stage_ddl: Option<String>,
+    /// Empties the stage inside the transaction (a prepared transaction
+    /// cannot use a session-local table, so its stage is a table of its
+    /// own, emptied before the epoch ends).
+    stage_clear: Option<String>,
+    /// `DELETE FROM` the stage, for rows upserted one at a time.
+    stage_delete: Option<String>,
     /// Delete the table's rows in the next commit (complete mode, first
     /// epoch of a query that starts without a checkpoint).
     replace_first: bool,
     width: usize,
     query_id: String,
     exactly_once: bool,
+    /// Each epoch is prepared, and committed once the checkpoint holds it
+    /// (continuous mode, exactly-once, with a checkpoint).
+    two_phase: bool,
 }
 
 /// What failed under the sink: the server or the connection's stream.
@@ -110,7 +150,8 @@ impl std::error::Error for PostgresError {
 
 impl PostgresSink {
     /// A sink writing to the server and table of `opts`; nothing connects
-    /// before [`Sink::open`]. The password is `PGPASSWORD`'s, if set.
+    /// before [`Sink::open`]. The password is `PGPASSWORD`'s, if set, else
+    /// the password file's (`PGPASSFILE` or `~/.pgpass`), read at open.
     pub fn new(opts: PostgresSinkOptions) -> PostgresSink {
         PostgresSink {
             opts,
@@ -119,6 +160,10 @@ impl PostgresSink {
             plan: None,
             rows: CopyBuffer::default(),
             seq: 0,
+            finisher: None,
+            group: None,
+            dead_letter: None,
+            one_by_one: false,
         }
     }
 
@@ -137,18 +182,7 @@ impl PostgresSink {
     }
 
     fn connect(&self) -> std::result::Result<Client, postgres::Error> {
-        let mut config = postgres::Config::new();
-        config
-            .host(&self.opts.host)
-            .port(self.opts.port)
-            .user(&self.opts.user)
-            .dbname(&self.opts.database)
-            .application_name("runnel")
-            .connect_timeout(Duration::from_secs(10));
-        if let Some(p) = &self.password {
-            config.password(p);
-        }
-        config.connect(NoTls)
+        connect(&self.opts, self.password.as_deref())
     }
 
     /// Connects and prepares the session (progress table, staging table).
@@ -239,50 +273,93 @@ impl PostgresSink {
         Ok(())
     }
 
-    /// Runs epoch `epoch`'s transaction once: `Ok(true)` when written,
-    /// `Ok(false)` when the table already held the epoch.
-    fn try_commit(&mut self, epoch: i64) -> std::result::Result<bool, (String, Cause)> {
+    /// Runs one transaction: epoch `epoch`'s (`Some`), or a group of the
+    /// current epoch's rows (`None`, at-least-once group commits, which
+    /// record no progress). `Ok(true)` when written, `Ok(false)` when the
+    /// table already held the epoch.
+    fn try_commit(&mut self, epoch: Option<i64>) -> std::result::Result<bool, (String, Cause)> {
         let plan = self.plan.as_ref().expect("opened");
         let client = self.client.as_mut().expect("connected");
         fn step(what: &'static str) -> impl Fn(postgres::Error) -> (String, Cause) {
             move |e| (what.to_string(), Cause::Pg(e))
         }
+        // A retry after a lost answer to PREPARE: the epoch is prepared.
+        if let Some(epoch) = epoch.filter(|_| plan.two_phase) {
+            if two_phase::is_prepared(client, &plan.query_id, epoch)
+                .map_err(step("looking for the epoch's prepared transaction"))?
+            {
+                return Ok(true);
+            }
+        }
         client
             .batch_execute("BEGIN")
             .map_err(step("beginning a transaction"))?;
-        let last: Option<i64> = client
-            .query_opt(
-                "SELECT last_id FROM runnel_progress WHERE query_id = $1 AND part = 0 FOR UPDATE",
-                &[&plan.query_id],
-            )
-            .map_err(step("reading runnel_progress"))?
-            .map(|r| r.get(0));
-        if plan.exactly_once && last.is_some_and(|l| l >= epoch) {
-            client
-                .batch_execute("ROLLBACK")
-                .map_err(step("rolling back"))?;
-            return Ok(false);
+        if let Some(epoch) = epoch {
+            let last: Option<i64> = client
+                .query_opt(
+                    "SELECT last_id FROM runnel_progress WHERE query_id = $1 AND part = 0 \
+                     FOR UPDATE",
+                    &[&plan.query_id],
+                )
+                .map_err(step("reading runnel_progress"))?
+                .map(|r| r.get(0));
+            if plan.exactly_once && last.is_some_and(|l| l >= epoch) {
+                client
+                    .batch_execute("ROLLBACK")
+                    .map_err(step("rolling back"))?;
+                return Ok(false);
+            }
         }
         if plan.replace_first {
             client
                 .batch_execute(&format!("DELETE FROM {}", table_ident(&self.opts.table)))
                 .map_err(step("replacing the table's rows"))?;
         }
-        if self.rows.rows() > 0 {
-            let mut w = client
-                .copy_in(plan.copy.as_str())
-                .map_err(step("starting COPY"))?;
-            let wrote = w.write_all(self.rows.finish());
-            // The server's verdict on the rows (a rejected value, a
-            // constraint) comes with the end of the stream.
-            w.finish().map_err(step("copying rows"))?;
-            wrote.map_err(|e| ("copying rows".to_string(), Cause::Io(e)))?;
-            if let Some(upsert) = &plan.upsert {
+        if self.rows.rows() > 0 && self.one_by_one {
+            let dl = self
+                .dead_letter
+                .as_mut()
+                .expect("only with a dead-letter file");
+            let mut left_out = 0usize;
+            for i in 0..dl.rows.len() {
                 client
-                    .batch_execute(upsert)
-                    .map_err(step("upserting the epoch's rows"))?;
+                    .batch_execute("SAVEPOINT runnel_row")
+                    .map_err(step("setting a savepoint"))?;
+                let one = self.rows.single(i);
+                match copy_rows(client, plan, &one, "copying a row", true) {
+                    Ok(()) => client
+                        .batch_execute("RELEASE SAVEPOINT runnel_row")
+                        .map_err(step("releasing a savepoint"))?,
+                    Err((_, e)) if rejected_data(&e) => {
+                        client
+                            .batch_execute("ROLLBACK TO SAVEPOINT runnel_row")
+                            .map_err(step("rolling back a rejected row"))?;
+                        dl.push(&self.opts.describe(), epoch, i, &e).map_err(|e| {
+                            ("writing the dead-letter file".to_string(), Cause::Io(e))
+                        })?;
+                        left_out += 1;
+                    }
+                    Err(other) => return Err(other),
+                }
             }
+            if left_out > 0 {
+                // Durable before the transaction that leaves them out.
+                dl.file
+                    .sync()
+                    .map_err(|e| ("syncing the dead-letter file".to_string(), Cause::Io(e)))?;
+                tracing::warn!(
+                    sink = %self.opts.describe(),
+                    rows = left_out,
+                    "rows the server rejected went to the dead-letter file"
+                );
+            }
+        } else if self.rows.rows() > 0 {
+            copy_rows(client, plan, self.rows.finish(), "copying rows", false)?;
         }
+        let Some(epoch) = epoch else {
+            client.batch_execute("COMMIT").map_err(step("committing"))?;
+            return Ok(true);
+        };
         client
             .execute(
                 "INSERT INTO runnel_progress (query_id, part, last_id) VALUES ($1, 0, $2)
@@ -290,7 +367,14 @@ impl PostgresSink {
                 &[&plan.query_id, &epoch],
             )
             .map_err(step("recording the epoch in runnel_progress"))?;
-        client.batch_execute("COMMIT").map_err(step("committing"))?;
+        if plan.two_phase {
+            let id = two_phase::gid(&plan.query_id, epoch).replace('\'', "''");
+            client
+                .batch_execute(&format!("PREPARE TRANSACTION '{id}'"))
+                .map_err(step("preparing the epoch's transaction"))?;
+        } else {
+            client.batch_execute("COMMIT").map_err(step("committing"))?;
+        }
         Ok(true)
     }
 }
@@ -302,14 +386,9 @@ impl Sink for PostgresSink {
 
     fn open(&mut self, ctx: &SinkContext, recovered: Option<&serde_json::Value>) -> Result<()> {
         let exactly_once = self.opts.delivery == Delivery::ExactlyOnce;
-        if exactly_once && !ctx.replays_same_rows {
-            return Err(self.refuse(
-                "delivery=exactly_once needs micro-batch mode: continuous epochs are cut by \
-                 time, so an epoch replayed after a crash can hold other rows than the one the \
-                 table committed; run with --mode microbatch, or add delivery=at_least_once to \
-                 accept duplicates of appended rows after a crash",
-            ));
-        }
+        // Continuous epochs are cut by time: a replayed epoch can hold other
+        // rows, so the table must never get ahead of the checkpoint.
+        let two_phase = exactly_once && !ctx.replays_same_rows && ctx.checkpointed;
         for f in ctx.schema.fields() {
             if sql_type(f.data_type()).is_none() {
                 return Err(self.refuse(unsupported(f.name(), f.data_type())));
@@ -337,6 +416,11 @@ impl Sink for PostgresSink {
                 )))
             }
         };
+        let query_id = self
+            .opts
+            .query_id
+            .clone()
+            .unwrap_or_else(|| ctx.query_id.clone());
         let table = table_ident(&self.opts.table);
         let cols: Vec<String> = ctx
             .schema
@@ -345,6 +429,12 @@ impl Sink for PostgresSink {
             .map(|f| ident(f.name()))
             .collect();
         let col_list = cols.join(", ");
+        // A prepared transaction cannot touch a session-local table.
+        let stage = if two_phase {
+            stage_table(&query_id)
+        } else {
+            STAGE.to_string()
+        };
         let (copy, upsert, stage_ddl) = if keyed {
             let key_list: Vec<String> = keys.iter().map(|&i| cols[i].clone()).collect();
             let key_list = key_list.join(", ");
@@ -366,20 +456,27 @@ impl Sink for PostgresSink {
             defs.push(format!("{} bigint", ident(SEQ)));
             (
                 format!(
-                    "COPY {STAGE} ({col_list}, {}) FROM STDIN (FORMAT binary)",
+                    "COPY {stage} ({col_list}, {}) FROM STDIN (FORMAT binary)",
                     ident(SEQ)
                 ),
                 Some(format!(
                     "INSERT INTO {table} ({col_list})
-                     SELECT DISTINCT ON ({key_list}) {col_list} FROM {STAGE}
+                     SELECT DISTINCT ON ({key_list}) {col_list} FROM {stage}
                      ORDER BY {key_list}, {} DESC
                      ON CONFLICT ({key_list}) DO {action}",
                     ident(SEQ)
                 )),
-                Some(format!(
-                    "CREATE TEMP TABLE IF NOT EXISTS {STAGE} ({}) ON COMMIT DELETE ROWS",
-                    defs.join(", ")
-                )),
+                Some(if two_phase {
+                    format!(
+                        "CREATE UNLOGGED TABLE IF NOT EXISTS {stage} ({})",
+                        defs.join(", ")
+                    )
+                } else {
+                    format!(
+                        "CREATE TEMP TABLE IF NOT EXISTS {stage} ({}) ON COMMIT DELETE ROWS",
+                        defs.join(", ")
+                    )
+                }),
             )
         } else {
             (
@@ -388,25 +485,49 @@ impl Sink for PostgresSink {
                 None,
             )
         };
+        let stage_delete = keyed.then(|| format!("DELETE FROM {stage}"));
+        let stage_clear = stage_delete.clone().filter(|_| two_phase);
         let plan = Plan {
             upsert,
             copy,
             stage_ddl,
+            stage_clear,
+            stage_delete,
             replace_first: ctx.output_mode == OutputMode::Complete && recovered.is_none(),
             width: cols.len(),
-            query_id: self
-                .opts
-                .query_id
-                .clone()
-                .unwrap_or_else(|| ctx.query_id.clone()),
+            query_id,
             exactly_once,
+            two_phase,
         };
+        if let Some(path) = &self.opts.dead_letter {
+            let mut dl = DeadLetter::open(path, &ctx.schema)
+                .map_err(|e| self.refuse(format!("dead-letter file {}: {e}", path.display())))?;
+            self.rows.keep_row_starts();
+            dl.rows.reserve(1024);
+            self.dead_letter = Some(dl);
+        }
+        if self.password.is_none() {
+            if let Some(path) = pgpass::default_path() {
+                let o = &self.opts;
+                self.password = pgpass::lookup(&path, &o.host, o.port, &o.database, &o.user)
+                    .map_err(|why| self.refuse(why))?;
+            }
+        }
         let mut client = self
             .session(&plan)
             .map_err(|e| self.fail("connecting", e))?;
         self.check_table(&mut client, ctx, &keys)?;
+        if two_phase {
+            self.start_two_phase(&mut client, ctx, &plan.query_id, recovered)?;
+        }
         self.client = Some(client);
         self.plan = Some(plan);
+        // Continuous at-least-once: rows are committed as they arrive, in
+        // groups, rather than at the end of their epoch. Not in complete
+        // mode, whose epoch replaces the table in one transaction.
+        self.group =
+            (!exactly_once && !ctx.replays_same_rows && ctx.output_mode != OutputMode::Complete)
+                .then_some(None);
         Ok(())
     }
 
@@ -422,11 +543,112 @@ impl Sink for PostgresSink {
         let seq = plan.upsert.is_some().then_some(self.seq);
         self.seq += 1;
         self.rows.push(row, seq);
+        if let Some(dl) = self.dead_letter.as_mut() {
+            dl.rows.push(row.clone());
+        }
+        if let Some(group) = self.group.as_mut() {
+            // At-least-once group commits: a group is committed within a
+            // millisecond of its first row (the clock is read every
+            // GROUP_CHECK rows; the task's idle spells commit the rest).
+            let first = *group.get_or_insert_with(Instant::now);
+            if self.rows.rows().is_multiple_of(GROUP_CHECK) && first.elapsed() >= GROUP_WITHIN {
+                self.run(None)?;
+            }
+        }
         Ok(())
     }
 
     fn commit(&mut self, epoch: u64) -> Result<serde_json::Value> {
         let epoch = i64::try_from(epoch).map_err(|_| self.refuse("epoch id out of range"))?;
+        // The previous epoch's prepared transaction holds row locks this
+        // epoch may need: it must be committed first.
+        self.wait_finisher()?;
+        let written = self.run(Some(epoch))?;
+        if let Some(p) = self.plan.as_mut() {
+            p.replace_first = false;
+        }
+        let prepared = written && self.finisher.is_some();
+        if prepared {
+            let handed = self.finisher.as_mut().expect("two-phase").hand_over(epoch);
+            handed.map_err(|why| self.refuse(why))?;
+        }
+        Ok(serde_json::json!({
+            "epoch": epoch,
+            "written": written,
+            "prepared": prepared,
+        }))
+    }
+
+    fn idle(&mut self) -> Result<()> {
+        // At-least-once group commits: nothing more to wait for.
+        if self.group.is_some() && self.rows.rows() > 0 {
+            self.run(None)?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<()> {
+        // The last epoch becomes visible once the checkpoint holds it.
+        self.wait_finisher()
+    }
+}
+
+impl PostgresSink {
+    /// Continuous exactly-once: checks that the server can prepare
+    /// transactions, settles the epochs a previous run prepared (committing
+    /// those the checkpoint holds, rolling back the rest, which the engine
+    /// replays), and starts the finisher.
+    fn start_two_phase(
+        &mut self,
+        client: &mut Client,
+        ctx: &SinkContext,
+        query_id: &str,
+        recovered: Option<&serde_json::Value>,
+    ) -> Result<()> {
+        let max: String = client
+            .query_one("SHOW max_prepared_transactions", &[])
+            .map_err(|e| self.fail("reading max_prepared_transactions", e))?
+            .get(0);
+        if max.trim() == "0" {
+            return Err(self.refuse(
+                "delivery=exactly_once in continuous mode commits each epoch in two phases, \
+                 and this server has max_prepared_transactions = 0; set it to at least 1 \
+                 (postgresql.conf, then restart the server), run with --mode microbatch, or \
+                 add delivery=at_least_once to accept duplicates of appended rows after a crash",
+            ));
+        }
+        let durable_epoch = recovered
+            .and_then(|v| v.get("epoch"))
+            .and_then(|e| e.as_i64())
+            .unwrap_or(0);
+        let prepared = two_phase::prepared_epochs(client, query_id)
+            .map_err(|e| self.fail("listing prepared transactions", e))?;
+        for epoch in prepared {
+            let commit = epoch <= durable_epoch;
+            tracing::info!(
+                sink = %self.opts.describe(),
+                epoch,
+                "{} an epoch prepared before the restart",
+                if commit { "committing" } else { "rolling back" }
+            );
+            two_phase::finish(client, query_id, epoch, commit).map_err(|e| {
+                self.fail(format!("settling epoch {epoch}'s prepared transaction"), e)
+            })?;
+        }
+        let (opts, password) = (self.opts.clone(), self.password.clone());
+        self.finisher = Some(Finisher::start(
+            query_id.to_string(),
+            ctx.durable.clone(),
+            move || connect(&opts, password.as_deref()),
+        ));
+        Ok(())
+    }
+
+    /// Runs a transaction (see [`PostgresSink::try_commit`]), reconnecting
+    /// with backoff and running it again while the connection is lost, then
+    /// forgets the rows it wrote.
+    fn run(&mut self, epoch: Option<i64>) -> Result<bool> {
+        self.one_by_one = false;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
         loop {
@@ -443,11 +665,14 @@ impl Sink for PostgresSink {
             match outcome {
                 Ok(written) => {
                     self.rows.clear();
-                    self.seq = 0;
-                    if let Some(p) = self.plan.as_mut() {
-                        p.replace_first = false;
+                    if let Some(dl) = self.dead_letter.as_mut() {
+                        dl.rows.clear();
                     }
-                    return Ok(serde_json::json!({ "epoch": epoch, "written": written }));
+                    self.seq = 0;
+                    if let Some(g) = self.group.as_mut() {
+                        *g = None;
+                    }
+                    return Ok(written);
                 }
                 Err((what, e)) if lost_connection(&e) && started.elapsed() < RECONNECT_FOR => {
                     tracing::warn!(
@@ -464,11 +689,169 @@ impl Sink for PostgresSink {
                         // rolls it back when told or when the session ends.
                         let _ = c.batch_execute("ROLLBACK");
                     }
-                    return Err(self.fail(format!("epoch {epoch}: {what}"), e));
+                    if self.dead_letter.is_some() && rejected_data(&e) && !self.one_by_one {
+                        // Run it again a row at a time, leaving out (into the
+                        // dead-letter file) the rows the server rejects.
+                        self.one_by_one = true;
+                        continue;
+                    }
+                    let doing = match epoch {
+                        Some(epoch) => format!("epoch {epoch}: {what}"),
+                        None => format!("a group commit: {what}"),
+                    };
+                    return Err(self.fail(doing, e));
                 }
             }
         }
     }
+
+    fn wait_finisher(&mut self) -> Result<()> {
+        match self.finisher.as_mut().map(Finisher::wait) {
+            Some(Err(why)) => Err(self.refuse(why)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Copies a `COPY` stream in (into the table, or into the stage and then
+/// upserted from it); `alone`: a single row, retried on its own.
+fn copy_rows(
+    client: &mut Client,
+    plan: &Plan,
+    stream: &[u8],
+    what: &'static str,
+    alone: bool,
+) -> std::result::Result<(), (String, Cause)> {
+    let step = |what: &'static str| move |e: postgres::Error| (what.to_string(), Cause::Pg(e));
+    let mut w = client
+        .copy_in(plan.copy.as_str())
+        .map_err(step("starting COPY"))?;
+    let wrote = w.write_all(stream);
+    // The server's verdict on the rows (a rejected value, a constraint)
+    // comes with the end of the stream.
+    w.finish().map_err(step(what))?;
+    wrote.map_err(|e| (what.to_string(), Cause::Io(e)))?;
+    if let Some(upsert) = &plan.upsert {
+        client
+            .batch_execute(upsert)
+            .map_err(step("upserting the epoch's rows"))?;
+    }
+    // A row upserted alone leaves the stage empty for the next one.
+    let clear = if alone {
+        &plan.stage_delete
+    } else {
+        &plan.stage_clear
+    };
+    if let Some(clear) = clear {
+        client
+            .batch_execute(clear)
+            .map_err(step("emptying the staging table"))?;
+    }
+    Ok(())
+}
+
+/// Whether the server refused the rows themselves (a value it cannot take,
+/// a constraint they break): SQLSTATE classes 22 and 23. Those rows can go
+/// to a dead-letter file; any other error fails the query.
+fn rejected_data(e: &Cause) -> bool {
+    match e {
+        Cause::Pg(e) => e
+            .code()
+            .is_some_and(|c| c.code().starts_with("22") || c.code().starts_with("23")),
+        Cause::Io(_) => false,
+    }
+}
+
+impl DeadLetter {
+    /// Opens (creating it and its folders, durably) the file at `path`.
+    fn open(path: &Path, schema: &runnel::Schema) -> std::io::Result<DeadLetter> {
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        ensure_dir(&LocalStorage, parent)?;
+        let file = LocalStorage.open_append(path, OpenMode::Create)?;
+        LocalStorage.sync_dir(parent)?;
+        Ok(DeadLetter {
+            file,
+            rows: Vec::new(),
+            names: schema
+                .fields()
+                .iter()
+                .map(|f| serde_json::to_string(f.name()).expect("a string serializes"))
+                .collect(),
+            line: Vec::new(),
+        })
+    }
+
+    /// Writes row `i` of the transaction with the server's reason.
+    fn push(&mut self, sink: &str, epoch: Option<i64>, i: usize, e: &Cause) -> std::io::Result<()> {
+        let reason = match e {
+            Cause::Pg(pg) => match pg.as_db_error() {
+                Some(db) => match db.detail() {
+                    Some(d) => format!("{} ({d})", db.message()),
+                    None => db.message().to_string(),
+                },
+                None => pg.to_string(),
+            },
+            Cause::Io(io) => io.to_string(),
+        };
+        let head = serde_json::json!({ "sink": sink, "epoch": epoch, "reason": reason });
+        self.line.clear();
+        let head = head.to_string();
+        // `{"sink":…,"reason":…` then `,"row":{…}}`.
+        self.line
+            .extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+        self.line.extend_from_slice(b",\"row\":{");
+        for (c, (name, v)) in self.names.iter().zip(self.rows[i].iter()).enumerate() {
+            if c > 0 {
+                self.line.push(b',');
+            }
+            self.line.extend_from_slice(name.as_bytes());
+            self.line.push(b':');
+            write_value_json(v, &mut self.line);
+        }
+        self.line.extend_from_slice(b"}}\n");
+        self.file.append(&self.line)
+    }
+}
+
+/// Opens a connection to the sink's server.
+fn connect(
+    opts: &PostgresSinkOptions,
+    password: Option<&str>,
+) -> std::result::Result<Client, postgres::Error> {
+    let mut config = postgres::Config::new();
+    config
+        .host(&opts.host)
+        .port(opts.port)
+        .user(&opts.user)
+        .dbname(&opts.database)
+        .application_name("runnel")
+        .connect_timeout(Duration::from_secs(10));
+    if let Some(p) = password {
+        config.password(p);
+    }
+    config.connect(NoTls)
+}
+
+/// The staging table of a query whose epochs are prepared: a table of its
+/// own (unlogged: it is empty whenever no epoch is in flight).
+fn stage_table(query_id: &str) -> String {
+    let mut name = String::from("runnel_stage_");
+    name.extend(
+        query_id
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(63 - name.len()),
+    );
+    name
 }
 
 /// The columns of `table` (`schema.table` or a table of the current

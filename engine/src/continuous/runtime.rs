@@ -14,7 +14,7 @@ use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
 use crate::checkpoint::EpochReporter;
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
-use crate::io::{Sink, SinkContext, Source, SourceContext};
+use crate::io::{DurableEpochs, Sink, SinkContext, Source, SourceContext};
 use crate::ops::{
     AggregateOp, FilterOp, FlatMapOp, GenerateOp, JoinOp, Next, ProjectOp, WatermarkOp,
 };
@@ -153,7 +153,7 @@ pub(crate) fn start(
         stop: AtomicBool::new(false),
         abort: abort.clone(),
         requested_epoch: AtomicU64::new(start_epoch - 1),
-        committed_epoch: AtomicU64::new(start_epoch - 1),
+        committed_epoch: Arc::new(AtomicU64::new(start_epoch - 1)),
         wakers: wakers.clone(),
     });
     let shared = Arc::new(QueryShared::new(
@@ -183,6 +183,8 @@ pub(crate) fn start(
             key_columns: physical.key_columns.clone(),
             query_id: shared.id.clone(),
             replays_same_rows: false,
+            checkpointed: checkpoint.is_some(),
+            durable: DurableEpochs::new(control.committed_epoch.clone(), abort.clone()),
         },
         recovered.sink_state(),
     )?;

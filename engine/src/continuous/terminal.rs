@@ -177,7 +177,7 @@ impl Operator for SinkOut {
         Ok(())
     }
     fn on_tick(&mut self) -> Result<()> {
-        Ok(())
+        self.sink.idle()
     }
     fn on_end(&mut self) -> Result<()> {
         self.sink.close()

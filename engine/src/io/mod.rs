@@ -13,7 +13,7 @@ mod subscribe;
 
 pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
 pub use offset::{deserialize_stored as deserialize_stored_offset, FileOffset, OffsetError};
-pub use sink::{upsert_by_key, OutputMode, Sink, SinkContext};
+pub use sink::{upsert_by_key, DurableEpochs, DurableWait, OutputMode, Sink, SinkContext};
 pub use source::{
     PollStatus, Replayable, Source, SourceBatch, SourceContext, SourceOffset, SourceOutput,
 };

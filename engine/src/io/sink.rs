@@ -3,6 +3,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
@@ -68,6 +71,80 @@ pub struct SinkContext {
     /// A sink that skips epochs it already committed is exactly-once only
     /// when it is true.
     pub replays_same_rows: bool,
+    /// Whether the query keeps a checkpoint, so that a restart resumes from
+    /// its newest durable epoch and replays what came after.
+    pub checkpointed: bool,
+    /// The newest epoch (or batch) the engine has made durable in its
+    /// checkpoint. A sink that stages an epoch's rows (a prepared
+    /// transaction) makes them visible once it passes.
+    pub durable: DurableEpochs,
+}
+
+/// A read-only view of the newest durable epoch of a running query, for
+/// sinks that finish an epoch's writes only once the engine's checkpoint
+/// holds it (two-phase commit).
+///
+/// It is read at epoch boundaries, never per row.
+#[derive(Clone, Debug, Default)]
+pub struct DurableEpochs {
+    committed: Arc<AtomicU64>,
+    abort: Arc<AtomicBool>,
+}
+
+/// Why [`DurableEpochs::wait_for`] returned without the epoch being durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurableWait {
+    /// The query is failing: the epoch may never become durable.
+    Aborted,
+    /// The time allowed ran out.
+    TimedOut,
+}
+
+impl DurableEpochs {
+    /// A view of `committed` (the newest durable epoch) that reports the
+    /// query's failure through `abort`.
+    pub fn new(committed: Arc<AtomicU64>, abort: Arc<AtomicBool>) -> DurableEpochs {
+        DurableEpochs { committed, abort }
+    }
+
+    /// The newest durable epoch (0 before the first).
+    pub fn get(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Whether the query is failing.
+    pub fn aborted(&self) -> bool {
+        self.abort.load(Ordering::Acquire)
+    }
+
+    /// Records `epoch` as durable (the engine's coordinator does this; a
+    /// test that drives a sink by hand does it in its place).
+    pub fn advance(&self, epoch: u64) {
+        self.committed.fetch_max(epoch, Ordering::AcqRel);
+    }
+
+    /// Waits until `epoch` is durable, polling every `poll` (the wait lasts
+    /// about as long as the engine takes to write one checkpoint).
+    pub fn wait_for(
+        &self,
+        epoch: u64,
+        poll: Duration,
+        timeout: Duration,
+    ) -> std::result::Result<(), DurableWait> {
+        let started = Instant::now();
+        loop {
+            if self.get() >= epoch {
+                return Ok(());
+            }
+            if self.aborted() {
+                return Err(DurableWait::Aborted);
+            }
+            if started.elapsed() >= timeout {
+                return Err(DurableWait::TimedOut);
+            }
+            std::thread::sleep(poll);
+        }
+    }
 }
 
 /// Where results go.
@@ -103,6 +180,14 @@ pub trait Sink: Send + 'static {
     }
     /// Makes everything written so far durable as epoch `epoch`.
     fn commit(&mut self, epoch: u64) -> Result<serde_json::Value>;
+
+    /// Called in continuous mode when the task that writes to the sink has
+    /// no more input for the moment (once per idle spell, between rows of
+    /// an epoch). A sink that commits rows in groups as they arrive commits
+    /// what it holds here; the default does nothing.
+    fn idle(&mut self) -> Result<()> {
+        Ok(())
+    }
 
     /// Called once when the query ends normally, after the last commit.
     fn close(&mut self) -> Result<()> {

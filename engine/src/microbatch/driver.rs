@@ -12,7 +12,9 @@ use super::runner::BatchRunner;
 use crate::checkpoint::{Checkpointer, OffsetLogEntry, SourceCommit, FORMAT_VERSION};
 use crate::clock::{now_ns, wall_now_ms, wall_now_us};
 use crate::error::{EngineError, Result};
-use crate::io::{Replayable, Sink, SinkContext, Source, SourceContext, SourceOffset};
+use crate::io::{
+    DurableEpochs, Replayable, Sink, SinkContext, Source, SourceContext, SourceOffset,
+};
 use crate::metrics::{
     new_latency_histogram, EventTimeStats, LatencySummary, SinkProgress, SourceProgress,
     StateOperatorProgress, StreamingQueryProgress,
@@ -83,7 +85,7 @@ pub(crate) fn start(
         stop: AtomicBool::new(false),
         abort: Arc::new(AtomicBool::new(false)),
         requested_epoch: AtomicU64::new(0),
-        committed_epoch: AtomicU64::new(0),
+        committed_epoch: Arc::new(AtomicU64::new(0)),
         wakers: vec![waker.clone()],
     });
     let shared = Arc::new(QueryShared::new(
@@ -138,6 +140,8 @@ pub(crate) fn start(
             key_columns,
             query_id: shared.id.clone(),
             replays_same_rows: true,
+            checkpointed: checkpoint.is_some(),
+            durable: DurableEpochs::new(control.committed_epoch.clone(), control.abort.clone()),
         },
         recovered.sink_state(),
     )?;
