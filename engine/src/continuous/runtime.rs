@@ -343,7 +343,19 @@ pub(crate) fn start(
     threads.push(
         thread::Builder::new()
             .name(format!("runnel-{name}-coordinator"))
-            .spawn(move || coordinator::run(setup))
+            .spawn(move || {
+                // A panic here must still end the query: nothing else
+                // would record its end, and the handle would wait forever.
+                let (shared, control) = (setup.shared.clone(), setup.control.clone());
+                if let Err(p) = catch_unwind(AssertUnwindSafe(|| coordinator::run(setup))) {
+                    shared.fail(EngineError::Panic(format!(
+                        "the coordinator panicked: {}",
+                        panic_message(&p)
+                    )));
+                    control.abort();
+                    shared.finish();
+                }
+            })
             .map_err(|e| EngineError::Plan(format!("cannot start a thread: {e}")))?,
     );
     for (i, task) in tasks.into_iter().enumerate() {
