@@ -353,6 +353,10 @@ fn every_endpoint_answers_for_running_stopped_and_failed_queries() {
     let later: Vec<StreamingQueryProgress> =
         serde_json::from_value(get_json(addr, &format!("{path}?after={after}"))).unwrap();
     assert!(!later.is_empty() && later.iter().all(|p| p.batch_id > after));
+    let history: Vec<StreamingQueryProgress> =
+        serde_json::from_value(get_json(addr, &format!("{path}?history"))).unwrap();
+    assert!(history.len() >= reports.len());
+    assert!(history.windows(2).all(|w| w[0].batch_id < w[1].batch_id));
     let (status, _, _) = get(addr, &format!("{path}?after=yesterday"));
     assert_eq!(status, 400);
 

@@ -89,14 +89,9 @@ pub(super) fn query_doc(q: &QueryShared) -> QueryDoc {
     }
 }
 
-/// The recent progress reports, oldest first; with `after`, only those of
-/// later epochs or batches.
-pub(super) fn progress(q: &QueryShared, after: Option<u64>) -> Vec<StreamingQueryProgress> {
-    lock(&q.progress)
-        .iter()
-        .filter(|p| after.is_none_or(|a| p.batch_id > a))
-        .cloned()
-        .collect()
+/// The query's recent progress reports, oldest first.
+pub(super) fn progress(q: &QueryShared) -> Vec<StreamingQueryProgress> {
+    lock(&q.progress).iter().cloned().collect()
 }
 
 /// A histogram in the HdrHistogram V2 compressed encoding (the form of

@@ -9,8 +9,11 @@
 //!
 //! Endpoints (`server`): `/` the page (`page`: one HTML document, its script
 //! and style compiled into the binary), `/api/queries`, `/api/queries/{id}`,
-//! `/api/queries/{id}/progress`, `/api/queries/{id}/latency` (`api`), and
-//! `/metrics` in the Prometheus text format (`prometheus`).
+//! `/api/queries/{id}/progress` (the recent reports; `?history`: the last 15
+//! minutes the server kept; `?after=N`: those after batch N),
+//! `/api/queries/{id}/latency` (`api`), and `/metrics` in the Prometheus text
+//! format (`prometheus`). Once a second the server copies each query's new
+//! progress reports into the history it keeps (`registry`).
 //!
 //! Owns the registry, the server thread and what it answers. It must not
 //! run on an operator task's thread or touch anything per event: it reads

@@ -118,7 +118,10 @@ fn watermark_us(p: &StreamingQueryProgress) -> Option<i64> {
 
 impl Collector for Queries {
     fn encode(&self, mut encoder: DescriptorEncoder) -> fmt::Result {
-        let queries: Vec<Snapshot> = super::registry::all().iter().map(Snapshot::of).collect();
+        let queries: Vec<Snapshot> = super::registry::all()
+            .iter()
+            .map(|q| Snapshot::of(&q.shared))
+            .collect();
         let e = &mut encoder;
         use MetricType::{Counter, Gauge};
         family(

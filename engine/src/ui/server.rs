@@ -53,6 +53,15 @@ fn start(addr: SocketAddr) -> Result<SocketAddr, UiError> {
         .name("runnel-ui".into())
         .spawn(move || {
             runtime.block_on(async move {
+                // Copies new progress reports into each query's history
+                // once a second, whether or not a page is open.
+                tokio::spawn(async {
+                    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+                    loop {
+                        every.tick().await;
+                        registry::sample_all();
+                    }
+                });
                 let served = match tokio::net::TcpListener::from_std(listener) {
                     Ok(listener) => axum::serve(listener, router()).await,
                     Err(e) => Err(e),
@@ -90,7 +99,10 @@ async fn index() -> Response {
 }
 
 async fn queries() -> Response {
-    let docs: Vec<api::QueryDoc> = registry::all().iter().map(|q| api::query_doc(q)).collect();
+    let docs: Vec<api::QueryDoc> = registry::all()
+        .iter()
+        .map(|q| api::query_doc(&q.shared))
+        .collect();
     Json(docs).into_response()
 }
 
@@ -104,17 +116,30 @@ fn unknown(id: &str) -> Response {
 
 async fn query(Path(id): Path<String>) -> Response {
     match registry::find(&id) {
-        Some(q) => Json(api::query_doc(&q)).into_response(),
+        Some(q) => Json(api::query_doc(&q.shared)).into_response(),
         None => unknown(&id),
     }
 }
 
-/// `?after=N`: only reports of epochs or batches after N.
-fn after(raw: Option<&str>) -> Result<Option<u64>, Response> {
-    let Some(raw) = raw else { return Ok(None) };
+/// Which reports `/progress` answers with.
+enum Reports {
+    /// The query's recent ones (`recent_progress`).
+    Recent,
+    /// The kept history after a batch (`?after=N`), or all of it
+    /// (`?history`).
+    History(Option<u64>),
+}
+
+fn reports(raw: Option<&str>) -> Result<Reports, Response> {
+    let Some(raw) = raw else {
+        return Ok(Reports::Recent);
+    };
     for pair in raw.split('&') {
+        if pair == "history" || pair.starts_with("history=") {
+            return Ok(Reports::History(None));
+        }
         if let Some(v) = pair.strip_prefix("after=") {
-            return v.parse().map(Some).map_err(|_| {
+            return v.parse().map(|a| Reports::History(Some(a))).map_err(|_| {
                 (
                     StatusCode::BAD_REQUEST,
                     Json(serde_json::json!({ "error": format!("after={v} is not a batch id") })),
@@ -123,23 +148,26 @@ fn after(raw: Option<&str>) -> Result<Option<u64>, Response> {
             });
         }
     }
-    Ok(None)
+    Ok(Reports::Recent)
 }
 
 async fn progress(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
-    let after = match after(raw.as_deref()) {
-        Ok(a) => a,
+    let which = match reports(raw.as_deref()) {
+        Ok(w) => w,
         Err(bad) => return bad,
     };
     match registry::find(&id) {
-        Some(q) => Json(api::progress(&q, after)).into_response(),
+        Some(q) => match which {
+            Reports::Recent => Json(api::progress(&q.shared)).into_response(),
+            Reports::History(after) => Json(q.history(after)).into_response(),
+        },
         None => unknown(&id),
     }
 }
 
 async fn latency(Path(id): Path<String>) -> Response {
     match registry::find(&id) {
-        Some(q) => Json(api::latency(&q)).into_response(),
+        Some(q) => Json(api::latency(&q.shared)).into_response(),
         None => unknown(&id),
     }
 }

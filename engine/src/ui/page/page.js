@@ -242,7 +242,7 @@
       view.query = q || null;
       renderList(queries);
       if (q) {
-        const after = view.lastBatch === null ? "" : "?after=" + view.lastBatch;
+        const after = view.lastBatch === null ? "?history" : "?after=" + view.lastBatch;
         const [fresh, lat] = await Promise.all([
           getJson("/api/queries/" + encodeURIComponent(q.runId) + "/progress" + after),
           getJson("/api/queries/" + encodeURIComponent(q.runId) + "/latency"),
