@@ -130,7 +130,8 @@ enum Reports {
     History(Option<u64>),
 }
 
-fn reports(raw: Option<&str>) -> Result<Reports, Response> {
+/// The reports a query string asks for, or what is wrong with it.
+fn reports(raw: Option<&str>) -> Result<Reports, String> {
     let Some(raw) = raw else {
         return Ok(Reports::Recent);
     };
@@ -139,13 +140,10 @@ fn reports(raw: Option<&str>) -> Result<Reports, Response> {
             return Ok(Reports::History(None));
         }
         if let Some(v) = pair.strip_prefix("after=") {
-            return v.parse().map(|a| Reports::History(Some(a))).map_err(|_| {
-                (
-                    StatusCode::BAD_REQUEST,
-                    Json(serde_json::json!({ "error": format!("after={v} is not a batch id") })),
-                )
-                    .into_response()
-            });
+            return v
+                .parse()
+                .map(|a| Reports::History(Some(a)))
+                .map_err(|_| format!("after={v} is not a batch id"));
         }
     }
     Ok(Reports::Recent)
@@ -154,7 +152,13 @@ fn reports(raw: Option<&str>) -> Result<Reports, Response> {
 async fn progress(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let which = match reports(raw.as_deref()) {
         Ok(w) => w,
-        Err(bad) => return bad,
+        Err(bad) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": bad })),
+            )
+                .into_response()
+        }
     };
     match registry::find(&id) {
         Some(q) => match which {
