@@ -211,7 +211,7 @@ pub fn run(args: RunArgs) -> Result<()> {
 
 /// `--ui`: serves the live view and says where on stderr.
 #[cfg(feature = "ui")]
-fn serve_ui(query: &StreamingQuery, addr: &str, allow_remote: bool) -> Result<()> {
+pub(crate) fn serve_ui(query: &StreamingQuery, addr: &str, allow_remote: bool) -> Result<()> {
     let options = runnel::ui::UiOptions::new(addr).allow_remote(allow_remote);
     match query.serve_ui_with(&options) {
         Ok(bound) => {
@@ -247,7 +247,7 @@ fn check_ui(_addr: &str, _allow_remote: bool) -> Result<()> {
 
 /// `--ui` in a build without the `ui` feature.
 #[cfg(not(feature = "ui"))]
-fn serve_ui(query: &StreamingQuery, _addr: &str, _allow_remote: bool) -> Result<()> {
+pub(crate) fn serve_ui(query: &StreamingQuery, _addr: &str, _allow_remote: bool) -> Result<()> {
     let _ = query.stop();
     Err(EngineError::Plan(crate::not_built(
         "the live view (--ui)",
