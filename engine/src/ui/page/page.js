@@ -145,14 +145,18 @@
     g.textAlign = "left"; g.fillText(clock(t1 - span), L, h - 5);
     g.textAlign = "right"; g.fillText(clock(t1), w - R, h - 5);
     let drawn = 0;
-    series.forEach((s) => {
+    series.forEach((s, i) => {
       g.strokeStyle = s.color; g.fillStyle = s.color; g.lineWidth = 1.5;
+      // Every other series dashed: equal series (input and processing rate
+      // in continuous mode) stay both visible.
+      g.setLineDash(i % 2 ? [6, 4] : []);
       g.beginPath();
       s.pts.forEach(([t, v], i) => (i ? g.lineTo(x(t), y(v)) : g.moveTo(x(t), y(v))));
       g.stroke();
       if (s.pts.length === 1) { g.fillRect(x(s.pts[0][0]) - 2, y(s.pts[0][1]) - 2, 4, 4); }
       drawn += s.pts.length;
     });
+    g.setLineDash([]);
     chart.fig.dataset.points = String(drawn);
     chart.legend.textContent = "";
     series.forEach((s) => {
