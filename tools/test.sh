@@ -32,6 +32,14 @@ if [ -z "${RUNNEL_POSTGRES:-}" ]; then
     set +a
     started_postgres=$RUNNEL_POSTGRES_DIR
 fi
+# The live view's browser test needs headless Chromium: install the Debian
+# package the first time unless RUNNEL_CHROMIUM names one already.
+if [ -z "${RUNNEL_CHROMIUM:-}" ]; then
+    chromium_env=$(bash tools/chromium.sh)
+    set -a
+    eval "$chromium_env"
+    set +a
+fi
 cargo test --workspace --locked "$@"
 # The wake-up handshake under the model checker (a feature of its own: it
 # swaps the waker's atomics for the checker's, so only these tests run with it).

@@ -234,6 +234,14 @@ fn micro_batch_respects_max_records_per_trigger() {
         .map(|p| p.num_input_rows)
         .collect();
     assert!(sizes.iter().all(|&n| n <= 150), "{sizes:?}");
+    // Each batch reports what it left behind: 850, 700, ..., 100, then 0.
+    let behind: Vec<u64> = q
+        .recent_progress()
+        .iter()
+        .filter(|p| p.num_input_rows > 0)
+        .map(|p| p.sources[0].metrics["offsetsBehindLatest"])
+        .collect();
+    assert_eq!(behind, [850, 700, 550, 400, 250, 100, 0]);
 }
 
 #[test]

@@ -36,8 +36,10 @@
 //! handle), [`expr`] (expressions), [`state`] (aggregation state); [`io`]
 //! (source and sink traits, in-memory source and sinks); [`checkpoint`]
 //! (durable epochs); the row operators; [`plan`] (builder, plans, task graph);
-//! [`continuous`] and [`microbatch`] (the runtimes), [`sql`]; and at the top
-//! the start of a query, which picks the runtime.
+//! [`continuous`] and [`microbatch`] (the runtimes), [`sql`]; then the start
+//! of a query, which picks the runtime; and at the top, with the cargo
+//! feature `ui`, the live view (`ui`: a web page, a JSON API and Prometheus
+//! metrics of running queries, `StreamingQuery::serve_ui`).
 #![deny(missing_docs)]
 
 pub mod checkpoint;
@@ -58,6 +60,8 @@ pub mod state;
 mod suggest;
 pub mod table;
 pub mod time;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod wake;
 pub mod window;
 
@@ -74,7 +78,7 @@ pub use io::{
     Source, SourceBatch, SourceContext, SourceOffset, SourceOutput, Subscriber, Subscription,
     WhenFull,
 };
-pub use metrics::{LatencySummary, StreamingQueryProgress};
+pub use metrics::{LatencySummary, QueryTotals, StreamingQueryProgress};
 pub use ops::FlatMapFn;
 pub use plan::{
     approx_count_distinct, approx_count_distinct_rsd, avg, collect_list, count, count_star, first,
@@ -82,7 +86,7 @@ pub use plan::{
     var_pop, var_samp, variance, AggExpr, DataFrame, DataStreamWriter, GroupedData, JoinType,
     QueryConfig, Trigger,
 };
-pub use query::StreamingQuery;
+pub use query::{QueryMode, StreamingQuery};
 pub use schema::{schema, timestamp_type, DataType, Event, Field, Row, Schema, SchemaRef, Value};
 pub use table::StaticTable;
 pub use time::Zone;

@@ -7,21 +7,22 @@
 //! epoch under a lock; nothing here is touched per event.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
+use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
-use crate::metrics::{new_latency_histogram, LatencySummary, StreamingQueryProgress};
+use crate::metrics::{new_latency_histogram, LatencySummary, QueryTotals, StreamingQueryProgress};
 use crate::wake::TaskWaker;
 
 /// Progress reports kept for [`StreamingQuery::recent_progress`].
 pub const RECENT_PROGRESS: usize = 100;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -57,11 +58,62 @@ impl Control {
     }
 }
 
+/// How a query runs: which runtime its trigger chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QueryMode {
+    /// One event at a time through long-running tasks; epoch checkpoints.
+    Continuous,
+    /// Offset-logged Arrow batches.
+    MicroBatch,
+}
+
+impl QueryMode {
+    /// `"continuous"` or `"micro-batch"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueryMode::Continuous => "continuous",
+            QueryMode::MicroBatch => "micro-batch",
+        }
+    }
+
+    /// The delivery guarantee the mode gives across crashes (with a
+    /// checkpoint): `"at-least-once"` or `"exactly-once"`.
+    pub fn guarantee(self) -> &'static str {
+        match self {
+            QueryMode::Continuous => "at-least-once",
+            QueryMode::MicroBatch => "exactly-once",
+        }
+    }
+}
+
+impl std::fmt::Display for QueryMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a runtime says about a query it starts, fixed for the run.
+#[derive(Clone, Debug)]
+pub(crate) struct QueryInfo {
+    pub(crate) mode: QueryMode,
+    /// Whether the query writes a checkpoint.
+    pub(crate) checkpointed: bool,
+    /// The task graph, one line per task (`explain()`'s second part).
+    pub(crate) task_graph: String,
+}
+
 /// State shared between the handle and the running query.
 pub(crate) struct QueryShared {
     pub(crate) id: String,
     pub(crate) run_id: String,
     pub(crate) name: Option<String>,
+    pub(crate) info: QueryInfo,
+    /// Wall time of the start, µs since the epoch.
+    pub(crate) started_at_us: i64,
+    /// Wall time of the end, µs since the epoch (`i64::MIN` while running).
+    pub(crate) ended_at_us: AtomicI64,
+    /// Sums over every progress report of the run.
+    pub(crate) totals: Mutex<QueryTotals>,
     pub(crate) active: AtomicBool,
     pub(crate) error: Mutex<Option<EngineError>>,
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
@@ -73,11 +125,20 @@ pub(crate) struct QueryShared {
 }
 
 impl QueryShared {
-    pub(crate) fn new(id: String, name: Option<String>, control: Arc<Control>) -> QueryShared {
+    pub(crate) fn new(
+        id: String,
+        name: Option<String>,
+        info: QueryInfo,
+        control: Arc<Control>,
+    ) -> QueryShared {
         QueryShared {
             id,
             run_id: uuid::Uuid::new_v4().to_string(),
             name,
+            info,
+            started_at_us: wall_now_us(),
+            ended_at_us: AtomicI64::new(i64::MIN),
+            totals: Mutex::new(QueryTotals::default()),
             active: AtomicBool::new(true),
             error: Mutex::new(None),
             progress: Mutex::new(VecDeque::new()),
@@ -108,6 +169,7 @@ impl QueryShared {
     ) {
         let _ = lock(&self.latency).add(epoch_latency);
         let _ = lock(&self.durable).add(epoch_durable);
+        lock(&self.totals).add(&p);
         let mut q = lock(&self.progress);
         if q.len() == RECENT_PROGRESS {
             q.pop_front();
@@ -115,7 +177,18 @@ impl QueryShared {
         q.push_back(p);
     }
 
+    /// When the run ended (µs since the Unix epoch), if it has.
+    pub(crate) fn end_time_us(&self) -> Option<i64> {
+        Some(self.ended_at_us.load(Ordering::SeqCst)).filter(|t| *t != i64::MIN)
+    }
+
     pub(crate) fn finish(&self) {
+        let _ = self.ended_at_us.compare_exchange(
+            i64::MIN,
+            wall_now_us(),
+            Ordering::SeqCst,
+            Ordering::SeqCst,
+        );
         self.active.store(false, Ordering::SeqCst);
         *lock(&self.finished) = true;
         self.finished_cv.notify_all();
@@ -138,6 +211,12 @@ impl StreamingQuery {
         }
     }
 
+    /// The state shared with the running query (for the live view).
+    #[cfg_attr(not(feature = "ui"), allow(dead_code))]
+    pub(crate) fn shared(&self) -> &Arc<QueryShared> {
+        &self.shared
+    }
+
     /// The query's id: stable across restarts on one checkpoint directory.
     pub fn id(&self) -> &str {
         &self.shared.id
@@ -151,6 +230,40 @@ impl StreamingQuery {
     /// The query's name, if one was given.
     pub fn name(&self) -> Option<&str> {
         self.shared.name.as_deref()
+    }
+
+    /// The runtime the query runs in (and so its guarantee).
+    pub fn mode(&self) -> QueryMode {
+        self.shared.info.mode
+    }
+
+    /// The task graph the query runs, one line per task (as `explain()`
+    /// prints it).
+    pub fn task_graph(&self) -> &str {
+        &self.shared.info.task_graph
+    }
+
+    /// Whether the query writes a checkpoint (without one its guarantee
+    /// holds only while the process lives).
+    pub fn is_checkpointed(&self) -> bool {
+        self.shared.info.checkpointed
+    }
+
+    /// When this run started: wall time, µs since the Unix epoch.
+    pub fn start_time_us(&self) -> i64 {
+        self.shared.started_at_us
+    }
+
+    /// When this run ended (wall time, µs since the Unix epoch), or `None`
+    /// while it runs.
+    pub fn end_time_us(&self) -> Option<i64> {
+        self.shared.end_time_us()
+    }
+
+    /// Sums over every progress report of this run: rows in and out, rows
+    /// dropped as late, epochs or batches.
+    pub fn totals(&self) -> QueryTotals {
+        lock(&self.shared.totals).clone()
     }
 
     /// Whether the query is still running.

@@ -180,6 +180,10 @@ pub struct BenchArgs {
     /// manifests, as they would in production.
     #[arg(long)]
     pub no_checkpoint: bool,
+    /// Serve the live view of every run on HOST:PORT (loopback), to measure
+    /// what watching a query costs.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ui: Option<String>,
 }
 
 impl BenchArgs {
@@ -442,6 +446,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         );
     }
     let query = writer.start()?;
+    if let Some(addr) = &args.ui {
+        crate::run::serve_ui(&query, addr, false)?;
+    }
     let running = match (feeders, log_feeder) {
         (Some(f), _) => Some(f.start()?),
         (None, Some(f)) => Some(f.start()?),

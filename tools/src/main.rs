@@ -2,8 +2,9 @@
 //!
 //! `runnel run` runs one query (continuous or micro-batch); see `--help`.
 //!
-//! Cargo features (both on by default): `kafka` (`kafka:` sources and sinks,
-//! `runnel bench --source kafka:...`) and `sql` (`runnel sql`, DataFusion).
+//! Cargo features (all on by default): `kafka` (`kafka:` sources and sinks,
+//! `runnel bench --source kafka:...`), `sql` (`runnel sql`, DataFusion) and
+//! `ui` (`runnel run --ui`, the live view).
 //! A binary built without one names the feature when asked for what it gates.
 #![deny(missing_docs)]
 
@@ -59,7 +60,7 @@ struct SqlNotBuilt {
 
 /// The error for a part of runnel left out of this build: `what` needs the
 /// cargo feature `feature`.
-#[cfg(any(not(feature = "kafka"), not(feature = "sql")))]
+#[cfg(any(not(feature = "kafka"), not(feature = "sql"), not(feature = "ui")))]
 pub(crate) fn not_built(what: &str, feature: &str) -> String {
     format!(
         "{what} is not in this runnel binary: it was built without the `{feature}` feature; \

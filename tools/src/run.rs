@@ -71,6 +71,15 @@ pub struct RunArgs {
     /// such as Europe/Paris, UTC or Z, or an offset such as +05:30.
     #[arg(long, value_name = "ZONE", default_value = "UTC", value_parser = parse_zone)]
     pub timezone: Zone,
+    /// Serve the live view (web page, JSON API, Prometheus /metrics) on
+    /// HOST:PORT, e.g. 127.0.0.1:4040 (port 0 picks a free one; the address
+    /// is printed on stderr). A loopback address unless --ui-allow-remote.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ui: Option<String>,
+    /// Let --ui listen on an address other than loopback (e.g. 0.0.0.0:4040):
+    /// the view has no authentication.
+    #[arg(long = "ui-allow-remote", requires = "ui")]
+    pub ui_allow_remote: bool,
     /// Continuous mode: milliseconds between epochs.
     #[arg(long = "epoch-ms", default_value_t = 100)]
     pub epoch_ms: u64,
@@ -170,6 +179,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         println!("{}", writer.explain()?);
         return Ok(());
     }
+    if let Some(addr) = &args.ui {
+        check_ui(addr, args.ui_allow_remote)?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
@@ -182,6 +194,9 @@ pub fn run(args: RunArgs) -> Result<()> {
         });
     }
     let query = writer.start()?;
+    if let Some(addr) = &args.ui {
+        serve_ui(&query, addr, args.ui_allow_remote)?;
+    }
     let kind = args.progress.unwrap_or(if std::io::stderr().is_terminal() {
         ProgressKind::Bar
     } else {
@@ -192,6 +207,52 @@ pub fn run(args: RunArgs) -> Result<()> {
         print_table(&t);
     }
     result
+}
+
+/// `--ui`: serves the live view and says where on stderr.
+#[cfg(feature = "ui")]
+pub(crate) fn serve_ui(query: &StreamingQuery, addr: &str, allow_remote: bool) -> Result<()> {
+    let options = runnel::ui::UiOptions::new(addr).allow_remote(allow_remote);
+    match query.serve_ui_with(&options) {
+        Ok(bound) => {
+            eprintln!("runnel: live view at http://{bound}/");
+            Ok(())
+        }
+        Err(e) => {
+            // The query started: stop it before reporting.
+            let _ = query.stop();
+            Err(EngineError::Plan(e.to_string()))
+        }
+    }
+}
+
+/// `--ui`: refuses a bad address before the query starts.
+#[cfg(feature = "ui")]
+fn check_ui(addr: &str, allow_remote: bool) -> Result<()> {
+    runnel::ui::UiOptions::new(addr)
+        .allow_remote(allow_remote)
+        .resolve()
+        .map(|_| ())
+        .map_err(|e| EngineError::Plan(e.to_string()))
+}
+
+/// `--ui` in a build without the `ui` feature: refused before the start.
+#[cfg(not(feature = "ui"))]
+fn check_ui(_addr: &str, _allow_remote: bool) -> Result<()> {
+    Err(EngineError::Plan(crate::not_built(
+        "the live view (--ui)",
+        "ui",
+    )))
+}
+
+/// `--ui` in a build without the `ui` feature.
+#[cfg(not(feature = "ui"))]
+pub(crate) fn serve_ui(query: &StreamingQuery, _addr: &str, _allow_remote: bool) -> Result<()> {
+    let _ = query.stop();
+    Err(EngineError::Plan(crate::not_built(
+        "the live view (--ui)",
+        "ui",
+    )))
 }
 
 fn supervise(query: &StreamingQuery, stop: &AtomicBool, mut progress: Progress) -> Result<()> {

@@ -245,7 +245,7 @@ fn runnel_sql_queries_the_result_table() {
     assert!(close(row[2].parse().unwrap(), best_total));
 }
 
-/// A binary built without a feature (`tools/demo.sh` builds without both)
+/// A binary built without a feature (`tools/demo.sh` builds without any)
 /// refuses what the feature gates with a message naming the feature and how
 /// to turn it on. (With the features, the Kafka tests and
 /// `runnel_sql_queries_the_result_table` cover the same commands.)
@@ -302,6 +302,19 @@ fn features_left_out_are_named() {
             "sql",
         );
         named(runnel().args(["sql", "--help"]).output().unwrap(), "sql");
+    }
+    if !cfg!(feature = "ui") {
+        let dir = tempfile::tempdir().unwrap();
+        named(
+            run(
+                "continuous",
+                "SELECT value FROM r",
+                "r=rate:?rows_per_second=10&total_rows=10",
+                &dir.path().join("out.csv"),
+                &["--ui", "127.0.0.1:0"],
+            ),
+            "ui",
+        );
     }
 }
 

@@ -240,6 +240,10 @@ pub struct LogSource {
     awake_ns: u64,
     exhausted: bool,
     lossy_utf8: u64,
+    /// Micro-batch: records left in the topic past the end of the last
+    /// planned batch, known from the end offsets `latest_offset` reads
+    /// anyway (reported as `offsetsBehindLatest`).
+    behind_latest: Option<u64>,
     /// Appends by producers in this process.
     signal: Arc<AppendSignal>,
     /// `signal`'s count when the last look found every partition at its end.
@@ -322,6 +326,7 @@ impl LogSource {
             awake_ns: 0,
             exhausted: false,
             lossy_utf8: 0,
+            behind_latest: None,
             signal: AppendSignal::for_topic(topic_path.as_ref()),
             seen_appends: 0,
             listener: None,
@@ -670,7 +675,11 @@ impl Source for LogSource {
     }
 
     fn metrics(&self) -> Vec<(String, u64)> {
-        vec![("lossyUtf8Records".to_string(), self.lossy_utf8)]
+        let mut m = vec![("lossyUtf8Records".to_string(), self.lossy_utf8)];
+        if let Some(behind) = self.behind_latest {
+            m.push(("offsetsBehindLatest".to_string(), behind));
+        }
+        m
     }
 
     fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
@@ -707,6 +716,7 @@ impl Replayable for LogSource {
             Some(cap) if total > cap => share_out(&lags, cap),
             _ => lags,
         };
+        self.behind_latest = Some(total.saturating_sub(take.iter().sum::<u64>()));
         let end: Vec<u64> = self
             .positions
             .iter()

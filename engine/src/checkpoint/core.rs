@@ -68,6 +68,9 @@ pub struct Checkpointer {
     /// Manifests committed since the last purge (see
     /// [`Checkpointer::commit`]).
     unpurged: usize,
+    /// Bytes of state files written since the last
+    /// [`Checkpointer::take_state_bytes`].
+    state_bytes: u64,
 }
 
 impl Checkpointer {
@@ -89,6 +92,7 @@ impl Checkpointer {
                 floors,
                 retain,
                 unpurged: 0,
+                state_bytes: 0,
             },
             meta,
         ))
@@ -285,7 +289,9 @@ impl Checkpointer {
         } else {
             format!("aggregate-{op}-{partition}.delta.bin")
         };
-        let rel = self.dir.write_state(epoch, &name, &file.encode()?)?;
+        let payload = file.encode()?;
+        self.state_bytes += payload.len() as u64;
+        let rel = self.dir.write_state(epoch, &name, &payload)?;
         let chain = self.chains.entry((op, partition)).or_default();
         if full {
             chain.record_full(rel, epoch);
@@ -300,6 +306,12 @@ impl Checkpointer {
             deltas,
             inline: serde_json::Value::Null,
         })
+    }
+
+    /// Bytes of state files written since the last call (the size of what
+    /// an epoch or batch added to the checkpoint, manifests aside).
+    pub fn take_state_bytes(&mut self) -> u64 {
+        std::mem::take(&mut self.state_bytes)
     }
 
     /// The watermark operator `op`'s entry in a manifest.

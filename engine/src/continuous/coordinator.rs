@@ -266,7 +266,9 @@ impl Coordinator {
             .sink
             .expect("commit is only called with the sink's acknowledgement");
         let wal_started = Instant::now();
+        let mut checkpoint_bytes = None;
         if let Some(ck) = &mut self.setup.checkpoint {
+            checkpoint_bytes = Some(ck.take_state_bytes());
             ck.commit(
                 epoch,
                 vec![SourceCommit {
@@ -335,6 +337,7 @@ impl Coordinator {
                 num_output_rows: rows_out,
             },
             latency_micros: LatencySummary::of(&latency),
+            checkpoint_bytes,
         };
         self.last_offset = offset;
         self.setup

@@ -20,7 +20,7 @@ use crate::ops::{
 };
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
-use crate::query::{QueryShared, StreamingQuery};
+use crate::query::{QueryInfo, QueryMode, QueryShared, StreamingQuery};
 use crate::schema::NO_TIME;
 use crate::state::WindowedState;
 use crate::wake::{Idler, TaskWaker};
@@ -156,9 +156,15 @@ pub(crate) fn start(
         committed_epoch: Arc::new(AtomicU64::new(start_epoch - 1)),
         wakers: wakers.clone(),
     });
+    let info = QueryInfo {
+        mode: QueryMode::Continuous,
+        checkpointed: checkpoint.is_some(),
+        task_graph: physical.describe(&plan.source_name, &sink.describe()),
+    };
     let shared = Arc::new(QueryShared::new(
         query_id,
         config.name.clone(),
+        info,
         control.clone(),
     ));
     let (coord_tx, coord_rx) = crossbeam_channel::unbounded();

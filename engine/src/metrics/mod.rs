@@ -68,6 +68,37 @@ impl LatencySummary {
     }
 }
 
+/// Sums over every progress report of one run of a query.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryTotals {
+    /// Epochs (continuous) or batches (micro-batch) reported.
+    pub reports: u64,
+    /// Rows read.
+    pub input_rows: u64,
+    /// Rows written to the sink.
+    pub output_rows: u64,
+    /// Rows dropped as later than the watermark.
+    pub late_rows: u64,
+    /// Bytes of state files written to the checkpoint.
+    pub checkpoint_bytes: u64,
+}
+
+impl QueryTotals {
+    /// Adds one report.
+    pub fn add(&mut self, p: &StreamingQueryProgress) {
+        self.reports += 1;
+        self.input_rows += p.num_input_rows;
+        self.output_rows += p.sink.num_output_rows;
+        self.late_rows += p
+            .state_operators
+            .iter()
+            .map(|s| s.num_rows_dropped_by_watermark)
+            .sum::<u64>();
+        self.checkpoint_bytes += p.checkpoint_bytes.unwrap_or(0);
+    }
+}
+
 /// How far before the epoch's base an ingest time may lie and still be
 /// recorded exactly (earlier ones are counted as ingested at that point).
 const INGEST_SLACK_NS: u64 = 10_000_000;

@@ -102,6 +102,10 @@ pub struct StreamingQueryProgress {
     pub sink: SinkProgress,
     /// End-to-end latency (µs) of the rows written in this epoch or batch.
     pub latency_micros: LatencySummary,
+    /// Bytes of state files this epoch or batch wrote to the checkpoint
+    /// (absent without a checkpoint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_bytes: Option<u64>,
 }
 
 impl std::fmt::Display for StreamingQueryProgress {

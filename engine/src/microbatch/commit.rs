@@ -228,12 +228,14 @@ fn write(
             *slot = Some(emptied);
         }
     }
+    let state_bytes = ck.take_state_bytes();
     ck.commit(batch_id, vec![source], operators, sink)?;
     control.committed_epoch.store(batch_id, Ordering::SeqCst);
     // The batches are durable now: every row of them has waited this long.
     let durable_ns = now_ns();
     let commit_ms = started.elapsed().as_millis() as u64;
     let mut out = Vec::with_capacity(ends.len());
+    let mut first = true;
     for ((end, buffer), (mut progress, latency, ingest_ns)) in
         ends.into_iter().zip(buffers).zip(reports)
     {
@@ -244,6 +246,10 @@ fn write(
         progress
             .duration_ms
             .insert("commitOffsets".to_string(), commit_ms);
+        // Every batch of one commit shares its state files: the first
+        // carries their size.
+        progress.checkpoint_bytes = Some(if first { state_bytes } else { 0 });
+        first = false;
         shared.push_progress(progress, &latency, &durable);
         out.push(Committed { end, buffer });
     }

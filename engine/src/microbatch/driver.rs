@@ -21,7 +21,7 @@ use crate::metrics::{
 };
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
-use crate::query::{QueryShared, StreamingQuery};
+use crate::query::{QueryInfo, QueryMode, QueryShared, StreamingQuery};
 use crate::schema::NO_TIME;
 use crate::time::format_iso_ms;
 use crate::wake::TaskWaker;
@@ -88,9 +88,21 @@ pub(crate) fn start(
         committed_epoch: Arc::new(AtomicU64::new(0)),
         wakers: vec![waker.clone()],
     });
+    // One driver thread runs every batch through the whole plan; a second
+    // writes the checkpoint.
+    let mut task_graph = physical.describe(&plan.source_name, &sink.describe());
+    if checkpoint.is_some() {
+        task_graph.push_str("task 1: commit writer (state files, manifest)\n");
+    }
+    let info = QueryInfo {
+        mode: QueryMode::MicroBatch,
+        checkpointed: checkpoint.is_some(),
+        task_graph,
+    };
     let shared = Arc::new(QueryShared::new(
         query_id,
         config.name.clone(),
+        info,
         control.clone(),
     ));
 
@@ -443,6 +455,7 @@ impl Driver {
                 num_output_rows,
             },
             latency_micros: LatencySummary::of(&latency),
+            checkpoint_bytes: None,
         };
         match &self.writer {
             Some(writer) => writer.send(BatchCommit {
