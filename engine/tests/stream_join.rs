@@ -243,3 +243,138 @@ proptest! {
         prop_assert_eq!(&m, &expected, "micro-batch");
     }
 }
+
+fn sql_sides(watermarks: bool) -> (DataFrame, DataFrame) {
+    let a = SequenceSource::with_times(vec![0, SEC, 100 * SEC], 2);
+    let b = SequenceSource::with_times(vec![0, 100 * SEC], 1);
+    let (mut a, mut b) = (
+        DataFrame::from_source("a", a),
+        DataFrame::from_source("b", b),
+    );
+    if watermarks {
+        a = a.with_watermark("ts", "1 second");
+        b = b.with_watermark("ts", "1 second");
+    }
+    (a, b)
+}
+
+#[test]
+fn sql_joins_two_streams_in_both_modes() {
+    let q = runnel::sql::StreamingSql::parse(
+        "SELECT x.id AS a_id, x.key, x.ts, y.id AS b_id, y.key FROM a x LEFT OUTER JOIN b y \
+         ON x.key = y.key AND x.ts BETWEEN y.ts AND y.ts + INTERVAL 5 SECONDS \
+         WHERE x.id < 5",
+    )
+    .unwrap();
+    for trigger in [continuous(), Trigger::AvailableNow] {
+        let (a, b) = sql_sides(true);
+        let out = run(q.apply_with_stream(a, b).unwrap(), trigger);
+        let expected: BTreeMap<String, usize> = ["0/0", "1/-", "2/1"]
+            .into_iter()
+            .map(|p| (p.to_string(), 1))
+            .collect();
+        assert_eq!(out, expected, "{trigger:?}");
+    }
+}
+
+/// The error of a stream-stream join query (sides `a` and `b`, each with a
+/// watermark on `ts` if `watermarks`), with its position.
+fn sql_error(sql: &str, watermarks: bool) -> String {
+    let q = match runnel::sql::StreamingSql::parse(sql) {
+        Ok(q) => q,
+        Err(e) => return e.to_string(),
+    };
+    let (a, b) = sql_sides(watermarks);
+    match q.apply_with_stream(a, b) {
+        Ok(df) => {
+            let (sink, _) = MemorySink::new("t");
+            match df
+                .write_stream(sink)
+                .output_mode(OutputMode::Update)
+                .explain()
+            {
+                Err(e) => e.to_string(),
+                Ok(_) => panic!("`{sql}` planned without an error"),
+            }
+        }
+        Err(e) => e.to_string(),
+    }
+}
+
+fn assert_refused(sql: &str, watermarks: bool, msg: &str, target: &str) {
+    let err = sql_error(sql, watermarks);
+    assert!(err.contains(msg), "expected `{msg}` in:\n{err}");
+    let col = sql.find(target).expect("the target") + 1;
+    assert!(
+        err.contains(&format!(" at line 1, column {col}\n")),
+        "expected column {col} in:\n{err}"
+    );
+}
+
+#[test]
+fn refused_stream_stream_joins_name_the_reason_and_the_place() {
+    assert_refused(
+        "SELECT * FROM a LEFT OUTER JOIN b ON a.key = b.key AND a.ts >= b.ts",
+        false,
+        "a left outer stream-stream join needs a watermark on both sides",
+        "a.key = b.key",
+    );
+    assert_refused(
+        "SELECT * FROM a RIGHT JOIN b ON a.key = b.key AND a.ts >= b.ts",
+        true,
+        "a right outer stream-stream join needs an event-time range condition",
+        "a.key = b.key",
+    );
+    assert_refused(
+        "SELECT * FROM a FULL OUTER JOIN b ON a.key = b.key",
+        true,
+        "FULL OUTER JOIN of two streams is not supported",
+        "FULL",
+    );
+    assert_refused(
+        "SELECT * FROM a JOIN b ON a.ts >= b.ts",
+        true,
+        "a stream-stream join needs at least one equality",
+        "a.ts >= b.ts",
+    );
+}
+
+#[test]
+fn refused_builder_joins_name_the_reason() {
+    let err = |df: DataFrame| {
+        let (sink, _) = MemorySink::new("t");
+        df.write_stream(sink).explain().unwrap_err().to_string()
+    };
+    // An aggregation before the join.
+    let (a, b) = sql_sides(true);
+    let grouped = a
+        .group_by([col("key")])
+        .agg([runnel::count_star().alias("n")]);
+    let e = err(grouped.join_stream(b, col("key").eq(col("b.key")), JoinType::Inner));
+    assert!(
+        e.contains("a stream-stream join after a streaming aggregation is not supported in append output mode"),
+        "{e}"
+    );
+    // Update output mode.
+    let (a, b) = sql_sides(true);
+    let (sink, _) = MemorySink::new("t");
+    let e = a
+        .join_stream(b, col("a.key").eq(col("b.key")), JoinType::Inner)
+        .write_stream(sink)
+        .output_mode(OutputMode::Update)
+        .explain()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("only append output mode"), "{e}");
+    // A full outer join.
+    let (a, b) = sql_sides(true);
+    let e = err(a.join_stream(
+        b,
+        col("a.key").eq(col("b.key")).and(range(0, 5)),
+        JoinType::FullOuter,
+    ));
+    assert!(
+        e.contains("a full outer stream-stream join is not supported"),
+        "{e}"
+    );
+}

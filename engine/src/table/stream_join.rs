@@ -205,8 +205,18 @@ impl StreamJoinState {
                 }
             }
         }
-        // A row that can never match is kept only to be emitted unmatched.
+        // A row that can never match is kept only to be emitted unmatched;
+        // one whose range the other side's watermark has already passed is
+        // not kept at all.
         if null_key && !join.preserves(side) {
+            return Ok(());
+        }
+        if self.gone(side, time) {
+            if join.preserves(side) && !matched {
+                let widths = join.widths;
+                Self::unmatched_row(&mut self.joined, widths, side, row);
+                emit(&self.joined, ingest_ns)?;
+            }
             return Ok(());
         }
         let stored = StoredRow {
@@ -223,12 +233,48 @@ impl StreamJoinState {
         Ok(())
     }
 
+    /// Whether no row of the other side still to come can match a row of
+    /// `side` with event time `time` (its range is behind the other
+    /// side's watermark).
+    fn gone(&self, side: usize, time: i64) -> bool {
+        let Some((lo, hi)) = self.join.range else {
+            return false;
+        };
+        let other_wm = self.side_watermark(1 - side);
+        if other_wm == NO_TIME || time == NO_TIME {
+            return false;
+        }
+        if side == 0 {
+            time.saturating_sub(lo) < other_wm
+        } else {
+            time.saturating_add(hi) < other_wm
+        }
+    }
+
+    /// `row` of `side` with nulls for the other side's columns.
+    fn unmatched_row(out: &mut Row, widths: [usize; 2], side: usize, row: &[Value]) {
+        out.clear();
+        if side == 1 {
+            for _ in 0..widths[0] {
+                out.push(Value::Null);
+            }
+        }
+        for v in row {
+            out.push(v.clone());
+        }
+        if side == 0 {
+            for _ in 0..widths[1] {
+                out.push(Value::Null);
+            }
+        }
+    }
+
     /// Evicts the rows no row to come can match, emitting the unmatched
     /// ones of an outer join's preserved side (in the order they came).
     pub(crate) fn evict(&mut self, emit: &mut Emit<'_>) -> Result<()> {
-        let Some((lo, hi)) = self.join.range else {
+        if self.join.range.is_none() {
             return Ok(());
-        };
+        }
         let wm = [self.side_watermark(0), self.side_watermark(1)];
         if wm == self.evicted_at {
             return Ok(());
@@ -236,23 +282,15 @@ impl StreamJoinState {
         self.evicted_at = wm;
         let mut unmatched: Vec<(u64, usize, StoredRow)> = Vec::new();
         for side in 0..2 {
-            let other_wm = wm[1 - side];
-            if other_wm == NO_TIME {
+            if wm[1 - side] == NO_TIME {
                 continue;
             }
-            // No row of the other side to come can match a row past this.
-            let gone = |t: i64| {
-                if side == 0 {
-                    t.saturating_sub(lo) < other_wm
-                } else {
-                    t.saturating_add(hi) < other_wm
-                }
-            };
             let keep_unmatched = self.join.preserves(side);
             let mut removed = 0;
-            self.sides[side].retain(|_, list| {
+            let mut sides = std::mem::take(&mut self.sides[side]);
+            sides.retain(|_, list| {
                 list.retain(|r| {
-                    if !gone(r.time) {
+                    if !self.gone(side, r.time) {
                         return true;
                     }
                     removed += 1;
@@ -263,25 +301,13 @@ impl StreamJoinState {
                 });
                 !list.is_empty()
             });
+            self.sides[side] = sides;
             self.rows[side] -= removed;
         }
         unmatched.sort_by_key(|(seq, _, _)| *seq);
         let widths = self.join.widths;
         for (_, side, r) in unmatched {
-            self.joined.clear();
-            if side == 1 {
-                for _ in 0..widths[0] {
-                    self.joined.push(Value::Null);
-                }
-            }
-            for v in r.row.iter() {
-                self.joined.push(v.clone());
-            }
-            if side == 0 {
-                for _ in 0..widths[1] {
-                    self.joined.push(Value::Null);
-                }
-            }
+            Self::unmatched_row(&mut self.joined, widths, side, &r.row);
             emit(&self.joined, r.ingest_ns)?;
         }
         Ok(())
