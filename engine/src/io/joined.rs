@@ -12,7 +12,12 @@
 //!
 //! A joined row is `[left columns…, right columns…, side]`: the other
 //! side's columns are null and `side` is `false` for a left row, `true` for
-//! a right one.
+//! a right one. That is the schema, and what micro-batch mode reads
+//! ([`Replayable::read_range`], [`Replayable::read_batch`]). Continuous
+//! mode's rows ([`Source::poll`]) are compact: the side's own columns, then
+//! `side` (the row a source emitted, with the tag pushed on: no copy, and no
+//! allocation while a side has fewer than 8 columns). Only the join reads
+//! them, and it is always the first operator.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -47,6 +52,20 @@ struct Tagging<'a> {
     /// Nulls after them.
     after: usize,
     right: bool,
+}
+
+/// Tags the rows one side emits, in continuous mode's compact form.
+struct CompactTagging<'a> {
+    out: &'a mut dyn SourceOutput,
+    right: bool,
+}
+
+impl SourceOutput for CompactTagging<'_> {
+    #[inline]
+    fn emit(&mut self, mut row: Row, ingest_ns: u64) -> Result<()> {
+        row.push(Value::Boolean(self.right));
+        self.out.emit(row, ingest_ns)
+    }
 }
 
 impl SourceOutput for Tagging<'_> {
@@ -115,15 +134,6 @@ impl JoinedSources {
         ]))
     }
 
-    fn tagging<'a>(&self, side: usize, out: &'a mut dyn SourceOutput) -> Tagging<'a> {
-        Tagging {
-            out,
-            before: if side == 0 { 0 } else { self.widths[0] },
-            after: if side == 0 { self.widths[1] } else { 0 },
-            right: side == 1,
-        }
-    }
-
     fn replayable(&mut self, side: usize) -> Result<&mut dyn Replayable> {
         let describe = self.sources[side].describe();
         self.sources[side].as_replayable().ok_or_else(|| {
@@ -187,7 +197,10 @@ impl Source for JoinedSources {
         let mut wake_at: Option<u64> = None;
         let mut idle_until = 0;
         for side in 0..2 {
-            let mut tagged = self.tagging(side, out);
+            let mut tagged = CompactTagging {
+                out,
+                right: side == 1,
+            };
             match self.sources[side].poll(&mut tagged)? {
                 PollStatus::Emitted(n) => emitted += n,
                 PollStatus::Idle => {}

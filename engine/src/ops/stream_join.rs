@@ -1,7 +1,8 @@
 //! The stream-stream join of continuous mode.
 //!
 //! Owns `StreamJoinOp`, the first operator of a query joining two streams:
-//! each event is a row of one side (`io::JoinedSources` tags it), handed to
+//! each event is a row of one side (`io::JoinedSources` tags it: the side's
+//! columns, then whether it is the right side), handed to
 //! the join's state (`table::StreamJoinState`), which emits the matches; the
 //! joined rows go on in one reused event. Eviction (and with it an outer
 //! join's unmatched rows) runs when the task is idle and at each epoch
@@ -75,13 +76,12 @@ impl Operator for StreamJoinOp {
         let StreamJoinOp {
             state, out, next, ..
         } = self;
-        let [lw, rw] = state.join().widths;
-        let right = matches!(ev.row.get(lw + rw), Some(Value::Boolean(true)));
-        let (side, values) = if right {
-            (1, &ev.row[lw..lw + rw])
-        } else {
-            (0, &ev.row[..lw])
+        // The compact row of `io::JoinedSources`: the side's columns, then
+        // the side.
+        let Some((tag, values)) = ev.row.split_last() else {
+            return Ok(());
         };
+        let side = usize::from(matches!(tag, Value::Boolean(true)));
         let wm = state.watermark();
         state.push(side, values, ev.ingest_ns, &mut |row: &Row, ingest_ns| {
             out.row.clone_from(row);
