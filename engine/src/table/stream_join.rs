@@ -19,10 +19,13 @@
 //! evicted once `t_left − lo` is below the right watermark (no right row to
 //! come can match it), a right row once `t_right + hi` is below the left
 //! watermark; an evicted row of an outer join's preserved side that never
-//! matched is emitted once, with nulls for the other side. Inserting a row
-//! into the state allocates (its key and its place in a list); probing does
-//! not.
+//! matched is emitted once, with nulls for the other side. Eviction walks
+//! each side's rows in event-time order (a `BTreeMap` beside the hash map),
+//! so it costs what it evicts, not the size of the state. Inserting a row
+//! into the state allocates (its copy, its key, its places in the map and
+//! the order); probing does not.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use hashbrown::HashMap;
@@ -91,6 +94,9 @@ pub(crate) struct JoinSnapshot {
 pub(crate) struct StreamJoinState {
     join: Arc<BoundStreamJoin>,
     sides: [HashMap<Key, Vec<StoredRow>, FxBuildHasher>; 2],
+    /// Each side's evictable rows by `(event time, arrival number)`, with
+    /// their keys: eviction takes the oldest first.
+    order: [BTreeMap<(i64, u64), Key>; 2],
     rows: [usize; 2],
     max_time: [i64; 2],
     next_seq: u64,
@@ -109,6 +115,7 @@ impl StreamJoinState {
         StreamJoinState {
             join,
             sides: [HashMap::default(), HashMap::default()],
+            order: [BTreeMap::new(), BTreeMap::new()],
             rows: [0, 0],
             max_time: [NO_TIME, NO_TIME],
             next_seq: 0,
@@ -227,10 +234,19 @@ impl StreamJoinState {
             matched,
         };
         self.next_seq += 1;
-        self.rows[side] += 1;
         let key = std::mem::take(&mut self.key);
-        self.sides[side].entry(key).or_default().push(stored);
+        self.keep(side, key, stored);
         Ok(())
+    }
+
+    /// Keeps a row of `side` under `key`, in event-time order too when it
+    /// can be evicted.
+    fn keep(&mut self, side: usize, key: Key, stored: StoredRow) {
+        if self.join.range.is_some() && stored.time != NO_TIME {
+            self.order[side].insert((stored.time, stored.seq), key.clone());
+        }
+        self.rows[side] += 1;
+        self.sides[side].entry(key).or_default().push(stored);
     }
 
     /// Whether no row of the other side still to come can match a row of
@@ -286,23 +302,31 @@ impl StreamJoinState {
                 continue;
             }
             let keep_unmatched = self.join.preserves(side);
-            let mut removed = 0;
-            let mut sides = std::mem::take(&mut self.sides[side]);
-            sides.retain(|_, list| {
-                list.retain(|r| {
-                    if !self.gone(side, r.time) {
-                        return true;
-                    }
-                    removed += 1;
-                    if keep_unmatched && !r.matched {
-                        unmatched.push((r.seq, side, r.clone()));
-                    }
-                    false
-                });
-                !list.is_empty()
-            });
-            self.sides[side] = sides;
-            self.rows[side] -= removed;
+            // Rows leave in event-time order: a row is gone exactly when its
+            // time is below a bound, so the oldest go first and the walk
+            // stops at the first row that stays.
+            while let Some((&(time, seq), _)) = self.order[side].first_key_value() {
+                if !self.gone(side, time) {
+                    break;
+                }
+                let Some((_, key)) = self.order[side].pop_first() else {
+                    break;
+                };
+                let Some(list) = self.sides[side].get_mut(&key) else {
+                    continue;
+                };
+                let Some(at) = list.iter().position(|r| r.seq == seq) else {
+                    continue;
+                };
+                let r = list.swap_remove(at);
+                if list.is_empty() {
+                    self.sides[side].remove(&key);
+                }
+                self.rows[side] -= 1;
+                if keep_unmatched && !r.matched {
+                    unmatched.push((r.seq, side, r));
+                }
+            }
         }
         unmatched.sort_by_key(|(seq, _, _)| *seq);
         let widths = self.join.widths;
@@ -334,13 +358,14 @@ impl StreamJoinState {
         self.evicted_at = [NO_TIME, NO_TIME];
         for (side, rows) in snap.sides.into_iter().enumerate() {
             self.sides[side].clear();
-            self.rows[side] = rows.len();
+            self.order[side].clear();
+            self.rows[side] = 0;
             for r in rows {
                 let key: Key = self.join.keys[side]
                     .iter()
                     .map(|k| k.eval(&r.row))
                     .collect();
-                self.sides[side].entry(key).or_default().push(r);
+                self.keep(side, key, r);
             }
         }
     }
