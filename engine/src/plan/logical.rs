@@ -115,10 +115,14 @@ impl fmt::Display for LogicalOp {
             ),
             LogicalOp::StreamJoin(j) => {
                 write!(f, "StreamStreamJoin {}, {}", j.how, j.on)?;
-                for side in &j.sides {
-                    write!(f, ", {} [{}]", side.name, schema_text(&side.schema))?;
-                    if let Some(w) = &side.watermark {
-                        write!(f, " watermark {}, {}", w.column, w.delay_text)?;
+                for (side, what) in j.sides.iter().zip(["left", "right"]) {
+                    match &side.watermark {
+                        Some(w) => write!(
+                            f,
+                            ", {what} {} (watermark {}, {})",
+                            side.name, w.column, w.delay_text
+                        )?,
+                        None => write!(f, ", {what} {} (no watermark)", side.name)?,
                     }
                 }
                 Ok(())
@@ -156,12 +160,22 @@ impl fmt::Display for LogicalPlan {
         } else {
             format!("{}+- ", "   ".repeat(depth - 1))
         };
-        writeln!(
-            f,
-            "{pad}StreamingSource {} [{}]",
-            self.source_name,
-            schema_text(&self.source_schema)
-        )
+        match self.nodes.first().map(|n| &n.op) {
+            Some(LogicalOp::StreamJoin(j)) => writeln!(
+                f,
+                "{pad}StreamingSources {} [{}], {} [{}]",
+                j.sides[0].name,
+                schema_text(&j.sides[0].schema),
+                j.sides[1].name,
+                schema_text(&j.sides[1].schema)
+            ),
+            _ => writeln!(
+                f,
+                "{pad}StreamingSource {} [{}]",
+                self.source_name,
+                schema_text(&self.source_schema)
+            ),
+        }
     }
 }
 
