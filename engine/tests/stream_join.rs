@@ -456,3 +456,58 @@ fn join_state_is_reported_and_restored_from_the_checkpoint_in_both_modes() {
         assert_eq!(union, expected, "{trigger:?}");
     }
 }
+
+#[test]
+fn sides_may_filter_and_project_before_the_join_in_both_modes() {
+    let side = |df: DataFrame, keep_even: bool| {
+        let df = if keep_even {
+            df.filter((col("id") % runnel::lit(2i64)).eq(runnel::lit(0i64)))
+        } else {
+            df
+        };
+        df.select([
+            col("id"),
+            (col("id") % runnel::lit(3i64)).alias("k"),
+            col("ts"),
+        ])
+        .with_watermark("ts", "1 second")
+    };
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    for a in (0..12).filter(|a| a % 2 == 0) {
+        for b in 0..6 {
+            if a % 3 == b % 3 {
+                expected.insert(format!("{a}/{b}"), 1);
+            }
+        }
+    }
+    for trigger in [continuous(), Trigger::AvailableNow] {
+        let a = side(
+            DataFrame::from_source("a", SequenceSource::new(12, 4, SEC).per_trigger(5)),
+            true,
+        );
+        let b = side(
+            DataFrame::from_source("b", SequenceSource::new(6, 4, SEC).per_trigger(5)),
+            false,
+        );
+        let out = run(
+            a.join_stream(b, col("a.k").eq(col("b.k")), JoinType::Inner),
+            trigger,
+        );
+        assert_eq!(out, expected, "{trigger:?}");
+    }
+    // The watermark comes last on a side.
+    let (sink, _) = MemorySink::new("t");
+    let e = DataFrame::from_source("a", SequenceSource::new(1, 1, SEC))
+        .with_watermark("ts", "1 second")
+        .filter(col("id").gt(runnel::lit(0i64)))
+        .join_stream(
+            DataFrame::from_source("b", SequenceSource::new(1, 1, SEC)),
+            col("a.key").eq(col("b.key")),
+            JoinType::Inner,
+        )
+        .write_stream(sink)
+        .explain()
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("after its watermark"), "{e}");
+}

@@ -21,7 +21,7 @@ pub(crate) fn join(
     schema: &SchemaRef,
 ) -> Result<Flight> {
     let rows = batch_to_rows(&flight.batch)?;
-    let [lw, rw] = state.join().widths;
+    let [lw, rw] = state.join().input_widths;
     let mut out: Vec<Row> = Vec::new();
     let mut ingest_ns: Vec<u64> = Vec::new();
     let mut emit = |row: &Row, ingest| {

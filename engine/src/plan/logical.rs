@@ -236,7 +236,12 @@ pub(crate) struct SideWatermark {
 pub(crate) struct JoinSide {
     /// The source's name (its qualifier unless aliased).
     pub(crate) name: String,
-    /// The side's columns, qualified.
+    /// The source's columns, as it emits them.
+    pub(crate) input: SchemaRef,
+    /// The side's operators before the join (filters, projections and at
+    /// most one watermark), each with the schema it produces.
+    pub(crate) ops: Vec<PlanNode>,
+    /// The side's columns at the join, qualified.
     pub(crate) schema: SchemaRef,
     pub(crate) watermark: Option<SideWatermark>,
 }

@@ -15,7 +15,7 @@ use crate::ops::{BoundAggregate, FlatMapFn};
 use crate::plan::logical::{JoinSpec, JoinType, StreamJoinSpec};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
 use crate::schema::{Schema, SchemaRef};
-use crate::table::{key_type, BoundJoin, BoundStreamJoin, JoinIndex};
+use crate::table::{key_type, BoundJoin, BoundStreamJoin, JoinIndex, SideOp};
 use crate::time::Zone;
 
 /// A bound row operator (everything but the aggregation).
@@ -383,6 +383,29 @@ fn bind_stream_join(j: &StreamJoinSpec, joined: &Schema, zone: Zone) -> Result<B
         Some(c) => Some(bind_expr_in(c, joined, zone)?.0),
         None => None,
     };
+    let mut side_ops: [Vec<SideOp>; 2] = [Vec::new(), Vec::new()];
+    for (s, side) in j.sides.iter().enumerate() {
+        let mut schema = side.input.clone();
+        for node in &side.ops {
+            match &node.op {
+                LogicalOp::Filter(p) => {
+                    side_ops[s].push(SideOp::Filter(bind_expr_in(p, &schema, zone)?.0))
+                }
+                LogicalOp::Project(exprs) => side_ops[s].push(SideOp::Project(
+                    exprs
+                        .iter()
+                        .map(|e| bind_expr_in(e, &schema, zone).map(|b| b.0))
+                        .collect::<Result<Vec<_>>>()?,
+                )),
+                // The event time is read at the join, from the side's row.
+                LogicalOp::Watermark { .. } => {}
+                other => {
+                    return plan_err(format!("{other} cannot come before a stream-stream join"))
+                }
+            }
+            schema = node.schema.clone();
+        }
+    }
     let watermark = |s: usize| -> Result<Option<(usize, i64)>> {
         match &j.sides[s].watermark {
             Some(w) => Ok(Some((
@@ -393,6 +416,11 @@ fn bind_stream_join(j: &StreamJoinSpec, joined: &Schema, zone: Zone) -> Result<B
         }
     };
     Ok(BoundStreamJoin {
+        input_widths: [
+            j.sides[0].input.fields().len(),
+            j.sides[1].input.fields().len(),
+        ],
+        side_ops,
         widths: [
             j.sides[0].schema.fields().len(),
             j.sides[1].schema.fields().len(),

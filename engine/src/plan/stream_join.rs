@@ -3,7 +3,8 @@
 //! Owns Spark's rules for joining two streams (at least one key equality
 //! between the sides; left and right outer joins need a watermark on both
 //! sides and an event-time range between them; no full outer join; no
-//! aggregation before the join), splitting the condition into key
+//! aggregation before the join; a side may filter and project, its
+//! watermark last), splitting the condition into key
 //! equalities, the rest, and the event-time range it implies, and the
 //! joined schema (the left side's columns, then the right's, each qualified
 //! by its side's name or alias). It must not bind or run anything: the
@@ -53,10 +54,19 @@ fn side_of(df: &DataFrame, what: &str) -> Result<JoinSide> {
                      only two streams can be joined in one query"
                 ))
             }
+            LogicalOp::Filter(_) | LogicalOp::Project(_) if watermark.is_none() => {}
+            LogicalOp::Filter(_) | LogicalOp::Project(_) => {
+                return plan_err(format!(
+                    "the {what} side of a stream-stream join ({}) has `{}` after its watermark: \
+                     define the watermark last on a side (filters and projections before it)",
+                    df.plan.source_name, node.op
+                ))
+            }
             other => {
                 return plan_err(format!(
                     "the {what} side of a stream-stream join ({}) has `{other}` before the join: \
-                     only a watermark may be defined on a side; filter or project after the join",
+                     a side may have filters, projections and a watermark; do the rest after \
+                     the join",
                     df.plan.source_name
                 ))
             }
@@ -70,6 +80,8 @@ fn side_of(df: &DataFrame, what: &str) -> Result<JoinSide> {
         .unwrap_or_else(|| df.plan.source_name.clone());
     Ok(JoinSide {
         schema: stream_side(&schema, &name),
+        input: stream_side(&df.plan.source_schema, &name),
+        ops: df.plan.nodes.clone(),
         name,
         watermark,
     })
@@ -293,9 +305,9 @@ impl DataFrame {
     /// Joins this stream (the left side) with another stream (Spark's
     /// stream-stream join) on `on`, which must include at least one
     /// equality between a left and a right expression; its other
-    /// conditions are checked on the joined row. Each side may have a
-    /// watermark ([`DataFrame::with_watermark`]) and nothing else before
-    /// the join. Inner joins keep every match (state grows without bound
+    /// conditions are checked on the joined row. Each side may have filters,
+    /// projections and a watermark ([`DataFrame::with_watermark`], last)
+    /// before the join. Inner joins keep every match (state grows without bound
     /// unless both sides have watermarks and `on` bounds the sides' event
     /// times to a range, e.g. `a.t >= b.t AND a.t <= b.t + INTERVAL 1 HOUR`,
     /// when rows no row to come can match are evicted). Left and right

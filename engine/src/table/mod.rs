@@ -19,4 +19,4 @@ mod stream_join;
 
 pub(crate) use index::{key_type, BoundJoin, JoinIndex};
 pub use static_table::{StaticTable, DEFAULT_MAX_ROWS};
-pub(crate) use stream_join::{BoundStreamJoin, JoinSnapshot, StreamJoinState};
+pub(crate) use stream_join::{BoundStreamJoin, JoinSnapshot, SideOp, StreamJoinState};

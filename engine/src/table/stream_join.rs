@@ -40,15 +40,28 @@ use crate::schema::{Row, Value, NO_TIME};
 /// The key values of one row.
 type Key = SmallVec<[Value; 2]>;
 
+/// An operator of a side before the join, bound.
+pub(crate) enum SideOp {
+    /// Keeps the rows for which it is true.
+    Filter(BoundExpr),
+    /// Computes the side's new columns.
+    Project(Vec<BoundExpr>),
+}
+
 /// A stream-stream join, bound: what both runtimes execute.
 pub(crate) struct BoundStreamJoin {
-    /// Columns of the left and the right rows.
+    /// Columns of the left and the right sources' rows.
+    pub(crate) input_widths: [usize; 2],
+    /// Each side's filters and projections, run on its source's rows in order.
+    pub(crate) side_ops: [Vec<SideOp>; 2],
+    /// Columns of the left and the right rows at the join.
     pub(crate) widths: [usize; 2],
     /// Each side's key expressions over its own row, cast to the key types.
     pub(crate) keys: [Vec<BoundExpr>; 2],
     /// The rest of `ON`, over the joined row (left columns, then right).
     pub(crate) condition: Option<BoundExpr>,
-    /// Each side's event-time column (in its own row) and watermark delay.
+    /// Each side's event-time column (in its row at the join) and watermark
+    /// delay.
     pub(crate) watermark: [Option<(usize, i64)>; 2],
     /// `(lo, hi)`: the condition implies `lo ≤ t_left − t_right ≤ hi` (µs).
     pub(crate) range: Option<(i64, i64)>,
@@ -157,9 +170,40 @@ impl StreamJoinState {
         std::mem::take(&mut self.dropped_late)
     }
 
-    /// One row of `side` (its own columns): emits its matches with the
-    /// other side's rows, then keeps it.
+    /// One row of `side`'s source: runs the side's filters and projections,
+    /// then joins what is left ([`StreamJoinState::join_row`]).
     pub(crate) fn push(
+        &mut self,
+        side: usize,
+        input: &[Value],
+        ingest_ns: u64,
+        emit: &mut Emit<'_>,
+    ) -> Result<()> {
+        if self.join.side_ops[side].is_empty() {
+            return self.join_row(side, input, ingest_ns, emit);
+        }
+        let mut projected: Option<Row> = None;
+        for op in &self.join.side_ops[side] {
+            let row = projected.as_deref().unwrap_or(input);
+            match op {
+                SideOp::Filter(p) => {
+                    if !p.passes(row) {
+                        return Ok(());
+                    }
+                }
+                SideOp::Project(exprs) => {
+                    let next: Row = exprs.iter().map(|e| e.eval(row)).collect();
+                    projected = Some(next);
+                }
+            }
+        }
+        let row = projected.as_deref().unwrap_or(input);
+        self.join_row(side, row, ingest_ns, emit)
+    }
+
+    /// One row of `side` at the join (its columns after its operators):
+    /// emits its matches with the other side's rows, then keeps it.
+    fn join_row(
         &mut self,
         side: usize,
         row: &[Value],
@@ -388,6 +432,8 @@ mod tests {
         let key = bind_expr(&col("k"), &side).unwrap().0;
         let wm = watermark.then_some((1, HOUR));
         Arc::new(BoundStreamJoin {
+            input_widths: [2, 2],
+            side_ops: [Vec::new(), Vec::new()],
             widths: [2, 2],
             keys: [vec![key.clone()], vec![key]],
             condition: None,
