@@ -36,6 +36,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub sql: String,
     /// A named source: NAME=URI, e.g. retail=csv:data/retail?header=true&watermark=InvoiceDate:1 day.
+    /// Give two to join two streams (the query names one in FROM, the other in JOIN).
     #[arg(long = "source", value_name = "NAME=URI", required = true)]
     pub sources: Vec<String>,
     /// A static table for stream-static joins, loaded once at start: NAME=URI,

@@ -81,8 +81,9 @@ pub struct StreamingSql {
 impl StreamingSql {
     /// Parses and checks the shape of the query (one SELECT over one table).
     ///
-    /// Syntax errors, unsupported clauses (joins other than one INNER or
-    /// LEFT OUTER JOIN ... ON, UNION, WITH, DISTINCT,
+    /// Syntax errors, unsupported clauses (joins other than one INNER, LEFT
+    /// OUTER, RIGHT OUTER or FULL OUTER JOIN ... ON, the last two refused by
+    /// `apply` when they cannot run; UNION, WITH, DISTINCT,
     /// ORDER BY, LIMIT, subqueries, window functions, GROUPING SETS, ...) and
     /// unknown functions are reported here; unknown columns and type errors
     /// by [`StreamingSql::apply`], which knows the input schema.
