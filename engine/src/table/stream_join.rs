@@ -106,7 +106,10 @@ pub(crate) struct JoinSnapshot {
 /// The rows of both sides of one join (see the module docs).
 pub(crate) struct StreamJoinState {
     join: Arc<BoundStreamJoin>,
-    sides: [HashMap<Key, Vec<StoredRow>, FxBuildHasher>; 2],
+    /// Each side's rows by key, in [`SHARDS`] hash maps: a map that grows
+    /// moves only its own rows, so growing the state never stalls the task
+    /// for as long as moving all of them would.
+    sides: [Vec<Rows>; 2],
     /// Each side's evictable rows by `(event time, arrival number)`, with
     /// their keys: eviction takes the oldest first.
     order: [BTreeMap<(i64, u64), Key>; 2],
@@ -120,6 +123,23 @@ pub(crate) struct StreamJoinState {
     joined: Row,
 }
 
+/// One shard of a side's rows by key.
+type Rows = HashMap<Key, Vec<StoredRow>, FxBuildHasher>;
+
+/// How many hash maps hold a side's rows.
+const SHARDS: usize = 64;
+
+fn new_shards() -> Vec<Rows> {
+    (0..SHARDS).map(|_| Rows::default()).collect()
+}
+
+/// The shard of a key: middle bits of its hash (a map takes its slots from
+/// the low bits and its tags from the top seven).
+#[inline]
+fn shard_of(key: &[Value]) -> usize {
+    (super::index::hash_key(key) >> 32) as usize % SHARDS
+}
+
 /// Where joined rows go: the row and the ingest time it is latency-measured by.
 pub(crate) type Emit<'a> = dyn FnMut(&Row, u64) -> Result<()> + 'a;
 
@@ -127,7 +147,7 @@ impl StreamJoinState {
     pub(crate) fn new(join: Arc<BoundStreamJoin>) -> StreamJoinState {
         StreamJoinState {
             join,
-            sides: [HashMap::default(), HashMap::default()],
+            sides: [new_shards(), new_shards()],
             order: [BTreeMap::new(), BTreeMap::new()],
             rows: [0, 0],
             max_time: [NO_TIME, NO_TIME],
@@ -233,7 +253,7 @@ impl StreamJoinState {
         let other = 1 - side;
         let mut matched = false;
         if !null_key {
-            if let Some(list) = self.sides[other].get_mut(&self.key) {
+            if let Some(list) = self.sides[other][shard_of(&self.key)].get_mut(&self.key) {
                 for stored in list.iter_mut() {
                     self.joined.clear();
                     let (l, r) = if side == 0 {
@@ -290,7 +310,10 @@ impl StreamJoinState {
             self.order[side].insert((stored.time, stored.seq), key.clone());
         }
         self.rows[side] += 1;
-        self.sides[side].entry(key).or_default().push(stored);
+        self.sides[side][shard_of(&key)]
+            .entry(key)
+            .or_default()
+            .push(stored);
     }
 
     /// Whether no row of the other side still to come can match a row of
@@ -356,7 +379,8 @@ impl StreamJoinState {
                 let Some((_, key)) = self.order[side].pop_first() else {
                     break;
                 };
-                let Some(list) = self.sides[side].get_mut(&key) else {
+                let shard = &mut self.sides[side][shard_of(&key)];
+                let Some(list) = shard.get_mut(&key) else {
                     continue;
                 };
                 let Some(at) = list.iter().position(|r| r.seq == seq) else {
@@ -364,7 +388,7 @@ impl StreamJoinState {
                 };
                 let r = list.swap_remove(at);
                 if list.is_empty() {
-                    self.sides[side].remove(&key);
+                    shard.remove(&key);
                 }
                 self.rows[side] -= 1;
                 if keep_unmatched && !r.matched {
@@ -384,7 +408,11 @@ impl StreamJoinState {
     /// The whole state, rows in the order they came.
     pub(crate) fn snapshot(&self) -> JoinSnapshot {
         let side = |s: usize| {
-            let mut rows: Vec<StoredRow> = self.sides[s].values().flatten().cloned().collect();
+            let mut rows: Vec<StoredRow> = self.sides[s]
+                .iter()
+                .flat_map(|shard| shard.values().flatten())
+                .cloned()
+                .collect();
             rows.sort_by_key(|r| r.seq);
             rows
         };
@@ -401,7 +429,9 @@ impl StreamJoinState {
         self.next_seq = snap.next_seq;
         self.evicted_at = [NO_TIME, NO_TIME];
         for (side, rows) in snap.sides.into_iter().enumerate() {
-            self.sides[side].clear();
+            for shard in &mut self.sides[side] {
+                shard.clear();
+            }
             self.order[side].clear();
             self.rows[side] = 0;
             for r in rows {
