@@ -50,7 +50,10 @@ usage: cargo bench -p runnel-benches --bench latency -- [options]
                     by the engine's rate source inside the query's task (one
                     spinning thread instead of a producer thread and a ring);
                     fused-functions: fused-stateless with five scalar
-                    functions (CASE, LIKE, coalesce, hour, concat) projected
+                    functions (CASE, LIKE, coalesce, hour, concat) projected;
+                    fused-join: two streams of --rate each, generated in the
+                    task that joins them (interval join, 1-minute range,
+                    10 s watermarks)
   --rate N          events per second scheduled (default 100000; 1k, 1M, 1.5M accepted)
   --duration S      measured seconds after the warm-up (default 10)
   --warmup S        warm-up seconds excluded from the figures (default 2)

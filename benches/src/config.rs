@@ -49,11 +49,19 @@ pub enum Scenario {
     /// (b) fed through the embedding API (`PushSource`).
     #[serde(rename = "push-keyed")]
     PushKeyed,
+    /// A stream-stream interval join of two streams, each generated at the
+    /// run's rate by the engine's rate source inside the join's task (no
+    /// thread of their own): `a.value = b.value` (every key distinct, so
+    /// each left row meets one right row) and `a.timestamp` within 30 s of
+    /// `b.timestamp` (a 1-minute range), both watermarks 10 s behind; inner
+    /// join, append mode. One sample per joined row.
+    #[serde(rename = "fused-join")]
+    FusedJoin,
 }
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 9] = [
+    pub const ALL: [Scenario; 10] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
@@ -63,6 +71,7 @@ impl Scenario {
         Scenario::FusedFunctions,
         Scenario::PushStateless,
         Scenario::PushKeyed,
+        Scenario::FusedJoin,
     ];
 
     /// Whether this scenario runs the engine (rather than being a reference).
@@ -76,6 +85,7 @@ impl Scenario {
                 | Scenario::FusedFunctions
                 | Scenario::PushStateless
                 | Scenario::PushKeyed
+                | Scenario::FusedJoin
         )
     }
 
@@ -90,7 +100,10 @@ impl Scenario {
     pub fn is_fused(self) -> bool {
         matches!(
             self,
-            Scenario::FusedStateless | Scenario::FusedKeyed | Scenario::FusedFunctions
+            Scenario::FusedStateless
+                | Scenario::FusedKeyed
+                | Scenario::FusedFunctions
+                | Scenario::FusedJoin
         )
     }
 
@@ -106,6 +119,7 @@ impl Scenario {
             Scenario::FusedFunctions => "fused-functions",
             Scenario::PushStateless => "push-stateless",
             Scenario::PushKeyed => "push-keyed",
+            Scenario::FusedJoin => "fused-join",
         }
     }
 }
@@ -129,9 +143,11 @@ impl FromStr for Scenario {
             "fused-functions" => Ok(Scenario::FusedFunctions),
             "push-stateless" => Ok(Scenario::PushStateless),
             "push-keyed" => Ok(Scenario::PushKeyed),
+            "fused-join" => Ok(Scenario::FusedJoin),
             other => Err(format!(
                 "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
-                 fused-keyed, fused-functions, push-stateless, push-keyed, floor, slip or all"
+                 fused-keyed, fused-functions, push-stateless, push-keyed, fused-join, floor, \
+                 slip or all"
             )),
         }
     }

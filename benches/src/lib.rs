@@ -41,7 +41,8 @@ pub use config::{parse_scenarios, BenchConfig, Bounds, Scenario, DEFAULT_WAIT};
 pub use floor::{run_floor, run_slip};
 pub use generator::{run_open_loop, GeneratorReport, Offer, Schedule, Target};
 pub use pipeline::{
-    keyed_query, max_throughput, run_engine, run_fused, stateless_query, NullSink, ThroughputConfig,
+    join_query, keyed_query, max_throughput, run_engine, run_fused, stateless_query, NullSink,
+    ThroughputConfig,
 };
 pub use report::{RunReport, ScenarioResult, Summary, ThroughputReport};
 pub use stats::LatencySummary;
@@ -95,9 +96,10 @@ pub fn run_scenario(
         Scenario::Stateless | Scenario::Keyed | Scenario::PushStateless | Scenario::PushKeyed => {
             run_engine(scenario, config)
         }
-        Scenario::FusedStateless | Scenario::FusedKeyed | Scenario::FusedFunctions => {
-            run_fused(scenario, config)
-        }
+        Scenario::FusedStateless
+        | Scenario::FusedKeyed
+        | Scenario::FusedFunctions
+        | Scenario::FusedJoin => run_fused(scenario, config),
     }
 }
 

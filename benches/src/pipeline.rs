@@ -33,8 +33,8 @@ use runnel::clock::now_ns;
 use runnel::io::PushError;
 use runnel::{
     call, case_when, coalesce, col, concat, count_star, lit, window, DataFrame, DataStreamWriter,
-    MemoryProducer, MemorySource, OutputMode, PushSource, Pusher, Row, Sink, SinkContext, Source,
-    Trigger, WaitStrategy,
+    JoinType, MemoryProducer, MemorySource, OutputMode, PushSource, Pusher, Row, Sink, SinkContext,
+    Source, Trigger, WaitStrategy,
 };
 use runnel_connectors::RateSource;
 
@@ -203,8 +203,37 @@ pub fn keyed_query(source: impl Source, sink: impl Sink, keys: u64, ts: &str) ->
         .output_mode(OutputMode::Update)
 }
 
+/// (c) Two streams joined: `a.value = b.value` and `a.timestamp` within
+/// 30 s of `b.timestamp` either way (a 1-minute event-time range), each side
+/// with a watermark 10 s behind its event time, so the join's state holds
+/// about 40 s of each stream and is evicted as the watermarks pass; inner
+/// join, append mode, projected to both values' times.
+pub fn join_query(left: impl Source, right: impl Source, sink: impl Sink) -> DataStreamWriter {
+    let shifted = |us: i64| {
+        call(
+            "timestampadd",
+            [lit("MICROSECOND"), lit(us), col("b.timestamp")],
+        )
+    };
+    let a = DataFrame::from_source("a", left).with_watermark("timestamp", "10 seconds");
+    let b = DataFrame::from_source("b", right).with_watermark("timestamp", "10 seconds");
+    let on = col("a.value")
+        .eq(col("b.value"))
+        .and(col("a.timestamp").gt_eq(shifted(-30_000_000)))
+        .and(col("a.timestamp").lt_eq(shifted(30_000_000)));
+    a.join_stream(b, on, JoinType::Inner)
+        .select([
+            col("a.value"),
+            col("a.timestamp"),
+            col("b.timestamp").alias("b_timestamp"),
+        ])
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+}
+
 /// The query of an engine scenario with the run's wait strategy and epoch
-/// interval (`None` for the references, which run no query). A fused
+/// interval (`None` for the references, which run no query, and for
+/// `fused-join`, whose two sources [`join_query`] takes). A fused
 /// scenario's source is the engine's rate source (event time `timestamp`),
 /// the others' the in-memory source (event time `ts`).
 pub fn query_for(
@@ -223,7 +252,7 @@ pub fn query_for(
         Scenario::FusedFunctions => functions_query(source, sink, "timestamp"),
         Scenario::PushStateless => stateless_query(source, sink, "ts"),
         Scenario::PushKeyed => keyed_query(source, sink, keys, "ts"),
-        Scenario::Slip | Scenario::Floor => return None,
+        Scenario::Slip | Scenario::Floor | Scenario::FusedJoin => return None,
     };
     Some(
         writer
@@ -366,9 +395,21 @@ pub fn run_fused(scenario: Scenario, config: &BenchConfig) -> Result<ScenarioRes
             "a fused run needs at least one event".into(),
         ));
     }
-    let source = RateSource::new(config.rate).with_limit(total);
     let (sink, stats) = NullSink::new();
-    let writer = engine_query(scenario, source, sink, config)?;
+    let writer = if scenario == Scenario::FusedJoin {
+        // Both streams at the run's rate, read by the join's own task.
+        let left = RateSource::new(config.rate).with_limit(total);
+        let right = RateSource::new(config.rate).with_limit(total);
+        join_query(left, right, sink)
+            .query_name(&format!("bench-{scenario}"))
+            .wait_strategy(config.wait)
+            .trigger(Trigger::Continuous {
+                epoch_interval: config.epoch_interval,
+            })
+    } else {
+        let source = RateSource::new(config.rate).with_limit(total);
+        engine_query(scenario, source, sink, config)?
+    };
     let due_ns = |i: u64| (i as u128 * 1_000_000_000 / config.rate as u128) as u64;
     let origin_ns = now_ns();
     let query = writer.start()?;
@@ -613,6 +654,17 @@ mod tests {
             keys: 100,
             ..BenchConfig::default()
         }
+    }
+
+    #[test]
+    fn the_fused_join_meets_every_left_row_once() {
+        let config = tiny(Scenario::FusedJoin);
+        let r = run_fused(Scenario::FusedJoin, &config).unwrap();
+        // Both streams generate the same values: each left row (warm-up
+        // included) meets one right row, their times a moment apart.
+        let total = (config.rate as f64 * (config.warmup + config.duration).as_secs_f64()) as u64;
+        assert_eq!(r.rows_out, total, "{r:?}");
+        assert!(r.latency.count > 0);
     }
 
     #[test]

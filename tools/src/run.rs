@@ -36,6 +36,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub sql: String,
     /// A named source: NAME=URI, e.g. retail=csv:data/retail?header=true&watermark=InvoiceDate:1 day.
+    /// Give two to join two streams (the query names one in FROM, the other in JOIN).
     #[arg(long = "source", value_name = "NAME=URI", required = true)]
     pub sources: Vec<String>,
     /// A static table for stream-static joins, loaded once at start: NAME=URI,
@@ -94,24 +95,29 @@ fn parse_zone(text: &str) -> std::result::Result<Zone, String> {
 pub fn run(args: RunArgs) -> Result<()> {
     let sql = StreamingSql::parse(&args.sql)?;
     let table = sql.table().to_string();
+    let joined = sql.joined_table().map(str::to_string);
     let mut chosen = None;
+    let mut other = None;
     for spec in &args.sources {
         let (name, uri_text) = spec
             .split_once('=')
             .ok_or_else(|| EngineError::Plan(format!("--source '{spec}' must be NAME=URI")))?;
+        let named = (name.to_string(), uri_text.to_string());
         if name.eq_ignore_ascii_case(&table) {
-            chosen = Some((name.to_string(), uri_text.to_string()));
-        } else if sql
-            .joined_table()
+            chosen = Some(named);
+        } else if joined
+            .as_deref()
             .is_some_and(|j| j.eq_ignore_ascii_case(name))
         {
-            return Err(EngineError::Plan(format!(
-                "the query joins `{name}`, given as a --source (a stream): stream-stream joins \
-                 are not supported yet; give it as --table {name}=URI to join it as a static table"
-            )));
+            // A stream-stream join: the JOIN names this stream.
+            other = Some(named);
         } else {
             return Err(EngineError::Plan(format!(
-                "--source {name} is not read by the query (it reads `{table}`); stream-stream joins are not supported yet"
+                "--source {name} is not read by the query (it reads `{table}`{})",
+                joined
+                    .as_deref()
+                    .map(|j| format!(" and joins `{j}`"))
+                    .unwrap_or_default()
             )));
         }
     }
@@ -120,11 +126,15 @@ pub fn run(args: RunArgs) -> Result<()> {
             "the query reads `{table}` but no --source {table}=URI was given"
         ))
     })?;
-    let spec = uri::source(&uri_text, &name, args.until_idle)?;
-    let mut df = DataFrame::from_boxed_source(&name, spec.source);
-    if let Some((column, delay)) = &spec.watermark {
-        df = df.with_watermark(column, delay);
-    }
+    let stream = |name: &str, uri_text: &str| -> Result<DataFrame> {
+        let spec = uri::source(uri_text, name, args.until_idle)?;
+        let mut df = DataFrame::from_boxed_source(name, spec.source);
+        if let Some((column, delay)) = &spec.watermark {
+            df = df.with_watermark(column, delay);
+        }
+        Ok(df)
+    };
+    let df = stream(&name, &uri_text)?;
     let mut tables = Vec::with_capacity(args.tables.len());
     for spec in &args.tables {
         let (name, uri_text) = spec
@@ -132,7 +142,27 @@ pub fn run(args: RunArgs) -> Result<()> {
             .ok_or_else(|| EngineError::Plan(format!("--table '{spec}' must be NAME=URI")))?;
         tables.push(uri::table(uri_text, name)?);
     }
-    let df = sql.apply_with_tables(df, &tables)?;
+    let df = match &other {
+        Some((other_name, other_uri)) => {
+            if let Some(t) = tables
+                .iter()
+                .find(|t| t.name().eq_ignore_ascii_case(other_name))
+            {
+                return Err(EngineError::Plan(format!(
+                    "`{}` is given both as a --source (a stream) and as a --table; give it once",
+                    t.name()
+                )));
+            }
+            if let Some(t) = tables.first() {
+                return Err(EngineError::Plan(format!(
+                    "--table {} is not used by the query (it joins the stream `{other_name}`)",
+                    t.name()
+                )));
+            }
+            sql.apply_with_stream(df, stream(other_name, other_uri)?)?
+        }
+        None => sql.apply_with_tables(df, &tables)?,
+    };
     if let Some(unused) = tables.iter().find(|t| {
         !sql.joined_table()
             .is_some_and(|j| j.eq_ignore_ascii_case(t.name()))

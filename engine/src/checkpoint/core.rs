@@ -23,6 +23,17 @@ use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::schema::NO_TIME;
 use crate::state::{GroupKey, StateSnapshot, WindowedState};
+use crate::table::JoinSnapshot;
+
+/// How a join's state file is named (`join-<operator>.bin`).
+const JOIN_FILE_PREFIX: &str = "join-";
+
+/// Whether a state file a manifest names holds a join's state.
+fn is_join_file(rel: &str) -> bool {
+    rel.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with(JOIN_FILE_PREFIX))
+}
 
 /// What recovery found: where to resume and the state to resume with.
 #[derive(Debug, Default)]
@@ -40,6 +51,8 @@ pub struct Recovery {
     /// Batches logged after the manifest, to re-run exactly as logged
     /// (micro-batch; always empty in continuous mode, which logs none).
     pub replay: VecDeque<OffsetLogEntry>,
+    /// A stream-stream join's state.
+    pub(crate) join: Option<JoinSnapshot>,
 }
 
 impl Recovery {
@@ -130,7 +143,11 @@ impl Checkpointer {
         let committed = manifest.as_ref().map(|m| m.epoch);
         if let Some(m) = &manifest {
             for op in &m.operators {
-                if let Some(file) = &op.file {
+                if let Some(file) = op.file.as_ref().filter(|f| is_join_file(f)) {
+                    let bytes = self.dir.read_state(file)?;
+                    let path = self.dir.root().join(file);
+                    rec.join = Some(super::join_file::decode(&path, &bytes)?);
+                } else if let Some(file) = &op.file {
                     let (written, watermark_us) = self.read_state_chain(file, &op.deltas)?;
                     rec.aggregate_watermark = rec.aggregate_watermark.max(watermark_us);
                     if partitions == 1 && rec.aggregate[0].num_groups() == 0 {
@@ -312,6 +329,28 @@ impl Checkpointer {
     /// an epoch or batch added to the checkpoint, manifests aside).
     pub fn take_state_bytes(&mut self) -> u64 {
         std::mem::take(&mut self.state_bytes)
+    }
+
+    /// Writes stream-stream join `op`'s whole state for `epoch`; returns
+    /// what the manifest names.
+    pub(crate) fn write_join(
+        &mut self,
+        epoch: u64,
+        op: usize,
+        state: &JoinSnapshot,
+    ) -> Result<OperatorCommit> {
+        let payload = super::join_file::encode(state)?;
+        let rel = self
+            .dir
+            .write_state(epoch, &format!("{JOIN_FILE_PREFIX}{op}.bin"), &payload)?;
+        self.state_bytes += payload.len() as u64;
+        Ok(OperatorCommit {
+            operator: op,
+            partition: 0,
+            file: Some(rel),
+            deltas: Vec::new(),
+            inline: serde_json::Value::Null,
+        })
     }
 
     /// The watermark operator `op`'s entry in a manifest.

@@ -23,7 +23,7 @@
 //! - [`CheckpointDir`] (`dir`): the layout, reading and writing each file.
 //! - [`Storage`] (`storage`): the file operations every durable write goes
 //!   through; [`LocalStorage`] and the crash-simulating [`CrashFs`].
-//! - `format`, `state_file`, [`frame`]: what the files hold and how.
+//! - `format`, `state_file`, `join_file`, [`frame`]: what the files hold and how.
 //! - `chain`: which state files make up a partition's state and which
 //!   purging must keep.
 //!
@@ -35,6 +35,7 @@ mod crash_fs;
 mod dir;
 mod format;
 pub mod frame;
+mod join_file;
 mod report;
 mod state_file;
 mod storage;

@@ -14,6 +14,7 @@ use crate::error::EngineError;
 use crate::io::SourceOffset;
 use crate::metrics::IngestTimes;
 use crate::state::StateSnapshot;
+use crate::table::JoinSnapshot;
 
 /// What a stateful operator hands over at an epoch marker.
 #[derive(Debug)]
@@ -29,6 +30,13 @@ pub(crate) enum OperatorSnapshot {
         watermark_us: i64,
         rows_total: u64,
         rows_updated: u64,
+        rows_dropped_late: u64,
+    },
+    /// A stream-stream join's whole state (`None` without a checkpoint).
+    StreamJoin {
+        state: Option<JoinSnapshot>,
+        watermark_us: i64,
+        rows_total: u64,
         rows_dropped_late: u64,
     },
 }

@@ -64,6 +64,9 @@ pub(crate) struct CoordinatorSetup {
     pub(crate) tasks: usize,
     pub(crate) expected_snapshots: usize,
     pub(crate) aggregate_partitions: usize,
+    /// Whether the query has a stream-stream join (reported as a state
+    /// operator).
+    pub(crate) stream_join: bool,
     pub(crate) source_name: String,
     pub(crate) source_description: String,
     pub(crate) sink_description: String,
@@ -236,6 +239,19 @@ impl Coordinator {
                     parts.operators.push(commit);
                 }
             }
+            OperatorSnapshot::StreamJoin {
+                state,
+                watermark_us,
+                rows_total,
+                rows_dropped_late,
+            } => {
+                parts.state_rows_total += rows_total;
+                parts.state_rows_dropped += rows_dropped_late;
+                parts.watermark_us = Some(watermark_us);
+                if let (Some(ck), Some(state)) = (&mut self.setup.checkpoint, state) {
+                    parts.operators.push(ck.write_join(epoch, op_id, &state)?);
+                }
+            }
         }
         Ok(())
     }
@@ -297,7 +313,15 @@ impl Coordinator {
         let mut duration_ms = BTreeMap::new();
         duration_ms.insert("triggerExecution".to_string(), (elapsed * 1000.0) as u64);
         duration_ms.insert("walCommit".to_string(), wal_ms);
-        let state_operators = if self.setup.aggregate_partitions > 0 {
+        let state_operators = if self.setup.stream_join {
+            vec![StateOperatorProgress {
+                operator_name: "symmetricHashJoin".into(),
+                num_rows_total: parts.state_rows_total,
+                num_rows_updated: 0,
+                num_rows_dropped_by_watermark: parts.state_rows_dropped,
+                num_partitions: 1,
+            }]
+        } else if self.setup.aggregate_partitions > 0 {
             vec![StateOperatorProgress {
                 operator_name: "stateStoreSave".into(),
                 num_rows_total: parts.state_rows_total,

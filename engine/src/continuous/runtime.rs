@@ -16,13 +16,15 @@ use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{DurableEpochs, Sink, SinkContext, Source, SourceContext};
 use crate::ops::{
-    AggregateOp, FilterOp, FlatMapOp, GenerateOp, JoinOp, Next, ProjectOp, WatermarkOp,
+    AggregateOp, FilterOp, FlatMapOp, GenerateOp, JoinOp, Next, ProjectOp, StreamJoinOp,
+    WatermarkOp,
 };
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
 use crate::query::{QueryInfo, QueryMode, QueryShared, StreamingQuery};
 use crate::schema::NO_TIME;
 use crate::state::WindowedState;
+use crate::table::{JoinSnapshot, StreamJoinState};
 use crate::wake::{Idler, TaskWaker};
 
 enum Task {
@@ -41,13 +43,34 @@ impl Task {
     }
 }
 
+/// What a chain's stateful operators start from.
+struct ChainInit {
+    /// The watermark operator's largest event time.
+    max_event_time: i64,
+    /// A stream-stream join's recovered state.
+    join: Option<JoinSnapshot>,
+    /// Whether state is handed over at markers (there is a checkpoint).
+    checkpointing: bool,
+}
+
+impl ChainInit {
+    fn fresh() -> ChainInit {
+        ChainInit {
+            max_event_time: NO_TIME,
+            join: None,
+            checkpointing: false,
+        }
+    }
+}
+
 /// Builds the chain of `ops` in front of `tail`.
 fn chain(
     ops: &[(PhysOp, String)],
     tail: Next,
     reporter: &EpochReporter,
-    max_event_time: i64,
+    init: &mut ChainInit,
 ) -> Next {
+    let max_event_time = init.max_event_time;
     ops.iter().rev().fold(tail, |next, (op, _)| -> Next {
         match op {
             PhysOp::Filter(p) => Box::new(FilterOp {
@@ -65,6 +88,19 @@ fn chain(
                 outer,
             } => Box::new(GenerateOp::new(array.clone(), *position, *outer, next)),
             PhysOp::Join(j) => Box::new(JoinOp::new(j.clone(), next)),
+            PhysOp::StreamJoin { join, op_id, .. } => {
+                let mut state = StreamJoinState::new(join.clone());
+                if let Some(snap) = init.join.take() {
+                    state.restore(snap);
+                }
+                Box::new(StreamJoinOp::new(
+                    state,
+                    *op_id,
+                    init.checkpointing,
+                    reporter.clone(),
+                    next,
+                ))
+            }
             PhysOp::Watermark {
                 column,
                 delay_us,
@@ -220,7 +256,11 @@ pub(crate) fn start(
     let mut tasks: Vec<Task> = Vec::new();
     let sink_out: Next = Box::new(SinkOut::new(sink, spare_rx, reporter.clone()));
     let head_task = usize::from(physical.source_task_separate);
-    let max_event_time = recovered.max_event_time;
+    let mut init = ChainInit {
+        max_event_time: recovered.max_event_time,
+        join: recovered.join.take(),
+        checkpointing: track_changes,
+    };
     let head: Next;
     let mut later: Vec<Task> = Vec::new();
     if physical.partitions > 1 {
@@ -241,7 +281,7 @@ pub(crate) fn start(
                 &physical.post,
                 Box::new(RingOut { ring: sink_tx }),
                 &reporter,
-                NO_TIME,
+                &mut ChainInit::fresh(),
             );
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, p, reporter.clone(), post);
             op.state = state;
@@ -252,9 +292,9 @@ pub(crate) fn start(
         }
         later.push(ring_task(to_sink, sink_out, sink_task));
         let exchange = Box::new(ExchangeOut::new(agg.partition_keys.clone(), to_aggs));
-        head = chain(&physical.pre, exchange, &reporter, max_event_time);
+        head = chain(&physical.pre, exchange, &reporter, &mut init);
     } else {
-        let mut tail = chain(&physical.post, sink_out, &reporter, NO_TIME);
+        let mut tail = chain(&physical.post, sink_out, &reporter, &mut ChainInit::fresh());
         if let Some((agg, _)) = &physical.aggregate {
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, 0, reporter.clone(), tail);
             op.state = recovered.aggregate.pop().unwrap_or_default();
@@ -263,7 +303,7 @@ pub(crate) fn start(
             op.watermark = recovered.aggregate_watermark;
             tail = Box::new(op);
         }
-        head = chain(&physical.pre, tail, &reporter, max_event_time);
+        head = chain(&physical.pre, tail, &reporter, &mut init);
     }
     let mut push_gate = None;
     let source_task = |chain: Next| {
@@ -307,7 +347,7 @@ pub(crate) fn start(
     let expected_snapshots = physical
         .pre
         .iter()
-        .filter(|(op, _)| matches!(op, PhysOp::Watermark { .. }))
+        .filter(|(op, _)| matches!(op, PhysOp::Watermark { .. } | PhysOp::StreamJoin { .. }))
         .count()
         + if physical.aggregate.is_some() {
             physical.partitions
@@ -330,6 +370,10 @@ pub(crate) fn start(
         } else {
             0
         },
+        stream_join: physical
+            .pre
+            .iter()
+            .any(|(op, _)| matches!(op, PhysOp::StreamJoin { .. })),
         source_name: plan.source_name.clone(),
         source_description,
         sink_description,

@@ -5,12 +5,14 @@
 //! engine run (and be tested, and be embedded) without any connector. Nothing
 //! here opens files or sockets.
 
+mod joined;
 mod memory;
 mod offset;
 mod sink;
 mod source;
 mod subscribe;
 
+pub use joined::{JoinedSources, SIDE_COLUMN};
 pub use memory::{MemoryProducer, MemorySink, MemorySource, MemoryTable, PushError};
 pub use offset::{deserialize_stored as deserialize_stored_offset, FileOffset, OffsetError};
 pub use sink::{upsert_by_key, DurableEpochs, DurableWait, OutputMode, Sink, SinkContext};

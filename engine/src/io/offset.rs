@@ -43,6 +43,10 @@ pub enum SourceOffset {
     Producers(Vec<u64>),
     /// A position in a directory of files.
     Files(FileOffset),
+    /// The offset of each source of a query that reads several (a
+    /// stream-stream join), by the source's name in the query. Each source
+    /// resumes from its own.
+    Sources(BTreeMap<String, SourceOffset>),
 }
 
 /// A position in a directory of files read in order.
@@ -219,6 +223,16 @@ impl fmt::Display for SourceOffset {
                 f.write_str("}")
             }
             SourceOffset::Producers(v) => write!(f, "producers {v:?}"),
+            SourceOffset::Sources(map) => {
+                f.write_str("sources {")?;
+                for (i, (name, o)) in map.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{name}: {o}")?;
+                }
+                f.write_str("}")
+            }
             SourceOffset::Files(p) => match &p.file {
                 Some(file) => write!(
                     f,

@@ -39,6 +39,7 @@ use crate::metrics::{new_latency_histogram, StreamingQueryProgress};
 use crate::query::Control;
 use crate::query::QueryShared;
 use crate::state::{Accumulators, GroupKey, SnapshotGroups, StateSnapshot};
+use crate::table::JoinSnapshot;
 use crate::wake::TaskWaker;
 
 /// Batches that may wait for the writer (while it writes others): the
@@ -55,6 +56,8 @@ pub(crate) struct BatchCommit {
     pub(crate) inline: Vec<OperatorCommit>,
     /// The aggregation's changes: operator id, delta, watermark.
     pub(crate) delta: Option<(usize, StateSnapshot, i64)>,
+    /// A stream-stream join's whole state: operator id, state.
+    pub(crate) join: Option<(usize, JoinSnapshot)>,
     pub(crate) sink: serde_json::Value,
     pub(crate) progress: StreamingQueryProgress,
     pub(crate) latency: Histogram<u64>,
@@ -200,8 +203,13 @@ fn write(
     let mut reports = Vec::with_capacity(jobs.len());
     let mut merged: Option<(usize, StateSnapshot, i64)> = None;
     let mut newest = None;
+    let mut join = None;
     for job in jobs {
         ends.push(job.source.offset.clone());
+        // The join's state is written whole: the newest batch's is enough.
+        if job.join.is_some() {
+            join = job.join;
+        }
         match (job.delta, merged.as_mut()) {
             (Some(delta), None) => {
                 merged = Some(delta);
@@ -227,6 +235,9 @@ fn write(
         if let Some(slot) = buffers.iter_mut().find(|b| b.is_none()) {
             *slot = Some(emptied);
         }
+    }
+    if let Some((op, state)) = join {
+        operators.push(ck.write_join(batch_id, op, &state)?);
     }
     let state_bytes = ck.take_state_bytes();
     ck.commit(batch_id, vec![source], operators, sink)?;

@@ -126,6 +126,9 @@ pub(crate) fn start(
     if recovered.manifest.is_some() {
         runner.tracker.max_event_time_us = recovered.max_event_time;
     }
+    if let (Some(join), Some(state)) = (runner.join.as_mut(), recovered.join.take()) {
+        join.restore(state);
+    }
     let committed = recovered.epoch();
     let current = recovered.source_offset.take();
     // Every batch logged after the recovered commit is re-run exactly as
@@ -379,6 +382,7 @@ impl Driver {
         // commitOffsets: the aggregation's changes, the manifest.
         let mut inline = Vec::new();
         let mut delta = None;
+        let mut join = None;
         if self.writer.is_some() {
             for (op, _) in &self.runner.physical.pre {
                 if let PhysOp::Watermark { op_id, .. } = op {
@@ -393,6 +397,18 @@ impl Driver {
                 (&mut self.runner.aggregate, &self.runner.physical.aggregate)
             {
                 delta = Some((phys.op_id, agg.state.take_delta(), agg.watermark_us));
+            }
+            if let Some(state) = &self.runner.join {
+                let op_id = self
+                    .runner
+                    .physical
+                    .pre
+                    .iter()
+                    .find_map(|(op, _)| match op {
+                        PhysOp::StreamJoin { op_id, .. } => Some(*op_id),
+                        _ => None,
+                    });
+                join = op_id.map(|op| (op, state.snapshot()));
             }
         }
 
@@ -410,6 +426,7 @@ impl Driver {
             .aggregate
             .as_ref()
             .map(|a| a.watermark_us)
+            .or_else(|| self.runner.join.as_ref().map(|j| j.watermark()))
             .filter(|w| *w != NO_TIME);
         let progress = StreamingQueryProgress {
             id: self.shared.id.clone(),
@@ -440,6 +457,17 @@ impl Driver {
                         num_partitions: 1,
                     }]
                 })
+                .or_else(|| {
+                    self.runner.join.as_mut().map(|j| {
+                        vec![StateOperatorProgress {
+                            operator_name: "symmetricHashJoin".into(),
+                            num_rows_total: j.rows_total(),
+                            num_rows_updated: 0,
+                            num_rows_dropped_by_watermark: j.take_dropped_late(),
+                            num_partitions: 1,
+                        }]
+                    })
+                })
                 .unwrap_or_default(),
             sources: vec![SourceProgress {
                 description: self.source.describe(),
@@ -466,6 +494,7 @@ impl Driver {
                 },
                 inline,
                 delta,
+                join,
                 sink: sink_state,
                 progress,
                 latency,

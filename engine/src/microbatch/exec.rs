@@ -16,6 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::plan::PhysOp;
 use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{Row, NO_TIME};
+use crate::table::StreamJoinState;
 
 fn arrow_err(e: arrow::error::ArrowError) -> EngineError {
     EngineError::Eval(e.to_string())
@@ -120,11 +121,12 @@ impl WatermarkTracker {
 }
 
 /// Runs `ops` over a flight. `tracker` is the watermark operator's state (the
-/// plan has at most one).
+/// plan has at most one), `join` the stream-stream join's.
 pub(crate) fn run_ops(
     ops: &[(PhysOp, String)],
     mut flight: Flight,
     tracker: &mut WatermarkTracker,
+    join: &mut Option<StreamJoinState>,
 ) -> Result<Flight> {
     for (op, _) in ops {
         let n = flight.batch.num_rows();
@@ -188,6 +190,12 @@ pub(crate) fn run_ops(
                 generate(flight, arrays, *position, *outer)?
             }
             PhysOp::Join(j) => super::join::join(flight, j)?,
+            PhysOp::StreamJoin { schema, .. } => {
+                let state = join.as_mut().ok_or_else(|| {
+                    EngineError::Eval("the stream-stream join has no state".into())
+                })?;
+                super::stream_join::join(flight, state, schema)?
+            }
             PhysOp::Watermark {
                 column, delay_us, ..
             } => {

@@ -18,6 +18,7 @@ mod exec;
 mod flight;
 mod join;
 mod runner;
+mod stream_join;
 
 pub(crate) use driver::start;
 pub use runner::BatchRunner;

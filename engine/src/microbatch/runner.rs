@@ -10,6 +10,7 @@ use crate::io::OutputMode;
 use crate::plan::{DataFrame, PhysOp, PhysicalPlan, QueryConfig};
 use crate::schema::builder::BatchBuilder;
 use crate::schema::{SchemaRef, NO_TIME};
+use crate::table::StreamJoinState;
 
 /// Runs a query's plan over Arrow record batches, keeping its state
 /// (aggregation, watermark) from batch to batch. This is micro-batch mode's
@@ -19,6 +20,8 @@ pub struct BatchRunner {
     pub(crate) physical: PhysicalPlan,
     pub(crate) tracker: WatermarkTracker,
     pub(crate) aggregate: Option<VectorAggregate>,
+    /// The stream-stream join's state, if the plan joins two streams.
+    pub(crate) join: Option<StreamJoinState>,
     delay_us: Option<i64>,
 }
 
@@ -49,7 +52,12 @@ impl BatchRunner {
             PhysOp::Watermark { delay_us, .. } => Some(*delay_us),
             _ => None,
         });
+        let join = physical.pre.iter().find_map(|(op, _)| match op {
+            PhysOp::StreamJoin { join, .. } => Some(StreamJoinState::new(join.clone())),
+            _ => None,
+        });
         BatchRunner {
+            join,
             physical,
             tracker: WatermarkTracker {
                 max_event_time_us: NO_TIME,
@@ -85,7 +93,12 @@ impl BatchRunner {
     /// ingest times whose latency the batch completes (every input row that
     /// reached the sink or an aggregate).
     pub(crate) fn run_flight(&mut self, flight: Flight) -> Result<(Flight, Vec<u64>)> {
-        let flight = run_ops(&self.physical.pre, flight, &mut self.tracker)?;
+        let flight = run_ops(
+            &self.physical.pre,
+            flight,
+            &mut self.tracker,
+            &mut self.join,
+        )?;
         let (output, latency_ingest) = match self.aggregate.as_mut() {
             None => {
                 let ingest = flight.ingest_ns.clone();
@@ -111,7 +124,7 @@ impl BatchRunner {
                 (out, flight.ingest_ns)
             }
         };
-        let output = run_ops(&self.physical.post, output, &mut self.tracker)?;
+        let output = run_ops(&self.physical.post, output, &mut self.tracker, &mut None)?;
         Ok((output, latency_ingest))
     }
 }

@@ -3,7 +3,7 @@
 //! Owns the [`Operator`] trait (push-based: each operator owns the operator
 //! after it and calls it directly, which is how chained operators share a task
 //! with no ring between them) and the operators themselves: filter, project,
-//! generate (`explode`), flat-map, stream-static join, watermark and windowed
+//! generate (`explode`), flat-map, stream-static join, stream-stream join, watermark and windowed
 //! aggregation. Operators must not spawn
 //! threads, block, or allocate per event beyond what the user's own
 //! expressions do. Events are lent down the chain (`&mut Event`), so a fused
@@ -36,6 +36,7 @@ macro_rules! forward_control {
 mod aggregate;
 mod join;
 mod stateless;
+mod stream_join;
 mod watermark;
 
 #[cfg(test)]
@@ -45,6 +46,7 @@ pub(crate) use aggregate::{AggregateOp, BoundAggregate};
 pub(crate) use join::JoinOp;
 pub use stateless::FlatMapFn;
 pub(crate) use stateless::{FilterOp, FlatMapOp, GenerateOp, ProjectOp};
+pub(crate) use stream_join::StreamJoinOp;
 pub(crate) use watermark::WatermarkOp;
 
 use crate::error::Result;

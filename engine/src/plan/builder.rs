@@ -473,7 +473,7 @@ impl DataFrame {
     }
 
     /// Records `message` as the chain's error (the first error stays).
-    fn fail(mut self, message: String) -> DataFrame {
+    pub(crate) fn fail(mut self, message: String) -> DataFrame {
         if self.error.is_none() {
             self.error = Some(EngineError::Plan(message));
         }

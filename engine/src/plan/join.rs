@@ -14,7 +14,7 @@ use crate::expr::{bind_expr, BinaryOp, Expr};
 use crate::schema::{qualified, qualified_field, qualifier_of, Field, Schema, SchemaRef};
 use crate::table::{key_type, StaticTable};
 
-fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
+pub(super) fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
     match e {
         Expr::Binary {
             op: BinaryOp::And,
@@ -29,7 +29,7 @@ fn conjuncts(e: &Expr, out: &mut Vec<Expr>) {
 }
 
 /// The stream's schema with its unqualified columns qualified by `name`.
-fn stream_side(schema: &Schema, name: &str) -> SchemaRef {
+pub(super) fn stream_side(schema: &Schema, name: &str) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
@@ -136,7 +136,7 @@ pub(crate) fn plan_join(
     ))
 }
 
-fn is_constant(e: &Expr) -> bool {
+pub(super) fn is_constant(e: &Expr) -> bool {
     bind_expr(e, &Schema::empty()).is_ok()
 }
 
@@ -171,6 +171,13 @@ impl DataFrame {
     /// [`DataFrame::join`] with the table's columns qualified by `alias`
     /// (`JOIN regions s` in SQL).
     pub fn join_as(self, table: &StaticTable, alias: &str, on: Expr, how: JoinType) -> DataFrame {
+        if matches!(how, JoinType::RightOuter | JoinType::FullOuter) {
+            return self.fail(format!(
+                "a {how} join with a static table is not supported: it would have to emit the \
+                 table rows no stream row ever matches; use Inner or LeftOuter (the stream's rows \
+                 are kept)"
+            ));
+        }
         let stream_name = self.plan.source_name.clone();
         self.push_op(|schema| {
             let (spec, joined) = plan_join(schema, &stream_name, table, alias, on, how)?;

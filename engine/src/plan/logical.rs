@@ -32,6 +32,9 @@ pub(crate) enum LogicalOp {
     },
     /// A stream-static join (the table on the right).
     Join(Box<JoinSpec>),
+    /// A stream-stream join: always the first operator, over the rows of
+    /// both sources read together (`io::JoinedSources`).
+    StreamJoin(Box<StreamJoinSpec>),
     Watermark {
         column: String,
         delay_us: i64,
@@ -110,6 +113,20 @@ impl fmt::Display for LogicalOp {
                 j.qualifier,
                 schema_text(&j.table.schema())
             ),
+            LogicalOp::StreamJoin(j) => {
+                write!(f, "StreamStreamJoin {}, {}", j.how, j.on)?;
+                for (side, what) in j.sides.iter().zip(["left", "right"]) {
+                    match &side.watermark {
+                        Some(w) => write!(
+                            f,
+                            ", {what} {} (watermark {}, {})",
+                            side.name, w.column, w.delay_text
+                        )?,
+                        None => write!(f, ", {what} {} (no watermark)", side.name)?,
+                    }
+                }
+                Ok(())
+            }
             LogicalOp::Watermark {
                 column, delay_text, ..
             } => write!(f, "EventTimeWatermark {column}, {delay_text}"),
@@ -143,23 +160,39 @@ impl fmt::Display for LogicalPlan {
         } else {
             format!("{}+- ", "   ".repeat(depth - 1))
         };
-        writeln!(
-            f,
-            "{pad}StreamingSource {} [{}]",
-            self.source_name,
-            schema_text(&self.source_schema)
-        )
+        match self.nodes.first().map(|n| &n.op) {
+            Some(LogicalOp::StreamJoin(j)) => writeln!(
+                f,
+                "{pad}StreamingSources {} [{}], {} [{}]",
+                j.sides[0].name,
+                schema_text(&j.sides[0].schema),
+                j.sides[1].name,
+                schema_text(&j.sides[1].schema)
+            ),
+            _ => writeln!(
+                f,
+                "{pad}StreamingSource {} [{}]",
+                self.source_name,
+                schema_text(&self.source_schema)
+            ),
+        }
     }
 }
 
-/// Which rows of a stream-static join are kept.
+/// Which rows of a join are kept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JoinType {
-    /// Stream rows with at least one matching table row, once per match.
+    /// Rows with at least one match on the other side, once per match.
     Inner,
-    /// Every stream row: once per match, or once with nulls for the
-    /// table's columns when none matches.
+    /// Every row of the left side (the stream of a stream-static join):
+    /// once per match, or once with nulls for the right side's columns
+    /// when none matches.
     LeftOuter,
+    /// Every row of the right side: once per match, or once with nulls for
+    /// the left side's columns (stream-stream joins only).
+    RightOuter,
+    /// Every row of both sides (refused on streams: see the README).
+    FullOuter,
 }
 
 impl fmt::Display for JoinType {
@@ -167,6 +200,8 @@ impl fmt::Display for JoinType {
         f.write_str(match self {
             JoinType::Inner => "Inner",
             JoinType::LeftOuter => "LeftOuter",
+            JoinType::RightOuter => "RightOuter",
+            JoinType::FullOuter => "FullOuter",
         })
     }
 }
@@ -186,4 +221,42 @@ pub(crate) struct JoinSpec {
     pub(crate) condition: Option<Expr>,
     /// The table's schema, qualified.
     pub(crate) table_schema: SchemaRef,
+}
+
+/// A side's watermark as a stream-stream join records it.
+#[derive(Clone, Debug)]
+pub(crate) struct SideWatermark {
+    pub(crate) column: String,
+    pub(crate) delay_us: i64,
+    pub(crate) delay_text: String,
+}
+
+/// One side of a stream-stream join.
+#[derive(Clone)]
+pub(crate) struct JoinSide {
+    /// The source's name (its qualifier unless aliased).
+    pub(crate) name: String,
+    /// The source's columns, as it emits them.
+    pub(crate) input: SchemaRef,
+    /// The side's operators before the join (filters, projections and at
+    /// most one watermark), each with the schema it produces.
+    pub(crate) ops: Vec<PlanNode>,
+    /// The side's columns at the join, qualified.
+    pub(crate) schema: SchemaRef,
+    pub(crate) watermark: Option<SideWatermark>,
+}
+
+/// A stream-stream join as the logical plan records it.
+#[derive(Clone)]
+pub(crate) struct StreamJoinSpec {
+    pub(crate) sides: [JoinSide; 2],
+    pub(crate) how: JoinType,
+    /// The condition as written.
+    pub(crate) on: Expr,
+    /// `(left side, right side)` of each key equality.
+    pub(crate) keys: Vec<(Expr, Expr)>,
+    /// The rest of the condition, on the joined row.
+    pub(crate) condition: Option<Expr>,
+    /// `(lo, hi)`: the condition bounds `t_left - t_right` (µs) to this range.
+    pub(crate) range: Option<(i64, i64)>,
 }

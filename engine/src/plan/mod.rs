@@ -11,6 +11,7 @@ mod builder;
 mod join;
 mod logical;
 mod physical;
+mod stream_join;
 
 pub use crate::window::{WindowShape, WindowStarts};
 pub(crate) use builder::agg;

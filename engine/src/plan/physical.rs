@@ -12,10 +12,10 @@ use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr_in, resolve_column, BoundExpr, Expr};
 use crate::io::OutputMode;
 use crate::ops::{BoundAggregate, FlatMapFn};
-use crate::plan::logical::{JoinSpec, JoinType};
+use crate::plan::logical::{JoinSpec, JoinType, StreamJoinSpec};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
 use crate::schema::{Schema, SchemaRef};
-use crate::table::{key_type, BoundJoin, JoinIndex};
+use crate::table::{key_type, BoundJoin, BoundStreamJoin, JoinIndex, SideOp};
 use crate::time::Zone;
 
 /// A bound row operator (everything but the aggregation).
@@ -37,6 +37,14 @@ pub(crate) enum PhysOp {
     },
     /// A stream-static join; the table's index is built when the plan is.
     Join(Arc<BoundJoin>),
+    /// A stream-stream join over the rows of both sources
+    /// (`io::JoinedSources`); each runtime keeps its state.
+    StreamJoin {
+        join: Arc<BoundStreamJoin>,
+        op_id: usize,
+        /// The joined rows' schema.
+        schema: SchemaRef,
+    },
 }
 
 /// The aggregation of a plan, bound.
@@ -115,6 +123,30 @@ impl PhysicalPlan {
                         );
                     }
                     PhysOp::Join(Arc::new(bind_join(j, &node.schema, zone)?))
+                }
+                LogicalOp::StreamJoin(j) => {
+                    if mode != OutputMode::Append {
+                        return plan_err(format!(
+                            "{mode} output mode is not supported for a stream-stream join: a \
+                             joined row is final once emitted, so only append output mode is \
+                             (as in Spark)"
+                        ));
+                    }
+                    if plan
+                        .nodes
+                        .iter()
+                        .any(|n| matches!(n.op, LogicalOp::Aggregate { .. }))
+                    {
+                        return plan_err(
+                            "an aggregation after a stream-stream join is not supported yet; \
+                             write the joined rows to a sink and aggregate them in another query",
+                        );
+                    }
+                    PhysOp::StreamJoin {
+                        join: Arc::new(bind_stream_join(j, &node.schema, zone)?),
+                        op_id,
+                        schema: node.schema.clone(),
+                    }
                 }
                 LogicalOp::Watermark {
                     column, delay_us, ..
@@ -322,6 +354,82 @@ fn bind_join(j: &JoinSpec, joined: &Schema, zone: Zone) -> Result<BoundJoin> {
         stream_keys,
         condition,
         outer: j.how == JoinType::LeftOuter,
+    })
+}
+
+/// Binds a stream-stream join: each side's keys on its own row, cast to the
+/// key types; the condition on the joined row; each side's event-time column.
+fn bind_stream_join(j: &StreamJoinSpec, joined: &Schema, zone: Zone) -> Result<BoundStreamJoin> {
+    let mut keys: [Vec<BoundExpr>; 2] = [Vec::new(), Vec::new()];
+    let cast = |b: BoundExpr, from: &crate::schema::DataType, to: &crate::schema::DataType| {
+        if from == to {
+            b
+        } else {
+            BoundExpr::Cast {
+                expr: Box::new(b),
+                to: to.clone(),
+                zone,
+            }
+        }
+    };
+    for (l, r) in &j.keys {
+        let (lb, lf) = bind_expr_in(l, &j.sides[0].schema, zone)?;
+        let (rb, rf) = bind_expr_in(r, &j.sides[1].schema, zone)?;
+        let to = key_type(lf.data_type(), rf.data_type(), &format!("{l} = {r}"))?;
+        keys[0].push(cast(lb, lf.data_type(), &to));
+        keys[1].push(cast(rb, rf.data_type(), &to));
+    }
+    let condition = match &j.condition {
+        Some(c) => Some(bind_expr_in(c, joined, zone)?.0),
+        None => None,
+    };
+    let mut side_ops: [Vec<SideOp>; 2] = [Vec::new(), Vec::new()];
+    for (s, side) in j.sides.iter().enumerate() {
+        let mut schema = side.input.clone();
+        for node in &side.ops {
+            match &node.op {
+                LogicalOp::Filter(p) => {
+                    side_ops[s].push(SideOp::Filter(bind_expr_in(p, &schema, zone)?.0))
+                }
+                LogicalOp::Project(exprs) => side_ops[s].push(SideOp::Project(
+                    exprs
+                        .iter()
+                        .map(|e| bind_expr_in(e, &schema, zone).map(|b| b.0))
+                        .collect::<Result<Vec<_>>>()?,
+                )),
+                // The event time is read at the join, from the side's row.
+                LogicalOp::Watermark { .. } => {}
+                other => {
+                    return plan_err(format!("{other} cannot come before a stream-stream join"))
+                }
+            }
+            schema = node.schema.clone();
+        }
+    }
+    let watermark = |s: usize| -> Result<Option<(usize, i64)>> {
+        match &j.sides[s].watermark {
+            Some(w) => Ok(Some((
+                resolve_column(&j.sides[s].schema, &w.column)?,
+                w.delay_us,
+            ))),
+            None => Ok(None),
+        }
+    };
+    Ok(BoundStreamJoin {
+        input_widths: [
+            j.sides[0].input.fields().len(),
+            j.sides[1].input.fields().len(),
+        ],
+        side_ops,
+        widths: [
+            j.sides[0].schema.fields().len(),
+            j.sides[1].schema.fields().len(),
+        ],
+        keys,
+        condition,
+        watermark: [watermark(0)?, watermark(1)?],
+        range: j.range,
+        preserve: [j.how == JoinType::LeftOuter, j.how == JoinType::RightOuter],
     })
 }
 

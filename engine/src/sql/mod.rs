@@ -26,7 +26,9 @@
 //! (`` `x` `` or `"x"`), and columns qualified by the table or its alias.
 //! Identifiers are case-insensitive. One `[INNER | LEFT [OUTER]] JOIN table
 //! [alias] ON ...` joins the stream with a static table
-//! ([`StreamingSql::apply_with_tables`]): the ON condition holds at least
+//! ([`StreamingSql::apply_with_tables`]), or one `[INNER | LEFT [OUTER] |
+//! RIGHT [OUTER]] JOIN stream [alias] ON ...` with another stream
+//! ([`StreamingSql::apply_with_stream`]): the ON condition holds at least
 //! one key equality, and may hold other conditions.
 //!
 //! ```no_run
@@ -79,8 +81,9 @@ pub struct StreamingSql {
 impl StreamingSql {
     /// Parses and checks the shape of the query (one SELECT over one table).
     ///
-    /// Syntax errors, unsupported clauses (joins other than one INNER or
-    /// LEFT OUTER JOIN ... ON, UNION, WITH, DISTINCT,
+    /// Syntax errors, unsupported clauses (joins other than one INNER, LEFT
+    /// OUTER, RIGHT OUTER or FULL OUTER JOIN ... ON, the last two refused by
+    /// `apply` when they cannot run; UNION, WITH, DISTINCT,
     /// ORDER BY, LIMIT, subqueries, window functions, GROUPING SETS, ...) and
     /// unknown functions are reported here; unknown columns and type errors
     /// by [`StreamingSql::apply`], which knows the input schema.
@@ -110,7 +113,7 @@ impl StreamingSql {
     /// possibly with a watermark applied): filter / group_by+agg / having /
     /// select.
     pub fn apply(&self, input: DataFrame) -> Result<DataFrame> {
-        plan::apply(&self.parsed, input, &[])
+        plan::apply(&self.parsed, input, None, &[])
     }
 
     /// The table the query JOINs with, if any (as written).
@@ -122,6 +125,17 @@ impl StreamingSql {
     /// `tables` (matched by name, case-insensitively): the stream is on the
     /// left, the table on the right (`INNER` or `LEFT OUTER`).
     pub fn apply_with_tables(&self, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
-        plan::apply(&self.parsed, input, tables)
+        plan::apply(&self.parsed, input, None, tables)
+    }
+
+    /// [`StreamingSql::apply`] for a query that joins two streams: `input`
+    /// reads the table named in FROM (the left side), `joined` the one named
+    /// in JOIN (the right side), each possibly with a watermark (Spark's
+    /// stream-stream join: `INNER`, `LEFT OUTER` or `RIGHT OUTER`; the outer
+    /// ones need a watermark on both streams and an event-time range in ON,
+    /// such as `a.t BETWEEN b.t AND b.t + INTERVAL 1 HOUR`). Only append
+    /// output mode runs such a query.
+    pub fn apply_with_stream(&self, input: DataFrame, joined: DataFrame) -> Result<DataFrame> {
+        plan::apply(&self.parsed, input, Some(joined), &[])
     }
 }

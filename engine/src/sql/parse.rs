@@ -67,6 +67,8 @@ pub(crate) struct ParsedJoin {
     /// Where the joined table is named.
     pub(crate) span: Span,
     pub(crate) how: JoinType,
+    /// Where the kind of join is written (`RIGHT`, `FULL`, `LEFT`, `JOIN`).
+    pub(crate) how_span: Span,
     /// The ON condition.
     pub(crate) on: Node,
 }
@@ -84,6 +86,7 @@ struct JoinClause {
     alias: Option<String>,
     span: Span,
     how: JoinType,
+    how_span: Span,
     on: ast::Expr,
 }
 
@@ -245,6 +248,7 @@ pub(crate) fn parse(sql: &str) -> Result<Parsed> {
             qualifier: qualifier_of(&j.parts, j.alias.as_deref()),
             span: j.span,
             how: j.how,
+            how_span: j.how_span,
             on: cx.expr(&j.on)?,
         }),
         None => None,
@@ -509,21 +513,10 @@ fn join_clause(
         match &join.join_operator {
             J::Join(c) | J::Inner(c) => (JoinType::Inner, c),
             J::Left(c) | J::LeftOuter(c) => (JoinType::LeftOuter, c),
-            J::Right(_) | J::RightOuter(_) => {
-                return fail(
-                    at(Keyword::RIGHT),
-                    "RIGHT OUTER JOIN with the static table on the right is not supported: it \
-                 would have to emit the table rows no stream row ever matches; use INNER or \
-                 LEFT OUTER JOIN (the stream's rows are kept)",
-                )
-            }
-            J::FullOuter(_) => {
-                return fail(
-                    at(Keyword::FULL),
-                    "FULL OUTER JOIN with a stream is not supported: it would have to emit the \
-                 table rows no stream row ever matches; use LEFT OUTER JOIN",
-                )
-            }
+            // Refused with a static table, and FULL with a stream too, once
+            // the plan knows which the joined table is.
+            J::Right(c) | J::RightOuter(c) => (JoinType::RightOuter, c),
+            J::FullOuter(c) => (JoinType::FullOuter, c),
             J::CrossJoin(_) => return fail(
                 at(Keyword::CROSS),
                 "CROSS JOIN is not supported on a streaming query; join ON an equality of keys \
@@ -544,6 +537,12 @@ fn join_clause(
                 );
             }
         };
+    let how_span = match how {
+        JoinType::RightOuter => at(Keyword::RIGHT),
+        JoinType::FullOuter => at(Keyword::FULL),
+        JoinType::LeftOuter => at(Keyword::LEFT),
+        JoinType::Inner => keyword,
+    };
     let (parts, alias) = table_name(&join.relation, sql, "JOIN")?;
     let on = match constraint {
         C::On(e) => e.clone(),
@@ -574,6 +573,7 @@ fn join_clause(
         alias,
         span: target,
         how,
+        how_span,
         on,
     })
 }

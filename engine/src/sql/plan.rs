@@ -37,14 +37,28 @@ struct Planner<'a> {
     has_window_key: bool,
 }
 
-/// Builds `p` on `input`, joining one of `tables` if the query has a JOIN.
-pub(crate) fn apply(p: &Parsed, input: DataFrame, tables: &[StaticTable]) -> Result<DataFrame> {
+/// Builds `p` on `input`, joining one of `tables` or the stream `joined`
+/// if the query has a JOIN.
+pub(crate) fn apply(
+    p: &Parsed,
+    input: DataFrame,
+    joined: Option<DataFrame>,
+    tables: &[StaticTable],
+) -> Result<DataFrame> {
     if let Some(e) = input.error() {
         return Err(e.clone());
     }
     let mut input = input;
-    if let Some(j) = &p.join {
-        input = join(p, j, input, tables)?;
+    match (&p.join, joined) {
+        (Some(j), Some(stream)) => input = join_stream(p, j, input, stream)?,
+        (Some(j), None) => input = join(p, j, input, tables)?,
+        (None, Some(_)) => {
+            return Err(EngineError::Plan(format!(
+                "a stream to join was given, but the query has no JOIN (it reads `{}` alone)",
+                p.table
+            )))
+        }
+        (None, None) => {}
     }
     for v in &p.lateral_views {
         let pl = Planner {
@@ -141,9 +155,11 @@ fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) ->
         if j.table.eq_ignore_ascii_case(&p.table) {
             return Err(err(
                 j.span,
-                "stream-stream joins are not supported yet (this query joins the stream with \
-                 itself); join a stream with a static table"
-                    .into(),
+                format!(
+                    "a stream cannot be joined with itself (`{}` is read once); join it with \
+                     another stream or with a static table",
+                    p.table
+                ),
             ));
         }
         let known = if tables.is_empty() {
@@ -155,12 +171,32 @@ fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) ->
         return Err(err(
             j.span,
             format!(
-                "table `{}` cannot be found: it is neither the stream nor a static table ({known}); \
-                 stream-stream joins are not supported yet",
+                "table `{}` cannot be found: it is neither a stream the query reads nor a static \
+                 table ({known})",
                 j.table
             ),
         ));
     };
+    match j.how {
+        JoinType::RightOuter => {
+            return Err(err(
+                j.how_span,
+                "RIGHT OUTER JOIN with the static table on the right is not supported: it \
+                 would have to emit the table rows no stream row ever matches; use INNER or \
+                 LEFT OUTER JOIN (the stream's rows are kept)"
+                    .into(),
+            ))
+        }
+        JoinType::FullOuter => {
+            return Err(err(
+                j.how_span,
+                "FULL OUTER JOIN with a stream is not supported: it would have to emit the \
+                 table rows no stream row ever matches; use LEFT OUTER JOIN"
+                    .into(),
+            ))
+        }
+        JoinType::Inner | JoinType::LeftOuter => {}
+    }
     let input = input.alias(&p.qualifier);
     let stream = input.schema();
     let table_schema = qualified(&table.schema(), &j.qualifier);
@@ -178,6 +214,51 @@ fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) ->
     let on = pl.resolve(&j.on, &|_| None)?;
     let on = pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
     let joined = input.join_as(table, &j.qualifier, on, j.how);
+    match joined.error() {
+        Some(e) => Err(pl.at(j.on.span, e.clone())),
+        None => Ok(joined),
+    }
+}
+
+/// The stream joined with the other stream the query names: each side's
+/// columns qualified by its alias (or name). Spark's refusals point at the
+/// kind of join (FULL) or at the ON condition (a missing watermark or range).
+fn join_stream(p: &Parsed, j: &ParsedJoin, left: DataFrame, right: DataFrame) -> Result<DataFrame> {
+    if let Some(e) = right.error() {
+        return Err(e.clone());
+    }
+    if j.how == JoinType::FullOuter {
+        return Err(error_at(
+            &p.sql,
+            j.how_span,
+            "FULL OUTER JOIN of two streams is not supported: use LEFT or RIGHT OUTER JOIN \
+             (with a watermark on both streams and an event-time range in ON)",
+        ));
+    }
+    if j.table.eq_ignore_ascii_case(&p.table) && j.qualifier.eq_ignore_ascii_case(&p.qualifier) {
+        return Err(error_at(
+            &p.sql,
+            j.span,
+            "both sides of the join have the same name: give one an alias",
+        ));
+    }
+    let left = left.alias(&p.qualifier);
+    let right = right.alias(&j.qualifier);
+    let fields: Vec<crate::schema::Field> = left
+        .schema()
+        .fields()
+        .iter()
+        .chain(right.schema().fields().iter())
+        .map(|f| f.as_ref().clone())
+        .collect();
+    let pl = Planner {
+        sql: &p.sql,
+        schema: std::sync::Arc::new(Schema::new(fields)),
+        has_window_key: false,
+    };
+    let on = pl.resolve(&j.on, &|_| None)?;
+    let on = pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
+    let joined = left.join_stream(right, on, j.how);
     match joined.error() {
         Some(e) => Err(pl.at(j.on.span, e.clone())),
         None => Ok(joined),

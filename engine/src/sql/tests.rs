@@ -761,8 +761,8 @@ fn unsupported_clauses_are_named_and_pointed_at() {
     );
     assert_error(
         "SELECT r.Country FROM retail r JOIN customers c ON r.CustomerID = c.id",
-        "table `customers` cannot be found: it is neither the stream nor a static table \
-         (no static tables were given)",
+        "table `customers` cannot be found: it is neither a stream the query reads nor a static \
+         table (no static tables were given)",
         "customers c",
         0,
     );

@@ -9,10 +9,14 @@
 //! condition) that both runtimes execute, and Spark's rule for the common
 //! type of two join keys. It must not do I/O (connectors read files and hand
 //! over batches), and must not know about operators, tasks or batches in
-//! flight.
+//! flight. The stream-stream join's state lives here too
+//! (`stream_join`: both sides' rows by key, their watermarks and eviction),
+//! executed by both runtimes alike.
 
 mod index;
 mod static_table;
+mod stream_join;
 
 pub(crate) use index::{key_type, BoundJoin, JoinIndex};
 pub use static_table::{StaticTable, DEFAULT_MAX_ROWS};
+pub(crate) use stream_join::{BoundStreamJoin, JoinSnapshot, SideOp, StreamJoinState};

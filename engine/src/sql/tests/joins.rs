@@ -491,13 +491,13 @@ fn unsupported_joins_are_refused_with_their_reason() {
     );
     assert_join_error(
         "SELECT a.id FROM s a JOIN s b ON a.k = b.k",
-        "stream-stream joins are not supported yet",
+        "a stream cannot be joined with itself (`s` is read once)",
         "s b",
     );
     assert_join_error(
         "SELECT id FROM s JOIN regions r ON s.x = r.Country",
-        "table `regions` cannot be found: it is neither the stream nor a static table \
-         (the static tables are: t); stream-stream joins are not supported yet",
+        "table `regions` cannot be found: it is neither a stream the query reads nor a static \
+         table (the static tables are: t)",
         "regions r",
     );
     assert_join_error(
