@@ -19,7 +19,7 @@ use super::pgpass;
 use super::two_phase::{self, Finisher};
 
 /// How long a lost connection is retried before the query fails.
-pub(super) const RECONNECT_FOR: Duration = Duration::from_secs(30);
+const RECONNECT_FOR: Duration = Duration::from_secs(30);
 /// The staging table of update and complete mode (session-local).
 const STAGE: &str = "runnel_stage";
 /// The staging table's column that orders a key's changes in an epoch.
@@ -639,6 +639,7 @@ impl PostgresSink {
         self.finisher = Some(Finisher::start(
             query_id.to_string(),
             ctx.durable.clone(),
+            RECONNECT_FOR,
             move || connect(&opts, password.as_deref()),
         ));
         Ok(())

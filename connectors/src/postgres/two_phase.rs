@@ -94,9 +94,11 @@ pub(super) struct Finisher {
 impl Finisher {
     /// Starts the thread. `connect` opens its connection (again after a
     /// lost one); `durable` says which epochs the checkpoint holds.
+    /// A lost connection is retried for `reconnect_for`.
     pub(super) fn start(
         query_id: String,
         durable: DurableEpochs,
+        reconnect_for: Duration,
         connect: impl Fn() -> Result<Client, postgres::Error> + Send + 'static,
     ) -> Finisher {
         let (to, from_sink) = mpsc::channel::<i64>();
@@ -106,8 +108,14 @@ impl Finisher {
             .spawn(move || {
                 let mut client: Option<Client> = None;
                 for epoch in from_sink {
-                    let result =
-                        commit_when_durable(&query_id, epoch, &durable, &mut client, &connect);
+                    let result = commit_when_durable(
+                        &query_id,
+                        epoch,
+                        &durable,
+                        reconnect_for,
+                        &mut client,
+                        &connect,
+                    );
                     let failed = result.is_err();
                     if ack.send(result).is_err() || failed {
                         return;
@@ -185,6 +193,7 @@ fn commit_when_durable(
     query_id: &str,
     epoch: i64,
     durable: &DurableEpochs,
+    reconnect_for: Duration,
     client: &mut Option<Client>,
     connect: &impl Fn() -> Result<Client, postgres::Error>,
 ) -> Result<i64, String> {
@@ -224,7 +233,7 @@ fn commit_when_durable(
         })();
         match attempt {
             Ok(()) => return Ok(epoch),
-            Err(e) if started.elapsed() < super::sink::RECONNECT_FOR => {
+            Err(e) if started.elapsed() < reconnect_for => {
                 tracing::warn!(epoch, "committing the prepared epoch failed; retrying: {e}");
                 *client = None;
                 thread::sleep(backoff);

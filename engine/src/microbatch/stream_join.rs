@@ -8,7 +8,7 @@
 //! become the output batch. It must not keep state of its own: the runner
 //! holds the join's state from batch to batch.
 
-use super::exec::Flight;
+use super::flight::Flight;
 use crate::error::Result;
 use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{Row, SchemaRef, Value};
