@@ -16,7 +16,6 @@
 
 use std::error::Error;
 use std::sync::Arc;
-use std::time::Duration;
 
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray,
@@ -172,18 +171,11 @@ pub fn read(
         };
         EngineError::Source(format!("{what}: {doing} {uri}: {why}"))
     };
-    let mut config = postgres::Config::new();
-    config
-        .host(&opts.host)
-        .port(opts.port)
-        .user(&opts.user)
-        .dbname(&opts.database)
-        .application_name("runnel sql")
-        .connect_timeout(Duration::from_secs(10));
-    if let Ok(p) = std::env::var("PGPASSWORD") {
-        config.password(p);
-    }
-    let mut client: Client = config
+    let password = opts
+        .password()
+        .map_err(|why| EngineError::Source(format!("{what}: {uri}: {why}")))?;
+    let mut client: Client = opts
+        .client_config("runnel sql", password.as_deref())
         .connect(NoTls)
         .map_err(|e| fail("cannot connect to", e))?;
     let mut tx = client

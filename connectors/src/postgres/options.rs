@@ -147,6 +147,38 @@ impl PostgresSinkOptions {
         Ok(out)
     }
 
+    /// The password to connect with: `PGPASSWORD`, else the password
+    /// file's line for this server, database and user (`PGPASSFILE`, else
+    /// `~/.pgpass`); an error names a password file others can read.
+    pub fn password(&self) -> std::result::Result<Option<String>, String> {
+        if let Ok(p) = std::env::var("PGPASSWORD") {
+            return Ok(Some(p));
+        }
+        match super::pgpass::default_path() {
+            Some(path) => {
+                super::pgpass::lookup(&path, &self.host, self.port, &self.database, &self.user)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The client configuration for this server: host, port, user,
+    /// database, `application_name`, a 10 s connect timeout and `password`.
+    pub fn client_config(&self, application: &str, password: Option<&str>) -> postgres::Config {
+        let mut config = postgres::Config::new();
+        config
+            .host(&self.host)
+            .port(self.port)
+            .user(&self.user)
+            .dbname(&self.database)
+            .application_name(application)
+            .connect_timeout(std::time::Duration::from_secs(10));
+        if let Some(p) = password {
+            config.password(p);
+        }
+        config
+    }
+
     /// `postgres://USER@HOST:PORT/DB table T`: what progress reports show.
     pub fn describe(&self) -> String {
         format!(

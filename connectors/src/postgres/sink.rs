@@ -15,7 +15,6 @@ use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext};
 
 use super::copy::{ident, sql_type, table_ident, unsupported, CopyBuffer};
 use super::options::{Delivery, PostgresSinkOptions};
-use super::pgpass;
 use super::two_phase::{self, Finisher};
 
 /// How long a lost connection is retried before the query fails.
@@ -155,7 +154,7 @@ impl PostgresSink {
     pub fn new(opts: PostgresSinkOptions) -> PostgresSink {
         PostgresSink {
             opts,
-            password: std::env::var("PGPASSWORD").ok(),
+            password: None,
             client: None,
             plan: None,
             rows: CopyBuffer::default(),
@@ -506,13 +505,7 @@ impl Sink for PostgresSink {
             dl.rows.reserve(1024);
             self.dead_letter = Some(dl);
         }
-        if self.password.is_none() {
-            if let Some(path) = pgpass::default_path() {
-                let o = &self.opts;
-                self.password = pgpass::lookup(&path, &o.host, o.port, &o.database, &o.user)
-                    .map_err(|why| self.refuse(why))?;
-            }
-        }
+        self.password = self.opts.password().map_err(|why| self.refuse(why))?;
         let mut client = self
             .session(&plan)
             .map_err(|e| self.fail("connecting", e))?;
@@ -822,18 +815,7 @@ fn connect(
     opts: &PostgresSinkOptions,
     password: Option<&str>,
 ) -> std::result::Result<Client, postgres::Error> {
-    let mut config = postgres::Config::new();
-    config
-        .host(&opts.host)
-        .port(opts.port)
-        .user(&opts.user)
-        .dbname(&opts.database)
-        .application_name("runnel")
-        .connect_timeout(Duration::from_secs(10));
-    if let Some(p) = password {
-        config.password(p);
-    }
-    config.connect(NoTls)
+    opts.client_config("runnel", password).connect(NoTls)
 }
 
 /// The staging table of a query whose epochs are prepared: a table of its

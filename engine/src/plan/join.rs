@@ -72,47 +72,7 @@ pub(crate) fn plan_join(
     let mut keys = Vec::new();
     let mut rest: Option<Expr> = None;
     for part in parts {
-        let pair = match &part {
-            Expr::Binary {
-                op: BinaryOp::Eq,
-                left,
-                right,
-            } => {
-                let on_stream = |e: &Expr| bind_expr(e, &stream).ok().map(|(_, f)| f);
-                let on_table = |e: &Expr| bind_expr(e, &table_schema).ok().map(|(_, f)| f);
-                match (
-                    on_stream(left),
-                    on_table(right),
-                    on_table(left),
-                    on_stream(right),
-                ) {
-                    (Some(s), Some(t), _, _) if !is_constant(left) && !is_constant(right) => {
-                        Some(((**left).clone(), (**right).clone(), s, t))
-                    }
-                    (_, _, Some(t), Some(s)) if !is_constant(left) && !is_constant(right) => {
-                        Some(((**right).clone(), (**left).clone(), s, t))
-                    }
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        match pair {
-            Some((s, t, sf, tf)) => {
-                key_type(sf.data_type(), tf.data_type(), &part.to_string())?;
-                keys.push((s, t));
-            }
-            None => {
-                rest = Some(match rest {
-                    None => part,
-                    Some(r) => Expr::Binary {
-                        op: BinaryOp::And,
-                        left: Box::new(r),
-                        right: Box::new(part),
-                    },
-                })
-            }
-        }
+        key_or_rest(part, &stream, &table_schema, &mut keys, &mut rest)?;
     }
     if keys.is_empty() {
         return plan_err(format!(
@@ -134,6 +94,51 @@ pub(crate) fn plan_join(
         },
         joined,
     ))
+}
+
+/// Sorts one conjunct of a join condition: an equality between an
+/// expression of input `a` and one of input `b` (either way round) becomes
+/// a key pair, `a`'s side first, once their types are checked to compare;
+/// anything else is and-ed into the residual condition `rest`.
+pub(super) fn key_or_rest(
+    part: Expr,
+    a: &SchemaRef,
+    b: &SchemaRef,
+    keys: &mut Vec<(Expr, Expr)>,
+    rest: &mut Option<Expr>,
+) -> Result<()> {
+    let pair = match &part {
+        Expr::Binary {
+            op: BinaryOp::Eq,
+            left,
+            right,
+        } if !is_constant(left) && !is_constant(right) => {
+            let on = |e: &Expr, s: &SchemaRef| bind_expr(e, s).ok().map(|(_, f)| f);
+            match (on(left, a), on(right, b), on(left, b), on(right, a)) {
+                (Some(af), Some(bf), _, _) => Some(((**left).clone(), (**right).clone(), af, bf)),
+                (_, _, Some(bf), Some(af)) => Some(((**right).clone(), (**left).clone(), af, bf)),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    match pair {
+        Some((ka, kb, af, bf)) => {
+            key_type(af.data_type(), bf.data_type(), &part.to_string())?;
+            keys.push((ka, kb));
+        }
+        None => {
+            *rest = Some(match rest.take() {
+                None => part,
+                Some(r) => Expr::Binary {
+                    op: BinaryOp::And,
+                    left: Box::new(r),
+                    right: Box::new(part),
+                },
+            })
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn is_constant(e: &Expr) -> bool {

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use super::builder::DataFrame;
-use super::join::{conjuncts, is_constant, stream_side};
+use super::join::{conjuncts, key_or_rest, stream_side};
 use super::logical::{
     JoinSide, JoinType, LogicalOp, LogicalPlan, PlanNode, SideWatermark, StreamJoinSpec,
 };
@@ -21,7 +21,6 @@ use crate::error::{plan_err, Result};
 use crate::expr::{bind_expr, resolve_column, BinaryOp, Expr};
 use crate::io::JoinedSources;
 use crate::schema::{qualifier_of, DataType, Field, Schema, SchemaRef, Value};
-use crate::table::key_type;
 
 /// A side of the join as the builder hands it over.
 fn side_of(df: &DataFrame, what: &str) -> Result<JoinSide> {
@@ -196,37 +195,13 @@ fn plan_stream_join(
                 (a, b) => a.or(b),
             };
         }
-        let pair = match &part {
-            Expr::Binary {
-                op: BinaryOp::Eq,
-                left,
-                right,
-            } if !is_constant(left) && !is_constant(right) => {
-                let on = |e: &Expr, s: usize| bind_expr(e, &sides[s].schema).ok().map(|(_, f)| f);
-                match (on(left, 0), on(right, 1), on(left, 1), on(right, 0)) {
-                    (Some(a), Some(b), _, _) => Some(((**left).clone(), (**right).clone(), a, b)),
-                    (_, _, Some(b), Some(a)) => Some(((**right).clone(), (**left).clone(), a, b)),
-                    _ => None,
-                }
-            }
-            _ => None,
-        };
-        match pair {
-            Some((l, r, lf, rf)) => {
-                key_type(lf.data_type(), rf.data_type(), &part.to_string())?;
-                keys.push((l, r));
-            }
-            None => {
-                rest = Some(match rest {
-                    None => part,
-                    Some(r) => Expr::Binary {
-                        op: BinaryOp::And,
-                        left: Box::new(r),
-                        right: Box::new(part),
-                    },
-                })
-            }
-        }
+        key_or_rest(
+            part,
+            &sides[0].schema,
+            &sides[1].schema,
+            &mut keys,
+            &mut rest,
+        )?;
     }
     if keys.is_empty() {
         return plan_err(format!(
