@@ -32,6 +32,7 @@ pub mod config;
 pub mod floor;
 pub mod generator;
 pub mod pipeline;
+pub mod postgres;
 pub mod report;
 pub mod stats;
 

@@ -86,19 +86,16 @@ struct Figures {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut admin = Client::connect(&args.url, NoTls)
         .map_err(|e| format!("cannot connect to {}: {e}", args.url))?;
-    let settings: Vec<String> = [
-        "server_version",
-        "fsync",
-        "synchronous_commit",
-        "max_prepared_transactions",
-    ]
-    .iter()
-    .map(|s| {
-        let v: String = admin.query_one(&format!("SHOW {s}"), &[])?.get(0);
-        Ok(format!("{s}={v}"))
-    })
-    .collect::<Result<_, postgres::Error>>()?;
-    println!("server: {}", settings.join(", "));
+    let settings = runnel_benches::postgres::settings(
+        &mut admin,
+        &[
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "max_prepared_transactions",
+        ],
+    )?;
+    println!("server: {settings}");
     println!(
         "source: rate (in the query's task), {} rows/s, open loop; epoch {} ms; reader polls every {} µs; {} s measured after {} s warm-up\n",
         args.rate, args.epoch_ms, args.poll_us, args.duration, args.warmup
@@ -163,11 +160,7 @@ fn measure(
         "DROP TABLE IF EXISTS {table};
          CREATE TABLE {table} (value bigint PRIMARY KEY, \"timestamp\" timestamptz)"
     ))?;
-    let location = args
-        .url
-        .strip_prefix("postgres:")
-        .or_else(|| args.url.strip_prefix("postgresql:"))
-        .ok_or_else(|| format!("{} is not a postgres://USER@HOST:PORT/DB URL", args.url))?;
+    let location = runnel_benches::postgres::sink_location(&args.url)?;
     let mut options = BTreeMap::new();
     options.insert("table".to_string(), table.clone());
     options.insert("delivery".to_string(), delivery.to_string());

@@ -80,19 +80,16 @@ fn main() {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut admin = Client::connect(&args.url, NoTls)
         .map_err(|e| format!("cannot connect to {}: {e}", args.url))?;
-    let settings: Vec<String> = [
-        "server_version",
-        "fsync",
-        "synchronous_commit",
-        "full_page_writes",
-    ]
-    .iter()
-    .map(|s| {
-        let v: String = admin.query_one(&format!("SHOW {s}"), &[])?.get(0);
-        Ok(format!("{s}={v}"))
-    })
-    .collect::<Result<_, postgres::Error>>()?;
-    println!("server: {}", settings.join(", "));
+    let settings = runnel_benches::postgres::settings(
+        &mut admin,
+        &[
+            "server_version",
+            "fsync",
+            "synchronous_commit",
+            "full_page_writes",
+        ],
+    )?;
+    println!("server: {settings}");
     println!(
         "append: {} epochs x {} rows (bigint, double, text, timestamp); \
          upsert: {} batches x {} keys, update mode\n",
@@ -169,10 +166,7 @@ fn median(xs: &[f64]) -> f64 {
 
 /// A sink on `url`'s server writing `table` (created by the sink).
 fn sink(url: &str, table: &str) -> Result<PostgresSink, Box<dyn std::error::Error>> {
-    let location = url
-        .strip_prefix("postgres:")
-        .or_else(|| url.strip_prefix("postgresql:"))
-        .ok_or_else(|| format!("{url} is not a postgres://USER@HOST:PORT/DB URL"))?;
+    let location = runnel_benches::postgres::sink_location(url)?;
     let mut options = BTreeMap::new();
     options.insert("table".to_string(), table.to_string());
     options.insert("create".to_string(), "true".to_string());

@@ -134,8 +134,9 @@ mod tests {
         );
         let none = file("h:1:d:u:p\n", 0o600);
         assert_eq!(lookup(none.path(), "h", 2, "d", "u").unwrap(), None);
+        let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            lookup(Path::new("/nonexistent/pgpass"), "h", 1, "d", "u").unwrap(),
+            lookup(&dir.path().join("missing"), "h", 1, "d", "u").unwrap(),
             None
         );
     }
