@@ -326,24 +326,10 @@ impl PhysicalPlan {
 fn bind_join(j: &JoinSpec, joined: &Schema, zone: Zone) -> Result<BoundJoin> {
     let mut stream_keys = Vec::with_capacity(j.keys.len());
     let mut table_keys = Vec::with_capacity(j.keys.len());
-    let cast = |b: BoundExpr, from: &crate::schema::DataType, to: &crate::schema::DataType| {
-        if from == to {
-            b
-        } else {
-            BoundExpr::Cast {
-                expr: Box::new(b),
-                to: to.clone(),
-                zone,
-            }
-        }
-    };
     for (s, t) in &j.keys {
-        let (sb, sf) = bind_expr_in(s, joined, zone)?;
-        let (tb, tf) = bind_expr_in(t, &j.table_schema, zone)?;
-        let pair = format!("{s} = {t}");
-        let to = key_type(sf.data_type(), tf.data_type(), &pair)?;
-        stream_keys.push(cast(sb, sf.data_type(), &to));
-        table_keys.push(cast(tb, tf.data_type(), &to));
+        let (sb, tb) = bind_key_pair((s, joined), (t, &j.table_schema), zone)?;
+        stream_keys.push(sb);
+        table_keys.push(tb);
     }
     let condition = match &j.condition {
         Some(c) => Some(bind_expr_in(c, joined, zone)?.0),
@@ -357,27 +343,38 @@ fn bind_join(j: &JoinSpec, joined: &Schema, zone: Zone) -> Result<BoundJoin> {
     })
 }
 
-/// Binds a stream-stream join: each side's keys on its own row, cast to the
-/// key types; the condition on the joined row; each side's event-time column.
-fn bind_stream_join(j: &StreamJoinSpec, joined: &Schema, zone: Zone) -> Result<BoundStreamJoin> {
-    let mut keys: [Vec<BoundExpr>; 2] = [Vec::new(), Vec::new()];
-    let cast = |b: BoundExpr, from: &crate::schema::DataType, to: &crate::schema::DataType| {
-        if from == to {
-            b
+/// Binds one key pair of a join, each expression on its own input, both
+/// cast to the type they are compared in (`key_type`).
+fn bind_key_pair(
+    (a, a_schema): (&Expr, &Schema),
+    (b, b_schema): (&Expr, &Schema),
+    zone: Zone,
+) -> Result<(BoundExpr, BoundExpr)> {
+    let (ab, af) = bind_expr_in(a, a_schema, zone)?;
+    let (bb, bf) = bind_expr_in(b, b_schema, zone)?;
+    let to = key_type(af.data_type(), bf.data_type(), &format!("{a} = {b}"))?;
+    let cast = |e: BoundExpr, from: &crate::schema::DataType| {
+        if *from == to {
+            e
         } else {
             BoundExpr::Cast {
-                expr: Box::new(b),
+                expr: Box::new(e),
                 to: to.clone(),
                 zone,
             }
         }
     };
+    Ok((cast(ab, af.data_type()), cast(bb, bf.data_type())))
+}
+
+/// Binds a stream-stream join: each side's keys on its own row, cast to the
+/// key types; the condition on the joined row; each side's event-time column.
+fn bind_stream_join(j: &StreamJoinSpec, joined: &Schema, zone: Zone) -> Result<BoundStreamJoin> {
+    let mut keys: [Vec<BoundExpr>; 2] = [Vec::new(), Vec::new()];
     for (l, r) in &j.keys {
-        let (lb, lf) = bind_expr_in(l, &j.sides[0].schema, zone)?;
-        let (rb, rf) = bind_expr_in(r, &j.sides[1].schema, zone)?;
-        let to = key_type(lf.data_type(), rf.data_type(), &format!("{l} = {r}"))?;
-        keys[0].push(cast(lb, lf.data_type(), &to));
-        keys[1].push(cast(rb, rf.data_type(), &to));
+        let (lb, rb) = bind_key_pair((l, &j.sides[0].schema), (r, &j.sides[1].schema), zone)?;
+        keys[0].push(lb);
+        keys[1].push(rb);
     }
     let condition = match &j.condition {
         Some(c) => Some(bind_expr_in(c, joined, zone)?.0),

@@ -200,10 +200,22 @@ fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) ->
     let input = input.alias(&p.qualifier);
     let stream = input.schema();
     let table_schema = qualified(&table.schema(), &j.qualifier);
-    let fields: Vec<crate::schema::Field> = stream
+    let on = join_condition(p, j, &stream, &table_schema)?;
+    let joined = input.join_as(table, &j.qualifier, on, j.how);
+    match joined.error() {
+        Some(EngineError::Plan(m)) => Err(error_at(&p.sql, j.on.span, m)),
+        Some(e) => Err(e.clone()),
+        None => Ok(joined),
+    }
+}
+
+/// A join's ON condition, resolved and lowered over the columns of both
+/// inputs (`left`'s, then `right`'s); aggregates in it are refused.
+fn join_condition(p: &Parsed, j: &ParsedJoin, left: &Schema, right: &Schema) -> Result<Expr> {
+    let fields: Vec<crate::schema::Field> = left
         .fields()
         .iter()
-        .chain(table_schema.fields().iter())
+        .chain(right.fields().iter())
         .map(|f| f.as_ref().clone())
         .collect();
     let pl = Planner {
@@ -212,12 +224,7 @@ fn join(p: &Parsed, j: &ParsedJoin, input: DataFrame, tables: &[StaticTable]) ->
         has_window_key: false,
     };
     let on = pl.resolve(&j.on, &|_| None)?;
-    let on = pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
-    let joined = input.join_as(table, &j.qualifier, on, j.how);
-    match joined.error() {
-        Some(e) => Err(pl.at(j.on.span, e.clone())),
-        None => Ok(joined),
-    }
+    pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))
 }
 
 /// The stream joined with the other stream the query names: each side's
@@ -244,23 +251,11 @@ fn join_stream(p: &Parsed, j: &ParsedJoin, left: DataFrame, right: DataFrame) ->
     }
     let left = left.alias(&p.qualifier);
     let right = right.alias(&j.qualifier);
-    let fields: Vec<crate::schema::Field> = left
-        .schema()
-        .fields()
-        .iter()
-        .chain(right.schema().fields().iter())
-        .map(|f| f.as_ref().clone())
-        .collect();
-    let pl = Planner {
-        sql: &p.sql,
-        schema: std::sync::Arc::new(Schema::new(fields)),
-        has_window_key: false,
-    };
-    let on = pl.resolve(&j.on, &|_| None)?;
-    let on = pl.lower(&on, &pl.schema, &mut |n| pl.reject_aggregates(n))?;
+    let on = join_condition(p, j, &left.schema(), &right.schema())?;
     let joined = left.join_stream(right, on, j.how);
     match joined.error() {
-        Some(e) => Err(pl.at(j.on.span, e.clone())),
+        Some(EngineError::Plan(m)) => Err(error_at(&p.sql, j.on.span, m)),
+        Some(e) => Err(e.clone()),
         None => Ok(joined),
     }
 }
