@@ -341,6 +341,21 @@ fn the_source_emits_every_column_in_offset_order() {
                 "max_records_per_trigger=700 over {N}: {batches} batches"
             );
         }
+        // The backlog: records behind the ends the client last saw. Some
+        // report of the micro-batch run (700 of 3,000 a batch) has some;
+        // once everything is read, none is left.
+        let backlogs: Vec<Option<u64>> = q
+            .recent_progress()
+            .iter()
+            .map(|p| p.sources[0].metrics.get("offsetsBehindLatest").copied())
+            .collect();
+        assert_eq!(backlogs.last(), Some(&Some(0)), "{mode:?}: {backlogs:?}");
+        if mode == Mode::MicroBatch {
+            assert!(
+                backlogs.iter().any(|b| b.is_some_and(|b| b > 0)),
+                "{backlogs:?}"
+            );
+        }
     }
 }
 

@@ -1110,3 +1110,44 @@ fn a_missing_logged_range_is_refused_with_the_file_named() {
         "{text}"
     );
 }
+
+/// Counts the rows a source driven by hand emits.
+struct Count(u64);
+
+impl runnel::SourceOutput for Count {
+    fn emit(&mut self, _row: Row, _ingest_ns: u64) -> Result<()> {
+        self.0 += 1;
+        Ok(())
+    }
+}
+
+fn behind(source: &LogSource) -> Option<u64> {
+    use runnel::Source as _;
+    source
+        .metrics()
+        .into_iter()
+        .find(|(k, _)| k == "offsetsBehindLatest")
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn the_backlog_is_the_records_behind_the_end_of_each_partition() {
+    use runnel::Source as _;
+    let dir = tempfile::tempdir().unwrap();
+    let topic = numbered_topic(dir.path(), 300);
+    let options = LogSourceOptions {
+        max_records_per_poll: 30,
+        ..earliest()
+    };
+    let mut source = LogSource::new(topic.path(), options).unwrap();
+    let ctx = runnel::SourceContext {
+        name: "t".into(),
+        waker: std::sync::Arc::new(runnel::continuous::TaskWaker::new()),
+    };
+    source.open(&ctx, None).unwrap();
+    assert_eq!(behind(&source), Some(300));
+    let mut out = Count(0);
+    source.poll(&mut out).unwrap();
+    assert_eq!(out.0, 30);
+    assert_eq!(behind(&source), Some(270));
+}

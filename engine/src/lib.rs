@@ -78,7 +78,7 @@ pub use io::{
     Source, SourceBatch, SourceContext, SourceOffset, SourceOutput, Subscriber, Subscription,
     WhenFull,
 };
-pub use metrics::{LatencySummary, QueryTotals, StreamingQueryProgress};
+pub use metrics::{LatencySummary, QueryTotals, RingFill, StreamingQueryProgress};
 pub use ops::FlatMapFn;
 pub use plan::{
     approx_count_distinct, approx_count_distinct_rsd, avg, collect_list, count, count_star, first,

@@ -16,7 +16,9 @@ use hdrhistogram::Histogram;
 
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
-use crate::metrics::{new_latency_histogram, LatencySummary, QueryTotals, StreamingQueryProgress};
+use crate::metrics::{
+    new_latency_histogram, LatencySummary, QueryTotals, RingFill, RingGauge, StreamingQueryProgress,
+};
 use crate::wake::TaskWaker;
 
 /// Progress reports kept for [`StreamingQuery::recent_progress`].
@@ -119,6 +121,8 @@ pub(crate) struct QueryShared {
     pub(crate) progress: Mutex<VecDeque<StreamingQueryProgress>>,
     pub(crate) latency: Mutex<Histogram<u64>>,
     pub(crate) durable: Mutex<Histogram<u64>>,
+    /// The fill gauges of the rings between tasks (none in micro-batch).
+    pub(crate) rings: Mutex<Vec<Arc<RingGauge>>>,
     pub(crate) finished: Mutex<bool>,
     pub(crate) finished_cv: Condvar,
     pub(crate) control: Arc<Control>,
@@ -144,10 +148,18 @@ impl QueryShared {
             progress: Mutex::new(VecDeque::new()),
             latency: Mutex::new(new_latency_histogram()),
             durable: Mutex::new(new_latency_histogram()),
+            rings: Mutex::new(Vec::new()),
             finished: Mutex::new(false),
             finished_cv: Condvar::new(),
             control,
         }
+    }
+
+    /// Readings of the ring gauges.
+    pub(crate) fn ring_fill(&self) -> Vec<RingFill> {
+        let mut rings: Vec<RingFill> = lock(&self.rings).iter().map(|g| g.read()).collect();
+        rings.sort_by_key(|r| (r.from, r.to));
+        rings
     }
 
     /// Records the error that ends the query (the first one wins).
@@ -303,6 +315,13 @@ impl StreamingQuery {
     /// A copy of the merged latency-to-durability histogram (nanoseconds).
     pub fn durable_latency_histogram(&self) -> Histogram<u64> {
         lock(&self.shared.durable).clone()
+    }
+
+    /// The fill of every ring between tasks, as its consumer sampled it at
+    /// the last epoch marker, with the sends that found it full (empty in
+    /// micro-batch, which has no rings, and for a single-task query).
+    pub fn ring_fill(&self) -> Vec<RingFill> {
+        self.shared.ring_fill()
     }
 
     /// The newest durable epoch (0 before the first).

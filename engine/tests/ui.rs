@@ -63,7 +63,8 @@ fn get_json(addr: SocketAddr, path: &str) -> Json {
 }
 
 /// A continuous windowed count over a paced sequence, with a watermark and
-/// a checkpoint: it runs until stopped.
+/// a checkpoint, in two partitions (so rings link its tasks): it runs until
+/// stopped.
 fn running_query(ckpt: &std::path::Path) -> StreamingQuery {
     let (sink, _table) = MemorySink::new("ui_counts");
     let query = DataFrame::from_source(
@@ -74,6 +75,7 @@ fn running_query(ckpt: &std::path::Path) -> StreamingQuery {
     .group_by([window(col("ts"), "1 second"), col("key")])
     .agg([count_star().alias("n")])
     .write_stream(sink)
+    .parallelism(2)
     .output_mode(runnel::OutputMode::Update)
     .trigger(Trigger::Continuous {
         epoch_interval: Duration::from_millis(20),
@@ -303,6 +305,24 @@ fn every_endpoint_answers_for_running_stopped_and_failed_queries() {
         .as_str()
         .unwrap()
         .contains("source(events)"));
+    // Two partitions: a ring from the source's task into each aggregation
+    // task, one from each into the sink's task; sampled at epoch markers.
+    let rings = r["rings"].as_array().unwrap();
+    assert_eq!(rings.len(), 4, "{r}");
+    assert!(r["ringsNote"].is_null());
+    for ring in rings {
+        assert!(ring["capacity"].as_u64().unwrap() > 0, "{ring}");
+        assert!(ring["samples"].as_u64().unwrap() > 0, "{ring}");
+        assert!(ring["waiting"].as_u64().unwrap() <= ring["capacity"].as_u64().unwrap());
+        let fill = ring["fillRatio"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&fill), "{ring}");
+        assert!(
+            ring["fullWaits"].is_u64() && ring["peak"].is_u64(),
+            "{ring}"
+        );
+        assert_ne!(ring["from"], ring["to"]);
+    }
+    assert_eq!(rings[0]["from"], 0);
     let s = find(&list, stopped.run_id());
     assert_eq!(s["mode"], "micro-batch");
     assert_eq!(s["guarantee"], "exactly-once");
@@ -310,6 +330,8 @@ fn every_endpoint_answers_for_running_stopped_and_failed_queries() {
     assert!(s["endTime"].as_str().unwrap().ends_with('Z'));
     assert!(s["error"].is_null());
     assert_eq!(s["totals"]["inputRows"], 2_000);
+    assert_eq!(s["rings"].as_array().unwrap().len(), 0);
+    assert!(s["ringsNote"].as_str().unwrap().contains("micro-batch"));
     let f = find(&list, failed.run_id());
     assert_eq!(f["status"], "failed");
     assert!(f["endTime"].is_string());
@@ -383,11 +405,47 @@ fn every_endpoint_answers_for_running_stopped_and_failed_queries() {
     let p50_us = h.value_at_quantile(0.5) as f64 / 1000.0;
     assert!(p50_us > 0.0);
 
+    // Latency second by second: the server closes a second each second;
+    // wait (a guard against a hang, not a timing goal) for two.
+    let path = format!("/api/queries/{}/latency/seconds", running.run_id());
+    let started = Instant::now();
+    let seconds = loop {
+        let s = get_json(addr, &path);
+        if s.as_array().unwrap().len() >= 2 {
+            break s;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let seconds = seconds.as_array().unwrap();
+    for w in seconds.windows(2) {
+        assert!(w[0]["timeMs"].as_i64().unwrap() < w[1]["timeMs"].as_i64().unwrap());
+    }
+    for s in seconds {
+        assert!(s["timestamp"].as_str().unwrap().ends_with('Z'));
+        assert!(s["latencyMicros"]["count"].as_u64().unwrap() > 0, "{s}");
+        let (p50, p99) = (
+            s["latencyMicros"]["p50"].as_f64().unwrap(),
+            s["latencyMicros"]["p99"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{s}");
+    }
+    let first = seconds[0]["timeMs"].as_i64().unwrap();
+    let later = get_json(addr, &format!("{path}?after={first}"));
+    assert!(later
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["timeMs"].as_i64().unwrap() > first));
+    let (status, _, _) = get(addr, &format!("{path}?after=noon"));
+    assert_eq!(status, 400);
+
     // Unknown queries and paths: 404 with a JSON error.
     for path in [
         "/api/queries/nope",
         "/api/queries/nope/progress",
         "/api/queries/nope/latency",
+        "/api/queries/nope/latency/seconds",
         "/nope",
     ] {
         let (status, headers, body) = get(addr, path);
@@ -448,6 +506,14 @@ fn every_endpoint_answers_for_running_stopped_and_failed_queries() {
             &format!("quantile=\"{q}\""),
         );
         assert!(v.unwrap() > 0.0, "quantile {q}");
+    }
+    for ring in [
+        "from_task=\"0\",to_task=\"1\"",
+        "from_task=\"1\",to_task=\"3\"",
+    ] {
+        let fill = sample(&samples, "runnel_ring_fill_ratio", run, ring);
+        assert!(fill.is_some_and(|f| (0.0..=1.0).contains(&f)), "{ring}");
+        assert!(sample(&samples, "runnel_ring_full_waits_total", run, ring).is_some());
     }
     assert_eq!(sample(&samples, "runnel_query_running", run, ""), Some(1.0));
     assert_eq!(

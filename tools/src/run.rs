@@ -84,6 +84,11 @@ pub struct RunArgs {
     /// Continuous mode: milliseconds between epochs.
     #[arg(long = "epoch-ms", default_value_t = 100)]
     pub epoch_ms: u64,
+    /// Continuous mode: tasks a keyed aggregation is split over (rows go to
+    /// them by a hash of the grouping keys, through rings). 1 runs the
+    /// whole query in one task.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallelism: u16,
 }
 
 /// `--timezone`: the zone, or the reason it is not one.
@@ -198,6 +203,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         .output_mode(output_mode)
         .trigger(trigger)
         .time_zone(args.timezone)
+        .parallelism(usize::from(args.parallelism))
         .query_name(&name);
     if let Some(dir) = &args.checkpoint {
         writer = writer.checkpoint(dir);

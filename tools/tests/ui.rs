@@ -81,6 +81,8 @@ impl Drop for Running {
 fn start(mode: &str, checkpoint: &Path) -> Running {
     let mut child = runnel()
         .args(["run", "--mode", mode, "--sql", SQL, "--source", SOURCE])
+        // Two aggregation tasks in continuous mode: rings to show.
+        .args(["--parallelism", "2"])
         .args([
             "--sink",
             "null",
@@ -115,7 +117,8 @@ fn start(mode: &str, checkpoint: &Path) -> Running {
     Running { child, addr }
 }
 
-/// Waits until the query has reports with rows written and a latency.
+/// Waits until the query has reports with rows written, a latency and two
+/// seconds of it.
 fn wait_for_data(addr: SocketAddr) -> String {
     let started = Instant::now();
     loop {
@@ -124,6 +127,7 @@ fn wait_for_data(addr: SocketAddr) -> String {
             let run_id = q["runId"].as_str().unwrap().to_string();
             let progress = get_json(addr, &format!("/api/queries/{run_id}/progress"));
             let latency = get_json(addr, &format!("/api/queries/{run_id}/latency"));
+            let seconds = get_json(addr, &format!("/api/queries/{run_id}/latency/seconds"));
             let reports = progress.as_array().unwrap();
             let with_state = reports
                 .iter()
@@ -132,6 +136,7 @@ fn wait_for_data(addr: SocketAddr) -> String {
             if reports.len() >= 10
                 && with_state >= 10
                 && latency["endToEnd"]["count"].as_u64().unwrap() > 0
+                && seconds.as_array().unwrap().len() >= 2
             {
                 return run_id;
             }
@@ -266,6 +271,18 @@ fn browser_test(mode: &str) {
         "micro-batch"
     };
     assert!(dom.contains(&format!("id=\"q-mode\" class=\"badge\">{expected_mode}<")));
+    // The rings between tasks, with their fill, or why there are none.
+    let rings = elements_with(&dom, "tr", "data-fill");
+    if mode == "continuous" {
+        assert_eq!(rings.len(), 4, "{rings:?}");
+        for r in &rings {
+            let fill: f64 = r["data-fill"].parse().unwrap();
+            assert!((0.0..=1.0).contains(&fill), "{r:?}");
+        }
+    } else {
+        assert!(rings.is_empty());
+        assert!(dom.contains("micro-batch has no rings"));
+    }
 
     let shot = dir.path().join("live-view.png");
     browse(

@@ -477,6 +477,40 @@ impl KafkaSource {
             .collect()
     }
 
+    /// Records behind the end of each partition, summed: the client's last
+    /// known high watermarks (updated with every fetch, read without a
+    /// request) minus the next offsets to emit; `None` until every
+    /// partition's end is known.
+    fn offsets_behind_latest(&self) -> Option<u64> {
+        let conn = self.conn.as_ref()?;
+        let topic = std::ffi::CString::new(self.address.topic.as_str()).ok()?;
+        let client = conn.consumer.client().native_ptr();
+        let mut behind = 0u64;
+        for (p, pos) in self.positions.iter().enumerate() {
+            let (mut low, mut high) = (-1i64, -1i64);
+            // SAFETY: `client` is the live handle `conn.consumer` owns (it
+            // outlives this call, which borrows `conn`); `topic` is a
+            // NUL-terminated string alive for the call; `low` and `high`
+            // are valid for writes. The call only reads the client's cache
+            // under its own lock.
+            let err = unsafe {
+                rdkafka::bindings::rd_kafka_get_watermark_offsets(
+                    client,
+                    topic.as_ptr(),
+                    p as i32,
+                    &mut low,
+                    &mut high,
+                )
+            };
+            if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || high < 0
+            {
+                return None;
+            }
+            behind += u64::try_from(high - pos).unwrap_or(0);
+        }
+        Some(behind)
+    }
+
     /// (Re)assigns every partition: `at[p]` for the partitions in `moved`,
     /// the fetch position for the others (whose buffers stay valid).
     fn assign(&mut self, moved: &[usize], at: &[i64]) -> Result<()> {
@@ -818,18 +852,24 @@ impl Source for KafkaSource {
     }
 
     fn metrics(&self) -> Vec<(String, u64)> {
-        vec![
-            ("lossyUtf8Records".to_string(), self.lossy_utf8),
-            (
-                "transientErrors".to_string(),
-                self.state.transient.load(Ordering::Relaxed),
-            ),
-            (
-                "commitFailures".to_string(),
-                self.commit_failures.load(Ordering::Relaxed),
-            ),
-            ("staleRecordsSkipped".to_string(), self.stale_skipped),
-        ]
+        let behind = self
+            .offsets_behind_latest()
+            .map(|b| ("offsetsBehindLatest".to_string(), b));
+        behind
+            .into_iter()
+            .chain([
+                ("lossyUtf8Records".to_string(), self.lossy_utf8),
+                (
+                    "transientErrors".to_string(),
+                    self.state.transient.load(Ordering::Relaxed),
+                ),
+                (
+                    "commitFailures".to_string(),
+                    self.commit_failures.load(Ordering::Relaxed),
+                ),
+                ("staleRecordsSkipped".to_string(), self.stale_skipped),
+            ])
+            .collect()
     }
 
     fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {

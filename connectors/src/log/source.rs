@@ -75,6 +75,7 @@
 //! the storage layer's public API; it must not write to the topic.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -244,6 +245,9 @@ pub struct LogSource {
     /// planned batch, known from the end offsets `latest_offset` reads
     /// anyway (reported as `offsetsBehindLatest`).
     behind_latest: Option<u64>,
+    /// Continuous: the end offsets last read for `offsetsBehindLatest`, and
+    /// when ([`now_ns`]); read again at most every [`END_PROBE_NS`].
+    end_probe: RefCell<Option<(u64, Vec<u64>)>>,
     /// Appends by producers in this process.
     signal: Arc<AppendSignal>,
     /// `signal`'s count when the last look found every partition at its end.
@@ -251,6 +255,10 @@ pub struct LogSource {
     /// Wakes this source's task on an append in this process.
     listener: Option<Arc<dyn AppendListener>>,
 }
+
+/// Continuous: how often the partitions' end offsets are read to report
+/// the backlog (`offsetsBehindLatest`); the report is at most this stale.
+const END_PROBE_NS: u64 = 1_000_000_000;
 
 /// Continuous: while the task is awake after recent records, how often the
 /// files are looked at for appends by other processes (which wake nobody).
@@ -327,6 +335,7 @@ impl LogSource {
             exhausted: false,
             lossy_utf8: 0,
             behind_latest: None,
+            end_probe: RefCell::new(None),
             signal: AppendSignal::for_topic(topic_path.as_ref()),
             seen_appends: 0,
             listener: None,
@@ -358,6 +367,27 @@ impl LogSource {
 
     fn path(&self) -> &Path {
         self.topic.path()
+    }
+
+    /// Continuous: records between the positions and the partitions' ends
+    /// (read at most every [`END_PROBE_NS`], so appends since then are not
+    /// counted). `None` when the ends cannot be read.
+    fn behind_ends(&self) -> Option<u64> {
+        let now = now_ns();
+        let mut probe = self.end_probe.borrow_mut();
+        if probe
+            .as_ref()
+            .is_none_or(|(at, _)| now.saturating_sub(*at) >= END_PROBE_NS)
+        {
+            *probe = Some((now, self.topic.end_offsets().ok()?));
+        }
+        let (_, ends) = probe.as_ref()?;
+        Some(
+            ends.iter()
+                .zip(&self.positions)
+                .map(|(e, p)| e.saturating_sub(*p))
+                .sum(),
+        )
     }
 
     fn offset_of(positions: &[u64]) -> SourceOffset {
@@ -676,7 +706,7 @@ impl Source for LogSource {
 
     fn metrics(&self) -> Vec<(String, u64)> {
         let mut m = vec![("lossyUtf8Records".to_string(), self.lossy_utf8)];
-        if let Some(behind) = self.behind_latest {
+        if let Some(behind) = self.behind_latest.or_else(|| self.behind_ends()) {
             m.push(("offsetsBehindLatest".to_string(), behind));
         }
         m

@@ -15,6 +15,7 @@ use crate::checkpoint::EpochReporter;
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{DurableEpochs, Sink, SinkContext, Source, SourceContext};
+use crate::metrics::RingGauge;
 use crate::ops::{
     AggregateOp, FilterOp, FlatMapOp, GenerateOp, JoinOp, Next, ProjectOp, StreamJoinOp,
     WatermarkOp,
@@ -233,12 +234,16 @@ pub(crate) fn start(
     let source_description = source.describe();
     let sink_description = sink.describe();
 
-    let mk_ring = |consumer: usize| -> (RingSender, RingReceiver) {
+    let mut gauges = Vec::new();
+    let mut mk_ring = |producer: usize, consumer: usize| -> (RingSender, RingReceiver) {
+        let gauge = Arc::new(RingGauge::new(producer, consumer, physical.ring_capacity));
+        gauges.push(gauge.clone());
         ring(
             physical.ring_capacity,
             wakers[consumer].clone(),
             config.wait,
             abort.clone(),
+            gauge,
         )
     };
     let idler = || Idler::new(config.wait);
@@ -273,8 +278,8 @@ pub(crate) fn start(
         let mut to_sink = Vec::new();
         let mut to_aggs = Vec::new();
         for (p, state) in recovered.aggregate.drain(..).enumerate() {
-            let (agg_tx, agg_rx) = mk_ring(first_agg + p);
-            let (sink_tx, sink_rx) = mk_ring(sink_task);
+            let (agg_tx, agg_rx) = mk_ring(head_task, first_agg + p);
+            let (sink_tx, sink_rx) = mk_ring(first_agg + p, sink_task);
             to_sink.push(sink_rx);
             to_aggs.push(agg_tx);
             let post = chain(
@@ -335,7 +340,7 @@ pub(crate) fn start(
         })
     };
     if physical.source_task_separate {
-        let (tx, rx) = mk_ring(1);
+        let (tx, rx) = mk_ring(0, 1);
         tasks.push(source_task(Box::new(RingOut { ring: tx })));
         tasks.push(ring_task(vec![rx], head, 1));
     } else {
@@ -343,6 +348,7 @@ pub(crate) fn start(
     }
     tasks.extend(later);
     debug_assert_eq!(tasks.len(), tasks_n);
+    *crate::query::lock(&shared.rings) = gauges;
 
     let expected_snapshots = physical
         .pre

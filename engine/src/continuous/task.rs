@@ -253,6 +253,7 @@ impl RingTask {
             Message::Marker(epoch) => {
                 // No alignment (at-least-once): inputs that already passed
                 // the marker keep flowing; it is forwarded once all have it.
+                self.inputs[i].ring.sample_fill();
                 self.inputs[i].marker = epoch;
                 self.forward_markers()?;
             }

@@ -205,6 +205,12 @@ impl Source for MemorySource {
     fn is_replayable(&self) -> bool {
         false
     }
+
+    /// `offsetsBehindLatest`: rows pushed and not yet taken (waiting in the
+    /// ring).
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![("offsetsBehindLatest".to_string(), self.rows.slots() as u64)]
+    }
 }
 
 /// A named, queryable result table kept in memory, written by a [`MemorySink`].
@@ -436,5 +442,40 @@ impl Sink for MemorySink {
         }
         t.epochs += 1;
         Ok(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{schema, DataType};
+
+    struct Discard;
+
+    impl SourceOutput for Discard {
+        fn emit(&mut self, _row: Row, _ingest_ns: u64) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    fn backlog(source: &MemorySource) -> u64 {
+        let m = source.metrics();
+        m.iter()
+            .find(|(k, _)| k == "offsetsBehindLatest")
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn the_backlog_is_the_rows_waiting_in_the_ring() {
+        let (mut source, mut producer) =
+            MemorySource::with_capacity(schema(&[("x", DataType::Int64)]), 8);
+        assert_eq!(backlog(&source), 0);
+        for _ in 0..5 {
+            producer.push(Row::new()).unwrap();
+        }
+        assert_eq!(backlog(&source), 5);
+        source.poll(&mut Discard).unwrap();
+        assert_eq!(backlog(&source), 0);
     }
 }

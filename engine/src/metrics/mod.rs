@@ -3,12 +3,15 @@
 //! Owns the fixed-bound latency histogram every sink records into (created
 //! once, so recording never allocates), [`IngestTimes`] (one epoch's ingest
 //! times, turned into latency to durability when the epoch commits), the
-//! percentile summary a query exposes, and [`StreamingQueryProgress`] with
-//! Spark's field names. It must
+//! percentile summary a query exposes, [`StreamingQueryProgress`] with
+//! Spark's field names, and [`RingGauge`] (a ring's fill, sampled per epoch). It must
 //! not take locks on the per-event path: histograms are recorded by one task
 //! and handed over whole once per epoch.
 
 mod progress;
+mod ring;
+
+pub use ring::{RingFill, RingGauge};
 
 pub use progress::{
     DurationMs, EventTimeStats, SinkProgress, SourceProgress, StateOperatorProgress,

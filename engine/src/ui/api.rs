@@ -8,8 +8,8 @@ use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::metrics::{LatencySummary, QueryTotals, StreamingQueryProgress};
-use crate::query::{lock, QueryShared};
+use crate::metrics::{LatencySummary, QueryTotals, RingFill, StreamingQueryProgress};
+use crate::query::{lock, QueryMode, QueryShared};
 use crate::time::format_iso_ms;
 
 /// One task of the task graph: its number and what runs in it.
@@ -37,9 +37,10 @@ pub(super) struct QueryDoc {
     last_batch_id: Option<u64>,
     totals: QueryTotals,
     task_graph: Vec<TaskRow>,
-    /// What the engine does not expose cheaply, said once so the page can
-    /// show it.
-    ring_fill: &'static str,
+    /// The rings between tasks and their fill at the last epoch marker.
+    rings: Vec<RingFill>,
+    /// Why `rings` is empty, when it is.
+    rings_note: Option<&'static str>,
 }
 
 /// `running`, `stopped` or `failed`.
@@ -68,9 +69,23 @@ fn task_rows(graph: &str) -> Vec<TaskRow> {
         .collect()
 }
 
+/// Why a query shows no rings.
+fn rings_note(mode: QueryMode, empty: bool) -> Option<&'static str> {
+    match (mode, empty) {
+        (_, false) => None,
+        (QueryMode::MicroBatch, true) => {
+            Some("micro-batch has no rings: the driver runs each batch to completion, then hands it to the commit writer")
+        }
+        (QueryMode::Continuous, true) => {
+            Some("the whole query runs fused in one task: no rings between tasks")
+        }
+    }
+}
+
 /// The document of one query.
 pub(super) fn query_doc(q: &QueryShared) -> QueryDoc {
     let last_batch_id = lock(&q.progress).back().map(|p| p.batch_id);
+    let rings = q.ring_fill();
     QueryDoc {
         id: q.id.clone(),
         run_id: q.run_id.clone(),
@@ -85,7 +100,8 @@ pub(super) fn query_doc(q: &QueryShared) -> QueryDoc {
         last_batch_id,
         totals: lock(&q.totals).clone(),
         task_graph: task_rows(&q.info.task_graph),
-        ring_fill: "not exposed: a ring's fill level is known only to the two tasks at its ends",
+        rings_note: rings_note(q.info.mode, rings.is_empty()),
+        rings,
     }
 }
 

@@ -11,15 +11,18 @@
 //! and style compiled into the binary), `/api/queries`, `/api/queries/{id}`,
 //! `/api/queries/{id}/progress` (the recent reports; `?history`: the last 15
 //! minutes the server kept; `?after=N`: those after batch N),
-//! `/api/queries/{id}/latency` (`api`), and `/metrics` in the Prometheus text
-//! format (`prometheus`). Once a second the server copies each query's new
-//! progress reports into the history it keeps (`registry`).
+//! `/api/queries/{id}/latency` (`api`), `/api/queries/{id}/latency/seconds`
+//! (p50/p99/p99.9 of each second; `?after=MS`: those after that time), and
+//! `/metrics` in the Prometheus text format (`prometheus`). Once a second the
+//! server copies each query's new progress reports into the history it keeps
+//! and closes a second of latency: the difference between the query's merged
+//! histogram now and a second ago (`registry`).
 //!
 //! Owns the registry, the server thread and what it answers. It must not
 //! run on an operator task's thread or touch anything per event: it reads
 //! only what the runtimes already hand over once per epoch or batch (the
-//! progress reports, the merged latency histograms, the totals), under the
-//! same locks the handle uses. The server is one thread of its own running
+//! progress reports, the merged latency histograms, the totals, the ring
+//! gauges sampled at epoch markers), under the same locks the handle uses. The server is one thread of its own running
 //! a current-thread tokio runtime; it lives until the process exits.
 
 mod api;

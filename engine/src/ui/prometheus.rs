@@ -9,9 +9,14 @@
 //! time), `runnel_watermark_lag_seconds` (wall time of the report minus the
 //! watermark), `runnel_checkpoint_duration_seconds` (the last commit),
 //! `runnel_checkpoint_written_bytes_total`, `runnel_query_running` (1 while
-//! running); `runnel_latency_seconds` (a histogram of end-to-end latency, from
-//! the HdrHistogram) and `runnel_latency_quantile_seconds` (per `quantile`:
-//! 0.5, 0.99, 0.999; `prometheus-client` has no summary type).
+//! running); `runnel_source_backlog` (per `source`: offsets behind the end of
+//! its log or topic, or rows waiting in its ring, at the last report);
+//! `runnel_ring_fill_ratio` and `runnel_ring_full_waits_total` (per ring,
+//! labelled `from_task`, `to_task`: its fill at the last epoch marker, and
+//! the sends that found it full); `runnel_latency_seconds` (a histogram of
+//! end-to-end latency, from the HdrHistogram) and
+//! `runnel_latency_quantile_seconds` (per `quantile`: 0.5, 0.99, 0.999;
+//! `prometheus-client` has no summary type).
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,7 +27,7 @@ use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::metrics::StreamingQueryProgress;
+use crate::metrics::{RingFill, StreamingQueryProgress};
 use crate::query::{lock, QueryShared};
 use crate::time::parse_timestamp_us;
 
@@ -46,6 +51,7 @@ struct Snapshot {
     totals: crate::metrics::QueryTotals,
     last: Option<StreamingQueryProgress>,
     latency: Histogram<u64>,
+    rings: Vec<RingFill>,
 }
 
 impl Snapshot {
@@ -60,6 +66,7 @@ impl Snapshot {
             totals: lock(&q.totals).clone(),
             last: lock(&q.progress).back().cloned(),
             latency: lock(&q.latency).clone(),
+            rings: q.ring_fill(),
         }
     }
 
@@ -110,6 +117,17 @@ fn checkpoint_ms(p: &StreamingQueryProgress) -> Option<u64> {
         .get("walCommit")
         .or_else(|| p.duration_ms.get("commitOffsets"))
         .copied()
+}
+
+/// The source metric that says how far the source is behind the end of
+/// its input.
+const BACKLOG: &str = "offsetsBehindLatest";
+
+/// A query's labels plus a ring's two tasks.
+fn ring_labels(q: &Snapshot, r: &RingFill) -> Vec<(&'static str, String)> {
+    let mut l = q.with("from_task", r.from.to_string());
+    l.push(("to_task", r.to.to_string()));
+    l
 }
 
 fn watermark_us(p: &StreamingQueryProgress) -> Option<i64> {
@@ -226,6 +244,55 @@ impl Collector for Queries {
                     metric
                         .encode_family(&labels)?
                         .encode_gauge(&(op.num_rows_total as f64))?;
+                }
+            }
+        }
+        {
+            let mut metric = e.encode_descriptor(
+                "runnel_source_backlog",
+                "Offsets behind the end of the source's log or topic (or rows waiting in its ring), at the last report",
+                None,
+                Gauge,
+            )?;
+            for q in &queries {
+                let sources = q.last.iter().flat_map(|p| &p.sources);
+                for (i, source) in sources.enumerate() {
+                    if let Some(behind) = source.metrics.get(BACKLOG) {
+                        let labels = q.with("source", i.to_string());
+                        metric
+                            .encode_family(&labels)?
+                            .encode_gauge(&(*behind as f64))?;
+                    }
+                }
+            }
+        }
+        {
+            let mut metric = e.encode_descriptor(
+                "runnel_ring_fill_ratio",
+                "Messages waiting in a ring between two tasks over its capacity, at the last epoch marker",
+                None,
+                Gauge,
+            )?;
+            for q in &queries {
+                for r in &q.rings {
+                    metric
+                        .encode_family(&ring_labels(q, r))?
+                        .encode_gauge(&r.fill_ratio)?;
+                }
+            }
+        }
+        {
+            let mut metric = e.encode_descriptor(
+                "runnel_ring_full_waits",
+                "Sends into a ring between two tasks that found it full and waited (backpressure)",
+                None,
+                Counter,
+            )?;
+            for q in &queries {
+                for r in &q.rings {
+                    metric
+                        .encode_family(&ring_labels(q, r))?
+                        .encode_counter::<NoLabelSet, _, f64>(&(r.full_waits as f64), None)?;
                 }
             }
         }

@@ -83,6 +83,7 @@ fn router() -> Router {
         .route("/api/queries/{id}", get(query))
         .route("/api/queries/{id}/progress", get(progress))
         .route("/api/queries/{id}/latency", get(latency))
+        .route("/api/queries/{id}/latency/seconds", get(latency_seconds))
         .route("/metrics", get(metrics))
         .fallback(not_found)
 }
@@ -172,6 +173,36 @@ async fn progress(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
 async fn latency(Path(id): Path<String>) -> Response {
     match registry::find(&id) {
         Some(q) => Json(api::latency(&q.shared)).into_response(),
+        None => unknown(&id),
+    }
+}
+
+/// The `after=MS` of a query string (ms since the Unix epoch), if any.
+fn after_ms(raw: Option<&str>) -> Result<Option<i64>, String> {
+    for pair in raw.unwrap_or("").split('&') {
+        if let Some(v) = pair.strip_prefix("after=") {
+            return v
+                .parse()
+                .map(Some)
+                .map_err(|_| format!("after={v} is not a time in ms since the Unix epoch"));
+        }
+    }
+    Ok(None)
+}
+
+async fn latency_seconds(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
+    let after = match after_ms(raw.as_deref()) {
+        Ok(a) => a,
+        Err(bad) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(serde_json::json!({ "error": bad })),
+            )
+                .into_response()
+        }
+    };
+    match registry::find(&id) {
+        Some(q) => Json(q.seconds(after)).into_response(),
         None => unknown(&id),
     }
 }

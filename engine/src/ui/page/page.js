@@ -7,7 +7,7 @@
   const MAX_WINDOW_MS = 15 * 60 * 1000;
   const COLORS = ["#2f6fdf", "#e0752d", "#2a9d5c", "#a04ad0", "#c23b3b", "#7a8599"];
 
-  const view = { runId: null, reports: [], lastBatch: null, query: null, charts: {} };
+  const view = { runId: null, reports: [], lastBatch: null, seconds: [], lastSecond: null, query: null, charts: {} };
 
   const num = (v) => (typeof v === "number" && isFinite(v) ? v : null);
   const sumDropped = (p) => p.stateOperators.reduce((s, o) => s + o.numRowsDroppedByWatermark, 0);
@@ -20,14 +20,15 @@
     return s && s.metrics ? num(s.metrics.offsetsBehindLatest) : null;
   };
   const latencyMs = (key) => (p) => (p.latencyMicros && p.latencyMicros.count > 0 ? p.latencyMicros[key] / 1000 : null);
+  const pct = (v) => (v * 100).toFixed(v > 0 && v < 0.01 ? 2 : 0) + " %";
   const hasState = (rs) => rs.some((p) => p.stateOperators && p.stateOperators.length > 0);
 
-  // Each chart: its series (name, value of a report) and, when the query
-  // cannot have it, why.
+  // Each chart: its series (name, value of a report, or of a second of
+  // latency for `source: "seconds"`) and, when the query cannot have it, why.
   const CHARTS = [
     { id: "rates", title: "Rows per second", unit: "rows/s",
       series: () => [["input", (p) => num(p.inputRowsPerSecond)], ["processed", (p) => num(p.processedRowsPerSecond)]] },
-    { id: "latency", title: "End-to-end latency per interval", unit: "ms",
+    { id: "latency", title: "End-to-end latency per second", unit: "ms", source: "seconds",
       series: () => [["p50", latencyMs("p50")], ["p99", latencyMs("p99")], ["p99.9", latencyMs("p999")]] },
     { id: "duration", title: "Epoch / batch duration", unit: "ms",
       series: () => [["duration", (p) => num((p.durationMs || {}).triggerExecution)]] },
@@ -170,12 +171,14 @@
   }
 
   function renderCharts() {
-    const rs = view.reports;
+    const rs = view.reports, secs = view.seconds;
     const span = Number(document.getElementById("window").value) * 60000;
-    const t1 = rs.length ? rs[rs.length - 1]._t : Date.now();
+    const ends = [rs, secs].filter((a) => a.length);
+    const t1 = ends.length ? Math.max(...ends.map((a) => a[a.length - 1]._t)) : Date.now();
+    const t0 = ends.length ? Math.min(...ends.map((a) => a[0]._t)) : t1;
     // Less history than the window: the charts span what there is.
-    const shown = rs.length ? Math.min(span, Math.max(t1 - rs[0]._t, 1000)) : span;
-    CHARTS.forEach((c) => draw(view.charts[c.id], c, rs, t1, shown));
+    const shown = ends.length ? Math.min(span, Math.max(t1 - t0, 1000)) : span;
+    CHARTS.forEach((c) => draw(view.charts[c.id], c, c.source === "seconds" ? secs : rs, t1, shown));
     const last = rs[rs.length - 1];
     const wm = last && last.eventTime && last.eventTime.watermark;
     document.getElementById("watermark").textContent = wm || "–";
@@ -216,7 +219,23 @@
       tr.append(el("td", {}, String(t.task)), el("td", {}, t.runs));
       body.append(tr);
     });
-    document.getElementById("ring-fill").textContent = "Ring fill level: " + q.ringFill + ".";
+    const rings = document.querySelector("#rings tbody");
+    rings.textContent = "";
+    q.rings.forEach((r) => {
+      const tr = el("tr", { "data-fill": String(r.fillRatio) });
+      const bar = el("span", { class: "bar" });
+      bar.style.width = Math.min(100, r.fillRatio * 100).toFixed(1) + "%";
+      const fill = el("td"); fill.append(el("span", { class: "meter" }), document.createTextNode(" " + pct(r.fillRatio)));
+      fill.firstChild.append(bar);
+      const count = (v) => el("td", {}, Number(v).toLocaleString("en-US"));
+      tr.append(el("td", {}, "task " + r.from + " → task " + r.to), count(r.capacity),
+        count(r.waiting), fill, count(r.peak), count(r.fullWaits));
+      rings.append(tr);
+    });
+    document.getElementById("rings").hidden = q.rings.length === 0;
+    const note = document.getElementById("rings-note");
+    note.hidden = !q.ringsNote;
+    note.textContent = q.ringsNote || "";
   }
 
   function renderLatency(l) {
@@ -241,20 +260,27 @@
       const q = queries.find((x) => x.runId === wanted || x.id === wanted) ||
         queries.find((x) => x.status === "running") || queries[0];
       if (q && q.runId !== view.runId) {
-        view.runId = q.runId; view.reports = []; view.lastBatch = null;
+        view.runId = q.runId; view.reports = []; view.lastBatch = null; view.seconds = []; view.lastSecond = null;
       }
       view.query = q || null;
       renderList(queries);
       if (q) {
+        const base = "/api/queries/" + encodeURIComponent(q.runId);
         const after = view.lastBatch === null ? "?history" : "?after=" + view.lastBatch;
-        const [fresh, lat] = await Promise.all([
-          getJson("/api/queries/" + encodeURIComponent(q.runId) + "/progress" + after),
-          getJson("/api/queries/" + encodeURIComponent(q.runId) + "/latency"),
+        const afterSecond = view.lastSecond === null ? "" : "?after=" + view.lastSecond;
+        const [fresh, lat, secs] = await Promise.all([
+          getJson(base + "/progress" + after),
+          getJson(base + "/latency"),
+          getJson(base + "/latency/seconds" + afterSecond),
         ]);
         fresh.forEach((p) => { p._t = Date.parse(p.timestamp); view.reports.push(p); });
         if (fresh.length) view.lastBatch = fresh[fresh.length - 1].batchId;
-        const newest = view.reports.length ? view.reports[view.reports.length - 1]._t : 0;
-        while (view.reports.length && view.reports[0]._t < newest - MAX_WINDOW_MS) view.reports.shift();
+        secs.forEach((s) => { s._t = s.timeMs; view.seconds.push(s); });
+        if (secs.length) view.lastSecond = secs[secs.length - 1].timeMs;
+        [view.reports, view.seconds].forEach((a) => {
+          const newest = a.length ? a[a.length - 1]._t : 0;
+          while (a.length && a[0]._t < newest - MAX_WINDOW_MS) a.shift();
+        });
         renderQuery(q);
         renderLatency(lat);
         renderCharts();
