@@ -1,6 +1,7 @@
 //! Throughput micro-benchmarks: micro-batch execution over Arrow batches
-//! (including a projection of five scalar functions against a plain one),
-//! and the log and CSV sources.
+//! (including a projection of five scalar functions against a plain one,
+//! and a stream-static join against the same projection without it), and
+//! the log and CSV sources.
 //!
 //! `cargo bench -p runnel-benches --bench throughput`
 
@@ -15,8 +16,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use runnel::microbatch::BatchRunner;
 use runnel::Replayable;
 use runnel::{
-    col, count_star, lit, schema, sum, timestamp_type, window, DataFrame, DataType, MemorySource,
-    OutputMode, Row, Source, SourceContext, SourceOffset, SourceOutput,
+    col, count_star, lit, schema, sum, timestamp_type, window, DataFrame, DataType, JoinType,
+    MemorySource, OutputMode, Row, Source, SourceContext, SourceOffset, SourceOutput,
 };
 use runnel_benches::pipeline;
 use runnel_connectors::log::{LogTopic, ProducerConfig};
@@ -98,6 +99,43 @@ fn function_projection(c: &mut Criterion) {
         let df = DataFrame::from_source("t", source).select(exprs);
         let mut runner = BatchRunner::new(&df, OutputMode::Append).unwrap();
         g.bench_function(format!("projection_{label}_1M_rows"), |b| {
+            b.iter(|| black_box(runner.run(batch.clone()).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+/// A stream-static inner join of 1M stream rows with the 100,000-row table
+/// of the latency harness's lookup scenario (every row finds one row),
+/// projected to the stream's value and the table's name; the same batch
+/// projected without the join beside it.
+fn lookup_join(c: &mut Criterion) {
+    let s = schema(&[("value", DataType::Int64), ("ts", timestamp_type())]);
+    let value = Int64Array::from_iter_values((0..ROWS as i64).map(|i| (i * 7919) % (1 << 40)));
+    let ts = TimestampMicrosecondArray::from_iter_values(0..ROWS as i64).with_timezone("UTC");
+    let batch = RecordBatch::try_new(s.clone(), vec![Arc::new(value), Arc::new(ts)]).unwrap();
+    let table = pipeline::lookup_table();
+    let mut g = c.benchmark_group("microbatch");
+    g.throughput(Throughput::Elements(ROWS as u64));
+    g.measurement_time(Duration::from_secs(5));
+    for label in ["without_join", "with_join"] {
+        let (source, _producer) = MemorySource::new(s.clone());
+        let df = DataFrame::from_source("events", source);
+        let df = if label == "with_join" {
+            df.join_as(
+                &table,
+                "r",
+                (col("value") % lit(pipeline::LOOKUP_ROWS)).eq(col("r.k")),
+                JoinType::Inner,
+            )
+            .select([col("value"), col("ts"), col("r.name")])
+        } else {
+            df.select([col("value"), col("ts")])
+        };
+        let mut runner = BatchRunner::new(&df, OutputMode::Append).unwrap();
+        let out = runner.run(batch.clone()).unwrap();
+        assert_eq!(out.num_rows(), ROWS, "{label}: every row finds one");
+        g.bench_function(format!("lookup_{label}_1M_rows"), |b| {
             b.iter(|| black_box(runner.run(batch.clone()).unwrap()))
         });
     }
@@ -225,6 +263,7 @@ criterion_group!(
     filter_project_sum,
     keyed_window_count,
     function_projection,
+    lookup_join,
     log_read,
     csv_read
 );

@@ -44,13 +44,16 @@ runnel latency harness (open loop, coordinated-omission free)
 usage: cargo bench -p runnel-benches --bench latency -- [options]
 
   --scenario S      stateless | keyed | fused-stateless | fused-keyed |
-                    fused-functions | push-stateless | push-keyed | floor |
+                    fused-functions | fused-lookup | fused-join |
+                    push-stateless | push-keyed | floor |
                     slip | all, or a comma list (default all; slip and floor
                     are always measured too). fused-*: the same pipelines fed
                     by the engine's rate source inside the query's task (one
                     spinning thread instead of a producer thread and a ring);
                     fused-functions: fused-stateless with five scalar
                     functions (CASE, LIKE, coalesce, hour, concat) projected;
+                    fused-lookup: fused-stateless joined with a 100,000-row
+                    static table (every event matches one row);
                     fused-join: two streams of --rate each, generated in the
                     task that joins them (interval join, 1-minute range,
                     10 s watermarks)

@@ -41,6 +41,11 @@ pub enum Scenario {
     /// `fused-stateless` in the same run.
     #[serde(rename = "fused-functions")]
     FusedFunctions,
+    /// (a) with a stream-static inner join on a 100,000-row table (every
+    /// event finds one row), fed by the engine's rate source inside the
+    /// query's task: compare with `fused-stateless` in the same run.
+    #[serde(rename = "fused-lookup")]
+    FusedLookup,
     /// (a) fed through the embedding API (`PushSource`): the generator thread
     /// pushes, and the push runs the query's first task on that thread (no
     /// ring hop, no arrival hints: compare with `slip`).
@@ -61,7 +66,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 10] = [
+    pub const ALL: [Scenario; 11] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
@@ -69,6 +74,7 @@ impl Scenario {
         Scenario::FusedStateless,
         Scenario::FusedKeyed,
         Scenario::FusedFunctions,
+        Scenario::FusedLookup,
         Scenario::PushStateless,
         Scenario::PushKeyed,
         Scenario::FusedJoin,
@@ -83,6 +89,7 @@ impl Scenario {
                 | Scenario::FusedStateless
                 | Scenario::FusedKeyed
                 | Scenario::FusedFunctions
+                | Scenario::FusedLookup
                 | Scenario::PushStateless
                 | Scenario::PushKeyed
                 | Scenario::FusedJoin
@@ -103,6 +110,7 @@ impl Scenario {
             Scenario::FusedStateless
                 | Scenario::FusedKeyed
                 | Scenario::FusedFunctions
+                | Scenario::FusedLookup
                 | Scenario::FusedJoin
         )
     }
@@ -117,6 +125,7 @@ impl Scenario {
             Scenario::FusedStateless => "fused-stateless",
             Scenario::FusedKeyed => "fused-keyed",
             Scenario::FusedFunctions => "fused-functions",
+            Scenario::FusedLookup => "fused-lookup",
             Scenario::PushStateless => "push-stateless",
             Scenario::PushKeyed => "push-keyed",
             Scenario::FusedJoin => "fused-join",
@@ -141,12 +150,13 @@ impl FromStr for Scenario {
             "fused-stateless" => Ok(Scenario::FusedStateless),
             "fused-keyed" => Ok(Scenario::FusedKeyed),
             "fused-functions" => Ok(Scenario::FusedFunctions),
+            "fused-lookup" => Ok(Scenario::FusedLookup),
             "push-stateless" => Ok(Scenario::PushStateless),
             "push-keyed" => Ok(Scenario::PushKeyed),
             "fused-join" => Ok(Scenario::FusedJoin),
             other => Err(format!(
                 "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
-                 fused-keyed, fused-functions, push-stateless, push-keyed, fused-join, floor, \
+                 fused-keyed, fused-functions, fused-lookup, push-stateless, push-keyed, fused-join, floor, \
                  slip or all"
             )),
         }

@@ -100,6 +100,7 @@ pub fn run_scenario(
         Scenario::FusedStateless
         | Scenario::FusedKeyed
         | Scenario::FusedFunctions
+        | Scenario::FusedLookup
         | Scenario::FusedJoin => run_fused(scenario, config),
     }
 }

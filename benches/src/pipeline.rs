@@ -34,7 +34,7 @@ use runnel::io::PushError;
 use runnel::{
     call, case_when, coalesce, col, concat, count_star, lit, window, DataFrame, DataStreamWriter,
     JoinType, MemoryProducer, MemorySource, OutputMode, PushSource, Pusher, Row, Sink, SinkContext,
-    Source, Trigger, WaitStrategy,
+    Source, StaticTable, Trigger, Value, WaitStrategy,
 };
 use runnel_connectors::RateSource;
 
@@ -133,6 +133,59 @@ pub fn stateless_query(source: impl Source, sink: impl Sink, ts: &str) -> DataSt
             col("value"),
             (col("value") + lit(1i64)).alias("next"),
             col(ts),
+        ])
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+}
+
+/// Rows of the lookup scenarios' static table: keys `0..LOOKUP_ROWS`.
+pub const LOOKUP_ROWS: i64 = 100_000;
+
+/// The lookup scenarios' static table `regions(k bigint, name string)`:
+/// [`LOOKUP_ROWS`] rows, one per key, named `region {k % 97}`.
+pub fn lookup_table() -> StaticTable {
+    StaticTable::from_rows(
+        "regions",
+        runnel::schema(&[
+            ("k", runnel::DataType::Int64),
+            ("name", runnel::DataType::Utf8),
+        ]),
+        (0..LOOKUP_ROWS)
+            .map(|k| {
+                Row::from(vec![
+                    Value::Int64(k),
+                    Value::str(&format!("region {}", k % 97)),
+                ])
+            })
+            .collect(),
+    )
+    .expect("a valid static table")
+}
+
+/// (a) with a stream-static inner join: `source → filter value % 2 = 0 →
+/// join regions r ON value % 100000 = r.k → select(value, value + 1 AS
+/// next, ts, r.name) → sink`. Every event finds exactly one row of the
+/// 100,000-row table: compare with [`stateless_query`], the same query
+/// without the join.
+pub fn lookup_query(
+    source: impl Source,
+    sink: impl Sink,
+    ts: &str,
+    table: &StaticTable,
+) -> DataStreamWriter {
+    DataFrame::from_source("events", source)
+        .filter((col("value") % lit(2i64)).eq(lit(0i64)))
+        .join_as(
+            table,
+            "r",
+            (col("value") % lit(LOOKUP_ROWS)).eq(col("r.k")),
+            JoinType::Inner,
+        )
+        .select([
+            col("value"),
+            (col("value") + lit(1i64)).alias("next"),
+            col(ts),
+            col("r.name"),
         ])
         .write_stream(sink)
         .output_mode(OutputMode::Append)
@@ -250,6 +303,7 @@ pub fn query_for(
         Scenario::FusedStateless => stateless_query(source, sink, "timestamp"),
         Scenario::FusedKeyed => keyed_query(source, sink, keys, "timestamp"),
         Scenario::FusedFunctions => functions_query(source, sink, "timestamp"),
+        Scenario::FusedLookup => lookup_query(source, sink, "timestamp", &lookup_table()),
         Scenario::PushStateless => stateless_query(source, sink, "ts"),
         Scenario::PushKeyed => keyed_query(source, sink, keys, "ts"),
         Scenario::Slip | Scenario::Floor | Scenario::FusedJoin => return None,

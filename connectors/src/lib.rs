@@ -25,10 +25,14 @@ pub mod socket;
 
 pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
-pub use files::{read_table, BadRecordPolicy, CleanSource, FileSource, FileSourceOptions};
+pub use files::{
+    read_table, BadRecordPolicy, CleanSource, FileSource, FileSourceOptions, FileTableReloader,
+};
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
-pub use log::{LogSink, LogSource, LogSourceOptions, StartingOffsets};
+pub use log::{
+    read_log_table, LogSink, LogSource, LogSourceOptions, LogTableReloader, StartingOffsets,
+};
 pub use null::{NullSink, RowCounter};
 pub use postgres::{Delivery, PostgresSink, PostgresSinkOptions};
 pub use rate::RateSource;

@@ -1151,3 +1151,125 @@ fn the_backlog_is_the_records_behind_the_end_of_each_partition() {
     assert_eq!(out.0, 30);
     assert_eq!(behind(&source), Some(270));
 }
+
+/// A lookup table that reloads when its file changes (`refresh=`), joined
+/// with a running stream of the log in both modes: rows joined before the
+/// change keep the old region, rows after it get the new one, each row one
+/// version or the other.
+#[test]
+fn a_refreshing_table_is_reloaded_when_its_file_changes_in_both_modes() {
+    use runnel::table::{TableLimits, TableRefresh, TableReloader};
+    use runnel_connectors::{read_table, FileFormat, FileSourceOptions, FileTableReloader};
+    use std::sync::Arc;
+
+    for trig in [
+        Trigger::Continuous {
+            epoch_interval: Duration::from_millis(20),
+        },
+        Trigger::ProcessingTime(Duration::from_millis(20)),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("regions.csv");
+        fs::write(&file, "Country,Region\nItaly,South\n").unwrap();
+        let options = FileSourceOptions::from_pairs([
+            ("header", "true"),
+            ("schema", "Country string, Region string"),
+        ])
+        .unwrap();
+        let limits = TableLimits::default();
+        let reloader = Arc::new(FileTableReloader::new(
+            "regions",
+            &file,
+            FileFormat::Csv,
+            &options,
+            &limits,
+        ));
+        let fingerprint = reloader.fingerprint().unwrap();
+        let table = read_table("regions", &file, FileFormat::Csv, &options, &limits)
+            .unwrap()
+            .with_refresh(TableRefresh::new(
+                Duration::from_millis(50),
+                reloader,
+                fingerprint,
+            ));
+
+        let topic = LogTopic::create(dir.path(), "orders", 1).unwrap();
+        let mut producer = topic.producer().unwrap();
+        let mut sent = 0i64;
+        let mut send = |producer: &mut runnel_connectors::log::LogProducer| {
+            producer
+                .send(
+                    Some(0),
+                    Some(b"Italy"),
+                    Some(sent.to_string().as_bytes()),
+                    sent,
+                )
+                .unwrap();
+            producer.flush().unwrap();
+            sent += 1;
+        };
+        let (sink, out) = MemorySink::new("joined");
+        let q = DataFrame::from_source("o", LogSource::new(topic.path(), earliest()).unwrap())
+            .join(
+                &table,
+                col("key").eq(col("regions.Country")),
+                runnel::JoinType::Inner,
+            )
+            .select([col("value"), col("regions.Region")])
+            .write_stream(sink)
+            .trigger(trig)
+            .start()
+            .unwrap();
+        let regions = |rows: &[Row]| -> Vec<(i64, String)> {
+            let mut v: Vec<(i64, String)> = rows
+                .iter()
+                .map(|r| match (&r[0], &r[1]) {
+                    (Value::Utf8(n), Value::Utf8(region)) => {
+                        (n.parse().unwrap(), region.to_string())
+                    }
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        send(&mut producer);
+        wait_until("the first joined row", || !out.rows().is_empty());
+        assert_eq!(regions(&out.rows()), vec![(0, "South".to_string())]);
+
+        // A new version of the file, written whole and renamed into place.
+        let tmp = dir.path().join("regions.tmp");
+        fs::write(&tmp, "Country,Region\nItaly,Mediterranean\n").unwrap();
+        fs::rename(&tmp, &file).unwrap();
+        // Rows keep coming until one is joined with the new version (a guard
+        // against a hang, no timing goal).
+        let started = Instant::now();
+        while !regions(&out.rows())
+            .iter()
+            .any(|(_, r)| r == "Mediterranean")
+        {
+            assert!(
+                started.elapsed() < LIMIT,
+                "{trig:?}: the table was never reloaded"
+            );
+            send(&mut producer);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let n = sent;
+        wait_until("every row joined", || out.rows().len() as i64 == n);
+        q.stop().unwrap();
+        let got = regions(&out.rows());
+        assert_eq!(got.len() as i64, n, "{trig:?}: every row once");
+        // Old version, then new: never back, never both for one row.
+        let switch = got.iter().position(|(_, r)| r == "Mediterranean").unwrap();
+        assert!(switch >= 1, "{trig:?}: {got:?}");
+        assert!(
+            got[..switch].iter().all(|(_, r)| r == "South"),
+            "{trig:?}: {got:?}"
+        );
+        assert!(
+            got[switch..].iter().all(|(_, r)| r == "Mediterranean"),
+            "{trig:?}: {got:?}"
+        );
+    }
+}

@@ -6,13 +6,18 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
-use runnel::table::{StaticTable, DEFAULT_MAX_ROWS};
+use runnel::table::{
+    StaticTable, TableLimits, TableRefresh, TableReloader, DEFAULT_MAX_BYTES, DEFAULT_MAX_ROWS,
+};
+use runnel::time::parse_duration_us;
 use runnel::{EngineError, Result, Sink, Source};
 use runnel_connectors::{
-    read_table, ConsoleSink, FileFormat, FileSink, FileSource, FileSourceOptions, LogSink,
-    LogSource, LogSourceOptions, NullSink, PostgresSink, PostgresSinkOptions, RateSource,
-    SocketSource,
+    ConsoleSink, FileFormat, FileSink, FileSource, FileSourceOptions, FileTableReloader, LogSink,
+    LogSource, LogSourceOptions, LogTableReloader, NullSink, PostgresSink, PostgresSinkOptions,
+    RateSource, SocketSource,
 };
 #[cfg(feature = "kafka")]
 use runnel_connectors::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};
@@ -132,34 +137,81 @@ fn reject_unknown(uri: &Uri, what: &str, known: &[&str]) -> Result<()> {
 }
 
 /// Loads a static table (`--table NAME=URI`): `csv:PATH` or `json:PATH`, a
-/// file or a directory, with the file source's options and `max_rows`.
+/// file or a directory, with the file source's options, or `log:DIR/TOPIC`
+/// read to its end; each with `max_rows`, `max_bytes` and `refresh` (an
+/// interval: the data is looked at that often and the table reloaded when
+/// it changed).
 pub fn table(text: &str, name: &str) -> Result<StaticTable> {
     let what = format!("--table {name}");
     let mut uri = Uri::parse(text, &what)?;
     let format = match uri.kind.as_str() {
-        "csv" => FileFormat::Csv,
-        "json" => FileFormat::Json,
+        "csv" => Some(FileFormat::Csv),
+        "json" => Some(FileFormat::Json),
+        "log" => None,
         other => {
             return Err(EngineError::Plan(format!(
-                "{what}: unknown table kind '{other}' (use csv:PATH or json:PATH)"
+                "{what}: unknown table kind '{other}' (use csv:PATH, json:PATH or log:DIR/TOPIC)"
             )))
         }
     };
     if uri.location.is_empty() {
         return Err(EngineError::Plan(format!(
-            "{what}: {} needs a file or a directory",
-            uri.kind
+            "{what}: {} needs {}",
+            uri.kind,
+            if format.is_some() {
+                "a file or a directory"
+            } else {
+                "a topic folder"
+            }
         )));
     }
-    let max_rows = match uri.options.remove("max_rows") {
-        None => DEFAULT_MAX_ROWS,
-        Some(v) => v.parse::<usize>().map_err(|_| {
-            EngineError::Plan(format!("{what}: max_rows={v} is not a whole number"))
-        })?,
+    let mut limit = |key: &str, default: usize| match uri.options.remove(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| EngineError::Plan(format!("{what}: {key}={v} is not a whole number"))),
     };
-    let options = FileSourceOptions::from_pairs(uri.options.clone())
-        .map_err(|e| EngineError::Plan(format!("{what}: {e}")))?;
-    read_table(name, Path::new(&uri.location), format, &options, max_rows)
+    let limits = TableLimits {
+        max_rows: limit("max_rows", DEFAULT_MAX_ROWS)?,
+        max_bytes: limit("max_bytes", DEFAULT_MAX_BYTES)?,
+    };
+    let refresh = match uri.options.remove("refresh") {
+        None => None,
+        Some(v) => match parse_duration_us(&v) {
+            Ok(us) if us > 0 => Some(Duration::from_micros(us as u64)),
+            Ok(_) => {
+                return Err(EngineError::Plan(format!(
+                    "{what}: refresh={v} must be longer than zero"
+                )))
+            }
+            Err(e) => return Err(EngineError::Plan(format!("{what}: refresh={v}: {e}"))),
+        },
+    };
+    let path = Path::new(&uri.location);
+    let reloader: Arc<dyn TableReloader> = match format {
+        None => {
+            reject_unknown(&uri, &what, &["max_rows", "max_bytes", "refresh"])?;
+            Arc::new(LogTableReloader::new(name, path, &limits))
+        }
+        Some(format) => {
+            let options = FileSourceOptions::from_pairs(uri.options.clone())
+                .map_err(|e| EngineError::Plan(format!("{what}: {e}")))?;
+            Arc::new(FileTableReloader::new(
+                name, path, format, &options, &limits,
+            ))
+        }
+    };
+    // The data's fingerprint before it is read: a change while it is read
+    // is seen at the first look.
+    let fingerprint = match refresh {
+        Some(_) => reloader.fingerprint()?,
+        None => 0,
+    };
+    let table = reloader.load()?;
+    Ok(match refresh {
+        Some(interval) => table.with_refresh(TableRefresh::new(interval, reloader, fingerprint)),
+        None => table,
+    })
 }
 
 /// Builds a source. `until_idle` makes bounded sources end once read.

@@ -1030,6 +1030,89 @@ fn a_json_lines_table_joins_in_micro_batch_mode() {
     assert_eq!(got, expected);
 }
 
+#[test]
+fn a_log_topic_is_a_static_table_read_to_its_end_in_both_modes() {
+    let dir = tempfile::tempdir().unwrap();
+    // Country -> region as records of a two-partition topic (key, value).
+    let topic = runnel_connectors::log::LogTopic::create(dir.path(), "regions", 2).unwrap();
+    let mut producer = topic.producer().unwrap();
+    for (i, (country, region)) in [("Italy", "Southern Europe"), ("France", "Western Europe")]
+        .iter()
+        .enumerate()
+    {
+        producer
+            .send(
+                Some(i as u32 % 2),
+                Some(country.as_bytes()),
+                Some(region.as_bytes()),
+                0,
+            )
+            .unwrap();
+    }
+    producer.sync().unwrap();
+    drop(producer);
+    let table = format!("regions=log:{}", topic.path().display());
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let sql = "SELECT r.InvoiceNo, s.value AS Region, s.topic FROM retail r \
+               JOIN regions s ON r.Country = s.key WHERE s.value = 'Southern Europe'";
+    // The Italian lines of the raw files, each with its region.
+    let mut expected = Vec::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            if &rec[7] == "Italy" {
+                expected.push(vec![
+                    rec[0].to_string(),
+                    "Southern Europe".to_string(),
+                    "regions".to_string(),
+                ]);
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    expected.sort();
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(mode, sql, &source, &out, &["--table", &table]));
+        let mut got = read_csv(&out);
+        got.sort();
+        assert_eq!(got, expected, "{mode}");
+    }
+    // Bounds: rows and bytes, each named.
+    let out = dir.path().join("out.csv");
+    let err = fails(run(
+        "continuous",
+        sql,
+        &source,
+        &out,
+        &["--table", &format!("{table}?max_rows=1")],
+    ));
+    assert!(err.contains("has more than 1 rows (max_rows)"), "{err}");
+    let err = fails(run(
+        "microbatch",
+        sql,
+        &source,
+        &out,
+        &["--table", &format!("{table}?max_bytes=100")],
+    ));
+    assert!(
+        err.contains("static table `regions` holds more than 100 bytes of data (max_bytes"),
+        "{err}"
+    );
+    let err = fails(run(
+        "microbatch",
+        sql,
+        &source,
+        &out,
+        &["--table", &format!("{table}?refresh=1s&colour=red")],
+    ));
+    assert!(err.contains("unknown option"), "{err}");
+}
+
 /// The tutorial's "query the results" step on PostgreSQL: a micro-batch
 /// query writes the per-customer, per-day totals into a table, and
 /// `runnel sql` reads the table back. Needs the test server that

@@ -95,7 +95,7 @@ use runnel::{
 
 pub use crate::file_sink::FileFormat;
 pub use options::{BadRecordPolicy, CleanSource, FileSourceOptions, OPTION_KEYS};
-pub use table::read_table;
+pub use table::{read_table, FileTableReloader};
 
 use parse::Columns;
 use reader::{Body, Framing, RawRecord, RecordReader};

@@ -1,19 +1,21 @@
 //! Static tables from files: a CSV or JSON-lines file, or a directory of
 //! them, read once and whole for a stream-static join.
 //!
-//! Owns [`read_table`]: the same framing, schema inference and column
+//! Owns [`read_table`] and its [`FileTableReloader`] (for `refresh=`): the same framing, schema inference and column
 //! decoding as the file source (so a table reads exactly as a stream of the
 //! same files would), file after file in name order, stopping with an error
-//! as soon as the rows exceed the table's bound. A bad record fails the
+//! as soon as the rows or their bytes exceed the table's bounds. A bad record fails the
 //! read, naming the file and line: a lookup table is not skipped over. It
 //! must not stream, keep files open, or watch the directory for new files.
 
+use std::collections::hash_map::DefaultHasher;
 use std::fs;
-use std::path::Path;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
 
 use arrow::compute::concat_batches;
 use arrow::record_batch::RecordBatch;
-use runnel::table::StaticTable;
+use runnel::table::{StaticTable, TableLimits, TableReloader};
 use runnel::{EngineError, Result};
 
 use super::decode::{self, Job, Setup};
@@ -24,13 +26,13 @@ use super::{infer_csv_file, list_dir, FileFormat, FileSourceOptions};
 /// Reads the table `name` from `path` (a file, or a directory whose data
 /// files are read in name order) in `format`, with the file source's
 /// options (`header`, `schema`, `delimiter`, `null_value`, ...), refusing
-/// more than `max_rows` rows.
+/// more rows or bytes than `limits` allow.
 pub fn read_table(
     name: &str,
     path: &Path,
     format: FileFormat,
     options: &FileSourceOptions,
-    max_rows: usize,
+    limits: &TableLimits,
 ) -> Result<StaticTable> {
     let fail = |msg: String| {
         EngineError::Source(format!("static table `{name}` ({}): {msg}", path.display()))
@@ -103,6 +105,7 @@ pub fn read_table(
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut batches: Vec<RecordBatch> = Vec::new();
     let mut rows = 0usize;
+    let mut bytes = 0usize;
     for (file, size) in files {
         let job = Job {
             name: file,
@@ -121,10 +124,88 @@ pub fn read_table(
             )));
         }
         rows += decoded.batch.num_rows();
-        StaticTable::check_rows(name, rows, max_rows)?;
+        bytes += decoded.batch.get_array_memory_size();
+        StaticTable::check_rows(name, rows, limits.max_rows)?;
+        StaticTable::check_bytes(name, bytes, limits.max_bytes)?;
         batches.push(decoded.batch);
     }
     let batch = concat_batches(&schema, &batches)
         .map_err(|e| fail(format!("cannot join the files' rows: {e}")))?;
-    StaticTable::from_batch_limited(name, batch, max_rows)
+    StaticTable::from_batch_within(name, batch, limits)
+}
+
+/// Reloads a file table for `refresh=` (see [`runnel::table::TableRefresh`]):
+/// its fingerprint is the data files' names, sizes and modification times.
+pub struct FileTableReloader {
+    name: String,
+    path: PathBuf,
+    format: FileFormat,
+    options: FileSourceOptions,
+    limits: TableLimits,
+}
+
+impl FileTableReloader {
+    /// Reloads what [`read_table`] read with the same arguments.
+    pub fn new(
+        name: &str,
+        path: &Path,
+        format: FileFormat,
+        options: &FileSourceOptions,
+        limits: &TableLimits,
+    ) -> FileTableReloader {
+        FileTableReloader {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            format,
+            options: options.clone(),
+            limits: *limits,
+        }
+    }
+}
+
+impl TableReloader for FileTableReloader {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn fingerprint(&self) -> Result<u64> {
+        let fail = |e: std::io::Error| {
+            EngineError::Source(format!(
+                "static table `{}` ({}): cannot look at it: {e}",
+                self.name,
+                self.path.display()
+            ))
+        };
+        let mut h = DefaultHasher::new();
+        let meta = fs::metadata(&self.path).map_err(fail)?;
+        let mut files: Vec<(String, fs::Metadata)> = Vec::new();
+        if meta.is_dir() {
+            for entry in fs::read_dir(&self.path).map_err(fail)? {
+                let entry = entry.map_err(fail)?;
+                files.push((
+                    entry.file_name().to_string_lossy().into_owned(),
+                    entry.metadata().map_err(fail)?,
+                ));
+            }
+            files.sort_by(|a, b| a.0.cmp(&b.0));
+        } else {
+            files.push((String::new(), meta));
+        }
+        for (name, meta) in files {
+            name.hash(&mut h);
+            meta.len().hash(&mut h);
+            meta.modified().ok().hash(&mut h);
+        }
+        Ok(h.finish())
+    }
+
+    fn load(&self) -> Result<StaticTable> {
+        read_table(
+            &self.name,
+            &self.path,
+            self.format,
+            &self.options,
+            &self.limits,
+        )
+    }
 }

@@ -6,7 +6,8 @@
 //! single producer that appends and the readers that tail partitions. It does
 //! not depend on the engine (no `runnel::` types in its files). The adapters
 //! that expose a topic as an engine [`LogSource`] and [`LogSink`]
-//! (`source.rs`, `sink.rs`) use only the storage layer's public API.
+//! (`source.rs`, `sink.rs`), and as a static table ([`read_log_table`],
+//! `table.rs`), use only the storage layer's public API.
 //!
 //! # On-disk format (format version 1)
 //!
@@ -108,6 +109,7 @@ mod segment;
 mod signal;
 mod sink;
 mod source;
+mod table;
 mod topic;
 
 #[cfg(test)]
@@ -121,6 +123,7 @@ pub use record::{Record, RecordRef, RECORD_OVERHEAD};
 pub use signal::{AppendListener, AppendSignal};
 pub use sink::{LogSink, SINK_MARKER_FILE};
 pub use source::{LogSource, LogSourceOptions, StartingOffsets, LOG_SOURCE_OPTION_KEYS};
+pub use table::{read_log_table, LogTableReloader};
 pub use topic::LogTopic;
 
 /// Version of the on-disk format written to `topic.json`. Opening a topic

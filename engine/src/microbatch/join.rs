@@ -96,6 +96,8 @@ pub(crate) fn join(flight: Flight, join: &BoundJoin) -> Result<Flight> {
         .iter()
         .map(|a| Column::new(a.as_ref()))
         .collect::<Result<Vec<_>>>()?;
+    // A refreshing table: the whole batch is joined with one version.
+    let index = join.index_now();
     let mut left: Vec<u32> = Vec::with_capacity(n);
     let mut right: Vec<Option<u32>> = Vec::with_capacity(n);
     let row_index = |i: usize| {
@@ -109,7 +111,7 @@ pub(crate) fn join(flight: Flight, join: &BoundJoin) -> Result<Flight> {
             for c in &keys {
                 hash_at(c, i, &mut h);
             }
-            join.index.probe_hashed(h.finish(), |key| {
+            index.probe_hashed(h.finish(), |key| {
                 keys.iter().zip(key).all(|(c, v)| eq_at(c, i, v))
             })
         };
@@ -123,7 +125,7 @@ pub(crate) fn join(flight: Flight, join: &BoundJoin) -> Result<Flight> {
             right.push(None);
         }
     }
-    let table = join.index.table().batch();
+    let table = index.table().batch();
     if let Some(condition) = &join.condition {
         let candidates = assemble(
             &flight.batch,

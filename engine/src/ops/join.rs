@@ -6,18 +6,21 @@
 //! watermark and ingest time. The joined row is built in place in one reused
 //! output event, and the key in one reused buffer, so an event allocates
 //! nothing here. It must not build or change the index (the plan builds it
-//! once, and every task shares it read-only).
+//! once, and every task shares it read-only; a refreshing table's thread
+//! swaps in new versions, which the operator takes between two events).
 
 use std::sync::Arc;
 
 use super::{Next, Operator};
 use crate::error::Result;
 use crate::schema::{Event, Row, Value};
-use crate::table::BoundJoin;
+use crate::table::{BoundJoin, IndexView};
 
 /// Joins each event with the static table's rows of the same key.
 pub(crate) struct JoinOp {
     join: Arc<BoundJoin>,
+    /// The index probed: a refreshing table's newest version.
+    view: IndexView,
     /// How many columns the table has (the nulls of an unmatched outer row).
     table_width: usize,
     /// The event's key values, reused.
@@ -32,6 +35,7 @@ impl JoinOp {
         let table_width = join.index.table().schema().fields().len();
         let key = Vec::with_capacity(join.stream_keys.len());
         JoinOp {
+            view: join.view(),
             join,
             table_width,
             key,
@@ -46,11 +50,14 @@ impl Operator for JoinOp {
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let JoinOp {
             join,
+            view,
             table_width,
             key,
             out,
             next,
         } = self;
+        view.follow(join.live.as_deref());
+        let index = &view.index;
         key.clear();
         for k in &join.stream_keys {
             key.push(k.eval(&ev.row));
@@ -59,9 +66,9 @@ impl Operator for JoinOp {
         out.watermark_us = ev.watermark_us;
         out.ingest_ns = ev.ingest_ns;
         let mut matched = false;
-        for &r in join.index.probe(key) {
+        for &r in index.probe(key) {
             out.row.clear();
-            for v in ev.row.iter().chain(join.index.row(r).iter()) {
+            for v in ev.row.iter().chain(index.row(r).iter()) {
                 out.row.push(v.clone());
             }
             if join.condition.as_ref().is_none_or(|c| c.passes(&out.row)) {

@@ -15,7 +15,7 @@ use crate::ops::{BoundAggregate, FlatMapFn};
 use crate::plan::logical::{JoinSpec, JoinType, StreamJoinSpec};
 use crate::plan::{LogicalOp, LogicalPlan, QueryConfig};
 use crate::schema::{Schema, SchemaRef};
-use crate::table::{key_type, BoundJoin, BoundStreamJoin, JoinIndex, SideOp};
+use crate::table::{key_type, start_refresh, BoundJoin, BoundStreamJoin, JoinIndex, SideOp};
 use crate::time::Zone;
 
 /// A bound row operator (everything but the aggregation).
@@ -335,8 +335,19 @@ fn bind_join(j: &JoinSpec, joined: &Schema, zone: Zone) -> Result<BoundJoin> {
         Some(c) => Some(bind_expr_in(c, joined, zone)?.0),
         None => None,
     };
+    let index = Arc::new(JoinIndex::build(&j.table, &table_keys)?);
+    let live = match j.table.refresh() {
+        Some(refresh) => Some(start_refresh(
+            j.table.name(),
+            refresh,
+            index.clone(),
+            table_keys,
+        )?),
+        None => None,
+    };
     Ok(BoundJoin {
-        index: Arc::new(JoinIndex::build(&j.table, &table_keys)?),
+        index,
+        live,
         stream_keys,
         condition,
         outer: j.how == JoinType::LeftOuter,

@@ -123,9 +123,27 @@ impl JoinIndex {
     }
 }
 
+impl BoundJoin {
+    /// The index to probe now: the current one of a refreshing table.
+    pub(crate) fn index_now(&self) -> Arc<JoinIndex> {
+        match &self.live {
+            Some(live) => live.current(),
+            None => self.index.clone(),
+        }
+    }
+
+    /// A view of the index that follows the refreshes.
+    pub(crate) fn view(&self) -> super::IndexView {
+        super::IndexView::new(self.index_now(), self.live.as_deref())
+    }
+}
+
 /// A stream-static join, bound: what both runtimes execute.
 pub(crate) struct BoundJoin {
+    /// The index the query started with.
     pub(crate) index: Arc<JoinIndex>,
+    /// A refreshing table's current index (its thread swaps new ones in).
+    pub(crate) live: Option<Arc<super::LiveIndex>>,
     /// The stream's key expressions, cast to the key types.
     pub(crate) stream_keys: Vec<BoundExpr>,
     /// Conditions of `ON` beyond the key equalities, over the joined row

@@ -5,12 +5,37 @@ use std::sync::Arc;
 
 use arrow::record_batch::RecordBatch;
 
+use super::refresh::TableRefresh;
 use crate::error::{plan_err, EngineError, Result};
 use crate::schema::arrow::{batch_to_rows, rows_to_batch};
 use crate::schema::{is_supported_type, type_name, Row, SchemaRef};
 
 /// The default bound on a static table's rows.
 pub const DEFAULT_MAX_ROWS: usize = 10_000_000;
+
+/// The default bound on a static table's data: 1 GiB of Arrow columns.
+pub const DEFAULT_MAX_BYTES: usize = 1 << 30;
+
+/// Bounds on a static table's size, checked while it loads (`max_rows`,
+/// `max_bytes` in a `--table` URI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableLimits {
+    /// Rows at most.
+    pub max_rows: usize,
+    /// Bytes of the table's data (its Arrow columns) at most. The table
+    /// in memory takes about twice that: the columns for micro-batch mode,
+    /// the rows for continuous mode, and the join's index beside them.
+    pub max_bytes: usize,
+}
+
+impl Default for TableLimits {
+    fn default() -> Self {
+        TableLimits {
+            max_rows: DEFAULT_MAX_ROWS,
+            max_bytes: DEFAULT_MAX_BYTES,
+        }
+    }
+}
 
 struct Inner {
     name: String,
@@ -37,6 +62,7 @@ struct Inner {
 #[derive(Clone)]
 pub struct StaticTable {
     inner: Arc<Inner>,
+    refresh: Option<TableRefresh>,
 }
 
 impl fmt::Debug for StaticTable {
@@ -65,6 +91,32 @@ impl StaticTable {
         check_types(name, &schema)?;
         let rows = batch_to_rows(&batch)?;
         Ok(Self::new(name, schema, rows, batch))
+    }
+
+    /// A table from an Arrow batch within `limits`.
+    pub fn from_batch_within(
+        name: &str,
+        batch: RecordBatch,
+        limits: &TableLimits,
+    ) -> Result<StaticTable> {
+        Self::check_bytes(name, batch.get_array_memory_size(), limits.max_bytes)?;
+        Self::from_batch_limited(name, batch, limits.max_rows)
+    }
+
+    /// A table from rows of `schema` within `limits`.
+    pub fn from_rows_within(
+        name: &str,
+        schema: SchemaRef,
+        rows: Vec<Row>,
+        limits: &TableLimits,
+    ) -> Result<StaticTable> {
+        let table = Self::from_rows_limited(name, schema, rows, limits.max_rows)?;
+        Self::check_bytes(
+            name,
+            table.inner.batch.get_array_memory_size(),
+            limits.max_bytes,
+        )?;
+        Ok(table)
     }
 
     /// A table from rows of `schema`, at most [`DEFAULT_MAX_ROWS`] rows.
@@ -108,6 +160,18 @@ impl StaticTable {
         Ok(())
     }
 
+    /// The error for a table of `bytes` bytes of data over the bound
+    /// `max_bytes`, so a loader can stop as soon as it has read too much.
+    pub fn check_bytes(name: &str, bytes: usize, max_bytes: usize) -> Result<()> {
+        if bytes > max_bytes {
+            return Err(EngineError::Plan(format!(
+                "static table `{name}` holds more than {max_bytes} bytes of data (max_bytes; \
+                 {bytes} read so far); raise the limit or filter the table"
+            )));
+        }
+        Ok(())
+    }
+
     fn new(name: &str, schema: SchemaRef, rows: Vec<Row>, batch: RecordBatch) -> StaticTable {
         StaticTable {
             inner: Arc::new(Inner {
@@ -116,7 +180,21 @@ impl StaticTable {
                 rows,
                 batch,
             }),
+            refresh: None,
         }
+    }
+
+    /// The same table, reloaded while a query runs when its data changes
+    /// (looked at every `refresh.interval()`): rows already joined are not
+    /// revisited, and each row is joined with one version of the table.
+    pub fn with_refresh(mut self, refresh: TableRefresh) -> StaticTable {
+        self.refresh = Some(refresh);
+        self
+    }
+
+    /// How the table reloads, if it does.
+    pub fn refresh(&self) -> Option<&TableRefresh> {
+        self.refresh.as_ref()
     }
 
     /// The table's name (its qualifier in a join: `regions.Region`).
