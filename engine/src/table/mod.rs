@@ -13,10 +13,11 @@
 //! (connectors read files and hand over batches or reload through
 //! [`TableReloader`]), and must not know about operators, tasks or batches
 //! in flight. The stream-stream join's state lives here too
-//! (`stream_join`: both sides' rows by key, their watermarks and eviction),
-//! executed by both runtimes alike.
+//! (`stream_join`: both sides' rows by key, `join_rows`, their watermarks
+//! and eviction), executed by both runtimes alike.
 
 mod index;
+mod join_rows;
 mod refresh;
 mod static_table;
 mod stream_join;

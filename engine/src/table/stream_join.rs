@@ -20,25 +20,21 @@
 //! come can match it), a right row once `t_right + hi` is below the left
 //! watermark; an evicted row of an outer join's preserved side that never
 //! matched is emitted once, with nulls for the other side. Eviction walks
-//! each side's rows in event-time order (a `BTreeMap` beside the hash map),
-//! so it costs what it evicts, not the size of the state. Inserting a row
-//! into the state allocates (its copy, its key, its places in the map and
-//! the order); probing does not.
+//! each side's rows in event-time order (a `BTreeMap` beside the rows by
+//! key, `join_rows`), so it costs what it evicts, not the size of the state.
+//! Inserting a row into the state allocates (its copy, its place in the
+//! order, a key's place when the slab has none free); probing does not.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hashbrown::HashMap;
-use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
-use smallvec::SmallVec;
 
+use super::index::hash_key;
+use super::join_rows::{Key, SideRows};
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::schema::{Row, Value, NO_TIME};
-
-/// The key values of one row.
-type Key = SmallVec<[Value; 2]>;
 
 /// An operator of a side before the join, bound.
 pub(crate) enum SideOp {
@@ -79,8 +75,10 @@ impl BoundStreamJoin {
 /// One row kept in a side's state.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StoredRow {
-    /// The side's values.
-    pub(crate) row: Row,
+    /// The side's values, exactly as many as it has (a [`Row`] keeps room
+    /// for eight inline: a kept row is stored at its own size). Encoded as
+    /// a row is.
+    pub(crate) row: Box<[Value]>,
     /// Its event time (µs), or [`NO_TIME`].
     pub(crate) time: i64,
     /// When it entered the engine ([`crate::clock::now_ns`] time).
@@ -106,13 +104,11 @@ pub(crate) struct JoinSnapshot {
 /// The rows of both sides of one join (see the module docs).
 pub(crate) struct StreamJoinState {
     join: Arc<BoundStreamJoin>,
-    /// Each side's rows by key, in [`SHARDS`] hash maps: a map that grows
-    /// moves only its own rows, so growing the state never stalls the task
-    /// for as long as moving all of them would.
-    sides: [Vec<Rows>; 2],
+    /// Each side's rows by key.
+    sides: [SideRows; 2],
     /// Each side's evictable rows by `(event time, arrival number)`, with
-    /// their keys: eviction takes the oldest first.
-    order: [BTreeMap<(i64, u64), Key>; 2],
+    /// their key's place in `sides`: eviction takes the oldest first.
+    order: [BTreeMap<(i64, u64), u32>; 2],
     rows: [usize; 2],
     max_time: [i64; 2],
     next_seq: u64,
@@ -123,23 +119,6 @@ pub(crate) struct StreamJoinState {
     joined: Row,
 }
 
-/// One shard of a side's rows by key.
-type Rows = HashMap<Key, Vec<StoredRow>, FxBuildHasher>;
-
-/// How many hash maps hold a side's rows.
-const SHARDS: usize = 64;
-
-fn new_shards() -> Vec<Rows> {
-    (0..SHARDS).map(|_| Rows::default()).collect()
-}
-
-/// The shard of a key: middle bits of its hash (a map takes its slots from
-/// the low bits and its tags from the top seven).
-#[inline]
-fn shard_of(key: &[Value]) -> usize {
-    (super::index::hash_key(key) >> 32) as usize % SHARDS
-}
-
 /// Where joined rows go: the row and the ingest time it is latency-measured by.
 pub(crate) type Emit<'a> = dyn FnMut(&Row, u64) -> Result<()> + 'a;
 
@@ -147,7 +126,7 @@ impl StreamJoinState {
     pub(crate) fn new(join: Arc<BoundStreamJoin>) -> StreamJoinState {
         StreamJoinState {
             join,
-            sides: [new_shards(), new_shards()],
+            sides: [SideRows::default(), SideRows::default()],
             order: [BTreeMap::new(), BTreeMap::new()],
             rows: [0, 0],
             max_time: [NO_TIME, NO_TIME],
@@ -253,7 +232,8 @@ impl StreamJoinState {
         let other = 1 - side;
         let mut matched = false;
         if !null_key {
-            if let Some(list) = self.sides[other][shard_of(&self.key)].get_mut(&self.key) {
+            let hash = hash_key(&self.key);
+            if let Some(list) = self.sides[other].get_mut(hash, &self.key) {
                 for stored in list.iter_mut() {
                     self.joined.clear();
                     let (l, r) = if side == 0 {
@@ -306,14 +286,13 @@ impl StreamJoinState {
     /// Keeps a row of `side` under `key`, in event-time order too when it
     /// can be evicted.
     fn keep(&mut self, side: usize, key: Key, stored: StoredRow) {
-        if self.join.range.is_some() && stored.time != NO_TIME {
-            self.order[side].insert((stored.time, stored.seq), key.clone());
-        }
+        let evictable = self.join.range.is_some() && stored.time != NO_TIME;
+        let order = (stored.time, stored.seq);
         self.rows[side] += 1;
-        self.sides[side][shard_of(&key)]
-            .entry(key)
-            .or_default()
-            .push(stored);
+        let at = self.sides[side].push(hash_key(&key), key, stored);
+        if evictable {
+            self.order[side].insert(order, at);
+        }
     }
 
     /// Whether no row of the other side still to come can match a row of
@@ -376,20 +355,12 @@ impl StreamJoinState {
                 if !self.gone(side, time) {
                     break;
                 }
-                let Some((_, key)) = self.order[side].pop_first() else {
+                let Some((_, at)) = self.order[side].pop_first() else {
                     break;
                 };
-                let shard = &mut self.sides[side][shard_of(&key)];
-                let Some(list) = shard.get_mut(&key) else {
+                let Some(r) = self.sides[side].remove(at, seq) else {
                     continue;
                 };
-                let Some(at) = list.iter().position(|r| r.seq == seq) else {
-                    continue;
-                };
-                let r = list.swap_remove(at);
-                if list.is_empty() {
-                    shard.remove(&key);
-                }
                 self.rows[side] -= 1;
                 if keep_unmatched && !r.matched {
                     unmatched.push((r.seq, side, r));
@@ -408,11 +379,7 @@ impl StreamJoinState {
     /// The whole state, rows in the order they came.
     pub(crate) fn snapshot(&self) -> JoinSnapshot {
         let side = |s: usize| {
-            let mut rows: Vec<StoredRow> = self.sides[s]
-                .iter()
-                .flat_map(|shard| shard.values().flatten())
-                .cloned()
-                .collect();
+            let mut rows: Vec<StoredRow> = self.sides[s].rows().cloned().collect();
             rows.sort_by_key(|r| r.seq);
             rows
         };
@@ -429,9 +396,7 @@ impl StreamJoinState {
         self.next_seq = snap.next_seq;
         self.evicted_at = [NO_TIME, NO_TIME];
         for (side, rows) in snap.sides.into_iter().enumerate() {
-            for shard in &mut self.sides[side] {
-                shard.clear();
-            }
+            self.sides[side].clear();
             self.order[side].clear();
             self.rows[side] = 0;
             for r in rows {
@@ -452,6 +417,17 @@ mod tests {
     use crate::schema::{schema, timestamp_type, DataType};
 
     const HOUR: i64 = 3_600_000_000;
+
+    #[test]
+    fn a_kept_row_encodes_as_a_row_does() {
+        // Join state files written when kept rows were `Row`s still read.
+        let row = Row::from(vec![Value::Int64(1), Value::str("a"), Value::Null]);
+        let kept: Box<[Value]> = row.iter().cloned().collect();
+        let bytes = postcard::to_allocvec(&row).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&kept).unwrap());
+        let back: Box<[Value]> = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, kept);
+    }
 
     fn bound(
         preserve: [bool; 2],
