@@ -26,7 +26,8 @@ pub mod socket;
 pub use console::ConsoleSink;
 pub use file_sink::{FileFormat, FileSink};
 pub use files::{
-    read_table, BadRecordPolicy, CleanSource, FileSource, FileSourceOptions, FileTableReloader,
+    read_parquet_table, read_table, BadRecordPolicy, CleanSource, FileSource, FileSourceOptions,
+    FileTableReloader,
 };
 #[cfg(feature = "kafka")]
 pub use kafka::{KafkaSink, KafkaSinkOptions, KafkaSource, KafkaSourceOptions};

@@ -137,7 +137,8 @@ fn reject_unknown(uri: &Uri, what: &str, known: &[&str]) -> Result<()> {
 }
 
 /// Loads a static table (`--table NAME=URI`): `csv:PATH` or `json:PATH`, a
-/// file or a directory, with the file source's options, or `log:DIR/TOPIC`
+/// file or a directory, with the file source's options, `parquet:PATH` (a
+/// file or a directory), or `log:DIR/TOPIC`
 /// read to its end; each with `max_rows`, `max_bytes` and `refresh` (an
 /// interval: the data is looked at that often and the table reloaded when
 /// it changed).
@@ -147,10 +148,11 @@ pub fn table(text: &str, name: &str) -> Result<StaticTable> {
     let format = match uri.kind.as_str() {
         "csv" => Some(FileFormat::Csv),
         "json" => Some(FileFormat::Json),
-        "log" => None,
+        "log" | "parquet" => None,
         other => {
             return Err(EngineError::Plan(format!(
-                "{what}: unknown table kind '{other}' (use csv:PATH, json:PATH or log:DIR/TOPIC)"
+                "{what}: unknown table kind '{other}' (use csv:PATH, json:PATH, parquet:PATH or \
+                 log:DIR/TOPIC)"
             )))
         }
     };
@@ -158,10 +160,10 @@ pub fn table(text: &str, name: &str) -> Result<StaticTable> {
         return Err(EngineError::Plan(format!(
             "{what}: {} needs {}",
             uri.kind,
-            if format.is_some() {
-                "a file or a directory"
-            } else {
+            if uri.kind == "log" {
                 "a topic folder"
+            } else {
+                "a file or a directory"
             }
         )));
     }
@@ -191,7 +193,11 @@ pub fn table(text: &str, name: &str) -> Result<StaticTable> {
     let reloader: Arc<dyn TableReloader> = match format {
         None => {
             reject_unknown(&uri, &what, &["max_rows", "max_bytes", "refresh"])?;
-            Arc::new(LogTableReloader::new(name, path, &limits))
+            if uri.kind == "log" {
+                Arc::new(LogTableReloader::new(name, path, &limits))
+            } else {
+                Arc::new(FileTableReloader::parquet(name, path, &limits))
+            }
         }
         Some(format) => {
             let options = FileSourceOptions::from_pairs(uri.options.clone())

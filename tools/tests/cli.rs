@@ -1113,6 +1113,117 @@ fn a_log_topic_is_a_static_table_read_to_its_end_in_both_modes() {
     assert!(err.contains("unknown option"), "{err}");
 }
 
+/// Writes `batch` as a Parquet file at `path`.
+fn write_parquet(path: &Path, batch: &arrow::record_batch::RecordBatch) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_parquet_table_joins_in_both_modes_with_its_columns_widened() {
+    use arrow::array::{ArrayRef, BinaryArray, Int32Array, LargeStringArray, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    // Two files of a directory, read in name order; a 32-bit integer and a
+    // large string column, held as bigint and string.
+    let tables = dir.path().join("regions");
+    std::fs::create_dir(&tables).unwrap();
+    let part = |countries: &[&str], regions: &[&str], codes: &[i32]| {
+        arrow::record_batch::RecordBatch::try_from_iter([
+            (
+                "Country",
+                Arc::new(StringArray::from(countries.to_vec())) as ArrayRef,
+            ),
+            (
+                "Region",
+                Arc::new(LargeStringArray::from(regions.to_vec())) as ArrayRef,
+            ),
+            (
+                "Code",
+                Arc::new(Int32Array::from(codes.to_vec())) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    };
+    write_parquet(
+        &tables.join("part-0.parquet"),
+        &part(&["Italy"], &["Southern Europe"], &[39]),
+    );
+    write_parquet(
+        &tables.join("part-1.parquet"),
+        &part(&["France"], &["Western Europe"], &[33]),
+    );
+    let table = format!("regions=parquet:{}", tables.display());
+    let source = format!(
+        "retail=csv:{}?header=true",
+        fixtures("retail-by-day").display()
+    );
+    let sql = "SELECT r.InvoiceNo, s.Region, s.Code + 1 AS next_code FROM retail r \
+               JOIN regions s ON r.Country = s.Country WHERE s.Code = 39";
+    let mut expected = Vec::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            if &rec[7] == "Italy" {
+                expected.push(vec![
+                    rec[0].to_string(),
+                    "Southern Europe".to_string(),
+                    "40".to_string(),
+                ]);
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    expected.sort();
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.path().join(format!("{mode}.csv"));
+        ok(run(mode, sql, &source, &out, &["--table", &table]));
+        let mut got = read_csv(&out);
+        got.sort();
+        assert_eq!(got, expected, "{mode}");
+    }
+    // A column no table holds, named with its file.
+    let bad = dir.path().join("bad.parquet");
+    write_parquet(
+        &bad,
+        &arrow::record_batch::RecordBatch::try_from_iter([(
+            "blob",
+            Arc::new(BinaryArray::from(vec![b"x".as_ref()])) as ArrayRef,
+        )])
+        .unwrap(),
+    );
+    let out = dir.path().join("out.csv");
+    let err = fails(run(
+        "microbatch",
+        sql,
+        &source,
+        &out,
+        &["--table", &format!("regions=parquet:{}", bad.display())],
+    ));
+    assert!(
+        err.contains("bad.parquet") && err.contains("column `blob` has type Binary"),
+        "{err}"
+    );
+    // Not a Parquet file.
+    let err = fails(run(
+        "microbatch",
+        sql,
+        &source,
+        &out,
+        &[
+            "--table",
+            &format!(
+                "regions=parquet:{}",
+                fixtures("country-regions.csv").display()
+            ),
+        ],
+    ));
+    assert!(err.contains("not a readable Parquet file"), "{err}");
+}
+
 /// The tutorial's "query the results" step on PostgreSQL: a micro-batch
 /// query writes the per-customer, per-day totals into a table, and
 /// `runnel sql` reads the table back. Needs the test server that

@@ -75,6 +75,7 @@
 mod decode;
 mod json;
 mod options;
+mod parquet;
 mod parse;
 mod reader;
 mod table;
@@ -95,6 +96,7 @@ use runnel::{
 
 pub use crate::file_sink::FileFormat;
 pub use options::{BadRecordPolicy, CleanSource, FileSourceOptions, OPTION_KEYS};
+pub use parquet::read_parquet_table;
 pub use table::{read_table, FileTableReloader};
 
 use parse::Columns;

@@ -134,13 +134,20 @@ pub fn read_table(
     StaticTable::from_batch_within(name, batch, limits)
 }
 
+/// How a file table's files are read.
+enum TableFiles {
+    /// CSV or JSON lines, with the file source's options.
+    Text(FileFormat, FileSourceOptions),
+    /// Parquet.
+    Parquet,
+}
+
 /// Reloads a file table for `refresh=` (see [`runnel::table::TableRefresh`]):
 /// its fingerprint is the data files' names, sizes and modification times.
 pub struct FileTableReloader {
     name: String,
     path: PathBuf,
-    format: FileFormat,
-    options: FileSourceOptions,
+    files: TableFiles,
     limits: TableLimits,
 }
 
@@ -156,8 +163,18 @@ impl FileTableReloader {
         FileTableReloader {
             name: name.to_string(),
             path: path.to_path_buf(),
-            format,
-            options: options.clone(),
+            files: TableFiles::Text(format, options.clone()),
+            limits: *limits,
+        }
+    }
+
+    /// Reloads what [`super::read_parquet_table`] read with the same
+    /// arguments.
+    pub fn parquet(name: &str, path: &Path, limits: &TableLimits) -> FileTableReloader {
+        FileTableReloader {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            files: TableFiles::Parquet,
             limits: *limits,
         }
     }
@@ -200,12 +217,11 @@ impl TableReloader for FileTableReloader {
     }
 
     fn load(&self) -> Result<StaticTable> {
-        read_table(
-            &self.name,
-            &self.path,
-            self.format,
-            &self.options,
-            &self.limits,
-        )
+        match &self.files {
+            TableFiles::Text(format, options) => {
+                read_table(&self.name, &self.path, *format, options, &self.limits)
+            }
+            TableFiles::Parquet => super::read_parquet_table(&self.name, &self.path, &self.limits),
+        }
     }
 }
