@@ -66,6 +66,17 @@ fn eq_at(c: &Column<'_>, i: usize, v: &Value) -> bool {
     }
 }
 
+/// Element `i` of a single integer-like key column (not null).
+#[inline]
+fn int_key(keys: &[Column<'_>], i: usize) -> Option<i64> {
+    match keys {
+        [Column::Int64(a)] => Some(a.value(i)),
+        [Column::Timestamp(a)] => Some(a.value(i)),
+        [Column::Date(a)] => Some(i64::from(a.value(i))),
+        _ => None,
+    }
+}
+
 /// The joined batch of `left` stream rows and `right` table rows (a `None`
 /// gives nulls for the table's columns).
 fn assemble(
@@ -106,6 +117,8 @@ pub(crate) fn join(flight: Flight, join: &BoundJoin) -> Result<Flight> {
     for i in 0..n {
         let matches: &[u32] = if keys.iter().any(|c| c.is_null(i)) {
             &[]
+        } else if let Some(rows) = int_key(&keys, i).and_then(|x| index.probe_int(x)) {
+            rows
         } else {
             let mut h = FxHasher::default();
             for c in &keys {

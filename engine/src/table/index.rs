@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::StaticTable;
 use crate::error::{plan_err, Result};
 use crate::expr::BoundExpr;
-use crate::schema::{timestamp_type, type_name, DataType, Row, Value};
+use crate::schema::{timestamp_type, type_name, DataType, Value};
 
 /// The key values of one row.
 type Key = SmallVec<[Value; 2]>;
@@ -25,12 +25,44 @@ struct Group {
 /// A static table indexed on its join keys: each distinct non-null key
 /// leads to the table's rows with that key, in table order. Rows with a
 /// null in any key are left out (a null key never matches).
+///
+/// A probe is a few memory reads into structures as large as the table,
+/// and on a big table each one can miss the caches: for the common case of
+/// one integer-like key (`bigint`, `timestamp`, `date`) the key and where
+/// its rows are listed sit in the hash table's bucket itself (`ints`), and
+/// the rows' values are copied into one flat list (`values`, 24 bytes a
+/// value rather than a row's room for eight), so a probe reads a bucket,
+/// the list of row numbers and the row.
 pub(crate) struct JoinIndex {
     table: StaticTable,
     groups: Vec<Group>,
     /// Row numbers, grouped by key.
     rows: Vec<u32>,
     lookup: HashTable<u32>,
+    /// One integer-like key: `(key, start, len)` of each group, by key.
+    ints: Option<HashTable<(i64, u32, u32)>>,
+    /// Every table row's values, row after row (`width` each).
+    values: Vec<Value>,
+    width: usize,
+}
+
+/// The integer of an integer-like key value (the index's keys all have
+/// the join's one key type, so the variant never mixes).
+#[inline]
+fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int64(x) | Value::Timestamp(x) => Some(*x),
+        Value::Date(d) => Some(i64::from(*d)),
+        _ => None,
+    }
+}
+
+/// The hash of an integer key in `ints`.
+#[inline]
+fn hash_int(x: i64) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_i64(x);
+    h.finish()
 }
 
 /// The hash of a key, as the index computes it: each value's `Hash` in
@@ -78,17 +110,52 @@ impl JoinIndex {
             g.len = list.len() as u32;
             rows.extend_from_slice(list);
         }
+        let ints = if keys.len() == 1 && groups.iter().all(|g| int_of(&g.key[0]).is_some()) {
+            let mut ints: HashTable<(i64, u32, u32)> = HashTable::with_capacity(groups.len());
+            for g in &groups {
+                let x = int_of(&g.key[0]).expect("checked above");
+                ints.insert_unique(hash_int(x), (x, g.start, g.len), |e| hash_int(e.0));
+            }
+            Some(ints)
+        } else {
+            None
+        };
+        let width = table.schema().fields().len();
+        let values = table
+            .rows()
+            .iter()
+            .flat_map(|r| r.iter().cloned())
+            .collect();
         Ok(JoinIndex {
             table: table.clone(),
             groups,
             rows,
             lookup,
+            ints,
+            values,
+            width,
+        })
+    }
+
+    /// The rows of the integer-like key `x`, when the index has one such
+    /// key (`None` otherwise: probe with the values).
+    #[inline]
+    pub(crate) fn probe_int(&self, x: i64) -> Option<&[u32]> {
+        let ints = self.ints.as_ref()?;
+        Some(match ints.find(hash_int(x), |e| e.0 == x) {
+            Some(&(_, start, len)) => &self.rows[start as usize..(start + len) as usize],
+            None => &[],
         })
     }
 
     /// The table's rows whose key equals `key` (none if `key` holds a null).
     #[inline]
     pub(crate) fn probe(&self, key: &[Value]) -> &[u32] {
+        if let [one] = key {
+            if let Some(rows) = int_of(one).and_then(|x| self.probe_int(x)) {
+                return rows;
+            }
+        }
         if key.iter().any(Value::is_null) {
             return &[];
         }
@@ -116,10 +183,11 @@ impl JoinIndex {
         &self.table
     }
 
-    /// Row `i` of the table.
+    /// The values of row `i` of the table.
     #[inline]
-    pub(crate) fn row(&self, i: u32) -> &Row {
-        &self.table.rows()[i as usize]
+    pub(crate) fn row(&self, i: u32) -> &[Value] {
+        let at = i as usize * self.width;
+        &self.values[at..at + self.width]
     }
 }
 
