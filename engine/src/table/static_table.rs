@@ -23,8 +23,9 @@ pub struct TableLimits {
     /// Rows at most.
     pub max_rows: usize,
     /// Bytes of the table's data (its Arrow columns) at most. The table
-    /// in memory takes about twice that: the columns for micro-batch mode,
-    /// the rows for continuous mode, and the join's index beside them.
+    /// in memory takes two to three times that: the columns for
+    /// micro-batch mode, the rows for continuous mode, and the join's index
+    /// (the values once more, in one flat list, and the keys) beside them.
     pub max_bytes: usize,
 }
 
