@@ -171,6 +171,42 @@ fn update_mode_upserts_the_last_change_of_each_key() {
 }
 
 #[test]
+fn a_keyed_table_the_sink_creates_leaves_room_on_its_pages() {
+    let _server = shared();
+    let mut c = client();
+    let fillfactor = |c: &mut Client, table: &str| -> Option<Vec<String>> {
+        c.query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&format!("\"{table}\"")],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let keyed = fresh_table("fillfactor_keyed");
+    let mut s = sink(&keyed, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &keyed), None)
+        .unwrap();
+    assert_eq!(
+        fillfactor(&mut c, &keyed),
+        Some(vec!["fillfactor=50".to_string()])
+    );
+    let packed = fresh_table("fillfactor_set");
+    let mut s = sink(&packed, &[("create", "true"), ("fillfactor", "90")]);
+    s.open(&ctx(OutputMode::Complete, Some(vec![0]), &packed), None)
+        .unwrap();
+    assert_eq!(
+        fillfactor(&mut c, &packed),
+        Some(vec!["fillfactor=90".to_string()])
+    );
+    // An append table is never updated: packed full.
+    let append = fresh_table("fillfactor_append");
+    let mut s = sink(&append, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Append, None, &append), None)
+        .unwrap();
+    assert_eq!(fillfactor(&mut c, &append), None);
+}
+
+#[test]
 fn complete_mode_starting_afresh_replaces_the_old_rows_in_one_transaction() {
     let _server = shared();
     let table = fresh_table("complete");

@@ -2,7 +2,8 @@
 //! or batch.
 //!
 //! * URI: `postgres://USER@HOST:PORT/DB?table=T[&key=c1,c2][&create=true]
-//!   [&delivery=exactly_once|at_least_once][&query_id=ID]`. The password
+//!   [&fillfactor=N][&delivery=exactly_once|at_least_once][&query_id=ID]`.
+//!   The password
 //!   comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
 //!   `~/.pgpass`, which must be private), never from the URI, so no printed
 //!   form of the sink carries it.
@@ -11,7 +12,11 @@
 //!   key columns (`INSERT … ON CONFLICT (keys) DO UPDATE`, the last change
 //!   of a key in the epoch winning); complete deletes the table's rows and
 //!   copies the new result in, in the same transaction, so a reader sees
-//!   the old table or the new one, never a mix.
+//!   the old table or the new one, never a mix. A keyed table the sink
+//!   creates gets `fillfactor` 50 (half of each page free, `fillfactor=N`
+//!   to change it), so that an epoch updating every row still updates in
+//!   place (HOT, no new index entry); an existing table keeps its own
+//!   layout.
 //! * Exactly-once: the transaction that writes an epoch's rows also sets
 //!   `runnel_progress(query_id, part, last_id)` to the epoch, and an epoch
 //!   whose id the table already holds is skipped. That is exact when a

@@ -229,9 +229,16 @@ impl PostgresSink {
                     format!("PRIMARY KEY ({})", k.join(", "))
                 });
             }
+            // A keyed table is upserted: room on its pages lets a row's new
+            // version go beside the old one.
+            let with = if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" WITH (fillfactor = {})", self.opts.fillfactor)
+            };
             client
                 .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {table} ({})",
+                    "CREATE TABLE IF NOT EXISTS {table} ({}){with}",
                     cols.join(", ")
                 ))
                 .map_err(|e| self.fail(format!("creating table {}", self.opts.table), e))?;
