@@ -171,6 +171,38 @@ fn update_mode_upserts_the_last_change_of_each_key() {
 }
 
 #[test]
+fn an_upsert_batch_updates_known_keys_and_inserts_new_ones() {
+    let _server = shared();
+    let table = fresh_table("upsert_mixed");
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &table), None)
+        .unwrap();
+    for (k, n) in [("a", 1), ("b", 1), ("c", 1)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(0).unwrap();
+    // Keys all different: known ones updated, new ones inserted, together.
+    for (k, n) in [("b", 2), ("d", 2), ("a", 2), ("e", 2)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(1).unwrap();
+    let mut c = client();
+    assert_eq!(
+        table_rows(&mut c, &table),
+        pairs(&[("a", 2), ("b", 2), ("c", 1), ("d", 2), ("e", 2)])
+    );
+    // A key repeated, known and new ones: each key's last row wins.
+    for (k, n) in [("c", 3), ("f", 3), ("c", 4), ("f", 4), ("c", 5), ("a", 3)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(2).unwrap();
+    assert_eq!(
+        table_rows(&mut c, &table),
+        pairs(&[("a", 3), ("b", 2), ("c", 5), ("d", 2), ("e", 2), ("f", 4)])
+    );
+}
+
+#[test]
 fn a_keyed_table_the_sink_creates_leaves_room_on_its_pages() {
     let _server = shared();
     let mut c = client();
@@ -204,6 +236,43 @@ fn a_keyed_table_the_sink_creates_leaves_room_on_its_pages() {
     s.open(&ctx(OutputMode::Append, None, &append), None)
         .unwrap();
     assert_eq!(fillfactor(&mut c, &append), None);
+}
+
+#[test]
+fn an_upsert_holds_against_a_concurrent_writer_of_the_same_keys() {
+    let _server = shared();
+    let table = fresh_table("upsert_concurrent");
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &table), None)
+        .unwrap();
+    for (k, n) in [("a", 1), ("b", 1)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(0).unwrap();
+    // Another writer, in a transaction still open while the batch runs,
+    // inserts a key the batch brings and deletes one the batch updates.
+    let mut other = client();
+    let mut tx = other.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "INSERT INTO \"{table}\" VALUES ('c', 100, now());
+         DELETE FROM \"{table}\" WHERE k = 'b'"
+    ))
+    .unwrap();
+    for (k, n) in [("a", 2), ("b", 2), ("c", 2)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    std::thread::scope(|scope| {
+        let batch = scope.spawn(|| s.commit(1).map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!batch.is_finished(), "the batch waits for the other writer");
+        tx.commit().unwrap();
+        batch.join().unwrap().unwrap();
+    });
+    // The batch came last: its rows stand, the deleted key back.
+    assert_eq!(
+        table_rows(&mut client(), &table),
+        pairs(&[("a", 2), ("b", 2), ("c", 2)])
+    );
 }
 
 #[test]

@@ -39,6 +39,18 @@ pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `text` as an SQL string literal. A text holding a backslash is written
+/// as an escape string (`E'…'`), which reads the same whatever the
+/// server's `standard_conforming_strings`.
+pub(super) fn literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
 /// A table name, `schema.table` or `table`, quoted part by part.
 pub(super) fn table_ident(name: &str) -> String {
     match name.split_once('.') {
@@ -217,5 +229,7 @@ mod tests {
         assert_eq!(ident("sum(x)"), "\"sum(x)\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(table_ident("public.daily"), "\"public\".\"daily\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\\b'"), "E'a\\\\b'''");
     }
 }

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use runnel::{DurableEpochs, DurableWait};
 
+use super::copy::literal;
+
 /// How often the finisher looks at the durable epoch while one is pending.
 const POLL: Duration = Duration::from_micros(200);
 /// How long an epoch may wait for the checkpoint before the query fails.
@@ -64,8 +66,8 @@ pub(super) fn finish(
 ) -> Result<(), postgres::Error> {
     let verb = if commit { "COMMIT" } else { "ROLLBACK" };
     // A global id is a string literal, not a parameter.
-    let id = gid(query_id, epoch).replace('\'', "''");
-    client.batch_execute(&format!("{verb} PREPARED '{id}'"))
+    let id = literal(&gid(query_id, epoch));
+    client.batch_execute(&format!("{verb} PREPARED {id}"))
 }
 
 /// Whether a prepared transaction with this global id exists.
