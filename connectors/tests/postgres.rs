@@ -542,6 +542,55 @@ fn continuous_exactly_once_upserts_the_same_keys_epoch_after_epoch() {
 }
 
 #[test]
+fn continuous_exactly_once_copies_rows_as_they_come_and_reruns_the_epoch_whole_after_a_lost_connection(
+) {
+    let _server = shared();
+    for (mode, keys) in [
+        (OutputMode::Append, None),
+        (OutputMode::Update, Some(vec![0])),
+    ] {
+        let table = fresh_table("two_phase_stream");
+        let context = continuous(mode, keys, &table);
+        let durable = context.durable.clone();
+        let mut s = sink(&table, &[("create", "true")]);
+        s.open(&context, None).unwrap();
+        s.write(&row("a", 1)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.idle().unwrap();
+        // The row went into the epoch's transaction, open and unseen.
+        let mut c = client();
+        let open: Vec<i32> = c
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'runnel' \
+                 AND state = 'idle in transaction' AND position($1 in query) > 0",
+                &[&table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(open.len(), 1, "{mode:?}: the epoch's transaction is open");
+        assert!(table_rows(&mut c, &table).is_empty());
+        // The connection dies mid-epoch: the epoch's commit runs the whole
+        // transaction again on a new one, every row once.
+        c.query("SELECT pg_terminate_backend($1)", &[&open[0]])
+            .unwrap();
+        s.write(&row("b", 2)).unwrap();
+        s.write(&row("a", 5)).unwrap();
+        s.commit(1).unwrap();
+        durable.advance(1);
+        let want: &[(&str, i64)] = if mode == OutputMode::Append {
+            &[("a", 1), ("a", 5), ("b", 2)]
+        } else {
+            &[("a", 5), ("b", 2)]
+        };
+        eventually(&table, want);
+        s.close().unwrap();
+        assert_eq!(prepared_for(&table), 0);
+    }
+}
+
+#[test]
 fn continuous_at_least_once_writes_a_replayed_epoch_again() {
     let _server = shared();
     let table = fresh_table("continuous");

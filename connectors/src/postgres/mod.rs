@@ -21,7 +21,11 @@
 //!   an existing table keeps its own layout.
 //! * Round trips per epoch: one to begin and read the progress row, the
 //!   `COPY`, one for the upsert, the progress row and `COMMIT` (or
-//!   `PREPARE TRANSACTION`) together.
+//!   `PREPARE TRANSACTION`) together. Continuous exactly-once begins the
+//!   epoch's transaction early and copies rows into it as they come (those
+//!   5 ms old, once the previous epoch is committed), so that the epoch's
+//!   end has little left to copy before `PREPARE`; the rows stay buffered
+//!   until it commits, and a lost connection runs it again whole.
 //! * Exactly-once: the transaction that writes an epoch's rows also sets
 //!   `runnel_progress(query_id, part, last_id)` to the epoch, and an epoch
 //!   whose id the table already holds is skipped. That is exact when a

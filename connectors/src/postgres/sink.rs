@@ -15,7 +15,7 @@ use runnel::schema::type_name;
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext};
 use rustc_hash::{FxHashSet, FxHasher};
 
-use super::copy::{ident, literal, sql_type, table_ident, unsupported, CopyBuffer};
+use super::copy::{ident, literal, sql_type, table_ident, unsupported, CopyBuffer, TRAILER};
 use super::options::{Delivery, PostgresSinkOptions};
 use super::two_phase::{self, Finisher};
 
@@ -30,6 +30,10 @@ const SEQ: &str = "__runnel_seq";
 const GROUP_WITHIN: Duration = Duration::from_millis(1);
 /// Rows between two looks at the clock while a group fills.
 const GROUP_CHECK: u64 = 32;
+/// Continuous exactly-once: how long rows wait before they are copied into
+/// the epoch's open transaction (so that little is left to copy when the
+/// epoch ends).
+const STREAM_WITHIN: Duration = Duration::from_millis(5);
 
 /// Writes a query's results into a PostgreSQL table, one transaction per
 /// epoch or batch (see the module docs for the guarantees).
@@ -57,6 +61,23 @@ pub struct PostgresSink {
     dead_letter: Option<DeadLetter>,
     /// The transaction being run again a row at a time.
     one_by_one: bool,
+    /// Continuous exactly-once (without a dead-letter file): the epoch's
+    /// rows are copied into its transaction as they come.
+    stream: bool,
+    /// The epoch's transaction, begun and holding the rows copied so far.
+    streamed: Option<Streamed>,
+    /// When the oldest row not yet copied came.
+    unsent_since: Option<Instant>,
+}
+
+/// An epoch's transaction, open while its rows come (continuous
+/// exactly-once). Its rows stay in the buffer until it commits: a lost
+/// connection runs the transaction again, whole.
+struct Streamed {
+    /// The progress row's epoch, read (and locked) when it began.
+    last: Option<i64>,
+    /// Bytes of the buffer's tuples copied in so far.
+    sent: usize,
 }
 
 /// Rows the server rejected, one JSON line each, made durable before the
@@ -194,6 +215,9 @@ impl PostgresSink {
             group: None,
             dead_letter: None,
             one_by_one: false,
+            stream: false,
+            streamed: None,
+            unsent_since: None,
         }
     }
 
@@ -334,22 +358,28 @@ impl PostgresSink {
                 return Ok(true);
             }
         }
-        match epoch {
-            Some(epoch) => {
-                let last = begin_epoch(&mut session.client, plan)
-                    .map_err(step("beginning a transaction and reading runnel_progress"))?;
-                if plan.exactly_once && last.is_some_and(|l| l >= epoch) {
-                    session
-                        .client
-                        .batch_execute("ROLLBACK")
-                        .map_err(step("rolling back"))?;
-                    return Ok(false);
-                }
+        // Continuous exactly-once: the transaction may be open already.
+        let streamed = self.streamed.take();
+        let last = match (&streamed, epoch) {
+            (Some(st), _) => st.last,
+            (None, Some(_)) => begin_epoch(&mut session.client, plan)
+                .map_err(step("beginning a transaction and reading runnel_progress"))?,
+            (None, None) => {
+                session
+                    .client
+                    .batch_execute("BEGIN")
+                    .map_err(step("beginning a transaction"))?;
+                None
             }
-            None => session
-                .client
-                .batch_execute("BEGIN")
-                .map_err(step("beginning a transaction"))?,
+        };
+        if let Some(epoch) = epoch {
+            if plan.exactly_once && last.is_some_and(|l| l >= epoch) {
+                session
+                    .client
+                    .batch_execute("ROLLBACK")
+                    .map_err(step("rolling back"))?;
+                return Ok(false);
+            }
         }
         if plan.replace_first {
             session
@@ -370,7 +400,7 @@ impl PostgresSink {
                     .batch_execute("SAVEPOINT runnel_row")
                     .map_err(step("setting a savepoint"))?;
                 let one = self.rows.single(i);
-                match copy_rows(session, plan, &one, "copying a row", true) {
+                match copy_rows(session, plan, &[&one], "copying a row", true) {
                     Ok(()) => session
                         .client
                         .batch_execute("RELEASE SAVEPOINT runnel_row")
@@ -400,7 +430,21 @@ impl PostgresSink {
                 );
             }
         } else if self.rows.rows() > 0 {
-            copy_rows(session, plan, self.rows.finish(), "copying rows", false)?;
+            match streamed {
+                None => copy_rows(session, plan, &[self.rows.finish()], "copying rows", false)?,
+                Some(st) => {
+                    let (head, rest) = self.rows.tuples_after(st.sent);
+                    if !rest.is_empty() {
+                        copy_rows(
+                            session,
+                            plan,
+                            &[head, rest, &TRAILER],
+                            "copying rows",
+                            false,
+                        )?;
+                    }
+                }
+            }
             staged = plan.upsert.is_some();
         }
         let upsert = plan.upsert.as_ref().filter(|_| staged).map(|u| {
@@ -555,6 +599,10 @@ impl Sink for PostgresSink {
         self.group =
             (!exactly_once && !ctx.replays_same_rows && ctx.output_mode != OutputMode::Complete)
                 .then_some(None);
+        // Continuous exactly-once: rows go into the epoch's transaction as
+        // they come (not with a dead-letter file, whose rows are retried
+        // one by one from the buffer).
+        self.stream = two_phase && self.dead_letter.is_none();
         Ok(())
     }
 
@@ -588,6 +636,11 @@ impl Sink for PostgresSink {
             if self.rows.rows().is_multiple_of(GROUP_CHECK) && first.elapsed() >= GROUP_WITHIN {
                 self.run(None)?;
             }
+        } else if self.stream {
+            let first = *self.unsent_since.get_or_insert_with(Instant::now);
+            if self.rows.rows().is_multiple_of(GROUP_CHECK) && first.elapsed() >= STREAM_WITHIN {
+                self.stream_rows();
+            }
         }
         Ok(())
     }
@@ -617,6 +670,12 @@ impl Sink for PostgresSink {
         // At-least-once group commits: nothing more to wait for.
         if self.group.is_some() && self.rows.rows() > 0 {
             self.run(None)?;
+        }
+        if self
+            .unsent_since
+            .is_some_and(|t| t.elapsed() >= STREAM_WITHIN)
+        {
+            self.stream_rows();
         }
         Ok(())
     }
@@ -707,6 +766,7 @@ impl PostgresSink {
                     self.seq = 0;
                     self.keys_seen.clear();
                     self.key_repeated = false;
+                    self.unsent_since = None;
                     if let Some(g) = self.group.as_mut() {
                         *g = None;
                     }
@@ -750,15 +810,70 @@ impl PostgresSink {
             _ => Ok(()),
         }
     }
+
+    /// Continuous exactly-once: copies the rows not yet copied into the
+    /// epoch's transaction (beginning it first), once the previous epoch's
+    /// prepared transaction is committed (it holds the progress row). A
+    /// failure drops the transaction: the epoch's commit runs it again,
+    /// whole, and reports what fails then.
+    fn stream_rows(&mut self) {
+        self.unsent_since = None;
+        if !self.finisher.as_mut().is_some_and(Finisher::is_idle) {
+            return;
+        }
+        if let Err((what, e)) = self.try_stream() {
+            tracing::debug!(sink = %self.opts.describe(), "{what}: {e}; the epoch's commit runs its transaction again");
+            self.streamed = None;
+            match self.client.as_mut() {
+                Some(_) if lost_connection(&e) => self.client = None,
+                Some(c) => {
+                    let _ = c.client.batch_execute("ROLLBACK");
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn try_stream(&mut self) -> std::result::Result<(), (String, Cause)> {
+        let plan = self.plan.as_ref().expect("opened");
+        let Some(session) = self.client.as_mut() else {
+            // Reconnected by the epoch's commit.
+            return Ok(());
+        };
+        let streamed = match self.streamed.as_mut() {
+            Some(st) => st,
+            None => {
+                let last = begin_epoch(&mut session.client, plan).map_err(|e| {
+                    (
+                        "beginning a transaction and reading runnel_progress".to_string(),
+                        Cause::Pg(e),
+                    )
+                })?;
+                self.streamed.insert(Streamed { last, sent: 0 })
+            }
+        };
+        let (head, rest) = self.rows.tuples_after(streamed.sent);
+        if !rest.is_empty() {
+            copy_rows(
+                session,
+                plan,
+                &[head, rest, &TRAILER],
+                "copying rows",
+                false,
+            )?;
+            streamed.sent += rest.len();
+        }
+        Ok(())
+    }
 }
 
-/// Copies a `COPY` stream in (into the table or the stage); `alone`: a
+/// Copies a `COPY` stream, in parts, in (into the table or the stage); `alone`: a
 /// single row, retried on its own, upserted from the stage at once (which
 /// it leaves empty for the next one).
 fn copy_rows(
     session: &mut Session,
     plan: &Plan,
-    stream: &[u8],
+    stream: &[&[u8]],
     what: &'static str,
     alone: bool,
 ) -> std::result::Result<(), (String, Cause)> {
@@ -777,7 +892,7 @@ fn copy_rows(
         .client
         .copy_in(&copy)
         .map_err(step("starting COPY"))?;
-    let wrote = w.write_all(stream);
+    let wrote = stream.iter().try_for_each(|part| w.write_all(part));
     // The server's verdict on the rows (a rejected value, a constraint)
     // comes with the end of the stream.
     w.finish().map_err(step(what))?;

@@ -91,6 +91,8 @@ pub(super) struct Finisher {
     thread: Option<JoinHandle<()>>,
     /// The epoch handed over and not yet acknowledged.
     pending: Option<i64>,
+    /// A failure [`Finisher::is_idle`] received, for [`Finisher::wait`].
+    failed: Option<String>,
 }
 
 impl Finisher {
@@ -130,6 +132,7 @@ impl Finisher {
             done,
             thread: Some(thread),
             pending: None,
+            failed: None,
         }
     }
 
@@ -144,8 +147,31 @@ impl Finisher {
         Ok(())
     }
 
+    /// Whether no epoch is pending (the last one handed over is committed),
+    /// without waiting. A failure is left for [`Finisher::wait`] to report.
+    pub(super) fn is_idle(&mut self) -> bool {
+        let Some(epoch) = self.pending else {
+            return true;
+        };
+        match self.done.try_recv() {
+            Ok(Ok(e)) if e >= epoch => {
+                self.pending = None;
+                true
+            }
+            Ok(Ok(_)) => false,
+            Ok(Err(why)) => {
+                self.failed = Some(why);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Waits until the pending epoch, if any, is committed.
     pub(super) fn wait(&mut self) -> Result<(), String> {
+        if let Some(why) = self.failed.take() {
+            return Err(why);
+        }
         let Some(epoch) = self.pending else {
             return Ok(());
         };
