@@ -25,8 +25,10 @@ use runnel::{DurableEpochs, DurableWait};
 
 use super::copy::literal;
 
-/// How often the finisher looks at the durable epoch while one is pending.
-const POLL: Duration = Duration::from_micros(200);
+/// How often the finisher looks at the durable epoch while one is pending
+/// (for the millisecond or two the checkpoint takes: a few dozen looks an
+/// epoch).
+const POLL: Duration = Duration::from_micros(50);
 /// How long an epoch may wait for the checkpoint before the query fails.
 pub(super) const DURABLE_WITHIN: Duration = Duration::from_secs(120);
 
