@@ -171,6 +171,111 @@ fn update_mode_upserts_the_last_change_of_each_key() {
 }
 
 #[test]
+fn an_upsert_batch_updates_known_keys_and_inserts_new_ones() {
+    let _server = shared();
+    let table = fresh_table("upsert_mixed");
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &table), None)
+        .unwrap();
+    for (k, n) in [("a", 1), ("b", 1), ("c", 1)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(0).unwrap();
+    // Keys all different: known ones updated, new ones inserted, together.
+    for (k, n) in [("b", 2), ("d", 2), ("a", 2), ("e", 2)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(1).unwrap();
+    let mut c = client();
+    assert_eq!(
+        table_rows(&mut c, &table),
+        pairs(&[("a", 2), ("b", 2), ("c", 1), ("d", 2), ("e", 2)])
+    );
+    // A key repeated, known and new ones: each key's last row wins.
+    for (k, n) in [("c", 3), ("f", 3), ("c", 4), ("f", 4), ("c", 5), ("a", 3)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(2).unwrap();
+    assert_eq!(
+        table_rows(&mut c, &table),
+        pairs(&[("a", 3), ("b", 2), ("c", 5), ("d", 2), ("e", 2), ("f", 4)])
+    );
+}
+
+#[test]
+fn a_keyed_table_the_sink_creates_leaves_room_on_its_pages() {
+    let _server = shared();
+    let mut c = client();
+    let fillfactor = |c: &mut Client, table: &str| -> Option<Vec<String>> {
+        c.query_one(
+            "SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass",
+            &[&format!("\"{table}\"")],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let keyed = fresh_table("fillfactor_keyed");
+    let mut s = sink(&keyed, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &keyed), None)
+        .unwrap();
+    assert_eq!(
+        fillfactor(&mut c, &keyed),
+        Some(vec!["fillfactor=50".to_string()])
+    );
+    let packed = fresh_table("fillfactor_set");
+    let mut s = sink(&packed, &[("create", "true"), ("fillfactor", "90")]);
+    s.open(&ctx(OutputMode::Complete, Some(vec![0]), &packed), None)
+        .unwrap();
+    assert_eq!(
+        fillfactor(&mut c, &packed),
+        Some(vec!["fillfactor=90".to_string()])
+    );
+    // An append table is never updated: packed full.
+    let append = fresh_table("fillfactor_append");
+    let mut s = sink(&append, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Append, None, &append), None)
+        .unwrap();
+    assert_eq!(fillfactor(&mut c, &append), None);
+}
+
+#[test]
+fn an_upsert_holds_against_a_concurrent_writer_of_the_same_keys() {
+    let _server = shared();
+    let table = fresh_table("upsert_concurrent");
+    let mut s = sink(&table, &[("create", "true")]);
+    s.open(&ctx(OutputMode::Update, Some(vec![0]), &table), None)
+        .unwrap();
+    for (k, n) in [("a", 1), ("b", 1)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    s.commit(0).unwrap();
+    // Another writer, in a transaction still open while the batch runs,
+    // inserts a key the batch brings and deletes one the batch updates.
+    let mut other = client();
+    let mut tx = other.transaction().unwrap();
+    tx.batch_execute(&format!(
+        "INSERT INTO \"{table}\" VALUES ('c', 100, now());
+         DELETE FROM \"{table}\" WHERE k = 'b'"
+    ))
+    .unwrap();
+    for (k, n) in [("a", 2), ("b", 2), ("c", 2)] {
+        s.write(&row(k, n)).unwrap();
+    }
+    std::thread::scope(|scope| {
+        let batch = scope.spawn(|| s.commit(1).map(|_| ()));
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        assert!(!batch.is_finished(), "the batch waits for the other writer");
+        tx.commit().unwrap();
+        batch.join().unwrap().unwrap();
+    });
+    // The batch came last: its rows stand, the deleted key back.
+    assert_eq!(
+        table_rows(&mut client(), &table),
+        pairs(&[("a", 2), ("b", 2), ("c", 2)])
+    );
+}
+
+#[test]
 fn complete_mode_starting_afresh_replaces_the_old_rows_in_one_transaction() {
     let _server = shared();
     let table = fresh_table("complete");
@@ -434,6 +539,55 @@ fn continuous_exactly_once_upserts_the_same_keys_epoch_after_epoch() {
         pairs(&[("a", 20), ("b", 120)])
     );
     assert_eq!(prepared_for(&table), 0);
+}
+
+#[test]
+fn continuous_exactly_once_copies_rows_as_they_come_and_reruns_the_epoch_whole_after_a_lost_connection(
+) {
+    let _server = shared();
+    for (mode, keys) in [
+        (OutputMode::Append, None),
+        (OutputMode::Update, Some(vec![0])),
+    ] {
+        let table = fresh_table("two_phase_stream");
+        let context = continuous(mode, keys, &table);
+        let durable = context.durable.clone();
+        let mut s = sink(&table, &[("create", "true")]);
+        s.open(&context, None).unwrap();
+        s.write(&row("a", 1)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        s.idle().unwrap();
+        // The row went into the epoch's transaction, open and unseen.
+        let mut c = client();
+        let open: Vec<i32> = c
+            .query(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'runnel' \
+                 AND state = 'idle in transaction' AND position($1 in query) > 0",
+                &[&table],
+            )
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(open.len(), 1, "{mode:?}: the epoch's transaction is open");
+        assert!(table_rows(&mut c, &table).is_empty());
+        // The connection dies mid-epoch: the epoch's commit runs the whole
+        // transaction again on a new one, every row once.
+        c.query("SELECT pg_terminate_backend($1)", &[&open[0]])
+            .unwrap();
+        s.write(&row("b", 2)).unwrap();
+        s.write(&row("a", 5)).unwrap();
+        s.commit(1).unwrap();
+        durable.advance(1);
+        let want: &[(&str, i64)] = if mode == OutputMode::Append {
+            &[("a", 1), ("a", 5), ("b", 2)]
+        } else {
+            &[("a", 5), ("b", 2)]
+        };
+        eventually(&table, want);
+        s.close().unwrap();
+        assert_eq!(prepared_for(&table), 0);
+    }
 }
 
 #[test]

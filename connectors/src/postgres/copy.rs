@@ -39,6 +39,18 @@ pub(super) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// `text` as an SQL string literal. A text holding a backslash is written
+/// as an escape string (`E'…'`), which reads the same whatever the
+/// server's `standard_conforming_strings`.
+pub(super) fn literal(text: &str) -> String {
+    let quoted = text.replace('\'', "''");
+    if text.contains('\\') {
+        format!("E'{}'", quoted.replace('\\', "\\\\"))
+    } else {
+        format!("'{quoted}'")
+    }
+}
+
 /// A table name, `schema.table` or `table`, quoted part by part.
 pub(super) fn table_ident(name: &str) -> String {
     match name.split_once('.') {
@@ -49,6 +61,8 @@ pub(super) fn table_ident(name: &str) -> String {
 
 /// The binary `COPY` header's length: signature, flags, extension length.
 const HEADER: usize = 11 + 4 + 4;
+/// The binary `COPY` trailer: a tuple of -1 fields.
+pub(super) const TRAILER: [u8; 2] = (-1i16).to_be_bytes();
 
 /// Rows encoded for `COPY … FROM STDIN (FORMAT binary)`: the header is
 /// written on the first row, the trailer by [`CopyBuffer::finish`].
@@ -90,6 +104,20 @@ impl CopyBuffer {
         out
     }
 
+    /// The stream's header and its tuples after the first `skip` bytes of
+    /// them (no trailer): with [`TRAILER`], a stream of the rows pushed
+    /// since then. Empty when there is no row.
+    pub(super) fn tuples_after(&self, skip: usize) -> (&[u8], &[u8]) {
+        if self.rows == 0 {
+            return (&[], &[]);
+        }
+        let end = self.bytes.len() - if self.finished { TRAILER.len() } else { 0 };
+        (
+            &self.bytes[..HEADER],
+            &self.bytes[(HEADER + skip).min(end)..end],
+        )
+    }
+
     /// Forgets the rows (the allocation is kept for the next epoch).
     pub(super) fn clear(&mut self) {
         if let Some(s) = self.starts.as_mut() {
@@ -105,7 +133,7 @@ impl CopyBuffer {
     pub(super) fn push(&mut self, fields: &[Value], seq: Option<i64>) {
         if self.finished {
             // Rows after a finish: take the trailer back off.
-            self.bytes.truncate(self.bytes.len() - 2);
+            self.bytes.truncate(self.bytes.len() - TRAILER.len());
             self.finished = false;
         }
         if self.rows == 0 {
@@ -150,7 +178,7 @@ impl CopyBuffer {
     /// The encoded stream, trailer included (empty when there is no row).
     pub(super) fn finish(&mut self) -> &[u8] {
         if self.rows > 0 && !self.finished {
-            self.bytes.extend_from_slice(&(-1i16).to_be_bytes());
+            self.bytes.extend_from_slice(&TRAILER);
             self.finished = true;
         }
         &self.bytes
@@ -213,9 +241,30 @@ mod tests {
     }
 
     #[test]
+    fn the_rows_after_some_make_a_stream_of_their_own() {
+        let mut all = CopyBuffer::default();
+        assert_eq!(all.tuples_after(0), (&[][..], &[][..]));
+        all.push(&[Value::Int64(1)], None);
+        let (_, first) = all.tuples_after(0);
+        let sent = first.len();
+        all.push(&[Value::Int64(2)], None);
+        let mut second = CopyBuffer::default();
+        second.push(&[Value::Int64(2)], None);
+        let (head, rest) = all.tuples_after(sent);
+        let stream = [head, rest, &TRAILER[..]].concat();
+        assert_eq!(stream, second.finish());
+        // The same once the whole stream is finished.
+        all.finish();
+        let (head, rest) = all.tuples_after(sent);
+        assert_eq!([head, rest, &TRAILER[..]].concat(), second.finish());
+    }
+
+    #[test]
     fn identifiers_are_quoted() {
         assert_eq!(ident("sum(x)"), "\"sum(x)\"");
         assert_eq!(ident("a\"b"), "\"a\"\"b\"");
         assert_eq!(table_ident("public.daily"), "\"public\".\"daily\"");
+        assert_eq!(literal("it's"), "'it''s'");
+        assert_eq!(literal("a\\b'"), "E'a\\\\b'''");
     }
 }

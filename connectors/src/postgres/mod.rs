@@ -2,16 +2,30 @@
 //! or batch.
 //!
 //! * URI: `postgres://USER@HOST:PORT/DB?table=T[&key=c1,c2][&create=true]
-//!   [&delivery=exactly_once|at_least_once][&query_id=ID]`. The password
-//!   comes from `PGPASSWORD` or the password file (`PGPASSFILE`, else
-//!   `~/.pgpass`, which must be private), never from the URI, so no printed
-//!   form of the sink carries it.
+//!   [&fillfactor=N][&delivery=exactly_once|at_least_once][&query_id=ID]`.
+//!   The password comes from `PGPASSWORD` or the password file
+//!   (`PGPASSFILE`, else `~/.pgpass`, which must be private), never from
+//!   the URI, so no printed form of the sink carries it.
 //! * Output modes: append copies the rows in with binary `COPY`; update
 //!   copies them into a session-local staging table and upserts them on the
-//!   key columns (`INSERT … ON CONFLICT (keys) DO UPDATE`, the last change
-//!   of a key in the epoch winning); complete deletes the table's rows and
-//!   copies the new result in, in the same transaction, so a reader sees
-//!   the old table or the new one, never a mix.
+//!   key columns, the last change of a key in the epoch winning (`DISTINCT
+//!   ON`, left out when the sink saw no key twice): one statement updates
+//!   the keys the table holds in a join with the stage (`UPDATE … FROM`)
+//!   and inserts the others (`INSERT … ON CONFLICT (keys) DO UPDATE`, so a
+//!   key another writer inserts meanwhile is updated, not refused);
+//!   complete deletes the table's rows and copies the new result in, in the
+//!   same transaction, so a reader sees the old table or the new one, never
+//!   a mix. A keyed table the sink creates gets `fillfactor` 50 (half of
+//!   each page free, `fillfactor=N` to change it), so that an epoch
+//!   updating every row still updates in place (HOT, no new index entry);
+//!   an existing table keeps its own layout.
+//! * Round trips per epoch: one to begin and read the progress row, the
+//!   `COPY`, one for the upsert, the progress row and `COMMIT` (or
+//!   `PREPARE TRANSACTION`) together. Continuous exactly-once begins the
+//!   epoch's transaction early and copies rows into it as they come (those
+//!   5 ms old, once the previous epoch is committed), so that the epoch's
+//!   end has little left to copy before `PREPARE`; the rows stay buffered
+//!   until it commits, and a lost connection runs it again whole.
 //! * Exactly-once: the transaction that writes an epoch's rows also sets
 //!   `runnel_progress(query_id, part, last_id)` to the epoch, and an epoch
 //!   whose id the table already holds is skipped. That is exact when a

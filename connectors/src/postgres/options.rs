@@ -7,14 +7,20 @@ use runnel::{EngineError, Result};
 use crate::options::{normalise_key, OptionParser};
 
 const PARSER: OptionParser = OptionParser::new("postgres sink");
-const KEYS: [&str; 6] = [
+const KEYS: [&str; 7] = [
     "table",
     "key",
     "create",
+    "fillfactor",
     "delivery",
     "query_id",
     "bad_records",
 ];
+
+/// The fill factor of the keyed tables the sink creates: half of each page
+/// is left free, room for a new version of every row on it, so that an
+/// epoch updating every key still updates in place (HOT).
+pub(super) const DEFAULT_FILLFACTOR: u8 = 50;
 
 /// What the sink promises when a query restarts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -48,6 +54,11 @@ pub struct PostgresSinkOptions {
     pub key: Option<Vec<String>>,
     /// Create the table from the query's schema when it does not exist.
     pub create: bool,
+    /// The fill factor (percent, 10 to 100) of a keyed table the sink
+    /// creates (update and complete mode): the room left on each page lets
+    /// an upsert put a row's new version beside the old one (a HOT update,
+    /// no new index entry). An existing table keeps its own.
+    pub fillfactor: u8,
     /// The delivery guarantee.
     pub delivery: Delivery,
     /// The id the progress row is kept under (default: the query's id).
@@ -99,6 +110,7 @@ impl PostgresSinkOptions {
             table: String::new(),
             key: None,
             create: false,
+            fillfactor: DEFAULT_FILLFACTOR,
             delivery: Delivery::ExactlyOnce,
             query_id: None,
             dead_letter: None,
@@ -118,6 +130,14 @@ impl PostgresSinkOptions {
                     out.key = Some(cols);
                 }
                 "create" => out.create = PARSER.bool(k, v)?,
+                "fillfactor" => {
+                    out.fillfactor = v
+                        .trim()
+                        .parse::<u8>()
+                        .ok()
+                        .filter(|f| (10..=100).contains(f))
+                        .ok_or_else(|| PARSER.err(k, v, "a percentage from 10 to 100"))?
+                }
                 "delivery" => {
                     out.delivery = match normalise_key(v).as_str() {
                         "exactlyonce" => Delivery::ExactlyOnce,
@@ -217,6 +237,7 @@ mod tests {
         assert_eq!(o.database, "shop");
         assert_eq!(o.key, Some(vec!["day".into(), "customer".into()]));
         assert!(o.create);
+        assert_eq!(o.fillfactor, DEFAULT_FILLFACTOR);
         assert_eq!(o.delivery, Delivery::ExactlyOnce);
         assert_eq!(
             o.describe(),
@@ -228,6 +249,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!((o.port, o.delivery), (5432, Delivery::AtLeastOnce));
+        let o = PostgresSinkOptions::parse(
+            "//app@db/shop",
+            &opts(&[("table", "t"), ("fillfactor", "90")]),
+        )
+        .unwrap();
+        assert_eq!(o.fillfactor, 90);
     }
 
     #[test]
@@ -245,6 +272,8 @@ mod tests {
             .contains("unknown postgres sink option 'colour'"));
         assert!(err("//app@h/db", &[("table", "t"), ("delivery", "maybe")])
             .contains("exactly_once or at_least_once"));
+        assert!(err("//app@h/db", &[("table", "t"), ("fillfactor", "5")])
+            .contains("a percentage from 10 to 100"));
         assert!(
             err("//app@h/db", &[("table", "t"), ("bad_records", "skip")])
                 .contains("fail or dead-letter:PATH")

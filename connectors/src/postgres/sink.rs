@@ -2,18 +2,20 @@
 //! transaction per epoch.
 
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use postgres::{Client, NoTls};
+use postgres::{Client, NoTls, SimpleQueryMessage, Statement};
 use runnel::checkpoint::{ensure_dir, AppendFile, LocalStorage, OpenMode, Storage};
 use runnel::schema::column::write_value_json;
 use runnel::schema::type_name;
 use runnel::{EngineError, OutputMode, Result, Row, Sink, SinkContext};
+use rustc_hash::{FxHashSet, FxHasher};
 
-use super::copy::{ident, sql_type, table_ident, unsupported, CopyBuffer};
+use super::copy::{ident, literal, sql_type, table_ident, unsupported, CopyBuffer, TRAILER};
 use super::options::{Delivery, PostgresSinkOptions};
 use super::two_phase::{self, Finisher};
 
@@ -28,16 +30,26 @@ const SEQ: &str = "__runnel_seq";
 const GROUP_WITHIN: Duration = Duration::from_millis(1);
 /// Rows between two looks at the clock while a group fills.
 const GROUP_CHECK: u64 = 32;
+/// Continuous exactly-once: how long rows wait before they are copied into
+/// the epoch's open transaction (so that little is left to copy when the
+/// epoch ends).
+const STREAM_WITHIN: Duration = Duration::from_millis(5);
 
 /// Writes a query's results into a PostgreSQL table, one transaction per
 /// epoch or batch (see the module docs for the guarantees).
 pub struct PostgresSink {
     opts: PostgresSinkOptions,
     password: Option<String>,
-    client: Option<Client>,
+    client: Option<Session>,
     plan: Option<Plan>,
     rows: CopyBuffer,
     seq: i64,
+    /// Update and complete mode: hashes of the keys written in the open
+    /// transaction, to tell whether a key came twice.
+    keys_seen: FxHashSet<u64>,
+    /// A key came twice in the open transaction (or two keys' hashes met):
+    /// the upsert must keep each key's last row.
+    key_repeated: bool,
     /// Continuous exactly-once: commits prepared epochs once durable.
     finisher: Option<Finisher>,
     /// Continuous at-least-once (append and update mode): rows are
@@ -49,6 +61,23 @@ pub struct PostgresSink {
     dead_letter: Option<DeadLetter>,
     /// The transaction being run again a row at a time.
     one_by_one: bool,
+    /// Continuous exactly-once (without a dead-letter file): the epoch's
+    /// rows are copied into its transaction as they come.
+    stream: bool,
+    /// The epoch's transaction, begun and holding the rows copied so far.
+    streamed: Option<Streamed>,
+    /// When the oldest row not yet copied came.
+    unsent_since: Option<Instant>,
+}
+
+/// An epoch's transaction, open while its rows come (continuous
+/// exactly-once). Its rows stay in the buffer until it commits: a lost
+/// connection runs the transaction again, whole.
+struct Streamed {
+    /// The progress row's epoch, read (and locked) when it began.
+    last: Option<i64>,
+    /// Bytes of the buffer's tuples copied in so far.
+    sent: usize,
 }
 
 /// Rows the server rejected, one JSON line each, made durable before the
@@ -61,10 +90,31 @@ struct DeadLetter {
     line: Vec<u8>,
 }
 
+/// A connection and what is prepared on it.
+struct Session {
+    client: Client,
+    /// The `COPY` of the plan, prepared on first use.
+    copy: Option<Statement>,
+}
+
+/// The statements that upsert the staged rows into the table on its keys.
+struct Upsert {
+    /// For any stage: each key's last staged row (`DISTINCT ON`).
+    any: String,
+    /// For a stage whose keys all differ.
+    distinct: String,
+}
+
 /// What `open` worked out: the statements of every epoch.
 struct Plan {
     /// Update and complete mode: stage, then upsert on the keys.
-    upsert: Option<String>,
+    upsert: Option<Upsert>,
+    /// The key columns (update and complete mode).
+    keys: Vec<usize>,
+    /// Begins an epoch's transaction and reads its progress row, locked.
+    begin: String,
+    /// The progress row's upsert, up to the epoch id.
+    progress: String,
     /// `COPY … FROM STDIN (FORMAT binary)` into the table or the stage.
     copy: String,
     /// The stage's `CREATE TABLE`, if any.
@@ -159,10 +209,15 @@ impl PostgresSink {
             plan: None,
             rows: CopyBuffer::default(),
             seq: 0,
+            keys_seen: FxHashSet::default(),
+            key_repeated: false,
             finisher: None,
             group: None,
             dead_letter: None,
             one_by_one: false,
+            stream: false,
+            streamed: None,
+            unsent_since: None,
         }
     }
 
@@ -185,7 +240,7 @@ impl PostgresSink {
     }
 
     /// Connects and prepares the session (progress table, staging table).
-    fn session(&self, plan: &Plan) -> std::result::Result<Client, postgres::Error> {
+    fn session(&self, plan: &Plan) -> std::result::Result<Session, postgres::Error> {
         let mut client = self.connect()?;
         client.batch_execute(
             "CREATE TABLE IF NOT EXISTS runnel_progress (
@@ -197,7 +252,7 @@ impl PostgresSink {
         if let Some(ddl) = &plan.stage_ddl {
             client.batch_execute(ddl)?;
         }
-        Ok(client)
+        Ok(Session { client, copy: None })
     }
 
     /// Checks the existing table's columns against the query's (or creates
@@ -229,9 +284,16 @@ impl PostgresSink {
                     format!("PRIMARY KEY ({})", k.join(", "))
                 });
             }
+            // A keyed table is upserted: room on its pages lets a row's new
+            // version go beside the old one.
+            let with = if keys.is_empty() {
+                String::new()
+            } else {
+                format!(" WITH (fillfactor = {})", self.opts.fillfactor)
+            };
             client
                 .batch_execute(&format!(
-                    "CREATE TABLE IF NOT EXISTS {table} ({})",
+                    "CREATE TABLE IF NOT EXISTS {table} ({}){with}",
                     cols.join(", ")
                 ))
                 .map_err(|e| self.fail(format!("creating table {}", self.opts.table), e))?;
@@ -275,45 +337,57 @@ impl PostgresSink {
     /// Runs one transaction: epoch `epoch`'s (`Some`), or a group of the
     /// current epoch's rows (`None`, at-least-once group commits, which
     /// record no progress). `Ok(true)` when written, `Ok(false)` when the
-    /// table already held the epoch.
-    fn try_commit(&mut self, epoch: Option<i64>) -> std::result::Result<bool, (String, Cause)> {
+    /// table already held the epoch. `rerun`: an earlier run of it lost its
+    /// connection. On the way: one round trip to begin (and read the
+    /// progress row), the `COPY`, one round trip for everything else.
+    fn try_commit(
+        &mut self,
+        epoch: Option<i64>,
+        rerun: bool,
+    ) -> std::result::Result<bool, (String, Cause)> {
         let plan = self.plan.as_ref().expect("opened");
-        let client = self.client.as_mut().expect("connected");
+        let session = self.client.as_mut().expect("connected");
         fn step(what: &'static str) -> impl Fn(postgres::Error) -> (String, Cause) {
             move |e| (what.to_string(), Cause::Pg(e))
         }
-        // A retry after a lost answer to PREPARE: the epoch is prepared.
-        if let Some(epoch) = epoch.filter(|_| plan.two_phase) {
-            if two_phase::is_prepared(client, &plan.query_id, epoch)
+        // A rerun after a lost answer to PREPARE: the epoch is prepared.
+        if let Some(epoch) = epoch.filter(|_| plan.two_phase && rerun) {
+            if two_phase::is_prepared(&mut session.client, &plan.query_id, epoch)
                 .map_err(step("looking for the epoch's prepared transaction"))?
             {
                 return Ok(true);
             }
         }
-        client
-            .batch_execute("BEGIN")
-            .map_err(step("beginning a transaction"))?;
+        // Continuous exactly-once: the transaction may be open already.
+        let streamed = self.streamed.take();
+        let last = match (&streamed, epoch) {
+            (Some(st), _) => st.last,
+            (None, Some(_)) => begin_epoch(&mut session.client, plan)
+                .map_err(step("beginning a transaction and reading runnel_progress"))?,
+            (None, None) => {
+                session
+                    .client
+                    .batch_execute("BEGIN")
+                    .map_err(step("beginning a transaction"))?;
+                None
+            }
+        };
         if let Some(epoch) = epoch {
-            let last: Option<i64> = client
-                .query_opt(
-                    "SELECT last_id FROM runnel_progress WHERE query_id = $1 AND part = 0 \
-                     FOR UPDATE",
-                    &[&plan.query_id],
-                )
-                .map_err(step("reading runnel_progress"))?
-                .map(|r| r.get(0));
             if plan.exactly_once && last.is_some_and(|l| l >= epoch) {
-                client
+                session
+                    .client
                     .batch_execute("ROLLBACK")
                     .map_err(step("rolling back"))?;
                 return Ok(false);
             }
         }
         if plan.replace_first {
-            client
+            session
+                .client
                 .batch_execute(&format!("DELETE FROM {}", table_ident(&self.opts.table)))
                 .map_err(step("replacing the table's rows"))?;
         }
+        let mut staged = false;
         if self.rows.rows() > 0 && self.one_by_one {
             let dl = self
                 .dead_letter
@@ -321,16 +395,19 @@ impl PostgresSink {
                 .expect("only with a dead-letter file");
             let mut left_out = 0usize;
             for i in 0..dl.rows.len() {
-                client
+                session
+                    .client
                     .batch_execute("SAVEPOINT runnel_row")
                     .map_err(step("setting a savepoint"))?;
                 let one = self.rows.single(i);
-                match copy_rows(client, plan, &one, "copying a row", true) {
-                    Ok(()) => client
+                match copy_rows(session, plan, &[&one], "copying a row", true) {
+                    Ok(()) => session
+                        .client
                         .batch_execute("RELEASE SAVEPOINT runnel_row")
                         .map_err(step("releasing a savepoint"))?,
                     Err((_, e)) if rejected_data(&e) => {
-                        client
+                        session
+                            .client
                             .batch_execute("ROLLBACK TO SAVEPOINT runnel_row")
                             .map_err(step("rolling back a rejected row"))?;
                         dl.push(&self.opts.describe(), epoch, i, &e).map_err(|e| {
@@ -353,27 +430,35 @@ impl PostgresSink {
                 );
             }
         } else if self.rows.rows() > 0 {
-            copy_rows(client, plan, self.rows.finish(), "copying rows", false)?;
+            match streamed {
+                None => copy_rows(session, plan, &[self.rows.finish()], "copying rows", false)?,
+                Some(st) => {
+                    let (head, rest) = self.rows.tuples_after(st.sent);
+                    if !rest.is_empty() {
+                        copy_rows(
+                            session,
+                            plan,
+                            &[head, rest, &TRAILER],
+                            "copying rows",
+                            false,
+                        )?;
+                    }
+                }
+            }
+            staged = plan.upsert.is_some();
         }
-        let Some(epoch) = epoch else {
-            client.batch_execute("COMMIT").map_err(step("committing"))?;
-            return Ok(true);
-        };
-        client
-            .execute(
-                "INSERT INTO runnel_progress (query_id, part, last_id) VALUES ($1, 0, $2)
-                 ON CONFLICT (query_id, part) DO UPDATE SET last_id = EXCLUDED.last_id",
-                &[&plan.query_id, &epoch],
-            )
-            .map_err(step("recording the epoch in runnel_progress"))?;
-        if plan.two_phase {
-            let id = two_phase::gid(&plan.query_id, epoch).replace('\'', "''");
-            client
-                .batch_execute(&format!("PREPARE TRANSACTION '{id}'"))
-                .map_err(step("preparing the epoch's transaction"))?;
-        } else {
-            client.batch_execute("COMMIT").map_err(step("committing"))?;
-        }
+        let upsert = plan.upsert.as_ref().filter(|_| staged).map(|u| {
+            if self.key_repeated {
+                &u.any
+            } else {
+                &u.distinct
+            }
+        });
+        let (sql, what) = finish_sql(plan, epoch, upsert.map(String::as_str));
+        session
+            .client
+            .batch_execute(&sql)
+            .map_err(|e| (what, Cause::Pg(e)))?;
         Ok(true)
     }
 }
@@ -435,17 +520,6 @@ impl Sink for PostgresSink {
             STAGE.to_string()
         };
         let (copy, upsert, stage_ddl) = if keyed {
-            let key_list: Vec<String> = keys.iter().map(|&i| cols[i].clone()).collect();
-            let key_list = key_list.join(", ");
-            let set: Vec<String> = (0..cols.len())
-                .filter(|i| !keys.contains(i))
-                .map(|i| format!("{c} = EXCLUDED.{c}", c = cols[i]))
-                .collect();
-            let action = if set.is_empty() {
-                "NOTHING".to_string()
-            } else {
-                format!("UPDATE SET {}", set.join(", "))
-            };
             let mut defs: Vec<String> = ctx
                 .schema
                 .fields()
@@ -458,13 +532,7 @@ impl Sink for PostgresSink {
                     "COPY {stage} ({col_list}, {}) FROM STDIN (FORMAT binary)",
                     ident(SEQ)
                 ),
-                Some(format!(
-                    "INSERT INTO {table} ({col_list})
-                     SELECT DISTINCT ON ({key_list}) {col_list} FROM {stage}
-                     ORDER BY {key_list}, {} DESC
-                     ON CONFLICT ({key_list}) DO {action}",
-                    ident(SEQ)
-                )),
+                Some(upsert_sql(&table, &stage, &cols, &keys)),
                 Some(if two_phase {
                     format!(
                         "CREATE UNLOGGED TABLE IF NOT EXISTS {stage} ({})",
@@ -488,6 +556,16 @@ impl Sink for PostgresSink {
         let stage_clear = stage_delete.clone().filter(|_| two_phase);
         let plan = Plan {
             upsert,
+            begin: format!(
+                "BEGIN; SELECT last_id FROM runnel_progress WHERE query_id = {} AND part = 0 \
+                 FOR UPDATE",
+                literal(&query_id)
+            ),
+            progress: format!(
+                "INSERT INTO runnel_progress (query_id, part, last_id) VALUES ({}, 0, ",
+                literal(&query_id)
+            ),
+            keys: keys.clone(),
             copy,
             stage_ddl,
             stage_clear,
@@ -506,14 +584,14 @@ impl Sink for PostgresSink {
             self.dead_letter = Some(dl);
         }
         self.password = self.opts.password().map_err(|why| self.refuse(why))?;
-        let mut client = self
+        let mut session = self
             .session(&plan)
             .map_err(|e| self.fail("connecting", e))?;
-        self.check_table(&mut client, ctx, &keys)?;
+        self.check_table(&mut session.client, ctx, &keys)?;
         if two_phase {
-            self.start_two_phase(&mut client, ctx, &plan.query_id, recovered)?;
+            self.start_two_phase(&mut session.client, ctx, &plan.query_id, recovered)?;
         }
-        self.client = Some(client);
+        self.client = Some(session);
         self.plan = Some(plan);
         // Continuous at-least-once: rows are committed as they arrive, in
         // groups, rather than at the end of their epoch. Not in complete
@@ -521,6 +599,10 @@ impl Sink for PostgresSink {
         self.group =
             (!exactly_once && !ctx.replays_same_rows && ctx.output_mode != OutputMode::Complete)
                 .then_some(None);
+        // Continuous exactly-once: rows go into the epoch's transaction as
+        // they come (not with a dead-letter file, whose rows are retried
+        // one by one from the buffer).
+        self.stream = two_phase && self.dead_letter.is_none();
         Ok(())
     }
 
@@ -534,6 +616,13 @@ impl Sink for PostgresSink {
             )));
         }
         let seq = plan.upsert.is_some().then_some(self.seq);
+        if seq.is_some() && !self.key_repeated {
+            let mut h = FxHasher::default();
+            for &i in &plan.keys {
+                row[i].hash(&mut h);
+            }
+            self.key_repeated = !self.keys_seen.insert(h.finish());
+        }
         self.seq += 1;
         self.rows.push(row, seq);
         if let Some(dl) = self.dead_letter.as_mut() {
@@ -546,6 +635,11 @@ impl Sink for PostgresSink {
             let first = *group.get_or_insert_with(Instant::now);
             if self.rows.rows().is_multiple_of(GROUP_CHECK) && first.elapsed() >= GROUP_WITHIN {
                 self.run(None)?;
+            }
+        } else if self.stream {
+            let first = *self.unsent_since.get_or_insert_with(Instant::now);
+            if self.rows.rows().is_multiple_of(GROUP_CHECK) && first.elapsed() >= STREAM_WITHIN {
+                self.stream_rows();
             }
         }
         Ok(())
@@ -576,6 +670,12 @@ impl Sink for PostgresSink {
         // At-least-once group commits: nothing more to wait for.
         if self.group.is_some() && self.rows.rows() > 0 {
             self.run(None)?;
+        }
+        if self
+            .unsent_since
+            .is_some_and(|t| t.elapsed() >= STREAM_WITHIN)
+        {
+            self.stream_rows();
         }
         Ok(())
     }
@@ -645,9 +745,10 @@ impl PostgresSink {
         self.one_by_one = false;
         let started = Instant::now();
         let mut backoff = Duration::from_millis(50);
+        let mut rerun = false;
         loop {
             let outcome = match self.client {
-                Some(_) => self.try_commit(epoch),
+                Some(_) => self.try_commit(epoch, rerun),
                 None => match self.session(self.plan.as_ref().expect("opened")) {
                     Ok(c) => {
                         self.client = Some(c);
@@ -663,6 +764,9 @@ impl PostgresSink {
                         dl.rows.clear();
                     }
                     self.seq = 0;
+                    self.keys_seen.clear();
+                    self.key_repeated = false;
+                    self.unsent_since = None;
                     if let Some(g) = self.group.as_mut() {
                         *g = None;
                     }
@@ -674,6 +778,7 @@ impl PostgresSink {
                         "connection lost while {what}; reconnecting in {backoff:?}: {e}"
                     );
                     self.client = None;
+                    rerun = true;
                     thread::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                 }
@@ -681,7 +786,7 @@ impl PostgresSink {
                     if let Some(c) = self.client.as_mut() {
                         // The transaction is dead either way; the server
                         // rolls it back when told or when the session ends.
-                        let _ = c.batch_execute("ROLLBACK");
+                        let _ = c.client.batch_execute("ROLLBACK");
                     }
                     if self.dead_letter.is_some() && rejected_data(&e) && !self.one_by_one {
                         // Run it again a row at a time, leaving out (into the
@@ -705,43 +810,217 @@ impl PostgresSink {
             _ => Ok(()),
         }
     }
+
+    /// Continuous exactly-once: copies the rows not yet copied into the
+    /// epoch's transaction (beginning it first), once the previous epoch's
+    /// prepared transaction is committed (it holds the progress row). A
+    /// failure drops the transaction: the epoch's commit runs it again,
+    /// whole, and reports what fails then.
+    fn stream_rows(&mut self) {
+        self.unsent_since = None;
+        if !self.finisher.as_mut().is_some_and(Finisher::is_idle) {
+            return;
+        }
+        if let Err((what, e)) = self.try_stream() {
+            tracing::debug!(sink = %self.opts.describe(), "{what}: {e}; the epoch's commit runs its transaction again");
+            self.streamed = None;
+            match self.client.as_mut() {
+                Some(_) if lost_connection(&e) => self.client = None,
+                Some(c) => {
+                    let _ = c.client.batch_execute("ROLLBACK");
+                }
+                None => {}
+            }
+        }
+    }
+
+    fn try_stream(&mut self) -> std::result::Result<(), (String, Cause)> {
+        let plan = self.plan.as_ref().expect("opened");
+        let Some(session) = self.client.as_mut() else {
+            // Reconnected by the epoch's commit.
+            return Ok(());
+        };
+        let streamed = match self.streamed.as_mut() {
+            Some(st) => st,
+            None => {
+                let last = begin_epoch(&mut session.client, plan).map_err(|e| {
+                    (
+                        "beginning a transaction and reading runnel_progress".to_string(),
+                        Cause::Pg(e),
+                    )
+                })?;
+                self.streamed.insert(Streamed { last, sent: 0 })
+            }
+        };
+        let (head, rest) = self.rows.tuples_after(streamed.sent);
+        if !rest.is_empty() {
+            copy_rows(
+                session,
+                plan,
+                &[head, rest, &TRAILER],
+                "copying rows",
+                false,
+            )?;
+            streamed.sent += rest.len();
+        }
+        Ok(())
+    }
 }
 
-/// Copies a `COPY` stream in (into the table, or into the stage and then
-/// upserted from it); `alone`: a single row, retried on its own.
+/// Copies a `COPY` stream, in parts, in (into the table or the stage); `alone`: a
+/// single row, retried on its own, upserted from the stage at once (which
+/// it leaves empty for the next one).
 fn copy_rows(
-    client: &mut Client,
+    session: &mut Session,
     plan: &Plan,
-    stream: &[u8],
+    stream: &[&[u8]],
     what: &'static str,
     alone: bool,
 ) -> std::result::Result<(), (String, Cause)> {
     let step = |what: &'static str| move |e: postgres::Error| (what.to_string(), Cause::Pg(e));
-    let mut w = client
-        .copy_in(plan.copy.as_str())
+    let copy = match &session.copy {
+        Some(copy) => copy.clone(),
+        None => {
+            let copy = session
+                .client
+                .prepare(&plan.copy)
+                .map_err(step("preparing COPY"))?;
+            session.copy.insert(copy).clone()
+        }
+    };
+    let mut w = session
+        .client
+        .copy_in(&copy)
         .map_err(step("starting COPY"))?;
-    let wrote = w.write_all(stream);
+    let wrote = stream.iter().try_for_each(|part| w.write_all(part));
     // The server's verdict on the rows (a rejected value, a constraint)
     // comes with the end of the stream.
     w.finish().map_err(step(what))?;
     wrote.map_err(|e| (what.to_string(), Cause::Io(e)))?;
-    if let Some(upsert) = &plan.upsert {
-        client
-            .batch_execute(upsert)
-            .map_err(step("upserting the epoch's rows"))?;
-    }
-    // A row upserted alone leaves the stage empty for the next one.
-    let clear = if alone {
-        &plan.stage_delete
-    } else {
-        &plan.stage_clear
-    };
-    if let Some(clear) = clear {
-        client
-            .batch_execute(clear)
-            .map_err(step("emptying the staging table"))?;
+    if let (true, Some(upsert), Some(delete)) = (alone, &plan.upsert, &plan.stage_delete) {
+        session
+            .client
+            .batch_execute(&format!("{};\n{delete}", upsert.distinct))
+            .map_err(step("upserting a row"))?;
     }
     Ok(())
+}
+
+/// Begins an epoch's transaction and reads (and locks) its progress row,
+/// in one round trip: the last epoch the table holds, if any.
+fn begin_epoch(
+    client: &mut Client,
+    plan: &Plan,
+) -> std::result::Result<Option<i64>, postgres::Error> {
+    let mut last = None;
+    for m in client.simple_query(&plan.begin)? {
+        if let SimpleQueryMessage::Row(r) = m {
+            last = r.get(0).and_then(|v| v.parse().ok());
+        }
+    }
+    Ok(last)
+}
+
+/// The rest of a transaction, sent as one: the upsert from the stage (if
+/// `upsert`) and the stage emptied, the epoch's progress row, and `COMMIT`
+/// or (two-phase) `PREPARE TRANSACTION`. With what it does, for errors.
+fn finish_sql(plan: &Plan, epoch: Option<i64>, upsert: Option<&str>) -> (String, String) {
+    let mut sql = String::new();
+    let mut what = Vec::new();
+    if let Some(upsert) = upsert {
+        sql.push_str(upsert);
+        sql.push_str(";\n");
+        if let Some(clear) = &plan.stage_clear {
+            sql.push_str(clear);
+            sql.push_str(";\n");
+        }
+        what.push("upserting the rows");
+    }
+    if let Some(epoch) = epoch {
+        sql.push_str(&plan.progress);
+        sql.push_str(&format!(
+            "{epoch}) ON CONFLICT (query_id, part) DO UPDATE SET last_id = EXCLUDED.last_id;\n"
+        ));
+        what.push("recording the epoch in runnel_progress");
+    }
+    match epoch.filter(|_| plan.two_phase) {
+        Some(epoch) => {
+            sql.push_str("PREPARE TRANSACTION ");
+            sql.push_str(&literal(&two_phase::gid(&plan.query_id, epoch)));
+            what.push("preparing the epoch's transaction");
+        }
+        None => {
+            sql.push_str("COMMIT");
+            what.push("committing");
+        }
+    }
+    (sql, what.join(", "))
+}
+
+/// The statements that upsert the stage's rows into `table` on the `keys`
+/// columns: rows whose key the table holds are updated in one join (a
+/// table with room on its pages updates them in place), the others are
+/// inserted. `ON CONFLICT` stays on the insert, so that a key another
+/// writer inserts meanwhile is updated rather than refused, and a key that
+/// does not compare equal to itself (null, in a `NULLS NOT DISTINCT` key)
+/// goes that way too.
+fn upsert_sql(table: &str, stage: &str, cols: &[String], keys: &[usize]) -> Upsert {
+    let col_list = cols.join(", ");
+    let key_list: Vec<&str> = keys.iter().map(|&i| cols[i].as_str()).collect();
+    let key_list = key_list.join(", ");
+    let values: Vec<&String> = (0..cols.len())
+        .filter(|i| !keys.contains(i))
+        .map(|i| &cols[i])
+        .collect();
+    let last = format!(
+        "SELECT DISTINCT ON ({key_list}) {col_list} FROM {stage} ORDER BY {key_list}, {} DESC",
+        ident(SEQ)
+    );
+    if values.is_empty() {
+        // Nothing to update: the new keys are inserted.
+        let insert = |from: &str| {
+            format!(
+                "INSERT INTO {table} ({col_list}) SELECT {col_list} FROM {from} \
+                 ON CONFLICT ({key_list}) DO NOTHING"
+            )
+        };
+        return Upsert {
+            any: insert(&format!("({last}) s")),
+            distinct: insert(stage),
+        };
+    }
+    let set = |to: &str| -> String {
+        let pairs: Vec<String> = values.iter().map(|c| format!("{c} = {to}.{c}")).collect();
+        pairs.join(", ")
+    };
+    let same = |a: &str, b: &str| -> String {
+        let eq: Vec<String> = keys
+            .iter()
+            .map(|&i| format!("{a}.{c} = {b}.{c}", c = cols[i]))
+            .collect();
+        eq.join(" AND ")
+    };
+    let returning: Vec<String> = keys.iter().map(|&i| format!("t.{}", cols[i])).collect();
+    let s_cols: Vec<String> = cols.iter().map(|c| format!("s.{c}")).collect();
+    // `with`: the CTEs before `u`; `from`: what `s` is.
+    let statement = |with: &str, from: &str| {
+        format!(
+            "WITH {with}u AS (UPDATE {table} t SET {} FROM {from} s WHERE {} RETURNING {})
+             INSERT INTO {table} ({col_list}) SELECT {} FROM {from} s
+             WHERE NOT EXISTS (SELECT 1 FROM u WHERE {})
+             ON CONFLICT ({key_list}) DO UPDATE SET {}",
+            set("s"),
+            same("t", "s"),
+            returning.join(", "),
+            s_cols.join(", "),
+            same("u", "s"),
+            set("EXCLUDED"),
+        )
+    };
+    Upsert {
+        any: statement(&format!("runnel_last AS ({last}), "), "runnel_last"),
+        distinct: statement("", stage),
+    }
 }
 
 /// Whether the server refused the rows themselves (a value it cannot take,

@@ -23,8 +23,12 @@ use std::time::{Duration, Instant};
 use postgres::Client;
 use runnel::{DurableEpochs, DurableWait};
 
-/// How often the finisher looks at the durable epoch while one is pending.
-const POLL: Duration = Duration::from_micros(200);
+use super::copy::literal;
+
+/// How often the finisher looks at the durable epoch while one is pending
+/// (for the millisecond or two the checkpoint takes: a few dozen looks an
+/// epoch).
+const POLL: Duration = Duration::from_micros(50);
 /// How long an epoch may wait for the checkpoint before the query fails.
 pub(super) const DURABLE_WITHIN: Duration = Duration::from_secs(120);
 
@@ -64,8 +68,8 @@ pub(super) fn finish(
 ) -> Result<(), postgres::Error> {
     let verb = if commit { "COMMIT" } else { "ROLLBACK" };
     // A global id is a string literal, not a parameter.
-    let id = gid(query_id, epoch).replace('\'', "''");
-    client.batch_execute(&format!("{verb} PREPARED '{id}'"))
+    let id = literal(&gid(query_id, epoch));
+    client.batch_execute(&format!("{verb} PREPARED {id}"))
 }
 
 /// Whether a prepared transaction with this global id exists.
@@ -89,6 +93,8 @@ pub(super) struct Finisher {
     thread: Option<JoinHandle<()>>,
     /// The epoch handed over and not yet acknowledged.
     pending: Option<i64>,
+    /// A failure [`Finisher::is_idle`] received, for [`Finisher::wait`].
+    failed: Option<String>,
 }
 
 impl Finisher {
@@ -128,6 +134,7 @@ impl Finisher {
             done,
             thread: Some(thread),
             pending: None,
+            failed: None,
         }
     }
 
@@ -142,8 +149,31 @@ impl Finisher {
         Ok(())
     }
 
+    /// Whether no epoch is pending (the last one handed over is committed),
+    /// without waiting. A failure is left for [`Finisher::wait`] to report.
+    pub(super) fn is_idle(&mut self) -> bool {
+        let Some(epoch) = self.pending else {
+            return true;
+        };
+        match self.done.try_recv() {
+            Ok(Ok(e)) if e >= epoch => {
+                self.pending = None;
+                true
+            }
+            Ok(Ok(_)) => false,
+            Ok(Err(why)) => {
+                self.failed = Some(why);
+                false
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Waits until the pending epoch, if any, is committed.
     pub(super) fn wait(&mut self) -> Result<(), String> {
+        if let Some(why) = self.failed.take() {
+            return Err(why);
+        }
         let Some(epoch) = self.pending else {
             return Ok(());
         };

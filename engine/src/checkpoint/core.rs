@@ -81,6 +81,9 @@ pub struct Checkpointer {
     /// Manifests committed since the last purge (see
     /// [`Checkpointer::commit`]).
     unpurged: usize,
+    /// The oldest epoch whose state files a retained manifest may name, as
+    /// of the last manifest written (what the next purge keeps).
+    state_from: u64,
     /// Bytes of state files written since the last
     /// [`Checkpointer::take_state_bytes`].
     state_bytes: u64,
@@ -105,6 +108,7 @@ impl Checkpointer {
                 floors,
                 retain,
                 unpurged: 0,
+                state_from: 0,
                 state_bytes: 0,
             },
             meta,
@@ -372,6 +376,21 @@ impl Checkpointer {
         &mut self,
         epoch: u64,
         sources: Vec<SourceCommit>,
+        operators: Vec<OperatorCommit>,
+        sink: serde_json::Value,
+    ) -> Result<()> {
+        self.write_commit(epoch, sources, operators, sink)?;
+        self.purge_if_due();
+        Ok(())
+    }
+
+    /// Makes `epoch` durable by writing its manifest, and nothing more: the
+    /// caller publishes the epoch, then calls [`Checkpointer::purge_if_due`]
+    /// (a purge only frees space, so it need not delay the epoch).
+    pub fn write_commit(
+        &mut self,
+        epoch: u64,
+        sources: Vec<SourceCommit>,
         mut operators: Vec<OperatorCommit>,
         sink: serde_json::Value,
     ) -> Result<()> {
@@ -391,7 +410,13 @@ impl Checkpointer {
         })?;
         // State files older than every retained manifest's oldest base can
         // go; newer ones may still be named by a retained manifest.
-        let state_from = self.floors.committed(epoch, state_from, self.retain);
+        self.state_from = self.floors.committed(epoch, state_from, self.retain);
+        Ok(())
+    }
+
+    /// Purges what no retained manifest needs, every `retain / 4` manifests
+    /// written (at every one when at most 7 are kept).
+    pub fn purge_if_due(&mut self) {
         // A purge costs a listing of three directories and two directory
         // fsyncs however little it removes: with many manifests kept it
         // runs every quarter of them (up to that many more manifests are on
@@ -399,11 +424,10 @@ impl Checkpointer {
         self.unpurged += 1;
         if self.unpurged >= (self.retain / 4).max(1) {
             self.unpurged = 0;
-            if let Err(e) = self.dir.purge_keeping_state(self.retain, state_from) {
+            if let Err(e) = self.dir.purge_keeping_state(self.retain, self.state_from) {
                 // Purging only frees space: nothing durable depends on it.
                 tracing::warn!("could not purge old epochs: {e}");
             }
         }
-        Ok(())
     }
 }

@@ -285,7 +285,7 @@ impl Coordinator {
         let mut checkpoint_bytes = None;
         if let Some(ck) = &mut self.setup.checkpoint {
             checkpoint_bytes = Some(ck.take_state_bytes());
-            ck.commit(
+            ck.write_commit(
                 epoch,
                 vec![SourceCommit {
                     name: self.setup.source_name.clone(),
@@ -305,6 +305,11 @@ impl Coordinator {
             .committed_epoch
             .store(epoch, Ordering::Release);
         self.setup.source_waker.wake();
+        // Old epochs go once this one is published (a sink waiting for it
+        // does not wait for the purge).
+        if let Some(ck) = &mut self.setup.checkpoint {
+            ck.purge_if_due();
+        }
 
         let elapsed = self.last_commit_at.elapsed().as_secs_f64().max(1e-9);
         self.last_commit_at = Instant::now();
