@@ -985,6 +985,26 @@ fn join_errors_name_the_tables_and_the_reason() {
     assert!(err.contains("static table `regions`"), "{err}");
 }
 
+/// The Italian lines of the raw retail files, each as its invoice number
+/// followed by `extra`, sorted.
+fn italian_lines(extra: &[&str]) -> Vec<Vec<String>> {
+    let mut expected = Vec::new();
+    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
+        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
+        for rec in r.records() {
+            let rec = rec.unwrap();
+            if &rec[7] == "Italy" {
+                let mut row = vec![rec[0].to_string()];
+                row.extend(extra.iter().map(|e| e.to_string()));
+                expected.push(row);
+            }
+        }
+    }
+    assert!(!expected.is_empty());
+    expected.sort();
+    expected
+}
+
 #[test]
 fn a_json_lines_table_joins_in_micro_batch_mode() {
     let dir = tempfile::tempdir().unwrap();
@@ -1012,22 +1032,9 @@ fn a_json_lines_table_joins_in_micro_batch_mode() {
         &out,
         &["--table", &table],
     ));
-    // The Italian lines of the raw files, each with its region.
-    let mut expected = Vec::new();
-    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
-        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
-        for rec in r.records() {
-            let rec = rec.unwrap();
-            if &rec[7] == "Italy" {
-                expected.push(vec![rec[0].to_string(), "Southern Europe".to_string()]);
-            }
-        }
-    }
-    assert!(!expected.is_empty());
     let mut got = read_csv(&out);
     got.sort();
-    expected.sort();
-    assert_eq!(got, expected);
+    assert_eq!(got, italian_lines(&["Southern Europe"]));
 }
 
 #[test]
@@ -1058,23 +1065,7 @@ fn a_log_topic_is_a_static_table_read_to_its_end_in_both_modes() {
     );
     let sql = "SELECT r.InvoiceNo, s.value AS Region, s.topic FROM retail r \
                JOIN regions s ON r.Country = s.key WHERE s.value = 'Southern Europe'";
-    // The Italian lines of the raw files, each with its region.
-    let mut expected = Vec::new();
-    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
-        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
-        for rec in r.records() {
-            let rec = rec.unwrap();
-            if &rec[7] == "Italy" {
-                expected.push(vec![
-                    rec[0].to_string(),
-                    "Southern Europe".to_string(),
-                    "regions".to_string(),
-                ]);
-            }
-        }
-    }
-    assert!(!expected.is_empty());
-    expected.sort();
+    let expected = italian_lines(&["Southern Europe", "regions"]);
     for mode in ["continuous", "microbatch"] {
         let out = dir.path().join(format!("{mode}.csv"));
         ok(run(mode, sql, &source, &out, &["--table", &table]));
@@ -1162,22 +1153,7 @@ fn a_parquet_table_joins_in_both_modes_with_its_columns_widened() {
     );
     let sql = "SELECT r.InvoiceNo, s.Region, s.Code + 1 AS next_code FROM retail r \
                JOIN regions s ON r.Country = s.Country WHERE s.Code = 39";
-    let mut expected = Vec::new();
-    for f in std::fs::read_dir(fixtures("retail-by-day")).unwrap() {
-        let mut r = csv::Reader::from_path(f.unwrap().path()).unwrap();
-        for rec in r.records() {
-            let rec = rec.unwrap();
-            if &rec[7] == "Italy" {
-                expected.push(vec![
-                    rec[0].to_string(),
-                    "Southern Europe".to_string(),
-                    "40".to_string(),
-                ]);
-            }
-        }
-    }
-    assert!(!expected.is_empty());
-    expected.sort();
+    let expected = italian_lines(&["Southern Europe", "40"]);
     for mode in ["continuous", "microbatch"] {
         let out = dir.path().join(format!("{mode}.csv"));
         ok(run(mode, sql, &source, &out, &["--table", &table]));

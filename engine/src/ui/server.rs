@@ -150,16 +150,19 @@ fn reports(raw: Option<&str>) -> Result<Reports, String> {
     Ok(Reports::Recent)
 }
 
+/// A 400 answer with a JSON error.
+fn bad_request(why: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(serde_json::json!({ "error": why })),
+    )
+        .into_response()
+}
+
 async fn progress(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let which = match reports(raw.as_deref()) {
         Ok(w) => w,
-        Err(bad) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({ "error": bad })),
-            )
-                .into_response()
-        }
+        Err(bad) => return bad_request(bad),
     };
     match registry::find(&id) {
         Some(q) => match which {
@@ -193,13 +196,7 @@ fn after_ms(raw: Option<&str>) -> Result<Option<i64>, String> {
 async fn latency_seconds(Path(id): Path<String>, RawQuery(raw): RawQuery) -> Response {
     let after = match after_ms(raw.as_deref()) {
         Ok(a) => a,
-        Err(bad) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(serde_json::json!({ "error": bad })),
-            )
-                .into_response()
-        }
+        Err(bad) => return bad_request(bad),
     };
     match registry::find(&id) {
         Some(q) => Json(q.seconds(after)).into_response(),
