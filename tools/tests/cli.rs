@@ -985,6 +985,24 @@ fn join_errors_name_the_tables_and_the_reason() {
     assert!(err.contains("static table `regions`"), "{err}");
 }
 
+/// Runs `sql` in both modes with the `extra` flags: each result, sorted,
+/// is `expected`.
+fn assert_both_modes(
+    dir: &Path,
+    sql: &str,
+    source: &str,
+    extra: &[&str],
+    expected: &[Vec<String>],
+) {
+    for mode in ["continuous", "microbatch"] {
+        let out = dir.join(format!("{mode}.csv"));
+        ok(run(mode, sql, source, &out, extra));
+        let mut got = read_csv(&out);
+        got.sort();
+        assert_eq!(got, expected, "{mode}");
+    }
+}
+
 /// The Italian lines of the raw retail files, each as its invoice number
 /// followed by `extra`, sorted.
 fn italian_lines(extra: &[&str]) -> Vec<Vec<String>> {
@@ -1066,13 +1084,7 @@ fn a_log_topic_is_a_static_table_read_to_its_end_in_both_modes() {
     let sql = "SELECT r.InvoiceNo, s.value AS Region, s.topic FROM retail r \
                JOIN regions s ON r.Country = s.key WHERE s.value = 'Southern Europe'";
     let expected = italian_lines(&["Southern Europe", "regions"]);
-    for mode in ["continuous", "microbatch"] {
-        let out = dir.path().join(format!("{mode}.csv"));
-        ok(run(mode, sql, &source, &out, &["--table", &table]));
-        let mut got = read_csv(&out);
-        got.sort();
-        assert_eq!(got, expected, "{mode}");
-    }
+    assert_both_modes(dir.path(), sql, &source, &["--table", &table], &expected);
     // Bounds: rows and bytes, each named.
     let out = dir.path().join("out.csv");
     let err = fails(run(
@@ -1154,13 +1166,7 @@ fn a_parquet_table_joins_in_both_modes_with_its_columns_widened() {
     let sql = "SELECT r.InvoiceNo, s.Region, s.Code + 1 AS next_code FROM retail r \
                JOIN regions s ON r.Country = s.Country WHERE s.Code = 39";
     let expected = italian_lines(&["Southern Europe", "40"]);
-    for mode in ["continuous", "microbatch"] {
-        let out = dir.path().join(format!("{mode}.csv"));
-        ok(run(mode, sql, &source, &out, &["--table", &table]));
-        let mut got = read_csv(&out);
-        got.sort();
-        assert_eq!(got, expected, "{mode}");
-    }
+    assert_both_modes(dir.path(), sql, &source, &["--table", &table], &expected);
     // A column no table holds, named with its file.
     let bad = dir.path().join("bad.parquet");
     write_parquet(
