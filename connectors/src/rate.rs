@@ -93,6 +93,14 @@ impl RateSource {
         self.start_wall_us + (value as i128 * 1_000_000 / self.rows_per_second as i128) as i64
     }
 
+    /// How many rows are due by now (the values below it), within the limit.
+    fn rows_due(&self) -> u64 {
+        let elapsed = now_ns().saturating_sub(self.schedule_origin_ns) as u128;
+        let due =
+            self.resumed_at + (elapsed * self.rows_per_second as u128 / 1_000_000_000) as u64 + 1;
+        self.limit.map_or(due, |l| due.min(l))
+    }
+
     fn scheduled_ns(&self, value: u64) -> u64 {
         let k = (value - self.resumed_at) as u128;
         self.schedule_origin_ns + (k * 1_000_000_000 / self.rows_per_second as u128) as u64
@@ -152,6 +160,15 @@ impl Source for RateSource {
         self.offset_of(self.next)
     }
 
+    /// `offsetsBehindLatest`: rows already due and not yet emitted (the
+    /// generator's own backlog).
+    fn metrics(&self) -> Vec<(String, u64)> {
+        vec![(
+            "offsetsBehindLatest".to_string(),
+            self.rows_due().saturating_sub(self.next),
+        )]
+    }
+
     fn as_replayable(&mut self) -> Option<&mut dyn Replayable> {
         Some(self)
     }
@@ -164,11 +181,7 @@ impl Replayable for RateSource {
 
     /// Micro-batch: every row scheduled up to now.
     fn latest_offset(&mut self) -> Result<SourceOffset> {
-        let elapsed = now_ns().saturating_sub(self.schedule_origin_ns) as u128;
-        let due =
-            self.resumed_at + (elapsed * self.rows_per_second as u128 / 1_000_000_000) as u64 + 1;
-        let due = self.limit.map_or(due, |l| due.min(l)).max(self.next);
-        Ok(self.offset_of(due))
+        Ok(self.offset_of(self.rows_due().max(self.next)))
     }
 
     fn read_range(
@@ -262,6 +275,31 @@ mod tests {
         );
         assert_eq!(batch.batch.schema(), src.schema());
         assert_eq!(batch.ingest_ns, rows.1);
+    }
+
+    #[test]
+    fn the_backlog_is_the_rows_due_and_not_yet_emitted() {
+        // At a billion rows a second, all five are due at once.
+        let mut src = RateSource::new(1_000_000_000).with_limit(5);
+        let ctx = SourceContext {
+            name: "rate".into(),
+            waker: std::sync::Arc::new(runnel::wake::TaskWaker::new()),
+        };
+        src.open(&ctx, None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        let backlog = |src: &RateSource| src.metrics()[0].1;
+        assert_eq!(backlog(&src), 5);
+        struct Count(u64);
+        impl SourceOutput for Count {
+            fn emit(&mut self, _row: Row, _ingest_ns: u64) -> Result<()> {
+                self.0 += 1;
+                Ok(())
+            }
+        }
+        let mut out = Count(0);
+        src.poll(&mut out).unwrap();
+        assert_eq!(out.0, 5);
+        assert_eq!(backlog(&src), 0);
     }
 
     #[test]

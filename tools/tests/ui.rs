@@ -246,12 +246,6 @@ fn browser_test(mode: &str) {
         let chart = by_name
             .get(name)
             .unwrap_or_else(|| panic!("no chart {name}"));
-        if name == "backlog" {
-            // The rate source does not report a backlog: said, not drawn.
-            assert_eq!(chart["data-state"], "unavailable", "{name}: {chart:?}");
-            assert!(dom.contains("not reported by this source"));
-            continue;
-        }
         assert_eq!(chart["data-state"], "drawn", "{name}: {chart:?}");
         let points: u64 = chart["data-points"].parse().unwrap();
         assert!(points > 0, "chart {name} drew no point: {chart:?}");
