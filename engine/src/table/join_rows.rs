@@ -1,6 +1,6 @@
 //! One side's kept rows of a stream-stream join, by key.
 //!
-//! Owns [`SideRows`]: the keys and their rows in a slab (a list of entries
+//! Owns [`SideRows`] and the kept row ([`StoredRow`]): the keys and their rows in a slab (a list of entries
 //! whose freed places are reused), found through [`SHARDS`] hash tables of
 //! 4-byte slab positions. A join's state churns: every epoch evicts about as
 //! many keys as it adds. Hash maps holding the entries themselves leave a
@@ -13,10 +13,30 @@
 //! not decide which rows match or when they leave (the join does).
 
 use hashbrown::HashTable;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use super::stream_join::StoredRow;
 use crate::schema::Value;
+#[cfg(doc)]
+use crate::schema::{Row, NO_TIME};
+
+/// One row kept in a side's state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct StoredRow {
+    /// The side's values, exactly as many as it has (a [`Row`] keeps room
+    /// for eight inline: a kept row is stored at its own size). Encoded as
+    /// a row is.
+    pub(crate) row: Box<[Value]>,
+    /// Its event time (µs), or [`NO_TIME`].
+    pub(crate) time: i64,
+    /// When it entered the engine ([`crate::clock::now_ns`] time).
+    pub(crate) ingest_ns: u64,
+    /// Its place in the order rows entered the state (unmatched rows are
+    /// emitted in this order).
+    pub(crate) seq: u64,
+    /// Whether it has matched a row of the other side.
+    pub(crate) matched: bool,
+}
 
 /// A join key's values.
 pub(crate) type Key = SmallVec<[Value; 2]>;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::index::hash_key;
-use super::join_rows::{Key, SideRows};
+use super::join_rows::{Key, SideRows, StoredRow};
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::schema::{Row, Value, NO_TIME};
@@ -70,24 +70,6 @@ impl BoundStreamJoin {
     fn preserves(&self, side: usize) -> bool {
         self.preserve[side]
     }
-}
-
-/// One row kept in a side's state.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub(crate) struct StoredRow {
-    /// The side's values, exactly as many as it has (a [`Row`] keeps room
-    /// for eight inline: a kept row is stored at its own size). Encoded as
-    /// a row is.
-    pub(crate) row: Box<[Value]>,
-    /// Its event time (µs), or [`NO_TIME`].
-    pub(crate) time: i64,
-    /// When it entered the engine ([`crate::clock::now_ns`] time).
-    pub(crate) ingest_ns: u64,
-    /// Its place in the order rows entered the state (unmatched rows are
-    /// emitted in this order).
-    pub(crate) seq: u64,
-    /// Whether it has matched a row of the other side.
-    pub(crate) matched: bool,
 }
 
 /// A join's whole state as a plain value: what a checkpoint holds.
