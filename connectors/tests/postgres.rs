@@ -343,6 +343,49 @@ fn tables_that_do_not_fit_the_query_are_refused_with_the_column_named() {
 }
 
 #[test]
+fn sinks_starting_together_on_a_new_database_all_create_what_they_need() {
+    let _s = shared();
+    // A database without the progress table (or the result table), and
+    // eight sinks opening on it at once: `CREATE … IF NOT EXISTS` alone
+    // lets two creators collide.
+    let db = fresh_table("fresh_db");
+    client()
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let url = server();
+    let (base, _) = url.rsplit_once('/').unwrap();
+    let location = format!("{}/{db}", base.strip_prefix("postgres:").unwrap());
+    let table = fresh_table("together");
+    let start = std::sync::Barrier::new(8);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let (location, table, start) = (&location, &table, &start);
+            scope.spawn(move || {
+                let mut options: BTreeMap<String, String> = BTreeMap::new();
+                options.insert("table".into(), table.clone());
+                options.insert("create".into(), "true".into());
+                let mut s =
+                    PostgresSink::new(PostgresSinkOptions::parse(location, &options).unwrap());
+                start.wait();
+                s.open(&ctx(OutputMode::Append, None, &format!("q{i}")), None)
+                    .unwrap_or_else(|e| panic!("sink {i}: {e}"));
+            });
+        }
+    });
+    let mut c = Client::connect(&format!("{base}/{db}"), NoTls).unwrap();
+    for t in ["runnel_progress", table.as_str()] {
+        let n: i64 = c
+            .query_one(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1",
+                &[&t],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "{t}");
+    }
+}
+
+#[test]
 fn a_row_the_server_rejects_fails_the_epoch_with_its_message() {
     let _server = shared();
     let table = fresh_table("checked");

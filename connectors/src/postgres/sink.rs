@@ -242,15 +242,16 @@ impl PostgresSink {
     /// Connects and prepares the session (progress table, staging table).
     fn session(&self, plan: &Plan) -> std::result::Result<Session, postgres::Error> {
         let mut client = self.connect()?;
-        client.batch_execute(
+        ddl(
+            &mut client,
             "CREATE TABLE IF NOT EXISTS runnel_progress (
                  query_id text NOT NULL,
                  part integer NOT NULL,
                  last_id bigint NOT NULL,
                  PRIMARY KEY (query_id, part))",
         )?;
-        if let Some(ddl) = &plan.stage_ddl {
-            client.batch_execute(ddl)?;
+        if let Some(stage) = &plan.stage_ddl {
+            ddl(&mut client, stage)?;
         }
         Ok(Session { client, copy: None })
     }
@@ -291,12 +292,14 @@ impl PostgresSink {
             } else {
                 format!(" WITH (fillfactor = {})", self.opts.fillfactor)
             };
-            client
-                .batch_execute(&format!(
+            ddl(
+                client,
+                &format!(
                     "CREATE TABLE IF NOT EXISTS {table} ({}){with}",
                     cols.join(", ")
-                ))
-                .map_err(|e| self.fail(format!("creating table {}", self.opts.table), e))?;
+                ),
+            )
+            .map_err(|e| self.fail(format!("creating table {}", self.opts.table), e))?;
         }
         let found = table_columns(client, &self.opts.table)
             .map_err(|e| self.fail(format!("reading the columns of {}", self.opts.table), e))?;
@@ -1087,6 +1090,20 @@ impl DeadLetter {
         self.line.extend_from_slice(b"}}\n");
         self.file.append(&self.line)
     }
+}
+
+/// The advisory lock every sink's `CREATE … IF NOT EXISTS` takes: two
+/// sinks starting at once on a database without the table would otherwise
+/// both try to create it, and one fails (`IF NOT EXISTS` does not guard
+/// against a concurrent create).
+const DDL_LOCK: i64 = 0x7275_6e6e_656c;
+
+/// Runs `statement` (a `CREATE … IF NOT EXISTS`) in a transaction of its
+/// own under [`DDL_LOCK`].
+fn ddl(client: &mut Client, statement: &str) -> std::result::Result<(), postgres::Error> {
+    client.batch_execute(&format!(
+        "BEGIN; SELECT pg_advisory_xact_lock({DDL_LOCK}); {statement}; COMMIT"
+    ))
 }
 
 /// Opens a connection to the sink's server.
