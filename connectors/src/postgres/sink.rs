@@ -436,16 +436,7 @@ impl PostgresSink {
             match streamed {
                 None => copy_rows(session, plan, &[self.rows.finish()], "copying rows", false)?,
                 Some(st) => {
-                    let (head, rest) = self.rows.tuples_after(st.sent);
-                    if !rest.is_empty() {
-                        copy_rows(
-                            session,
-                            plan,
-                            &[head, rest, &TRAILER],
-                            "copying rows",
-                            false,
-                        )?;
-                    }
+                    copy_unsent(session, plan, &self.rows, st.sent)?;
                 }
             }
             staged = plan.upsert.is_some();
@@ -855,17 +846,7 @@ impl PostgresSink {
                 self.streamed.insert(Streamed { last, sent: 0 })
             }
         };
-        let (head, rest) = self.rows.tuples_after(streamed.sent);
-        if !rest.is_empty() {
-            copy_rows(
-                session,
-                plan,
-                &[head, rest, &TRAILER],
-                "copying rows",
-                false,
-            )?;
-            streamed.sent += rest.len();
-        }
+        streamed.sent += copy_unsent(session, plan, &self.rows, streamed.sent)?;
         Ok(())
     }
 }
@@ -873,6 +854,28 @@ impl PostgresSink {
 /// Copies a `COPY` stream, in parts, in (into the table or the stage); `alone`: a
 /// single row, retried on its own, upserted from the stage at once (which
 /// it leaves empty for the next one).
+/// Copies the rows of `rows` past the first `sent` bytes of its tuples
+/// (those an open transaction already holds), if any; how many bytes that
+/// was.
+fn copy_unsent(
+    session: &mut Session,
+    plan: &Plan,
+    rows: &CopyBuffer,
+    sent: usize,
+) -> std::result::Result<usize, (String, Cause)> {
+    let (head, rest) = rows.tuples_after(sent);
+    if !rest.is_empty() {
+        copy_rows(
+            session,
+            plan,
+            &[head, rest, &TRAILER],
+            "copying rows",
+            false,
+        )?;
+    }
+    Ok(rest.len())
+}
+
 fn copy_rows(
     session: &mut Session,
     plan: &Plan,
