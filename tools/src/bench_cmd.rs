@@ -6,7 +6,10 @@
 //! percentile files, SVG plots). Sources (`--source`):
 //! - `push` (continuous mode's default): producer threads push through the
 //!   embedding API ([`runnel::PushSource`]) on an open-loop schedule, with no
-//!   arrival hints; whatever the handle does inside is measured;
+//!   arrival hints; whatever the handle does inside is measured. For a
+//!   stateless query that keeps the row number first, the sink turns it
+//!   back into the scheduled time (end to end) and the engine's histogram
+//!   starts at the push (the engine's own share), as for topics;
 //! - `log`: a writer thread appends each row to a log topic (one record,
 //!   flushed, per row) and the engine tails the topic; latency runs from
 //!   the record's scheduled time to the sink, and the engine's own share
@@ -26,7 +29,9 @@
 //! by subtracting the histogram taken when it ends. Each run also measures,
 //! with the same rate and durations, the producers' own schedule slip (the
 //! same number of generator threads pushing into nothing) and the floor of a
-//! bare ring hop between two spinning threads.
+//! bare ring hop between two spinning threads. CPU seconds are the whole
+//! process's, with the feeding threads' share beside them (for `push`, that
+//! share includes the query's first task, which runs on the pushing thread).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,7 +46,7 @@ use runnel_connectors::{NullSink, RateSource};
 #[cfg(feature = "kafka")]
 use crate::bench_feed::KafkaFeeder;
 use crate::bench_feed::{
-    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency,
+    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency, FEEDER_THREADS,
 };
 use serde::Serialize;
 
@@ -240,13 +245,19 @@ pub struct BenchRun {
     rows_scheduled: u64,
     rows_read: u64,
     cpu_seconds: f64,
+    /// Of `cpu_seconds`, what the bench's own producer or writer threads
+    /// used: their waiting for each row's scheduled time (they spin the last
+    /// stretch before it) and, for `--source push`, the query's first task,
+    /// which runs on the pushing thread.
+    feeder_cpu_seconds: f64,
     latency_us: LatencyUs,
     /// The same rows' latency to durability: from their ingest time (the
     /// scheduled time; for `--source log`, the read) to the commit of their
     /// epoch (continuous) or batch (micro-batch).
     durable_us: LatencyUs,
-    /// `--source log`: the engine's own share, from reading a record to the
-    /// sink hand-off (`latency_us` starts at the record's scheduled time).
+    /// The engine's own share: from reading a record (`--source log`,
+    /// `kafka`) or pushing a row (`--source push`, stateless query) to the
+    /// sink hand-off (`latency_us` starts at the row's scheduled time).
     #[serde(skip_serializing_if = "Option::is_none")]
     engine_us: Option<LatencyUs>,
     /// The producers' own schedule slip (as many generator threads as
@@ -280,7 +291,28 @@ fn as_rate_columns(df: DataFrame) -> DataFrame {
 
 /// CPU seconds (user + system) this process has used so far.
 fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    stat_cpu_seconds(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU seconds used so far by this process's threads whose name starts with
+/// [`FEEDER_THREADS`] (the producers and writers that feed the query).
+fn feeder_cpu_seconds() -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.split_once('(')
+                .is_some_and(|(_, rest)| rest.starts_with(FEEDER_THREADS))
+        })
+        .map(|stat| stat_cpu_seconds(&stat))
+        .sum()
+}
+
+/// User + system CPU seconds of a `/proc/…/stat` line.
+fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the command name (which may contain spaces).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();
@@ -352,6 +384,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     #[cfg(feature = "kafka")]
     let mut kafka_feeder = None;
     let mut scheduled = ScheduledLatency::none();
+    // End to end is measured at the sink from each row's number (topics,
+    // stateless push); the query's own histogram is then the engine's share.
+    let mut at_sink = source.is_topic();
     let log_dir = std::env::temp_dir().join(format!(
         "runnel-bench-log-{}-{mode}-{rate}",
         std::process::id()
@@ -367,8 +402,25 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         BenchSource::Rate => sql.apply(DataFrame::from_source("rate", RateSource::new(rate)))?,
         BenchSource::Push => {
             let (push, pusher) = runnel::PushSource::new(RateSource::output_schema());
-            feeders = Some(Feeders::new(pusher, args.producers, rate));
-            sql.apply(DataFrame::from_source("rate", push))?
+            let df = sql.apply(DataFrame::from_source("rate", push))?;
+            let mut f = Feeders::new(pusher, args.producers, rate);
+            // A stateless query that keeps the row number first: rows are
+            // stamped when pushed (the engine's share, push → sink) and the
+            // sink turns the number back into the scheduled time (end to end).
+            // An aggregate's rows do not carry it: they are stamped with
+            // their scheduled time, end to end only.
+            let numbered = df
+                .schema()
+                .fields()
+                .first()
+                .is_some_and(|c| c.name() == "value");
+            if !sql.is_aggregate() && numbered {
+                scheduled = f.latency();
+                f = f.stamp_at_push();
+                at_sink = true;
+            }
+            feeders = Some(f);
+            df
         }
         #[cfg(feature = "kafka")]
         BenchSource::Kafka(address) => {
@@ -419,7 +471,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     let checkpoint = (!args.no_checkpoint).then(|| {
         std::env::temp_dir().join(format!("runnel-bench-{}-{mode}-{rate}", std::process::id()))
     });
-    let writer = if source.is_topic() {
+    let writer = if at_sink {
         let scheduled = scheduled.clone();
         df.write_stream(runnel::CallbackSink::new(move |r: &runnel::Row| {
             scheduled.record(r)
@@ -465,13 +517,20 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         let _ = std::fs::remove_dir_all(dir);
     }
     let _ = std::fs::remove_dir_all(&log_dir);
-    let (engine_histogram, durable_histogram, rows_read, cpu_seconds, elapsed) = measured?;
+    let (
+        engine_histogram,
+        durable_histogram,
+        rows_read,
+        (cpu_seconds, feeder_cpu_seconds),
+        elapsed,
+    ) = measured?;
     if let Some(fed) = fed {
         fed?;
     }
-    // From the log, the engine's own histogram starts when a record is read;
-    // the end-to-end figure starts at the record's scheduled time.
-    let (histogram, engine_us) = if source.is_topic() {
+    // From a topic, the engine's own histogram starts when a record is read,
+    // and from a stateless push when the row is pushed; the end-to-end
+    // figure starts at the row's scheduled time.
+    let (histogram, engine_us) = if at_sink {
         (
             scheduled.histogram(),
             Some(LatencyUs::from(LatencySummary::of(&engine_histogram))),
@@ -515,6 +574,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         rows_scheduled,
         rows_read,
         cpu_seconds,
+        feeder_cpu_seconds,
         latency_us: LatencySummary::of(&histogram).into(),
         durable_us: LatencySummary::of(&durable_histogram).into(),
         engine_us,
@@ -524,12 +584,11 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
     })
 }
 
-/// Warm-up, then the measured window of a started query, which it stops:
-/// the histogram of the window, rows read, CPU seconds and elapsed seconds.
 /// What one measured window gave: hand-off and durability histograms, rows
-/// read, CPU seconds, elapsed seconds.
-type Window = (Histogram<u64>, Histogram<u64>, u64, f64, f64);
+/// read, CPU seconds (the process's, the feeders'), elapsed seconds.
+type Window = (Histogram<u64>, Histogram<u64>, u64, (f64, f64), f64);
 
+/// Warm-up, then the measured window of a started query, which it stops.
 fn measure(
     args: &BenchArgs,
     query: &runnel::StreamingQuery,
@@ -554,7 +613,7 @@ fn measure_window(
         query.latency_histogram(),
         query.durable_latency_histogram(),
         source_value(query).unwrap_or(0),
-        cpu_seconds(),
+        (cpu_seconds(), feeder_cpu_seconds()),
         Instant::now(),
     );
     std::thread::sleep(Duration::from_secs_f64(args.duration));
@@ -563,7 +622,7 @@ fn measure_window(
         query.latency_histogram(),
         query.durable_latency_histogram(),
         source_value(query).unwrap_or(0),
-        cpu_seconds(),
+        (cpu_seconds(), feeder_cpu_seconds()),
         t0.elapsed().as_secs_f64(),
     );
     let mut histogram = end;
@@ -574,7 +633,7 @@ fn measure_window(
         histogram,
         durable,
         v1.saturating_sub(v0),
-        cpu1 - cpu0,
+        (cpu1.0 - cpu0.0, cpu1.1 - cpu0.1),
         elapsed,
     ))
 }
@@ -664,7 +723,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 18] = [
+    let rows: [TableRow; 20] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -675,12 +734,20 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         ("throughput (ev/s)", |r| format!("{:.0}", r.throughput_eps)),
         ("events measured", |r| r.events.to_string()),
         ("cpu seconds", |r| format!("{:.2}", r.cpu_seconds)),
+        ("  of which feeders", |r| {
+            format!("{:.2}", r.feeder_cpu_seconds)
+        }),
         ("target_met", |r| r.target_met.to_string()),
         ("checkpoint", |r| {
             if r.checkpoint { "on" } else { "off" }.to_string()
         }),
         ("producers", |r| r.producers.to_string()),
         ("wait", |r| r.wait.clone()),
+        ("engine p50/p99", |r| {
+            r.engine_us
+                .as_ref()
+                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+        }),
         ("durable p50/p99", |r| {
             format!("{:.0}/{:.0}", r.durable_us.p50, r.durable_us.p99)
         }),

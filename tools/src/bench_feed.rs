@@ -8,10 +8,13 @@
 //! threads); for topic sources, [`LogFeeder`] and `KafkaFeeder` (a writer
 //! thread per topic; feature `kafka`) and [`ScheduledLatency`] (the sink's end-to-end
 //! histogram, from each record's number back to its scheduled time).
-//! Producers and the slip wait for each row the same way: sleep
-//! while the next row is far off, spin the last stretch, so at low rates an
-//! idle producer does not burn a core and the slip shows what that costs.
-//! It must not touch the engine beyond the public push API.
+//! Producers, writers and the slip wait for each row the same way: sleep
+//! while the next row is far off, spin the last stretch (its length follows
+//! how late the thread's own sleeps come back), so at low rates an idle
+//! producer does not burn a core, a late wake-up of the producer is not
+//! charged to the engine, and the slip shows what is left. Their threads
+//! are named [`FEEDER_THREADS`]`…`, so their CPU time can be told apart from
+//! the engine's. It must not touch the engine beyond the public push API.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,27 +49,77 @@ impl Percentiles {
     }
 }
 
-/// A waiting producer sleeps while the next row is further off than this,
-/// and spins the rest.
-const SPIN_AHEAD_NS: u64 = 200_000;
+/// How the threads that feed a query (producers, topic writers) are named;
+/// the engine's own threads are named after the query (`runnel-…`).
+pub const FEEDER_THREADS: &str = "bench-feeder-";
 
-/// Waits until `due` ([`now_ns`] time), sleeping while it is far off;
-/// `false` if `stop` was raised meanwhile.
-#[inline]
-fn wait_until(due: u64, stop: &AtomicBool) -> bool {
-    loop {
-        let now = now_ns();
-        if now >= due {
-            return true;
+/// A waiting producer never spins for less than this before a row is due.
+const MIN_SPIN_AHEAD_NS: u64 = 200_000;
+/// ... nor for more (at rates above 500 rows/s it then never sleeps).
+const MAX_SPIN_AHEAD_NS: u64 = 2_000_000;
+
+/// How a producer (or a slip thread, or a topic writer) waits for its next
+/// row: it sleeps while the row is far off and spins the last stretch. The
+/// stretch follows how late this thread's sleeps come back: twice the
+/// largest lateness seen lately (growing at once, shrinking by 1/1024 a
+/// row), between [`MIN_SPIN_AHEAD_NS`] and [`MAX_SPIN_AHEAD_NS`]. On a
+/// virtual machine an idle vCPU can take hundreds of µs to run a thread
+/// whose timer fired; a fixed stretch shorter than that makes the producer
+/// late, and the lateness is charged to every row as if the engine caused
+/// it. The thread's timer slack is set to 1 ns (Linux), so a sleep is not
+/// rounded up by the default 50 µs.
+struct Waiter {
+    spin_ahead_ns: u64,
+}
+
+impl Waiter {
+    /// A waiter for the calling thread (sets its timer slack).
+    fn for_this_thread() -> Waiter {
+        #[cfg(target_os = "linux")]
+        // SAFETY: PR_SET_TIMERSLACK takes one integer argument and changes
+        // only the calling thread's timer slack; no memory is passed.
+        unsafe {
+            libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0);
         }
-        if stop.load(Ordering::Relaxed) {
-            return false;
+        Waiter {
+            spin_ahead_ns: MIN_SPIN_AHEAD_NS,
         }
-        let ahead = due - now;
-        if ahead > SPIN_AHEAD_NS {
-            thread::sleep(Duration::from_nanos(ahead - SPIN_AHEAD_NS));
-        } else {
-            std::hint::spin_loop();
+    }
+
+    /// Waits until `due` ([`now_ns`] time); `false` if `stop` was raised
+    /// meanwhile.
+    #[inline]
+    fn wait_until(&mut self, due: u64, stop: &AtomicBool) -> bool {
+        let mut slept = false;
+        loop {
+            let now = now_ns();
+            if now >= due {
+                if !slept {
+                    // Rows closer together than the stretch never sleep, so
+                    // it also shrinks here, or one late wake-up would keep
+                    // the thread spinning for good.
+                    self.spin_ahead_ns -= (self.spin_ahead_ns - MIN_SPIN_AHEAD_NS) / 1024;
+                }
+                return true;
+            }
+            if stop.load(Ordering::Relaxed) {
+                return false;
+            }
+            let ahead = due - now;
+            if ahead > self.spin_ahead_ns {
+                let sleep = ahead - self.spin_ahead_ns;
+                thread::sleep(Duration::from_nanos(sleep));
+                slept = true;
+                let late = now_ns().saturating_sub(now + sleep);
+                let want = (2 * late).clamp(MIN_SPIN_AHEAD_NS, MAX_SPIN_AHEAD_NS);
+                if want > self.spin_ahead_ns {
+                    self.spin_ahead_ns = want;
+                } else {
+                    self.spin_ahead_ns -= (self.spin_ahead_ns - want) / 1024;
+                }
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -112,7 +165,8 @@ fn lanes(rate: u64, producers: usize) -> Vec<Lane> {
 /// Producer threads for a push source, not yet started.
 pub struct Feeders {
     pushers: Vec<Pusher>,
-    rate: u64,
+    lanes: Vec<Lane>,
+    stamp_at_push: bool,
 }
 
 /// Running producer threads.
@@ -122,36 +176,66 @@ pub struct Running {
 }
 
 impl Feeders {
-    /// `producers` producers (clones of `first`) sharing `rate` rows/s.
+    /// `producers` producers (clones of `first`) sharing `rate` rows/s,
+    /// their schedule starting a few milliseconds from now. Each row's
+    /// ingest time is its scheduled time, so the query's histogram is
+    /// end to end ([`Feeders::stamp_at_push`] changes that).
     pub fn new(first: Pusher, producers: usize, rate: u64) -> Feeders {
         let mut pushers = vec![first];
         while pushers.len() < producers {
             let next = pushers[0].clone();
             pushers.push(next);
         }
-        Feeders { pushers, rate }
+        let lanes = lanes(rate, pushers.len());
+        Feeders {
+            pushers,
+            lanes,
+            stamp_at_push: false,
+        }
+    }
+
+    /// Stamps each row with the time of its push instead, so the query's
+    /// histogram is the engine's own share (push → sink); the end-to-end
+    /// figure then comes from [`Feeders::latency`] at the sink, which needs
+    /// the row number in the output's first column (a stateless query).
+    pub fn stamp_at_push(mut self) -> Feeders {
+        self.stamp_at_push = true;
+        self
+    }
+
+    /// What turns an output row's `value` (the row's number across all
+    /// producers) back into its scheduled time.
+    pub fn latency(&self) -> Arc<ScheduledLatency> {
+        let first = self.lanes[0];
+        ScheduledLatency::of(Some(Lane {
+            producers: 1,
+            index: 0,
+            ..first
+        }))
     }
 
     /// Starts one thread per producer.
     pub fn start(self) -> Result<Running> {
         let stop = Arc::new(AtomicBool::new(false));
-        let lanes = lanes(self.rate, self.pushers.len());
+        let stamp_at_push = self.stamp_at_push;
         let mut threads = Vec::new();
-        for (mut pusher, lane) in self.pushers.into_iter().zip(lanes) {
+        for (mut pusher, lane) in self.pushers.into_iter().zip(self.lanes) {
             let stop = stop.clone();
             let t = thread::Builder::new()
-                .name(format!("runnel-bench-producer-{}", lane.index))
+                .name(format!("bench-feeder-{}", lane.index))
                 .spawn(move || -> Result<u64> {
+                    let mut waiter = Waiter::for_this_thread();
                     let mut k = 0u64;
                     loop {
                         let due = lane.due(k);
-                        if !wait_until(due, &stop) {
+                        if !waiter.wait_until(due, &stop) {
                             return Ok(k);
                         }
                         let wall = lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64;
                         let row =
                             runnel::row![Value::Int64(lane.seq(k) as i64), Value::Timestamp(wall)];
-                        match pusher.push_at(row, due) {
+                        let ingest = if stamp_at_push { now_ns() } else { due };
+                        match pusher.push_at(row, ingest) {
                             Ok(()) => {}
                             Err(PushError::Closed) => return Ok(k),
                             Err(PushError::Full(_)) => unreachable!("push_at waits"),
@@ -199,11 +283,12 @@ pub fn measure_slip(
         .map(|lane| {
             let stop = stop.clone();
             thread::spawn(move || {
+                let mut waiter = Waiter::for_this_thread();
                 let mut hist = runnel::metrics::new_latency_histogram();
                 let mut k = 0u64;
                 loop {
                     let due = lane.due(k);
-                    if due > end || !wait_until(due, &stop) {
+                    if due > end || !waiter.wait_until(due, &stop) {
                         return hist;
                     }
                     let wall = lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64;
@@ -276,16 +361,12 @@ impl LogFeeder {
     /// Starts the writer thread.
     pub fn start(self) -> Result<Running> {
         let mut producer = self.producer;
-        spawn_writer(
-            "runnel-bench-log-writer",
-            self.lane,
-            move |text, wall_ms| {
-                producer
-                    .send(Some(0), None, Some(text.as_bytes()), wall_ms)
-                    .and_then(|_| producer.flush())
-                    .map_err(|e| EngineError::Source(format!("log writer: {e}")))
-            },
-        )
+        spawn_writer("bench-feeder-log", self.lane, move |text, wall_ms| {
+            producer
+                .send(Some(0), None, Some(text.as_bytes()), wall_ms)
+                .and_then(|_| producer.flush())
+                .map_err(|e| EngineError::Source(format!("log writer: {e}")))
+        })
     }
 }
 
@@ -302,11 +383,12 @@ fn spawn_writer(
     let t = thread::Builder::new()
         .name(name.into())
         .spawn(move || -> Result<u64> {
+            let mut waiter = Waiter::for_this_thread();
             let mut k = 0u64;
             let mut text = String::with_capacity(24);
             loop {
                 let due = lane.due(k);
-                if !wait_until(due, &flag) {
+                if !waiter.wait_until(due, &flag) {
                     return Ok(k);
                 }
                 let wall_ms = (lane.start_wall_us + ((due - lane.start_ns) / 1000) as i64) / 1000;
@@ -411,7 +493,7 @@ impl KafkaFeeder {
             .create()
             .map_err(|e| EngineError::Source(format!("kafka writer for {}: {e}", self.topic)))?;
         let topic = self.topic;
-        spawn_writer("runnel-bench-kafka-writer", self.lane, move |text, _| {
+        spawn_writer("bench-feeder-kafka", self.lane, move |text, _| {
             let mut record = BaseRecord::<(), str>::to(&topic).payload(text);
             let started = std::time::Instant::now();
             loop {

@@ -10,6 +10,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
+use runnel::clock::now_ns;
 
 use super::error::{io_err, LogError, Result};
 use super::index::{self, IndexEntry};
@@ -24,7 +25,9 @@ use super::topic::LogTopic;
 /// of the map (no copy, no allocation, no syscall per record, CRC checked).
 /// The active segment is read with large positioned reads into a reusable
 /// buffer. At the end of the log, [`next_record`](Self::next_record) returns
-/// `None`; a later call checks the file again (one `fstat` and one `stat`)
+/// `None`; a later call checks the file again (one `fstat`, and one `stat`
+/// for the next segment when the file has not grown; a tailing reader can
+/// make that look rarer, [`look_for_rolls_every`](Self::look_for_rolls_every))
 /// and returns records appended in the meantime by a producer in this or
 /// another process, following segment rolls.
 ///
@@ -48,6 +51,17 @@ impl PartitionReader {
         };
         reader.seek(offset)?;
         Ok(reader)
+    }
+
+    /// At the end of the active segment, looks for the next segment (one
+    /// `stat`) at most once per `every` when the segment has not grown,
+    /// instead of at every look. A tailing reader that looks for appends
+    /// often (every few µs) saves a system call per look, and notices a
+    /// segment roll up to `every` late. A reader that must see everything
+    /// written before it looked (reading up to a known offset, or until the
+    /// log is idle) keeps the default, [`Duration::ZERO`](std::time::Duration::ZERO).
+    pub fn look_for_rolls_every(&mut self, every: std::time::Duration) {
+        self.cursor.roll_look_ns = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
     }
 
     /// The partition read.
@@ -82,7 +96,9 @@ impl PartitionReader {
         let n = segments.partition_point(|&base| base <= offset);
         if n == 0 {
             if segments.is_empty() && offset == 0 {
+                let roll_look_ns = self.cursor.roll_look_ns;
                 self.cursor = Cursor::new(dir, 0);
+                self.cursor.roll_look_ns = roll_look_ns;
                 return Ok(());
             }
             return Err(out_of_range(&dir));
@@ -103,6 +119,7 @@ impl PartitionReader {
         }
         seg.pos = u64::from(start.position);
         let mut cursor = Cursor::new(dir, base + u64::from(start.rel_offset));
+        cursor.roll_look_ns = self.cursor.roll_look_ns;
         cursor.seg = Some(seg);
         while cursor.next_offset < offset {
             if cursor.advance()?.is_none() {
@@ -166,6 +183,11 @@ struct Cursor {
     /// The previous segment was sealed and ended just before
     /// `next_offset`, so a segment must start there.
     expect_segment: bool,
+    /// Look for the next segment at most this often (ns; 0: at every look)
+    /// while the active one has not grown.
+    roll_look_ns: u64,
+    /// When it was last looked for ([`now_ns`] time).
+    roll_looked_ns: u64,
 }
 
 impl Cursor {
@@ -175,6 +197,8 @@ impl Cursor {
             next_offset,
             seg: None,
             expect_segment: false,
+            roll_look_ns: 0,
+            roll_looked_ns: 0,
         }
     }
 
@@ -203,7 +227,11 @@ impl Cursor {
                     None => return Ok(None),
                 },
             };
-            match seg.step(&self.dir, &mut self.next_offset)? {
+            let rolls = RollLook {
+                every_ns: self.roll_look_ns,
+                last_ns: &mut self.roll_looked_ns,
+            };
+            match seg.step(&self.dir, &mut self.next_offset, rolls)? {
                 Step::Record(span) => return Ok(Some(span)),
                 Step::End => return Ok(None),
                 Step::SegmentDone => {
@@ -296,7 +324,7 @@ impl Segment {
     }
 
     #[inline]
-    fn step(&mut self, dir: &Path, next_offset: &mut u64) -> Result<Step> {
+    fn step(&mut self, dir: &Path, next_offset: &mut u64, mut rolls: RollLook<'_>) -> Result<Step> {
         let pos = self.pos;
         match &mut self.data {
             Data::Sealed(map) => {
@@ -370,7 +398,7 @@ impl Segment {
                         }
                         None => String::new(),
                     };
-                    match at_end(chunks, dir, self.base, *next_offset)? {
+                    match at_end(chunks, dir, self.base, *next_offset, &mut rolls)? {
                         EndState::Changed => want = RECORD_OVERHEAD,
                         // The buffer was dropped: look at fresh bytes once
                         // (recovery may have rewritten them in place).
@@ -392,22 +420,46 @@ fn offset_reason(found: u64, expected: u64) -> String {
     format!("record has offset {found}, expected {expected}")
 }
 
+/// How often a cursor looks for the next segment
+/// ([`PartitionReader::look_for_rolls_every`]).
+struct RollLook<'a> {
+    every_ns: u64,
+    last_ns: &'a mut u64,
+}
+
 /// Called when the active segment has no complete valid record at the
-/// current position. The order matters: the next segment is looked for
-/// before the length is re-read, because a producer finishes writing a
-/// segment before it creates the next one.
-fn at_end(chunks: &mut ChunkReader, dir: &Path, base: u64, next_offset: u64) -> Result<EndState> {
-    // A segment without records is never sealed (and the segment starting
-    // at `next_offset` would be itself).
-    let sealed = next_offset > base && segment::segment_exists(dir, next_offset);
+/// current position. A grown file needs no more than its length (one
+/// `fstat`: the case of a reader woken by an append). Otherwise the next
+/// segment is looked for, and if it exists the length is read once more,
+/// because a producer finishes writing a segment before it creates the next
+/// one: only a length read after the next segment was seen is final.
+fn at_end(
+    chunks: &mut ChunkReader,
+    dir: &Path,
+    base: u64,
+    next_offset: u64,
+    rolls: &mut RollLook<'_>,
+) -> Result<EndState> {
     let old = chunks.len();
     if chunks.refresh()? != old {
         return Ok(EndState::Changed);
     }
-    Ok(if sealed {
-        EndState::Sealed
+    if rolls.every_ns > 0 {
+        let now = now_ns();
+        if now.saturating_sub(*rolls.last_ns) < rolls.every_ns {
+            return Ok(EndState::Open);
+        }
+        *rolls.last_ns = now;
+    }
+    // A segment without records is never sealed (and the segment starting
+    // at `next_offset` would be itself).
+    if !(next_offset > base && segment::segment_exists(dir, next_offset)) {
+        return Ok(EndState::Open);
+    }
+    Ok(if chunks.refresh()? != old {
+        EndState::Changed
     } else {
-        EndState::Open
+        EndState::Sealed
     })
 }
 

@@ -141,11 +141,11 @@ impl ChunkReader {
         if self.buf.len() < want {
             self.buf.resize(want, 0);
         }
-        let file = &mut self.file;
-        file.seek(SeekFrom::Start(pos))
-            .map_err(io_err("seek", &self.path))?;
         while self.filled < want {
-            match file.read(&mut self.buf[self.filled..want]) {
+            // One positioned read per refill (no seek before it): a reader
+            // tailing the active segment refills once per appended record.
+            let at = pos + self.filled as u64;
+            match read_at(&mut self.file, &mut self.buf[self.filled..want], at) {
                 Ok(0) => {
                     // The file shrank since its length was read.
                     self.len = pos + self.filled as u64;
@@ -173,6 +173,19 @@ impl ChunkReader {
             _ => None,
         })
     }
+}
+
+/// Reads into `buf` from file position `at`: one `pread` on Unix.
+#[cfg(unix)]
+fn read_at(file: &mut File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, at)
+}
+
+/// Reads into `buf` from file position `at`.
+#[cfg(not(unix))]
+fn read_at(file: &mut File, buf: &mut [u8], at: u64) -> io::Result<usize> {
+    file.seek(SeekFrom::Start(at))?;
+    file.read(buf)
 }
 
 /// Why a scan stopped.

@@ -78,6 +78,7 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arrow::array::{
     ArrayRef, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
@@ -263,6 +264,12 @@ const END_PROBE_NS: u64 = 1_000_000_000;
 /// Continuous: while the task is awake after recent records, how often the
 /// files are looked at for appends by other processes (which wake nobody).
 const HOT_LOOK_NS: u64 = 20_000;
+
+/// Continuous: how often a partition's reader, at the end of its active
+/// segment, looks for the next segment (a roll) when the segment has not
+/// grown; between two looks it only reads the segment's length. A roll (one
+/// per 64 MiB by default) is noticed up to this late.
+const ROLL_LOOK: Duration = Duration::from_millis(1);
 
 /// Wakes a source's task when a producer in this process appends.
 struct WakeOnAppend(Arc<runnel::continuous::TaskWaker>);
@@ -466,7 +473,8 @@ impl LogSource {
         let topic_value = self.topic_value.clone();
         let mut lossy = 0u64;
         let mut failed = None;
-        let n = self.read_partition_with(p, max, &mut |rec, ingest_ns| {
+        let tail = !self.options.until_idle;
+        let n = self.read_partition_with(p, max, tail, &mut |rec, ingest_ns| {
             if failed.is_none() {
                 let row = record_row(rec, &topic_value, p as u32, &mut lossy);
                 if let Err(e) = out.emit(row, ingest_ns) {
@@ -487,6 +495,7 @@ impl LogSource {
         &mut self,
         p: usize,
         max: usize,
+        tail: bool,
         each: &mut dyn FnMut(&RecordRef<'_>, u64),
     ) -> Result<usize> {
         let Some(reader) = self.readers[p].as_mut() else {
@@ -495,6 +504,9 @@ impl LogSource {
                 "the source was polled before open",
             ));
         };
+        // A continuous tail (not a bounded read) looks for segment rolls
+        // only now and then: it looks for appends every few µs.
+        reader.look_for_rolls_every(if tail { ROLL_LOOK } else { Duration::ZERO });
         let ingest_ns = now_ns();
         let n = reader
             .read_batch(max, |rec| each(&rec, ingest_ns))
@@ -544,8 +556,9 @@ impl LogSource {
             self.seek_reader(p, from[p])?;
             while self.positions[p] < to[p] {
                 let want = (to[p] - self.positions[p]).min(4096) as usize;
-                let got = self
-                    .read_partition_with(p, want, &mut |rec, ingest| each(rec, p as u32, ingest))?;
+                let got = self.read_partition_with(p, want, false, &mut |rec, ingest| {
+                    each(rec, p as u32, ingest)
+                })?;
                 if got == 0 {
                     return Err(source_err(
                         self.path(),

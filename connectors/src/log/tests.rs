@@ -751,3 +751,60 @@ fn key_partitioning_is_stable() {
     assert_eq!(partition_for_key(b"", 3), 1);
     assert_eq!(partition_for_key(b"user-42", 8), 3);
 }
+
+#[test]
+fn a_tailing_reader_follows_rolls_at_its_own_pace_and_misses_nothing() {
+    fn send_one(producer: &mut LogProducer, sent: &mut u64) {
+        let value = value_of(*sent);
+        producer.send(Some(0), None, Some(&value), 0).unwrap();
+        producer.flush().unwrap();
+        *sent += 1;
+    }
+    fn drain(reader: &mut PartitionReader) -> Vec<u64> {
+        let mut got = Vec::new();
+        while let Some(r) = reader.next_record().unwrap() {
+            got.push(r.offset);
+        }
+        got
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let topic = LogTopic::create(dir.path(), "events", 1).unwrap();
+    let mut producer = topic.producer_with_config(config(1024)).unwrap();
+    let every = Duration::from_millis(300);
+    let mut tail = topic.reader(0).unwrap();
+    tail.look_for_rolls_every(every);
+    let mut eager = topic.reader(0).unwrap();
+    let mut sent = 0u64;
+    // One record, read: both readers are at the end of the active segment,
+    // and the tailing one has just looked for a next segment.
+    send_one(&mut producer, &mut sent);
+    assert_eq!(drain(&mut tail), vec![0]);
+    let looked = Instant::now();
+    assert_eq!(drain(&mut eager), vec![0]);
+    // Enough records to roll the segment several times.
+    while sent < 60 {
+        send_one(&mut producer, &mut sent);
+    }
+    let pdir = topic.path().join("0");
+    assert!(segment_files(&pdir, "log").len() >= 3, "expected rolls");
+    // The default reader follows the rolls at once.
+    assert_eq!(drain(&mut eager), (1..60).collect::<Vec<_>>());
+    // The tailing one reads what grew its segment, then stops at that
+    // segment's end until its next look for a roll is due ...
+    let first = drain(&mut tail);
+    if looked.elapsed() < every {
+        assert!(first.len() < 59, "a roll was looked for too early");
+    }
+    assert!(first.iter().copied().eq(1..1 + first.len() as u64));
+    // ... and then misses nothing, in order.
+    let mut all = first;
+    while all.len() < 59 {
+        assert!(
+            looked.elapsed() < Duration::from_secs(30),
+            "stuck at {all:?}"
+        );
+        std::thread::sleep(every);
+        all.extend(drain(&mut tail));
+    }
+    assert_eq!(all, (1..60).collect::<Vec<_>>());
+}
