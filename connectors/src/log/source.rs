@@ -686,6 +686,16 @@ impl Source for LogSource {
         let now = now_ns();
         if emitted > 0 {
             self.last_data_ns = now;
+            if empty_in_a_row == n && self.options.poll_interval_us > 0 && !self.options.until_idle
+            {
+                // Every partition was read to its end after `appends` was
+                // noted: as after an empty look, the next one waits for an
+                // append here (or HOT_LOOK_NS, for other processes), rather
+                // than costing a look at the files right away.
+                self.seen_appends = appends;
+                self.hot = true;
+                self.idle_until = now + HOT_LOOK_NS.min(self.options.poll_interval_us * 1000);
+            }
             return Ok(PollStatus::Emitted(emitted));
         }
         if self.options.until_idle {
