@@ -28,6 +28,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
 use runnel::{
     col, schema, DataFrame, DataType, MemorySink, MemorySource, Result, Row, Trigger, Value,
 };
@@ -147,7 +148,9 @@ fn produce_with(p: BaseProducer, topic: &str, from: u64, to: u64) {
         loop {
             match p.send(rec) {
                 Ok(()) => break,
-                Err((KafkaError::MessageProduction(_), back)) => {
+                // Only a full queue is waited out: any other refusal (a
+                // partition the topic lacks) fails the test at once.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
                     p.poll(Duration::from_millis(5));
                 }
@@ -612,7 +615,8 @@ fn an_unknown_topic_ends_the_query_with_a_clear_error() {
             "{mode:?}: {e}"
         );
     }
-    let input = create_topic(&unique("unknown-out-in"), 1);
+    // `produce` spreads records over PARTITIONS partitions.
+    let input = create_topic(&unique("unknown-out-in"), PARTITIONS);
     produce(&input, 0, 10);
     let e = copy(&input, &missing, Mode::MicroBatch, until_idle(), None)
         .expect_err("an unknown output topic is an error")

@@ -260,6 +260,11 @@ pub struct BenchRun {
     /// sink hand-off (`latency_us` starts at the row's scheduled time).
     #[serde(skip_serializing_if = "Option::is_none")]
     engine_us: Option<LatencyUs>,
+    /// `--source log`, `kafka`: the writer thread's own lateness, from each
+    /// record's scheduled time to the return of its write (and flush): the
+    /// feeding side's part of `latency_us`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    written_us: Option<LatencyUs>,
     /// The producers' own schedule slip (as many generator threads as
     /// producers, pushing into nothing), same run.
     slip_us: Option<Percentiles>,
@@ -578,6 +583,9 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         latency_us: LatencySummary::of(&histogram).into(),
         durable_us: LatencySummary::of(&durable_histogram).into(),
         engine_us,
+        written_us: scheduled
+            .written()
+            .map(|h| LatencyUs::from(LatencySummary::of(&h))),
         slip_us,
         floor_us,
         histogram,
@@ -723,7 +731,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 20] = [
+    let rows: [TableRow; 21] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -745,6 +753,11 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         ("wait", |r| r.wait.clone()),
         ("engine p50/p99", |r| {
             r.engine_us
+                .as_ref()
+                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+        }),
+        ("written p50/p99", |r| {
+            r.written_us
                 .as_ref()
                 .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
         }),

@@ -340,7 +340,7 @@ pub fn measure_floor(rate: u64, warmup: f64, duration: f64) -> Result<Percentile
 /// the sink turns `k` back into its scheduled time ([`ScheduledLatency`]).
 pub struct LogFeeder {
     producer: runnel_connectors::log::LogProducer,
-    lane: Lane,
+    scheduled: Arc<ScheduledLatency>,
 }
 
 impl LogFeeder {
@@ -349,19 +349,20 @@ impl LogFeeder {
     pub fn new(producer: runnel_connectors::log::LogProducer, rate: u64) -> LogFeeder {
         LogFeeder {
             producer,
-            lane: lanes(rate, 1)[0],
+            scheduled: ScheduledLatency::of(Some(lanes(rate, 1)[0])),
         }
     }
 
-    /// What turns a record's value back into its scheduled time.
+    /// What turns a record's value back into its scheduled time (and holds
+    /// the writer's own lateness).
     pub fn latency(&self) -> Arc<ScheduledLatency> {
-        ScheduledLatency::of(Some(self.lane))
+        self.scheduled.clone()
     }
 
     /// Starts the writer thread.
     pub fn start(self) -> Result<Running> {
         let mut producer = self.producer;
-        spawn_writer("bench-feeder-log", self.lane, move |text, wall_ms| {
+        spawn_writer("bench-feeder-log", self.scheduled, move |text, wall_ms| {
             producer
                 .send(Some(0), None, Some(text.as_bytes()), wall_ms)
                 .and_then(|_| producer.flush())
@@ -370,14 +371,18 @@ impl LogFeeder {
     }
 }
 
-/// Starts a writer thread that, for each record `k` of `lane`'s schedule,
+/// Starts a writer thread that, for each record `k` of `scheduled`'s lane,
 /// waits until it is due and calls `write(k as decimal text, its wall-clock
-/// time in ms)`, until the returned [`Running`] is stopped.
+/// time in ms)`, until the returned [`Running`] is stopped; how late each
+/// write returned goes into `scheduled`'s writer histogram.
 fn spawn_writer(
     name: &str,
-    lane: Lane,
+    scheduled: Arc<ScheduledLatency>,
     mut write: impl FnMut(&str, i64) -> Result<()> + Send + 'static,
 ) -> Result<Running> {
+    let lane = scheduled
+        .lane
+        .ok_or_else(|| EngineError::Plan(format!("{name}: no schedule")))?;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let t = thread::Builder::new()
@@ -396,6 +401,7 @@ fn spawn_writer(
                 use std::fmt::Write as _;
                 let _ = write!(text, "{k}");
                 write(&text, wall_ms)?;
+                scheduled.record_written(due);
                 k += 1;
             }
         })
@@ -411,6 +417,8 @@ fn spawn_writer(
 /// from `measure_from` on.
 pub struct ScheduledLatency {
     hist: std::sync::Mutex<Histogram<u64>>,
+    /// A topic writer's own lateness: scheduled time → its write returned.
+    written: std::sync::Mutex<Histogram<u64>>,
     measure_from: AtomicU64,
     lane: Option<Lane>,
 }
@@ -424,6 +432,7 @@ impl ScheduledLatency {
     fn of(lane: Option<Lane>) -> Arc<ScheduledLatency> {
         Arc::new(ScheduledLatency {
             hist: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
+            written: std::sync::Mutex::new(runnel::metrics::new_latency_histogram()),
             measure_from: AtomicU64::new(u64::MAX),
             lane,
         })
@@ -452,6 +461,22 @@ impl ScheduledLatency {
     pub fn histogram(&self) -> Histogram<u64> {
         self.hist.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+
+    /// A writer's record due at `due` was written (and flushed) just now.
+    fn record_written(&self, due: u64) {
+        let now = now_ns();
+        if due >= self.measure_from.load(Ordering::Relaxed) {
+            let mut h = self.written.lock().unwrap_or_else(|e| e.into_inner());
+            h.saturating_record(now.saturating_sub(due).max(1));
+        }
+    }
+
+    /// The writer's lateness so far: from each record's scheduled time to
+    /// the return of its write; `None` without a writer.
+    pub fn written(&self) -> Option<Histogram<u64>> {
+        let h = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        (!h.is_empty()).then(|| h.clone())
+    }
 }
 
 /// A writer thread producing to a Kafka topic on an open-loop schedule, for
@@ -461,7 +486,7 @@ impl ScheduledLatency {
 pub struct KafkaFeeder {
     brokers: String,
     topic: String,
-    lane: Lane,
+    scheduled: Arc<ScheduledLatency>,
 }
 
 #[cfg(feature = "kafka")]
@@ -472,13 +497,14 @@ impl KafkaFeeder {
         Ok(KafkaFeeder {
             brokers: a.brokers,
             topic: a.topic,
-            lane: lanes(rate, 1)[0],
+            scheduled: ScheduledLatency::of(Some(lanes(rate, 1)[0])),
         })
     }
 
-    /// What turns a record's value back into its scheduled time.
+    /// What turns a record's value back into its scheduled time (and holds
+    /// the writer's own lateness).
     pub fn latency(&self) -> Arc<ScheduledLatency> {
-        ScheduledLatency::of(Some(self.lane))
+        self.scheduled.clone()
     }
 
     /// Starts the writer thread.
@@ -493,7 +519,7 @@ impl KafkaFeeder {
             .create()
             .map_err(|e| EngineError::Source(format!("kafka writer for {}: {e}", self.topic)))?;
         let topic = self.topic;
-        spawn_writer("bench-feeder-kafka", self.lane, move |text, _| {
+        spawn_writer("bench-feeder-kafka", self.scheduled, move |text, _| {
             let mut record = BaseRecord::<(), str>::to(&topic).payload(text);
             let started = std::time::Instant::now();
             loop {
