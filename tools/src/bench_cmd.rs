@@ -718,6 +718,11 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 type TableRow = (&'static str, fn(&BenchRun) -> String);
 
 /// The terminal table: one column per run.
+/// A table cell of a p50 and a p99, or `-`.
+fn p50_p99(p: Option<(f64, f64)>) -> String {
+    p.map_or("-".into(), |(p50, p99)| format!("{p50:.2}/{p99:.2}"))
+}
+
 fn table(runs: &[BenchRun], sql: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "query: {sql}");
@@ -752,27 +757,19 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         ("producers", |r| r.producers.to_string()),
         ("wait", |r| r.wait.clone()),
         ("engine p50/p99", |r| {
-            r.engine_us
-                .as_ref()
-                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+            p50_p99(r.engine_us.as_ref().map(|s| (s.p50, s.p99)))
         }),
         ("written p50/p99", |r| {
-            r.written_us
-                .as_ref()
-                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+            p50_p99(r.written_us.as_ref().map(|s| (s.p50, s.p99)))
         }),
         ("durable p50/p99", |r| {
             format!("{:.0}/{:.0}", r.durable_us.p50, r.durable_us.p99)
         }),
         ("slip p50/p99", |r| {
-            r.slip_us
-                .as_ref()
-                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+            p50_p99(r.slip_us.as_ref().map(|s| (s.p50, s.p99)))
         }),
         ("floor p50/p99", |r| {
-            r.floor_us
-                .as_ref()
-                .map_or("-".into(), |s| format!("{:.2}/{:.2}", s.p50, s.p99))
+            p50_p99(r.floor_us.as_ref().map(|s| (s.p50, s.p99)))
         }),
         ("p99 / slip p99", |r| {
             r.slip_us

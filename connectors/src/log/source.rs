@@ -32,10 +32,12 @@
 //!   time, [`runnel::continuous::TaskWaker::awake_for`]), the source looks
 //!   at the files every 20 µs and answers `Idle`, so the task keeps
 //!   polling; after that it answers `IdleUntil(now + poll_interval)` and
-//!   does not look again before then (each look costs an `fstat` and a
-//!   `stat` per partition). A record from another process is so seen
-//!   within about 20 µs of its flush while records keep coming, and within
-//!   `poll_interval` after a pause. With [`LogSourceOptions::until_idle`], the
+//!   does not look again before then (each look costs an `fstat` per
+//!   partition, and a `stat` for a rolled segment at most once a
+//!   millisecond, `ROLL_LOOK`; a look that read every partition to its end
+//!   counts as a look). A record from another process is so seen within
+//!   about 20 µs of its flush while records keep coming (a millisecond
+//!   right after a segment roll), and within `poll_interval` after a pause. With [`LogSourceOptions::until_idle`], the
 //!   first look that finds every partition at its end exhausts the source.
 //! * micro-batch: [`Source::latest_offset`] is the partitions' current end
 //!   offsets, at most [`LogSourceOptions::max_records_per_trigger`] records
