@@ -37,8 +37,9 @@
 //!   millisecond, `ROLL_LOOK`; a look that read every partition to its end
 //!   counts as a look). A record from another process is so seen within
 //!   about 20 µs of its flush while records keep coming (a millisecond
-//!   right after a segment roll), and within `poll_interval` after a pause. With [`LogSourceOptions::until_idle`], the
-//!   first look that finds every partition at its end exhausts the source.
+//!   right after a segment roll), and within `poll_interval` after a pause.
+//!   With [`LogSourceOptions::until_idle`], the first look that finds every
+//!   partition at its end exhausts the source.
 //! * micro-batch: [`Source::latest_offset`] is the partitions' current end
 //!   offsets, at most [`LogSourceOptions::max_records_per_trigger`] records
 //!   past the current position (shared out in proportion to each
