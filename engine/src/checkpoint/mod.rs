@@ -47,7 +47,7 @@ pub use dir::CheckpointDir;
 pub use format::{
     EpochManifest, OffsetLogEntry, OperatorCommit, QueryMetadata, SourceCommit, FORMAT_VERSION,
 };
-pub(crate) use report::{CoordMsg, EpochReporter, OperatorSnapshot};
+pub(crate) use report::{report_channel, CoordMsg, EpochReporter, OperatorSnapshot, ReportInbox};
 pub use state_file::{AggregateStateFile, WatermarkState};
 pub use storage::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
 

@@ -2,12 +2,28 @@
 //!
 //! Owns the messages ([`CoordMsg`]) and the sending end every task holds
 //! ([`EpochReporter`]): a source's offset at a marker, a stateful operator's
-//! snapshot ([`OperatorSnapshot`]), the sink's acknowledgement, a task's exit.
-//! Sending never blocks and never fails a task (a gone coordinator means the
-//! query is ending). It must not decide what is durable: the coordinator
-//! collects the parts and the checkpoint core writes them.
+//! snapshot ([`OperatorSnapshot`]), the sink's acknowledgement, a task's exit;
+//! and the coordinator's receiving end ([`ReportInbox`]). Sending never
+//! blocks and never fails a task (a gone coordinator means the query is
+//! ending). It must not decide what is durable: the coordinator collects the
+//! parts and the checkpoint core writes them.
+//!
+//! The coordinator sleeps on the inbox with the tasks' own wake-up handshake
+//! ([`TaskWaker`]), never by spinning or yielding: on a machine whose cores
+//! are all busy with spinning tasks, a waiting thread that yields stays
+//! runnable and takes a time slice from one of them at every scheduler tick.
+//! Every part wakes it except a source's mark of an epoch that is not the
+//! last: the source sends it before it passes the epoch's marker on, so it
+//! is already in the inbox when a later part (the sink's acknowledgement at
+//! the latest) wakes the coordinator, and the source's task spends no
+//! system call on it. (An aggregation may report its snapshot after the
+//! marker has moved on, as it copies its groups between events, so a
+//! snapshot does wake.)
 
-use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use hdrhistogram::Histogram;
 
 use crate::error::EngineError;
@@ -15,6 +31,7 @@ use crate::io::SourceOffset;
 use crate::metrics::IngestTimes;
 use crate::state::StateSnapshot;
 use crate::table::JoinSnapshot;
+use crate::wake::TaskWaker;
 
 /// What a stateful operator hands over at an epoch marker.
 #[derive(Debug)]
@@ -68,15 +85,73 @@ pub(crate) enum CoordMsg {
     },
 }
 
+/// A connected reporter and inbox: what the tasks send, the coordinator
+/// receives.
+pub(crate) fn report_channel() -> (EpochReporter, ReportInbox) {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    let waker = Arc::new(TaskWaker::new());
+    (
+        EpochReporter {
+            tx,
+            waker: waker.clone(),
+        },
+        ReportInbox { rx, waker },
+    )
+}
+
+/// The coordinator's end: the tasks' reports, and a wait for the next one
+/// that parks the thread (see the module docs).
+pub(crate) struct ReportInbox {
+    rx: Receiver<CoordMsg>,
+    waker: Arc<TaskWaker>,
+}
+
+impl ReportInbox {
+    /// The next report if there is one (tests read the inbox directly).
+    #[cfg(test)]
+    pub(crate) fn try_recv(&self) -> Result<CoordMsg, TryRecvError> {
+        self.rx.try_recv()
+    }
+
+    /// The next report, waiting until `deadline` at the latest. Must be
+    /// called from one thread only (the waker is bound to it).
+    pub(crate) fn recv_until(&self, deadline: Instant) -> Result<CoordMsg, RecvTimeoutError> {
+        self.waker.bind_current();
+        loop {
+            match self.rx.try_recv() {
+                Ok(msg) => return Ok(msg),
+                Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(RecvTimeoutError::Timeout);
+            }
+            // Parts that do not wake (see the module docs) are read at the
+            // next wake-up or deadline, whichever comes first.
+            self.waker.park_unless(|| false, left.min(MAX_INBOX_PARK));
+        }
+    }
+}
+
+/// The longest the coordinator sleeps without looking at its inbox: a bound
+/// on how late a report that did not wake it is read when no epoch tick is
+/// due sooner.
+const MAX_INBOX_PARK: Duration = Duration::from_millis(100);
+
 /// How tasks talk to the coordinator (cloned into every task).
 #[derive(Clone)]
 pub(crate) struct EpochReporter {
     tx: Sender<CoordMsg>,
+    waker: Arc<TaskWaker>,
 }
 
 impl EpochReporter {
-    pub(crate) fn new(tx: Sender<CoordMsg>) -> EpochReporter {
-        EpochReporter { tx }
+    /// Sends a part that can complete an epoch, waking the coordinator if
+    /// it sleeps.
+    fn send_and_wake(&self, msg: CoordMsg) {
+        let _ = self.tx.send(msg);
+        self.waker.wake_if_sleeping();
     }
 
     pub(crate) fn snapshot(
@@ -86,7 +161,7 @@ impl EpochReporter {
         partition: usize,
         snapshot: OperatorSnapshot,
     ) {
-        let _ = self.tx.send(CoordMsg::Snapshot {
+        self.send_and_wake(CoordMsg::Snapshot {
             epoch,
             op_id,
             partition,
@@ -102,13 +177,18 @@ impl EpochReporter {
         is_final: bool,
         metrics: Vec<(String, u64)>,
     ) {
-        let _ = self.tx.send(CoordMsg::SourceMarked {
+        let msg = CoordMsg::SourceMarked {
             epoch,
             offset,
             rows,
             is_final,
             metrics,
-        });
+        };
+        if is_final {
+            self.send_and_wake(msg);
+        } else {
+            let _ = self.tx.send(msg);
+        }
     }
 
     pub(crate) fn sink_committed(
@@ -119,7 +199,7 @@ impl EpochReporter {
         latency: Histogram<u64>,
         ingest: IngestTimes,
     ) {
-        let _ = self.tx.send(CoordMsg::SinkCommitted {
+        self.send_and_wake(CoordMsg::SinkCommitted {
             epoch,
             state,
             rows,
@@ -129,6 +209,6 @@ impl EpochReporter {
     }
 
     pub(crate) fn exited(&self, error: Option<EngineError>) {
-        let _ = self.tx.send(CoordMsg::TaskExited { error });
+        self.send_and_wake(CoordMsg::TaskExited { error });
     }
 }

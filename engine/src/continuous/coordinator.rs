@@ -13,10 +13,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use hdrhistogram::Histogram;
 
-use crate::checkpoint::{Checkpointer, CoordMsg, OperatorCommit, OperatorSnapshot, SourceCommit};
+use crate::checkpoint::{
+    Checkpointer, CoordMsg, OperatorCommit, OperatorSnapshot, ReportInbox, SourceCommit,
+};
 use crate::clock::now_ns;
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
@@ -53,7 +55,7 @@ struct EpochParts {
 
 /// Everything the coordinator needs to know about the query it runs.
 pub(crate) struct CoordinatorSetup {
-    pub(crate) rx: Receiver<CoordMsg>,
+    pub(crate) rx: ReportInbox,
     pub(crate) spare_histograms: Sender<(Histogram<u64>, IngestTimes)>,
     /// Emptied snapshot buffers handed back to the aggregation tasks.
     pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
@@ -112,8 +114,7 @@ impl Coordinator {
         let interval = self.setup.epoch_interval;
         let mut next_tick = Instant::now() + interval;
         while self.tasks_alive > 0 {
-            let timeout = next_tick.saturating_duration_since(Instant::now());
-            match self.setup.rx.recv_timeout(timeout) {
+            match self.setup.rx.recv_until(next_tick) {
                 Ok(msg) => {
                     if let Err(e) = self.handle(msg) {
                         self.setup.shared.fail(e);

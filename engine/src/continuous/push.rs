@@ -695,7 +695,16 @@ impl PushTask {
                         shared.release(true);
                         noted_at = None;
                     }
-                    Take::Busy | Take::Ended => {}
+                    Take::Busy => {
+                        // The holder services the note when it lets go.
+                        // Sleep meanwhile rather than spin: a holder that is
+                        // off its CPU needs one, and this thread would take it.
+                        self.waker.park_unless(
+                            || !shared.handoff.has_note() || control.aborted(),
+                            TAKE_OVER,
+                        );
+                    }
+                    Take::Ended => {}
                 }
                 continue;
             }

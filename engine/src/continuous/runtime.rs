@@ -11,7 +11,7 @@ use super::push::PushTask;
 use super::ring::{ring, RingReceiver, RingSender};
 use super::task::{panic_message, RingTask, SourceTask};
 use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
-use crate::checkpoint::EpochReporter;
+use crate::checkpoint::{report_channel, EpochReporter};
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
 use crate::io::{DurableEpochs, Sink, SinkContext, Source, SourceContext};
@@ -204,8 +204,7 @@ pub(crate) fn start(
         info,
         control.clone(),
     ));
-    let (coord_tx, coord_rx) = crossbeam_channel::unbounded();
-    let reporter = EpochReporter::new(coord_tx);
+    let (reporter, coord_rx) = report_channel();
     let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
     let (spare_state_tx, spare_state_rx) =
         crossbeam_channel::bounded(physical.partitions.max(1) * 2);

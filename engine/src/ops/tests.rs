@@ -49,12 +49,8 @@ fn collector() -> (Next, Arc<Mutex<Seen>>) {
     (Box::new(Collect(seen.clone())), seen)
 }
 
-fn reporter() -> (
-    EpochReporter,
-    crossbeam_channel::Receiver<crate::checkpoint::CoordMsg>,
-) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    (EpochReporter::new(tx), rx)
+fn reporter() -> (EpochReporter, crate::checkpoint::ReportInbox) {
+    crate::checkpoint::report_channel()
 }
 
 fn ev(row: Row) -> Event {
