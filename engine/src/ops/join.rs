@@ -66,9 +66,9 @@ impl Operator for JoinOp {
         out.watermark_us = ev.watermark_us;
         out.ingest_ns = ev.ingest_ns;
         let mut matched = false;
-        for &r in index.probe(key) {
+        for row in index.probe_values(key).chunks_exact(index.width().max(1)) {
             out.row.clear();
-            for v in ev.row.iter().chain(index.row(r).iter()) {
+            for v in ev.row.iter().chain(row) {
                 out.row.push(v.clone());
             }
             if join.condition.as_ref().is_none_or(|c| c.passes(&out.row)) {

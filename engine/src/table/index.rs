@@ -3,8 +3,8 @@
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use hashbrown::HashTable;
-use rustc_hash::FxHasher;
+use hashbrown::{HashSet, HashTable};
+use rustc_hash::{FxBuildHasher, FxHasher};
 use smallvec::SmallVec;
 
 use super::StaticTable;
@@ -31,8 +31,12 @@ struct Group {
 /// one integer-like key (`bigint`, `timestamp`, `date`) the key and where
 /// its rows are listed sit in the hash table's bucket itself (`ints`), and
 /// the rows' values are copied into one flat list (`values`, 24 bytes a
-/// value rather than a row's room for eight), so a probe reads a bucket,
-/// the list of row numbers and the row.
+/// value rather than a row's room for eight) in key order, so that a
+/// key's rows follow each other there as in the list of row numbers: a
+/// probe for the values reads a bucket and the rows, with no row number
+/// in between. Equal strings of the table share one allocation in that
+/// list, so copying a string into a joined row touches a reference count
+/// that the other rows with the same string keep warm.
 pub(crate) struct JoinIndex {
     table: StaticTable,
     groups: Vec<Group>,
@@ -41,7 +45,8 @@ pub(crate) struct JoinIndex {
     lookup: HashTable<u32>,
     /// One integer-like key: `(key, start, len)` of each group, by key.
     ints: Option<HashTable<(i64, u32, u32)>>,
-    /// Every table row's values, row after row (`width` each).
+    /// The values of the rows listed in `rows`, in that order (`width`
+    /// each): a key's rows are `values[start * width..(start + len) * width]`.
     values: Vec<Value>,
     width: usize,
 }
@@ -121,11 +126,18 @@ impl JoinIndex {
             None
         };
         let width = table.schema().fields().len();
-        let values = table
-            .rows()
-            .iter()
-            .flat_map(|r| r.iter().cloned())
-            .collect();
+        let mut strings: HashSet<Arc<str>, FxBuildHasher> = HashSet::default();
+        let mut values = Vec::with_capacity(rows.len() * width);
+        for &r in &rows {
+            for v in table.rows()[r as usize].iter() {
+                values.push(match v {
+                    Value::Utf8(s) => {
+                        Value::Utf8(strings.get_or_insert_with(&**s, |_| s.clone()).clone())
+                    }
+                    other => other.clone(),
+                });
+            }
+        }
         Ok(JoinIndex {
             table: table.clone(),
             groups,
@@ -137,57 +149,83 @@ impl JoinIndex {
         })
     }
 
-    /// The rows of the integer-like key `x`, when the index has one such
-    /// key (`None` otherwise: probe with the values).
+    /// Where the rows of the integer-like key `x` are listed (`start`,
+    /// `len`), when the index has one such key (`None` otherwise: probe
+    /// with the values).
     #[inline]
-    pub(crate) fn probe_int(&self, x: i64) -> Option<&[u32]> {
+    fn group_of_int(&self, x: i64) -> Option<(usize, usize)> {
         let ints = self.ints.as_ref()?;
         Some(match ints.find(hash_int(x), |e| e.0 == x) {
-            Some(&(_, start, len)) => &self.rows[start as usize..(start + len) as usize],
-            None => &[],
+            Some(&(_, start, len)) => (start as usize, len as usize),
+            None => (0, 0),
         })
     }
 
-    /// The table's rows whose key equals `key` (none if `key` holds a null).
+    /// Where the rows of the key with hash `hash` for which `eq` holds are
+    /// listed.
     #[inline]
-    pub(crate) fn probe(&self, key: &[Value]) -> &[u32] {
-        if let [one] = key {
-            if let Some(rows) = int_of(one).and_then(|x| self.probe_int(x)) {
-                return rows;
-            }
-        }
-        if key.iter().any(Value::is_null) {
-            return &[];
-        }
-        self.probe_hashed(hash_key(key), |k| k == key)
-    }
-
-    /// The rows of the key with hash `hash` for which `eq` holds: for a
-    /// caller that hashes its key values in place ([`hash_key`]'s way).
-    #[inline]
-    pub(crate) fn probe_hashed(&self, hash: u64, mut eq: impl FnMut(&[Value]) -> bool) -> &[u32] {
+    fn group_hashed(&self, hash: u64, mut eq: impl FnMut(&[Value]) -> bool) -> (usize, usize) {
         match self
             .lookup
             .find(hash, |&g| eq(&self.groups[g as usize].key))
         {
             Some(&g) => {
                 let g = &self.groups[g as usize];
-                &self.rows[g.start as usize..(g.start + g.len) as usize]
+                (g.start as usize, g.len as usize)
             }
-            None => &[],
+            None => (0, 0),
         }
+    }
+
+    /// Where the rows of `key` are listed (none if `key` holds a null).
+    #[inline]
+    fn group(&self, key: &[Value]) -> (usize, usize) {
+        if let [one] = key {
+            if let Some(found) = int_of(one).and_then(|x| self.group_of_int(x)) {
+                return found;
+            }
+        }
+        if key.iter().any(Value::is_null) {
+            return (0, 0);
+        }
+        self.group_hashed(hash_key(key), |k| k == key)
+    }
+
+    /// The rows of the integer-like key `x`, when the index has one such
+    /// key (`None` otherwise: probe with the values).
+    #[inline]
+    pub(crate) fn probe_int(&self, x: i64) -> Option<&[u32]> {
+        let (start, len) = self.group_of_int(x)?;
+        Some(&self.rows[start..start + len])
+    }
+
+    /// The rows of the key with hash `hash` for which `eq` holds: for a
+    /// caller that hashes its key values in place ([`hash_key`]'s way).
+    #[inline]
+    pub(crate) fn probe_hashed(&self, hash: u64, eq: impl FnMut(&[Value]) -> bool) -> &[u32] {
+        let (start, len) = self.group_hashed(hash, eq);
+        &self.rows[start..start + len]
+    }
+
+    /// The values of the table's rows whose key equals `key`, in table
+    /// order, row after row ([`JoinIndex::width`] each): what a continuous
+    /// join copies into its output, found without going through the row
+    /// numbers.
+    #[inline]
+    pub(crate) fn probe_values(&self, key: &[Value]) -> &[Value] {
+        let (start, len) = self.group(key);
+        &self.values[start * self.width..(start + len) * self.width]
+    }
+
+    /// How many values a table row has.
+    #[inline]
+    pub(crate) fn width(&self) -> usize {
+        self.width
     }
 
     /// The indexed table.
     pub(crate) fn table(&self) -> &StaticTable {
         &self.table
-    }
-
-    /// The values of row `i` of the table.
-    #[inline]
-    pub(crate) fn row(&self, i: u32) -> &[Value] {
-        let at = i as usize * self.width;
-        &self.values[at..at + self.width]
     }
 }
 
