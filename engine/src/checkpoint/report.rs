@@ -127,9 +127,12 @@ impl ReportInbox {
             if left.is_zero() {
                 return Err(RecvTimeoutError::Timeout);
             }
-            // Parts that do not wake (see the module docs) are read at the
-            // next wake-up or deadline, whichever comes first.
-            self.waker.park_unless(|| false, left.min(MAX_INBOX_PARK));
+            // The handshake: a report sent after the look above either
+            // finds the flag set by `park_unless` (and wakes this thread)
+            // or is seen by `has_work` here. Parts that do not wake (see
+            // the module docs) are read at the next wake-up or deadline.
+            self.waker
+                .park_unless(|| !self.rx.is_empty(), left.min(MAX_INBOX_PARK));
         }
     }
 }
