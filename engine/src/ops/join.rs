@@ -66,7 +66,7 @@ impl Operator for JoinOp {
         out.watermark_us = ev.watermark_us;
         out.ingest_ns = ev.ingest_ns;
         let mut matched = false;
-        for row in index.probe_values(key).chunks_exact(index.width().max(1)) {
+        for row in index.probe_rows(key) {
             out.row.clear();
             for v in ev.row.iter().chain(row) {
                 out.row.push(v.clone());

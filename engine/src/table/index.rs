@@ -208,19 +208,12 @@ impl JoinIndex {
     }
 
     /// The values of the table's rows whose key equals `key`, in table
-    /// order, row after row ([`JoinIndex::width`] each): what a continuous
-    /// join copies into its output, found without going through the row
-    /// numbers.
+    /// order, one slice a row: what a continuous join copies into its
+    /// output, found without going through the row numbers.
     #[inline]
-    pub(crate) fn probe_values(&self, key: &[Value]) -> &[Value] {
+    pub(crate) fn probe_rows(&self, key: &[Value]) -> std::slice::ChunksExact<'_, Value> {
         let (start, len) = self.group(key);
-        &self.values[start * self.width..(start + len) * self.width]
-    }
-
-    /// How many values a table row has.
-    #[inline]
-    pub(crate) fn width(&self) -> usize {
-        self.width
+        self.values[start * self.width..(start + len) * self.width].chunks_exact(self.width.max(1))
     }
 
     /// The indexed table.

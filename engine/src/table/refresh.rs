@@ -300,7 +300,13 @@ mod tests {
         let refresh = TableRefresh::new(Duration::from_millis(5), data.clone(), 0);
         let live = start("t", &refresh, index.clone(), vec![key]).unwrap();
         let mut view = IndexView::new(index, Some(&live));
-        let region = |view: &IndexView| view.index.probe_values(&[Value::Int64(1)])[1].clone();
+        let region = |view: &IndexView| {
+            view.index
+                .probe_rows(&[Value::Int64(1)])
+                .next()
+                .expect("a row")[1]
+                .clone()
+        };
 
         // Unchanged data: nothing is reloaded.
         std::thread::sleep(Duration::from_millis(30));
