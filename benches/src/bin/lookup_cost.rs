@@ -7,7 +7,7 @@
 //! finds one).
 //!
 //! ```text
-//! lookup-cost plain|join EVENTS
+//! lookup-cost plain|join EVENTS [sequential|scattered]
 //! ```
 //!
 //! The events are built before [`push_all`] runs, and the epoch interval is
@@ -29,19 +29,24 @@ use runnel_benches::pipeline::{lookup_query, lookup_table, stateless_query};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (join, events) = match args.as_slice() {
-        [_, which, events] => {
+    let (join, events, keys) = match args.as_slice() {
+        [_, which, events, rest @ ..] if rest.len() <= 1 => {
             let join = match which.as_str() {
                 "plain" => false,
                 "join" => true,
                 other => usage(&format!("unknown query `{other}`")),
             };
+            let keys = match rest.first().map(String::as_str) {
+                None | Some("sequential") => Keys::Sequential,
+                Some("scattered") => Keys::Scattered,
+                Some(other) => usage(&format!("unknown key order `{other}`")),
+            };
             match events.parse::<u64>() {
-                Ok(n) => (join, n),
+                Ok(n) => (join, n, keys),
                 Err(e) => usage(&format!("EVENTS `{events}`: {e}")),
             }
         }
-        _ => usage("expected two arguments"),
+        _ => usage("expected two or three arguments"),
     };
     let (source, pusher) = PushSource::new(schema(&[
         ("value", DataType::Int64),
@@ -68,7 +73,7 @@ fn main() {
         Err(e) => usage(&format!("the query does not start: {e}")),
     };
     let rows: Vec<Row> = (0..events as i64)
-        .map(|i| Row::from(vec![Value::Int64(i), Value::Timestamp(i)]))
+        .map(|i| Row::from(vec![Value::Int64(value_of(i, keys)), Value::Timestamp(i)]))
         .collect();
     let started = Instant::now();
     push_all(pusher, rows);
@@ -77,11 +82,37 @@ fn main() {
         usage(&format!("the query failed: {e}"));
     }
     println!(
-        "{}: {events} events, {} values written, {:.1} ns per event",
+        "{}{}: {events} events, {} values written, {:.1} ns per event",
         if join { "join" } else { "plain" },
+        match keys {
+            Keys::Sequential => "",
+            Keys::Scattered => " (scattered keys)",
+        },
         written.load(Ordering::Relaxed),
         took.as_nanos() as f64 / events.max(1) as f64
     );
+}
+
+/// The order in which events' keys (`value % 100000`) visit the table.
+#[derive(Clone, Copy)]
+enum Keys {
+    /// `value` is the event's number, as the rate source's: the table is
+    /// read in key order.
+    Sequential,
+    /// Every other event still passes the filter, but the keys jump around
+    /// the table (a multiplicative scramble), as a real stream's ids would.
+    Scattered,
+}
+
+/// The `value` of event `i`: even for even `i` in both orders.
+fn value_of(i: i64, keys: Keys) -> i64 {
+    match keys {
+        Keys::Sequential => i,
+        Keys::Scattered => {
+            let scrambled = ((i / 2) as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 24;
+            2 * scrambled as i64 + i % 2
+        }
+    }
 }
 
 /// Pushes every row: the only function the instruction counter collects.
@@ -95,6 +126,6 @@ fn push_all(mut pusher: Pusher, rows: Vec<Row>) {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("lookup-cost: {why}\nusage: lookup-cost plain|join EVENTS");
+    eprintln!("lookup-cost: {why}\nusage: lookup-cost plain|join EVENTS [sequential|scattered]");
     std::process::exit(2)
 }

@@ -34,7 +34,10 @@ struct Group {
 /// value rather than a row's room for eight) in key order, so that a
 /// key's rows follow each other there as in the list of row numbers: a
 /// probe for the values reads a bucket and the rows, with no row number
-/// in between. Equal strings of the table share one allocation in that
+/// in between. When those integer keys fill most of their range (ids
+/// `0..n`), there is no bucket either: the groups go in key order and a
+/// key's place is computed from it ([`Dense`]), so a probe reads the rows
+/// and nothing else (and keys that come in order read the rows in order). Equal strings of the table share one allocation in that
 /// list, so copying a string into a joined row touches a reference count
 /// that the other rows with the same string keep warm.
 pub(crate) struct JoinIndex {
@@ -45,10 +48,82 @@ pub(crate) struct JoinIndex {
     lookup: HashTable<u32>,
     /// One integer-like key: `(key, start, len)` of each group, by key.
     ints: Option<HashTable<(i64, u32, u32)>>,
+    /// One integer-like key whose distinct values fill most of their range
+    /// (ids `0..n`, say): the groups are laid out in key order and a key's
+    /// place is its distance from the smallest, with no hashing and no
+    /// bucket to read.
+    dense: Option<Dense>,
     /// The values of the rows listed in `rows`, in that order (`width`
     /// each): a key's rows are `values[start * width..(start + len) * width]`.
     values: Vec<Value>,
     width: usize,
+}
+
+/// Where the groups of a [`JoinIndex`] with dense integer keys are: key
+/// `min + i` has the rows `starts[i]..starts[i + 1]` (none when the two are
+/// equal), or, when every key of the range has exactly one row (`starts`
+/// is `None`), the row `i`.
+struct Dense {
+    min: i64,
+    /// Keys in the range: `max - min + 1`.
+    span: u64,
+    starts: Option<Vec<u32>>,
+}
+
+impl Dense {
+    /// At most this many keys' room per distinct key: above it the range
+    /// has more holes than keys, and the hash table is the smaller.
+    const MAX_SPREAD: u64 = 2;
+
+    /// The layout for these distinct keys, if they are dense enough:
+    /// `keys` sorted and distinct, `lens[g]` the rows of `keys[g]`.
+    fn of(keys: &[i64], lens: &[u32]) -> Option<Dense> {
+        let (&min, &max) = (keys.first()?, keys.last()?);
+        let span = (max as i128 - min as i128 + 1) as u128;
+        if span > (keys.len() as u128) * Self::MAX_SPREAD as u128 || span >= u32::MAX as u128 {
+            return None;
+        }
+        let span = span as u64;
+        if span == keys.len() as u64 && lens.iter().all(|&l| l == 1) {
+            return Some(Dense {
+                min,
+                span,
+                starts: None,
+            });
+        }
+        let mut starts = Vec::with_capacity(span as usize + 1);
+        let mut at = 0u32;
+        let mut next = keys.iter().zip(lens).peekable();
+        for i in 0..span {
+            starts.push(at);
+            if let Some((_, &len)) = next.next_if(|(&k, _)| (k - min) as u64 == i) {
+                at += len;
+            }
+        }
+        starts.push(at);
+        Some(Dense {
+            min,
+            span,
+            starts: Some(starts),
+        })
+    }
+
+    /// Where the rows of key `x` are listed (`start`, `len`).
+    #[inline]
+    fn group(&self, x: i64) -> (usize, usize) {
+        let i = x.wrapping_sub(self.min) as u64;
+        if i >= self.span {
+            return (0, 0);
+        }
+        match &self.starts {
+            None => (i as usize, 1),
+            Some(starts) => {
+                let i = i as usize;
+                let (a, b) = (starts[i] as usize, starts[i + 1] as usize);
+                (a, b - a)
+            }
+        }
+    }
 }
 
 /// The integer of an integer-like key value (the index's keys all have
@@ -86,18 +161,18 @@ impl JoinIndex {
     pub(crate) fn build(table: &StaticTable, keys: &[BoundExpr]) -> Result<JoinIndex> {
         let mut groups: Vec<Group> = Vec::new();
         let mut members: Vec<Vec<u32>> = Vec::new();
-        let mut lookup: HashTable<u32> = HashTable::new();
+        let mut finding: HashTable<u32> = HashTable::new();
         for (r, row) in table.rows().iter().enumerate() {
             let key: Key = keys.iter().map(|k| k.eval(row)).collect();
             if key.iter().any(Value::is_null) {
                 continue;
             }
             let hash = hash_key(&key);
-            let at = match lookup.find(hash, |&g| groups[g as usize].key == key) {
+            let at = match finding.find(hash, |&g| groups[g as usize].key == key) {
                 Some(&g) => g as usize,
                 None => {
                     let g = groups.len();
-                    lookup.insert_unique(hash, g as u32, |&g| hash_key(&groups[g as usize].key));
+                    finding.insert_unique(hash, g as u32, |&g| hash_key(&groups[g as usize].key));
                     groups.push(Group {
                         key,
                         start: 0,
@@ -109,13 +184,50 @@ impl JoinIndex {
             };
             members[at].push(r as u32);
         }
+        let one_int = keys.len() == 1 && groups.iter().all(|g| int_of(&g.key[0]).is_some());
+        // With one integer-like key the groups go in key order, so that a
+        // dense range of keys can find its rows by position.
+        let mut order: Vec<usize> = (0..groups.len()).collect();
+        if one_int {
+            order.sort_unstable_by_key(|&g| int_of(&groups[g].key[0]));
+        }
+        let mut groups: Vec<Group> = {
+            let mut slots: Vec<Option<Group>> = groups.into_iter().map(Some).collect();
+            order
+                .iter()
+                .map(|&g| slots[g].take().expect("each group once"))
+                .collect()
+        };
+        let members: Vec<Vec<u32>> = {
+            let mut slots: Vec<Option<Vec<u32>>> = members.into_iter().map(Some).collect();
+            order
+                .iter()
+                .map(|&g| slots[g].take().expect("each group once"))
+                .collect()
+        };
+        let mut lookup: HashTable<u32> = HashTable::with_capacity(groups.len());
+        for (g, group) in groups.iter().enumerate() {
+            lookup.insert_unique(hash_key(&group.key), g as u32, |&g| {
+                hash_key(&groups[g as usize].key)
+            });
+        }
         let mut rows = Vec::with_capacity(table.num_rows());
         for (g, list) in groups.iter_mut().zip(&members) {
             g.start = rows.len() as u32;
             g.len = list.len() as u32;
             rows.extend_from_slice(list);
         }
-        let ints = if keys.len() == 1 && groups.iter().all(|g| int_of(&g.key[0]).is_some()) {
+        let dense = if one_int {
+            let ints: Vec<i64> = groups
+                .iter()
+                .map(|g| int_of(&g.key[0]).expect("checked above"))
+                .collect();
+            let lens: Vec<u32> = groups.iter().map(|g| g.len).collect();
+            Dense::of(&ints, &lens)
+        } else {
+            None
+        };
+        let ints = if one_int && dense.is_none() {
             let mut ints: HashTable<(i64, u32, u32)> = HashTable::with_capacity(groups.len());
             for g in &groups {
                 let x = int_of(&g.key[0]).expect("checked above");
@@ -144,6 +256,7 @@ impl JoinIndex {
             rows,
             lookup,
             ints,
+            dense,
             values,
             width,
         })
@@ -154,6 +267,9 @@ impl JoinIndex {
     /// with the values).
     #[inline]
     fn group_of_int(&self, x: i64) -> Option<(usize, usize)> {
+        if let Some(dense) = &self.dense {
+            return Some(dense.group(x));
+        }
         let ints = self.ints.as_ref()?;
         Some(match ints.find(hash_int(x), |e| e.0 == x) {
             Some(&(_, start, len)) => (start as usize, len as usize),
@@ -286,4 +402,106 @@ pub(crate) fn key_type(stream: &DataType, table: &DataType, pair: &str) -> Resul
         }
     };
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{schema, Row};
+
+    /// A table `(k bigint, v string)` of these keys (a `None` is a null
+    /// key), its index on `k`, and each row's `v` (its row number).
+    fn indexed(keys: &[Option<i64>]) -> JoinIndex {
+        let rows = keys
+            .iter()
+            .enumerate()
+            .map(|(r, k)| {
+                Row::from(vec![
+                    k.map_or(Value::Null, Value::Int64),
+                    Value::str(&r.to_string()),
+                ])
+            })
+            .collect();
+        let table = StaticTable::from_rows(
+            "t",
+            schema(&[("k", DataType::Int64), ("v", DataType::Utf8)]),
+            rows,
+        )
+        .unwrap();
+        JoinIndex::build(&table, &[BoundExpr::Column(0)]).unwrap()
+    }
+
+    /// What a scan of the table finds for `x`: the row numbers, in order.
+    fn scan(keys: &[Option<i64>], x: i64) -> Vec<u32> {
+        (0..keys.len() as u32)
+            .filter(|&r| keys[r as usize] == Some(x))
+            .collect()
+    }
+
+    /// Every way of probing agrees with the scan, for every key of the
+    /// table and the keys around and between them.
+    fn check(keys: &[Option<i64>], dense: bool) {
+        let index = indexed(keys);
+        assert_eq!(index.dense.is_some(), dense, "dense layout for {keys:?}");
+        let present: Vec<i64> = keys.iter().flatten().copied().collect();
+        let mut probes: Vec<i64> = present
+            .iter()
+            .flat_map(|&k| [k.saturating_sub(1), k, k.saturating_add(1)])
+            .collect();
+        probes.extend([i64::MIN, i64::MAX, 0, -1]);
+        for x in probes {
+            let want = scan(keys, x);
+            assert_eq!(
+                index.probe_int(x).unwrap(),
+                want.as_slice(),
+                "probe_int({x})"
+            );
+            let hashed =
+                index.probe_hashed(hash_key(&[Value::Int64(x)]), |k| k == [Value::Int64(x)]);
+            assert_eq!(hashed, want.as_slice(), "probe_hashed({x})");
+            let names: Vec<String> = index
+                .probe_rows(&[Value::Int64(x)])
+                .map(|row| {
+                    assert_eq!(row[0].as_i64(), Some(x));
+                    match &row[1] {
+                        Value::Utf8(s) => s.to_string(),
+                        other => panic!("{other:?}"),
+                    }
+                })
+                .collect();
+            let want: Vec<String> = want.iter().map(u32::to_string).collect();
+            assert_eq!(names, want, "probe_rows({x})");
+        }
+        assert_eq!(index.probe_rows(&[Value::Null]).count(), 0);
+    }
+
+    #[test]
+    fn ids_that_fill_their_range_are_found_by_position() {
+        // Unique and complete, in any order: no list of starts at all.
+        let keys: Vec<Option<i64>> = [3, 0, 4, 1, 2].into_iter().map(Some).collect();
+        check(&keys, true);
+        assert!(indexed(&keys).dense.as_ref().unwrap().starts.is_none());
+        // Negative keys, holes, repeated keys and a null key.
+        let keys = [
+            Some(-5),
+            Some(-3),
+            Some(-5),
+            None,
+            Some(-1),
+            Some(0),
+            Some(-3),
+        ];
+        check(&keys, true);
+        assert!(indexed(&keys).dense.as_ref().unwrap().starts.is_some());
+    }
+
+    #[test]
+    fn sparse_or_extreme_keys_keep_the_hash_table() {
+        check(&[Some(0), Some(1_000), Some(7)], false);
+        // A span wider than an i64 must not overflow.
+        check(&[Some(i64::MIN), Some(i64::MAX), Some(0)], false);
+        check(&[Some(i64::MAX - 1), Some(i64::MAX)], true);
+        check(&[Some(i64::MIN), Some(i64::MIN + 1)], true);
+        check(&[None, None], false);
+    }
 }
