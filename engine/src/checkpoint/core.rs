@@ -274,18 +274,17 @@ impl Checkpointer {
         if self.wants_full(op, partition, changes, groups) {
             let shadow = self.shadows.entry((op, partition)).or_default();
             let buffer = shadow.apply_returning_buffer(delta);
-            let file = AggregateStateFile {
-                watermark_us,
-                state: shadow.snapshot(),
-            };
-            let commit = self.write_aggregate(epoch, op, partition, &file, true, changes)?;
+            // Encoded from the shadow in place: no copy of every group.
+            let payload = AggregateStateFile::encode_full(watermark_us, shadow)?;
+            let commit = self.write_encoded(epoch, op, partition, &payload, true, changes)?;
             Ok((commit, buffer))
         } else {
             let file = AggregateStateFile {
                 watermark_us,
                 state: delta,
             };
-            let commit = self.write_aggregate(epoch, op, partition, &file, false, changes)?;
+            let payload = file.encode()?;
+            let commit = self.write_encoded(epoch, op, partition, &payload, false, changes)?;
             let shadow = self.shadows.entry((op, partition)).or_default();
             Ok((commit, shadow.apply_returning_buffer(file.state)))
         }
@@ -305,14 +304,27 @@ impl Checkpointer {
         full: bool,
         changes: usize,
     ) -> Result<OperatorCommit> {
+        let payload = file.encode()?;
+        self.write_encoded(epoch, op, partition, &payload, full, changes)
+    }
+
+    /// [`Checkpointer::write_aggregate`] of a file already encoded.
+    fn write_encoded(
+        &mut self,
+        epoch: u64,
+        op: usize,
+        partition: usize,
+        payload: &[u8],
+        full: bool,
+        changes: usize,
+    ) -> Result<OperatorCommit> {
         let name = if full {
             format!("aggregate-{op}-{partition}.bin")
         } else {
             format!("aggregate-{op}-{partition}.delta.bin")
         };
-        let payload = file.encode()?;
         self.state_bytes += payload.len() as u64;
-        let rel = self.dir.write_state(epoch, &name, &payload)?;
+        let rel = self.dir.write_state(epoch, &name, payload)?;
         let chain = self.chains.entry((op, partition)).or_default();
         if full {
             chain.record_full(rel, epoch);

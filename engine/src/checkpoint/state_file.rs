@@ -62,6 +62,19 @@ impl AggregateStateFile {
             .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
     }
 
+    /// The payload of a full state file of all of `state`: the same bytes
+    /// as [`AggregateStateFile::encode`] of its snapshot, read from the
+    /// state in place, so a full file costs no copy of every group.
+    pub fn encode_full(watermark_us: i64, state: &WindowedState) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(16 + state.num_groups() * 16);
+        out.extend_from_slice(MAGIC);
+        out.push(BINARY_V2);
+        let evicted: &[i64] = &[];
+        let body = (watermark_us, true, evicted, StateWindows(state));
+        postcard::to_extend(&body, out)
+            .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
+    }
+
     /// Reads a stored state file (`bytes` as read from `path`): a sealed
     /// binary file, or an unframed JSON file of an older release. Restoring
     /// a query uses [`AggregateStateFile::restore_into`] instead, which
@@ -191,6 +204,33 @@ impl Serialize for WindowGroups<'_> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for (_, key, accs) in self.0 {
             seq.serialize_element(&(key, accs))?;
+        }
+        seq.end()
+    }
+}
+
+/// A whole [`WindowedState`] in [`ByWindow`]'s form: one entry per window
+/// that holds groups.
+struct StateWindows<'a>(&'a WindowedState);
+
+impl Serialize for StateWindows<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let windows = self.0.windows().filter(|(_, groups)| !groups.is_empty());
+        let mut seq = s.serialize_seq(Some(windows.clone().count()))?;
+        for (start, groups) in windows {
+            seq.serialize_element(&(start, StateGroups(groups)))?;
+        }
+        seq.end()
+    }
+}
+
+struct StateGroups<'a>(&'a [(GroupKey, crate::state::GroupState)]);
+
+impl Serialize for StateGroups<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (key, group) in self.0 {
+            seq.serialize_element(&(key, &group.accs))?;
         }
         seq.end()
     }
@@ -446,6 +486,36 @@ mod tests {
                 evicted: vec![5],
             },
         }
+    }
+
+    #[test]
+    fn a_full_file_encoded_in_place_is_the_snapshot_s_file() {
+        let mut state = WindowedState::new();
+        for w in [3_000_000i64, 1_000_000, 2_000_000] {
+            for k in 0..50 {
+                let key: GroupKey = smallvec::smallvec![Value::Int64(k), Value::str("x")];
+                let (_, g) = state.group_mut(w, &key, || {
+                    smallvec::smallvec![Accumulator::Count(0), Accumulator::SumInt(None)]
+                });
+                g.accs[0] = Accumulator::Count(k + w);
+                g.accs[1] = Accumulator::SumInt(Some(-k));
+            }
+        }
+        let copied = AggregateStateFile {
+            watermark_us: 77,
+            state: state.snapshot(),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(AggregateStateFile::encode_full(77, &state).unwrap(), copied);
+        let empty = AggregateStateFile {
+            watermark_us: 1,
+            state: WindowedState::new().snapshot(),
+        };
+        assert_eq!(
+            AggregateStateFile::encode_full(1, &WindowedState::new()).unwrap(),
+            empty.encode().unwrap()
+        );
     }
 
     #[test]

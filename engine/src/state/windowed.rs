@@ -414,7 +414,16 @@ impl WindowedState {
         }
     }
 
-    /// Every group, in window order.
+    /// The windows in time order, each with its groups in the order they
+    /// were created (what a full state file holds, read in place).
+    pub fn windows(
+        &self,
+    ) -> impl ExactSizeIterator<Item = (i64, &[(GroupKey, GroupState)])> + Clone {
+        self.windows.iter().map(|(s, g)| (*s, g.list.as_slice()))
+    }
+
+    /// Every group as `(window start, key, state)`, windows in time order
+    /// and each window's groups in the order they were created.
     pub fn iter(&self) -> impl Iterator<Item = (i64, &GroupKey, &GroupState)> {
         self.windows
             .iter()
