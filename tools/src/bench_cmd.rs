@@ -46,7 +46,8 @@ use runnel_connectors::{NullSink, RateSource};
 #[cfg(feature = "kafka")]
 use crate::bench_feed::KafkaFeeder;
 use crate::bench_feed::{
-    measure_floor, measure_slip, Feeders, LogFeeder, Percentiles, ScheduledLatency, FEEDER_THREADS,
+    measure_append_floor, measure_floor, measure_slip, Feeders, LogFeeder, Percentiles,
+    ScheduledLatency, FEEDER_THREADS,
 };
 use serde::Serialize;
 
@@ -270,6 +271,11 @@ pub struct BenchRun {
     slip_us: Option<Percentiles>,
     /// A bare ring hop between two spinning threads, same run.
     floor_us: Option<Percentiles>,
+    /// `--source log`: one thread appending the writer's records to a plain
+    /// file on the same schedule, its lateness to each write's return, same
+    /// run (what the file system costs the writer alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    append_floor_us: Option<Percentiles>,
     #[serde(skip)]
     histogram: Histogram<u64>,
 }
@@ -559,6 +565,18 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             Some(measure_floor(rate, args.warmup, args.duration)?),
         )
     };
+    // Next to the topic's directory, so on the same file system.
+    let append_floor_us = if args.no_floor || source != BenchSource::Log {
+        None
+    } else {
+        let path = log_dir.with_extension("append-floor");
+        Some(measure_append_floor(
+            rate,
+            args.warmup,
+            args.duration,
+            &path,
+        )?)
+    };
     Ok(BenchRun {
         mode,
         source: source.name(),
@@ -588,6 +606,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             .map(|h| LatencyUs::from(LatencySummary::of(&h))),
         slip_us,
         floor_us,
+        append_floor_us,
         histogram,
     })
 }
@@ -736,7 +755,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 21] = [
+    let rows: [TableRow; 22] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -770,6 +789,9 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         }),
         ("floor p50/p99", |r| {
             p50_p99(r.floor_us.as_ref().map(|s| (s.p50, s.p99)))
+        }),
+        ("append floor p50/p99", |r| {
+            p50_p99(r.append_floor_us.as_ref().map(|s| (s.p50, s.p99)))
         }),
         ("p99 / slip p99", |r| {
             r.slip_us

@@ -315,6 +315,65 @@ pub fn measure_slip(
     Ok(Percentiles::of(&merged))
 }
 
+/// The append floor of `--source log`: one thread appending the writer's
+/// records (`k` as decimal text, a newline) to a plain file at `path` on
+/// the same schedule and waiting the same way, each with one `write` call,
+/// nothing reading them; its lateness from each record's scheduled time to
+/// the return of the write. What appending to a file on this machine costs
+/// the writer before any log format or reader is involved: a write that
+/// takes a new page of the page cache can take far longer than one that
+/// does not, and at an open-loop rate every record due meanwhile is late
+/// with it. The file is removed afterwards.
+pub fn measure_append_floor(
+    rate: u64,
+    warmup: f64,
+    duration: f64,
+    path: &std::path::Path,
+) -> Result<Percentiles> {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| EngineError::Plan(format!("append floor: {}: {e}", path.display())))?;
+    let lane = lanes(rate, 1)[0];
+    let measure_from = lane.start_ns + (warmup * 1e9) as u64;
+    let end = measure_from + (duration * 1e9) as u64;
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = thread::Builder::new()
+        .name(format!("{FEEDER_THREADS}append"))
+        .spawn(move || -> std::io::Result<Histogram<u64>> {
+            let mut waiter = Waiter::for_this_thread();
+            let mut hist = runnel::metrics::new_latency_histogram();
+            let mut text = String::with_capacity(24);
+            let mut k = 0u64;
+            loop {
+                let due = lane.due(k);
+                if due > end || !waiter.wait_until(due, &stop) {
+                    return Ok(hist);
+                }
+                text.clear();
+                use std::fmt::Write as _;
+                let _ = writeln!(text, "{k}");
+                file.write_all(text.as_bytes())?;
+                if due >= measure_from {
+                    hist.saturating_record(now_ns().saturating_sub(due).max(1));
+                }
+                k += 1;
+            }
+        })
+        .map_err(|e| EngineError::Plan(format!("cannot start the append floor: {e}")))?;
+    let result = t
+        .join()
+        .map_err(|_| EngineError::Plan("the append floor's thread panicked".into()))
+        .and_then(|r| {
+            r.map_err(|e| EngineError::Plan(format!("append floor: {}: {e}", path.display())))
+        });
+    let _ = std::fs::remove_file(path);
+    Ok(Percentiles::of(&result?))
+}
+
 /// The floor: a bare ring hop between a generator thread and one spinning
 /// consumer, at `rate`, with the run's durations.
 pub fn measure_floor(rate: u64, warmup: f64, duration: f64) -> Result<Percentiles> {
