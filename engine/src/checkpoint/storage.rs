@@ -27,6 +27,13 @@ pub trait Storage: Send + Sync + Debug {
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
     /// Makes the bytes of `path` durable.
     fn sync_file(&self, path: &Path) -> io::Result<()>;
+    /// [`Storage::write_file`], then [`Storage::sync_file`]: one file
+    /// handle for both where the storage can (a durable write need not
+    /// open its file twice).
+    fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.write_file(path, bytes)?;
+        self.sync_file(path)
+    }
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries of directory `dir` (creations, renames, removals
@@ -115,6 +122,12 @@ impl Storage for LocalStorage {
         fs::OpenOptions::new().write(true).open(path)?.sync_all()
     }
 
+    fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let mut file = File::create(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
+
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         fs::rename(from, to)
     }
@@ -188,8 +201,7 @@ pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Res
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        storage.write_file(&tmp, bytes)?;
-        storage.sync_file(&tmp)?;
+        storage.write_file_synced(&tmp, bytes)?;
         storage.rename(&tmp, path)?;
         storage.sync_dir(dir)
     })();
