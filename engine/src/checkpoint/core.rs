@@ -87,6 +87,10 @@ pub struct Checkpointer {
     /// Bytes of state files written since the last
     /// [`Checkpointer::take_state_bytes`].
     state_bytes: u64,
+    /// The buffer state files are encoded into, kept from one to the next:
+    /// a fresh multi-megabyte buffer per full file is memory the kernel
+    /// must back page by page.
+    encoded: Vec<u8>,
 }
 
 impl Checkpointer {
@@ -110,6 +114,7 @@ impl Checkpointer {
                 unpurged: 0,
                 state_from: 0,
                 state_bytes: 0,
+                encoded: Vec::new(),
             },
             meta,
         ))
@@ -275,16 +280,23 @@ impl Checkpointer {
             let shadow = self.shadows.entry((op, partition)).or_default();
             let buffer = shadow.apply_returning_buffer(delta);
             // Encoded from the shadow in place: no copy of every group.
-            let payload = AggregateStateFile::encode_full(watermark_us, shadow)?;
-            let commit = self.write_encoded(epoch, op, partition, &payload, true, changes)?;
-            Ok((commit, buffer))
+            let payload = AggregateStateFile::encode_full_into(
+                watermark_us,
+                shadow,
+                std::mem::take(&mut self.encoded),
+            )?;
+            let commit = self.write_encoded(epoch, op, partition, &payload, true, changes);
+            self.encoded = payload;
+            Ok((commit?, buffer))
         } else {
             let file = AggregateStateFile {
                 watermark_us,
                 state: delta,
             };
-            let payload = file.encode()?;
-            let commit = self.write_encoded(epoch, op, partition, &payload, false, changes)?;
+            let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
+            let commit = self.write_encoded(epoch, op, partition, &payload, false, changes);
+            self.encoded = payload;
+            let commit = commit?;
             let shadow = self.shadows.entry((op, partition)).or_default();
             Ok((commit, shadow.apply_returning_buffer(file.state)))
         }
@@ -304,8 +316,10 @@ impl Checkpointer {
         full: bool,
         changes: usize,
     ) -> Result<OperatorCommit> {
-        let payload = file.encode()?;
-        self.write_encoded(epoch, op, partition, &payload, full, changes)
+        let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
+        let commit = self.write_encoded(epoch, op, partition, &payload, full, changes);
+        self.encoded = payload;
+        commit
     }
 
     /// [`Checkpointer::write_aggregate`] of a file already encoded.

@@ -23,14 +23,20 @@ pub enum Opened<'a> {
     Legacy(&'a [u8]),
 }
 
-/// `payload` with its header in front.
-pub fn seal(payload: &[u8]) -> Vec<u8> {
+/// The header line that seals `payload`: written in front of it, the two
+/// make the sealed file ([`seal`] without copying the payload).
+pub fn header(payload: &[u8]) -> String {
     let crc = crc32fast::hash(payload);
-    let header = format!(
+    format!(
         "{}{crc:08x} len={}\n",
         std::str::from_utf8(PREFIX).unwrap_or_default(),
         payload.len()
-    );
+    )
+}
+
+/// `payload` with its header in front.
+pub fn seal(payload: &[u8]) -> Vec<u8> {
+    let header = header(payload);
     let mut out = Vec::with_capacity(header.len() + payload.len());
     out.extend_from_slice(header.as_bytes());
     out.extend_from_slice(payload);

@@ -49,7 +49,9 @@ pub use format::{
 };
 pub(crate) use report::{report_channel, CoordMsg, EpochReporter, OperatorSnapshot, ReportInbox};
 pub use state_file::{AggregateStateFile, WatermarkState};
-pub use storage::{ensure_dir, write_atomic, AppendFile, LocalStorage, OpenMode, Storage};
+pub use storage::{
+    ensure_dir, write_atomic, write_atomic_parts, AppendFile, LocalStorage, OpenMode, Storage,
+};
 
 #[cfg(test)]
 mod tests {

@@ -49,7 +49,13 @@ pub struct WatermarkState {
 impl AggregateStateFile {
     /// The payload to store (sealed by the directory).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(16 + self.state.groups.len() * 16);
+        self.encode_into(Vec::with_capacity(16 + self.state.groups.len() * 16))
+    }
+
+    /// [`AggregateStateFile::encode`] into `out` (emptied first), so that a
+    /// writer can keep one buffer across files.
+    pub fn encode_into(&self, mut out: Vec<u8>) -> Result<Vec<u8>> {
+        out.clear();
         out.extend_from_slice(MAGIC);
         out.push(BINARY_V2);
         let body = (
@@ -66,7 +72,20 @@ impl AggregateStateFile {
     /// as [`AggregateStateFile::encode`] of its snapshot, read from the
     /// state in place, so a full file costs no copy of every group.
     pub fn encode_full(watermark_us: i64, state: &WindowedState) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(16 + state.num_groups() * 16);
+        Self::encode_full_into(
+            watermark_us,
+            state,
+            Vec::with_capacity(16 + state.num_groups() * 16),
+        )
+    }
+
+    /// [`AggregateStateFile::encode_full`] into `out` (emptied first).
+    pub fn encode_full_into(
+        watermark_us: i64,
+        state: &WindowedState,
+        mut out: Vec<u8>,
+    ) -> Result<Vec<u8>> {
+        out.clear();
         out.extend_from_slice(MAGIC);
         out.push(BINARY_V2);
         let evicted: &[i64] = &[];

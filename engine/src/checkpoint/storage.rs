@@ -34,6 +34,12 @@ pub trait Storage: Send + Sync + Debug {
         self.write_file(path, bytes)?;
         self.sync_file(path)
     }
+    /// [`Storage::write_file_synced`] of `parts` one after the other, as
+    /// one file (a header and a large payload need not be copied into one
+    /// buffer first).
+    fn write_parts_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
+        self.write_file_synced(path, &parts.concat())
+    }
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Makes the entries of directory `dir` (creations, renames, removals
@@ -123,8 +129,14 @@ impl Storage for LocalStorage {
     }
 
     fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.write_parts_synced(path, &[bytes])
+    }
+
+    fn write_parts_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
         let mut file = File::create(path)?;
-        file.write_all(bytes)?;
+        for part in parts {
+            file.write_all(part)?;
+        }
         file.sync_all()
     }
 
@@ -194,6 +206,11 @@ impl Storage for LocalStorage {
 /// the new one: a temporary file, fsynced, renamed into place, and the
 /// directory fsynced (without that last step the rename itself can be lost).
 pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomic_parts(storage, path, &[bytes])
+}
+
+/// [`write_atomic`] of a file made of `parts`, one after the other.
+pub fn write_atomic_parts(storage: &dyn Storage, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
     let dir = parent_of(path);
     let name = path
         .file_name()
@@ -201,7 +218,7 @@ pub fn write_atomic(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> io::Res
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        storage.write_file_synced(&tmp, bytes)?;
+        storage.write_parts_synced(&tmp, parts)?;
         storage.rename(&tmp, path)?;
         storage.sync_dir(dir)
     })();
