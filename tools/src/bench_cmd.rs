@@ -157,8 +157,8 @@ pub struct BenchArgs {
     /// Producer threads for `--source push`; the rate is split between them.
     #[arg(long, default_value_t = 1)]
     pub producers: usize,
-    /// Skip the same-run slip and floor measurements (each takes as long as
-    /// the run itself).
+    /// Skip the same-run slip and floor measurements, and the append floor
+    /// of `--source log` (each takes as long as the run itself).
     #[arg(long)]
     pub no_floor: bool,
     /// Several rates, one run each: R1,R2,...
