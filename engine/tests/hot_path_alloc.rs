@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use runnel::table::StaticTable;
 use runnel::{
-    call, case_when, coalesce, col, concat, lit, row, schema, timestamp_type, CallbackSink,
-    DataFrame, DataType, Expr, JoinType, PushSource, Row, Value,
+    call, case_when, coalesce, col, concat, count_star, lit, row, schema, timestamp_type, window,
+    CallbackSink, DataFrame, DataType, Expr, JoinType, OutputMode, PushSource, Row, Value,
 };
 
 thread_local! {
@@ -187,5 +187,45 @@ fn scalar_functions_allocate_only_the_strings_they_make() {
     assert!(
         (10_000..10_100).contains(&strings),
         "{strings} allocations for 10,000 concatenations"
+    );
+}
+
+#[test]
+fn windows_that_close_and_open_reuse_their_storage() {
+    let _one = serial();
+    // A tumbling count with a watermark: 1,000 keys a second, 40 seconds.
+    // Each second's window closes as the next one fills, so a steady
+    // stream holds one or two windows; the second half is 20 of them.
+    let (source, mut producer) = PushSource::new(schema(&[
+        ("key", DataType::Int64),
+        ("ts", timestamp_type()),
+    ]));
+    let rows = Arc::new(AtomicUsize::new(0));
+    let counted = rows.clone();
+    let sink = CallbackSink::new(move |_: &Row| {
+        counted.fetch_add(1, Ordering::Relaxed);
+    });
+    let query = DataFrame::from_source("events", source)
+        .with_watermark("ts", "0 seconds")
+        .group_by([window(col("ts"), "1 second"), col("key")])
+        .agg([count_star().alias("n")])
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+        .start()
+        .unwrap();
+    let events: Vec<Row> = (0..40_000i64)
+        .map(|i| row![i % 1_000, Value::Timestamp(i * 1_000)])
+        .collect();
+    let allocations = second_half_allocations(events, |r| producer.push(r).unwrap());
+    drop(producer);
+    query.await_termination().unwrap();
+    // Every window's 1,000 groups come out once the watermark closes it
+    // (the last one is never closed: append mode waits for that).
+    assert_eq!(rows.load(Ordering::Relaxed), 39_000);
+    // A new window takes the storage of one that closed: no allocation for
+    // its groups or its table (two a window before), and none per event.
+    assert!(
+        allocations < 20,
+        "{allocations} allocations for 20 windows of 1,000 groups"
     );
 }

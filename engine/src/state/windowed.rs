@@ -48,6 +48,27 @@ fn prefault<T>(spare: &mut [std::mem::MaybeUninit<T>]) {
     }
 }
 
+/// The storage for a new window of about `want` groups: the spare one if
+/// it has the room, else a new one of that size.
+fn reuse_or_new(spare: &mut Option<Groups>, want: usize) -> Groups {
+    match spare.take() {
+        Some(groups) if groups.list.capacity() >= want => groups,
+        _ => Groups::with_capacity(want),
+    }
+}
+
+/// Keeps a closed window's storage, emptied, as the spare (the larger of
+/// the two, when there is one already).
+fn keep_for_reuse(spare: &mut Option<Groups>, mut groups: Groups) {
+    if spare
+        .as_ref()
+        .is_none_or(|s| s.list.capacity() < groups.list.capacity())
+    {
+        groups.clear();
+        *spare = Some(groups);
+    }
+}
+
 /// The window start used for aggregations without a time window.
 pub const GLOBAL_WINDOW: i64 = i64::MIN;
 
@@ -131,6 +152,12 @@ impl Groups {
 
     fn len(&self) -> usize {
         self.list.len()
+    }
+
+    /// Drops every group and keeps the room they took.
+    fn clear(&mut self) {
+        self.list.clear();
+        self.index.clear();
     }
 
     /// Room for `additional` more groups.
@@ -225,6 +252,11 @@ pub struct WindowedState {
     /// The newest window start that got a new group, and its group count
     /// then: the size a new window's table starts with.
     newest: (i64, usize),
+    /// The emptied storage of the last window to close, for the next one
+    /// to open: in a steady stream windows open as fast as they close, and
+    /// a new window then allocates nothing (a fresh multi-megabyte list
+    /// is memory the kernel must back page by page, on the task's thread).
+    spare_window: Option<Groups>,
 }
 
 impl std::fmt::Debug for WindowedState {
@@ -272,12 +304,13 @@ impl WindowedState {
         let hasher = self.hasher;
         let hash = hasher.hash_one(key);
         let newest_len = self.newest.1;
+        let spare = &mut self.spare_window;
         let window = self
             .windows
             .entry(start)
             // Sized for as many groups as the newest window holds (usually
             // its predecessor): no rehashes while it fills up.
-            .or_insert_with(|| Groups::with_capacity(newest_len));
+            .or_insert_with(|| reuse_or_new(spare, newest_len));
         let (at, created) = window.position(
             hash,
             key,
@@ -408,6 +441,7 @@ impl WindowedState {
                 emit(start, k, g);
             }
             self.groups -= groups.len();
+            keep_for_reuse(&mut self.spare_window, groups);
             if !self.untracked {
                 self.evicted.push(start);
             }
@@ -543,6 +577,7 @@ impl WindowedState {
         for start in evicted {
             if let Some(w) = self.windows.remove(start) {
                 self.groups -= w.len();
+                keep_for_reuse(&mut self.spare_window, w);
             }
         }
     }
@@ -551,9 +586,10 @@ impl WindowedState {
     /// large restore does not grow the table through rehashes.
     pub fn restore_reserve(&mut self, start: i64, additional: usize) {
         let hasher = self.hasher;
+        let spare = &mut self.spare_window;
         self.windows
             .entry(start)
-            .or_default()
+            .or_insert_with(|| spare.take().unwrap_or_default())
             .reserve(additional, hasher);
     }
 
@@ -561,7 +597,11 @@ impl WindowedState {
     /// replacing the group's value if it is there.
     pub fn restore_group(&mut self, start: i64, key: GroupKey, accs: Accumulators) {
         let hasher = self.hasher;
-        let window = self.windows.entry(start).or_default();
+        let spare = &mut self.spare_window;
+        let window = self
+            .windows
+            .entry(start)
+            .or_insert_with(|| spare.take().unwrap_or_default());
         let hash = hasher.hash_one(&key);
         let Groups { index, list } = window;
         match index.entry(
@@ -646,6 +686,37 @@ mod tests {
         s.evict_closed(35, 10, |start, _, _| emitted.push(start));
         assert_eq!(emitted, vec![10, 20]);
         assert_eq!(s.first_window(), Some(30));
+    }
+
+    #[test]
+    fn a_window_opened_in_a_closed_one_s_storage_starts_empty() {
+        let mut s = WindowedState::new();
+        let mut shadow = WindowedState::new();
+        for k in ["a", "b", "c"] {
+            bump(&mut s, 0, k);
+        }
+        bump(&mut s, 0, "a");
+        shadow.apply(s.take_delta());
+        s.evict_closed(10, 10, |_, _, _| {});
+        assert!(
+            s.spare_window.is_some(),
+            "the closed window's storage is kept"
+        );
+        bump(&mut s, 10, "b");
+        assert!(s.spare_window.is_none(), "and taken by the next one");
+        assert_eq!(s.num_groups(), 1);
+        let groups: Vec<_> = s
+            .iter()
+            .map(|(w, k, g)| (w, k.clone(), g.accs[0].result()))
+            .collect();
+        assert_eq!(
+            groups,
+            vec![(10, smallvec![Value::str("b")], Value::Int64(1))]
+        );
+        // The shadow closes the window through the delta and reuses it too.
+        shadow.apply(s.take_delta());
+        assert_eq!(canon(&shadow.snapshot()), canon(&s.snapshot()));
+        assert!(shadow.spare_window.is_none());
     }
 
     #[test]
