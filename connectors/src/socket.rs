@@ -484,7 +484,7 @@ impl Reader {
         }
         let text = String::from_utf8_lossy(&self.line);
         let mut row = Row::new();
-        row.push(Value::Utf8(Arc::from(&*text)));
+        row.push(Value::str(&text));
         if self.include_timestamp {
             row.push(Value::Timestamp(wall_now_us()));
         }

@@ -334,10 +334,10 @@ fn text_value(bytes: Option<&[u8]>, lossy: &mut bool) -> Value {
     match bytes {
         None => Value::Null,
         Some(b) => match String::from_utf8_lossy(b) {
-            Cow::Borrowed(s) => Value::Utf8(Arc::from(s)),
+            Cow::Borrowed(s) => Value::str(s),
             Cow::Owned(s) => {
                 *lossy = true;
-                Value::Utf8(Arc::from(s))
+                Value::str(&s)
             }
         },
     }

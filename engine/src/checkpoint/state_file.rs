@@ -13,7 +13,7 @@
 //! module owns the encoding; it must not decide which files to write.
 
 use std::path::Path;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
@@ -409,7 +409,7 @@ fn take_value(at: &mut &[u8], tags: &Tags) -> Option<Value> {
         }
         let (s, rest) = at.split_at(n);
         *at = rest;
-        Value::Utf8(Arc::from(std::str::from_utf8(s).ok()?))
+        Value::Utf8(crate::schema::Str::new(std::str::from_utf8(s).ok()?))
     } else if t == tags.timestamp {
         Value::Timestamp(take_i64(at)?)
     } else if t == tags.null {

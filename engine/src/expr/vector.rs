@@ -36,7 +36,7 @@ fn literal_array(v: &Value, len: usize) -> Result<ArrayRef> {
         Value::Int64(x) => Arc::new(Int64Array::from_value(*x, len)),
         Value::Float64(x) => Arc::new(Float64Array::from_value(*x, len)),
         Value::Utf8(s) => Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
-            s.as_ref(),
+            s.as_str(),
             len,
         ))),
         Value::Timestamp(x) => {

@@ -203,10 +203,15 @@ pub fn to_ddl(schema: &Schema) -> String {
         .join(", ")
 }
 
+/// A string value: up to 23 bytes stored inline, longer ones shared
+/// (reference-counted), so cloning one never allocates and a short one
+/// touches no shared count. Dereferences to `str`.
+pub type Str = smol_str::SmolStr;
+
 /// One SQL value. Every type has a null ([`Value::Null`]).
 ///
-/// Numbers are stored inline; strings are shared (`Arc<str>`), so cloning a
-/// value never allocates.
+/// Numbers are stored inline; strings are [`Str`] (inline when short,
+/// shared otherwise), so cloning a value never allocates.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub enum Value {
     /// SQL NULL.
@@ -219,7 +224,7 @@ pub enum Value {
     /// `double`.
     Float64(f64),
     /// `string`.
-    Utf8(Arc<str>),
+    Utf8(Str),
     /// `timestamp`: microseconds since the Unix epoch, UTC.
     Timestamp(i64),
     /// `date`: days since the Unix epoch.
@@ -238,7 +243,7 @@ impl Value {
 
     /// A string value.
     pub fn str(s: &str) -> Value {
-        Value::Utf8(Arc::from(s))
+        Value::Utf8(Str::new(s))
     }
 
     /// The value as an `i64` where that is lossless (ints, timestamps, dates).
@@ -327,7 +332,7 @@ impl Value {
             (Timestamp(a), Timestamp(b)) => Some(a.cmp(b)),
             (Date(a), Date(b)) => Some(a.cmp(b)),
             (Boolean(a), Boolean(b)) => Some(a.cmp(b)),
-            (Utf8(a), Utf8(b)) => Some(a.as_ref().cmp(b.as_ref())),
+            (Utf8(a), Utf8(b)) => Some(a.as_str().cmp(b.as_str())),
             (Float64(a), Float64(b)) => Some(total_cmp_f64(*a, *b)),
             (Int64(a), Float64(b)) => Some(total_cmp_f64(*a as f64, *b)),
             (Float64(a), Int64(b)) => Some(total_cmp_f64(*a, *b as f64)),
@@ -455,7 +460,7 @@ impl From<&str> for Value {
 }
 impl From<String> for Value {
     fn from(v: String) -> Self {
-        Value::Utf8(Arc::from(v))
+        Value::Utf8(Str::new(v))
     }
 }
 impl<T: Into<Value>> From<Option<T>> for Value {

@@ -37,9 +37,11 @@ struct Group {
 /// in between. When those integer keys fill most of their range (ids
 /// `0..n`), there is no bucket either: the groups go in key order and a
 /// key's place is computed from it ([`Dense`]), so a probe reads the rows
-/// and nothing else (and keys that come in order read the rows in order). Equal strings of the table share one allocation in that
-/// list, so copying a string into a joined row touches a reference count
-/// that the other rows with the same string keep warm.
+/// and nothing else (and keys that come in order read the rows in order).
+/// A string of up to 23 bytes is held in the value itself, so copying it
+/// into a joined row touches nothing else; equal longer strings of the
+/// table share one allocation in that list, so copying one touches a
+/// reference count that the other rows with the same string keep warm.
 pub(crate) struct JoinIndex {
     table: StaticTable,
     groups: Vec<Group>,
@@ -238,7 +240,7 @@ impl JoinIndex {
             None
         };
         let width = table.schema().fields().len();
-        let mut strings: HashSet<Arc<str>, FxBuildHasher> = HashSet::default();
+        let mut strings: HashSet<crate::schema::Str, FxBuildHasher> = HashSet::default();
         let mut values = Vec::with_capacity(rows.len() * width);
         for &r in &rows {
             for v in table.rows()[r as usize].iter() {

@@ -806,7 +806,7 @@ pub(crate) fn built_str(build: impl FnOnce(&mut String)) -> Value {
         Ok(mut out) => {
             out.clear();
             build(&mut out);
-            Value::Utf8(Arc::from(out.as_str()))
+            Value::Utf8(crate::schema::Str::new(out.as_str()))
         }
         // Re-entered (a kernel building a string inside another's build):
         // a buffer of its own.
