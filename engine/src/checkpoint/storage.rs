@@ -27,18 +27,13 @@ pub trait Storage: Send + Sync + Debug {
     fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()>;
     /// Makes the bytes of `path` durable.
     fn sync_file(&self, path: &Path) -> io::Result<()>;
-    /// [`Storage::write_file`], then [`Storage::sync_file`]: one file
-    /// handle for both where the storage can (a durable write need not
-    /// open its file twice).
-    fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.write_file(path, bytes)?;
-        self.sync_file(path)
-    }
-    /// [`Storage::write_file_synced`] of `parts` one after the other, as
-    /// one file (a header and a large payload need not be copied into one
-    /// buffer first).
+    /// [`Storage::write_file`] of `parts` one after the other, as one file,
+    /// then [`Storage::sync_file`]: one file handle for both where the
+    /// storage can (a durable write need not open its file twice), and a
+    /// header and a large payload need not be copied into one buffer first.
     fn write_parts_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {
-        self.write_file_synced(path, &parts.concat())
+        self.write_file(path, &parts.concat())?;
+        self.sync_file(path)
     }
     /// Renames `from` to `to`, replacing `to` if it exists.
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -126,10 +121,6 @@ impl Storage for LocalStorage {
 
     fn sync_file(&self, path: &Path) -> io::Result<()> {
         fs::OpenOptions::new().write(true).open(path)?.sync_all()
-    }
-
-    fn write_file_synced(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.write_parts_synced(path, &[bytes])
     }
 
     fn write_parts_synced(&self, path: &Path, parts: &[&[u8]]) -> io::Result<()> {

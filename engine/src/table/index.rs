@@ -189,30 +189,24 @@ impl JoinIndex {
         let one_int = keys.len() == 1 && groups.iter().all(|g| int_of(&g.key[0]).is_some());
         // With one integer-like key the groups go in key order, so that a
         // dense range of keys can find its rows by position.
-        let mut order: Vec<usize> = (0..groups.len()).collect();
+        let mut listed: Vec<(Group, Vec<u32>)> = groups.into_iter().zip(members).collect();
         if one_int {
-            order.sort_unstable_by_key(|&g| int_of(&groups[g].key[0]));
+            listed.sort_unstable_by_key(|(g, _)| int_of(&g.key[0]));
         }
-        let mut groups: Vec<Group> = {
-            let mut slots: Vec<Option<Group>> = groups.into_iter().map(Some).collect();
-            order
-                .iter()
-                .map(|&g| slots[g].take().expect("each group once"))
-                .collect()
+        let (mut groups, members): (Vec<Group>, Vec<Vec<u32>>) = listed.into_iter().unzip();
+        // The table that found the groups names them by their old places:
+        // rebuilt only if they moved.
+        let lookup = if one_int {
+            let mut lookup: HashTable<u32> = HashTable::with_capacity(groups.len());
+            for (g, group) in groups.iter().enumerate() {
+                lookup.insert_unique(hash_key(&group.key), g as u32, |&g| {
+                    hash_key(&groups[g as usize].key)
+                });
+            }
+            lookup
+        } else {
+            finding
         };
-        let members: Vec<Vec<u32>> = {
-            let mut slots: Vec<Option<Vec<u32>>> = members.into_iter().map(Some).collect();
-            order
-                .iter()
-                .map(|&g| slots[g].take().expect("each group once"))
-                .collect()
-        };
-        let mut lookup: HashTable<u32> = HashTable::with_capacity(groups.len());
-        for (g, group) in groups.iter().enumerate() {
-            lookup.insert_unique(hash_key(&group.key), g as u32, |&g| {
-                hash_key(&groups[g as usize].key)
-            });
-        }
         let mut rows = Vec::with_capacity(table.num_rows());
         for (g, list) in groups.iter_mut().zip(&members) {
             g.start = rows.len() as u32;
