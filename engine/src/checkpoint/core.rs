@@ -285,18 +285,15 @@ impl Checkpointer {
                 shadow,
                 std::mem::take(&mut self.encoded),
             )?;
-            let commit = self.write_encoded(epoch, op, partition, &payload, true, changes);
-            self.encoded = payload;
-            Ok((commit?, buffer))
+            let commit = self.write_encoded(epoch, op, partition, payload, true, changes)?;
+            Ok((commit, buffer))
         } else {
             let file = AggregateStateFile {
                 watermark_us,
                 state: delta,
             };
             let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
-            let commit = self.write_encoded(epoch, op, partition, &payload, false, changes);
-            self.encoded = payload;
-            let commit = commit?;
+            let commit = self.write_encoded(epoch, op, partition, payload, false, changes)?;
             let shadow = self.shadows.entry((op, partition)).or_default();
             Ok((commit, shadow.apply_returning_buffer(file.state)))
         }
@@ -317,18 +314,17 @@ impl Checkpointer {
         changes: usize,
     ) -> Result<OperatorCommit> {
         let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
-        let commit = self.write_encoded(epoch, op, partition, &payload, full, changes);
-        self.encoded = payload;
-        commit
+        self.write_encoded(epoch, op, partition, payload, full, changes)
     }
 
-    /// [`Checkpointer::write_aggregate`] of a file already encoded.
+    /// [`Checkpointer::write_aggregate`] of a file already encoded into the
+    /// checkpointer's buffer, which it keeps again for the next file.
     fn write_encoded(
         &mut self,
         epoch: u64,
         op: usize,
         partition: usize,
-        payload: &[u8],
+        payload: Vec<u8>,
         full: bool,
         changes: usize,
     ) -> Result<OperatorCommit> {
@@ -338,7 +334,9 @@ impl Checkpointer {
             format!("aggregate-{op}-{partition}.delta.bin")
         };
         self.state_bytes += payload.len() as u64;
-        let rel = self.dir.write_state(epoch, &name, payload)?;
+        let written = self.dir.write_state(epoch, &name, &payload);
+        self.encoded = payload;
+        let rel = written?;
         let chain = self.chains.entry((op, partition)).or_default();
         if full {
             chain.record_full(rel, epoch);

@@ -54,44 +54,29 @@ impl AggregateStateFile {
 
     /// [`AggregateStateFile::encode`] into `out` (emptied first), so that a
     /// writer can keep one buffer across files.
-    pub fn encode_into(&self, mut out: Vec<u8>) -> Result<Vec<u8>> {
-        out.clear();
-        out.extend_from_slice(MAGIC);
-        out.push(BINARY_V2);
-        let body = (
-            self.watermark_us,
-            self.state.full,
-            &self.state.evicted,
-            ByWindow(&self.state.groups),
-        );
-        postcard::to_extend(&body, out)
-            .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
-    }
-
-    /// The payload of a full state file of all of `state`: the same bytes
-    /// as [`AggregateStateFile::encode`] of its snapshot, read from the
-    /// state in place, so a full file costs no copy of every group.
-    pub fn encode_full(watermark_us: i64, state: &WindowedState) -> Result<Vec<u8>> {
-        Self::encode_full_into(
-            watermark_us,
-            state,
-            Vec::with_capacity(16 + state.num_groups() * 16),
+    pub fn encode_into(&self, out: Vec<u8>) -> Result<Vec<u8>> {
+        encode_body(
+            &(
+                self.watermark_us,
+                self.state.full,
+                &self.state.evicted,
+                ByWindow(&self.state.groups),
+            ),
+            out,
         )
     }
 
-    /// [`AggregateStateFile::encode_full`] into `out` (emptied first).
+    /// The payload of a full state file of all of `state`, encoded into
+    /// `out` (emptied first): the same bytes as
+    /// [`AggregateStateFile::encode`] of its snapshot, read from the state
+    /// in place, so a full file costs no copy of every group.
     pub fn encode_full_into(
         watermark_us: i64,
         state: &WindowedState,
-        mut out: Vec<u8>,
+        out: Vec<u8>,
     ) -> Result<Vec<u8>> {
-        out.clear();
-        out.extend_from_slice(MAGIC);
-        out.push(BINARY_V2);
         let evicted: &[i64] = &[];
-        let body = (watermark_us, true, evicted, StateWindows(state));
-        postcard::to_extend(&body, out)
-            .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
+        encode_body(&(watermark_us, true, evicted, StateWindows(state)), out)
     }
 
     /// Reads a stored state file (`bytes` as read from `path`): a sealed
@@ -226,6 +211,16 @@ impl Serialize for WindowGroups<'_> {
         }
         seq.end()
     }
+}
+
+/// The format's header, then `body` in postcard's encoding, into `out`
+/// (emptied first).
+fn encode_body(body: &impl Serialize, mut out: Vec<u8>) -> Result<Vec<u8>> {
+    out.clear();
+    out.extend_from_slice(MAGIC);
+    out.push(BINARY_V2);
+    postcard::to_extend(body, out)
+        .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
 }
 
 /// A whole [`WindowedState`] in [`ByWindow`]'s form: one entry per window
@@ -526,13 +521,16 @@ mod tests {
         }
         .encode()
         .unwrap();
-        assert_eq!(AggregateStateFile::encode_full(77, &state).unwrap(), copied);
+        assert_eq!(
+            AggregateStateFile::encode_full_into(77, &state, Vec::new()).unwrap(),
+            copied
+        );
         let empty = AggregateStateFile {
             watermark_us: 1,
             state: WindowedState::new().snapshot(),
         };
         assert_eq!(
-            AggregateStateFile::encode_full(1, &WindowedState::new()).unwrap(),
+            AggregateStateFile::encode_full_into(1, &WindowedState::new(), Vec::new()).unwrap(),
             empty.encode().unwrap()
         );
     }
