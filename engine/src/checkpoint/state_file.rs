@@ -269,25 +269,26 @@ fn restore_v2(rest: &[u8], state: &mut WindowedState) -> std::result::Result<i64
     for _ in 0..windows {
         let start = take_i64(&mut at).ok_or_else(|| missing_text("window start"))?;
         let n = take_len(&mut at).ok_or_else(|| missing_text("window's groups"))?;
-        // Every group takes at least a byte: a length larger than the file
-        // is a damaged file, not a reason to reserve gigabytes.
-        state.restore_reserve(start, n.min(at.len()));
-        for _ in 0..n {
+        // Every group takes at least a byte: a length larger than the rest
+        // of the file is a damaged file, not a reason to reserve gigabytes.
+        if n > at.len() {
+            return Err(missing_text("window's groups"));
+        }
+        state.restore_window(start, n, || -> std::result::Result<_, String> {
             let mut fast = at;
-            let (key, accs) = match take_group(&mut fast, tags) {
+            match take_group(&mut fast, tags) {
                 Some(group) => {
                     at = fast;
-                    group
+                    Ok(group)
                 }
                 None => {
                     let (group, left) = postcard::take_from_bytes::<(GroupKey, Accumulators)>(at)
                         .map_err(|e| e.to_string())?;
                     at = left;
-                    group
+                    Ok(group)
                 }
-            };
-            state.restore_group(start, key, accs);
-        }
+            }
+        })?;
     }
     if !at.is_empty() {
         return Err(format!("{} bytes after the state", at.len()));
