@@ -249,12 +249,11 @@ impl Checkpointer {
             .is_none_or(|c| c.wants_full(changes, groups))
     }
 
-    /// Starts aggregation `op`'s partition from `state` (what recovery
-    /// restored for it): the changes handed to
+    /// Starts aggregation `op`'s partition from `shadow`, a copy of what
+    /// recovery restored for it ([`WindowedState::copy`]; the query keeps
+    /// the original): the changes handed to
     /// [`Checkpointer::write_changes`] apply on top of it.
-    pub fn seed(&mut self, op: usize, partition: usize, state: &WindowedState) {
-        let mut shadow = WindowedState::new();
-        shadow.apply(state.snapshot());
+    pub fn seed(&mut self, op: usize, partition: usize, shadow: WindowedState) {
         self.shadows.insert((op, partition), shadow);
     }
 

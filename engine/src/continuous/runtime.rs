@@ -170,11 +170,7 @@ pub(crate) fn start(
         recovered
             .aggregate
             .iter()
-            .map(|s| {
-                let mut copy = WindowedState::new();
-                copy.apply(s.snapshot());
-                copy
-            })
+            .map(WindowedState::copy)
             .collect()
     } else {
         Vec::new()
@@ -390,8 +386,8 @@ pub(crate) fn start(
     // loaded: later deltas apply on top of it.
     let mut setup = setup;
     if let (Some((agg, _)), Some(ck)) = (&physical.aggregate, setup.checkpoint.as_mut()) {
-        for (p, state) in shadow_init.iter().enumerate() {
-            ck.seed(agg.op_id, p, state);
+        for (p, shadow) in shadow_init.into_iter().enumerate() {
+            ck.seed(agg.op_id, p, shadow);
         }
     }
     let name = config.name.clone().unwrap_or_else(|| "query".into());

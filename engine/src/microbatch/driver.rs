@@ -164,7 +164,7 @@ pub(crate) fn start(
     let writer = match checkpoint {
         Some(mut ck) => {
             if let (Some(agg), Some((phys, _))) = (&runner.aggregate, &runner.physical.aggregate) {
-                ck.seed(phys.op_id, 0, &agg.state);
+                ck.seed(phys.op_id, 0, agg.state.copy());
             }
             Some(CommitWriter::start(
                 ck,

@@ -545,6 +545,35 @@ impl WindowedState {
         v
     }
 
+    /// A copy of the groups, as [`WindowedState::apply`] of a full
+    /// [`WindowedState::snapshot`] would give (nothing counts as changed),
+    /// but made window by window: each window's list is copied in order
+    /// and its table, which holds positions in that list, is copied as it
+    /// is rather than built again.
+    pub fn copy(&self) -> WindowedState {
+        let mut copy = WindowedState::new();
+        for (&start, groups) in &self.windows {
+            let mut list = Vec::with_capacity(groups.list.len());
+            prefault(list.spare_capacity_mut());
+            list.extend(
+                groups
+                    .list
+                    .iter()
+                    .map(|(key, g)| (key.clone(), GroupState::new(g.accs.clone()))),
+            );
+            copy.windows.insert(
+                start,
+                Groups {
+                    index: groups.index.clone(),
+                    list,
+                },
+            );
+        }
+        copy.groups = self.groups;
+        copy.newest = self.newest;
+        copy
+    }
+
     /// A full snapshot of the state.
     pub fn snapshot(&self) -> StateSnapshot {
         StateSnapshot {
@@ -928,6 +957,29 @@ mod tests {
         assert_eq!(got, Err("damaged"));
         assert_eq!(s.num_groups(), 3);
         assert_eq!(count_of(&mut s, 0, 3), Some(3));
+    }
+
+    #[test]
+    fn a_copy_holds_the_groups_finds_them_and_changes_apart() {
+        let mut s = WindowedState::new();
+        for i in 0..1_000 {
+            let (k, a) = counted(i, i);
+            s.restore_group(i % 3, k, a);
+        }
+        bump(&mut s, 7, "x");
+        let mut copy = s.copy();
+        assert_eq!(copy.num_groups(), s.num_groups());
+        assert_eq!(copy.snapshot(), s.snapshot());
+        assert!(
+            copy.take_delta().groups.is_empty(),
+            "nothing counts as changed"
+        );
+        for i in (0..1_000).step_by(37) {
+            assert_eq!(count_of(&mut copy, i % 3, i), Some(i), "group {i}");
+        }
+        copy.restore_group(1, counted(1, 99).0, counted(1, 99).1);
+        assert_eq!(count_of(&mut copy, 1, 1), Some(99));
+        assert_eq!(count_of(&mut s, 1, 1), Some(1), "the original is apart");
     }
 
     proptest::proptest! {
