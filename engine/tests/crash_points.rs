@@ -280,3 +280,127 @@ fn a_name_never_synced_into_its_directory_is_lost() {
     fs.power_loss();
     assert!(!fs.exists(&dir.join("f")));
 }
+
+/// A file system whose offset log is slow to make its entries durable, and
+/// which remembers the newest batch whose entry is: the sink below checks
+/// that it never sees a batch before that batch is logged (micro-batch mode
+/// writes the entry while the batch is read and run).
+#[derive(Debug)]
+struct SlowOffsetLog {
+    fs: CrashFs,
+    logged: Mutex<Option<u64>>,
+}
+
+impl runnel::checkpoint::Storage for SlowOffsetLog {
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        self.fs.write_file(path, bytes)
+    }
+    fn sync_file(&self, path: &Path) -> std::io::Result<()> {
+        self.fs.sync_file(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        self.fs.rename(from, to)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        if dir.ends_with("offsets") {
+            std::thread::sleep(Duration::from_millis(20));
+            self.fs.sync_dir(dir)?;
+            let newest = self
+                .fs
+                .list(dir)?
+                .iter()
+                .filter_map(|n| n.parse::<u64>().ok())
+                .max();
+            *self.logged.lock().unwrap() = newest;
+            return Ok(());
+        }
+        self.fs.sync_dir(dir)
+    }
+    fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
+        self.fs.create_dir(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        self.fs.exists(path)
+    }
+    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        self.fs.list(dir)
+    }
+    fn read(&self, path: &Path) -> std::io::Result<Vec<u8>> {
+        self.fs.read(path)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        self.fs.remove_file(path)
+    }
+    fn remove_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        self.fs.remove_dir_all(dir)
+    }
+    fn open_append(
+        &self,
+        path: &Path,
+        mode: runnel::checkpoint::OpenMode,
+    ) -> std::io::Result<Box<dyn runnel::checkpoint::AppendFile>> {
+        self.fs.open_append(path, mode)
+    }
+}
+
+/// Each batch the sink committed, with the newest logged batch then.
+type Seen = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+
+/// Records each batch the sink commits next to the newest logged batch.
+struct LoggedFirstSink {
+    storage: Arc<SlowOffsetLog>,
+    seen: Seen,
+}
+
+impl Sink for LoggedFirstSink {
+    fn describe(&self) -> String {
+        "LoggedFirst".into()
+    }
+    fn open(&mut self, _: &SinkContext, _: Option<&serde_json::Value>) -> runnel::Result<()> {
+        Ok(())
+    }
+    fn write(&mut self, _: &Row) -> runnel::Result<()> {
+        Ok(())
+    }
+    fn commit(&mut self, batch: u64) -> runnel::Result<serde_json::Value> {
+        let logged = *self.storage.logged.lock().unwrap();
+        self.seen.lock().unwrap().push((batch, logged));
+        Ok(serde_json::Value::Null)
+    }
+}
+
+#[test]
+fn a_micro_batch_reaches_the_sink_only_once_it_is_logged() {
+    let storage = Arc::new(SlowOffsetLog {
+        fs: CrashFs::new(11),
+        logged: Mutex::new(None),
+    });
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let query =
+        DataFrame::from_source("events", SequenceSource::new(2_000, 10, 1).per_trigger(400))
+            .select([col("id")])
+            .write_stream(LoggedFirstSink {
+                storage: storage.clone(),
+                seen: seen.clone(),
+            })
+            .output_mode(OutputMode::Append)
+            .trigger(Trigger::AvailableNow)
+            .checkpoint_on(
+                ROOT,
+                storage.clone() as Arc<dyn runnel::checkpoint::Storage>,
+            )
+            .start()
+            .unwrap();
+    assert!(query.await_termination_timeout(LIMIT).unwrap());
+    let seen = seen.lock().unwrap();
+    assert_eq!(
+        seen.iter().map(|(b, _)| *b).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    for (batch, logged) in seen.iter() {
+        assert!(
+            logged.is_some_and(|l| l >= *batch),
+            "batch {batch} reached the sink while the newest logged batch was {logged:?}"
+        );
+    }
+}

@@ -13,11 +13,16 @@
 //! short the batches are (a manifest costs a few fsyncs whatever its
 //! size). At most [`QUEUED`] batches wait, so a few batches can be past
 //! their sink commit without their manifest. That is safe for
-//! exactly-once: every batch is in the offset log before it reads anything,
-//! sinks commit idempotently by batch id, and recovery re-runs every logged
-//! batch after the newest manifest. This module owns the thread and its
-//! hand-over; it must not decide what goes into a checkpoint (the
-//! checkpoint core does).
+//! exactly-once: every batch is in the offset log before its output reaches
+//! the sink, sinks commit idempotently by batch id, and recovery re-runs
+//! every logged batch after the newest manifest.
+//!
+//! A batch's offset-log entry is written on a second thread while the
+//! batch is read and run ([`CommitWriter::log_batch`], then
+//! [`CommitWriter::wait_logged`] before the sink sees the output): reading
+//! a replayable source changes nothing, so the log's fsyncs need not hold
+//! the batch up. This module owns the threads and their hand-over; it must
+//! not decide what goes into a checkpoint (the checkpoint core does).
 
 use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
@@ -31,7 +36,7 @@ use hashbrown::HashTable;
 use hdrhistogram::Histogram;
 use rustc_hash::FxBuildHasher;
 
-use crate::checkpoint::{Checkpointer, OperatorCommit, SourceCommit};
+use crate::checkpoint::{Checkpointer, OffsetLogEntry, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
@@ -72,13 +77,16 @@ pub(crate) struct Committed {
     pub(crate) buffer: Option<SnapshotGroups>,
 }
 
-/// The writer thread and its two channels.
+/// The writer threads and their channels.
 pub(crate) struct CommitWriter {
-    /// The checkpoint directory, for the offset log.
-    dir: crate::checkpoint::CheckpointDir,
     jobs: Option<Sender<BatchCommit>>,
     done: Receiver<Result<Committed>>,
     handle: Option<JoinHandle<()>>,
+    /// The offset log's writer: an entry in, its batch id (or the error)
+    /// back once it is durable.
+    log_jobs: Option<Sender<OffsetLogEntry>>,
+    logged: Receiver<Result<u64>>,
+    log_handle: Option<JoinHandle<()>>,
 }
 
 impl CommitWriter {
@@ -94,6 +102,20 @@ impl CommitWriter {
         let (jobs, rx) = crossbeam_channel::bounded::<BatchCommit>(QUEUED);
         let (done_tx, done) = crossbeam_channel::unbounded();
         let dir = ck.dir().clone();
+        let (log_jobs, log_rx) = crossbeam_channel::bounded::<OffsetLogEntry>(1);
+        let (logged_tx, logged) = crossbeam_channel::bounded(1);
+        let log_handle = thread::Builder::new()
+            .name(format!("runnel-{name}-offsets"))
+            .spawn(move || {
+                while let Ok(entry) = log_rx.recv() {
+                    let outcome = dir.write_offset_log(&entry).map(|()| entry.batch_id);
+                    let failed = outcome.is_err();
+                    if logged_tx.send(outcome).is_err() || failed {
+                        return;
+                    }
+                }
+            })
+            .map_err(|e| EngineError::Plan(format!("cannot start a thread: {e}")))?;
         let handle = thread::Builder::new()
             .name(format!("runnel-{name}-commit"))
             .spawn(move || {
@@ -125,17 +147,51 @@ impl CommitWriter {
             })
             .map_err(|e| EngineError::Plan(format!("cannot start a thread: {e}")))?;
         Ok(CommitWriter {
-            dir,
             jobs: Some(jobs),
             done,
             handle: Some(handle),
+            log_jobs: Some(log_jobs),
+            logged,
+            log_handle: Some(log_handle),
         })
     }
 
-    /// Writes a batch's offset-log entry durably (on the caller's thread:
-    /// the batch must not read before it is logged).
-    pub(crate) fn log_batch(&self, entry: &crate::checkpoint::OffsetLogEntry) -> Result<()> {
-        self.dir.write_offset_log(entry)
+    /// Starts writing a batch's offset-log entry durably, on the log's own
+    /// thread; [`CommitWriter::wait_logged`] waits for it. One entry at a
+    /// time: each is waited for before the next is handed over.
+    pub(crate) fn log_batch(&self, entry: OffsetLogEntry) -> Result<()> {
+        let stopped = || EngineError::Checkpoint {
+            path: Default::default(),
+            reason: "the offset log's writer stopped".into(),
+            source: None,
+        };
+        let jobs = self.log_jobs.as_ref().ok_or_else(stopped)?;
+        if jobs.send(entry).is_err() {
+            // It ended on an error: that error is the one to report.
+            return match self.logged.try_recv() {
+                Ok(Err(e)) => Err(e),
+                _ => Err(stopped()),
+            };
+        }
+        Ok(())
+    }
+
+    /// Waits until the entry of batch `batch_id` handed to
+    /// [`CommitWriter::log_batch`] is durable; the error if writing it
+    /// failed.
+    pub(crate) fn wait_logged(&self, batch_id: u64) -> Result<()> {
+        match self.logged.recv() {
+            Ok(Ok(id)) if id == batch_id => Ok(()),
+            Ok(Ok(id)) => Err(EngineError::Plan(format!(
+                "the offset log wrote batch {id} where batch {batch_id} was awaited"
+            ))),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(EngineError::Checkpoint {
+                path: Default::default(),
+                reason: "the offset log's writer stopped".into(),
+                source: None,
+            }),
+        }
     }
 
     /// Hands a batch over; waits while one is already queued.
@@ -168,11 +224,20 @@ impl CommitWriter {
 
     /// Waits until every batch handed over is durable.
     pub(crate) fn finish(mut self) -> Result<Vec<Committed>> {
+        self.stop_threads();
+        self.poll()
+    }
+
+    /// Lets the threads finish what they have and waits for them.
+    fn stop_threads(&mut self) {
+        drop(self.log_jobs.take());
+        if let Some(h) = self.log_handle.take() {
+            let _ = h.join();
+        }
         drop(self.jobs.take());
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        self.poll()
     }
 }
 
@@ -182,10 +247,7 @@ impl Drop for CommitWriter {
         // it, so that nothing of this query writes to the checkpoint after
         // the query has ended (a restart in the same process would
         // otherwise race a writer still finishing an old batch).
-        drop(self.jobs.take());
-        if let Some(h) = self.handle.take() {
-            let _ = h.join();
-        }
+        self.stop_threads();
     }
 }
 
