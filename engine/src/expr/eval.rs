@@ -249,36 +249,70 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
     })
 }
 
+/// The argument passed where a function reads a literal at bind time.
+static NULL: Value = Value::Null;
+
+/// Argument `i` of a call, `a`, as the kernel gets it: the row's value for
+/// a column, the literal itself, `NULL` for an argument read at bind time,
+/// else the next of the arguments evaluated beforehand (`computed`).
+#[inline(always)]
+fn pass_arg<'a>(
+    i: usize,
+    a: &'a BoundExpr,
+    row: &'a [Value],
+    literal_args: &[usize],
+    computed: &mut std::slice::Iter<'a, Value>,
+) -> &'a Value {
+    match a {
+        _ if literal_args.contains(&i) => &NULL,
+        BoundExpr::Column(c) => &row[*c],
+        BoundExpr::Literal(v) => v,
+        _ => computed.next().unwrap_or(&NULL),
+    }
+}
+
 impl BoundCall {
-    /// Evaluates the arguments (on the stack for up to four) and calls the
-    /// row kernel; a call whose type is null is null.
+    /// Evaluates the arguments and calls the row kernel with them by
+    /// reference: a column or a literal argument is passed as it is (no
+    /// copy, nothing to drop). A call whose type is null is null.
     #[inline]
     pub(crate) fn eval(&self, row: &[Value]) -> Value {
         if matches!(self.ret, DataType::Null) {
             return Value::Null;
         }
-        let literal_args = self.func.literal_args;
-        let eval_arg = |i: usize, a: &BoundExpr| {
-            if literal_args.contains(&i) {
-                // Read at bind time: the kernel does not look at it.
-                Value::Null
-            } else {
-                a.eval(row)
-            }
-        };
-        if self.args.len() <= 4 {
-            // The common case: a fixed array of nulls, filled in place.
-            let mut args: [Value; 4] = Default::default();
+        let n = self.args.len();
+        let direct = |a: &BoundExpr| matches!(a, BoundExpr::Column(_) | BoundExpr::Literal(_));
+        if n <= 4 && self.args.iter().all(direct) {
+            // The common case: nothing to evaluate first.
+            let mut args: [&Value; 4] = [&NULL; 4];
+            let mut none = [].iter();
             for (i, (slot, a)) in args.iter_mut().zip(&self.args).enumerate() {
-                *slot = eval_arg(i, a);
+                *slot = pass_arg(i, a, row, self.func.literal_args, &mut none);
             }
-            return self.kernel.row(&args[..self.args.len()]);
+            return self.kernel.row(&args[..n]);
         }
-        let args: SmallVec<[Value; 12]> = self
+        self.eval_computed(row)
+    }
+
+    /// [`BoundCall::eval`] with arguments that are evaluated first (onto
+    /// the stack, up to four).
+    #[inline(never)]
+    fn eval_computed(&self, row: &[Value]) -> Value {
+        let literal_args = self.func.literal_args;
+        let mut owned: SmallVec<[Value; 4]> = SmallVec::new();
+        for (i, a) in self.args.iter().enumerate() {
+            if !literal_args.contains(&i)
+                && !matches!(a, BoundExpr::Column(_) | BoundExpr::Literal(_))
+            {
+                owned.push(a.eval(row));
+            }
+        }
+        let mut owned = owned.iter();
+        let args: SmallVec<[&Value; 8]> = self
             .args
             .iter()
             .enumerate()
-            .map(|(i, a)| eval_arg(i, a))
+            .map(|(i, a)| pass_arg(i, a, row, literal_args, &mut owned))
             .collect();
         self.kernel.row(&args)
     }

@@ -176,7 +176,7 @@ fn split(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types,
         ret,
         kernel: Kernel::new(
-            move |a: &[Value]| {
+            move |a: &[&Value]| {
                 let (Value::Utf8(s), limit) = (&a[0], a.get(2)) else {
                     return Value::Null;
                 };
@@ -226,7 +226,9 @@ fn array(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: vec![element; args.len()],
         ret: ret.clone(),
-        kernel: Kernel::rowwise(ret, |a: &[Value]| Value::List(a.into())),
+        kernel: Kernel::rowwise(ret, |a: &[&Value]| {
+            Value::List(a.iter().map(|v| (*v).clone()).collect())
+        }),
     })
 }
 
@@ -236,7 +238,7 @@ fn size(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![args[0].dt.clone()],
         ret: DataType::Int64,
         kernel: Kernel::new(
-            |a: &[Value]| match &a[0] {
+            |a: &[&Value]| match &a[0] {
                 Value::List(items) => Value::Int64(items.len() as i64),
                 _ => Value::Int64(-1),
             },
@@ -273,7 +275,7 @@ fn array_contains(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: vec![list_type(wanted.clone()), wanted],
         ret: DataType::Boolean,
-        kernel: Kernel::rowwise(DataType::Boolean, |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Boolean, |a: &[&Value]| {
             let (Value::List(items), v) = (&a[0], &a[1]) else {
                 return Value::Null;
             };
@@ -306,7 +308,7 @@ fn element_at(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: vec![args[0].dt.clone(), index],
         ret: element.clone(),
-        kernel: Kernel::rowwise(element, |a: &[Value]| {
+        kernel: Kernel::rowwise(element, |a: &[&Value]| {
             let (Value::List(items), Value::Int64(i)) = (&a[0], &a[1]) else {
                 return Value::Null;
             };

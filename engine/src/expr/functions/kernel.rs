@@ -8,6 +8,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Int64Array, PrimitiveArray, StringArray, StringBuilder,
 };
@@ -19,7 +21,7 @@ use crate::error::{EngineError, Result};
 use crate::schema::arrow::{build_array, value_at};
 use crate::schema::{DataType, Value};
 
-type RowFn = dyn Fn(&[Value]) -> Value + Send + Sync;
+type RowFn = dyn Fn(&[&Value]) -> Value + Send + Sync;
 type ColumnFn = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 
 /// A function's two evaluators. Arguments arrive cast to the types the
@@ -45,7 +47,7 @@ pub(crate) fn arrow_err(e: arrow::error::ArrowError) -> EngineError {
 impl Kernel {
     /// A kernel from its two forms.
     pub(crate) fn new(
-        row: impl Fn(&[Value]) -> Value + Send + Sync + 'static,
+        row: impl Fn(&[&Value]) -> Value + Send + Sync + 'static,
         column: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
     ) -> Kernel {
         Kernel {
@@ -58,7 +60,7 @@ impl Kernel {
     /// functions of several arguments that no Arrow kernel covers.
     pub(crate) fn rowwise(
         ret: DataType,
-        row: impl Fn(&[Value]) -> Value + Send + Sync + 'static,
+        row: impl Fn(&[&Value]) -> Value + Send + Sync + 'static,
     ) -> Kernel {
         let row: Arc<RowFn> = Arc::new(row);
         let r = row.clone();
@@ -71,16 +73,18 @@ impl Kernel {
                     for (v, a) in vals.iter_mut().zip(args) {
                         *v = value_at(a.as_ref(), i)?;
                     }
-                    out.push(r(&vals));
+                    let refs: SmallVec<[&Value; 8]> = vals.iter().collect();
+                    out.push(r(&refs));
                 }
                 build_array(&ret, len, |i| std::mem::take(&mut out[i]))
             }),
         }
     }
 
-    /// Evaluates on one row's arguments.
+    /// Evaluates on one row's arguments (by reference: a column or a
+    /// literal argument is not copied).
     #[inline]
-    pub(crate) fn row(&self, args: &[Value]) -> Value {
+    pub(crate) fn row(&self, args: &[&Value]) -> Value {
         (self.row)(args)
     }
 
@@ -107,7 +111,7 @@ macro_rules! unary_adapter {
             let f = Arc::new(f);
             let g = f.clone();
             Kernel::new(
-                move |a: &[Value]| match &a[0] {
+                move |a: &[&Value]| match &a[0] {
                     Value::$in_variant(v) => f(*v).map_or(Value::Null, Value::$out_variant),
                     _ => Value::Null,
                 },
@@ -139,7 +143,7 @@ pub(crate) fn ts_to_i64(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) 
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Timestamp(v) => f(*v).map_or(Value::Null, Value::Int64),
             _ => Value::Null,
         },
@@ -154,7 +158,7 @@ pub(crate) fn ts_to_ts(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) -
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Timestamp(v) => f(*v).map_or(Value::Null, Value::Timestamp),
             _ => Value::Null,
         },
@@ -172,7 +176,7 @@ pub(crate) fn str_to_str(f: impl Fn(&str, &mut String) -> bool + Send + Sync + '
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Utf8(s) => {
                 let mut out = String::new();
                 if f(s, &mut out) {
@@ -210,7 +214,7 @@ pub(crate) fn str_to_i64(f: impl Fn(&str) -> Option<i64> + Send + Sync + 'static
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Utf8(s) => f(s).map_or(Value::Null, Value::Int64),
             _ => Value::Null,
         },
@@ -230,7 +234,7 @@ pub(crate) fn str_to_bool(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> K
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Utf8(s) => Value::Boolean(f(s)),
             _ => Value::Null,
         },
@@ -247,7 +251,7 @@ pub(crate) fn ts_to_str(f: impl Fn(i64, &mut String) -> bool + Send + Sync + 'st
     let f = Arc::new(f);
     let g = f.clone();
     Kernel::new(
-        move |a: &[Value]| match &a[0] {
+        move |a: &[&Value]| match &a[0] {
             Value::Timestamp(v) => {
                 let mut out = String::new();
                 if f(*v, &mut out) {

@@ -224,7 +224,7 @@ fn with_ignored_args(k: Kernel, n: usize) -> Kernel {
     }
     let r = k.clone();
     Kernel::new(
-        move |a: &[Value]| r.row(&a[..1]),
+        move |a: &[&Value]| r.row(&a[..1]),
         move |a: &[ArrayRef], len| k.column(&a[..1], len),
     )
 }
@@ -333,7 +333,7 @@ fn pow(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![a, b],
         ret: DataType::Float64,
         kernel: Kernel::new(
-            |a: &[Value]| match (&a[0], &a[1]) {
+            |a: &[&Value]| match (&a[0], &a[1]) {
                 (Value::Float64(x), Value::Float64(y)) => Value::Float64(java_pow(*x, *y)),
                 _ => Value::Null,
             },
@@ -364,7 +364,7 @@ fn extreme(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: vec![t.clone(); args.len()],
         ret: t.clone(),
-        kernel: Kernel::rowwise(t, move |a: &[Value]| {
+        kernel: Kernel::rowwise(t, move |a: &[&Value]| {
             let mut best: Option<&Value> = None;
             for v in a.iter().filter(|v| !v.is_null()) {
                 best = match best {

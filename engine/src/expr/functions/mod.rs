@@ -4,7 +4,7 @@
 //! (aliases included), its type rule (argument types to the types its
 //! arguments are cast to and its return type, with Spark's implicit
 //! coercions), its null rule, and its two kernels side by side: the row
-//! kernel (`&[Value] -> Value`, for continuous mode) and the column kernel
+//! kernel (`&[&Value] -> Value`, for continuous mode) and the column kernel
 //! (Arrow arrays in, one array out, for micro-batch mode). Also owns name
 //! lookup, the nearest-name suggestion for an unknown function and the
 //! markdown list of functions the README carries.

@@ -98,7 +98,11 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![ret.clone(); args.len()],
         ret,
         kernel: Kernel::new(
-            |a: &[Value]| a.iter().find(|v| !v.is_null()).cloned().unwrap_or_default(),
+            |a: &[&Value]| {
+                a.iter()
+                    .find(|v| !v.is_null())
+                    .map_or(Value::Null, |v| (*v).clone())
+            },
             |a: &[ArrayRef], _| coalesce_columns(a),
         ),
     })
@@ -110,7 +114,7 @@ fn nvl2(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![args[0].dt.clone(), ret.clone(), ret.clone()],
         ret,
         kernel: Kernel::new(
-            |a: &[Value]| {
+            |a: &[&Value]| {
                 if a[0].is_null() {
                     a[2].clone()
                 } else {
@@ -141,7 +145,7 @@ fn nullif(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     let cmp_type = common(name, &[args[0].dt.clone(), args[1].dt.clone()], true)?;
     let same = ret == cmp_type && cmp_type != DataType::Float64 && !cmp_type.is_nested();
     let t = cmp_type.clone();
-    let row = move |a: &[Value]| {
+    let row = move |a: &[&Value]| {
         let l = cast_value(&a[0], &t);
         let r = cast_value(&a[1], &t);
         if l.sql_cmp(&r) == Some(std::cmp::Ordering::Equal) {
@@ -175,7 +179,7 @@ fn isnull(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![args[0].dt.clone()],
         ret: DataType::Boolean,
         kernel: Kernel::new(
-            move |a: &[Value]| Value::Boolean(a[0].is_null() == want_null),
+            move |a: &[&Value]| Value::Boolean(a[0].is_null() == want_null),
             move |a: &[ArrayRef], _| {
                 let valid = not_null(&a[0]);
                 let out = if want_null {
@@ -196,7 +200,7 @@ fn if_(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: vec![cond, ret.clone(), ret.clone()],
         ret,
         kernel: Kernel::new(
-            |a: &[Value]| {
+            |a: &[&Value]| {
                 if a[0].as_bool() == Some(true) {
                     a[1].clone()
                 } else {

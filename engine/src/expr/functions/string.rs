@@ -280,17 +280,29 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: string_args(name, args)?,
         ret: DataType::Utf8,
         kernel: Kernel::new(
-            |a: &[Value]| {
-                if !a.iter().all(|v| matches!(v, Value::Utf8(_))) {
-                    return Value::Null;
-                }
-                built_str(|out| {
-                    for v in a {
-                        if let Value::Utf8(s) = v {
-                            out.push_str(s);
-                        }
+            |a: &[&Value]| {
+                let mut len = 0;
+                for v in a {
+                    match v {
+                        Value::Utf8(s) => len += s.len(),
+                        _ => return Value::Null,
                     }
-                })
+                }
+                let pieces = a.iter().filter_map(|v| v.as_str());
+                if len <= crate::schema::Str::INLINE_CAP {
+                    // Fits in the value itself: built on the stack.
+                    let mut buf = [0u8; crate::schema::Str::INLINE_CAP];
+                    let mut at = 0;
+                    for p in pieces {
+                        buf[at..at + p.len()].copy_from_slice(p.as_bytes());
+                        at += p.len();
+                    }
+                    // SAFETY: `buf[..at]` is the bytes of whole `str`s one
+                    // after the other, and UTF-8 strings joined are UTF-8.
+                    let joined = unsafe { std::str::from_utf8_unchecked(&buf[..at]) };
+                    return Value::Utf8(crate::schema::Str::new(joined));
+                }
+                built_str(|out| pieces.for_each(|s| out.push_str(s)))
             },
             |a: &[ArrayRef], len| {
                 let Some(first) = a.first() else {
@@ -318,7 +330,7 @@ fn concat_ws(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Utf8, |a: &[&Value]| {
             let Value::Utf8(sep) = &a[0] else {
                 return Value::Null;
             };
@@ -373,7 +385,7 @@ fn substring(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Utf8, |a: &[&Value]| {
             let (Value::Utf8(s), Some(pos)) = (&a[0], int_arg(&a[1])) else {
                 return Value::Null;
             };
@@ -426,7 +438,7 @@ fn pad(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[&Value]| {
             let pad = match a.get(2) {
                 None => " ",
                 Some(Value::Utf8(p)) => p,
@@ -444,7 +456,7 @@ fn replace(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: string_args(name, args)?,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Utf8, |a: &[&Value]| {
             let with = match a.get(2) {
                 None => "",
                 Some(Value::Utf8(w)) => w,
@@ -465,7 +477,7 @@ fn instr(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: string_args(name, args)?,
         ret: DataType::Int64,
-        kernel: Kernel::rowwise(DataType::Int64, |a: &[Value]| match (&a[0], &a[1]) {
+        kernel: Kernel::rowwise(DataType::Int64, |a: &[&Value]| match (&a[0], &a[1]) {
             (Value::Utf8(s), Value::Utf8(sub)) => Value::Int64(
                 s.find(&**sub)
                     .map_or(0, |b| s[..b].chars().count() as i64 + 1),
@@ -566,7 +578,7 @@ fn regexp_replace(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[Value]| match (&a[0], &a[2]) {
+        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[&Value]| match (&a[0], &a[2]) {
             (Value::Utf8(s), Value::Utf8(rep)) => {
                 let rep = java_replacement(rep, groups);
                 Value::from(re.replace_all(s, rep.as_str()).into_owned())
@@ -602,7 +614,7 @@ fn regexp_extract(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[Value]| {
+        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[&Value]| {
             let idx = match a.get(2) {
                 None => 1,
                 Some(Value::Int64(i)) if *i >= 0 && (*i as usize) < re.captures_len() => {
@@ -774,7 +786,7 @@ fn matcher_kernel(n: usize, f: impl Fn(&str) -> bool + Send + Sync + 'static) ->
     }
     let r = k.clone();
     Kernel::new(
-        move |a: &[Value]| r.row(&a[..1]),
+        move |a: &[&Value]| r.row(&a[..1]),
         move |a: &[ArrayRef], len| k.column(&a[..1], len),
     )
 }

@@ -328,7 +328,7 @@ fn literal_pattern(name: &str, arg: Option<&ArgInfo>) -> Result<Option<Arc<str>>
 /// wanted type did the work).
 fn identity() -> Kernel {
     Kernel::new(
-        |a: &[Value]| a[0].clone(),
+        |a: &[&Value]| a[0].clone(),
         |a: &[ArrayRef], _| Ok(a[0].clone()),
     )
 }
@@ -359,7 +359,7 @@ fn to_date_ts(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, Stri
     Ok(Resolved {
         arg_types: types,
         ret: ret.clone(),
-        kernel: Kernel::rowwise(ret, move |a: &[Value]| {
+        kernel: Kernel::rowwise(ret, move |a: &[&Value]| {
             let Value::Utf8(s) = &a[0] else {
                 return Value::Null;
             };
@@ -477,7 +477,7 @@ fn date_trunc(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, Stri
         arg_types: types,
         ret: timestamp_type(),
         kernel: Kernel::new(
-            move |a: &[Value]| r.row(&a[1..]),
+            move |a: &[&Value]| r.row(&a[1..]),
             move |a: &[ArrayRef], len| k.column(&a[1..], len),
         ),
     })
@@ -499,7 +499,7 @@ fn date_add(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: types,
         ret: DataType::Date32,
         kernel: Kernel::new(
-            move |a: &[Value]| match (&a[0], &a[1]) {
+            move |a: &[&Value]| match (&a[0], &a[1]) {
                 (Value::Date(d), Value::Int64(n)) => Value::Date(add(*d, *n)),
                 _ => Value::Null,
             },
@@ -526,7 +526,7 @@ fn datediff(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: types,
         ret: DataType::Int64,
         kernel: Kernel::new(
-            move |a: &[Value]| match (&a[0], &a[1]) {
+            move |a: &[&Value]| match (&a[0], &a[1]) {
                 (Value::Date(e), Value::Date(s)) => Value::Int64(diff(*e, *s)),
                 _ => Value::Null,
             },
@@ -579,7 +579,7 @@ fn unix_timestamp(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, 
             Ok(Resolved {
                 arg_types: types,
                 ret: DataType::Int64,
-                kernel: Kernel::rowwise(DataType::Int64, move |a: &[Value]| match &a[0] {
+                kernel: Kernel::rowwise(DataType::Int64, move |a: &[&Value]| match &a[0] {
                     Value::Utf8(s) => parse_timestamp_with_in(s, &pattern, zone)
                         .map_or(Value::Null, |us| Value::Int64(us.div_euclid(US_PER_SEC))),
                     _ => Value::Null,
@@ -608,7 +608,7 @@ fn from_unixtime(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, S
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Utf8,
-        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[Value]| match &a[0] {
+        kernel: Kernel::rowwise(DataType::Utf8, move |a: &[&Value]| match &a[0] {
             Value::Int64(s) => s
                 .checked_mul(US_PER_SEC)
                 .and_then(|us| format_timestamp_with_in(us, &pattern, zone))
@@ -642,7 +642,7 @@ fn date_format(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, Str
         arg_types: types,
         ret: DataType::Utf8,
         kernel: Kernel::new(
-            move |a: &[Value]| r.row(&a[..1]),
+            move |a: &[&Value]| r.row(&a[..1]),
             move |a: &[ArrayRef], len| k.column(&a[..1], len),
         ),
     })
@@ -734,7 +734,7 @@ fn timestampadd(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, St
         arg_types: types,
         ret: timestamp_type(),
         kernel: Kernel::new(
-            move |a: &[Value]| match (&a[1], &a[2]) {
+            move |a: &[&Value]| match (&a[1], &a[2]) {
                 (Value::Int64(n), Value::Timestamp(us)) => {
                     add(*n, *us).map_or(Value::Null, Value::Timestamp)
                 }
@@ -759,7 +759,7 @@ fn current(ret: DataType, f: fn(i64) -> Value) -> Result<Resolved, String> {
         arg_types: vec![],
         ret,
         kernel: Kernel::new(
-            move |_: &[Value]| f(crate::clock::wall_now_us()),
+            move |_: &[&Value]| f(crate::clock::wall_now_us()),
             move |_: &[ArrayRef], len| {
                 let v = f(crate::clock::wall_now_us());
                 crate::schema::arrow::build_array(&dt, len, |_| v.clone())
