@@ -146,8 +146,8 @@ fn nullif(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     let same = ret == cmp_type && cmp_type != DataType::Float64 && !cmp_type.is_nested();
     let t = cmp_type.clone();
     let row = move |a: &[&Value]| {
-        let l = cast_value(&a[0], &t);
-        let r = cast_value(&a[1], &t);
+        let l = cast_value(a[0], &t);
+        let r = cast_value(a[1], &t);
         if l.sql_cmp(&r) == Some(std::cmp::Ordering::Equal) {
             Value::Null
         } else {

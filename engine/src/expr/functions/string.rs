@@ -386,7 +386,7 @@ fn substring(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: types,
         ret: DataType::Utf8,
         kernel: Kernel::rowwise(DataType::Utf8, |a: &[&Value]| {
-            let (Value::Utf8(s), Some(pos)) = (&a[0], int_arg(&a[1])) else {
+            let (Value::Utf8(s), Some(pos)) = (&a[0], int_arg(a[1])) else {
                 return Value::Null;
             };
             let len = match a.get(2) {
@@ -444,7 +444,7 @@ fn pad(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                 Some(Value::Utf8(p)) => p,
                 Some(_) => return Value::Null,
             };
-            match (&a[0], int_arg(&a[1])) {
+            match (&a[0], int_arg(a[1])) {
                 (Value::Utf8(s), Some(len)) => Value::from(pad_chars(s, len, pad, left)),
                 _ => Value::Null,
             }
