@@ -69,7 +69,9 @@ pub(crate) fn cast_value_in(v: &Value, to: &DataType, zone: Zone) -> Value {
         (Timestamp(us), DataType::Utf8) if !zone.is_utc() => {
             Value::from(time::format_timestamp_in(*us, zone))
         }
-        (_, DataType::Utf8) => Value::from(v.to_string()),
+        // Written straight into the value when it fits (a number does):
+        // no allocation.
+        (_, DataType::Utf8) => Utf8(smol_str::ToSmolStr::to_smolstr(v)),
         // Spark: timestamp <-> number is in seconds.
         (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
         (Timestamp(us), DataType::Float64) => Float64(*us as f64 / 1e6),
