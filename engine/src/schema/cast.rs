@@ -10,7 +10,7 @@
 //! the text of timestamps are local times in the session time zone. It must
 //! not know about expressions or columns: the evaluators call it.
 
-use super::{DataType, Value};
+use super::{DataType, Str, Value};
 use crate::time::{self, Zone};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -19,6 +19,28 @@ const US_PER_DAY: i64 = 86_400_000_000;
 /// null.
 pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
     cast_value_in(v, to, Zone::UTC)
+}
+
+/// A bigint's decimal text, held in the value (at most 20 bytes), written
+/// without the formatting machinery: casts of numbers to strings are
+/// common in per-event projections.
+fn int_text(i: i64) -> Str {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    Str::new(std::str::from_utf8(&buf[at..]).expect("ASCII digits"))
 }
 
 /// Converts a value to `to` in the session time zone `zone`: a timestamp
@@ -69,8 +91,8 @@ pub(crate) fn cast_value_in(v: &Value, to: &DataType, zone: Zone) -> Value {
         (Timestamp(us), DataType::Utf8) if !zone.is_utc() => {
             Value::from(time::format_timestamp_in(*us, zone))
         }
-        // Written straight into the value when it fits (a number does):
-        // no allocation.
+        (Int64(i), DataType::Utf8) => Utf8(int_text(*i)),
+        // Written straight into the value when it fits: no allocation.
         (_, DataType::Utf8) => Utf8(smol_str::ToSmolStr::to_smolstr(v)),
         // Spark: timestamp <-> number is in seconds.
         (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
@@ -96,5 +118,31 @@ pub(crate) fn cast_value_in(v: &Value, to: &DataType, zone: Zone) -> Value {
         (Timestamp(us), DataType::Boolean) => Boolean(*us != 0),
         // Spark (non-ANSI): a date does not convert to a number or a boolean.
         _ => Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bigint_cast_to_text_reads_as_its_decimal_form() {
+        for i in [
+            0,
+            7,
+            -7,
+            10,
+            -10,
+            1_234_567_890,
+            i64::MAX,
+            i64::MIN,
+            i64::MIN + 1,
+        ] {
+            assert_eq!(
+                cast_value(&Value::Int64(i), &DataType::Utf8),
+                Value::str(&i.to_string()),
+                "{i}"
+            );
+        }
     }
 }
