@@ -229,7 +229,7 @@ pub(crate) fn str_to_i64(f: impl Fn(&str) -> Option<i64> + Send + Sync + 'static
     )
 }
 
-/// `string -> boolean`.
+/// `string -> boolean`. Both forms read the first argument only.
 pub(crate) fn str_to_bool(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();

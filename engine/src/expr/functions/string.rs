@@ -774,21 +774,15 @@ fn like(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Boolean,
-        kernel: matcher_kernel(args.len(), move |s| m.matches(s)),
+        kernel: matcher_kernel(move |s| m.matches(s)),
     })
 }
 
-/// A `str -> bool` kernel called with its literal pattern arguments too.
-fn matcher_kernel(n: usize, f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Kernel {
-    let k = str_to_bool(f);
-    if n == 1 {
-        return k;
-    }
-    let r = k.clone();
-    Kernel::new(
-        move |a: &[&Value]| r.row(&a[..1]),
-        move |a: &[ArrayRef], len| k.column(&a[..1], len),
-    )
+/// A `str -> bool` kernel called with its literal pattern arguments too:
+/// both of `str_to_bool`'s forms read the first argument only, so the
+/// others (read at bind time) are simply not looked at.
+fn matcher_kernel(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Kernel {
+    str_to_bool(f)
 }
 
 fn rlike(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
@@ -803,7 +797,7 @@ fn rlike(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Boolean,
-        kernel: matcher_kernel(args.len(), move |s| re.is_match(s)),
+        kernel: matcher_kernel(move |s| re.is_match(s)),
     })
 }
 
