@@ -346,10 +346,12 @@ impl runnel::checkpoint::Storage for SlowOffsetLog {
 /// Each batch the sink committed, with the newest logged batch then.
 type Seen = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
 
-/// Records each batch the sink commits next to the newest logged batch.
+/// Records each batch the sink receives next to the newest logged batch
+/// when its first row arrived.
 struct LoggedFirstSink {
     storage: Arc<SlowOffsetLog>,
     seen: Seen,
+    first_write: Option<Option<u64>>,
 }
 
 impl Sink for LoggedFirstSink {
@@ -360,10 +362,17 @@ impl Sink for LoggedFirstSink {
         Ok(())
     }
     fn write(&mut self, _: &Row) -> runnel::Result<()> {
+        if self.first_write.is_none() {
+            self.first_write = Some(*self.storage.logged.lock().unwrap());
+        }
         Ok(())
     }
     fn commit(&mut self, batch: u64) -> runnel::Result<serde_json::Value> {
-        let logged = *self.storage.logged.lock().unwrap();
+        // As of the batch's first row: nothing of it may arrive earlier.
+        let logged = self
+            .first_write
+            .take()
+            .unwrap_or_else(|| *self.storage.logged.lock().unwrap());
         self.seen.lock().unwrap().push((batch, logged));
         Ok(serde_json::Value::Null)
     }
@@ -382,6 +391,7 @@ fn a_micro_batch_reaches_the_sink_only_once_it_is_logged() {
             .write_stream(LoggedFirstSink {
                 storage: storage.clone(),
                 seen: seen.clone(),
+                first_write: None,
             })
             .output_mode(OutputMode::Append)
             .trigger(Trigger::AvailableNow)

@@ -156,8 +156,11 @@ pub trait Replayable: Source {
     /// The offset that ends the next batch, i.e. just after
     /// everything that can be read now, within the source's per-trigger limits
     /// (such as a maximum number of files). Returning the current position
-    /// means there is nothing new. The range is logged durably before it is
-    /// read, so it must be re-readable with [`Replayable::read_range`].
+    /// means there is nothing new. The range is logged (made durable while
+    /// it is read, and before any of its output reaches the sink), so it
+    /// must be re-readable with [`Replayable::read_range`], and reading it
+    /// must not be what makes it gone: a crash before the log is durable
+    /// plans the batch again, possibly with a different end.
     fn latest_offset(&mut self) -> Result<SourceOffset>;
 
     /// Emits exactly the rows after `start` (`None`: from

@@ -227,8 +227,7 @@ impl Groups {
         let mut order = vec![0u32; hashes.len()];
         for (i, &h) in hashes.iter().enumerate() {
             let at = &mut starts[part(h)];
-            // The list holds fewer than 2^32 groups (see `position`).
-            order[*at as usize] = i as u32;
+            order[*at as usize] = u32::try_from(i).expect("fewer than 2^32 groups in a window");
             *at += 1;
         }
         let list = &self.list;
@@ -728,7 +727,8 @@ impl WindowedState {
         } else {
             // A key twice (a full file never holds one): the later value
             // wins, as group by group.
-            let list = std::mem::take(&mut window.list);
+            let room = window.list.capacity();
+            let list = std::mem::replace(&mut window.list, Vec::with_capacity(room));
             window.index.clear();
             for (key, group) in list {
                 self.restore_group(start, key, group.accs);
