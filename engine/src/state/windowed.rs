@@ -883,6 +883,21 @@ mod tests {
         (state.num_groups() == before).then_some(found)
     }
 
+    /// Restores `(key, count)` groups into window 0 at once.
+    fn restore_all(s: &mut WindowedState, groups: &[(i64, i64)]) {
+        let mut it = groups.iter().map(|&(k, n)| counted(k, n));
+        s.restore_window(0, groups.len(), || Ok::<_, ()>(it.next().unwrap()))
+            .unwrap();
+    }
+
+    /// Window 0 holds exactly these `(key, count)` groups.
+    fn assert_counts(s: &mut WindowedState, want: &[(i64, i64)]) {
+        assert_eq!(s.num_groups(), want.len());
+        for &(k, n) in want {
+            assert_eq!(count_of(s, 0, k), Some(n), "group {k}");
+        }
+    }
+
     #[test]
     fn a_window_restored_at_once_is_found_as_one_restored_group_by_group() {
         // Enough groups for a table of many parts, keys spread and negative.
@@ -912,19 +927,8 @@ mod tests {
     #[test]
     fn a_key_twice_in_a_window_restored_at_once_keeps_its_later_value() {
         let mut s = WindowedState::new();
-        let groups = [
-            counted(1, 10),
-            counted(2, 20),
-            counted(1, 11),
-            counted(3, 30),
-        ];
-        let mut it = groups.into_iter();
-        s.restore_window(0, 4, || Ok::<_, ()>(it.next().unwrap()))
-            .unwrap();
-        assert_eq!(s.num_groups(), 3);
-        assert_eq!(count_of(&mut s, 0, 1), Some(11));
-        assert_eq!(count_of(&mut s, 0, 2), Some(20));
-        assert_eq!(count_of(&mut s, 0, 3), Some(30));
+        restore_all(&mut s, &[(1, 10), (2, 20), (1, 11), (3, 30)]);
+        assert_counts(&mut s, &[(1, 11), (2, 20), (3, 30)]);
     }
 
     #[test]
@@ -932,14 +936,8 @@ mod tests {
         let mut s = WindowedState::new();
         s.restore_group(0, counted(1, 1).0, counted(1, 1).1);
         s.restore_group(0, counted(2, 2).0, counted(2, 2).1);
-        let groups = [counted(2, 20), counted(3, 30)];
-        let mut it = groups.into_iter();
-        s.restore_window(0, 2, || Ok::<_, ()>(it.next().unwrap()))
-            .unwrap();
-        assert_eq!(s.num_groups(), 3);
-        assert_eq!(count_of(&mut s, 0, 1), Some(1));
-        assert_eq!(count_of(&mut s, 0, 2), Some(20));
-        assert_eq!(count_of(&mut s, 0, 3), Some(30));
+        restore_all(&mut s, &[(2, 20), (3, 30)]);
+        assert_counts(&mut s, &[(1, 1), (2, 20), (3, 30)]);
     }
 
     #[test]
