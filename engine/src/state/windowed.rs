@@ -48,6 +48,18 @@ fn prefault<T>(spare: &mut [std::mem::MaybeUninit<T>]) {
     }
 }
 
+/// Window `start` of `windows`, opened in the spare storage (or new
+/// storage) when it is not there.
+fn window_at<'a>(
+    windows: &'a mut BTreeMap<i64, Groups>,
+    spare: &mut Option<Groups>,
+    start: i64,
+) -> &'a mut Groups {
+    windows
+        .entry(start)
+        .or_insert_with(|| spare.take().unwrap_or_default())
+}
+
 /// The storage for a new window of about `want` groups: the spare one if
 /// it has the room, else a new one of that size.
 fn reuse_or_new(spare: &mut Option<Groups>, want: usize) -> Groups {
@@ -646,23 +658,15 @@ impl WindowedState {
     /// Makes room for `additional` more groups in window `start`, so a
     /// large restore does not grow the table through rehashes.
     pub fn restore_reserve(&mut self, start: i64, additional: usize) {
-        let hasher = self.hasher;
-        let spare = &mut self.spare_window;
-        self.windows
-            .entry(start)
-            .or_insert_with(|| spare.take().unwrap_or_default())
-            .reserve(additional, hasher);
+        window_at(&mut self.windows, &mut self.spare_window, start)
+            .reserve(additional, self.hasher);
     }
 
     /// Puts one group of a snapshot being applied into window `start`,
     /// replacing the group's value if it is there.
     pub fn restore_group(&mut self, start: i64, key: GroupKey, accs: Accumulators) {
         let hasher = self.hasher;
-        let spare = &mut self.spare_window;
-        let window = self
-            .windows
-            .entry(start)
-            .or_insert_with(|| spare.take().unwrap_or_default());
+        let window = window_at(&mut self.windows, &mut self.spare_window, start);
         let hash = hasher.hash_one(&key);
         let Groups { index, list } = window;
         match index.entry(
@@ -702,11 +706,7 @@ impl WindowedState {
             return Ok(());
         }
         let hasher = self.hasher;
-        let spare = &mut self.spare_window;
-        let window = self
-            .windows
-            .entry(start)
-            .or_insert_with(|| spare.take().unwrap_or_default());
+        let window = window_at(&mut self.windows, &mut self.spare_window, start);
         window.reserve(n, hasher);
         let mut hashes = Vec::with_capacity(n);
         let mut result = Ok(());
