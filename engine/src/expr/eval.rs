@@ -252,6 +252,12 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
 /// The argument passed where a function reads a literal at bind time.
 static NULL: Value = Value::Null;
 
+/// Whether an argument reaches a kernel as it is, without being evaluated.
+#[inline(always)]
+fn is_direct(a: &BoundExpr) -> bool {
+    matches!(a, BoundExpr::Column(_) | BoundExpr::Literal(_))
+}
+
 /// Argument `i` of a call, `a`, as the kernel gets it: the row's value for
 /// a column, the literal itself, `NULL` for an argument read at bind time,
 /// else the next of the arguments evaluated beforehand (`computed`).
@@ -281,8 +287,7 @@ impl BoundCall {
             return Value::Null;
         }
         let n = self.args.len();
-        let direct = |a: &BoundExpr| matches!(a, BoundExpr::Column(_) | BoundExpr::Literal(_));
-        if n <= 4 && self.args.iter().all(direct) {
+        if n <= 4 && self.args.iter().all(is_direct) {
             // The common case: nothing to evaluate first.
             let mut args: [&Value; 4] = [&NULL; 4];
             let mut none = [].iter();
@@ -301,9 +306,7 @@ impl BoundCall {
         let literal_args = self.func.literal_args;
         let mut owned: SmallVec<[Value; 4]> = SmallVec::new();
         for (i, a) in self.args.iter().enumerate() {
-            if !literal_args.contains(&i)
-                && !matches!(a, BoundExpr::Column(_) | BoundExpr::Literal(_))
-            {
+            if !literal_args.contains(&i) && !is_direct(a) {
                 owned.push(a.eval(row));
             }
         }

@@ -160,17 +160,12 @@ impl CommitWriter {
     /// thread; [`CommitWriter::wait_logged`] waits for it. One entry at a
     /// time: each is waited for before the next is handed over.
     pub(crate) fn log_batch(&self, entry: OffsetLogEntry) -> Result<()> {
-        let stopped = || EngineError::Checkpoint {
-            path: Default::default(),
-            reason: "the offset log's writer stopped".into(),
-            source: None,
-        };
-        let jobs = self.log_jobs.as_ref().ok_or_else(stopped)?;
+        let jobs = self.log_jobs.as_ref().ok_or_else(log_stopped)?;
         if jobs.send(entry).is_err() {
             // It ended on an error: that error is the one to report.
             return match self.logged.try_recv() {
                 Ok(Err(e)) => Err(e),
-                _ => Err(stopped()),
+                _ => Err(log_stopped()),
             };
         }
         Ok(())
@@ -186,11 +181,7 @@ impl CommitWriter {
                 "the offset log wrote batch {id} where batch {batch_id} was awaited"
             ))),
             Ok(Err(e)) => Err(e),
-            Err(_) => Err(EngineError::Checkpoint {
-                path: Default::default(),
-                reason: "the offset log's writer stopped".into(),
-                source: None,
-            }),
+            Err(_) => Err(log_stopped()),
         }
     }
 
@@ -238,6 +229,16 @@ impl CommitWriter {
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
+    }
+}
+
+/// The offset log's writer thread is gone (it ended on an error that was
+/// already reported, or panicked).
+fn log_stopped() -> EngineError {
+    EngineError::Checkpoint {
+        path: Default::default(),
+        reason: "the offset log's writer stopped".into(),
+        source: None,
     }
 }
 

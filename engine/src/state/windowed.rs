@@ -640,7 +640,8 @@ impl WindowedState {
 
     /// Begins applying a snapshot piece by piece (as a state file is
     /// decoded): a `full` one drops the state first, `evicted` windows go.
-    /// Follow with [`WindowedState::restore_group`] for each group and
+    /// Follow with [`WindowedState::restore_window`] for each window's
+    /// groups (or [`WindowedState::restore_group`] for one) and
     /// [`WindowedState::restore_end`].
     pub fn restore_begin(&mut self, full: bool, evicted: &[i64]) {
         if full {
@@ -653,13 +654,6 @@ impl WindowedState {
                 keep_for_reuse(&mut self.spare_window, w);
             }
         }
-    }
-
-    /// Makes room for `additional` more groups in window `start`, so a
-    /// large restore does not grow the table through rehashes.
-    pub fn restore_reserve(&mut self, start: i64, additional: usize) {
-        window_at(&mut self.windows, &mut self.spare_window, start)
-            .reserve(additional, self.hasher);
     }
 
     /// Puts one group of a snapshot being applied into window `start`,
