@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::functions::{self, ArgInfo, FunctionDef, Kernel};
+use super::functions::{self, Arg, ArgInfo, DirectFn, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
 use crate::schema::{
@@ -81,6 +81,19 @@ pub struct BoundCall {
     /// The type each argument has (a null argument: the type it stands for).
     pub(crate) arg_types: Arc<[DataType]>,
     pub(crate) ret: DataType,
+    /// The kernel's direct row form for these arguments, when they are all
+    /// columns or literals and the kernel has one.
+    pub(crate) direct: Option<Direct>,
+}
+
+/// A kernel's direct row form, bound to one call's arguments.
+#[derive(Clone)]
+pub(crate) struct Direct(pub(crate) Arc<DirectFn>);
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Direct")
+    }
 }
 
 /// A bound `CASE`: conditions are booleans, results are cast to `ret`.
@@ -89,6 +102,8 @@ pub struct BoundCase {
     pub(crate) branches: Vec<(BoundExpr, BoundExpr)>,
     pub(crate) otherwise: BoundExpr,
     pub(crate) ret: DataType,
+    /// One closure for the whole `CASE`, for the common shapes.
+    pub(crate) direct: Option<Direct>,
 }
 
 /// Finds a column by name: an exact match first, then a unique
@@ -507,7 +522,7 @@ fn bind_call(
         .resolve
         .resolve(name, &infos, zone)
         .or_else(|m| plan_err(format!("{m} in {whole}")))?;
-    let args = bound
+    let args: Vec<BoundExpr> = bound
         .into_iter()
         .zip(infos)
         .zip(resolved.arg_types.iter())
@@ -520,6 +535,7 @@ fn bind_call(
         })
         .collect();
     let ret = resolved.ret.clone();
+    let direct = direct_form(func, &resolved.kernel, &args, &ret);
     Ok((
         BoundExpr::Call(Box::new(BoundCall {
             func,
@@ -527,9 +543,35 @@ fn bind_call(
             args,
             arg_types: resolved.arg_types.into(),
             ret: resolved.ret,
+            direct,
         })),
         ret,
     ))
+}
+
+/// The kernel's direct form for a call whose arguments are all columns or
+/// literals: an argument the function reads at bind time is passed as null,
+/// as the row form gets it. None for a call whose type is null (it is null).
+fn direct_form(
+    func: &FunctionDef,
+    kernel: &Kernel,
+    args: &[BoundExpr],
+    ret: &DataType,
+) -> Option<Direct> {
+    if *ret == DataType::Null {
+        return None;
+    }
+    let from = args
+        .iter()
+        .enumerate()
+        .map(|(i, a)| match a {
+            _ if func.literal_args.contains(&i) => Some(Arg::Literal(Value::Null)),
+            BoundExpr::Column(c) => Some(Arg::Column(*c)),
+            BoundExpr::Literal(v) => Some(Arg::Literal(v.clone())),
+            _ => None,
+        })
+        .collect::<Option<Vec<Arg>>>()?;
+    kernel.direct(&from).map(Direct)
 }
 
 fn bind_case(
@@ -565,12 +607,12 @@ fn bind_case(
         })
         .collect();
     let otherwise = results.pop().unwrap_or(BoundExpr::Literal(Value::Null));
-    Ok((
-        BoundExpr::Case(Box::new(BoundCase {
-            branches: conds.into_iter().zip(results).collect(),
-            otherwise,
-            ret: ret.clone(),
-        })),
-        ret,
-    ))
+    let mut case = BoundCase {
+        branches: conds.into_iter().zip(results).collect(),
+        otherwise,
+        ret: ret.clone(),
+        direct: None,
+    };
+    case.direct = super::eval::direct_case(&case);
+    Ok((BoundExpr::Case(Box::new(case)), ret))
 }

@@ -8,7 +8,10 @@ use std::cmp::Ordering;
 
 use smallvec::SmallVec;
 
-use super::bind::BoundCall;
+use std::sync::Arc;
+
+use super::bind::{BoundCall, BoundCase, Direct};
+use super::functions::Arg;
 use super::{BinaryOp, BoundExpr};
 use crate::schema::{cast_value_in, DataType, Value};
 
@@ -75,6 +78,11 @@ impl BoundExpr {
                     bool_value(compare(*op, &row[*i], v))
                 }
                 _ => self.eval_other(row),
+            },
+            BoundExpr::Call(c) => c.eval(row),
+            BoundExpr::Case(c) => match &c.direct {
+                Some(d) => (d.0)(row),
+                None => self.eval_other(row),
             },
             _ => self.eval_other(row),
         }
@@ -199,6 +207,18 @@ impl BoundExpr {
         }
     }
 
+    /// [`BoundExpr::eval`] of this node without its direct form (the
+    /// row kernel, the `CASE` walked branch by branch): what the direct
+    /// form must agree with.
+    #[cfg(test)]
+    pub(crate) fn eval_without_direct(&self, row: &[Value]) -> Value {
+        match self {
+            BoundExpr::Call(c) => c.eval_by_kernel(row),
+            BoundExpr::Case(_) => self.eval_other(row),
+            other => other.eval(row),
+        }
+    }
+
     /// Whether a row passes this predicate (only a true result passes).
     #[inline]
     pub fn passes(&self, row: &[Value]) -> bool {
@@ -233,7 +253,13 @@ fn arith_f64(op: BinaryOp, a: f64, b: f64) -> Value {
 
 #[inline]
 fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
-    let Some(ord) = l.sql_cmp(r) else {
+    // Two bigints, the most common comparison, without the general
+    // ordering's call.
+    let ord = match (l, r) {
+        (Value::Int64(a), Value::Int64(b)) => Some(a.cmp(b)),
+        _ => l.sql_cmp(r),
+    };
+    let Some(ord) = ord else {
         // `<=>` is never null: two nulls are equal, a null and a value not.
         return (op == BinaryOp::NullSafeEq).then(|| l.is_null() && r.is_null());
     };
@@ -247,6 +273,44 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
         BinaryOp::GtEq => ord != Ordering::Less,
         _ => return None,
     })
+}
+
+/// A column or a literal, as an [`Arg`].
+fn as_arg(e: &BoundExpr) -> Option<Arg> {
+    match e {
+        BoundExpr::Column(i) => Some(Arg::Column(*i)),
+        BoundExpr::Literal(v) => Some(Arg::Literal(v.clone())),
+        _ => None,
+    }
+}
+
+/// The direct form of a `CASE` whose conditions all compare a column with
+/// a literal and whose results are columns or literals (`CASE WHEN qty > 10
+/// THEN 'big' ELSE 'small' END`): one call that reads the row, with no
+/// tree to walk.
+pub(super) fn direct_case(c: &BoundCase) -> Option<Direct> {
+    let branches = c
+        .branches
+        .iter()
+        .map(|(cond, result)| match cond {
+            BoundExpr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
+                (BoundExpr::Column(i), BoundExpr::Literal(v)) => {
+                    Some((*op, *i, v.clone(), as_arg(result)?))
+                }
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect::<Option<Box<[_]>>>()?;
+    let otherwise = as_arg(&c.otherwise)?;
+    Some(Direct(Arc::new(move |row: &[Value]| {
+        for (op, i, v, result) in branches.iter() {
+            if compare(*op, &row[*i], v) == Some(true) {
+                return result.get(row).clone();
+            }
+        }
+        otherwise.get(row).clone()
+    })))
 }
 
 /// The argument passed where a function reads a literal at bind time.
@@ -283,6 +347,16 @@ impl BoundCall {
     /// copy, nothing to drop). A call whose type is null is null.
     #[inline]
     pub(crate) fn eval(&self, row: &[Value]) -> Value {
+        match &self.direct {
+            Some(d) => (d.0)(row),
+            None => self.eval_by_kernel(row),
+        }
+    }
+
+    /// [`BoundCall::eval`] through the row kernel, for a call without a
+    /// direct form.
+    #[inline(never)]
+    fn eval_by_kernel(&self, row: &[Value]) -> Value {
         if matches!(self.ret, DataType::Null) {
             return Value::Null;
         }

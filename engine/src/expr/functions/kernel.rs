@@ -5,6 +5,13 @@
 //! timestamp to number, ...) whose row form reads `Value`s and whose column
 //! form loops over the typed Arrow buffers with the same scalar function, so
 //! the two agree by construction. It must not hold any function's semantics.
+//!
+//! A kernel may also have a *direct* row form: given where each argument of
+//! a call comes from (a column of the row or a literal, known when the call
+//! is bound), it builds a closure that reads the row itself. The continuous
+//! evaluator then makes one call per function and event, with no argument
+//! list to build; the adapters build it from the same scalar function as
+//! the other two forms.
 
 use std::sync::Arc;
 
@@ -24,6 +31,31 @@ use crate::schema::{DataType, Value};
 type RowFn = dyn Fn(&[&Value]) -> Value + Send + Sync;
 type ColumnFn = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 
+/// A row form specialised to its call's arguments: reads the row itself.
+pub(crate) type DirectFn = dyn Fn(&[Value]) -> Value + Send + Sync;
+type SpecializeFn = dyn Fn(&[Arg]) -> Option<Arc<DirectFn>> + Send + Sync;
+
+/// Where one argument of a call comes from, when that is known at bind
+/// time: a column of the input row, or a literal.
+#[derive(Clone, Debug)]
+pub(crate) enum Arg {
+    /// The row's value at this index.
+    Column(usize),
+    /// A constant.
+    Literal(Value),
+}
+
+impl Arg {
+    /// The argument's value for `row`.
+    #[inline(always)]
+    pub(crate) fn get<'a>(&'a self, row: &'a [Value]) -> &'a Value {
+        match self {
+            Arg::Column(i) => &row[*i],
+            Arg::Literal(v) => v,
+        }
+    }
+}
+
 /// A function's two evaluators. Arguments arrive cast to the types the
 /// type rule asked for; a null argument is `Value::Null` in the row form
 /// and a null slot of the asked type in the column form.
@@ -31,6 +63,7 @@ type ColumnFn = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 pub(crate) struct Kernel {
     row: Arc<RowFn>,
     column: Arc<ColumnFn>,
+    direct: Option<Arc<SpecializeFn>>,
 }
 
 impl std::fmt::Debug for Kernel {
@@ -53,7 +86,49 @@ impl Kernel {
         Kernel {
             row: Arc::new(row),
             column: Arc::new(column),
+            direct: None,
         }
+    }
+
+    /// A kernel of one argument (any further arguments are read at bind
+    /// time: patterns) whose row form is `eval` of that argument, with a
+    /// direct form for a column argument built from the same `eval`.
+    pub(crate) fn unary<E>(
+        eval: E,
+        column: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
+    ) -> Kernel
+    where
+        E: Fn(&Value) -> Value + Send + Sync + 'static,
+    {
+        let eval = Arc::new(eval);
+        let on_row = eval.clone();
+        Kernel::new(move |a: &[&Value]| on_row(a[0]), column).with_direct(move |from: &[Arg]| {
+            match from.first() {
+                Some(Arg::Column(i)) => {
+                    let (eval, i) = (eval.clone(), *i);
+                    Some(Arc::new(move |row: &[Value]| eval(&row[i])) as Arc<DirectFn>)
+                }
+                _ => None,
+            }
+        })
+    }
+
+    /// This kernel with a direct form: `specialize` gets where each
+    /// argument comes from and returns a closure reading the row, or
+    /// `None` where the row form should be used. The direct form must
+    /// give what the row form gives.
+    pub(crate) fn with_direct(
+        mut self,
+        specialize: impl Fn(&[Arg]) -> Option<Arc<DirectFn>> + Send + Sync + 'static,
+    ) -> Kernel {
+        self.direct = Some(Arc::new(specialize));
+        self
+    }
+
+    /// The direct form for a call whose arguments come from `from`, if
+    /// the kernel has one for them.
+    pub(crate) fn direct(&self, from: &[Arg]) -> Option<Arc<DirectFn>> {
+        self.direct.as_ref().and_then(|d| d(from))
     }
 
     /// A kernel whose column form applies the row form to each slot: for
@@ -78,6 +153,7 @@ impl Kernel {
                 }
                 build_array(&ret, len, |i| std::mem::take(&mut out[i]))
             }),
+            direct: None,
         }
     }
 
@@ -110,8 +186,8 @@ macro_rules! unary_adapter {
         ) -> Kernel {
             let f = Arc::new(f);
             let g = f.clone();
-            Kernel::new(
-                move |a: &[&Value]| match &a[0] {
+            Kernel::unary(
+                move |a: &Value| match a {
                     Value::$in_variant(v) => f(*v).map_or(Value::Null, Value::$out_variant),
                     _ => Value::Null,
                 },
@@ -142,8 +218,8 @@ unary_adapter!(
 pub(crate) fn ts_to_i64(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Timestamp(v) => f(*v).map_or(Value::Null, Value::Int64),
             _ => Value::Null,
         },
@@ -157,8 +233,8 @@ pub(crate) fn ts_to_i64(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) 
 pub(crate) fn ts_to_ts(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Timestamp(v) => f(*v).map_or(Value::Null, Value::Timestamp),
             _ => Value::Null,
         },
@@ -175,8 +251,8 @@ pub(crate) fn ts_to_ts(f: impl Fn(i64) -> Option<i64> + Send + Sync + 'static) -
 pub(crate) fn str_to_str(f: impl Fn(&str, &mut String) -> bool + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Utf8(s) => {
                 let mut out = String::new();
                 if f(s, &mut out) {
@@ -213,8 +289,8 @@ pub(crate) fn str_to_str(f: impl Fn(&str, &mut String) -> bool + Send + Sync + '
 pub(crate) fn str_to_i64(f: impl Fn(&str) -> Option<i64> + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Utf8(s) => f(s).map_or(Value::Null, Value::Int64),
             _ => Value::Null,
         },
@@ -233,8 +309,8 @@ pub(crate) fn str_to_i64(f: impl Fn(&str) -> Option<i64> + Send + Sync + 'static
 pub(crate) fn str_to_bool(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Utf8(s) => Value::Boolean(f(s)),
             _ => Value::Null,
         },
@@ -250,8 +326,8 @@ pub(crate) fn str_to_bool(f: impl Fn(&str) -> bool + Send + Sync + 'static) -> K
 pub(crate) fn ts_to_str(f: impl Fn(i64, &mut String) -> bool + Send + Sync + 'static) -> Kernel {
     let f = Arc::new(f);
     let g = f.clone();
-    Kernel::new(
-        move |a: &[&Value]| match &a[0] {
+    Kernel::unary(
+        move |a: &Value| match a {
             Value::Timestamp(v) => {
                 let mut out = String::new();
                 if f(*v, &mut out) {

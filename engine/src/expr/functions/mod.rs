@@ -31,7 +31,7 @@ mod types;
 mod tests;
 
 pub(crate) use array::GENERATORS;
-pub(crate) use kernel::{true_mask, Kernel};
+pub(crate) use kernel::{true_mask, Arg, DirectFn, Kernel};
 
 use crate::schema::{DataType, Value};
 use crate::suggest::edit_distance;

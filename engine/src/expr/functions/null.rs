@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::{cmp, zip::zip};
 
-use super::kernel::{arrow_err, true_mask, Kernel};
+use super::kernel::{arrow_err, true_mask, Arg, DirectFn, Kernel};
 use super::types::{coerce, common, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{cast_value, DataType, Value};
@@ -104,7 +104,16 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                     .map_or(Value::Null, |v| (*v).clone())
             },
             |a: &[ArrayRef], _| coalesce_columns(a),
-        ),
+        )
+        .with_direct(|from: &[Arg]| {
+            let from: Box<[Arg]> = from.into();
+            Some(Arc::new(move |row: &[Value]| {
+                from.iter()
+                    .map(|a| a.get(row))
+                    .find(|v| !v.is_null())
+                    .map_or(Value::Null, Value::clone)
+            }) as Arc<DirectFn>)
+        }),
     })
 }
 

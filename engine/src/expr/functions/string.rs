@@ -15,10 +15,10 @@ use arrow::array::{ArrayRef, AsArray, StringArray};
 use arrow::compute::kernels::concat_elements::concat_elements_utf8;
 use regex::Regex;
 
-use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Kernel};
+use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Arg, DirectFn, Kernel};
 use super::types::{coerce, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
-use crate::schema::{DataType, Value};
+use crate::schema::{DataType, Str, Value};
 
 pub(super) const DEFS: &[FunctionDef] = &[
     def(
@@ -280,30 +280,7 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         arg_types: string_args(name, args)?,
         ret: DataType::Utf8,
         kernel: Kernel::new(
-            |a: &[&Value]| {
-                let mut len = 0;
-                for v in a {
-                    match v {
-                        Value::Utf8(s) => len += s.len(),
-                        _ => return Value::Null,
-                    }
-                }
-                let pieces = a.iter().filter_map(|v| v.as_str());
-                if len <= crate::schema::Str::INLINE_CAP {
-                    // Fits in the value itself: built on the stack.
-                    let mut buf = [0u8; crate::schema::Str::INLINE_CAP];
-                    let mut at = 0;
-                    for p in pieces {
-                        buf[at..at + p.len()].copy_from_slice(p.as_bytes());
-                        at += p.len();
-                    }
-                    // SAFETY: `buf[..at]` is the bytes of whole `str`s one
-                    // after the other, and UTF-8 strings joined are UTF-8.
-                    let joined = unsafe { std::str::from_utf8_unchecked(&buf[..at]) };
-                    return Value::Utf8(crate::schema::Str::new(joined));
-                }
-                built_str(|out| pieces.for_each(|s| out.push_str(s)))
-            },
+            |a: &[&Value]| concat_strs(a.iter().map(|v| v.as_str())),
             |a: &[ArrayRef], len| {
                 let Some(first) = a.first() else {
                     return Ok(Arc::new(StringArray::from(vec![""; len])) as ArrayRef);
@@ -314,8 +291,65 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                 }
                 Ok(Arc::new(acc) as ArrayRef)
             },
-        ),
+        )
+        .with_direct(|from: &[Arg]| {
+            // Literal pieces are read as text once, here.
+            let pieces: Box<[Piece]> = from
+                .iter()
+                .map(|a| match a {
+                    Arg::Column(i) => Some(Piece::Column(*i)),
+                    Arg::Literal(Value::Utf8(s)) => Some(Piece::Text(s.clone())),
+                    Arg::Literal(_) => None,
+                })
+                .collect::<Option<_>>()?;
+            Some(Arc::new(move |row: &[Value]| {
+                concat_strs(pieces.iter().map(|p| match p {
+                    Piece::Column(i) => row[*i].as_str(),
+                    Piece::Text(t) => Some(t.as_str()),
+                }))
+            }) as Arc<DirectFn>)
+        }),
     })
+}
+
+/// A piece of a `concat` call whose arguments are columns or text.
+enum Piece {
+    Column(usize),
+    Text(Str),
+}
+
+/// `concat` of `pieces` (`None`: a null piece, which makes the result
+/// null), built in a value's inline buffer while it fits (up to 23 bytes),
+/// else in a scratch buffer and allocated once.
+#[inline]
+fn concat_strs<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Value {
+    let mut buf = [0u8; Str::INLINE_CAP];
+    let mut at = 0;
+    for p in pieces.clone() {
+        let Some(s) = p else {
+            return Value::Null;
+        };
+        let end = at + s.len();
+        if end > Str::INLINE_CAP {
+            return concat_long(pieces);
+        }
+        buf[at..end].copy_from_slice(s.as_bytes());
+        at = end;
+    }
+    // SAFETY: `buf[..at]` is whole `str`s one after the other, and UTF-8
+    // strings joined are UTF-8.
+    Value::Utf8(Str::new_inline(unsafe {
+        std::str::from_utf8_unchecked(&buf[..at])
+    }))
+}
+
+/// [`concat_strs`] of pieces longer together than a value holds.
+#[inline(never)]
+fn concat_long<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Value {
+    if pieces.clone().any(|p| p.is_none()) {
+        return Value::Null;
+    }
+    built_str(|out| pieces.flatten().for_each(|s| out.push_str(s)))
 }
 
 fn concat_ws(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
@@ -721,15 +755,15 @@ impl LikeMatcher {
             .map_err(|e| e.to_string())
     }
 
-    /// Whether `s` matches.
-    #[inline]
-    pub(crate) fn matches(&self, s: &str) -> bool {
+    /// The `str -> bool` kernel testing a string against this pattern:
+    /// one kernel per shape, so that the test is inlined into it.
+    fn into_kernel(self) -> Kernel {
         match self {
-            LikeMatcher::Exact(p) => s == p,
-            LikeMatcher::Prefix(p) => s.starts_with(p.as_str()),
-            LikeMatcher::Suffix(p) => s.ends_with(p.as_str()),
-            LikeMatcher::Contains(p) => s.contains(p.as_str()),
-            LikeMatcher::Regex(r) => r.is_match(s),
+            LikeMatcher::Exact(p) => matcher_kernel(move |s| s == p),
+            LikeMatcher::Prefix(p) => matcher_kernel(move |s| s.starts_with(p.as_str())),
+            LikeMatcher::Suffix(p) => matcher_kernel(move |s| s.ends_with(p.as_str())),
+            LikeMatcher::Contains(p) => matcher_kernel(move |s| s.contains(p.as_str())),
+            LikeMatcher::Regex(r) => matcher_kernel(move |s| r.is_match(s)),
         }
     }
 }
@@ -770,11 +804,11 @@ fn like(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
         }
         _ => return Err(format!("the pattern of {name} must be a string literal")),
     };
-    let m = LikeMatcher::new(&pattern, escape, ignore_case)?;
+    let kernel = LikeMatcher::new(&pattern, escape, ignore_case)?.into_kernel();
     Ok(Resolved {
         arg_types: types,
         ret: DataType::Boolean,
-        kernel: matcher_kernel(move |s| m.matches(s)),
+        kernel,
     })
 }
 

@@ -46,6 +46,11 @@ fn both_in(e: &Expr, rows: &[Row], zone: Zone) -> Result<Vec<Value>, String> {
     let mut out = Vec::with_capacity(rows.len());
     for (i, row) in rows.iter().enumerate() {
         let by_row = bound.eval(row);
+        let by_kernel = bound.eval_without_direct(row);
+        assert!(
+            by_row == by_kernel,
+            "{e} on {row}: direct form {by_row:?}, row kernel {by_kernel:?}"
+        );
         let by_column = value_at(array.as_ref(), i).unwrap();
         assert!(
             by_row == by_column,
@@ -1107,4 +1112,75 @@ fn time_functions_read_and_build_local_times_in_the_session_zone() {
         fz("+05:30", "date_format", vec![evening(), lit("HH:mm")]),
         s("01:30")
     );
+}
+
+/// A row of the test schema with `i`, `s` and `p` set, the rest null.
+fn isp(i: Value, s: Value, p: Value) -> Row {
+    let mut r = null_row();
+    r[0] = i;
+    r[3] = s;
+    r[4] = p;
+    r
+}
+
+#[test]
+fn direct_forms_give_what_the_row_kernels_give() {
+    let rows = vec![
+        isp(Value::Int64(11), s("ada"), s("-")),
+        isp(Value::Int64(10), s("alan"), Value::Null),
+        isp(Value::Null, Value::Null, s("x")),
+        // 11 + 1 + 11 = 23 bytes: the most a value holds in place.
+        isp(Value::Int64(-3), s("abcdefghijk"), s("é_")),
+        // 12 + 12 bytes: longer than that.
+        isp(Value::Int64(3), s("abcdefghijkl"), s("ab%cdéfghij")),
+        isp(Value::Int64(0), s(""), s("")),
+    ];
+    let concat = |args: Vec<Expr>| call("concat", args);
+    let found = both(&concat(vec![col("s"), col("p"), col("s")]), &rows).unwrap();
+    assert_eq!(found[0], s("ada-ada"));
+    assert_eq!(found[1], Value::Null);
+    assert_eq!(found[2], Value::Null);
+    assert_eq!(found[3], s("abcdefghijké_abcdefghijk"));
+    assert_eq!(found[4], s("abcdefghijklab%cdéfghijabcdefghijkl"));
+    assert_eq!(found[5], s(""));
+    let found = both(&concat(vec![lit("<"), col("s"), lit(">")]), &rows).unwrap();
+    assert_eq!(found[0], s("<ada>"));
+    assert_eq!(found[2], Value::Null);
+    assert_eq!(found[4], s("<abcdefghijkl>"));
+    // A literal that is not text is cast at bind time: no direct form.
+    let found = both(&concat(vec![col("s"), lit(1i64)]), &rows).unwrap();
+    assert_eq!(found[0], s("ada1"));
+
+    for pattern in ["a%", "%a", "%d%", "ada", "a_a", "a%a", "%", ""] {
+        let like = col("s").like(pattern);
+        let found = both(&like, &rows).unwrap();
+        assert_eq!(found[2], Value::Null, "{pattern}");
+    }
+    let found = both(&col("s").like("a%"), &rows).unwrap();
+    assert_eq!(&found[..2], &[Value::Boolean(true), Value::Boolean(true)]);
+
+    let found = both(&call("coalesce", vec![col("p"), col("s"), lit("z")]), &rows).unwrap();
+    assert_eq!(&found[..3], &[s("-"), s("alan"), s("x")]);
+    let found = both(&call("coalesce", vec![col("i"), lit(0i64)]), &rows).unwrap();
+    assert_eq!(found[2], Value::Int64(0));
+
+    let size = case_when(
+        [
+            (col("i").gt(lit(10i64)), lit("big")),
+            (col("i").gt(lit(0.5)), col("s")),
+        ],
+        Some(col("p")),
+    );
+    let found = both(&size, &rows).unwrap();
+    assert_eq!(found[0], s("big"));
+    assert_eq!(found[1], s("alan"));
+    // A null `i` compares to nothing: the ELSE.
+    assert_eq!(found[2], s("x"));
+    assert_eq!(found[3], s("é_"));
+    let found = both(
+        &case_when([(col("i").eq(lit(10i64)), lit(1i64))], None),
+        &rows,
+    )
+    .unwrap();
+    assert_eq!(&found[..3], &[Value::Null, Value::Int64(1), Value::Null]);
 }
