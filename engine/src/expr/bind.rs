@@ -549,9 +549,11 @@ fn bind_call(
     ))
 }
 
-/// The kernel's direct form for a call whose arguments are all columns or
-/// literals: an argument the function reads at bind time is passed as null,
-/// as the row form gets it. None for a call whose type is null (it is null).
+/// The kernel's direct form for a call, if it has one for these arguments:
+/// an argument the function reads at bind time is passed as null, as the
+/// row form gets it; any other argument that is not a column or a literal
+/// is evaluated by its own tree. None for a call whose type is null (it is
+/// null).
 fn direct_form(
     func: &FunctionDef,
     kernel: &Kernel,
@@ -565,12 +567,15 @@ fn direct_form(
         .iter()
         .enumerate()
         .map(|(i, a)| match a {
-            _ if func.literal_args.contains(&i) => Some(Arg::Literal(Value::Null)),
-            BoundExpr::Column(c) => Some(Arg::Column(*c)),
-            BoundExpr::Literal(v) => Some(Arg::Literal(v.clone())),
-            _ => None,
+            _ if func.literal_args.contains(&i) => Arg::Literal(Value::Null),
+            BoundExpr::Column(c) => Arg::Column(*c),
+            BoundExpr::Literal(v) => Arg::Literal(v.clone()),
+            other => {
+                let e = other.clone();
+                Arg::Computed(Arc::new(move |row: &[Value]| e.eval(row)))
+            }
         })
-        .collect::<Option<Vec<Arg>>>()?;
+        .collect::<Vec<Arg>>();
     kernel.direct(&from).map(Direct)
 }
 

@@ -11,7 +11,6 @@ use smallvec::SmallVec;
 use std::sync::Arc;
 
 use super::bind::{BoundCall, BoundCase, Direct};
-use super::functions::Arg;
 use super::{BinaryOp, BoundExpr};
 use crate::schema::{cast_value_in, DataType, Value};
 
@@ -275,12 +274,27 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
     })
 }
 
-/// A column or a literal, as an [`Arg`].
-fn as_arg(e: &BoundExpr) -> Option<Arg> {
-    match e {
-        BoundExpr::Column(i) => Some(Arg::Column(*i)),
-        BoundExpr::Literal(v) => Some(Arg::Literal(v.clone())),
-        _ => None,
+/// A result of a `CASE` with a direct form: a column or a literal.
+enum CaseOut {
+    Column(usize),
+    Literal(Value),
+}
+
+impl CaseOut {
+    fn of(e: &BoundExpr) -> Option<CaseOut> {
+        match e {
+            BoundExpr::Column(i) => Some(CaseOut::Column(*i)),
+            BoundExpr::Literal(v) => Some(CaseOut::Literal(v.clone())),
+            _ => None,
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, row: &[Value]) -> Value {
+        match self {
+            CaseOut::Column(i) => row[*i].clone(),
+            CaseOut::Literal(v) => v.clone(),
+        }
     }
 }
 
@@ -295,21 +309,21 @@ pub(super) fn direct_case(c: &BoundCase) -> Option<Direct> {
         .map(|(cond, result)| match cond {
             BoundExpr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
                 (BoundExpr::Column(i), BoundExpr::Literal(v)) => {
-                    Some((*op, *i, v.clone(), as_arg(result)?))
+                    Some((*op, *i, v.clone(), CaseOut::of(result)?))
                 }
                 _ => None,
             },
             _ => None,
         })
         .collect::<Option<Box<[_]>>>()?;
-    let otherwise = as_arg(&c.otherwise)?;
+    let otherwise = CaseOut::of(&c.otherwise)?;
     Some(Direct(Arc::new(move |row: &[Value]| {
         for (op, i, v, result) in branches.iter() {
             if compare(*op, &row[*i], v) == Some(true) {
-                return result.get(row).clone();
+                return result.get(row);
             }
         }
-        otherwise.get(row).clone()
+        otherwise.get(row)
     })))
 }
 

@@ -35,23 +35,26 @@ type ColumnFn = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 pub(crate) type DirectFn = dyn Fn(&[Value]) -> Value + Send + Sync;
 type SpecializeFn = dyn Fn(&[Arg]) -> Option<Arc<DirectFn>> + Send + Sync;
 
-/// Where one argument of a call comes from, when that is known at bind
-/// time: a column of the input row, or a literal.
-#[derive(Clone, Debug)]
+/// Where one argument of a call comes from, known at bind time: a column
+/// of the input row, a literal, or an expression evaluated on the row.
+#[derive(Clone)]
 pub(crate) enum Arg {
     /// The row's value at this index.
     Column(usize),
     /// A constant.
     Literal(Value),
+    /// Evaluated on each row (a cast, another call).
+    Computed(Arc<DirectFn>),
 }
 
 impl Arg {
-    /// The argument's value for `row`.
+    /// The argument's value for `row`, when it is a column or a literal.
     #[inline(always)]
-    pub(crate) fn get<'a>(&'a self, row: &'a [Value]) -> &'a Value {
+    pub(crate) fn get<'a>(&'a self, row: &'a [Value]) -> Option<&'a Value> {
         match self {
-            Arg::Column(i) => &row[*i],
-            Arg::Literal(v) => v,
+            Arg::Column(i) => Some(&row[*i]),
+            Arg::Literal(v) => Some(v),
+            Arg::Computed(_) => None,
         }
     }
 }
@@ -107,6 +110,10 @@ impl Kernel {
                 Some(Arg::Column(i)) => {
                     let (eval, i) = (eval.clone(), *i);
                     Some(Arc::new(move |row: &[Value]| eval(&row[i])) as Arc<DirectFn>)
+                }
+                Some(Arg::Computed(arg)) => {
+                    let (eval, arg) = (eval.clone(), arg.clone());
+                    Some(Arc::new(move |row: &[Value]| eval(&arg(row))) as Arc<DirectFn>)
                 }
                 _ => None,
             }

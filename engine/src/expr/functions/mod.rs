@@ -5,7 +5,10 @@
 //! arguments are cast to and its return type, with Spark's implicit
 //! coercions), its null rule, and its two kernels side by side: the row
 //! kernel (`&[&Value] -> Value`, for continuous mode) and the column kernel
-//! (Arrow arrays in, one array out, for micro-batch mode). Also owns name
+//! (Arrow arrays in, one array out, for micro-batch mode). The common
+//! kernels also have a direct row form, built when a call is bound for
+//! where its arguments come from, so that continuous mode calls one closure
+//! per function and event (see [`Kernel::with_direct`]). Also owns name
 //! lookup, the nearest-name suggestion for an unknown function and the
 //! markdown list of functions the README carries.
 //!

@@ -106,10 +106,13 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             |a: &[ArrayRef], _| coalesce_columns(a),
         )
         .with_direct(|from: &[Arg]| {
+            if from.iter().any(|a| matches!(a, Arg::Computed(_))) {
+                return None;
+            }
             let from: Box<[Arg]> = from.into();
             Some(Arc::new(move |row: &[Value]| {
                 from.iter()
-                    .map(|a| a.get(row))
+                    .filter_map(|a| a.get(row))
                     .find(|v| !v.is_null())
                     .map_or(Value::Null, Value::clone)
             }) as Arc<DirectFn>)

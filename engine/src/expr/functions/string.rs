@@ -11,6 +11,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use arrow::array::{ArrayRef, AsArray, StringArray};
 use arrow::compute::kernels::concat_elements::concat_elements_utf8;
 use regex::Regex;
@@ -293,26 +295,48 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             },
         )
         .with_direct(|from: &[Arg]| {
-            // Literal pieces are read as text once, here.
-            let pieces: Box<[Piece]> = from
+            // Columns and text only: literal pieces read as text once, here.
+            let pieces: Option<Box<[Piece]>> = from
                 .iter()
                 .map(|a| match a {
                     Arg::Column(i) => Some(Piece::Column(*i)),
                     Arg::Literal(Value::Utf8(s)) => Some(Piece::Text(s.clone())),
-                    Arg::Literal(_) => None,
+                    _ => None,
                 })
-                .collect::<Option<_>>()?;
+                .collect();
+            if let Some(pieces) = pieces {
+                return Some(Arc::new(move |row: &[Value]| {
+                    concat_strs(pieces.iter().map(|p| match p {
+                        Piece::Column(i) => row[*i].as_str(),
+                        Piece::Text(t) => Some(t.as_str()),
+                    }))
+                }) as Arc<DirectFn>);
+            }
+            let from: Box<[Arg]> = from.into();
             Some(Arc::new(move |row: &[Value]| {
-                concat_strs(pieces.iter().map(|p| match p {
-                    Piece::Column(i) => row[*i].as_str(),
-                    Piece::Text(t) => Some(t.as_str()),
-                }))
+                // The computed pieces first, onto the stack.
+                let computed: SmallVec<[Value; 4]> = from
+                    .iter()
+                    .filter_map(|a| match a {
+                        Arg::Computed(f) => Some(f(row)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut computed = computed.iter();
+                let strs: SmallVec<[Option<&str>; 4]> = from
+                    .iter()
+                    .map(|a| match a.get(row) {
+                        Some(v) => v.as_str(),
+                        None => computed.next().and_then(Value::as_str),
+                    })
+                    .collect();
+                concat_strs(strs.iter().copied())
             }) as Arc<DirectFn>)
         }),
     })
 }
 
-/// A piece of a `concat` call whose arguments are columns or text.
+/// A piece of a `concat` call whose arguments are columns and text.
 enum Piece {
     Column(usize),
     Text(Str),

@@ -1183,4 +1183,26 @@ fn direct_forms_give_what_the_row_kernels_give() {
     )
     .unwrap();
     assert_eq!(&found[..3], &[Value::Null, Value::Int64(1), Value::Null]);
+
+    // Arguments evaluated on the row (a cast, arithmetic, another call).
+    let text = || col("i").cast(DataType::Utf8);
+    let found = both(&concat(vec![col("s"), text(), lit("!")]), &rows).unwrap();
+    assert_eq!(&found[..3], &[s("ada11!"), s("alan10!"), Value::Null]);
+    assert_eq!(found[4], s("abcdefghijkl3!"));
+    let found = both(&concat(vec![text(), text(), text(), text(), text()]), &rows).unwrap();
+    assert_eq!(found[1], s("1010101010"));
+    let upper = call("upper", vec![concat(vec![col("s"), text()])]);
+    let found = both(&upper, &rows).unwrap();
+    assert_eq!(&found[..3], &[s("ADA11"), s("ALAN10"), Value::Null]);
+    let found = both(&text().like("1%"), &rows).unwrap();
+    assert_eq!(
+        &found[..3],
+        &[Value::Boolean(true), Value::Boolean(true), Value::Null]
+    );
+    let plus_one = call("coalesce", vec![col("i") + lit(1i64), lit(0i64)]);
+    let found = both(&plus_one, &rows).unwrap();
+    assert_eq!(
+        &found[..3],
+        &[Value::Int64(12), Value::Int64(11), Value::Int64(0)]
+    );
 }
