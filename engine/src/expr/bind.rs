@@ -102,7 +102,7 @@ pub struct BoundCase {
     pub(crate) branches: Vec<(BoundExpr, BoundExpr)>,
     pub(crate) otherwise: BoundExpr,
     pub(crate) ret: DataType,
-    /// One closure for the whole `CASE`, for the common shapes.
+    /// One closure for the whole `CASE` (built when it is bound).
     pub(crate) direct: Option<Direct>,
 }
 
@@ -618,6 +618,6 @@ fn bind_case(
         ret: ret.clone(),
         direct: None,
     };
-    case.direct = super::eval::direct_case(&case);
+    case.direct = Some(super::eval::direct_case(&case));
     Ok((BoundExpr::Case(Box::new(case)), ret))
 }

@@ -274,18 +274,46 @@ fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
     })
 }
 
-/// A result of a `CASE` with a direct form: a column or a literal.
+/// A condition of a `CASE`'s direct form.
+enum CaseIf {
+    /// `column op literal`, the common shape, compared in place.
+    Compare(BinaryOp, usize, Value),
+    /// Any other condition.
+    Other(BoundExpr),
+}
+
+/// A result of a `CASE`'s direct form.
 enum CaseOut {
     Column(usize),
     Literal(Value),
+    Other(BoundExpr),
+}
+
+impl CaseIf {
+    fn of(e: &BoundExpr) -> CaseIf {
+        if let BoundExpr::Compare { op, left, right } = e {
+            if let (BoundExpr::Column(i), BoundExpr::Literal(v)) = (left.as_ref(), right.as_ref()) {
+                return CaseIf::Compare(*op, *i, v.clone());
+            }
+        }
+        CaseIf::Other(e.clone())
+    }
+
+    #[inline(always)]
+    fn holds(&self, row: &[Value]) -> bool {
+        match self {
+            CaseIf::Compare(op, i, v) => compare(*op, &row[*i], v) == Some(true),
+            CaseIf::Other(e) => e.eval_bool(row) == Some(true),
+        }
+    }
 }
 
 impl CaseOut {
-    fn of(e: &BoundExpr) -> Option<CaseOut> {
+    fn of(e: &BoundExpr) -> CaseOut {
         match e {
-            BoundExpr::Column(i) => Some(CaseOut::Column(*i)),
-            BoundExpr::Literal(v) => Some(CaseOut::Literal(v.clone())),
-            _ => None,
+            BoundExpr::Column(i) => CaseOut::Column(*i),
+            BoundExpr::Literal(v) => CaseOut::Literal(v.clone()),
+            other => CaseOut::Other(other.clone()),
         }
     }
 
@@ -294,37 +322,30 @@ impl CaseOut {
         match self {
             CaseOut::Column(i) => row[*i].clone(),
             CaseOut::Literal(v) => v.clone(),
+            CaseOut::Other(e) => e.eval(row),
         }
     }
 }
 
-/// The direct form of a `CASE` whose conditions all compare a column with
-/// a literal and whose results are columns or literals (`CASE WHEN qty > 10
-/// THEN 'big' ELSE 'small' END`): one call that reads the row, with no
-/// tree to walk.
-pub(super) fn direct_case(c: &BoundCase) -> Option<Direct> {
-    let branches = c
+/// The direct form of a `CASE`: one call that tests the conditions in
+/// order, a comparison of a column with a literal (`CASE WHEN qty > 10 THEN
+/// 'big' ELSE 'small' END`) in place, and gives the first true one's
+/// result, with no tree node to dispatch on.
+pub(super) fn direct_case(c: &BoundCase) -> Direct {
+    let branches: Box<[(CaseIf, CaseOut)]> = c
         .branches
         .iter()
-        .map(|(cond, result)| match cond {
-            BoundExpr::Compare { op, left, right } => match (left.as_ref(), right.as_ref()) {
-                (BoundExpr::Column(i), BoundExpr::Literal(v)) => {
-                    Some((*op, *i, v.clone(), CaseOut::of(result)?))
-                }
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect::<Option<Box<[_]>>>()?;
-    let otherwise = CaseOut::of(&c.otherwise)?;
-    Some(Direct(Arc::new(move |row: &[Value]| {
-        for (op, i, v, result) in branches.iter() {
-            if compare(*op, &row[*i], v) == Some(true) {
+        .map(|(cond, result)| (CaseIf::of(cond), CaseOut::of(result)))
+        .collect();
+    let otherwise = CaseOut::of(&c.otherwise);
+    Direct(Arc::new(move |row: &[Value]| {
+        for (cond, result) in branches.iter() {
+            if cond.holds(row) {
                 return result.get(row);
             }
         }
         otherwise.get(row)
-    })))
+    }))
 }
 
 /// The argument passed where a function reads a literal at bind time.
