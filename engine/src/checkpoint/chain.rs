@@ -105,7 +105,33 @@ impl StateFloors {
 }
 
 /// The epoch of a state file path as [`CheckpointDir::write_state`] names it
+/// (`state/<epoch>-<name>`), or as releases before it did
 /// (`state/<epoch>/<name>`).
 pub(crate) fn state_epoch(rel: &str) -> Option<u64> {
-    rel.strip_prefix("state/")?.split('/').next()?.parse().ok()
+    state_entry_epoch(rel.strip_prefix("state/")?)
+}
+
+/// The name a state file was written under (`<name>` of
+/// `state/<epoch>-<name>`, or of an older release's `state/<epoch>/<name>`).
+pub(crate) fn state_name(rel: &str) -> Option<&str> {
+    let entry = rel.strip_prefix("state/")?;
+    let end = entry.find(|c: char| !c.is_ascii_digit())?;
+    match entry[end..].chars().next() {
+        Some('-') | Some('/') if end > 0 => Some(&entry[end + 1..]),
+        _ => None,
+    }
+}
+
+/// The epoch of an entry of `state/`: a file `<epoch>-<name>`, its
+/// temporary `.<epoch>-<name>.tmp`, or an older release's directory
+/// `<epoch>` (or a path under it).
+pub(crate) fn state_entry_epoch(entry: &str) -> Option<u64> {
+    let entry = entry.strip_prefix('.').unwrap_or(entry);
+    let end = entry
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(entry.len());
+    match entry[end..].chars().next() {
+        None | Some('-') | Some('/') if end > 0 => entry[..end].parse().ok(),
+        _ => None,
+    }
 }

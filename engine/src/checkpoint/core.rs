@@ -30,9 +30,7 @@ const JOIN_FILE_PREFIX: &str = "join-";
 
 /// Whether a state file a manifest names holds a join's state.
 fn is_join_file(rel: &str) -> bool {
-    rel.rsplit('/')
-        .next()
-        .is_some_and(|name| name.starts_with(JOIN_FILE_PREFIX))
+    super::chain::state_name(rel).is_some_and(|name| name.starts_with(JOIN_FILE_PREFIX))
 }
 
 /// What recovery found: where to resume and the state to resume with.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::chain::state_entry_epoch;
 use super::format::Versioned;
 use super::frame::{self, Opened};
 use super::storage::{ensure_dir, write_atomic, write_atomic_parts, LocalStorage, Storage};
@@ -175,10 +176,10 @@ impl CheckpointDir {
 
     /// Writes a state file for `epoch` (sealed with its checksum, the
     /// directory made durable) and returns its path relative to the root.
+    /// The files of all epochs share `state/` (`state/<epoch>-<name>`): a
+    /// directory per epoch cost a directory and two more fsyncs an epoch.
     pub fn write_state(&self, epoch: u64, name: &str, payload: &[u8]) -> Result<String> {
-        let rel = format!("state/{epoch}/{name}");
-        let dir = self.root.join("state").join(epoch.to_string());
-        ensure_dir(self.storage.as_ref(), &dir).map_err(|e| io_err(&dir, e))?;
+        let rel = format!("state/{epoch}-{name}");
         let path = self.root.join(&rel);
         // The header and the payload as they are: a state file can be tens
         // of megabytes, not worth a sealed copy.
@@ -233,14 +234,38 @@ impl CheckpointDir {
                 storage.sync_dir(&d).map_err(|err| io_err(&d, err))?;
             }
         }
-        for e in self
-            .numbered("state")?
-            .into_iter()
-            .filter(|e| *e < oldest_kept && *e < state_from)
-        {
-            let p = self.root.join("state").join(e.to_string());
-            storage.remove_dir_all(&p).map_err(|err| io_err(&p, err))?;
+        let state = self.root.join("state");
+        for name in storage.list(&state).map_err(|e| io_err(&state, e))? {
+            let Some(e) = state_entry_epoch(&name) else {
+                continue;
+            };
+            if e >= oldest_kept || e >= state_from {
+                continue;
+            }
+            let p = state.join(&name);
+            // A bare number is an older release's directory per epoch.
+            let removed = if name.bytes().all(|b| b.is_ascii_digit()) {
+                storage.remove_dir_all(&p)
+            } else {
+                storage.remove_file(&p)
+            };
+            removed.map_err(|err| io_err(&p, err))?;
         }
         Ok(())
+    }
+
+    /// The epochs that have state files, sorted.
+    #[cfg(test)]
+    pub(crate) fn state_epochs(&self) -> Result<Vec<u64>> {
+        let d = self.root.join("state");
+        let names = self.storage.list(&d).map_err(|e| io_err(&d, e))?;
+        let mut out: Vec<u64> = names
+            .iter()
+            .filter(|n| !n.starts_with('.'))
+            .filter_map(|n| state_entry_epoch(n))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        Ok(out)
     }
 }

@@ -8,12 +8,14 @@
 //!                            before the batch reads anything (the write-ahead log)
 //!   commits/<epoch|batch>    the manifest (JSON): source offsets, state files,
 //!                            sink state; written last and atomically
-//!   state/<epoch|batch>/<name>  operator state (binary) referenced by a manifest
+//!   state/<epoch|batch>-<name>  operator state (binary) referenced by a manifest
+//!                            (releases before this one wrote state/<epoch>/<name>:
+//!                            still read and purged)
 //! ```
 //!
 //! Every file is sealed with a checksum ([`frame`]), written to a temporary
-//! name, fsynced, renamed into place and its directory fsynced; new
-//! directories are fsynced into their parents. So a crash, even a power
+//! name, fsynced, renamed into place and its directory fsynced; the
+//! directories are made once, fsynced into their parents. So a crash, even a power
 //! loss, leaves either the old file or the new one, and a file damaged
 //! afterwards is detected and never trusted. An epoch exists once its
 //! manifest exists; state files without a manifest are ignored and purged.
@@ -98,7 +100,7 @@ mod tests {
         assert_eq!(state_from, 3);
         dir.purge_keeping_state(3, state_from).unwrap();
         assert_eq!(dir.numbered("commits").unwrap(), vec![4, 5, 6]);
-        assert_eq!(dir.numbered("state").unwrap(), vec![3, 4, 5, 6]);
+        assert_eq!(dir.state_epochs().unwrap(), vec![3, 4, 5, 6]);
     }
 
     #[test]
@@ -127,8 +129,51 @@ mod tests {
         }
         dir.purge(2).unwrap();
         assert_eq!(dir.numbered("commits").unwrap(), vec![4, 5]);
-        assert_eq!(dir.numbered("state").unwrap(), vec![4, 5]);
+        assert_eq!(dir.state_epochs().unwrap(), vec![4, 5]);
         assert!(!tmp.path().join("commits/.5.tmp").exists());
+    }
+
+    #[test]
+    fn state_entries_of_both_layouts_are_dated_and_purged() {
+        use super::chain::state_entry_epoch;
+        assert_eq!(state_entry_epoch("12-aggregate-0-0.bin"), Some(12));
+        assert_eq!(state_entry_epoch(".12-aggregate-0-0.bin.tmp"), Some(12));
+        assert_eq!(state_entry_epoch("7"), Some(7));
+        assert_eq!(state_entry_epoch("7/aggregate-0-0.json"), Some(7));
+        assert_eq!(state_entry_epoch("x7-a"), None);
+        assert_eq!(state_entry_epoch("-a"), None);
+        assert_eq!(state_entry_epoch("7a"), None);
+        use super::chain::state_name;
+        assert_eq!(state_name("state/12-join-3.bin"), Some("join-3.bin"));
+        assert_eq!(state_name("state/12/join-3.bin"), Some("join-3.bin"));
+        assert_eq!(state_name("state/x-join-3.bin"), None);
+
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        // Epochs 1 and 2 as an older release laid them out, a temporary
+        // file a crash left behind, then epochs 3 to 5 in the shared folder.
+        for e in 1..=2u64 {
+            let d = tmp.path().join(format!("state/{e}"));
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("op-0-0.json"), b"{}").unwrap();
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        std::fs::write(tmp.path().join("state/.2-op-0-0.bin.tmp"), b"torn").unwrap();
+        for e in 3..=5u64 {
+            let rel = dir.write_state(e, "op-0-0.bin", b"{}").unwrap();
+            assert_eq!(rel, format!("state/{e}-op-0-0.bin"));
+            assert_eq!(super::chain::state_epoch(&rel), Some(e));
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        assert_eq!(dir.state_epochs().unwrap(), vec![1, 2, 3, 4, 5]);
+        dir.purge(2).unwrap();
+        assert_eq!(dir.state_epochs().unwrap(), vec![4, 5]);
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path().join("state"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, vec!["4-op-0-0.bin", "5-op-0-0.bin"]);
     }
 
     #[test]
