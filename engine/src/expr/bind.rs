@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::compare::compare;
 use super::functions::{self, Arg, ArgInfo, DirectFn, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
@@ -579,6 +580,80 @@ fn direct_form(
     kernel.direct(&from).map(Direct)
 }
 
+/// A condition of a `CASE`'s direct form.
+enum CaseIf {
+    /// `column op literal`, the common shape, compared in place.
+    Compare(BinaryOp, usize, Value),
+    /// Any other condition.
+    Other(BoundExpr),
+}
+
+/// A result of a `CASE`'s direct form.
+enum CaseOut {
+    Column(usize),
+    Literal(Value),
+    Other(BoundExpr),
+}
+
+impl CaseIf {
+    fn of(e: &BoundExpr) -> CaseIf {
+        if let BoundExpr::Compare { op, left, right } = e {
+            if let (BoundExpr::Column(i), BoundExpr::Literal(v)) = (left.as_ref(), right.as_ref()) {
+                return CaseIf::Compare(*op, *i, v.clone());
+            }
+        }
+        CaseIf::Other(e.clone())
+    }
+
+    #[inline(always)]
+    fn holds(&self, row: &[Value]) -> bool {
+        match self {
+            CaseIf::Compare(op, i, v) => compare(*op, &row[*i], v) == Some(true),
+            CaseIf::Other(e) => e.eval_bool(row) == Some(true),
+        }
+    }
+}
+
+impl CaseOut {
+    fn of(e: &BoundExpr) -> CaseOut {
+        match e {
+            BoundExpr::Column(i) => CaseOut::Column(*i),
+            BoundExpr::Literal(v) => CaseOut::Literal(v.clone()),
+            other => CaseOut::Other(other.clone()),
+        }
+    }
+
+    #[inline(always)]
+    fn get(&self, row: &[Value]) -> Value {
+        match self {
+            CaseOut::Column(i) => row[*i].clone(),
+            CaseOut::Literal(v) => v.clone(),
+            CaseOut::Other(e) => e.eval(row),
+        }
+    }
+}
+
+/// The direct form of a `CASE`: one call that tests the conditions in
+/// order, a comparison of a column with a literal (`CASE WHEN qty > 10 THEN
+/// 'big' ELSE 'small' END`) in place, and gives the first true one's
+/// result, with no tree node to dispatch on.
+fn direct_case(c: &BoundCase) -> Direct {
+    let branches: Box<[(CaseIf, CaseOut)]> = c
+        .branches
+        .iter()
+        .map(|(cond, result)| (CaseIf::of(cond), CaseOut::of(result)))
+        .collect();
+    let otherwise = CaseOut::of(&c.otherwise);
+    Direct(Arc::new(move |row: &[Value]| {
+        for (cond, result) in branches.iter() {
+            if cond.holds(row) {
+                return result.get(row);
+            }
+        }
+        otherwise.get(row)
+    }))
+}
+
 fn bind_case(
     branches: &[(Expr, Expr)],
     otherwise: Option<&Expr>,
@@ -618,6 +693,6 @@ fn bind_case(
         ret: ret.clone(),
         direct: None,
     };
-    case.direct = Some(super::eval::direct_case(&case));
+    case.direct = Some(direct_case(&case));
     Ok((BoundExpr::Case(Box::new(case)), ret))
 }

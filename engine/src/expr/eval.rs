@@ -4,13 +4,10 @@
 //! operand are null; `AND`/`OR`/`NOT` are three-valued; division or modulo by
 //! zero is null (Spark's non-ANSI behaviour); integer overflow wraps.
 
-use std::cmp::Ordering;
-
 use smallvec::SmallVec;
 
-use std::sync::Arc;
-
-use super::bind::{BoundCall, BoundCase, Direct};
+use super::bind::BoundCall;
+use super::compare::compare;
 use super::{BinaryOp, BoundExpr};
 use crate::schema::{cast_value_in, DataType, Value};
 
@@ -248,104 +245,6 @@ fn arith_f64(op: BinaryOp, a: f64, b: f64) -> Value {
         BinaryOp::Mod => Value::Float64(a % b),
         _ => Value::Null,
     }
-}
-
-#[inline]
-fn compare(op: BinaryOp, l: &Value, r: &Value) -> Option<bool> {
-    // Two bigints, the most common comparison, without the general
-    // ordering's call.
-    let ord = match (l, r) {
-        (Value::Int64(a), Value::Int64(b)) => Some(a.cmp(b)),
-        _ => l.sql_cmp(r),
-    };
-    let Some(ord) = ord else {
-        // `<=>` is never null: two nulls are equal, a null and a value not.
-        return (op == BinaryOp::NullSafeEq).then(|| l.is_null() && r.is_null());
-    };
-    Some(match op {
-        BinaryOp::NullSafeEq => ord == Ordering::Equal,
-        BinaryOp::Eq => ord == Ordering::Equal,
-        BinaryOp::NotEq => ord != Ordering::Equal,
-        BinaryOp::Lt => ord == Ordering::Less,
-        BinaryOp::LtEq => ord != Ordering::Greater,
-        BinaryOp::Gt => ord == Ordering::Greater,
-        BinaryOp::GtEq => ord != Ordering::Less,
-        _ => return None,
-    })
-}
-
-/// A condition of a `CASE`'s direct form.
-enum CaseIf {
-    /// `column op literal`, the common shape, compared in place.
-    Compare(BinaryOp, usize, Value),
-    /// Any other condition.
-    Other(BoundExpr),
-}
-
-/// A result of a `CASE`'s direct form.
-enum CaseOut {
-    Column(usize),
-    Literal(Value),
-    Other(BoundExpr),
-}
-
-impl CaseIf {
-    fn of(e: &BoundExpr) -> CaseIf {
-        if let BoundExpr::Compare { op, left, right } = e {
-            if let (BoundExpr::Column(i), BoundExpr::Literal(v)) = (left.as_ref(), right.as_ref()) {
-                return CaseIf::Compare(*op, *i, v.clone());
-            }
-        }
-        CaseIf::Other(e.clone())
-    }
-
-    #[inline(always)]
-    fn holds(&self, row: &[Value]) -> bool {
-        match self {
-            CaseIf::Compare(op, i, v) => compare(*op, &row[*i], v) == Some(true),
-            CaseIf::Other(e) => e.eval_bool(row) == Some(true),
-        }
-    }
-}
-
-impl CaseOut {
-    fn of(e: &BoundExpr) -> CaseOut {
-        match e {
-            BoundExpr::Column(i) => CaseOut::Column(*i),
-            BoundExpr::Literal(v) => CaseOut::Literal(v.clone()),
-            other => CaseOut::Other(other.clone()),
-        }
-    }
-
-    #[inline(always)]
-    fn get(&self, row: &[Value]) -> Value {
-        match self {
-            CaseOut::Column(i) => row[*i].clone(),
-            CaseOut::Literal(v) => v.clone(),
-            CaseOut::Other(e) => e.eval(row),
-        }
-    }
-}
-
-/// The direct form of a `CASE`: one call that tests the conditions in
-/// order, a comparison of a column with a literal (`CASE WHEN qty > 10 THEN
-/// 'big' ELSE 'small' END`) in place, and gives the first true one's
-/// result, with no tree node to dispatch on.
-pub(super) fn direct_case(c: &BoundCase) -> Direct {
-    let branches: Box<[(CaseIf, CaseOut)]> = c
-        .branches
-        .iter()
-        .map(|(cond, result)| (CaseIf::of(cond), CaseOut::of(result)))
-        .collect();
-    let otherwise = CaseOut::of(&c.otherwise);
-    Direct(Arc::new(move |row: &[Value]| {
-        for (cond, result) in branches.iter() {
-            if cond.holds(row) {
-                return result.get(row);
-            }
-        }
-        otherwise.get(row)
-    }))
 }
 
 /// The argument passed where a function reads a literal at bind time.
