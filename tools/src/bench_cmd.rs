@@ -668,7 +668,11 @@ fn measure_window(
 /// Runs the command.
 pub fn run(args: BenchArgs) -> Result<()> {
     if let Some(every) = args.crash_every {
-        return crate::bench_crash::run(&args, every);
+        let json = crate::bench_crash::run(args.modes(), args.rate, args.duration, every)?;
+        if let Some(path) = &args.json {
+            write_file(path, json.as_bytes())?;
+        }
+        return Ok(());
     }
     let modes = args.modes();
     let rates = if args.sweep.is_empty() {

@@ -17,8 +17,6 @@ use runnel::{EngineError, Result};
 use runnel_connectors::log::LogTopic;
 use serde::Serialize;
 
-use crate::bench_cmd::{write_file, BenchArgs};
-
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Plan(e.to_string())
 }
@@ -191,23 +189,24 @@ fn one_mode(
     })
 }
 
-/// Runs the comparison and prints it (and writes `--json`).
-pub fn run(args: &BenchArgs, every_s: f64) -> Result<()> {
+/// Runs the comparison in each of `modes`, `duration` seconds of records
+/// fed at `rate` a second, and prints it; returns the runs as JSON (for
+/// `--json`).
+pub fn run(modes: &[&'static str], rate: u64, duration: f64, every_s: f64) -> Result<String> {
     let dir = std::env::temp_dir().join(format!("runnel-crash-bench-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(err)?;
-    let records = (args.rate as f64 * args.duration) as u64;
+    let records = (rate as f64 * duration) as u64;
     let mut runs = Vec::new();
-    for &mode in args.modes() {
+    for &mode in modes {
         eprintln!(
-            "runnel bench: {mode}, {records} records fed at {} /s, SIGKILL every {every_s} s",
-            args.rate
+            "runnel bench: {mode}, {records} records fed at {rate} /s, SIGKILL every {every_s} s"
         );
         runs.push(one_mode(
             &dir,
             mode,
             records,
-            args.rate,
+            rate,
             Duration::from_secs_f64(every_s),
         )?);
     }
@@ -221,11 +220,6 @@ pub fn run(args: &BenchArgs, every_s: f64) -> Result<()> {
             r.mode, r.records, r.kills, r.lost, r.duplicated, r.recovery_ms_p50, r.recovery_ms_max
         );
     }
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&serde_json::json!({ "crash_runs": runs }))
-            .map_err(err)?;
-        write_file(path, text.as_bytes())?;
-    }
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(())
+    serde_json::to_string_pretty(&serde_json::json!({ "crash_runs": runs })).map_err(err)
 }

@@ -50,9 +50,9 @@
 //!   `IdleUntil` (the next directory listing) when there is nothing to read;
 //!   `Exhausted` once [`FileSourceOptions::until_idle`] holds and a fresh
 //!   listing after the last file found nothing new.
-//! * micro-batch: [`Source::latest_offset`] advances by whole files, within
+//! * micro-batch: [`Replayable::latest_offset`] advances by whole files, within
 //!   `max_files_per_trigger` / `max_bytes_per_trigger` (at least one file);
-//!   [`Source::read_range`] re-reads exactly the files of a logged range.
+//!   [`Replayable::read_range`] re-reads exactly the files of a logged range.
 //!
 //! # Bad records and cleanup
 //!

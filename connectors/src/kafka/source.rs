@@ -38,7 +38,7 @@
 //! # Micro-batch mode
 //!
 //! Kafka's ListOffsets can under-report a partition's end (the test broker
-//! does, by thousands of records), so [`Source::latest_offset`] does not ask
+//! does, by thousands of records), so [`Replayable::latest_offset`] does not ask
 //! it: it takes what the client has **fetched** so far into per-partition
 //! buffers and ends the batch just after the last fetched record of each
 //! partition (at most `max_records_per_trigger` records, shared out in
@@ -49,7 +49,7 @@
 //! the client has neither records nor the end of some partition yet, as
 //! right after opening, `latest_offset` waits up to 500 ms for them, so an
 //! available-now query does not stop before its first fetch came back.)
-//! [`Source::read_range`] emits exactly the logged range: from the buffers
+//! [`Replayable::read_range`] emits exactly the logged range: from the buffers
 //! when the source is already there (the normal case), otherwise after
 //! re-assigning the partitions at the range's start (a restart re-running a
 //! logged batch), fetching until each partition reaches the range's end.

@@ -94,6 +94,19 @@ pub struct LogProducer {
     _lock: TopicLock,
 }
 
+impl LogTopic {
+    /// Takes the topic's producer lock, recovers every partition and
+    /// returns the producer, with the default [`ProducerConfig`].
+    pub fn producer(&self) -> Result<LogProducer> {
+        LogProducer::open(self, ProducerConfig::default())
+    }
+
+    /// Like [`LogTopic::producer`] with explicit settings.
+    pub fn producer_with_config(&self, config: ProducerConfig) -> Result<LogProducer> {
+        LogProducer::open(self, config)
+    }
+}
+
 impl LogProducer {
     /// Opens the producer of `topic`; see [`LogTopic::producer`].
     pub fn open(topic: &LogTopic, config: ProducerConfig) -> Result<LogProducer> {

@@ -39,6 +39,19 @@ pub struct PartitionReader {
     cursor: Cursor,
 }
 
+impl LogTopic {
+    /// A reader of `partition` positioned at its first offset.
+    pub fn reader(&self, partition: u32) -> Result<PartitionReader> {
+        let start = partition::start_offset(&self.checked_partition_dir(partition)?)?;
+        PartitionReader::open(self, partition, start)
+    }
+
+    /// A reader of `partition` positioned at `offset`.
+    pub fn reader_at(&self, partition: u32, offset: u64) -> Result<PartitionReader> {
+        PartitionReader::open(self, partition, offset)
+    }
+}
+
 impl PartitionReader {
     /// Opens a reader of `partition` of `topic`, positioned at `offset`
     /// (which must be within the partition's current offsets, see

@@ -40,10 +40,10 @@
 //!   right after a segment roll), and within `poll_interval` after a pause.
 //!   With [`LogSourceOptions::until_idle`], the first look that finds every
 //!   partition at its end exhausts the source.
-//! * micro-batch: [`Source::latest_offset`] is the partitions' current end
+//! * micro-batch: [`Replayable::latest_offset`] is the partitions' current end
 //!   offsets, at most [`LogSourceOptions::max_records_per_trigger`] records
 //!   past the current position (shared out in proportion to each
-//!   partition's backlog); [`Source::read_range`] re-reads exactly the
+//!   partition's backlog); [`Replayable::read_range`] re-reads exactly the
 //!   records of a logged range, in a later process too.
 //!
 //! `starting_offsets=latest` (the default, as in Spark) starts at the end of

@@ -4,7 +4,9 @@
 //! Owns the topic-level layout (metadata file, partition folders). It must
 //! not write log data: opening a topic is read-only (a producer may be live
 //! in another process); appending and recovery happen in a
-//! [`LogProducer`], which takes the topic lock.
+//! [`LogProducer`](super::LogProducer), which takes the topic lock (its
+//! constructors on a topic live with it, in `producer`; a reader's, in
+//! `reader`).
 
 use std::fs;
 use std::io;
@@ -15,8 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{io_err, LogError, Result};
 use super::partition;
-use super::producer::{LogProducer, ProducerConfig};
-use super::reader::PartitionReader;
 use super::segment;
 use super::FORMAT_VERSION;
 
@@ -233,28 +233,6 @@ impl LogTopic {
         (0..self.partitions)
             .map(|p| partition::end_offset(&self.partition_dir(p)))
             .collect()
-    }
-
-    /// Takes the topic's producer lock, recovers every partition and
-    /// returns the producer, with the default [`ProducerConfig`].
-    pub fn producer(&self) -> Result<LogProducer> {
-        LogProducer::open(self, ProducerConfig::default())
-    }
-
-    /// Like [`LogTopic::producer`] with explicit settings.
-    pub fn producer_with_config(&self, config: ProducerConfig) -> Result<LogProducer> {
-        LogProducer::open(self, config)
-    }
-
-    /// A reader of `partition` positioned at its first offset.
-    pub fn reader(&self, partition: u32) -> Result<PartitionReader> {
-        let start = partition::start_offset(&self.checked_partition_dir(partition)?)?;
-        PartitionReader::open(self, partition, start)
-    }
-
-    /// A reader of `partition` positioned at `offset`.
-    pub fn reader_at(&self, partition: u32, offset: u64) -> Result<PartitionReader> {
-        PartitionReader::open(self, partition, offset)
     }
 
     /// Folder of a partition (not checked against the partition count).
