@@ -4,7 +4,7 @@
 //! that keeps up to [`ROW_INLINE`] values inline, so building a row allocates
 //! nothing), [`Event`] (a row with its event time, the watermark it was seen
 //! under and its ingest time) and the schema helpers. Schemas are Arrow
-//! schemas; [`arrow`] converts rows to Arrow arrays and back, [`column`]
+//! schemas; [`arrow`] converts rows to Arrow arrays and back, [`column`](mod@column)
 //! reads a batch's columns typed, [`builder`] builds a batch value by value,
 //! and `cast`
 //! converts values between types with Spark's rules. This module must not know about operators or I/O.
