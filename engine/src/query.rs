@@ -171,6 +171,31 @@ impl QueryShared {
         }
     }
 
+    /// [`QueryShared::push_progress`] of a batch whose rows, ingested at
+    /// `ingest_ns`, all reached the sink at `handed_ns` and became durable
+    /// at `durable_ns`: recorded into the query's histograms directly.
+    pub(crate) fn push_batch_progress(
+        &self,
+        p: StreamingQueryProgress,
+        handed_ns: u64,
+        durable_ns: u64,
+        ingest_ns: &[u64],
+    ) {
+        {
+            let mut h = lock(&self.latency);
+            for ingest in ingest_ns {
+                h.saturating_record(handed_ns.saturating_sub(*ingest).max(1));
+            }
+        }
+        {
+            let mut h = lock(&self.durable);
+            for ingest in ingest_ns {
+                h.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
+            }
+        }
+        self.push_report(p);
+    }
+
     /// Publishes one epoch's or batch's progress, its rows' latency to the
     /// sink hand-off, and their latency to durability (its commit).
     pub(crate) fn push_progress(
@@ -181,6 +206,11 @@ impl QueryShared {
     ) {
         let _ = lock(&self.latency).add(epoch_latency);
         let _ = lock(&self.durable).add(epoch_durable);
+        self.push_report(p);
+    }
+
+    /// Adds a progress report to the totals and the recent reports.
+    fn push_report(&self, p: StreamingQueryProgress) {
         lock(&self.totals).add(&p);
         let mut q = lock(&self.progress);
         if q.len() == RECENT_PROGRESS {

@@ -33,14 +33,13 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use hashbrown::hash_table::Entry;
 use hashbrown::HashTable;
-use hdrhistogram::Histogram;
 use rustc_hash::FxBuildHasher;
 
 use crate::checkpoint::{Checkpointer, OffsetLogEntry, OperatorCommit, SourceCommit};
 use crate::clock::now_ns;
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
-use crate::metrics::{new_latency_histogram, StreamingQueryProgress};
+use crate::metrics::StreamingQueryProgress;
 use crate::query::Control;
 use crate::query::QueryShared;
 use crate::state::{Accumulators, GroupKey, SnapshotGroups, StateSnapshot};
@@ -65,8 +64,10 @@ pub(crate) struct BatchCommit {
     pub(crate) join: Option<(usize, JoinSnapshot)>,
     pub(crate) sink: serde_json::Value,
     pub(crate) progress: StreamingQueryProgress,
-    pub(crate) latency: Histogram<u64>,
-    /// Each output sample's ingest time, for the latency to durability.
+    /// When the batch's output reached the sink.
+    pub(crate) handed_ns: u64,
+    /// Each output sample's ingest time, for its latency to the sink and
+    /// to durability.
     pub(crate) ingest_ns: Vec<u64>,
 }
 
@@ -284,7 +285,7 @@ fn write(
             }
             (None, _) => buffers.push(None),
         }
-        reports.push((job.progress, job.latency, job.ingest_ns));
+        reports.push((job.progress, job.handed_ns, job.ingest_ns));
         newest = Some((job.batch_id, job.source, job.inline, job.sink));
     }
     let Some((batch_id, source, mut operators, sink)) = newest else {
@@ -310,13 +311,9 @@ fn write(
     let commit_ms = started.elapsed().as_millis() as u64;
     let mut out = Vec::with_capacity(ends.len());
     let mut first = true;
-    for ((end, buffer), (mut progress, latency, ingest_ns)) in
+    for ((end, buffer), (mut progress, handed_ns, ingest_ns)) in
         ends.into_iter().zip(buffers).zip(reports)
     {
-        let mut durable = new_latency_histogram();
-        for ingest in &ingest_ns {
-            durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
-        }
         progress
             .duration_ms
             .insert("commitOffsets".to_string(), commit_ms);
@@ -324,7 +321,7 @@ fn write(
         // carries their size.
         progress.checkpoint_bytes = Some(if first { state_bytes } else { 0 });
         first = false;
-        shared.push_progress(progress, &latency, &durable);
+        shared.push_batch_progress(progress, handed_ns, durable_ns, &ingest_ns);
         out.push(Committed { end, buffer });
     }
     Ok(out)

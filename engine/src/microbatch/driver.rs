@@ -16,8 +16,8 @@ use crate::io::{
     DurableEpochs, Replayable, Sink, SinkContext, Source, SourceContext, SourceOffset,
 };
 use crate::metrics::{
-    new_latency_histogram, EventTimeStats, LatencySummary, SinkProgress, SourceProgress,
-    StateOperatorProgress, StreamingQueryProgress,
+    EventTimeStats, LatencySummary, SinkProgress, SourceProgress, StateOperatorProgress,
+    StreamingQueryProgress,
 };
 use crate::plan::{LogicalPlan, PhysOp, PhysicalPlan, QueryConfig, Trigger};
 use crate::query::Control;
@@ -372,7 +372,7 @@ impl Driver {
             ingest_ns: input.ingest_ns,
             watermark_us: None,
         };
-        let (output, latency_ingest) = self.runner.run_flight(flight)?;
+        let (output, mut latency_ingest) = self.runner.run_flight(flight)?;
         if let Some(w) = self.writer.as_ref().filter(|_| logging) {
             // Exactly-once: the sink sees a batch only once it is logged.
             let t = Instant::now();
@@ -385,10 +385,6 @@ impl Driver {
         }
         let sink_state = self.sink.commit(batch_id)?;
         let written = now_ns();
-        let mut latency = new_latency_histogram();
-        for ingest in &latency_ingest {
-            latency.saturating_record(written.saturating_sub(*ingest).max(1));
-        }
         durations.insert("addBatch".to_string(), ms_since(t));
 
         // commitOffsets: the aggregation's changes, the manifest.
@@ -494,7 +490,7 @@ impl Driver {
                 description: self.sink.describe(),
                 num_output_rows,
             },
-            latency_micros: LatencySummary::of(&latency),
+            latency_micros: LatencySummary::of_batch(written, &mut latency_ingest),
             checkpoint_bytes: None,
         };
         match &self.writer {
@@ -509,18 +505,14 @@ impl Driver {
                 join,
                 sink: sink_state,
                 progress,
-                latency,
+                handed_ns: written,
                 ingest_ns: latency_ingest,
             })?,
             None => {
                 // Without a checkpoint the batch is as durable as it gets
                 // once the sink has committed it.
-                let durable_ns = now_ns();
-                let mut durable = new_latency_histogram();
-                for ingest in &latency_ingest {
-                    durable.saturating_record(durable_ns.saturating_sub(*ingest).max(1));
-                }
-                self.shared.push_progress(progress, &latency, &durable);
+                self.shared
+                    .push_batch_progress(progress, written, now_ns(), &latency_ingest);
                 self.source.commit(&end)?;
                 self.control
                     .committed_epoch
