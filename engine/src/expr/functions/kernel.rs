@@ -7,8 +7,9 @@
 //! the two agree by construction. It must not hold any function's semantics.
 //!
 //! A kernel may also have a *direct* row form: given where each argument of
-//! a call comes from (a column of the row or a literal, known when the call
-//! is bound), it builds a closure that reads the row itself. The continuous
+//! a call comes from (a column of the row, a literal, or an expression
+//! evaluated on the row, known when the call is bound), it builds a closure
+//! that reads the row itself. The continuous
 //! evaluator then makes one call per function and event, with no argument
 //! list to build; the adapters build it from the same scalar function as
 //! the other two forms.
@@ -59,9 +60,10 @@ impl Arg {
     }
 }
 
-/// A function's two evaluators. Arguments arrive cast to the types the
-/// type rule asked for; a null argument is `Value::Null` in the row form
-/// and a null slot of the asked type in the column form.
+/// A function's two evaluators, and optionally the builder of its direct
+/// row form. Arguments arrive cast to the types the type rule asked for; a
+/// null argument is `Value::Null` in the row form and a null slot of the
+/// asked type in the column form.
 #[derive(Clone)]
 pub(crate) struct Kernel {
     row: Arc<RowFn>,
@@ -95,7 +97,8 @@ impl Kernel {
 
     /// A kernel of one argument (any further arguments are read at bind
     /// time: patterns) whose row form is `eval` of that argument, with a
-    /// direct form for a column argument built from the same `eval`.
+    /// direct form for a column or a computed argument built from the same
+    /// `eval`.
     pub(crate) fn unary<E>(
         eval: E,
         column: impl Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync + 'static,
