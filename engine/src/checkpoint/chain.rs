@@ -114,24 +114,27 @@ pub(crate) fn state_epoch(rel: &str) -> Option<u64> {
 /// The name a state file was written under (`<name>` of
 /// `state/<epoch>-<name>`, or of an older release's `state/<epoch>/<name>`).
 pub(crate) fn state_name(rel: &str) -> Option<&str> {
-    let entry = rel.strip_prefix("state/")?;
-    let end = entry.find(|c: char| !c.is_ascii_digit())?;
-    match entry[end..].chars().next() {
-        Some('-') | Some('/') if end > 0 => Some(&entry[end + 1..]),
-        _ => None,
-    }
+    split_state_entry(rel.strip_prefix("state/")?).map(|(_, name)| name)
 }
 
 /// The epoch of an entry of `state/`: a file `<epoch>-<name>`, its
 /// temporary `.<epoch>-<name>.tmp`, or an older release's directory
 /// `<epoch>` (or a path under it).
 pub(crate) fn state_entry_epoch(entry: &str) -> Option<u64> {
+    split_state_entry(entry).map(|(epoch, _)| epoch)
+}
+
+/// An entry of `state/` as its epoch and what follows the epoch's `-` or
+/// `/` (empty for an older release's bare epoch directory).
+fn split_state_entry(entry: &str) -> Option<(u64, &str)> {
     let entry = entry.strip_prefix('.').unwrap_or(entry);
     let end = entry
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(entry.len());
-    match entry[end..].chars().next() {
-        None | Some('-') | Some('/') if end > 0 => entry[..end].parse().ok(),
-        _ => None,
-    }
+    let rest = match entry[end..].chars().next() {
+        None => "",
+        Some('-' | '/') => &entry[end + 1..],
+        Some(_) => return None,
+    };
+    Some((entry[..end].parse().ok()?, rest))
 }
