@@ -104,7 +104,7 @@ pub struct BoundCase {
     pub(crate) otherwise: BoundExpr,
     pub(crate) ret: DataType,
     /// One closure for the whole `CASE` (built when it is bound).
-    pub(crate) direct: Option<Direct>,
+    pub(crate) direct: Direct,
 }
 
 /// Finds a column by name: an exact match first, then a unique
@@ -637,13 +637,12 @@ impl CaseOut {
 /// order, a comparison of a column with a literal (`CASE WHEN qty > 10 THEN
 /// 'big' ELSE 'small' END`) in place, and gives the first true one's
 /// result, with no tree node to dispatch on.
-fn direct_case(c: &BoundCase) -> Direct {
-    let branches: Box<[(CaseIf, CaseOut)]> = c
-        .branches
+fn direct_case(branches: &[(BoundExpr, BoundExpr)], otherwise: &BoundExpr) -> Direct {
+    let branches: Box<[(CaseIf, CaseOut)]> = branches
         .iter()
         .map(|(cond, result)| (CaseIf::of(cond), CaseOut::of(result)))
         .collect();
-    let otherwise = CaseOut::of(&c.otherwise);
+    let otherwise = CaseOut::of(otherwise);
     Direct(Arc::new(move |row: &[Value]| {
         for (cond, result) in branches.iter() {
             if cond.holds(row) {
@@ -687,12 +686,15 @@ fn bind_case(
         })
         .collect();
     let otherwise = results.pop().unwrap_or(BoundExpr::Literal(Value::Null));
-    let mut case = BoundCase {
-        branches: conds.into_iter().zip(results).collect(),
-        otherwise,
-        ret: ret.clone(),
-        direct: None,
-    };
-    case.direct = Some(direct_case(&case));
-    Ok((BoundExpr::Case(Box::new(case)), ret))
+    let branches: Vec<(BoundExpr, BoundExpr)> = conds.into_iter().zip(results).collect();
+    let direct = direct_case(&branches, &otherwise);
+    Ok((
+        BoundExpr::Case(Box::new(BoundCase {
+            branches,
+            otherwise,
+            ret: ret.clone(),
+            direct,
+        })),
+        ret,
+    ))
 }

@@ -76,10 +76,7 @@ impl BoundExpr {
                 _ => self.eval_other(row),
             },
             BoundExpr::Call(c) => c.eval(row),
-            BoundExpr::Case(c) => match &c.direct {
-                Some(d) => (d.0)(row),
-                None => self.eval_other(row),
-            },
+            BoundExpr::Case(c) => (c.direct.0)(row),
             _ => self.eval_other(row),
         }
     }
@@ -126,6 +123,8 @@ impl BoundExpr {
                 cast_value_in(operand(expr, row, &mut t), to, *zone)
             }
             BoundExpr::Call(c) => c.eval(row),
+            // `eval` runs a `CASE`'s direct form; walked branch by branch
+            // here, it is what the direct form is tested against.
             BoundExpr::Case(c) => {
                 for (cond, result) in &c.branches {
                     if cond.eval_bool(row) == Some(true) {
