@@ -29,6 +29,15 @@ use crate::table::JoinSnapshot;
 const JOIN_FILE_PREFIX: &str = "join-";
 
 /// Whether a state file a manifest names holds a join's state.
+/// A delta the checkpoint's shadow of aggregation `op` cannot take: the
+/// aggregation handed over groups of two shapes, which it never builds.
+fn shadow_error(root: &Path, op: usize, e: crate::state::ShapeMismatch) -> EngineError {
+    EngineError::checkpoint(
+        root,
+        format!("operator {op}'s state delta does not fit the checkpoint's copy: {e}"),
+    )
+}
+
 fn is_join_file(rel: &str) -> bool {
     super::chain::state_name(rel).is_some_and(|name| name.starts_with(JOIN_FILE_PREFIX))
 }
@@ -169,7 +178,12 @@ impl Checkpointer {
                         per_partition[p.min(partitions - 1)].groups.push(group);
                     }
                     for (p, snap) in per_partition.into_iter().enumerate() {
-                        rec.aggregate[p].apply(snap);
+                        rec.aggregate[p].apply(snap).map_err(|e| {
+                            EngineError::checkpoint(
+                                self.dir.root().join(file),
+                                format!("the state is not one aggregation's: {e}"),
+                            )
+                        })?;
                     }
                 } else if !op.inline.is_null() {
                     let w: WatermarkState =
@@ -275,7 +289,9 @@ impl Checkpointer {
             .map_or(0, |s| s.num_groups());
         if self.wants_full(op, partition, changes, groups) {
             let shadow = self.shadows.entry((op, partition)).or_default();
-            let buffer = shadow.apply_returning_buffer(delta);
+            let buffer = shadow
+                .apply_returning_buffer(delta)
+                .map_err(|e| shadow_error(self.dir.root(), op, e))?;
             // Encoded from the shadow in place: no copy of every group.
             let payload = AggregateStateFile::encode_full_into(
                 watermark_us,
@@ -292,7 +308,10 @@ impl Checkpointer {
             let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
             let commit = self.write_encoded(epoch, op, partition, payload, false, changes)?;
             let shadow = self.shadows.entry((op, partition)).or_default();
-            Ok((commit, shadow.apply_returning_buffer(file.state)))
+            let buffer = shadow
+                .apply_returning_buffer(file.state)
+                .map_err(|e| shadow_error(self.dir.root(), op, e))?;
+            Ok((commit, buffer))
         }
     }
 

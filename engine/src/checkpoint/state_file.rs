@@ -147,8 +147,10 @@ impl AggregateStateFile {
             )
         };
         let whole = |file: AggregateStateFile, state: &mut WindowedState| {
-            state.apply(file.state);
-            file.watermark_us
+            state
+                .apply(file.state)
+                .map(|()| file.watermark_us)
+                .map_err(|e| damaged(e.to_string()))
         };
         match frame::open(path, bytes)? {
             Opened::Sealed(p) => {
@@ -162,8 +164,8 @@ impl AggregateStateFile {
                         Ok(watermark)
                     }
                     Some((&BINARY_V1, rest)) => postcard::from_bytes(rest)
-                        .map(|f| whole(f, state))
-                        .map_err(|e| damaged(e.to_string())),
+                        .map_err(|e| damaged(e.to_string()))
+                        .and_then(|f| whole(f, state)),
                     Some((v, _)) => Err(EngineError::checkpoint(
                         path,
                         format!("state format {v} is newer than this release reads"),
@@ -172,8 +174,8 @@ impl AggregateStateFile {
                 }
             }
             Opened::Legacy(p) => serde_json::from_slice(p)
-                .map(|f| whole(f, state))
-                .map_err(|e| damaged(e.to_string())),
+                .map_err(|e| damaged(e.to_string()))
+                .and_then(|f| whole(f, state)),
         }
     }
 }
@@ -238,13 +240,13 @@ impl Serialize for StateWindows<'_> {
     }
 }
 
-struct StateGroups<'a>(&'a [(GroupKey, crate::state::GroupState)]);
+struct StateGroups<'a>(crate::state::WindowGroups<'a>);
 
 impl Serialize for StateGroups<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (key, group) in self.0 {
-            seq.serialize_element(&(key, &group.accs))?;
+        for (key, accs) in self.0.iter() {
+            seq.serialize_element(&(key, accs))?;
         }
         seq.end()
     }
@@ -274,20 +276,21 @@ fn restore_v2(rest: &[u8], state: &mut WindowedState) -> std::result::Result<i64
         if n > at.len() {
             return Err(missing_text("window's groups"));
         }
-        state.restore_window(start, n, || -> std::result::Result<_, String> {
+        state.restore_window(start, n, |keys, accs| -> std::result::Result<(), String> {
             let mut fast = at;
-            match take_group(&mut fast, tags) {
-                Some(group) => {
-                    at = fast;
-                    Ok(group)
-                }
-                None => {
-                    let (group, left) = postcard::take_from_bytes::<(GroupKey, Accumulators)>(at)
-                        .map_err(|e| e.to_string())?;
-                    at = left;
-                    Ok(group)
-                }
+            let (keys_before, accs_before) = (keys.len(), accs.len());
+            if take_group(&mut fast, tags, keys, accs).is_some() {
+                at = fast;
+                return Ok(());
             }
+            keys.truncate(keys_before);
+            accs.truncate(accs_before);
+            let ((key, a), left) = postcard::take_from_bytes::<(GroupKey, Accumulators)>(at)
+                .map_err(|e| e.to_string())?;
+            at = left;
+            keys.extend(key);
+            accs.extend(a);
+            Ok(())
         })?;
     }
     if !at.is_empty() {
@@ -351,15 +354,19 @@ impl Tags {
     }
 }
 
-/// One group's key and accumulators, or `None` (and `at` anywhere) when
+/// Appends one group's key values to `key` and its accumulators to
+/// `accs`, or returns `None` (with `at`, `key` and `accs` anywhere) when
 /// this decoder does not read it.
 #[inline]
-fn take_group(at: &mut &[u8], tags: &Tags) -> Option<(GroupKey, Accumulators)> {
-    let mut key = GroupKey::new();
+fn take_group(
+    at: &mut &[u8],
+    tags: &Tags,
+    key: &mut Vec<Value>,
+    accs: &mut Vec<Accumulator>,
+) -> Option<()> {
     for _ in 0..take_small_len(at)? {
         key.push(take_value(at, tags)?);
     }
-    let mut accs = Accumulators::new();
     for _ in 0..take_small_len(at)? {
         let t = take_byte(at)?;
         let acc = if t == tags.count {
@@ -390,7 +397,7 @@ fn take_group(at: &mut &[u8], tags: &Tags) -> Option<(GroupKey, Accumulators)> {
         };
         accs.push(acc);
     }
-    Some((key, accs))
+    Some(())
 }
 
 #[inline]
@@ -512,8 +519,8 @@ mod tests {
                 let (_, g) = state.group_mut(w, &key, || {
                     smallvec::smallvec![Accumulator::Count(0), Accumulator::SumInt(None)]
                 });
-                g.accs[0] = Accumulator::Count(k + w);
-                g.accs[1] = Accumulator::SumInt(Some(-k));
+                g[0] = Accumulator::Count(k + w);
+                g[1] = Accumulator::SumInt(Some(-k));
             }
         }
         let copied = AggregateStateFile {
@@ -658,7 +665,7 @@ mod tests {
         let mut applied = WindowedState::new();
         for stored in [&stored_full, &stored_delta] {
             let file = AggregateStateFile::decode(Path::new("s"), stored).unwrap();
-            applied.apply(file.state);
+            applied.apply(file.state).unwrap();
         }
         let mut restored = WindowedState::new();
         for stored in [&stored_full, &stored_delta] {
@@ -713,10 +720,11 @@ mod tests {
                 _ => smallvec![Value::Int64(i as i64), v.clone(), Value::str("third")],
             };
             let a: Accumulators = accs.iter().skip(i % 4).take(5).cloned().collect();
-            groups.push((i as i64 % 2 * 1_000, key, a));
+            // One aggregation's groups share a shape: a window per shape.
+            groups.push((i as i64 % 3 * 1_000, key, a));
         }
         let long: GroupKey = (0..200).map(Value::Int64).collect();
-        groups.push((0, long, accs.iter().cloned().collect()));
+        groups.push((7_000, long, accs.iter().cloned().collect()));
         let file = AggregateStateFile {
             watermark_us: -9,
             state: StateSnapshot {
@@ -727,16 +735,49 @@ mod tests {
         };
         let stored = frame::seal(&file.encode().unwrap());
         let mut applied = WindowedState::new();
-        applied.apply(
-            AggregateStateFile::decode(Path::new("s"), &stored)
-                .unwrap()
-                .state,
-        );
+        applied
+            .apply(
+                AggregateStateFile::decode(Path::new("s"), &stored)
+                    .unwrap()
+                    .state,
+            )
+            .unwrap();
         let mut restored = WindowedState::new();
         let w = AggregateStateFile::restore_into(Path::new("s"), &stored, &mut restored);
         assert_eq!(w.unwrap(), -9);
         assert_eq!(restored.sorted_groups(), applied.sorted_groups());
         assert_eq!(restored.num_groups(), values.len() + 1);
+    }
+
+    /// Groups of two shapes in one window are not one aggregation's state:
+    /// whichever way the file is read, it is refused with the file named
+    /// and why, never restored.
+    #[test]
+    fn groups_of_two_shapes_in_a_window_are_refused() {
+        let mut file = sample();
+        file.state.groups[500].2.push(Accumulator::Count(1));
+        let stored = frame::seal(&file.encode().unwrap());
+        let err = AggregateStateFile::restore_into(
+            Path::new("state/7-agg0.bin"),
+            &stored,
+            &mut WindowedState::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("state/7-agg0.bin"), "{err}");
+        assert!(
+            err.contains("1 key values and 2 aggregates, not 1 and 3"),
+            "{err}"
+        );
+        let json = serde_json::to_vec(&file).unwrap();
+        let err =
+            AggregateStateFile::restore_into(Path::new("s.json"), &json, &mut WindowedState::new())
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains("s.json") && err.contains("not 1 and 3"),
+            "{err}"
+        );
     }
 
     /// A file cut short, or with bytes after its state, is named, never

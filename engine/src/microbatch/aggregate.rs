@@ -372,21 +372,20 @@ impl VectorAggregate {
         let emit_updates = self.spec.mode == OutputMode::Update;
         for slot in slots {
             let key: GroupKey = keys.iter().map(|k| k.value(slot.row)).collect();
-            let (stored, group) = self
+            let (stored, accs) = self
                 .state
                 .group_mut(slot.start, &key, || self.spec.new_accumulators());
-            for (acc, partial) in group.accs.iter_mut().zip(&slot.accs) {
+            for (acc, partial) in accs.iter_mut().zip(&slot.accs) {
                 acc.merge(partial);
             }
             self.rows_updated += 1;
             if emit_updates {
-                self.spec
-                    .fill_output_row(out, slot.start, stored, &group.accs);
+                self.spec.fill_output_row(out, slot.start, stored, accs);
             }
         }
         if self.spec.mode == OutputMode::Complete {
-            for (start, k, g) in self.state.iter() {
-                self.spec.fill_output_row(out, start, k, &g.accs);
+            for (start, k, accs) in self.state.iter() {
+                self.spec.fill_output_row(out, start, k, accs);
             }
         }
     }
@@ -404,9 +403,9 @@ impl VectorAggregate {
         let emit = self.spec.mode == OutputMode::Append;
         let spec = &self.spec;
         self.state
-            .evict_closed(wm, spec.window_size(), |start, key, group| {
+            .evict_closed(wm, spec.window_size(), |start, key, accs| {
                 if emit {
-                    spec.fill_output_row(out, start, key, &group.accs);
+                    spec.fill_output_row(out, start, key, accs);
                 }
             });
     }

@@ -414,27 +414,29 @@ mod tests {
             delta(false, vec![], &[(1, "z", 9), (3, "a", 2)]),
         ];
         let mut stepwise = WindowedState::new();
-        stepwise.apply(base.clone());
+        stepwise.apply(base.clone()).unwrap();
         for p in &parts {
-            stepwise.apply(p.clone());
+            stepwise.apply(p.clone()).unwrap();
         }
         let mut merged = parts[0].clone();
         for p in &parts[1..] {
             merge_delta(&mut merged, p.clone());
         }
         let mut at_once = WindowedState::new();
-        at_once.apply(base.clone());
-        at_once.apply(merged);
+        at_once.apply(base.clone()).unwrap();
+        at_once.apply(merged).unwrap();
         assert_eq!(at_once.sorted_groups(), stepwise.sorted_groups());
 
         // A full file later replaces everything before it.
         let mut merged = parts[0].clone();
         merge_delta(&mut merged, base.clone());
         let mut only_full = WindowedState::new();
-        only_full.apply(base);
+        only_full.apply(base).unwrap();
         let mut via_merge = WindowedState::new();
-        via_merge.apply(delta(true, vec![], &[(9, "x", 1)]));
-        via_merge.apply(merged);
+        via_merge
+            .apply(delta(true, vec![], &[(9, "x", 1)]))
+            .unwrap();
+        via_merge.apply(merged).unwrap();
         assert_eq!(via_merge.sorted_groups(), only_full.sorted_groups());
     }
 }

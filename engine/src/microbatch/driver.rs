@@ -119,7 +119,7 @@ pub(crate) fn start(
         // Changes are only needed for the checkpoint's delta files.
         agg.state.set_change_tracking(checkpoint.is_some());
         if let Some(state) = recovered.aggregate.pop() {
-            agg.state.apply(state.snapshot());
+            agg.state.replace_groups(state);
         }
         agg.watermark_us = recovered.aggregate_watermark;
     }

@@ -10,7 +10,7 @@ use crate::expr::BoundExpr;
 use crate::io::OutputMode;
 use crate::schema::builder::ValueSink;
 use crate::schema::{DataType, Event, Row, Value, NO_TIME};
-use crate::state::{Accumulator, AggFunc, GroupKey, GroupState, WindowedState, GLOBAL_WINDOW};
+use crate::state::{Accumulator, AggFunc, GroupKey, WindowedState, GLOBAL_WINDOW};
 use crate::window::WindowShape;
 
 /// An aggregation resolved against its input schema.
@@ -50,7 +50,7 @@ impl BoundAggregate {
     /// The output row of one group: keys with the window's start and end at
     /// the window's position, then the aggregates.
     #[inline]
-    pub(crate) fn output_row(&self, start: i64, key: &GroupKey, accs: &[Accumulator]) -> Row {
+    pub(crate) fn output_row(&self, start: i64, key: &[Value], accs: &[Accumulator]) -> Row {
         let mut row = Row::new();
         self.fill_output_row(&mut row, start, key, accs);
         row
@@ -63,7 +63,7 @@ impl BoundAggregate {
         &self,
         row: &mut impl ValueSink,
         start: i64,
-        key: &GroupKey,
+        key: &[Value],
         accs: &[Accumulator],
     ) {
         let window_at = self.window.as_ref().map(|(pos, _, _)| *pos);
@@ -202,9 +202,9 @@ impl AggregateOp {
         } = self;
         let emit = spec.mode == OutputMode::Append;
         let mut result = Ok(());
-        state.evict_closed(wm, spec.window_size(), |start, key, group: &GroupState| {
+        state.evict_closed(wm, spec.window_size(), |start, key, accs| {
             if emit && result.is_ok() {
-                let row = spec.output_row(start, key, &group.accs);
+                let row = spec.output_row(start, key, accs);
                 let mut ev = Event::new(row, ingest_ns);
                 ev.watermark_us = wm;
                 result = next.on_event(&mut ev);
@@ -224,8 +224,8 @@ impl AggregateOp {
             counters,
             ..
         } = self;
-        let (stored_key, group) = state.group_mut(start, key, || spec.new_accumulators());
-        for ((func, arg, _), acc) in spec.aggs.iter().zip(group.accs.iter_mut()) {
+        let (stored_key, accs) = state.group_mut(start, key, || spec.new_accumulators());
+        for ((func, arg, _), acc) in spec.aggs.iter().zip(accs.iter_mut()) {
             match (func, arg) {
                 (AggFunc::CountStar, _) | (_, None) => acc.update(&Value::Boolean(true)),
                 (_, Some(e)) => acc.update(&e.eval(&ev.row)),
@@ -234,7 +234,7 @@ impl AggregateOp {
         counters.rows_updated += 1;
         if spec.mode != OutputMode::Append {
             out.row.clear();
-            spec.fill_output_row(&mut out.row, start, stored_key, &group.accs);
+            spec.fill_output_row(&mut out.row, start, stored_key, accs);
             out.event_time_us = ev.event_time_us;
             out.watermark_us = ev.watermark_us;
             out.ingest_ns = ev.ingest_ns;

@@ -3,16 +3,19 @@
 //! Owns the accumulators of the aggregate functions ([`Accumulator`]; the
 //! distinct-count sketch in [`distinct`]), the
 //! state of one windowed aggregation partition ([`WindowedState`]: windows in
-//! time order, each a hash map from group key to accumulators) and the
+//! time order, each its groups' keys and accumulators in columns with a hash
+//! table of their positions) and the
 //! snapshot form written to checkpoints. Both execution modes share it. It
 //! must not know about rings, tasks or files.
 
 mod accumulator;
+mod backing;
 pub mod distinct;
 mod windowed;
 
 pub use accumulator::{Accumulator, AggFunc, Moments, Statistic};
 pub use distinct::DistinctSketch;
 pub use windowed::{
-    Accumulators, GroupKey, GroupState, SnapshotGroups, StateSnapshot, WindowedState, GLOBAL_WINDOW,
+    Accumulators, GroupKey, Shape, ShapeMismatch, SnapshotGroups, StateSnapshot, WindowGroups,
+    WindowedState, GLOBAL_WINDOW,
 };
