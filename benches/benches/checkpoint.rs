@@ -2,8 +2,9 @@
 //!
 //! Builds 1,000,000 groups (integer key, a count and an integer sum), then,
 //! three times: writes them as one full state file and commits a manifest
-//! through the checkpoint core on the local disk (encoding, checksum,
-//! write, file and directory fsyncs included), restores them as a
+//! through the checkpoint core on the local disk, as a running query writes
+//! a full file (encoded from the checkpoint's copy of the state in place;
+//! checksum, write, file and directory fsyncs included), restores them as a
 //! restarted query does (read, checksum, decode, rebuild the hash tables),
 //! and copies the restored state for the checkpoint's shadow, as a
 //! restarted query with a checkpoint also does.
@@ -15,8 +16,8 @@
 
 use std::time::Instant;
 
-use runnel::checkpoint::{AggregateStateFile, Checkpointer, SourceCommit};
-use runnel::state::{Accumulator, StateSnapshot, GLOBAL_WINDOW};
+use runnel::checkpoint::{Checkpointer, SourceCommit};
+use runnel::state::{Accumulator, StateSnapshot, WindowedState, GLOBAL_WINDOW};
 use runnel::{SourceOffset, Value};
 
 fn main() {
@@ -43,10 +44,9 @@ fn main() {
             .collect(),
         evicted: Vec::new(),
     };
-    let file = AggregateStateFile {
-        watermark_us: 1_700_000_000_000_000,
-        state: snapshot,
-    };
+    // The state a running query's checkpoint keeps a copy of.
+    let mut state = WindowedState::new();
+    state.apply(snapshot).expect("one shape");
     // On the disk the build writes to (not a RAM-backed /tmp): fsync must
     // cost what it costs.
     let base = std::env::current_dir().expect("a working directory");
@@ -58,10 +58,13 @@ fn main() {
         let tmp = tempfile::tempdir_in(&base).expect("a scratch directory");
         let root = tmp.path().join("ckpt");
         let (mut ck, _) = Checkpointer::open(&root, None, 3).expect("opens");
+        ck.seed(0, 0, state.copy());
         let started = Instant::now();
-        let commit = ck
-            .write_aggregate(1, 0, 0, &file, true, groups as usize)
+        // The first file of a partition is a full one.
+        let (commit, _) = ck
+            .write_changes(1, 0, 0, StateSnapshot::default(), 1_700_000_000_000_000)
             .expect("writes");
+        assert!(commit.deltas.is_empty(), "a full file");
         ck.commit(
             1,
             vec![SourceCommit {

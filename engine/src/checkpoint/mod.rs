@@ -37,6 +37,7 @@ mod crash_fs;
 mod dir;
 mod format;
 pub mod frame;
+mod group_codec;
 mod join_file;
 mod report;
 mod state_file;

@@ -10,15 +10,16 @@
 //! aggregation's tables ([`AggregateStateFile::restore_into`]), with no
 //! intermediate list of groups. Files of format 1 (the groups as one list)
 //! and from before the binary format (unframed JSON) are still read. This
-//! module owns the encoding; it must not decide which files to write.
+//! module owns the file's layout (the bytes of one group are
+//! [`group_codec`](super::group_codec)'s); it must not decide which files
+//! to write.
 
 use std::path::Path;
-use std::sync::OnceLock;
 
-use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::frame::{self, Opened};
+use super::group_codec::{self, take_group, take_i64, take_len, Tags};
 use crate::error::{EngineError, Result};
 use crate::schema::Value;
 use crate::state::{Accumulator, Accumulators, GroupKey, StateSnapshot, WindowedState};
@@ -49,19 +50,24 @@ pub struct WatermarkState {
 impl AggregateStateFile {
     /// The payload to store (sealed by the directory).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        self.encode_into(Vec::with_capacity(16 + self.state.groups.len() * 16))
+        self.encode_into(Vec::new())
     }
 
     /// [`AggregateStateFile::encode`] into `out` (emptied first), so that a
     /// writer can keep one buffer across files.
     pub fn encode_into(&self, out: Vec<u8>) -> Result<Vec<u8>> {
-        encode_body(
-            &(
-                self.watermark_us,
-                self.state.full,
-                &self.state.evicted,
-                ByWindow(&self.state.groups),
-            ),
+        let groups = &self.state.groups;
+        // Consecutive groups of one window are written as one window (a
+        // window whose groups are not consecutive is written as several,
+        // which read back the same).
+        let runs = || groups.chunk_by(|a, b| a.0 == b.0);
+        encode_windows(
+            (self.watermark_us, self.state.full, &self.state.evicted),
+            (runs().count(), groups.len()),
+            runs().map(|run| {
+                let groups = run.iter().map(|(_, k, a)| (k.as_slice(), a.as_slice()));
+                (run[0].0, run.len(), groups)
+            }),
             out,
         )
     }
@@ -75,8 +81,13 @@ impl AggregateStateFile {
         state: &WindowedState,
         out: Vec<u8>,
     ) -> Result<Vec<u8>> {
-        let evicted: &[i64] = &[];
-        encode_body(&(watermark_us, true, evicted, StateWindows(state)), out)
+        let windows = state.windows().filter(|(_, groups)| !groups.is_empty());
+        encode_windows(
+            (watermark_us, true, &[]),
+            (windows.clone().count(), state.num_groups()),
+            windows.map(|(start, groups)| (start, groups.len(), groups.iter())),
+            out,
+        )
     }
 
     /// Reads a stored state file (`bytes` as read from `path`): a sealed
@@ -180,76 +191,37 @@ impl AggregateStateFile {
     }
 }
 
-type Group = (i64, GroupKey, Accumulators);
-
-/// The groups of a snapshot as a list of windows, each a start and its
-/// groups: consecutive groups of one window form one entry (a window whose
-/// groups are not consecutive gets several entries, which read back the
-/// same).
-struct ByWindow<'a>(&'a [Group]);
-
-/// Ranges of consecutive groups with the same window start.
-fn runs(groups: &[Group]) -> impl Iterator<Item = &[Group]> {
-    groups.chunk_by(|a, b| a.0 == b.0)
-}
-
-impl Serialize for ByWindow<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(runs(self.0).count()))?;
-        for run in runs(self.0) {
-            seq.serialize_element(&(run[0].0, WindowGroups(run)))?;
-        }
-        seq.end()
-    }
-}
-
-struct WindowGroups<'a>(&'a [Group]);
-
-impl Serialize for WindowGroups<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (_, key, accs) in self.0 {
-            seq.serialize_element(&(key, accs))?;
-        }
-        seq.end()
-    }
-}
-
-/// The format's header, then `body` in postcard's encoding, into `out`
-/// (emptied first).
-fn encode_body(body: &impl Serialize, mut out: Vec<u8>) -> Result<Vec<u8>> {
+/// The format's header, the watermark, `full` and the `evicted` windows,
+/// then the `count` windows `windows` yields (each its start, its number
+/// of groups and the groups) into `out` (emptied first, with room for
+/// `groups` groups of about 16 bytes), every group in postcard's encoding
+/// ([`group_codec::put_group`]).
+fn encode_windows<'a, G>(
+    (watermark_us, full, evicted): (i64, bool, &[i64]),
+    (count, groups): (usize, usize),
+    windows: impl Iterator<Item = (i64, usize, G)>,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>>
+where
+    G: Iterator<Item = (&'a [Value], &'a [Accumulator])>,
+{
+    let cannot =
+        |e: postcard::Error| EngineError::checkpoint("state file", format!("cannot encode: {e}"));
     out.clear();
+    out.reserve(64 + groups.saturating_mul(16));
     out.extend_from_slice(MAGIC);
     out.push(BINARY_V2);
-    postcard::to_extend(body, out)
-        .map_err(|e| EngineError::checkpoint("state file", format!("cannot encode: {e}")))
-}
-
-/// A whole [`WindowedState`] in [`ByWindow`]'s form: one entry per window
-/// that holds groups.
-struct StateWindows<'a>(&'a WindowedState);
-
-impl Serialize for StateWindows<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let windows = self.0.windows().filter(|(_, groups)| !groups.is_empty());
-        let mut seq = s.serialize_seq(Some(windows.clone().count()))?;
-        for (start, groups) in windows {
-            seq.serialize_element(&(start, StateGroups(groups)))?;
+    let mut out = postcard::to_extend(&(watermark_us, full, evicted), out).map_err(cannot)?;
+    let tags = Tags::get();
+    group_codec::put_varint(&mut out, count as u64);
+    for (start, n, groups) in windows {
+        group_codec::put_i64(&mut out, start);
+        group_codec::put_varint(&mut out, n as u64);
+        for (key, accs) in groups {
+            group_codec::put_group(&mut out, key, accs, tags).map_err(cannot)?;
         }
-        seq.end()
     }
-}
-
-struct StateGroups<'a>(crate::state::WindowGroups<'a>);
-
-impl Serialize for StateGroups<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (key, accs) in self.0.iter() {
-            seq.serialize_element(&(key, accs))?;
-        }
-        seq.end()
-    }
+    Ok(out)
 }
 
 /// Decodes a format-2 body straight into a [`WindowedState`]; returns the
@@ -301,184 +273,6 @@ fn restore_v2(rest: &[u8], state: &mut WindowedState) -> std::result::Result<i64
 
 fn missing_text(what: &str) -> String {
     format!("the state ends before its {what}")
-}
-
-/// The variant numbers postcard writes for the values and accumulators the
-/// fast decoder reads, found by encoding one of each (so that they follow
-/// the enums' declarations). A number that does not fit one byte is never
-/// matched: those groups go through postcard.
-#[derive(Clone, Copy)]
-struct Tags {
-    null: u8,
-    boolean: u8,
-    int64: u8,
-    float64: u8,
-    utf8: u8,
-    timestamp: u8,
-    date: u8,
-    count: u8,
-    sum_int: u8,
-    sum_float: u8,
-    avg: u8,
-    min: u8,
-    max: u8,
-}
-
-impl Tags {
-    fn get() -> &'static Tags {
-        static TAGS: OnceLock<Tags> = OnceLock::new();
-        TAGS.get_or_init(|| {
-            fn tag<T: Serialize>(v: &T) -> u8 {
-                let mut buf = [0u8; 32];
-                match postcard::to_slice(v, &mut buf) {
-                    Ok(b) if !b.is_empty() && b[0] < 0x80 => b[0],
-                    _ => 0xFF,
-                }
-            }
-            Tags {
-                null: tag(&Value::Null),
-                boolean: tag(&Value::Boolean(false)),
-                int64: tag(&Value::Int64(0)),
-                float64: tag(&Value::Float64(0.0)),
-                utf8: tag(&Value::str("")),
-                timestamp: tag(&Value::Timestamp(0)),
-                date: tag(&Value::Date(0)),
-                count: tag(&Accumulator::Count(0)),
-                sum_int: tag(&Accumulator::SumInt(None)),
-                sum_float: tag(&Accumulator::SumFloat(None)),
-                avg: tag(&Accumulator::Avg { sum: 0.0, count: 0 }),
-                min: tag(&Accumulator::Min(Value::Null)),
-                max: tag(&Accumulator::Max(Value::Null)),
-            }
-        })
-    }
-}
-
-/// Appends one group's key values to `key` and its accumulators to
-/// `accs`, or returns `None` (with `at`, `key` and `accs` anywhere) when
-/// this decoder does not read it.
-#[inline]
-fn take_group(
-    at: &mut &[u8],
-    tags: &Tags,
-    key: &mut Vec<Value>,
-    accs: &mut Vec<Accumulator>,
-) -> Option<()> {
-    for _ in 0..take_small_len(at)? {
-        key.push(take_value(at, tags)?);
-    }
-    for _ in 0..take_small_len(at)? {
-        let t = take_byte(at)?;
-        let acc = if t == tags.count {
-            Accumulator::Count(take_i64(at)?)
-        } else if t == tags.sum_int {
-            Accumulator::SumInt(match take_byte(at)? {
-                0 => None,
-                1 => Some(take_i64(at)?),
-                _ => return None,
-            })
-        } else if t == tags.sum_float {
-            Accumulator::SumFloat(match take_byte(at)? {
-                0 => None,
-                1 => Some(take_f64(at)?),
-                _ => return None,
-            })
-        } else if t == tags.avg {
-            Accumulator::Avg {
-                sum: take_f64(at)?,
-                count: take_i64(at)?,
-            }
-        } else if t == tags.min {
-            Accumulator::Min(take_value(at, tags)?)
-        } else if t == tags.max {
-            Accumulator::Max(take_value(at, tags)?)
-        } else {
-            return None;
-        };
-        accs.push(acc);
-    }
-    Some(())
-}
-
-#[inline]
-fn take_value(at: &mut &[u8], tags: &Tags) -> Option<Value> {
-    let t = take_byte(at)?;
-    Some(if t == tags.int64 {
-        Value::Int64(take_i64(at)?)
-    } else if t == tags.utf8 {
-        let n = take_len(at)?;
-        if n > at.len() {
-            return None;
-        }
-        let (s, rest) = at.split_at(n);
-        *at = rest;
-        Value::Utf8(crate::schema::Str::new(std::str::from_utf8(s).ok()?))
-    } else if t == tags.timestamp {
-        Value::Timestamp(take_i64(at)?)
-    } else if t == tags.null {
-        Value::Null
-    } else if t == tags.float64 {
-        Value::Float64(take_f64(at)?)
-    } else if t == tags.date {
-        Value::Date(i32::try_from(take_i64(at)?).ok()?)
-    } else if t == tags.boolean {
-        Value::Boolean(match take_byte(at)? {
-            0 => false,
-            1 => true,
-            _ => return None,
-        })
-    } else {
-        return None;
-    })
-}
-
-#[inline]
-fn take_byte(at: &mut &[u8]) -> Option<u8> {
-    let (&b, rest) = at.split_first()?;
-    *at = rest;
-    Some(b)
-}
-
-/// A length below 128 (one byte); longer lists go through postcard.
-#[inline]
-fn take_small_len(at: &mut &[u8]) -> Option<u8> {
-    take_byte(at).filter(|b| *b < 0x80)
-}
-
-#[inline]
-fn take_len(at: &mut &[u8]) -> Option<usize> {
-    usize::try_from(take_varint(at)?).ok()
-}
-
-/// A varint in its canonical (shortest) form, at most 64 bits.
-#[inline]
-fn take_varint(at: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..10 {
-        let b = take_byte(at)?;
-        if i == 9 && b > 1 {
-            return None;
-        }
-        v |= u64::from(b & 0x7F) << (7 * i);
-        if b < 0x80 {
-            return (b != 0 || i == 0).then_some(v);
-        }
-    }
-    None
-}
-
-/// A zigzag varint.
-#[inline]
-fn take_i64(at: &mut &[u8]) -> Option<i64> {
-    let v = take_varint(at)?;
-    Some((v >> 1) as i64 ^ -((v & 1) as i64))
-}
-
-#[inline]
-fn take_f64(at: &mut &[u8]) -> Option<f64> {
-    let (b, rest) = at.split_first_chunk::<8>()?;
-    *at = rest;
-    Some(f64::from_le_bytes(*b))
 }
 
 #[cfg(test)]
