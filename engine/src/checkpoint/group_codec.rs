@@ -79,37 +79,70 @@ pub(super) fn take_group(
     accs: &mut Vec<Accumulator>,
 ) -> Option<()> {
     for _ in 0..take_small_len(at)? {
-        key.push(take_value(at, tags)?);
+        // Integers pushed as read: no value built aside and copied.
+        let t = take_byte(at)?;
+        if t == tags.int64 {
+            push_built(key, || Some(Value::Int64(take_i64(at)?)))?;
+        } else {
+            push_built(key, || take_tagged_value(t, at, tags))?;
+        }
     }
     for _ in 0..take_small_len(at)? {
         let t = take_byte(at)?;
-        let acc = if t == tags.count {
-            Accumulator::Count(take_i64(at)?)
+        if t == tags.count {
+            push_built(accs, || Some(Accumulator::Count(take_i64(at)?)))?;
         } else if t == tags.sum_int {
-            Accumulator::SumInt(match take_byte(at)? {
-                0 => None,
-                1 => Some(take_i64(at)?),
-                _ => return None,
-            })
+            push_built(accs, || {
+                Some(Accumulator::SumInt(match take_byte(at)? {
+                    0 => None,
+                    1 => Some(take_i64(at)?),
+                    _ => return None,
+                }))
+            })?;
         } else if t == tags.sum_float {
-            Accumulator::SumFloat(match take_byte(at)? {
-                0 => None,
-                1 => Some(take_f64(at)?),
-                _ => return None,
-            })
+            push_built(accs, || {
+                Some(Accumulator::SumFloat(match take_byte(at)? {
+                    0 => None,
+                    1 => Some(take_f64(at)?),
+                    _ => return None,
+                }))
+            })?;
         } else if t == tags.avg {
-            Accumulator::Avg {
-                sum: take_f64(at)?,
-                count: take_i64(at)?,
-            }
+            push_built(accs, || {
+                let sum = take_f64(at)?;
+                Some(Accumulator::Avg {
+                    sum,
+                    count: take_i64(at)?,
+                })
+            })?;
         } else if t == tags.min {
-            Accumulator::Min(take_value(at, tags)?)
+            push_built(accs, || Some(Accumulator::Min(take_value(at, tags)?)))?;
         } else if t == tags.max {
-            Accumulator::Max(take_value(at, tags)?)
+            push_built(accs, || Some(Accumulator::Max(take_value(at, tags)?)))?;
         } else {
             return None;
-        };
-        accs.push(acc);
+        }
+    }
+    Some(())
+}
+
+/// Appends what `make` returns to `v`, built in its place: room is made
+/// first, so no call stands between building the item and storing it. (A
+/// value built aside, across `push`'s call to grow, is stored to the stack
+/// field by field and then copied out whole, and the copy stalls on those
+/// stores: most of a restore's decoding time.) `None` from `make` leaves
+/// `v` as it was.
+#[inline(always)]
+fn push_built<T>(v: &mut Vec<T>, make: impl FnOnce() -> Option<T>) -> Option<()> {
+    v.reserve(1);
+    let item = make()?;
+    let len = v.len();
+    // SAFETY: `reserve(1)` made room for one element past `len` and
+    // nothing has touched `v` since (`make` cannot reach it); the element
+    // written is the one `set_len` then counts in.
+    unsafe {
+        v.as_mut_ptr().add(len).write(item);
+        v.set_len(len + 1);
     }
     Some(())
 }
@@ -117,6 +150,12 @@ pub(super) fn take_group(
 #[inline]
 fn take_value(at: &mut &[u8], tags: &Tags) -> Option<Value> {
     let t = take_byte(at)?;
+    take_tagged_value(t, at, tags)
+}
+
+/// The value of variant `t`, whose tag byte was read already.
+#[inline]
+fn take_tagged_value(t: u8, at: &mut &[u8], tags: &Tags) -> Option<Value> {
     Some(if t == tags.int64 {
         Value::Int64(take_i64(at)?)
     } else if t == tags.utf8 {
