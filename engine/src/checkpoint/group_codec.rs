@@ -93,19 +93,11 @@ pub(super) fn take_group(
             push_built(accs, || Some(Accumulator::Count(take_i64(at)?)))?;
         } else if t == tags.sum_int {
             push_built(accs, || {
-                Some(Accumulator::SumInt(match take_byte(at)? {
-                    0 => None,
-                    1 => Some(take_i64(at)?),
-                    _ => return None,
-                }))
+                Some(Accumulator::SumInt(take_option(at, take_i64)?))
             })?;
         } else if t == tags.sum_float {
             push_built(accs, || {
-                Some(Accumulator::SumFloat(match take_byte(at)? {
-                    0 => None,
-                    1 => Some(take_f64(at)?),
-                    _ => return None,
-                }))
+                Some(Accumulator::SumFloat(take_option(at, take_f64)?))
             })?;
         } else if t == tags.avg {
             push_built(accs, || {
@@ -145,6 +137,16 @@ fn push_built<T>(v: &mut Vec<T>, make: impl FnOnce() -> Option<T>) -> Option<()>
         v.set_len(len + 1);
     }
     Some(())
+}
+
+/// An option: `0`, or `1` and what `read` reads.
+#[inline]
+fn take_option<T>(at: &mut &[u8], read: impl FnOnce(&mut &[u8]) -> Option<T>) -> Option<Option<T>> {
+    match take_byte(at)? {
+        0 => Some(None),
+        1 => read(at).map(Some),
+        _ => None,
+    }
 }
 
 #[inline]
@@ -274,27 +276,15 @@ fn put_group_directly(
             }
             Accumulator::SumInt(s) => {
                 put_tag(out, tags.sum_int)?;
-                match s {
-                    None => out.push(0),
-                    Some(n) => {
-                        out.push(1);
-                        put_i64(out, *n);
-                    }
-                }
+                put_option(out, *s, put_i64);
             }
             Accumulator::SumFloat(s) => {
                 put_tag(out, tags.sum_float)?;
-                match s {
-                    None => out.push(0),
-                    Some(x) => {
-                        out.push(1);
-                        out.extend_from_slice(&x.to_le_bytes());
-                    }
-                }
+                put_option(out, *s, put_f64);
             }
             Accumulator::Avg { sum, count } => {
                 put_tag(out, tags.avg)?;
-                out.extend_from_slice(&sum.to_le_bytes());
+                put_f64(out, *sum);
                 put_i64(out, *count);
             }
             Accumulator::Min(v) => {
@@ -331,7 +321,7 @@ fn put_value(out: &mut Vec<u8>, v: &Value, tags: &Tags) -> Option<()> {
         Value::Null => put_tag(out, tags.null)?,
         Value::Float64(x) => {
             put_tag(out, tags.float64)?;
-            out.extend_from_slice(&x.to_le_bytes());
+            put_f64(out, *x);
         }
         Value::Date(d) => {
             put_tag(out, tags.date)?;
@@ -362,21 +352,40 @@ pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
+/// An option: `0`, or `1` and what `put` writes.
+#[inline]
+fn put_option<T>(out: &mut Vec<u8>, v: Option<T>, put: impl FnOnce(&mut Vec<u8>, T)) {
+    match v {
+        None => out.push(0),
+        Some(v) => {
+            out.push(1);
+            put(out, v);
+        }
+    }
+}
+
+/// A double as its 8 bytes, little-endian.
+#[inline]
+fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
 /// A zigzag varint.
 #[inline]
 pub(super) fn put_i64(out: &mut Vec<u8>, v: i64) {
     put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
 }
 
+/// One of every value and accumulator form a state file holds, for the
+/// tests of both its readers.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(super) mod forms {
+    use crate::schema::Value;
+    use crate::state::Accumulator;
 
-    /// Every value and accumulator form, written directly or through
-    /// postcard, gives postcard's bytes and reads back as it was.
-    #[test]
-    fn groups_are_written_as_postcard_writes_them() {
-        let values = [
+    /// Every value form, with the edges of each.
+    pub(in crate::checkpoint) fn values() -> Vec<Value> {
+        vec![
             Value::Null,
             Value::Boolean(true),
             Value::Boolean(false),
@@ -397,8 +406,13 @@ mod tests {
             Value::Date(i32::MIN),
             Value::Date(i32::MAX),
             Value::list([Value::Int64(1), Value::Null]),
-        ];
-        let accs = [
+        ]
+    }
+
+    /// Every accumulator form the direct writer and reader know, and two
+    /// they leave to postcard.
+    pub(in crate::checkpoint) fn accumulators() -> Vec<Accumulator> {
+        vec![
             Accumulator::Count(0),
             Accumulator::Count(-7),
             Accumulator::SumInt(None),
@@ -412,7 +426,19 @@ mod tests {
             Accumulator::Max(Value::Date(1)),
             Accumulator::Max(Value::list([Value::Int64(2)])),
             Accumulator::CollectList(vec![Value::Int64(4)]),
-        ];
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value and accumulator form, written directly or through
+    /// postcard, gives postcard's bytes and reads back as it was.
+    #[test]
+    fn groups_are_written_as_postcard_writes_them() {
+        let (values, accs) = (forms::values(), forms::accumulators());
         let tags = Tags::get();
         let long_key: Vec<Value> = (0..200).map(Value::Int64).collect();
         let mut cases: Vec<(Vec<Value>, Vec<Accumulator>)> = Vec::new();

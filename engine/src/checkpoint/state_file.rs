@@ -478,34 +478,10 @@ mod tests {
     /// restored in place, they equal the decoded file applied.
     #[test]
     fn every_value_and_accumulator_form_restores_as_decoded() {
-        let values = [
-            Value::Null,
-            Value::Boolean(true),
-            Value::Boolean(false),
-            Value::Int64(-1),
-            Value::Int64(i64::MAX),
-            Value::Int64(i64::MIN),
-            Value::Float64(-0.5),
-            Value::Float64(f64::NAN),
-            Value::str(""),
-            Value::str("ünïcode key"),
-            Value::Timestamp(1_700_000_000_123_456),
-            Value::Date(-3),
-            Value::Date(i32::MAX),
-        ];
-        let accs = [
-            Accumulator::Count(0),
-            Accumulator::Count(-7),
-            Accumulator::SumInt(None),
-            Accumulator::SumInt(Some(i64::MIN)),
-            Accumulator::SumFloat(None),
-            Accumulator::SumFloat(Some(1e300)),
-            Accumulator::Avg { sum: 2.5, count: 3 },
-            Accumulator::Min(Value::Null),
-            Accumulator::Min(Value::str("a")),
-            Accumulator::Max(Value::Int64(9)),
-            Accumulator::Max(Value::Date(1)),
-        ];
+        let (values, accs) = (
+            group_codec::forms::values(),
+            group_codec::forms::accumulators(),
+        );
         let mut groups = Vec::new();
         for (i, v) in values.iter().enumerate() {
             let key: GroupKey = match i % 3 {
