@@ -1241,6 +1241,29 @@ mod tests {
         assert_eq!(count_of(&mut s, 1, 1), Some(1), "the original is apart");
     }
 
+    #[test]
+    fn replaced_groups_are_found_unchanged_and_tracking_stays_on() {
+        let mut restored = WindowedState::new();
+        for i in 0..100 {
+            let (k, a) = counted(i, i);
+            restored.restore_group(i % 2, &k, a).unwrap();
+        }
+        let want = restored.snapshot();
+        let mut live = WindowedState::new();
+        bump(&mut live, 5, "dropped");
+        live.replace_groups(restored);
+        assert_eq!(live.num_groups(), 100);
+        assert_eq!(live.snapshot(), want);
+        assert!(
+            live.take_delta().groups.is_empty(),
+            "nothing counts as changed"
+        );
+        assert_eq!(count_of(&mut live, 1, 7), Some(7));
+        let delta = live.take_delta();
+        assert_eq!(delta.groups.len(), 1, "a change after is tracked");
+        assert_eq!(delta.groups[0].0, 1);
+    }
+
     proptest::proptest! {
         /// Whatever interleaving of updates, markers, partial drains and
         /// evictions: every snapshot, applied in order to a shadow, gives
