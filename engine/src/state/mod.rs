@@ -11,11 +11,10 @@
 mod accumulator;
 mod backing;
 pub mod distinct;
+mod groups;
 mod windowed;
 
 pub use accumulator::{Accumulator, AggFunc, Moments, Statistic};
 pub use distinct::DistinctSketch;
-pub use windowed::{
-    Accumulators, GroupKey, Shape, ShapeMismatch, SnapshotGroups, StateSnapshot, WindowGroups,
-    WindowedState, GLOBAL_WINDOW,
-};
+pub use groups::{Accumulators, GroupKey, Shape, ShapeMismatch, WindowGroups};
+pub use windowed::{SnapshotGroups, StateSnapshot, WindowedState, GLOBAL_WINDOW};
