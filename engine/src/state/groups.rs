@@ -102,11 +102,11 @@ pub(super) struct Groups {
     pub(super) shape: Shape,
 }
 
-impl Clone for Groups {
+impl Groups {
     /// A copy of the groups, none of them marked as changed; the table is
     /// copied as it is, not built again. The columns are written while a
     /// helper thread backs them with memory.
-    fn clone(&self) -> Groups {
+    pub(super) fn copy(&self) -> Groups {
         let mut keys = Vec::with_capacity(self.keys.len());
         let mut accs = Vec::with_capacity(self.accs.len());
         let mut periods = Vec::with_capacity(self.periods.len());
@@ -132,7 +132,7 @@ impl Clone for Groups {
 
 /// Reserves room for `additional` more items in `v`, backing fresh memory
 /// at once.
-pub(super) fn reserve_backed<T>(v: &mut Vec<T>, additional: usize) {
+fn reserve_backed<T>(v: &mut Vec<T>, additional: usize) {
     let before = v.capacity();
     v.reserve(additional);
     if v.capacity() != before {
@@ -197,11 +197,7 @@ impl Groups {
     }
 
     /// Appends a group without indexing it; its position.
-    pub(super) fn push(
-        &mut self,
-        key: &[Value],
-        accs: impl IntoIterator<Item = Accumulator>,
-    ) -> usize {
+    fn push(&mut self, key: &[Value], accs: impl IntoIterator<Item = Accumulator>) -> usize {
         let at = self.len();
         self.keys.extend_from_slice(key);
         self.accs.extend(accs);
@@ -225,13 +221,8 @@ impl Groups {
         hasher: FxBuildHasher,
         init: impl FnOnce() -> Accumulators,
     ) -> (usize, bool) {
-        let width = self.shape.keys;
-        let keys = &self.keys;
-        let found = self
-            .index
-            .find(hash, |&i| part(keys, width, i as usize) == key);
-        if let Some(&at) = found {
-            return (at as usize, false);
+        if let Some(at) = self.find(hash, key) {
+            return (at, false);
         }
         let accs = init();
         let shape = Shape {
@@ -241,6 +232,18 @@ impl Groups {
         if let Err(e) = self.admit(start, shape) {
             panic!("an aggregation's groups all have one shape: {e}");
         }
+        (self.insert_new(hash, key, accs, hasher), true)
+    }
+
+    /// Appends a group of the window's shape that is not there and indexes
+    /// it; its position.
+    fn insert_new(
+        &mut self,
+        hash: u64,
+        key: &[Value],
+        accs: impl IntoIterator<Item = Accumulator>,
+        hasher: FxBuildHasher,
+    ) -> usize {
         let at = self.push(key, accs);
         // A window of 2^32 groups would take some 100 GB.
         let pos = u32::try_from(at).expect("fewer than 2^32 groups in a window");
@@ -251,7 +254,7 @@ impl Groups {
         index.insert_unique(hash, pos, |&i| {
             hasher.hash_one(part(keys, width, i as usize))
         });
-        (at, true)
+        at
     }
 
     /// Puts one group into the window, replacing the group's value if it
@@ -271,13 +274,7 @@ impl Groups {
             },
         )?;
         let hash = hasher.hash_one(key);
-        let width = self.shape.keys;
-        let keys = &self.keys;
-        if let Some(&at) = self
-            .index
-            .find(hash, |&i| part(keys, width, i as usize) == key)
-        {
-            let at = at as usize;
+        if let Some(at) = self.find(hash, key) {
             let aw = self.shape.accs;
             for (slot, acc) in self.accs[at * aw..(at + 1) * aw].iter_mut().zip(accs) {
                 *slot = acc;
@@ -285,12 +282,7 @@ impl Groups {
             self.periods[at] = Periods::default();
             return Ok(false);
         }
-        let at = self.push(key, accs);
-        let pos = u32::try_from(at).expect("fewer than 2^32 groups in a window");
-        let Groups { index, keys, .. } = self;
-        index.insert_unique(hash, pos, |&i| {
-            hasher.hash_one(part(keys, width, i as usize))
-        });
+        self.insert_new(hash, key, accs, hasher);
         Ok(true)
     }
 
@@ -380,33 +372,72 @@ impl<'a> WindowGroups<'a> {
     }
 }
 
-/// Appends `count` groups from `next` to `window`'s columns, unindexed,
-/// with their keys' hashes to `hashes`; the first group of an empty window
-/// sets its shape. Stops at an error from `next` or a group of another
-/// shape, leaving the groups before it.
-pub(super) fn fill<E: From<ShapeMismatch>>(
-    window: &mut Groups,
-    next: &mut impl FnMut(&mut Vec<Value>, &mut Vec<Accumulator>) -> Result<(), E>,
-    hashes: &mut Vec<u64>,
-    start: i64,
-    count: usize,
-    hasher: FxBuildHasher,
-) -> Result<(), E> {
-    for _ in 0..count {
-        let (keys_before, accs_before) = (window.keys.len(), window.accs.len());
-        let read = next(&mut window.keys, &mut window.accs);
-        let shape = Shape {
-            keys: window.keys.len() - keys_before,
-            accs: window.accs.len() - accs_before,
-        };
-        let admitted = read.and_then(|()| window.admit(start, shape).map_err(E::from));
-        if let Err(e) = admitted {
-            window.keys.truncate(keys_before);
-            window.accs.truncate(accs_before);
-            return Err(e);
+impl Groups {
+    /// Empties the window and fills it with `n` groups from `next` (as
+    /// [`Groups::fill`]): the first gives the shape of them all, and so
+    /// the room they take, reserved at once (the table's too) and backed
+    /// with memory by a helper thread while the rest are written. Returns
+    /// their keys' hashes and how the fill ended.
+    pub(super) fn fill_empty<E: From<ShapeMismatch>>(
+        &mut self,
+        next: &mut impl FnMut(&mut Vec<Value>, &mut Vec<Accumulator>) -> Result<(), E>,
+        start: i64,
+        n: usize,
+        hasher: FxBuildHasher,
+    ) -> (Vec<u64>, Result<(), E>) {
+        self.clear();
+        // The table is empty: nothing to hash.
+        self.index.reserve(n, |_| 0);
+        let mut hashes = Vec::new();
+        let mut result = self.fill(next, &mut hashes, start, n.min(1), hasher);
+        if result.is_ok() && n > 1 {
+            let shape = self.shape;
+            self.keys.reserve((n - 1) * shape.keys);
+            self.accs.reserve((n - 1) * shape.accs);
+            self.periods.reserve(n - 1);
+            hashes.reserve(n - 1);
+            let fresh = [
+                Fresh::of(self.keys.spare_capacity_mut()),
+                Fresh::of(self.accs.spare_capacity_mut()),
+                Fresh::of(self.periods.spare_capacity_mut()),
+                Fresh::of(hashes.spare_capacity_mut()),
+            ];
+            result = backing::populate_while(&fresh, || {
+                self.fill(next, &mut hashes, start, n - 1, hasher)
+            });
         }
-        window.periods.push(Periods::default());
-        hashes.push(hasher.hash_one(&window.keys[keys_before..]));
+        (hashes, result)
     }
-    Ok(())
+
+    /// Appends `count` groups from `next` to the columns, unindexed, with
+    /// their keys' hashes to `hashes`; the first group of an empty window
+    /// sets its shape. Stops at an error from `next` or a group of another
+    /// shape, leaving the groups before it.
+    #[inline]
+    fn fill<E: From<ShapeMismatch>>(
+        &mut self,
+        next: &mut impl FnMut(&mut Vec<Value>, &mut Vec<Accumulator>) -> Result<(), E>,
+        hashes: &mut Vec<u64>,
+        start: i64,
+        count: usize,
+        hasher: FxBuildHasher,
+    ) -> Result<(), E> {
+        for _ in 0..count {
+            let (keys_before, accs_before) = (self.keys.len(), self.accs.len());
+            let read = next(&mut self.keys, &mut self.accs);
+            let shape = Shape {
+                keys: self.keys.len() - keys_before,
+                accs: self.accs.len() - accs_before,
+            };
+            let admitted = read.and_then(|()| self.admit(start, shape).map_err(E::from));
+            if let Err(e) = admitted {
+                self.keys.truncate(keys_before);
+                self.accs.truncate(accs_before);
+                return Err(e);
+            }
+            self.periods.push(Periods::default());
+            hashes.push(hasher.hash_one(&self.keys[keys_before..]));
+        }
+        Ok(())
+    }
 }

@@ -12,9 +12,8 @@ use std::hash::BuildHasher;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
-use super::backing::{self, Fresh};
 use super::groups::{
-    fill, part, Accumulators, GroupKey, Groups, Periods, Shape, ShapeMismatch, WindowGroups,
+    part, Accumulators, GroupKey, Groups, Periods, Shape, ShapeMismatch, WindowGroups,
 };
 use super::Accumulator;
 use crate::schema::Value;
@@ -398,7 +397,7 @@ impl WindowedState {
     pub fn copy(&self) -> WindowedState {
         let mut copy = WindowedState::new();
         for (&start, groups) in &self.windows {
-            copy.windows.insert(start, groups.clone());
+            copy.windows.insert(start, groups.copy());
         }
         copy.groups = self.groups;
         copy.newest = self.newest;
@@ -539,30 +538,7 @@ impl WindowedState {
         }
         let hasher = self.hasher;
         let window = window_at(&mut self.windows, &mut self.spare_window, start);
-        window.clear();
-        // The table is empty: nothing to hash.
-        window.index.reserve(n, |_| 0);
-        let mut hashes = Vec::new();
-        // The first group gives the shape of them all, and so the room
-        // they take: reserved at once and backed with memory by a helper
-        // thread while the groups are written.
-        let mut result = fill(window, &mut next, &mut hashes, start, n.min(1), hasher);
-        if result.is_ok() && n > 1 {
-            let shape = window.shape;
-            window.keys.reserve((n - 1) * shape.keys);
-            window.accs.reserve((n - 1) * shape.accs);
-            window.periods.reserve(n - 1);
-            hashes.reserve(n - 1);
-            let fresh = [
-                Fresh::of(window.keys.spare_capacity_mut()),
-                Fresh::of(window.accs.spare_capacity_mut()),
-                Fresh::of(window.periods.spare_capacity_mut()),
-                Fresh::of(hashes.spare_capacity_mut()),
-            ];
-            result = backing::populate_while(&fresh, || {
-                fill(window, &mut next, &mut hashes, start, n - 1, hasher)
-            });
-        }
+        let (hashes, result) = window.fill_empty(&mut next, start, n, hasher);
         if window.index_in_bucket_order(&hashes, hasher) {
             self.groups += window.len();
             if window.len() > 0 {
