@@ -94,17 +94,13 @@ pub(super) fn populate_while<R>(ranges: &[Fresh], work: impl FnOnce() -> R) -> R
     if bytes < MIN_BYTES {
         return work();
     }
-    let ranges = ranges.to_vec();
     std::thread::scope(|scope| {
         let helper = std::thread::Builder::new()
             .name("runnel-backing".into())
-            .spawn_scoped(scope, {
-                let ranges = ranges.clone();
-                move || {
-                    for step in 0..STEPS {
-                        for r in &ranges {
-                            populate(r.part(step, STEPS));
-                        }
+            .spawn_scoped(scope, || {
+                for step in 0..STEPS {
+                    for r in ranges {
+                        populate(r.part(step, STEPS));
                     }
                 }
             });

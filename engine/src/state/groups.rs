@@ -155,11 +155,11 @@ impl Groups {
         self.periods.len()
     }
 
-    pub(super) fn key(&self, i: usize) -> &[Value] {
+    fn key(&self, i: usize) -> &[Value] {
         part(&self.keys, self.shape.keys, i)
     }
 
-    pub(super) fn accs(&self, i: usize) -> &[Accumulator] {
+    fn accs(&self, i: usize) -> &[Accumulator] {
         part(&self.accs, self.shape.accs, i)
     }
 
@@ -172,7 +172,7 @@ impl Groups {
     }
 
     /// Room in the lists for `additional` more groups of this shape.
-    pub(super) fn reserve_lists(&mut self, additional: usize) {
+    fn reserve_lists(&mut self, additional: usize) {
         reserve_backed(&mut self.keys, additional * self.shape.keys);
         reserve_backed(&mut self.accs, additional * self.shape.accs);
         reserve_backed(&mut self.periods, additional);
