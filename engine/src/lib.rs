@@ -52,6 +52,7 @@ mod launch;
 pub mod metrics;
 pub mod microbatch;
 mod ops;
+pub mod pace;
 pub mod plan;
 pub mod query;
 pub mod schema;
@@ -80,6 +81,7 @@ pub use io::{
 };
 pub use metrics::{LatencySummary, QueryTotals, RingFill, StreamingQueryProgress};
 pub use ops::FlatMapFn;
+pub use pace::Pacing;
 pub use plan::{
     approx_count_distinct, approx_count_distinct_rsd, avg, collect_list, count, count_star, first,
     first_ignore_nulls, last, last_ignore_nulls, max, min, stddev, stddev_pop, stddev_samp, sum,

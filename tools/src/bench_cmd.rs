@@ -147,6 +147,11 @@ pub struct BenchArgs {
     /// Continuous mode's wait strategy: adaptive, spin, yield or park.
     #[arg(long, default_value = "adaptive")]
     pub wait: String,
+    /// Continuous mode: how the checkpoint's work is spread out,
+    /// SLICE_US:PAUSE_US (at most SLICE_US of work, then PAUSE_US asleep),
+    /// or off (in one go).
+    #[arg(long, default_value = "25:100", value_parser = crate::run::parse_pacing)]
+    pub checkpoint_pacing: crate::run::PacingArg,
     /// Where rows come from: push (producer threads through the embedding
     /// API; continuous mode only, micro-batch runs use rate and say so), log
     /// (a writer thread appending to a log topic the engine tails),
@@ -237,6 +242,8 @@ pub struct BenchRun {
     source: &'static str,
     producers: usize,
     wait: String,
+    /// Continuous mode with a checkpoint: `SLICE_US:PAUSE_US` or `off`.
+    checkpoint_pacing: String,
     rate: u64,
     duration_s: f64,
     events: u64,
@@ -494,6 +501,7 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         .output_mode(output_mode)
         .trigger(trigger)
         .wait_strategy(wait)
+        .checkpoint_pacing(args.checkpoint_pacing.0)
         .query_name("bench");
     if let Some(dir) = &checkpoint {
         // A leftover from an earlier run with the same pid must not be resumed.
@@ -585,6 +593,11 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
             wait.to_string()
         } else {
             "-".to_string()
+        },
+        checkpoint_pacing: match (mode, checkpoint.is_some(), args.checkpoint_pacing.0) {
+            ("continuous", true, Some(p)) => p.to_string(),
+            ("continuous", true, None) => "off".to_string(),
+            _ => "-".to_string(),
         },
         rate,
         duration_s: elapsed,
@@ -759,7 +772,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         let _ = write!(out, "{h:>width$}  ");
     }
     out.push('\n');
-    let rows: [TableRow; 22] = [
+    let rows: [TableRow; 23] = [
         ("p50", |r| format!("{:.2}", r.latency_us.p50)),
         ("p90", |r| format!("{:.2}", r.latency_us.p90)),
         ("p99", |r| format!("{:.2}", r.latency_us.p99)),
@@ -779,6 +792,7 @@ fn table(runs: &[BenchRun], sql: &str) -> String {
         }),
         ("producers", |r| r.producers.to_string()),
         ("wait", |r| r.wait.clone()),
+        ("checkpoint pacing", |r| r.checkpoint_pacing.clone()),
         ("engine p50/p99", |r| {
             p50_p99(r.engine_us.as_ref().map(|s| (s.p50, s.p99)))
         }),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use runnel::sql::StreamingSql;
-use runnel::{DataFrame, EngineError, OutputMode, Result, StreamingQuery, Trigger, Zone};
+use runnel::{DataFrame, EngineError, OutputMode, Pacing, Result, StreamingQuery, Trigger, Zone};
 
 use crate::progress::{Progress, ProgressKind};
 use crate::uri::{self, SinkSpec};
@@ -59,6 +59,12 @@ pub struct RunArgs {
     /// Without it such a run is refused.
     #[arg(long = "allow-rows-lost-on-crash")]
     pub allow_rows_lost_on_crash: bool,
+    /// Continuous mode with a checkpoint: how the checkpoint's work is
+    /// spread out, SLICE_US:PAUSE_US (at most SLICE_US of work, then
+    /// PAUSE_US asleep, so that it never holds a CPU a spinning task needs
+    /// for longer), or off (in one go: epochs durable sooner).
+    #[arg(long = "checkpoint-pacing", default_value = "25:100", value_parser = parse_pacing)]
+    pub checkpoint_pacing: PacingArg,
     /// Stop once every source is exhausted (files read, log at its end), after flushing.
     #[arg(long = "until-idle")]
     pub until_idle: bool,
@@ -89,6 +95,21 @@ pub struct RunArgs {
     /// whole query in one task.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub parallelism: u16,
+}
+
+/// `--checkpoint-pacing`: how the checkpoint's work is spread out (`None`:
+/// `off`, in one go).
+#[derive(Clone, Copy, Debug)]
+pub struct PacingArg(pub Option<Pacing>);
+
+/// `--checkpoint-pacing`: SLICE_US:PAUSE_US or off, or the reason it is
+/// neither.
+pub(crate) fn parse_pacing(text: &str) -> std::result::Result<PacingArg, String> {
+    if text == "off" {
+        Ok(PacingArg(None))
+    } else {
+        text.parse().map(|p| PacingArg(Some(p)))
+    }
 }
 
 /// `--timezone`: the zone, or the reason it is not one.
@@ -211,6 +232,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if args.allow_rows_lost_on_crash {
         writer = writer.allow_rows_lost_on_crash();
     }
+    writer = writer.checkpoint_pacing(args.checkpoint_pacing.0);
     if args.explain {
         println!("{}", writer.explain()?);
         return Ok(());

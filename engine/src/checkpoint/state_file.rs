@@ -218,6 +218,7 @@ where
         group_codec::put_i64(&mut out, start);
         group_codec::put_varint(&mut out, n as u64);
         for (key, accs) in groups {
+            crate::pace::point();
             group_codec::put_group(&mut out, key, accs, tags).map_err(cannot)?;
         }
     }

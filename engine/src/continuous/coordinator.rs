@@ -7,6 +7,9 @@
 //! serialisation and file I/O never run on a task's hot path. When an epoch
 //! has all its parts its manifest is written atomically: the epoch is durable.
 //! Then the sources are told, progress is published, and old epochs purged.
+//! The checkpoint's long loops are paced ([`crate::pace`]): on a machine
+//! whose CPUs all run spinning tasks, this thread takes one of them for a
+//! slice at a time, not for an epoch's whole work.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -27,6 +30,7 @@ use crate::metrics::{
     new_latency_histogram, IngestTimes, LatencySummary, SinkProgress, SourceProgress,
     StateOperatorProgress, StreamingQueryProgress,
 };
+use crate::pace::{self, Pacing};
 use crate::query::Control;
 use crate::query::QueryShared;
 use crate::schema::NO_TIME;
@@ -63,6 +67,8 @@ pub(crate) struct CoordinatorSetup {
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) checkpoint: Option<Checkpointer>,
     pub(crate) epoch_interval: Duration,
+    /// How the checkpoint's work is spread out (`None`: in one go).
+    pub(crate) pacing: Option<Pacing>,
     pub(crate) tasks: usize,
     pub(crate) expected_snapshots: usize,
     pub(crate) aggregate_partitions: usize,
@@ -112,10 +118,14 @@ const MAX_EPOCHS_IN_FLIGHT: u64 = 16;
 impl Coordinator {
     fn run(&mut self) {
         let interval = self.setup.epoch_interval;
+        if let Some(pacing) = self.setup.pacing {
+            pacing.enable(interval / 4);
+        }
         let mut next_tick = Instant::now() + interval;
         while self.tasks_alive > 0 {
             match self.setup.rx.recv_until(next_tick) {
                 Ok(msg) => {
+                    pace::begin();
                     if let Err(e) = self.handle(msg) {
                         self.setup.shared.fail(e);
                         self.setup.control.abort();

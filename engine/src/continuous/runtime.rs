@@ -364,6 +364,7 @@ pub(crate) fn start(
         shared: shared.clone(),
         checkpoint,
         epoch_interval,
+        pacing: config.checkpoint_pacing,
         tasks: tasks_n,
         expected_snapshots,
         aggregate_partitions: if physical.aggregate.is_some() {

@@ -16,6 +16,7 @@ use crate::error::{EngineError, Result};
 use crate::expr::{bind_expr, col, Expr};
 use crate::io::{OutputMode, Sink, Source};
 use crate::ops::FlatMapFn;
+use crate::pace::Pacing;
 use crate::schema::{timestamp_type, DataType, Field, Row, Schema, SchemaRef};
 use crate::state::distinct::{MAX_PRECISION, MIN_PRECISION};
 use crate::state::AggFunc;
@@ -207,6 +208,13 @@ pub struct QueryConfig {
     pub trigger: Trigger,
     /// How idle tasks wait (default [`WaitStrategy::Adaptive`]).
     pub wait: WaitStrategy,
+    /// Continuous mode: how the checkpoint's work (applying each epoch's
+    /// state changes to its copy and encoding them) is spread out, so that
+    /// it does not hold a CPU a spinning task or producer needs for
+    /// milliseconds at a time (default [`Pacing::DEFAULT`]; `None` runs it
+    /// in one go, which makes epochs durable sooner). The pauses of one
+    /// epoch's work add up to at most a quarter of the epoch interval.
+    pub checkpoint_pacing: Option<Pacing>,
     /// Partitions of a keyed aggregation (default 1: the whole query runs
     /// in one task, with no ring at all).
     pub parallelism: usize,
@@ -239,6 +247,7 @@ impl Default for QueryConfig {
             checkpoint: None,
             trigger: Trigger::default(),
             wait: WaitStrategy::default(),
+            checkpoint_pacing: Some(Pacing::DEFAULT),
             parallelism: 1,
             ring_capacity: 4096,
             retain_epochs: 20,
@@ -729,6 +738,12 @@ impl DataStreamWriter {
     /// Sets the wait strategy of idle tasks.
     pub fn wait_strategy(mut self, wait: WaitStrategy) -> Self {
         self.config.wait = wait;
+        self
+    }
+    /// Sets how continuous mode spreads out its checkpoint work (see
+    /// [`QueryConfig::checkpoint_pacing`]; `None`: in one go).
+    pub fn checkpoint_pacing(mut self, pacing: Option<Pacing>) -> Self {
+        self.config.checkpoint_pacing = pacing;
         self
     }
     /// Sets the session time zone (see [`QueryConfig::time_zone`]); make one

@@ -462,6 +462,7 @@ impl WindowedState {
         for (start, n) in runs {
             result = self.restore_window(start, n, |keys, accs| {
                 let (_, key, a) = drain.next().expect("a run is as long as it was counted");
+                crate::pace::point();
                 keys.extend(key);
                 accs.extend(a);
                 Ok(())
