@@ -10,6 +10,12 @@
 //! continuous at least once with exact aggregates. The sinks stand for an
 //! external system that survives the power loss (a database), so only the
 //! checkpoint's own durability is on trial.
+//!
+//! The normal test run covers every operation of one run of each case. A
+//! longer run repeats each case `RUNNEL_CRASH_ROUNDS` times, each round with
+//! other tears of the unsynced tails (and, in continuous mode, other epoch
+//! boundaries, which follow the clock):
+//! `RUNNEL_CRASH_ROUNDS=5 cargo test --release -p runnel-engine --test crash_points`.
 
 mod common;
 
@@ -194,9 +200,32 @@ impl Case {
     }
 }
 
-/// Loses power at every mutating operation of a crash-free run of `case`
-/// (`step`: every step-th one), recovers, finishes and checks the output.
-fn every_crash_point(case: Case, step: u64) {
+/// Rounds of [`every_crash_point`] per case: `RUNNEL_CRASH_ROUNDS`, 1 by
+/// default.
+fn rounds() -> u64 {
+    match std::env::var("RUNNEL_CRASH_ROUNDS") {
+        Ok(v) => v
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .unwrap_or_else(|| {
+                panic!("RUNNEL_CRASH_ROUNDS={v}: not a number of rounds (1 or more)")
+            }),
+        Err(_) => 1,
+    }
+}
+
+/// [`every_crash_point`] for each round.
+fn every_crash_point_each_round(case: Case) {
+    for round in 0..rounds() {
+        every_crash_point(case, round);
+    }
+}
+
+/// Loses power at every mutating operation of a crash-free run of `case`,
+/// recovers, finishes and checks the output. `round` picks the tears of
+/// unsynced tails.
+fn every_crash_point(case: Case, round: u64) {
     let started = Instant::now();
     let clean_fs = Arc::new(CrashFs::new(1));
     let clean = case.target();
@@ -207,7 +236,7 @@ fn every_crash_point(case: Case, step: u64) {
     let mut covered = 0;
     let mut at = 1;
     while at <= total {
-        let fs = Arc::new(CrashFs::new(at * 7919 + 1));
+        let fs = Arc::new(CrashFs::new(at * 7919 + 1 + round * 104_729));
         fs.crash_at(at);
         let target = case.target();
         // The run fails once the power is out (or, if only its last purge
@@ -220,10 +249,10 @@ fn every_crash_point(case: Case, step: u64) {
         let got = target.output();
         check(case, &expected, &got, at, total);
         covered += 1;
-        at += step;
+        at += 1;
     }
     eprintln!(
-        "{case:?}: {covered} crash points of {total} operations in {:.1} s",
+        "{case:?}, round {round}: {covered} crash points of {total} operations in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -248,22 +277,22 @@ fn check(case: Case, expected: &Output, got: &Output, at: u64, total: u64) {
 
 #[test]
 fn micro_batch_rows_survive_power_loss_at_every_operation() {
-    every_crash_point(Case::MicroBatchRows, 1);
+    every_crash_point_each_round(Case::MicroBatchRows);
 }
 
 #[test]
 fn micro_batch_counts_survive_power_loss_at_every_operation() {
-    every_crash_point(Case::MicroBatchCounts, 1);
+    every_crash_point_each_round(Case::MicroBatchCounts);
 }
 
 #[test]
 fn continuous_counts_survive_power_loss_at_every_operation() {
-    every_crash_point(Case::ContinuousCounts, 1);
+    every_crash_point_each_round(Case::ContinuousCounts);
 }
 
 #[test]
 fn continuous_rows_survive_power_loss_at_every_operation() {
-    every_crash_point(Case::ContinuousRows, 1);
+    every_crash_point_each_round(Case::ContinuousRows);
 }
 
 /// The model itself: a checkpoint file written without its directory fsync
