@@ -150,7 +150,7 @@ pub struct BenchArgs {
     /// Continuous mode: how the checkpoint's work is spread out,
     /// SLICE_US:PAUSE_US (at most SLICE_US of work, then PAUSE_US asleep),
     /// or off (in one go).
-    #[arg(long, default_value = "25:100", value_parser = crate::run::parse_pacing)]
+    #[arg(long, default_value_t = crate::run::PacingArg::default(), value_parser = crate::run::parse_pacing)]
     pub checkpoint_pacing: crate::run::PacingArg,
     /// Where rows come from: push (producer threads through the embedding
     /// API; continuous mode only, micro-batch runs use rate and say so), log
@@ -594,10 +594,10 @@ fn run_one(args: &BenchArgs, mode: &'static str, rate: u64) -> Result<BenchRun> 
         } else {
             "-".to_string()
         },
-        checkpoint_pacing: match (mode, checkpoint.is_some(), args.checkpoint_pacing.0) {
-            ("continuous", true, Some(p)) => p.to_string(),
-            ("continuous", true, None) => "off".to_string(),
-            _ => "-".to_string(),
+        checkpoint_pacing: if mode == "continuous" && checkpoint.is_some() {
+            args.checkpoint_pacing.to_string()
+        } else {
+            "-".to_string()
         },
         rate,
         duration_s: elapsed,

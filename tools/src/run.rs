@@ -63,7 +63,7 @@ pub struct RunArgs {
     /// spread out, SLICE_US:PAUSE_US (at most SLICE_US of work, then
     /// PAUSE_US asleep, so that it never holds a CPU a spinning task needs
     /// for longer), or off (in one go: epochs durable sooner).
-    #[arg(long = "checkpoint-pacing", default_value = "25:100", value_parser = parse_pacing)]
+    #[arg(long = "checkpoint-pacing", default_value_t = PacingArg::default(), value_parser = parse_pacing)]
     pub checkpoint_pacing: PacingArg,
     /// Stop once every source is exhausted (files read, log at its end), after flushing.
     #[arg(long = "until-idle")]
@@ -101,6 +101,23 @@ pub struct RunArgs {
 /// `off`, in one go).
 #[derive(Clone, Copy, Debug)]
 pub struct PacingArg(pub Option<Pacing>);
+
+/// The engine's default, [`Pacing::DEFAULT`].
+impl Default for PacingArg {
+    fn default() -> Self {
+        PacingArg(Some(Pacing::DEFAULT))
+    }
+}
+
+/// As [`parse_pacing`] reads it: `SLICE_US:PAUSE_US` or `off`.
+impl std::fmt::Display for PacingArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(p) => p.fmt(f),
+            None => f.write_str("off"),
+        }
+    }
+}
 
 /// `--checkpoint-pacing`: SLICE_US:PAUSE_US or off, or the reason it is
 /// neither.
