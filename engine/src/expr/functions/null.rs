@@ -109,6 +109,14 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             if from.iter().any(|a| matches!(a, Arg::Computed(_))) {
                 return None;
             }
+            // `coalesce(column, literal)`, the common shape: one test.
+            if let [Arg::Column(i), Arg::Literal(v)] = from {
+                let (i, v) = (*i, v.clone());
+                return Some(Arc::new(move |row: &[Value]| match &row[i] {
+                    Value::Null => v.clone(),
+                    x => x.clone(),
+                }) as Arc<DirectFn>);
+            }
             let from: Box<[Arg]> = from.into();
             Some(Arc::new(move |row: &[Value]| {
                 from.iter()

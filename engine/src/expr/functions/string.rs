@@ -357,7 +357,7 @@ fn concat_strs<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Val
         if end > Str::INLINE_CAP {
             return concat_long(pieces);
         }
-        buf[at..end].copy_from_slice(s.as_bytes());
+        put_short(&mut buf[at..end], s.as_bytes());
         at = end;
     }
     // SAFETY: `buf[..at]` is whole `str`s one after the other, and UTF-8
@@ -365,6 +365,42 @@ fn concat_strs<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Val
     Value::Utf8(Str::new_inline(unsafe {
         std::str::from_utf8_unchecked(&buf[..at])
     }))
+}
+
+/// Copies `src` into `dst` (the same length, at most a value's inline
+/// capacity) with at most two loads and two stores of a fixed width,
+/// overlapping in the middle: for the few bytes of a short piece this is
+/// a handful of instructions, where a general copy is a call.
+#[inline(always)]
+fn put_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    debug_assert_eq!(dst.len(), n);
+    if n >= 8 {
+        if n > 16 {
+            dst.copy_from_slice(src);
+            return;
+        }
+        let (a, b) = (load::<8>(src, 0), load::<8>(src, n - 8));
+        dst[..8].copy_from_slice(&a);
+        dst[n - 8..].copy_from_slice(&b);
+    } else if n >= 4 {
+        let (a, b) = (load::<4>(src, 0), load::<4>(src, n - 4));
+        dst[..4].copy_from_slice(&a);
+        dst[n - 4..].copy_from_slice(&b);
+    } else if n > 0 {
+        // 1 to 3 bytes: the first, the middle and the last (some the same).
+        dst[0] = src[0];
+        dst[n / 2] = src[n / 2];
+        dst[n - 1] = src[n - 1];
+    }
+}
+
+/// `W` bytes of `src` from `at`, as a fixed-size array (one load).
+#[inline(always)]
+fn load<const W: usize>(src: &[u8], at: usize) -> [u8; W] {
+    let mut out = [0u8; W];
+    out.copy_from_slice(&src[at..at + W]);
+    out
 }
 
 /// [`concat_strs`] of pieces longer together than a value holds.
@@ -784,6 +820,11 @@ impl LikeMatcher {
     fn into_kernel(self) -> Kernel {
         match self {
             LikeMatcher::Exact(p) => matcher_kernel(move |s| s == p),
+            // One character (`'a%'`): one byte compared, no call.
+            LikeMatcher::Prefix(p) if p.len() == 1 => {
+                let b = p.as_bytes()[0];
+                matcher_kernel(move |s| s.as_bytes().first() == Some(&b))
+            }
             LikeMatcher::Prefix(p) => matcher_kernel(move |s| s.starts_with(p.as_str())),
             LikeMatcher::Suffix(p) => matcher_kernel(move |s| s.ends_with(p.as_str())),
             LikeMatcher::Contains(p) => matcher_kernel(move |s| s.contains(p.as_str())),

@@ -1206,3 +1206,94 @@ fn direct_forms_give_what_the_row_kernels_give() {
         &[Value::Int64(12), Value::Int64(11), Value::Int64(0)]
     );
 }
+
+#[test]
+fn case_comparisons_of_a_bigint_with_a_literal_agree_at_the_edges() {
+    // The direct form tests `i op k` as a range of bigints; the row and
+    // column evaluators compare. Every operator, at the ends of the range,
+    // against nulls, and a double column compared with a bigint literal.
+    let edge = [
+        i64::MIN,
+        i64::MIN + 1,
+        -1,
+        0,
+        1,
+        9,
+        10,
+        11,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    let mut rows: Vec<Row> = edge
+        .iter()
+        .map(|&i| {
+            let mut r = null_row();
+            r[0] = Value::Int64(i);
+            r[2] = Value::Float64(i as f64 + 0.5);
+            r
+        })
+        .collect();
+    rows.push(null_row());
+    for k in [i64::MIN, -1, 10, i64::MAX] {
+        type Op = fn(Expr, Expr) -> Expr;
+        let ops: [(&str, Op); 6] = [
+            ("=", Expr::eq),
+            ("<>", Expr::not_eq),
+            ("<", Expr::lt),
+            ("<=", Expr::lt_eq),
+            (">", Expr::gt),
+            (">=", Expr::gt_eq),
+        ];
+        for (name, op) in ops {
+            for column in ["i", "f"] {
+                let e = case_when([(op(col(column), lit(k)), lit("yes"))], Some(lit("no")));
+                let found = both(&e, &rows).unwrap_or_else(|err| panic!("{err}"));
+                for (row, got) in rows.iter().zip(&found) {
+                    let want = match &row[if column == "i" { 0 } else { 2 }] {
+                        Value::Int64(x) => Some((*x).cmp(&k)),
+                        Value::Float64(x) => x.partial_cmp(&(k as f64)),
+                        _ => None,
+                    }
+                    .map(|o| match name {
+                        "=" => o.is_eq(),
+                        "<>" => o.is_ne(),
+                        "<" => o.is_lt(),
+                        "<=" => o.is_le(),
+                        ">" => o.is_gt(),
+                        _ => o.is_ge(),
+                    });
+                    let want = if want == Some(true) { "yes" } else { "no" };
+                    assert_eq!(*got, s(want), "{column} {name} {k} on {row}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_one_character_prefix_pattern_matches_by_its_first_byte() {
+    let rows: Vec<Row> = ["a", "ab", "ba", "", "é", "A"]
+        .iter()
+        .map(|t| isp(Value::Null, s(t), Value::Null))
+        .chain([null_row()])
+        .collect();
+    let found = both(&col("s").like("a%"), &rows).unwrap();
+    let t = Value::Boolean(true);
+    let f = Value::Boolean(false);
+    assert_eq!(
+        found,
+        vec![
+            t.clone(),
+            t,
+            f.clone(),
+            f.clone(),
+            f.clone(),
+            f,
+            Value::Null
+        ]
+    );
+    // A multi-byte first character is not a one-byte prefix.
+    let found = both(&col("s").like("é%"), &rows).unwrap();
+    assert_eq!(found[4], Value::Boolean(true));
+    assert_eq!(found[0], Value::Boolean(false));
+}

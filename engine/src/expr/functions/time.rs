@@ -285,21 +285,35 @@ fn date_field(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
 }
 
 fn time_field(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
+    const HOUR: i64 = 3_600 * US_PER_SEC;
+    const MINUTE: i64 = 60 * US_PER_SEC;
     let t = coerce(name, 0, &args[0].dt, Want::Timestamp)?;
-    let unit = match name.to_ascii_lowercase().as_str() {
-        "hour" => (3_600 * US_PER_SEC, 24),
-        "minute" => (60 * US_PER_SEC, 60),
-        _ => (US_PER_SEC, 60),
+    let field = name.to_ascii_lowercase();
+    let kernel = match (zone.is_utc(), field.as_str()) {
+        // UTC: constant divisors, a multiplication each rather than a division.
+        (true, "hour") => utc_field::<HOUR, 24>(),
+        (true, "minute") => utc_field::<MINUTE, 60>(),
+        (true, _) => utc_field::<US_PER_SEC, 60>(),
+        (false, f) => {
+            let (unit, modulus) = match f {
+                "hour" => (HOUR, 24),
+                "minute" => (MINUTE, 60),
+                _ => (US_PER_SEC, 60),
+            };
+            ts_to_i64(move |us| Some(zone.to_local(us)?.div_euclid(unit).rem_euclid(modulus)))
+        }
     };
     Ok(Resolved {
         arg_types: vec![t],
         ret: DataType::Int64,
-        kernel: if zone.is_utc() {
-            ts_to_i64(move |us| Some(us.div_euclid(unit.0).rem_euclid(unit.1)))
-        } else {
-            ts_to_i64(move |us| Some(zone.to_local(us)?.div_euclid(unit.0).rem_euclid(unit.1)))
-        },
+        kernel,
     })
+}
+
+/// `(us / UNIT) mod MODULUS`, rounding down: `hour`, `minute` or `second`
+/// of a UTC timestamp.
+fn utc_field<const UNIT: i64, const MODULUS: i64>() -> Kernel {
+    ts_to_i64(|us| Some(us.div_euclid(UNIT).rem_euclid(MODULUS)))
 }
 
 fn pattern_literal(_: usize, v: &Value) -> Result<(), String> {
