@@ -300,15 +300,30 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                 .iter()
                 .map(|a| match a {
                     Arg::Column(i) => Some(Piece::Column(*i)),
-                    Arg::Literal(Value::Utf8(s)) => Some(Piece::Text(s.clone())),
+                    Arg::Literal(Value::Utf8(s)) => Some(Piece::Text(s.as_str().into())),
                     _ => None,
                 })
                 .collect();
             if let Some(pieces) = pieces {
                 return Some(Arc::new(move |row: &[Value]| {
-                    concat_strs(pieces.iter().map(|p| match p {
-                        Piece::Column(i) => row[*i].as_str(),
-                        Piece::Text(t) => Some(t.as_str()),
+                    // The short result in place, piece by piece.
+                    let mut buf = [0u8; Str::INLINE_CAP];
+                    let mut at = 0;
+                    for p in pieces.iter() {
+                        let Some(s) = p.get(row) else {
+                            return Value::Null;
+                        };
+                        let end = at + s.len();
+                        if end > Str::INLINE_CAP {
+                            return concat_long(pieces.iter().map(|p| p.get(row)));
+                        }
+                        put_short(&mut buf[at..end], s.as_bytes());
+                        at = end;
+                    }
+                    // SAFETY: `buf[..at]` is whole `str`s one after the
+                    // other, and UTF-8 strings joined are UTF-8.
+                    Value::Utf8(Str::new_inline(unsafe {
+                        std::str::from_utf8_unchecked(&buf[..at])
                     }))
                 }) as Arc<DirectFn>);
             }
@@ -339,7 +354,21 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
 /// A piece of a `concat` call whose arguments are columns and text.
 enum Piece {
     Column(usize),
-    Text(Str),
+    Text(Box<str>),
+}
+
+impl Piece {
+    /// The piece's text in `row`; `None` for null.
+    #[inline(always)]
+    fn get<'a>(&'a self, row: &'a [Value]) -> Option<&'a str> {
+        match self {
+            Piece::Column(i) => match &row[*i] {
+                Value::Utf8(s) => Some(s.as_str()),
+                _ => None,
+            },
+            Piece::Text(t) => Some(t),
+        }
+    }
 }
 
 /// `concat` of `pieces` (`None`: a null piece, which makes the result
