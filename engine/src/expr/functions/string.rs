@@ -306,25 +306,7 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                 .collect();
             if let Some(pieces) = pieces {
                 return Some(Arc::new(move |row: &[Value]| {
-                    // The short result in place, piece by piece.
-                    let mut buf = [0u8; Str::INLINE_CAP];
-                    let mut at = 0;
-                    for p in pieces.iter() {
-                        let Some(s) = p.get(row) else {
-                            return Value::Null;
-                        };
-                        let end = at + s.len();
-                        if end > Str::INLINE_CAP {
-                            return concat_long(pieces.iter().map(|p| p.get(row)));
-                        }
-                        put_short(&mut buf[at..end], s.as_bytes());
-                        at = end;
-                    }
-                    // SAFETY: `buf[..at]` is whole `str`s one after the
-                    // other, and UTF-8 strings joined are UTF-8.
-                    Value::Utf8(Str::new_inline(unsafe {
-                        std::str::from_utf8_unchecked(&buf[..at])
-                    }))
+                    concat_strs(pieces.iter().map(|p| p.get(row)))
                 }) as Arc<DirectFn>);
             }
             let from: Box<[Arg]> = from.into();
