@@ -56,7 +56,6 @@ impl Pacing {
                 budget_ns: budget.as_nanos() as u64,
                 since_ns: now_ns(),
                 paused_ns: 0,
-                calls: 0,
                 pauses: s.get().pauses,
             })
         });
@@ -104,7 +103,6 @@ struct State {
     since_ns: u64,
     /// Time slept in the current burst.
     paused_ns: u64,
-    calls: u32,
     /// Pauses taken on this thread, ever.
     pauses: u64,
 }
@@ -117,10 +115,12 @@ thread_local! {
             budget_ns: 0,
             since_ns: 0,
             paused_ns: 0,
-            calls: 0,
             pauses: 0,
         })
     };
+    /// Points left before the next look at the clock: kept apart from
+    /// [`STATE`] so that a point only decrements it.
+    static COUNTDOWN: Cell<u32> = const { Cell::new(POINTS_PER_LOOK) };
 }
 
 /// Points between two looks at the clock: a point is a few instructions,
@@ -132,22 +132,37 @@ const POINTS_PER_LOOK: u32 = 16;
 /// new slice. Does nothing on a thread that has not enabled pacing.
 #[inline]
 pub fn point() {
+    let look = COUNTDOWN.with(|c| match c.get() {
+        0 | 1 => {
+            c.set(POINTS_PER_LOOK);
+            true
+        }
+        n => {
+            c.set(n - 1);
+            false
+        }
+    });
+    if look {
+        look_at_clock();
+    }
+}
+
+/// The slow part of [`point`], once every [`POINTS_PER_LOOK`] points.
+#[inline(never)]
+fn look_at_clock() {
     STATE.with(|s| {
         let mut st = s.get();
         if st.slice_ns == 0 {
             return;
         }
-        st.calls = st.calls.wrapping_add(1);
-        if st.calls % POINTS_PER_LOOK == 0 {
-            let now = now_ns();
-            if now.saturating_sub(st.since_ns) >= st.slice_ns && st.paused_ns < st.budget_ns {
-                std::thread::sleep(st.pause);
-                st.since_ns = now_ns();
-                st.paused_ns += st.since_ns - now;
-                st.pauses += 1;
-            }
+        let now = now_ns();
+        if now.saturating_sub(st.since_ns) >= st.slice_ns && st.paused_ns < st.budget_ns {
+            std::thread::sleep(st.pause);
+            st.since_ns = now_ns();
+            st.paused_ns += st.since_ns - now;
+            st.pauses += 1;
+            s.set(st);
         }
-        s.set(st);
     });
 }
 
