@@ -15,8 +15,9 @@
 //!
 //! Owns the per-thread slice, pause and budget and the sleep; it must not
 //! decide what work is paced (the callers place their points) and must cost
-//! nothing but a thread-local read on a thread that has not enabled it (every
-//! other thread, and every hot path).
+//! no more than a thread-local countdown on a thread that has not enabled it
+//! (every other thread, and every hot path): a point decrements a per-thread
+//! number, and only every sixteenth one reads the pacing state.
 
 use std::cell::Cell;
 use std::fmt;
