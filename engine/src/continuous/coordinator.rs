@@ -383,8 +383,10 @@ impl Coordinator {
         self.setup
             .shared
             .push_progress(progress, &latency, &self.durable);
-        let mut latency = latency;
+        // Emptied here, off the sink's task: it only sets the next base.
+        let (mut latency, mut ingest) = (latency, ingest);
         latency.reset();
+        ingest.clear();
         let _ = self.setup.spare_histograms.try_send((latency, ingest));
         Ok(())
     }

@@ -162,14 +162,15 @@ impl Operator for SinkOut {
     }
     fn on_marker(&mut self, epoch: u64) -> Result<()> {
         let state = self.sink.commit(epoch)?;
-        // Hand the epoch's histograms over whole; take cleared ones back
-        // (allocating only when the coordinator has none to return yet).
+        // Hand the epoch's histograms over whole; take back ones the
+        // coordinator has already emptied (allocating only when it has
+        // none to return yet), so no counter is touched here.
         let now = now_ns();
         let (fresh, mut fresh_ingest) = self
             .spare
             .try_recv()
             .unwrap_or_else(|_| (new_latency_histogram(), IngestTimes::starting(now)));
-        fresh_ingest.restart(now);
+        fresh_ingest.rebase(now);
         let hist = std::mem::replace(&mut self.hist, fresh);
         let ingest = std::mem::replace(&mut self.ingest, fresh_ingest);
         self.reporter

@@ -171,10 +171,18 @@ impl IngestTimes {
             .saturating_record(ingest_ns.saturating_sub(self.base_ns).max(1));
     }
 
-    /// Empties it for the next epoch (rows from about `now_ns` on), keeping
-    /// its memory.
-    pub fn restart(&mut self, now_ns: u64) {
+    /// Empties it, keeping its memory. This touches every counter (a few
+    /// hundred kilobytes): the continuous coordinator does it before it
+    /// hands the times back, so that the sink's task only calls
+    /// [`IngestTimes::rebase`].
+    pub fn clear(&mut self) {
         self.hist.reset();
+    }
+
+    /// Starts an emptied one ([`IngestTimes::clear`]) on the next epoch's
+    /// rows, ingested from about `now_ns` on; constant time.
+    pub fn rebase(&mut self, now_ns: u64) {
+        debug_assert!(self.hist.is_empty(), "rebased before it was cleared");
         self.base_ns = now_ns.saturating_sub(INGEST_SLACK_NS);
     }
 
