@@ -25,11 +25,13 @@ use super::topic::LogTopic;
 /// of the map (no copy, no allocation, no syscall per record, CRC checked).
 /// The active segment is read with large positioned reads into a reusable
 /// buffer. At the end of the log, [`next_record`](Self::next_record) returns
-/// `None`; a later call checks the file again (one `fstat`, and one `stat`
-/// for the next segment when the file has not grown; a tailing reader can
-/// make that look rarer, [`look_for_rolls_every`](Self::look_for_rolls_every))
-/// and returns records appended in the meantime by a producer in this or
-/// another process, following segment rolls.
+/// `None`; a later call reads past the end it knew (one `pread`, which also
+/// brings in the records appended since: a tailing reader spends one system
+/// call on a record; and one `stat` for the next segment when the file has
+/// not grown, which a tailing reader can make rarer,
+/// [`look_for_rolls_every`](Self::look_for_rolls_every)) and returns records
+/// appended in the meantime by a producer in this or another process,
+/// following segment rolls.
 ///
 /// Errors ([`LogError::Corrupt`] for invalid data) leave the position
 /// unchanged, so a retry reports the same error.
@@ -411,7 +413,7 @@ impl Segment {
                         }
                         None => String::new(),
                     };
-                    match at_end(chunks, dir, self.base, *next_offset, &mut rolls)? {
+                    match at_end(chunks, pos, dir, self.base, *next_offset, &mut rolls)? {
                         EndState::Changed => want = RECORD_OVERHEAD,
                         // The buffer was dropped: look at fresh bytes once
                         // (recovery may have rewritten them in place).
@@ -440,21 +442,24 @@ struct RollLook<'a> {
     last_ns: &'a mut u64,
 }
 
-/// Called when the active segment has no complete valid record at the
-/// current position. A grown file needs no more than its length (one
-/// `fstat`: the case of a reader woken by an append). Otherwise the next
-/// segment is looked for, and if it exists the length is read once more,
-/// because a producer finishes writing a segment before it creates the next
-/// one: only a length read after the next segment was seen is final.
+/// Called when the active segment has no complete valid record at `pos`,
+/// the current position. A grown file is found by reading past the known
+/// end (one `pread`, whose bytes are then buffered: the case of a reader
+/// woken by an append, which so spends one system call on the record).
+/// Otherwise the next segment is looked for, and if it exists the length is
+/// read once more, because a producer finishes writing a segment before it
+/// creates the next one: only a length read after the next segment was seen
+/// is final.
 fn at_end(
     chunks: &mut ChunkReader,
+    pos: u64,
     dir: &Path,
     base: u64,
     next_offset: u64,
     rolls: &mut RollLook<'_>,
 ) -> Result<EndState> {
     let old = chunks.len();
-    if chunks.refresh()? != old {
+    if chunks.look_past(pos)? != old {
         return Ok(EndState::Changed);
     }
     if rolls.every_ns > 0 {

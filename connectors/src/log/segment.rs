@@ -21,6 +21,10 @@ const NAME_DIGITS: usize = 20;
 /// Read size of [`ChunkReader`].
 pub(crate) const CHUNK_BYTES: usize = 1 << 20;
 
+/// Bytes a tailing reader reads at once past the known end of the active
+/// segment ([`ChunkReader::look_past`]); more come with the next refill.
+const LOOK_BYTES: usize = 64 << 10;
+
 /// Path of a segment's log file.
 pub(crate) fn log_path(dir: &Path, base: u64) -> PathBuf {
     dir.join(format!("{base:020}.log"))
@@ -109,6 +113,36 @@ impl ChunkReader {
             .map_err(io_err("stat", &self.path))?
             .len();
         self.filled = 0;
+        Ok(self.len)
+    }
+
+    /// Reads the file from `pos` (a record boundary at or before the known
+    /// end) as far as it has bytes, up to the buffer's size: a tailing
+    /// reader's look at a file that may have grown, in one positioned read
+    /// and no `fstat` (which would be a second system call per appended
+    /// record). The buffer then holds these fresh bytes. A read shorter
+    /// than asked for ends at the end of the file, so it gives the length
+    /// exactly (a file cut back to `pos` included); a full one gives a
+    /// lower bound. Returns the length now known.
+    pub(crate) fn look_past(&mut self, pos: u64) -> Result<u64> {
+        let want = self.buf.len().max(LOOK_BYTES);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        self.buf_pos = pos;
+        self.filled = loop {
+            match read_at(&mut self.file, &mut self.buf[..want], pos) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_err("read", &self.path)(e)),
+            }
+        };
+        let end = pos + self.filled as u64;
+        self.len = if self.filled < want {
+            end
+        } else {
+            end.max(self.len)
+        };
         Ok(self.len)
     }
 

@@ -32,7 +32,7 @@
 //!   time, [`runnel::continuous::TaskWaker::awake_for`]), the source looks
 //!   at the files every 20 µs and answers `Idle`, so the task keeps
 //!   polling; after that it answers `IdleUntil(now + poll_interval)` and
-//!   does not look again before then (each look costs an `fstat` per
+//!   does not look again before then (each look costs a `pread` per
 //!   partition, and a `stat` for a rolled segment at most once a
 //!   millisecond, `ROLL_LOOK`; a look that read every partition to its end
 //!   counts as a look). A record from another process is so seen within
