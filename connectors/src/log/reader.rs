@@ -156,6 +156,7 @@ impl PartitionReader {
     /// borrows from the reader (the segment's map or the read buffer).
     #[inline]
     pub fn next_record(&mut self) -> Result<Option<RecordRef<'_>>> {
+        self.cursor.begin_call();
         Ok(match self.cursor.advance()? {
             Some(span) => Some(self.cursor.record_at(span)),
             None => None,
@@ -170,6 +171,7 @@ impl PartitionReader {
     where
         F: FnMut(RecordRef<'_>),
     {
+        self.cursor.begin_call();
         let mut n = 0;
         while n < max {
             let Some(span) = self.cursor.advance()? else {
@@ -214,6 +216,19 @@ impl Cursor {
             expect_segment: false,
             roll_look_ns: 0,
             roll_looked_ns: 0,
+        }
+    }
+
+    /// Starts a call of the reader's API: the end of the active segment
+    /// found by an earlier call is looked past again (within one call, an
+    /// end once found stands: a record appended since is the next call's).
+    fn begin_call(&mut self) {
+        if let Some(Segment {
+            data: Data::Active(chunks),
+            ..
+        }) = &mut self.seg
+        {
+            chunks.forget_end();
         }
     }
 
@@ -459,7 +474,9 @@ fn at_end(
     rolls: &mut RollLook<'_>,
 ) -> Result<EndState> {
     let old = chunks.len();
-    if chunks.look_past(pos)? != old {
+    // A look in this call that found the end stands until the next call:
+    // one read per appended record, not a second one that finds nothing.
+    if !chunks.end_is_exact() && chunks.look_past(pos)? != old {
         return Ok(EndState::Changed);
     }
     if rolls.every_ns > 0 {

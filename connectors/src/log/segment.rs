@@ -76,6 +76,9 @@ pub(crate) struct ChunkReader {
     buf_pos: u64,
     /// Valid bytes in `buf`.
     filled: usize,
+    /// `len` is the file's length as a read found it (a short read past
+    /// the end, [`ChunkReader::look_past`]), not a lower bound or a stat.
+    end_exact: bool,
 }
 
 impl ChunkReader {
@@ -95,6 +98,7 @@ impl ChunkReader {
             buf: Vec::new(),
             buf_pos: 0,
             filled: 0,
+            end_exact: false,
         })
     }
 
@@ -113,6 +117,7 @@ impl ChunkReader {
             .map_err(io_err("stat", &self.path))?
             .len();
         self.filled = 0;
+        self.end_exact = false;
         Ok(self.len)
     }
 
@@ -138,12 +143,24 @@ impl ChunkReader {
             }
         };
         let end = pos + self.filled as u64;
-        self.len = if self.filled < want {
+        self.end_exact = self.filled < want;
+        self.len = if self.end_exact {
             end
         } else {
             end.max(self.len)
         };
         Ok(self.len)
+    }
+
+    /// Whether the last [`ChunkReader::look_past`] found the end of the
+    /// file (and nothing has been read or forgotten since).
+    pub(crate) fn end_is_exact(&self) -> bool {
+        self.end_exact
+    }
+
+    /// Forgets that the end was found: the next look reads past it again.
+    pub(crate) fn forget_end(&mut self) {
+        self.end_exact = false;
     }
 
     /// The buffered bytes and the file position of the first one.

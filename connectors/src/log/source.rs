@@ -672,14 +672,17 @@ impl Source for LogSource {
         let mut budget = self.options.max_records_per_poll.max(1);
         let chunk = (budget / n).max(1);
         let mut emitted = 0;
-        let mut empty_in_a_row = 0;
+        let mut at_end_in_a_row = 0;
         let mut p = self.next_partition;
-        while budget > 0 && empty_in_a_row < n {
-            let got = self.read_partition(p, chunk.min(budget), out)?;
-            if got == 0 {
-                empty_in_a_row += 1;
+        while budget > 0 && at_end_in_a_row < n {
+            let want = chunk.min(budget);
+            let got = self.read_partition(p, want, out)?;
+            // Fewer than asked for: the read reached the partition's end
+            // (no second read to find that out).
+            if got < want {
+                at_end_in_a_row += 1;
             } else {
-                empty_in_a_row = 0;
+                at_end_in_a_row = 0;
             }
             emitted += got;
             budget -= got;
@@ -689,7 +692,7 @@ impl Source for LogSource {
         let now = now_ns();
         if emitted > 0 {
             self.last_data_ns = now;
-            if empty_in_a_row == n && self.options.poll_interval_us > 0 && !self.options.until_idle
+            if at_end_in_a_row == n && self.options.poll_interval_us > 0 && !self.options.until_idle
             {
                 // Every partition was read to its end after `appends` was
                 // noted: as after an empty look, the next one waits for an
