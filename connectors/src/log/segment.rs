@@ -153,7 +153,7 @@ impl ChunkReader {
     }
 
     /// Whether the last [`ChunkReader::look_past`] found the end of the
-    /// file (and nothing has been read or forgotten since).
+    /// file, and that was not forgotten or replaced by a `stat` since.
     pub(crate) fn end_is_exact(&self) -> bool {
         self.end_exact
     }
