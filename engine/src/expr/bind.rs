@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::compare::compare;
+use super::case;
 use super::functions::{self, Arg, ArgInfo, DirectFn, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
@@ -580,137 +580,6 @@ fn direct_form(
     kernel.direct(&from).map(Direct)
 }
 
-/// A condition of a `CASE`'s direct form.
-enum CaseIf {
-    /// `column op bigint literal` for `=`, `<`, `<=`, `>`, `>=` and `<>`:
-    /// holds when the column is a bigint in `lo..=hi` (`<>`: outside it).
-    IntRange {
-        col: usize,
-        lo: i64,
-        hi: i64,
-        outside: bool,
-        /// The comparison and its literal, for a value that is not a bigint.
-        op: BinaryOp,
-        k: Value,
-    },
-    /// `column op literal`, the common shape, compared in place.
-    Compare(BinaryOp, usize, Value),
-    /// Any other condition.
-    Other(BoundExpr),
-}
-
-/// A result of a `CASE`'s direct form.
-enum CaseOut {
-    Column(usize),
-    Literal(Value),
-    Other(BoundExpr),
-}
-
-impl CaseIf {
-    fn of(e: &BoundExpr) -> CaseIf {
-        if let BoundExpr::Compare { op, left, right } = e {
-            if let (BoundExpr::Column(i), BoundExpr::Literal(v)) = (left.as_ref(), right.as_ref()) {
-                if let Value::Int64(k) = v {
-                    let (k, col) = (*k, *i);
-                    let range = match op {
-                        BinaryOp::Eq => Some((k, k, false)),
-                        BinaryOp::NotEq => Some((k, k, true)),
-                        BinaryOp::Lt => k.checked_sub(1).map(|h| (i64::MIN, h, false)),
-                        BinaryOp::LtEq => Some((i64::MIN, k, false)),
-                        BinaryOp::Gt => k.checked_add(1).map(|l| (l, i64::MAX, false)),
-                        BinaryOp::GtEq => Some((k, i64::MAX, false)),
-                        _ => None,
-                    };
-                    if let Some((lo, hi, outside)) = range {
-                        return CaseIf::IntRange {
-                            col,
-                            lo,
-                            hi,
-                            outside,
-                            op: *op,
-                            k: v.clone(),
-                        };
-                    }
-                }
-                return CaseIf::Compare(*op, *i, v.clone());
-            }
-        }
-        CaseIf::Other(e.clone())
-    }
-
-    #[inline(always)]
-    fn holds(&self, row: &[Value]) -> bool {
-        match self {
-            CaseIf::IntRange {
-                col,
-                lo,
-                hi,
-                outside,
-                op,
-                k,
-            } => match &row[*col] {
-                Value::Int64(x) => (*lo <= *x && *x <= *hi) != *outside,
-                Value::Null => false,
-                other => compare(*op, other, k) == Some(true),
-            },
-            CaseIf::Compare(op, i, v) => compare(*op, &row[*i], v) == Some(true),
-            CaseIf::Other(e) => e.eval_bool(row) == Some(true),
-        }
-    }
-}
-
-impl CaseOut {
-    fn of(e: &BoundExpr) -> CaseOut {
-        match e {
-            BoundExpr::Column(i) => CaseOut::Column(*i),
-            BoundExpr::Literal(v) => CaseOut::Literal(v.clone()),
-            other => CaseOut::Other(other.clone()),
-        }
-    }
-
-    #[inline(always)]
-    fn get(&self, row: &[Value]) -> Value {
-        match self {
-            CaseOut::Column(i) => row[*i].clone(),
-            CaseOut::Literal(v) => v.clone(),
-            CaseOut::Other(e) => e.eval(row),
-        }
-    }
-}
-
-/// The direct form of a `CASE`: one call that tests the conditions in
-/// order, a comparison of a column with a literal (`CASE WHEN qty > 10 THEN
-/// 'big' ELSE 'small' END`) in place, and gives the first true one's
-/// result, with no tree node to dispatch on.
-fn direct_case(branches: &[(BoundExpr, BoundExpr)], otherwise: &BoundExpr) -> Direct {
-    let branches: Box<[(CaseIf, CaseOut)]> = branches
-        .iter()
-        .map(|(cond, result)| (CaseIf::of(cond), CaseOut::of(result)))
-        .collect();
-    let otherwise = CaseOut::of(otherwise);
-    if branches.len() == 1 {
-        // `CASE WHEN c THEN a ELSE b END`: no loop.
-        let Some((cond, result)) = branches.into_vec().pop() else {
-            unreachable!("one branch")
-        };
-        return Direct(Arc::new(move |row: &[Value]| {
-            if cond.holds(row) {
-                result.get(row)
-            } else {
-                otherwise.get(row)
-            }
-        }));
-    }
-    Direct(Arc::new(move |row: &[Value]| {
-        for (cond, result) in branches.iter() {
-            if cond.holds(row) {
-                return result.get(row);
-            }
-        }
-        otherwise.get(row)
-    }))
-}
-
 fn bind_case(
     branches: &[(Expr, Expr)],
     otherwise: Option<&Expr>,
@@ -745,7 +614,7 @@ fn bind_case(
         .collect();
     let otherwise = results.pop().unwrap_or(BoundExpr::Literal(Value::Null));
     let branches: Vec<(BoundExpr, BoundExpr)> = conds.into_iter().zip(results).collect();
-    let direct = direct_case(&branches, &otherwise);
+    let direct = Direct(case::direct_case(&branches, &otherwise));
     Ok((
         BoundExpr::Case(Box::new(BoundCase {
             branches,

@@ -9,6 +9,7 @@
 //! not know about operators, windows or I/O.
 
 mod bind;
+mod case;
 mod compare;
 mod eval;
 pub(crate) mod functions;

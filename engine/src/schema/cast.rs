@@ -10,7 +10,7 @@
 //! the text of timestamps are local times in the session time zone. It must
 //! not know about expressions or columns: the evaluators call it.
 
-use super::{DataType, Str, Value};
+use super::{inline_str, DataType, Str, Value};
 use crate::time::{self, Zone};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -25,9 +25,11 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
 /// without the formatting machinery: casts of numbers to strings are
 /// common in per-event projections.
 fn int_text(i: i64) -> Str {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
     let mut n = i.unsigned_abs();
+    let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
+    let len = digits + usize::from(i < 0);
+    let mut buf = [0u8; Str::INLINE_CAP];
+    let mut at = len;
     loop {
         at -= 1;
         buf[at] = b'0' + (n % 10) as u8;
@@ -37,10 +39,11 @@ fn int_text(i: i64) -> Str {
         }
     }
     if i < 0 {
-        at -= 1;
-        buf[at] = b'-';
+        buf[0] = b'-';
     }
-    Str::new(std::str::from_utf8(&buf[at..]).expect("ASCII digits"))
+    // SAFETY: `buf[..len]` is ASCII digits after an optional sign, and
+    // `len` is at most 20, within `INLINE_CAP`.
+    unsafe { inline_str(&buf, len) }
 }
 
 /// Converts a value to `to` in the session time zone `zone`: a timestamp

@@ -13,8 +13,10 @@ pub mod arrow;
 pub mod builder;
 mod cast;
 pub mod column;
+mod inline;
 
 pub(crate) use cast::{cast_value, cast_value_in};
+pub(crate) use inline::inline_str;
 
 use std::cmp::Ordering;
 use std::fmt;

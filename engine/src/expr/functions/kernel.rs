@@ -60,6 +60,44 @@ impl Arg {
     }
 }
 
+/// A literal of a direct form, handed out for each row.
+///
+/// A literal that owns nothing on the heap (a number, a boolean, a string
+/// short enough to live in the value) is handed out as a copy of its bits,
+/// with no match on its type; any other is cloned.
+#[derive(Clone, Debug)]
+pub(crate) struct Lit {
+    value: Value,
+    plain: bool,
+}
+
+impl Lit {
+    /// The literal `value`.
+    pub(crate) fn new(value: Value) -> Lit {
+        let plain = match &value {
+            Value::Utf8(s) => !s.is_heap_allocated(),
+            Value::List(_) => false,
+            _ => true,
+        };
+        Lit { value, plain }
+    }
+
+    /// A copy of the literal.
+    #[inline(always)]
+    pub(crate) fn get(&self) -> Value {
+        if self.plain {
+            // SAFETY: a plain value owns no heap memory (checked in `new`:
+            // not a list, not a string kept on the heap), so its bits are a
+            // whole, independent copy of it, and dropping that copy or the
+            // original frees nothing the other uses. This is what the
+            // string's own `Clone` does for a string held inline.
+            unsafe { std::ptr::read(&self.value) }
+        } else {
+            self.value.clone()
+        }
+    }
+}
+
 /// A function's two evaluators, and optionally the builder of its direct
 /// row form. Arguments arrive cast to the types the type rule asked for; a
 /// null argument is `Value::Null` in the row form and a null slot of the

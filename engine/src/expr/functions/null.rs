@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::{cmp, zip::zip};
 
-use super::kernel::{arrow_err, true_mask, Arg, DirectFn, Kernel};
+use super::kernel::{arrow_err, true_mask, Arg, DirectFn, Kernel, Lit};
 use super::types::{coerce, common, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{cast_value, DataType, Value};
@@ -111,9 +111,9 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             }
             // `coalesce(column, literal)`, the common shape: one test.
             if let [Arg::Column(i), Arg::Literal(v)] = from {
-                let (i, v) = (*i, v.clone());
+                let (i, v) = (*i, Lit::new(v.clone()));
                 return Some(Arc::new(move |row: &[Value]| match &row[i] {
-                    Value::Null => v.clone(),
+                    Value::Null => v.get(),
                     x => x.clone(),
                 }) as Arc<DirectFn>);
             }

@@ -20,7 +20,7 @@ use regex::Regex;
 use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Arg, DirectFn, Kernel};
 use super::types::{coerce, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
-use crate::schema::{DataType, Str, Value};
+use crate::schema::{inline_str, DataType, Str, Value};
 
 pub(super) const DEFS: &[FunctionDef] = &[
     def(
@@ -295,18 +295,35 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             },
         )
         .with_direct(|from: &[Arg]| {
-            // Columns and text only: literal pieces read as text once, here.
+            // Columns, text and computed pieces (text read once, here); a
+            // null literal piece takes the general form below.
             let pieces: Option<Box<[Piece]>> = from
                 .iter()
                 .map(|a| match a {
                     Arg::Column(i) => Some(Piece::Column(*i)),
                     Arg::Literal(Value::Utf8(s)) => Some(Piece::Text(s.as_str().into())),
+                    Arg::Computed(f) => Some(Piece::Computed(f.clone())),
                     _ => None,
                 })
                 .collect();
             if let Some(pieces) = pieces {
+                // Two to four pieces, the common counts: a loop of a known
+                // length, unrolled.
+                let pieces = match Box::<[Piece; 2]>::try_from(pieces) {
+                    Ok(p) => return Some(fixed_pieces(*p)),
+                    Err(p) => p,
+                };
+                let pieces = match Box::<[Piece; 3]>::try_from(pieces) {
+                    Ok(p) => return Some(fixed_pieces(*p)),
+                    Err(p) => p,
+                };
+                let pieces = match Box::<[Piece; 4]>::try_from(pieces) {
+                    Ok(p) => return Some(fixed_pieces(*p)),
+                    Err(p) => p,
+                };
                 return Some(Arc::new(move |row: &[Value]| {
-                    concat_strs(pieces.iter().map(|p| p.get(row)))
+                    let held: SmallVec<[Value; 4]> = pieces.iter().map(|p| p.hold(row)).collect();
+                    concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
                 }) as Arc<DirectFn>);
             }
             let from: Box<[Arg]> = from.into();
@@ -333,22 +350,76 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     })
 }
 
-/// A piece of a `concat` call whose arguments are columns and text.
-enum Piece {
+/// The direct form of a `concat` of `N` pieces. Computed pieces are
+/// evaluated first, onto the stack, when there are any.
+fn fixed_pieces<const N: usize>(pieces: [Piece; N]) -> Arc<DirectFn> {
+    if pieces.iter().any(|p| matches!(p, Piece::Computed(_))) {
+        return Arc::new(move |row: &[Value]| {
+            let held: [Value; N] = std::array::from_fn(|k| pieces[k].hold(row));
+            concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
+        });
+    }
+    let pieces = pieces.map(|p| match p {
+        Piece::Column(i) => Plain::Column(i),
+        Piece::Text(t) => Plain::Text(t),
+        Piece::Computed(_) => unreachable!("checked above: no computed piece"),
+    });
+    Arc::new(move |row: &[Value]| concat_strs(pieces.iter().map(|p| p.get(row))))
+}
+
+/// A piece of a `concat` call that is not computed.
+enum Plain {
     Column(usize),
     Text(Box<str>),
 }
 
-impl Piece {
+impl Plain {
     /// The piece's text in `row`; `None` for null.
     #[inline(always)]
     fn get<'a>(&'a self, row: &'a [Value]) -> Option<&'a str> {
         match self {
-            Piece::Column(i) => match &row[*i] {
+            Plain::Column(i) => match &row[*i] {
                 Value::Utf8(s) => Some(s.as_str()),
                 _ => None,
             },
-            Piece::Text(t) => Some(t),
+            Plain::Text(t) => Some(t),
+        }
+    }
+}
+
+/// A piece of a `concat` call.
+enum Piece {
+    /// A column of the row.
+    Column(usize),
+    /// Text known when the call is bound.
+    Text(Box<str>),
+    /// An expression evaluated on the row (a cast, another call).
+    Computed(Arc<DirectFn>),
+}
+
+impl Piece {
+    /// The value this piece holds for `row` while the result is built: a
+    /// computed piece's value, null for the others.
+    #[inline(always)]
+    fn hold(&self, row: &[Value]) -> Value {
+        match self {
+            Piece::Computed(f) => f(row),
+            _ => Value::Null,
+        }
+    }
+
+    /// The piece's text in `row` (`held`: what [`Piece::hold`] gave);
+    /// `None` for null.
+    #[inline(always)]
+    fn get<'a>(&'a self, row: &'a [Value], held: &'a Value) -> Option<&'a str> {
+        let v = match self {
+            Piece::Column(i) => &row[*i],
+            Piece::Text(t) => return Some(t),
+            Piece::Computed(_) => held,
+        };
+        match v {
+            Value::Utf8(s) => Some(s.as_str()),
+            _ => None,
         }
     }
 }
@@ -372,10 +443,8 @@ fn concat_strs<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Val
         at = end;
     }
     // SAFETY: `buf[..at]` is whole `str`s one after the other, and UTF-8
-    // strings joined are UTF-8.
-    Value::Utf8(Str::new_inline(unsafe {
-        std::str::from_utf8_unchecked(&buf[..at])
-    }))
+    // strings joined are UTF-8; `at` is at most `INLINE_CAP`, checked above.
+    Value::Utf8(unsafe { inline_str(&buf, at) })
 }
 
 /// Copies `src` into `dst` (the same length, at most a value's inline

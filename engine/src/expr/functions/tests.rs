@@ -1183,6 +1183,15 @@ fn direct_forms_give_what_the_row_kernels_give() {
     )
     .unwrap();
     assert_eq!(&found[..3], &[Value::Null, Value::Int64(1), Value::Null]);
+    // A literal result kept on the heap is cloned, one held in the value
+    // copied: both come out whole, row after row.
+    let long = "a result longer than a value holds in place";
+    let found = both(
+        &case_when([(col("i").gt(lit(10i64)), lit(long))], Some(lit("short"))),
+        &rows,
+    )
+    .unwrap();
+    assert_eq!(&found[..3], &[s(long), s("short"), s("short")]);
 
     // Arguments evaluated on the row (a cast, arithmetic, another call).
     let text = || col("i").cast(DataType::Utf8);

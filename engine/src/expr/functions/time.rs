@@ -284,9 +284,10 @@ fn date_field(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
     })
 }
 
+const HOUR: i64 = 3_600 * US_PER_SEC;
+const MINUTE: i64 = 60 * US_PER_SEC;
+
 fn time_field(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, String> {
-    const HOUR: i64 = 3_600 * US_PER_SEC;
-    const MINUTE: i64 = 60 * US_PER_SEC;
     let t = coerce(name, 0, &args[0].dt, Want::Timestamp)?;
     let field = name.to_ascii_lowercase();
     let kernel = match (zone.is_utc(), field.as_str()) {
@@ -311,9 +312,18 @@ fn time_field(name: &str, args: &[ArgInfo], zone: Zone) -> Result<Resolved, Stri
 }
 
 /// `(us / UNIT) mod MODULUS`, rounding down: `hour`, `minute` or `second`
-/// of a UTC timestamp.
+/// of a UTC timestamp. Computed as `(us mod (UNIT * MODULUS)) / UNIT`,
+/// the same for every `us` (both round down), with one signed remainder
+/// and one unsigned quotient instead of two signed steps.
 fn utc_field<const UNIT: i64, const MODULUS: i64>() -> Kernel {
-    ts_to_i64(|us| Some(us.div_euclid(UNIT).rem_euclid(MODULUS)))
+    ts_to_i64(|us| Some(utc_field_of::<UNIT, MODULUS>(us)))
+}
+
+#[inline(always)]
+fn utc_field_of<const UNIT: i64, const MODULUS: i64>(us: i64) -> i64 {
+    // `rem_euclid` is in `0..UNIT * MODULUS`: non-negative, so the
+    // unsigned division is the same as the signed one, and cheaper.
+    (us.rem_euclid(UNIT * MODULUS) as u64 / UNIT as u64) as i64
 }
 
 fn pattern_literal(_: usize, v: &Value) -> Result<(), String> {
@@ -784,4 +794,53 @@ fn current(ret: DataType, f: fn(i64) -> Value) -> Result<Resolved, String> {
 
 fn current_timestamp(_: &str, _: &[ArgInfo]) -> Result<Resolved, String> {
     current(timestamp_type(), Value::Timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_utc_field_in_one_remainder_is_the_field_in_two_steps() {
+        let edges = [
+            i64::MIN,
+            i64::MIN + 1,
+            -86_400_000_001,
+            -3_600_000_001,
+            -3_600_000_000,
+            -1,
+            0,
+            1,
+            3_599_999_999,
+            3_600_000_000,
+            86_399_999_999,
+            86_400_000_000,
+            i64::MAX - 1,
+            i64::MAX,
+        ];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let random = (0..10_000).map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as i64
+        });
+        for us in edges.into_iter().chain(random) {
+            assert_eq!(
+                utc_field_of::<HOUR, 24>(us),
+                us.div_euclid(HOUR).rem_euclid(24),
+                "hour of {us}"
+            );
+            assert_eq!(
+                utc_field_of::<MINUTE, 60>(us),
+                us.div_euclid(MINUTE).rem_euclid(60),
+                "minute of {us}"
+            );
+            assert_eq!(
+                utc_field_of::<US_PER_SEC, 60>(us),
+                us.div_euclid(US_PER_SEC).rem_euclid(60),
+                "second of {us}"
+            );
+        }
+    }
 }
