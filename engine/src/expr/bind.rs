@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::case;
-use super::functions::{self, Arg, ArgInfo, DirectFn, FunctionDef, Kernel};
+use super::functions::{self, Arg, ArgInfo, Direct, FunctionDef, Kernel};
 use super::{BinaryOp, Expr};
 use crate::error::{plan_err, Result};
 use crate::schema::{
@@ -85,16 +85,6 @@ pub struct BoundCall {
     /// The kernel's direct row form for these arguments, when they are all
     /// columns or literals and the kernel has one.
     pub(crate) direct: Option<Direct>,
-}
-
-/// A kernel's direct row form, bound to one call's arguments.
-#[derive(Clone)]
-pub(crate) struct Direct(pub(crate) Arc<DirectFn>);
-
-impl std::fmt::Debug for Direct {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Direct")
-    }
 }
 
 /// A bound `CASE`: conditions are booleans, results are cast to `ret`.
@@ -573,11 +563,11 @@ fn direct_form(
             BoundExpr::Literal(v) => Arg::Literal(v.clone()),
             other => {
                 let e = other.clone();
-                Arg::Computed(Arc::new(move |row: &[Value]| e.eval(row)))
+                Arg::Computed(Direct::new(move |row: &[Value]| e.eval(row)))
             }
         })
         .collect::<Vec<Arg>>();
-    kernel.direct(&from).map(Direct)
+    kernel.direct(&from)
 }
 
 fn bind_case(
@@ -614,7 +604,7 @@ fn bind_case(
         .collect();
     let otherwise = results.pop().unwrap_or(BoundExpr::Literal(Value::Null));
     let branches: Vec<(BoundExpr, BoundExpr)> = conds.into_iter().zip(results).collect();
-    let direct = Direct(case::direct_case(&branches, &otherwise));
+    let direct = case::direct_case(&branches, &otherwise);
     Ok((
         BoundExpr::Case(Box::new(BoundCase {
             branches,

@@ -9,10 +9,8 @@
 //! (binding does) nor hold any semantics of its own: the form must give
 //! what the branches walked one by one give (`eval`'s walk is its test).
 
-use std::sync::Arc;
-
 use super::compare::compare;
-use super::functions::{DirectFn, Lit};
+use super::functions::{Direct, Lit};
 use super::{BinaryOp, BoundExpr};
 use crate::schema::Value;
 
@@ -193,10 +191,7 @@ impl Out for OutKind {
 /// first true condition's result, else `otherwise`. A `CASE` of one
 /// branch (`CASE WHEN qty > 10 THEN 'big' ELSE 'small' END`, the common
 /// one) gets a closure made for its condition's and results' shapes.
-pub(super) fn direct_case(
-    branches: &[(BoundExpr, BoundExpr)],
-    otherwise: &BoundExpr,
-) -> Arc<DirectFn> {
+pub(super) fn direct_case(branches: &[(BoundExpr, BoundExpr)], otherwise: &BoundExpr) -> Direct {
     let otherwise = OutKind::of(otherwise);
     if let [(cond, result)] = branches {
         return one_branch(CondKind::of(cond), OutKind::of(result), otherwise);
@@ -205,7 +200,7 @@ pub(super) fn direct_case(
         .iter()
         .map(|(cond, result)| (CondKind::of(cond), OutKind::of(result)))
         .collect();
-    Arc::new(move |row: &[Value]| {
+    Direct::new(move |row: &[Value]| {
         for (cond, result) in branches.iter() {
             if cond.holds(row) {
                 return result.get(row);
@@ -217,7 +212,7 @@ pub(super) fn direct_case(
 
 /// `CASE WHEN c THEN a ELSE b END`, one closure for each shape of `c`,
 /// `a` and `b`.
-fn one_branch(c: CondKind, a: OutKind, b: OutKind) -> Arc<DirectFn> {
+fn one_branch(c: CondKind, a: OutKind, b: OutKind) -> Direct {
     match c {
         CondKind::IntRange(c) => given_cond(c, a, b),
         CondKind::ColumnCompare(c) => given_cond(c, a, b),
@@ -225,7 +220,7 @@ fn one_branch(c: CondKind, a: OutKind, b: OutKind) -> Arc<DirectFn> {
     }
 }
 
-fn given_cond<C: Cond>(c: C, a: OutKind, b: OutKind) -> Arc<DirectFn> {
+fn given_cond<C: Cond>(c: C, a: OutKind, b: OutKind) -> Direct {
     match a {
         OutKind::Column(a) => given_then(c, a, b),
         OutKind::Lit(a) => given_then(c, a, b),
@@ -233,7 +228,7 @@ fn given_cond<C: Cond>(c: C, a: OutKind, b: OutKind) -> Arc<DirectFn> {
     }
 }
 
-fn given_then<C: Cond, A: Out>(c: C, a: A, b: OutKind) -> Arc<DirectFn> {
+fn given_then<C: Cond, A: Out>(c: C, a: A, b: OutKind) -> Direct {
     match b {
         OutKind::Column(b) => if_else(c, a, b),
         OutKind::Lit(b) => if_else(c, a, b),
@@ -241,8 +236,8 @@ fn given_then<C: Cond, A: Out>(c: C, a: A, b: OutKind) -> Arc<DirectFn> {
     }
 }
 
-fn if_else<C: Cond, A: Out, B: Out>(c: C, a: A, b: B) -> Arc<DirectFn> {
-    Arc::new(
+fn if_else<C: Cond, A: Out, B: Out>(c: C, a: A, b: B) -> Direct {
+    Direct::new(
         move |row: &[Value]| {
             if c.holds(row) {
                 a.get(row)

@@ -76,7 +76,7 @@ impl BoundExpr {
                 _ => self.eval_other(row),
             },
             BoundExpr::Call(c) => c.eval(row),
-            BoundExpr::Case(c) => (c.direct.0)(row),
+            BoundExpr::Case(c) => c.direct.call(row),
             _ => self.eval_other(row),
         }
     }
@@ -281,7 +281,7 @@ impl BoundCall {
     #[inline]
     pub(crate) fn eval(&self, row: &[Value]) -> Value {
         match &self.direct {
-            Some(d) => (d.0)(row),
+            Some(d) => d.call(row),
             None => self.eval_by_kernel(row),
         }
     }

@@ -34,7 +34,35 @@ type ColumnFn = dyn Fn(&[ArrayRef], usize) -> Result<ArrayRef> + Send + Sync;
 
 /// A row form specialised to its call's arguments: reads the row itself.
 pub(crate) type DirectFn = dyn Fn(&[Value]) -> Value + Send + Sync;
-type SpecializeFn = dyn Fn(&[Arg]) -> Option<Arc<DirectFn>> + Send + Sync;
+type SpecializeFn = dyn Fn(&[Arg]) -> Option<Direct> + Send + Sync;
+
+/// A direct form, shared by the copies of a bound tree.
+///
+/// The closure is boxed inside the shared pointer: the box sits at a fixed
+/// place in the shared allocation, so a call loads the closure and its
+/// function and calls, where a closure stored in the shared allocation
+/// itself is found by arithmetic on its alignment at every call.
+#[derive(Clone)]
+pub(crate) struct Direct(Arc<Box<DirectFn>>);
+
+impl Direct {
+    /// The direct form `f`.
+    pub(crate) fn new(f: impl Fn(&[Value]) -> Value + Send + Sync + 'static) -> Direct {
+        Direct(Arc::new(Box::new(f)))
+    }
+
+    /// The form's value for `row`.
+    #[inline(always)]
+    pub(crate) fn call(&self, row: &[Value]) -> Value {
+        (self.0)(row)
+    }
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Direct")
+    }
+}
 
 /// Where one argument of a call comes from, known at bind time: a column
 /// of the input row, a literal, or an expression evaluated on the row.
@@ -45,7 +73,7 @@ pub(crate) enum Arg {
     /// A constant.
     Literal(Value),
     /// Evaluated on each row (a cast, another call).
-    Computed(Arc<DirectFn>),
+    Computed(Direct),
 }
 
 impl Arg {
@@ -150,11 +178,11 @@ impl Kernel {
             match from.first() {
                 Some(Arg::Column(i)) => {
                     let (eval, i) = (eval.clone(), *i);
-                    Some(Arc::new(move |row: &[Value]| eval(&row[i])) as Arc<DirectFn>)
+                    Some(Direct::new(move |row: &[Value]| eval(&row[i])))
                 }
                 Some(Arg::Computed(arg)) => {
                     let (eval, arg) = (eval.clone(), arg.clone());
-                    Some(Arc::new(move |row: &[Value]| eval(&arg(row))) as Arc<DirectFn>)
+                    Some(Direct::new(move |row: &[Value]| eval(&arg.call(row))))
                 }
                 _ => None,
             }
@@ -167,7 +195,7 @@ impl Kernel {
     /// give what the row form gives.
     pub(crate) fn with_direct(
         mut self,
-        specialize: impl Fn(&[Arg]) -> Option<Arc<DirectFn>> + Send + Sync + 'static,
+        specialize: impl Fn(&[Arg]) -> Option<Direct> + Send + Sync + 'static,
     ) -> Kernel {
         self.direct = Some(Arc::new(specialize));
         self
@@ -175,7 +203,7 @@ impl Kernel {
 
     /// The direct form for a call whose arguments come from `from`, if
     /// the kernel has one for them.
-    pub(crate) fn direct(&self, from: &[Arg]) -> Option<Arc<DirectFn>> {
+    pub(crate) fn direct(&self, from: &[Arg]) -> Option<Direct> {
         self.direct.as_ref().and_then(|d| d(from))
     }
 

@@ -34,7 +34,7 @@ mod types;
 mod tests;
 
 pub(crate) use array::GENERATORS;
-pub(crate) use kernel::{true_mask, Arg, DirectFn, Kernel, Lit};
+pub(crate) use kernel::{true_mask, Arg, Direct, Kernel, Lit};
 
 use crate::schema::{DataType, Value};
 use crate::suggest::edit_distance;

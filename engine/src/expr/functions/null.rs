@@ -11,7 +11,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray};
 use arrow::compute::kernels::{cmp, zip::zip};
 
-use super::kernel::{arrow_err, true_mask, Arg, DirectFn, Kernel, Lit};
+use super::kernel::{arrow_err, true_mask, Arg, Direct, Kernel, Lit};
 use super::types::{coerce, common, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{cast_value, DataType, Value};
@@ -112,18 +112,18 @@ fn coalesce(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             // `coalesce(column, literal)`, the common shape: one test.
             if let [Arg::Column(i), Arg::Literal(v)] = from {
                 let (i, v) = (*i, Lit::new(v.clone()));
-                return Some(Arc::new(move |row: &[Value]| match &row[i] {
+                return Some(Direct::new(move |row: &[Value]| match &row[i] {
                     Value::Null => v.get(),
                     x => x.clone(),
-                }) as Arc<DirectFn>);
+                }));
             }
             let from: Box<[Arg]> = from.into();
-            Some(Arc::new(move |row: &[Value]| {
+            Some(Direct::new(move |row: &[Value]| {
                 from.iter()
                     .filter_map(|a| a.get(row))
                     .find(|v| !v.is_null())
                     .map_or(Value::Null, Value::clone)
-            }) as Arc<DirectFn>)
+            }))
         }),
     })
 }

@@ -17,7 +17,7 @@ use arrow::array::{ArrayRef, AsArray, StringArray};
 use arrow::compute::kernels::concat_elements::concat_elements_utf8;
 use regex::Regex;
 
-use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Arg, DirectFn, Kernel};
+use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Arg, Direct, Kernel};
 use super::types::{coerce, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
 use crate::schema::{inline_str, DataType, Str, Value};
@@ -321,18 +321,18 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                     Ok(p) => return Some(fixed_pieces(*p)),
                     Err(p) => p,
                 };
-                return Some(Arc::new(move |row: &[Value]| {
+                return Some(Direct::new(move |row: &[Value]| {
                     let held: SmallVec<[Value; 4]> = pieces.iter().map(|p| p.hold(row)).collect();
                     concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
-                }) as Arc<DirectFn>);
+                }));
             }
             let from: Box<[Arg]> = from.into();
-            Some(Arc::new(move |row: &[Value]| {
+            Some(Direct::new(move |row: &[Value]| {
                 // The computed pieces first, onto the stack.
                 let computed: SmallVec<[Value; 4]> = from
                     .iter()
                     .filter_map(|a| match a {
-                        Arg::Computed(f) => Some(f(row)),
+                        Arg::Computed(f) => Some(f.call(row)),
                         _ => None,
                     })
                     .collect();
@@ -345,16 +345,16 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                     })
                     .collect();
                 concat_strs(strs.iter().copied())
-            }) as Arc<DirectFn>)
+            }))
         }),
     })
 }
 
 /// The direct form of a `concat` of `N` pieces. Computed pieces are
 /// evaluated first, onto the stack, when there are any.
-fn fixed_pieces<const N: usize>(pieces: [Piece; N]) -> Arc<DirectFn> {
+fn fixed_pieces<const N: usize>(pieces: [Piece; N]) -> Direct {
     if pieces.iter().any(|p| matches!(p, Piece::Computed(_))) {
-        return Arc::new(move |row: &[Value]| {
+        return Direct::new(move |row: &[Value]| {
             let held: [Value; N] = std::array::from_fn(|k| pieces[k].hold(row));
             concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
         });
@@ -364,7 +364,7 @@ fn fixed_pieces<const N: usize>(pieces: [Piece; N]) -> Arc<DirectFn> {
         Piece::Text(t) => Plain::Text(t),
         Piece::Computed(_) => unreachable!("checked above: no computed piece"),
     });
-    Arc::new(move |row: &[Value]| concat_strs(pieces.iter().map(|p| p.get(row))))
+    Direct::new(move |row: &[Value]| concat_strs(pieces.iter().map(|p| p.get(row))))
 }
 
 /// A piece of a `concat` call that is not computed.
@@ -394,7 +394,7 @@ enum Piece {
     /// Text known when the call is bound.
     Text(Box<str>),
     /// An expression evaluated on the row (a cast, another call).
-    Computed(Arc<DirectFn>),
+    Computed(Direct),
 }
 
 impl Piece {
@@ -403,7 +403,7 @@ impl Piece {
     #[inline(always)]
     fn hold(&self, row: &[Value]) -> Value {
         match self {
-            Piece::Computed(f) => f(row),
+            Piece::Computed(f) => f.call(row),
             _ => Value::Null,
         }
     }
