@@ -17,7 +17,8 @@ use hdrhistogram::Histogram;
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
 use crate::metrics::{
-    new_latency_histogram, LatencySummary, QueryTotals, RingFill, RingGauge, StreamingQueryProgress,
+    new_latency_histogram, IngestTimes, LatencySummary, QueryTotals, RingFill, RingGauge,
+    StreamingQueryProgress,
 };
 use crate::wake::TaskWaker;
 
@@ -196,16 +197,20 @@ impl QueryShared {
         self.push_report(p);
     }
 
-    /// Publishes one epoch's or batch's progress, its rows' latency to the
-    /// sink hand-off, and their latency to durability (its commit).
+    /// Publishes one epoch's progress, its rows' latency to the sink
+    /// hand-off, and their latency to durability: the epoch's rows, whose
+    /// ingest times are `ingest`, became durable at `durable_ns` (recorded
+    /// straight into the query's histogram: no epoch histogram to fill,
+    /// add and empty).
     pub(crate) fn push_progress(
         &self,
         p: StreamingQueryProgress,
         epoch_latency: &Histogram<u64>,
-        epoch_durable: &Histogram<u64>,
+        ingest: &IngestTimes,
+        durable_ns: u64,
     ) {
         let _ = lock(&self.latency).add(epoch_latency);
-        let _ = lock(&self.durable).add(epoch_durable);
+        ingest.durable_into(durable_ns, &mut lock(&self.durable));
         self.push_report(p);
     }
 

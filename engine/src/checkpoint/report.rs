@@ -24,11 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use hdrhistogram::Histogram;
 
 use crate::error::EngineError;
 use crate::io::SourceOffset;
-use crate::metrics::IngestTimes;
+use crate::metrics::{EpochLatency, IngestTimes};
 use crate::state::StateSnapshot;
 use crate::table::JoinSnapshot;
 use crate::wake::TaskWaker;
@@ -77,7 +76,7 @@ pub(crate) enum CoordMsg {
         epoch: u64,
         state: serde_json::Value,
         rows: u64,
-        latency: Histogram<u64>,
+        latency: EpochLatency,
         ingest: IngestTimes,
     },
     TaskExited {
@@ -199,7 +198,7 @@ impl EpochReporter {
         epoch: u64,
         state: serde_json::Value,
         rows: u64,
-        latency: Histogram<u64>,
+        latency: EpochLatency,
         ingest: IngestTimes,
     ) {
         self.send_and_wake(CoordMsg::SinkCommitted {

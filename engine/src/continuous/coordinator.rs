@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
-use hdrhistogram::Histogram;
 
 use crate::checkpoint::{
     Checkpointer, CoordMsg, OperatorCommit, OperatorSnapshot, ReportInbox, SourceCommit,
@@ -27,8 +26,8 @@ use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
 use crate::io::SourceOffset;
 use crate::metrics::{
-    new_latency_histogram, IngestTimes, LatencySummary, SinkProgress, SourceProgress,
-    StateOperatorProgress, StreamingQueryProgress,
+    EpochLatency, IngestTimes, SinkProgress, SourceProgress, StateOperatorProgress,
+    StreamingQueryProgress,
 };
 use crate::pace::{self, Pacing};
 use crate::query::Control;
@@ -54,13 +53,13 @@ struct EpochParts {
     state_rows_total: u64,
     state_rows_updated: u64,
     state_rows_dropped: u64,
-    sink: Option<(serde_json::Value, u64, Histogram<u64>, IngestTimes)>,
+    sink: Option<(serde_json::Value, u64, EpochLatency, IngestTimes)>,
 }
 
 /// Everything the coordinator needs to know about the query it runs.
 pub(crate) struct CoordinatorSetup {
     pub(crate) rx: ReportInbox,
-    pub(crate) spare_histograms: Sender<(Histogram<u64>, IngestTimes)>,
+    pub(crate) spare_histograms: Sender<(EpochLatency, IngestTimes)>,
     /// Emptied snapshot buffers handed back to the aggregation tasks.
     pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
     pub(crate) control: Arc<Control>,
@@ -93,7 +92,6 @@ pub(crate) fn run(setup: CoordinatorSetup) {
         last_commit_at: Instant::now(),
         last_offset: setup.start_offset.clone(),
         tasks_alive: setup.tasks,
-        durable: new_latency_histogram(),
         setup,
     };
     c.run();
@@ -107,8 +105,6 @@ struct Coordinator {
     last_commit_at: Instant,
     last_offset: SourceOffset,
     tasks_alive: usize,
-    /// The latest epoch's latency to durability (reused).
-    durable: Histogram<u64>,
 }
 
 /// Epochs allowed in flight before ticks pause (a stalled sink must not make
@@ -308,8 +304,7 @@ impl Coordinator {
         }
         let wal_ms = wal_started.elapsed().as_millis() as u64;
         // The epoch is durable now: every row of it has waited this long.
-        self.durable.reset();
-        ingest.durable_into(now_ns(), &mut self.durable);
+        let durable_ns = now_ns();
         self.last_committed = epoch;
         self.setup
             .control
@@ -376,16 +371,16 @@ impl Coordinator {
                 description: self.setup.sink_description.clone(),
                 num_output_rows: rows_out,
             },
-            latency_micros: LatencySummary::of(&latency),
+            latency_micros: latency.summary(),
             checkpoint_bytes,
         };
         self.last_offset = offset;
         self.setup
             .shared
-            .push_progress(progress, &latency, &self.durable);
+            .push_progress(progress, latency.histogram(), &ingest, durable_ns);
         // Emptied here, off the sink's task: it only sets the next base.
         let (mut latency, mut ingest) = (latency, ingest);
-        latency.reset();
+        latency.clear();
         ingest.clear();
         let _ = self.setup.spare_histograms.try_send((latency, ingest));
         Ok(())

@@ -4,7 +4,6 @@
 use std::hash::{Hash, Hasher};
 
 use crossbeam_channel::Receiver;
-use hdrhistogram::Histogram;
 use rustc_hash::FxHasher;
 
 use super::ring::{Message, RingSender};
@@ -13,7 +12,7 @@ use crate::clock::now_ns;
 use crate::error::Result;
 use crate::expr::BoundExpr;
 use crate::io::Sink;
-use crate::metrics::{new_latency_histogram, IngestTimes};
+use crate::metrics::{EpochLatency, IngestTimes};
 use crate::ops::Operator;
 use crate::schema::{Event, Value};
 
@@ -123,9 +122,9 @@ impl Operator for ExchangeOut {
 /// marker.
 pub(crate) struct SinkOut {
     pub(crate) sink: Box<dyn Sink>,
-    hist: Histogram<u64>,
+    hist: EpochLatency,
     ingest: IngestTimes,
-    spare: Receiver<(Histogram<u64>, IngestTimes)>,
+    spare: Receiver<(EpochLatency, IngestTimes)>,
     reporter: EpochReporter,
     rows: u64,
 }
@@ -133,12 +132,12 @@ pub(crate) struct SinkOut {
 impl SinkOut {
     pub(crate) fn new(
         sink: Box<dyn Sink>,
-        spare: Receiver<(Histogram<u64>, IngestTimes)>,
+        spare: Receiver<(EpochLatency, IngestTimes)>,
         reporter: EpochReporter,
     ) -> SinkOut {
         SinkOut {
             sink,
-            hist: new_latency_histogram(),
+            hist: EpochLatency::new(),
             ingest: IngestTimes::starting(now_ns()),
             spare,
             reporter,
@@ -152,7 +151,7 @@ impl Operator for SinkOut {
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         self.sink.write(&ev.row)?;
         let latency = now_ns().saturating_sub(ev.ingest_ns).max(1);
-        self.hist.saturating_record(latency);
+        self.hist.record(latency);
         self.ingest.record(ev.ingest_ns);
         self.rows += 1;
         Ok(())
@@ -169,7 +168,7 @@ impl Operator for SinkOut {
         let (fresh, mut fresh_ingest) = self
             .spare
             .try_recv()
-            .unwrap_or_else(|_| (new_latency_histogram(), IngestTimes::starting(now)));
+            .unwrap_or_else(|_| (EpochLatency::new(), IngestTimes::starting(now)));
         fresh_ingest.rebase(now);
         let hist = std::mem::replace(&mut self.hist, fresh);
         let ingest = std::mem::replace(&mut self.ingest, fresh_ingest);
