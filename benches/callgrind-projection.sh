@@ -4,10 +4,15 @@
 # of five columns, counted by callgrind at two event counts so that start-up
 # cancels out. Deterministic: the machine's load does not change the count.
 #
-#   bash benches/callgrind-projection.sh [EVENTS]      (default 200000)
+#   bash benches/callgrind-projection.sh [EVENTS] [text]      (default 200000)
+#
+# With `text`, the pair is the latency harness's last projection of
+# `fused-text-plain` against `fused-text-functions` instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
+prefix=""
+[ "${2:-}" = text ] && prefix="text-"
 target=${CARGO_TARGET_DIR:-target}
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 cargo build --release -q -p runnel-benches --bin projection-cost
@@ -21,10 +26,10 @@ count() { # projection events -> total instructions
 }
 declare -A per
 for p in plain functions; do
-  a=$(count "$p" "$events")
-  b=$(count "$p" $((events * 2)))
+  a=$(count "$prefix$p" "$events")
+  b=$(count "$prefix$p" $((events * 2)))
   per[$p]=$(awk -v a="$a" -v b="$b" -v n="$events" 'BEGIN { printf "%.1f", (b - a) / n }')
-  echo "$p: ${per[$p]} instructions per event ($a at $events events, $b at $((events * 2)))"
+  echo "$prefix$p: ${per[$p]} instructions per event ($a at $events events, $b at $((events * 2)))"
 done
 awk -v f="${per[functions]}" -v p="${per[plain]}" \
   'BEGIN { printf "functions / plain: %.2fx\n", f / p }'

@@ -44,7 +44,8 @@ runnel latency harness (open loop, coordinated-omission free)
 usage: cargo bench -p runnel-benches --bench latency -- [options]
 
   --scenario S      stateless | keyed | fused-stateless | fused-keyed |
-                    fused-functions | fused-lookup | fused-join |
+                    fused-functions | fused-text-plain |
+                    fused-text-functions | fused-lookup | fused-join |
                     push-stateless | push-keyed | floor |
                     slip | all, or a comma list (default all; slip and floor
                     are always measured too). fused-*: the same pipelines fed
@@ -52,6 +53,10 @@ usage: cargo bench -p runnel-benches --bench latency -- [options]
                     spinning thread instead of a producer thread and a ring);
                     fused-functions: fused-stateless with five scalar
                     functions (CASE, LIKE, coalesce, hour, concat) projected;
+                    fused-text-plain / fused-text-functions: the same
+                    pipeline up to its last projection (a text column cast
+                    first), then five plain column references or the five
+                    functions: the projection's cost with nothing else apart;
                     fused-lookup: fused-stateless joined with a 100,000-row
                     static table (every event matches one row);
                     fused-join: two streams of --rate each, generated in the

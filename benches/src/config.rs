@@ -41,6 +41,19 @@ pub enum Scenario {
     /// `fused-stateless` in the same run.
     #[serde(rename = "fused-functions")]
     FusedFunctions,
+    /// The projection comparison without anything else differing: `source
+    /// → filter value % 2 = 0 → select(value, ts, CAST(value AS string) AS
+    /// text) → select(value, ts, and five plain column references) → sink`,
+    /// fed by the engine's rate source inside the query's task. The same
+    /// pipeline as `fused-text-functions` up to its last projection.
+    #[serde(rename = "fused-text-plain")]
+    FusedTextPlain,
+    /// `fused-text-plain` with the five scalar functions (one `CASE`, one
+    /// `LIKE`, one `coalesce`, one `hour`, one `concat`) in place of the
+    /// five plain references: compare with `fused-text-plain` in the same
+    /// run.
+    #[serde(rename = "fused-text-functions")]
+    FusedTextFunctions,
     /// (a) with a stream-static inner join on a 100,000-row table (every
     /// event finds one row), fed by the engine's rate source inside the
     /// query's task: compare with `fused-stateless` in the same run.
@@ -66,7 +79,7 @@ pub enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order a run measures them (references first).
-    pub const ALL: [Scenario; 11] = [
+    pub const ALL: [Scenario; 13] = [
         Scenario::Slip,
         Scenario::Floor,
         Scenario::Stateless,
@@ -74,6 +87,8 @@ impl Scenario {
         Scenario::FusedStateless,
         Scenario::FusedKeyed,
         Scenario::FusedFunctions,
+        Scenario::FusedTextPlain,
+        Scenario::FusedTextFunctions,
         Scenario::FusedLookup,
         Scenario::PushStateless,
         Scenario::PushKeyed,
@@ -89,6 +104,8 @@ impl Scenario {
                 | Scenario::FusedStateless
                 | Scenario::FusedKeyed
                 | Scenario::FusedFunctions
+                | Scenario::FusedTextPlain
+                | Scenario::FusedTextFunctions
                 | Scenario::FusedLookup
                 | Scenario::PushStateless
                 | Scenario::PushKeyed
@@ -110,6 +127,8 @@ impl Scenario {
             Scenario::FusedStateless
                 | Scenario::FusedKeyed
                 | Scenario::FusedFunctions
+                | Scenario::FusedTextPlain
+                | Scenario::FusedTextFunctions
                 | Scenario::FusedLookup
                 | Scenario::FusedJoin
         )
@@ -125,6 +144,8 @@ impl Scenario {
             Scenario::FusedStateless => "fused-stateless",
             Scenario::FusedKeyed => "fused-keyed",
             Scenario::FusedFunctions => "fused-functions",
+            Scenario::FusedTextPlain => "fused-text-plain",
+            Scenario::FusedTextFunctions => "fused-text-functions",
             Scenario::FusedLookup => "fused-lookup",
             Scenario::PushStateless => "push-stateless",
             Scenario::PushKeyed => "push-keyed",
@@ -150,13 +171,16 @@ impl FromStr for Scenario {
             "fused-stateless" => Ok(Scenario::FusedStateless),
             "fused-keyed" => Ok(Scenario::FusedKeyed),
             "fused-functions" => Ok(Scenario::FusedFunctions),
+            "fused-text-plain" => Ok(Scenario::FusedTextPlain),
+            "fused-text-functions" => Ok(Scenario::FusedTextFunctions),
             "fused-lookup" => Ok(Scenario::FusedLookup),
             "push-stateless" => Ok(Scenario::PushStateless),
             "push-keyed" => Ok(Scenario::PushKeyed),
             "fused-join" => Ok(Scenario::FusedJoin),
             other => Err(format!(
                 "unknown scenario '{other}': use stateless, keyed, fused-stateless, \
-                 fused-keyed, fused-functions, fused-lookup, push-stateless, push-keyed, fused-join, floor, \
+                 fused-keyed, fused-functions, fused-text-plain, fused-text-functions, \
+                 fused-lookup, push-stateless, push-keyed, fused-join, floor, \
                  slip or all"
             )),
         }

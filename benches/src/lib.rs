@@ -100,6 +100,8 @@ pub fn run_scenario(
         Scenario::FusedStateless
         | Scenario::FusedKeyed
         | Scenario::FusedFunctions
+        | Scenario::FusedTextPlain
+        | Scenario::FusedTextFunctions
         | Scenario::FusedLookup
         | Scenario::FusedJoin => run_fused(scenario, config),
     }

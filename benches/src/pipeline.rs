@@ -256,6 +256,60 @@ pub fn functions_query(source: impl Source, sink: impl Sink, ts: &str) -> DataSt
         .output_mode(OutputMode::Append)
 }
 
+/// The last projection of [`text_projection_query`] over `(value bigint,
+/// ts timestamp, text string)`: `value`, `ts` and five expressions, the
+/// five being `CASE WHEN value % 3 = 0 THEN 'fizz' ELSE 'other' END`,
+/// `text LIKE '1%'`, `coalesce(value, 0)`, `hour(ts)` and `concat('v',
+/// text)` (`functions`), or `value`, `text`, `value`, `ts` and `text` (the
+/// plain projection, as wide).
+pub fn text_projection(ts: &str, functions: bool) -> Vec<runnel::Expr> {
+    let five = if functions {
+        [
+            case_when(
+                [((col("value") % lit(3i64)).eq(lit(0i64)), lit("fizz"))],
+                Some(lit("other")),
+            )
+            .alias("kind"),
+            col("text").like("1%").alias("ones"),
+            coalesce([col("value"), lit(0i64)]).alias("v"),
+            call("hour", [col(ts)]).alias("h"),
+            concat([lit("v"), col("text")]).alias("label"),
+        ]
+    } else {
+        [
+            col("value").alias("kind"),
+            col("text").alias("ones"),
+            col("value").alias("v"),
+            col(ts).alias("h"),
+            col("text").alias("label"),
+        ]
+    };
+    let mut out = vec![col("value"), col(ts)];
+    out.extend(five);
+    out
+}
+
+/// The five-function projection against the plain one with nothing else
+/// differing: `source → filter value % 2 = 0 → select(value, ts,
+/// CAST(value AS string) AS text) → select(`[`text_projection`]`) → sink`.
+pub fn text_projection_query(
+    source: impl Source,
+    sink: impl Sink,
+    ts: &str,
+    functions: bool,
+) -> DataStreamWriter {
+    DataFrame::from_source("events", source)
+        .filter((col("value") % lit(2i64)).eq(lit(0i64)))
+        .select([
+            col("value"),
+            col(ts),
+            col("value").cast(runnel::DataType::Utf8).alias("text"),
+        ])
+        .select(text_projection(ts, functions))
+        .write_stream(sink)
+        .output_mode(OutputMode::Append)
+}
+
 /// (b) `source → select(value % keys AS key, ts) → group by (1-second
 /// tumbling window of ts, key) → count(*) → sink`, in update mode: every
 /// event writes its group's new count.
@@ -315,6 +369,8 @@ pub fn query_for(
         Scenario::FusedStateless => stateless_query(source, sink, "timestamp"),
         Scenario::FusedKeyed => keyed_query(source, sink, keys, "timestamp"),
         Scenario::FusedFunctions => functions_query(source, sink, "timestamp"),
+        Scenario::FusedTextPlain => text_projection_query(source, sink, "timestamp", false),
+        Scenario::FusedTextFunctions => text_projection_query(source, sink, "timestamp", true),
         Scenario::FusedLookup => lookup_query(source, sink, "timestamp", &lookup_table()),
         Scenario::PushStateless => stateless_query(source, sink, "ts"),
         Scenario::PushKeyed => keyed_query(source, sink, keys, "ts"),

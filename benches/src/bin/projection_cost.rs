@@ -6,8 +6,13 @@
 //! tenth of `qty` null.
 //!
 //! ```text
-//! projection-cost plain|functions EVENTS
+//! projection-cost plain|functions|text-plain|text-functions EVENTS
 //! ```
+//!
+//! `text-plain` and `text-functions` are the last projection of the
+//! latency harness's `fused-text-plain` and `fused-text-functions` over
+//! `(value bigint, ts timestamp, text string)` rows (`text` the value's
+//! decimal form, as that pipeline casts it).
 //!
 //! Meant to be run under an instruction counter at two event counts: the
 //! difference in instructions over the difference in events is the cost
@@ -19,7 +24,7 @@ use std::time::Instant;
 
 use runnel::expr::bind_expr;
 use runnel::schema::{schema, timestamp_type, DataType, Row, Value};
-use runnel_benches::pipeline::{function_projection, plain_projection};
+use runnel_benches::pipeline::{function_projection, plain_projection, text_projection};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -30,14 +35,25 @@ fn main() {
         },
         _ => usage("expected two arguments"),
     };
-    let s = schema(&[
-        ("name", DataType::Utf8),
-        ("qty", DataType::Int64),
-        ("ts", timestamp_type()),
-    ]);
+    let text = which.starts_with("text-");
+    let s = if text {
+        schema(&[
+            ("value", DataType::Int64),
+            ("ts", timestamp_type()),
+            ("text", DataType::Utf8),
+        ])
+    } else {
+        schema(&[
+            ("name", DataType::Utf8),
+            ("qty", DataType::Int64),
+            ("ts", timestamp_type()),
+        ])
+    };
     let exprs = match which {
         "plain" => plain_projection(),
         "functions" => function_projection(),
+        "text-plain" => text_projection("ts", false),
+        "text-functions" => text_projection("ts", true),
         other => usage(&format!("unknown projection `{other}`")),
     };
     let bound: Vec<_> = exprs
@@ -50,6 +66,16 @@ fn main() {
     let names = ["ada", "bob", "alan", "grace", "anna", "linus"];
     let rows: Vec<Row> = (0..1024i64)
         .map(|i| {
+            if text {
+                // As the latency pipeline makes them: even values (its
+                // filter), their text, a timestamp.
+                let mut r = Row::new();
+                let value = 2 * (1_000_000 + i);
+                r.push(Value::Int64(value));
+                r.push(Value::Timestamp(i * 3_600_007));
+                r.push(Value::str(&value.to_string()));
+                return r;
+            }
             let mut r = Row::new();
             r.push(Value::str(names[i as usize % names.len()]));
             r.push(if i % 10 == 0 {
@@ -80,6 +106,8 @@ fn main() {
 }
 
 fn usage(why: &str) -> ! {
-    eprintln!("projection-cost: {why}\nusage: projection-cost plain|functions EVENTS");
+    eprintln!(
+        "projection-cost: {why}\nusage: projection-cost plain|functions|text-plain|text-functions EVENTS"
+    );
     std::process::exit(2)
 }

@@ -1,7 +1,8 @@
 //! Latency histograms and progress reports.
 //!
 //! Owns the fixed-bound latency histogram every sink records into (created
-//! once, so recording never allocates), [`IngestTimes`] (one epoch's ingest
+//! once, so recording never allocates), [`EpochLatency`] (one epoch's
+//! hand-off latencies with their exact sum), [`IngestTimes`] (one epoch's ingest
 //! times, turned into latency to durability when the epoch commits), the
 //! percentile summary a query exposes, [`StreamingQueryProgress`] with
 //! Spark's field names, and [`RingGauge`] (a ring's fill, sampled per epoch). It must

@@ -1280,6 +1280,68 @@ fn case_comparisons_of_a_bigint_with_a_literal_agree_at_the_edges() {
 }
 
 #[test]
+fn case_comparisons_of_bigint_arithmetic_with_a_literal_agree_at_the_edges() {
+    // The direct form does `i arith k` in place and tests the result as a
+    // range; the row walk and the column evaluator compute and compare.
+    // Every arithmetic operator and comparison, divisors of zero and -1
+    // (a modulo or quotient by zero is null), wrapping at the ends of the
+    // range, nulls, and a double column (not the bigint shape).
+    let edge = [i64::MIN, i64::MIN + 1, -7, -1, 0, 1, 3, 6, 7, i64::MAX];
+    let mut rows: Vec<Row> = edge
+        .iter()
+        .map(|&i| {
+            let mut r = null_row();
+            r[0] = Value::Int64(i);
+            r[2] = Value::Float64(i as f64);
+            r
+        })
+        .collect();
+    rows.push(null_row());
+    type Op = fn(Expr, Expr) -> Expr;
+    let arith: [Op; 5] = [
+        |a, b| a + b,
+        |a, b| a - b,
+        |a, b| a * b,
+        |a, b| a % b,
+        Expr::int_div,
+    ];
+    let compare: [Op; 6] = [
+        Expr::eq,
+        Expr::not_eq,
+        Expr::lt,
+        Expr::lt_eq,
+        Expr::gt,
+        Expr::gt_eq,
+    ];
+    for a in arith {
+        for k in [0i64, -1, 3, i64::MAX] {
+            for c in compare {
+                for n in [0i64, 1, -1, i64::MIN] {
+                    for column in ["i", "f"] {
+                        let cond = c(a(col(column), lit(k)), lit(n));
+                        let e = case_when([(cond, lit("yes"))], Some(lit("no")));
+                        both(&e, &rows).unwrap_or_else(|err| panic!("{e}: {err}"));
+                    }
+                }
+            }
+        }
+    }
+    // By hand: `i % 3 = 0`.
+    let e = case_when(
+        [((col("i") % lit(3i64)).eq(lit(0i64)), lit("fizz"))],
+        Some(lit("other")),
+    );
+    let found = both(&e, &rows).unwrap();
+    let want = [
+        "other", "other", "other", "other", "fizz", "other", "fizz", "fizz", "other", "other",
+    ];
+    for (got, want) in found.iter().zip(want) {
+        assert_eq!(*got, s(want));
+    }
+    assert_eq!(found[10], s("other"), "null % 3 = 0 is null: the ELSE");
+}
+
+#[test]
 fn a_one_character_prefix_pattern_matches_by_its_first_byte() {
     let rows: Vec<Row> = ["a", "ab", "ba", "", "é", "A"]
         .iter()
