@@ -24,6 +24,11 @@ trait Cond: Send + Sync + 'static {
 /// A result, given for a row.
 trait Out: Send + Sync + 'static {
     fn get(&self, row: &[Value]) -> Value;
+
+    /// The literal this result always is, if it is one.
+    fn as_lit(&self) -> Option<&Lit> {
+        None
+    }
 }
 
 /// `column op bigint literal` for `=`, `<`, `<=`, `>`, `>=` and `<>`: holds
@@ -42,7 +47,7 @@ impl Cond for IntRange {
     #[inline(always)]
     fn holds(&self, row: &[Value]) -> bool {
         match &row[self.col] {
-            Value::Int64(x) => (self.lo <= *x && *x <= self.hi) != self.outside,
+            Value::Int64(x) => ((self.lo <= *x) & (*x <= self.hi)) != self.outside,
             Value::Null => false,
             other => compare(self.op, other, &self.k) == Some(true),
         }
@@ -77,7 +82,7 @@ impl Cond for IntArithRange {
                     BinaryOp::IntDiv if self.k != 0 => x.wrapping_div(self.k),
                     _ => return false,
                 };
-                (self.lo <= y && y <= self.hi) != self.outside
+                ((self.lo <= y) & (y <= self.hi)) != self.outside
             }
             Value::Null => false,
             _ => self.whole.holds(row),
@@ -126,6 +131,10 @@ impl Out for LitOut {
     #[inline(always)]
     fn get(&self, _: &[Value]) -> Value {
         self.0.get()
+    }
+
+    fn as_lit(&self) -> Option<&Lit> {
+        Some(&self.0)
     }
 }
 
@@ -300,6 +309,12 @@ fn given_cond<C: Cond>(c: C, a: OutKind, b: OutKind) -> Direct {
 }
 
 fn given_then<C: Cond, A: Out>(c: C, a: A, b: OutKind) -> Direct {
+    if let (Some(a), OutKind::Lit(b)) = (a.as_lit(), &b) {
+        // Two literals (`THEN 'big' ELSE 'small'`): the condition picks
+        // which to copy, with no branch on it to mispredict.
+        let pair = [b.0.clone(), a.clone()];
+        return Direct::new(move |row: &[Value]| pair[usize::from(c.holds(row))].get());
+    }
     match b {
         OutKind::Column(b) => if_else(c, a, b),
         OutKind::Lit(b) => if_else(c, a, b),
