@@ -295,8 +295,7 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
             },
         )
         .with_direct(|from: &[Arg]| {
-            // Columns, text and computed pieces (text read once, here); a
-            // null literal piece takes the general form below.
+            // Columns, text and computed pieces (text read once, here).
             let pieces: Option<Box<[Piece]>> = from
                 .iter()
                 .map(|a| match a {
@@ -306,45 +305,29 @@ fn concat(name: &str, args: &[ArgInfo]) -> Result<Resolved, String> {
                     _ => None,
                 })
                 .collect();
-            if let Some(pieces) = pieces {
-                // Two to four pieces, the common counts: a loop of a known
-                // length, unrolled.
-                let pieces = match Box::<[Piece; 2]>::try_from(pieces) {
-                    Ok(p) => return Some(fixed_pieces(*p)),
-                    Err(p) => p,
-                };
-                let pieces = match Box::<[Piece; 3]>::try_from(pieces) {
-                    Ok(p) => return Some(fixed_pieces(*p)),
-                    Err(p) => p,
-                };
-                let pieces = match Box::<[Piece; 4]>::try_from(pieces) {
-                    Ok(p) => return Some(fixed_pieces(*p)),
-                    Err(p) => p,
-                };
-                return Some(Direct::new(move |row: &[Value]| {
-                    let held: SmallVec<[Value; 4]> = pieces.iter().map(|p| p.hold(row)).collect();
-                    concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
-                }));
-            }
-            let from: Box<[Arg]> = from.into();
+            let Some(pieces) = pieces else {
+                // A null literal piece (every argument was cast to text
+                // when the call was bound: text or null): null whatever
+                // the row.
+                return Some(Direct::new(|_: &[Value]| Value::Null));
+            };
+            // Two to four pieces, the common counts: a loop of a known
+            // length, unrolled.
+            let pieces = match Box::<[Piece; 2]>::try_from(pieces) {
+                Ok(p) => return Some(fixed_pieces(*p)),
+                Err(p) => p,
+            };
+            let pieces = match Box::<[Piece; 3]>::try_from(pieces) {
+                Ok(p) => return Some(fixed_pieces(*p)),
+                Err(p) => p,
+            };
+            let pieces = match Box::<[Piece; 4]>::try_from(pieces) {
+                Ok(p) => return Some(fixed_pieces(*p)),
+                Err(p) => p,
+            };
             Some(Direct::new(move |row: &[Value]| {
-                // The computed pieces first, onto the stack.
-                let computed: SmallVec<[Value; 4]> = from
-                    .iter()
-                    .filter_map(|a| match a {
-                        Arg::Computed(f) => Some(f.call(row)),
-                        _ => None,
-                    })
-                    .collect();
-                let mut computed = computed.iter();
-                let strs: SmallVec<[Option<&str>; 4]> = from
-                    .iter()
-                    .map(|a| match a.get(row) {
-                        Some(v) => v.as_str(),
-                        None => computed.next().and_then(Value::as_str),
-                    })
-                    .collect();
-                concat_strs(strs.iter().copied())
+                let held: SmallVec<[Value; 4]> = pieces.iter().map(|p| p.hold(row)).collect();
+                concat_strs(pieces.iter().zip(&held).map(|(p, h)| p.get(row, h)))
             }))
         }),
     })

@@ -1147,9 +1147,12 @@ fn direct_forms_give_what_the_row_kernels_give() {
     assert_eq!(found[0], s("<ada>"));
     assert_eq!(found[2], Value::Null);
     assert_eq!(found[4], s("<abcdefghijkl>"));
-    // A literal that is not text is cast at bind time: no direct form.
+    // A literal that is not text is cast to text when the call is bound.
     let found = both(&concat(vec![col("s"), lit(1i64)]), &rows).unwrap();
     assert_eq!(found[0], s("ada1"));
+    // A null piece makes every row null.
+    let found = both(&concat(vec![col("s"), null()]), &rows).unwrap();
+    assert!(found.iter().all(Value::is_null), "{found:?}");
 
     for pattern in ["a%", "%a", "%d%", "ada", "a_a", "a%a", "%", ""] {
         let like = col("s").like(pattern);
