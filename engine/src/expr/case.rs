@@ -38,9 +38,8 @@ struct IntRange {
     lo: i64,
     hi: i64,
     outside: bool,
-    /// The comparison and its literal, for a value that is not a bigint.
-    op: BinaryOp,
-    k: Value,
+    /// The comparison itself, for a value that is not a bigint.
+    whole: ColumnCompare,
 }
 
 impl Cond for IntRange {
@@ -49,7 +48,7 @@ impl Cond for IntRange {
         match &row[self.col] {
             Value::Int64(x) => ((self.lo <= *x) & (*x <= self.hi)) != self.outside,
             Value::Null => false,
-            other => compare(self.op, other, &self.k) == Some(true),
+            _ => self.whole.holds(row),
         }
     }
 }
@@ -210,8 +209,11 @@ impl CondKind {
                             lo,
                             hi,
                             outside,
-                            op,
-                            k: k.clone(),
+                            whole: ColumnCompare {
+                                op,
+                                col,
+                                k: k.clone(),
+                            },
                         });
                     }
                 }
