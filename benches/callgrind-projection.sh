@@ -4,15 +4,18 @@
 # of five columns, counted by callgrind at two event counts so that start-up
 # cancels out. Deterministic: the machine's load does not change the count.
 #
-#   bash benches/callgrind-projection.sh [EVENTS] [text]      (default 200000)
+#   bash benches/callgrind-projection.sh [EVENTS] [text|query]      (default 200000)
 #
 # With `text`, the pair is the latency harness's last projection of
-# `fused-text-plain` against `fused-text-functions` instead.
+# `fused-text-plain` against `fused-text-functions` instead; with `query`,
+# those two whole queries (source, filter, both projections, sink, the
+# coordinator's epochs), per source event.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
 prefix=""
 [ "${2:-}" = text ] && prefix="text-"
+[ "${2:-}" = query ] && prefix="query-text-"
 target=${CARGO_TARGET_DIR:-target}
 command -v valgrind >/dev/null || { echo "valgrind is not installed" >&2; exit 1; }
 cargo build --release -q -p runnel-benches --bin projection-cost

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! projection-cost plain|functions|text-plain|text-functions EVENTS
+//! projection-cost query-text-plain|query-text-functions EVENTS
 //! ```
 //!
 //! `text-plain` and `text-functions` are the last projection of the
@@ -14,17 +15,27 @@
 //! `(value bigint, ts timestamp, text string)` rows (`text` the value's
 //! decimal form, as that pipeline casts it).
 //!
+//! `query-text-plain` and `query-text-functions` run that whole query
+//! instead (`rate source → filter → select → select → sink`, continuous
+//! mode, one task, an epoch every 100 ms), on EVENTS events from a rate
+//! source so fast that it is always behind (no event waits for its time):
+//! the projection's cost beside everything else an event costs.
+//!
 //! Meant to be run under an instruction counter at two event counts: the
 //! difference in instructions over the difference in events is the cost
 //! of one event, without start-up (`benches/callgrind-projection.sh`).
 //! Outside one it prints the wall time per event, for a rough look.
 
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use runnel::expr::bind_expr;
+use runnel::expr::{bind_expr, Projection};
 use runnel::schema::{schema, timestamp_type, DataType, Row, Value};
-use runnel_benches::pipeline::{function_projection, plain_projection, text_projection};
+use runnel::Trigger;
+use runnel_benches::pipeline::{
+    function_projection, plain_projection, text_projection, text_projection_query, NullSink,
+};
+use runnel_connectors::RateSource;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -35,6 +46,9 @@ fn main() {
         },
         _ => usage("expected two arguments"),
     };
+    if let Some(pair) = which.strip_prefix("query-") {
+        return whole_query(pair, events);
+    }
     let text = which.starts_with("text-");
     let s = if text {
         schema(&[
@@ -62,7 +76,9 @@ fn main() {
             Ok((b, _)) => b,
             Err(err) => usage(&format!("{e}: {err}")),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // As the projection operator runs them.
+    let projection = Projection::new(&bound);
     let names = ["ada", "bob", "alan", "grace", "anna", "linus"];
     let rows: Vec<Row> = (0..1024i64)
         .map(|i| {
@@ -92,10 +108,7 @@ fn main() {
     let started = Instant::now();
     for n in 0..events {
         let input = &rows[n & 1023];
-        out.clear();
-        for e in &bound {
-            out.push(e.eval(input));
-        }
+        projection.eval_into(input, &mut out);
         width += black_box(&out).len();
     }
     let took = started.elapsed();
@@ -105,9 +118,41 @@ fn main() {
     );
 }
 
+/// Runs the latency harness's `fused-text-plain` or `fused-text-functions`
+/// query over `events` events, as fast as it goes.
+fn whole_query(pair: &str, events: usize) {
+    let functions = match pair {
+        "text-plain" => false,
+        "text-functions" => true,
+        other => usage(&format!("unknown query `query-{other}`")),
+    };
+    // A billion events a second: every event is already due when the
+    // source reads it, so the task never waits.
+    let source = RateSource::new(1_000_000_000).with_limit(events as u64);
+    let (sink, stats) = NullSink::new();
+    let started = Instant::now();
+    let run = text_projection_query(source, sink, "timestamp", functions)
+        .query_name(&format!("query-cost-{pair}"))
+        .trigger(Trigger::Continuous {
+            epoch_interval: Duration::from_millis(100),
+        })
+        .start()
+        .and_then(|q| q.await_termination());
+    if let Err(e) = run {
+        eprintln!("projection-cost: the query failed: {e}");
+        std::process::exit(1);
+    }
+    let took = started.elapsed();
+    println!(
+        "query-{pair}: {events} events, {} rows out, {:.1} ns per event",
+        stats.rows(),
+        took.as_nanos() as f64 / events.max(1) as f64
+    );
+}
+
 fn usage(why: &str) -> ! {
     eprintln!(
-        "projection-cost: {why}\nusage: projection-cost plain|functions|text-plain|text-functions EVENTS"
+        "projection-cost: {why}\nusage: projection-cost plain|functions|text-plain|text-functions|query-text-plain|query-text-functions EVENTS"
     );
     std::process::exit(2)
 }

@@ -13,10 +13,12 @@ mod case;
 mod compare;
 mod eval;
 pub(crate) mod functions;
+mod project;
 mod vector;
 
 pub(crate) use bind::unknown_function;
 pub use bind::{bind_expr, bind_expr_in, resolve_column, BoundCall, BoundCase, BoundExpr};
+pub use project::Projection;
 
 /// The supported SQL functions and expressions as markdown (the README's
 /// list is this text; `runnel` can print it).

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{Next, Operator};
 use crate::error::Result;
-use crate::expr::BoundExpr;
+use crate::expr::{BoundExpr, Projection};
 use crate::schema::{Event, Row, Value};
 
 /// Keeps events whose predicate is true (null and false drop the event).
@@ -28,7 +28,7 @@ impl Operator for FilterOp {
 
 /// Computes a new row from expressions over the old one.
 pub(crate) struct ProjectOp {
-    pub(crate) exprs: Vec<BoundExpr>,
+    pub(crate) exprs: Projection,
     pub(crate) next: Next,
     /// The output event, reused: the new row is built in place.
     out: Event,
@@ -37,7 +37,7 @@ pub(crate) struct ProjectOp {
 impl ProjectOp {
     pub(crate) fn new(exprs: Vec<BoundExpr>, next: Next) -> ProjectOp {
         ProjectOp {
-            exprs,
+            exprs: Projection::new(&exprs),
             next,
             out: Event::new(Row::new(), 0),
         }
@@ -48,10 +48,7 @@ impl Operator for ProjectOp {
     #[inline]
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let out = &mut self.out;
-        out.row.clear();
-        for e in &self.exprs {
-            out.row.push(e.eval(&ev.row));
-        }
+        self.exprs.eval_into(&ev.row, &mut out.row);
         out.event_time_us = ev.event_time_us;
         out.watermark_us = ev.watermark_us;
         out.ingest_ns = ev.ingest_ns;

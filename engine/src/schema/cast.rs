@@ -10,7 +10,7 @@
 //! the text of timestamps are local times in the session time zone. It must
 //! not know about expressions or columns: the evaluators call it.
 
-use super::{inline_str, DataType, Str, Value};
+use super::{DataType, Str, Value};
 use crate::time::{self, Zone};
 
 const US_PER_DAY: i64 = 86_400_000_000;
@@ -43,7 +43,7 @@ fn int_text(i: i64) -> Str {
     }
     // SAFETY: `buf[..len]` is ASCII digits after an optional sign, and
     // `len` is at most 20, within `INLINE_CAP`.
-    unsafe { inline_str(&buf, len) }
+    unsafe { Str::inline(buf, len) }
 }
 
 /// Converts a value to `to` in the session time zone `zone`: a timestamp
@@ -96,7 +96,7 @@ pub(crate) fn cast_value_in(v: &Value, to: &DataType, zone: Zone) -> Value {
         }
         (Int64(i), DataType::Utf8) => Utf8(int_text(*i)),
         // Written straight into the value when it fits: no allocation.
-        (_, DataType::Utf8) => Utf8(smol_str::ToSmolStr::to_smolstr(v)),
+        (_, DataType::Utf8) => Utf8(Str::from_display(v)),
         // Spark: timestamp <-> number is in seconds.
         (Timestamp(us), DataType::Int64) => Int64(us.div_euclid(1_000_000)),
         (Timestamp(us), DataType::Float64) => Float64(*us as f64 / 1e6),

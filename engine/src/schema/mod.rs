@@ -13,10 +13,10 @@ pub mod arrow;
 pub mod builder;
 mod cast;
 pub mod column;
-mod inline;
+mod text;
 
 pub(crate) use cast::{cast_value, cast_value_in};
-pub(crate) use inline::inline_str;
+pub use text::Str;
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -204,11 +204,6 @@ pub fn to_ddl(schema: &Schema) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// A string value: up to 23 bytes stored inline, longer ones shared
-/// (reference-counted), so cloning one never allocates and a short one
-/// touches no shared count. Dereferences to `str`.
-pub type Str = smol_str::SmolStr;
 
 /// One SQL value. Every type has a null ([`Value::Null`]).
 ///

@@ -20,7 +20,7 @@ use regex::Regex;
 use super::kernel::{arrow_err, str_to_bool, str_to_i64, str_to_str, Arg, Direct, Kernel};
 use super::types::{coerce, Want};
 use super::{def, ArgInfo, Category, FunctionDef, Resolved};
-use crate::schema::{inline_str, DataType, Str, Value};
+use crate::schema::{DataType, Str, Value};
 
 pub(super) const DEFS: &[FunctionDef] = &[
     def(
@@ -344,16 +344,41 @@ fn fixed_pieces<const N: usize>(pieces: [Piece; N]) -> Direct {
     }
     let pieces = pieces.map(|p| match p {
         Piece::Column(i) => Plain::Column(i),
-        Piece::Text(t) => Plain::Text(t),
+        Piece::Text(t) => Plain::Text(Str::new(&*t)),
         Piece::Computed(_) => unreachable!("checked above: no computed piece"),
     });
-    Direct::new(move |row: &[Value]| concat_strs(pieces.iter().map(|p| p.get(row))))
+    Direct::new(move |row: &[Value]| {
+        // The short path: every piece held in place and the whole within
+        // a value's inline capacity. Each piece is copied as the 24 bytes
+        // of its value, whatever its length (three moves, no branch on the
+        // length), and the next piece is written over what lies past it.
+        let mut buf = [0u8; Str::INLINE_CAP + 24];
+        let mut at = 0;
+        for p in &pieces {
+            let (bytes, len) = match p.held_in_place(row) {
+                Ok(Some(b)) => b,
+                Ok(None) => return Value::Null,
+                Err(()) => return concat_strs(pieces.iter().map(|p| p.get(row))),
+            };
+            buf[at..at + 24].copy_from_slice(bytes);
+            at += len;
+            if at > Str::INLINE_CAP {
+                return concat_long(pieces.iter().map(|p| p.get(row)));
+            }
+        }
+        let mut text = [0u8; Str::INLINE_CAP];
+        text.copy_from_slice(&buf[..Str::INLINE_CAP]);
+        // SAFETY: `text[..at]` is whole `str`s one after the other (each
+        // piece's first `len` bytes, the rest written over), and UTF-8
+        // strings joined are UTF-8; `at <= INLINE_CAP`, checked above.
+        Value::Utf8(unsafe { Str::inline(text, at) })
+    })
 }
 
 /// A piece of a `concat` call that is not computed.
 enum Plain {
     Column(usize),
-    Text(Box<str>),
+    Text(Str),
 }
 
 impl Plain {
@@ -367,6 +392,24 @@ impl Plain {
             },
             Plain::Text(t) => Some(t),
         }
+    }
+
+    /// The piece in `row` as the bytes of a string held in place and its
+    /// length ([`Str::in_place`]); `Ok(None)` for null, `Err` for a string
+    /// that is not held in place.
+    #[inline(always)]
+    fn held_in_place<'a>(
+        &'a self,
+        row: &'a [Value],
+    ) -> std::result::Result<Option<(&'a [u8; 24], usize)>, ()> {
+        let s = match self {
+            Plain::Column(i) => match &row[*i] {
+                Value::Utf8(s) => s,
+                _ => return Ok(None),
+            },
+            Plain::Text(t) => t,
+        };
+        s.in_place().map(Some).ok_or(())
     }
 }
 
@@ -427,7 +470,7 @@ fn concat_strs<'a>(pieces: impl Iterator<Item = Option<&'a str>> + Clone) -> Val
     }
     // SAFETY: `buf[..at]` is whole `str`s one after the other, and UTF-8
     // strings joined are UTF-8; `at` is at most `INLINE_CAP`, checked above.
-    Value::Utf8(unsafe { inline_str(&buf, at) })
+    Value::Utf8(unsafe { Str::inline(buf, at) })
 }
 
 /// Copies `src` into `dst` (the same length, at most a value's inline

@@ -1134,6 +1134,14 @@ fn direct_forms_give_what_the_row_kernels_give() {
         // 12 + 12 bytes: longer than that.
         isp(Value::Int64(3), s("abcdefghijkl"), s("ab%cdéfghij")),
         isp(Value::Int64(0), s(""), s("")),
+        // Exactly 23 bytes, held in place.
+        isp(Value::Int64(1), s("abcdefghijk"), s("-")),
+        // A short string kept in a shared allocation (not in place).
+        isp(
+            Value::Int64(2),
+            Value::Utf8(crate::schema::Str::from(std::sync::Arc::<str>::from("ab"))),
+            s("+"),
+        ),
     ];
     let concat = |args: Vec<Expr>| call("concat", args);
     let found = both(&concat(vec![col("s"), col("p"), col("s")]), &rows).unwrap();
@@ -1143,6 +1151,8 @@ fn direct_forms_give_what_the_row_kernels_give() {
     assert_eq!(found[3], s("abcdefghijké_abcdefghijk"));
     assert_eq!(found[4], s("abcdefghijklab%cdéfghijabcdefghijkl"));
     assert_eq!(found[5], s(""));
+    assert_eq!(found[6], s("abcdefghijk-abcdefghijk"));
+    assert_eq!(found[7], s("ab+ab"));
     let found = both(&concat(vec![lit("<"), col("s"), lit(">")]), &rows).unwrap();
     assert_eq!(found[0], s("<ada>"));
     assert_eq!(found[2], Value::Null);
@@ -1150,6 +1160,11 @@ fn direct_forms_give_what_the_row_kernels_give() {
     // A literal that is not text is cast to text when the call is bound.
     let found = both(&concat(vec![col("s"), lit(1i64)]), &rows).unwrap();
     assert_eq!(found[0], s("ada1"));
+    // A literal longer than a value holds in place.
+    let long = "a literal of more than twenty-three bytes";
+    let found = both(&concat(vec![col("s"), lit(long)]), &rows).unwrap();
+    assert_eq!(found[0], s(&format!("ada{long}")));
+    assert_eq!(found[2], Value::Null);
     // A null piece makes every row null.
     let found = both(&concat(vec![col("s"), null()]), &rows).unwrap();
     assert!(found.iter().all(Value::is_null), "{found:?}");

@@ -1,0 +1,123 @@
+//! A `select`'s expressions made ready for the per-event loop.
+//!
+//! Owns [`Projection`]: each output column decided once, when the query
+//! starts, as a copy of an input column, a direct form (a function call's
+//! or a `CASE`'s closure) or a tree to walk, so that building an output
+//! row takes one dispatch per column. It must not evaluate anything of its
+//! own: values come from the row, the direct forms and `eval`'s walk, and
+//! give what [`BoundExpr::eval`] gives for the same expression.
+
+use super::functions::Direct;
+use super::BoundExpr;
+use crate::schema::{Row, Value};
+
+/// How one output column is made.
+#[derive(Clone, Debug)]
+enum Step {
+    /// A copy of the input's column.
+    Column(usize),
+    /// A call or a `CASE`, through its closure.
+    Direct(Direct),
+    /// Anything else, by walking its tree.
+    Tree(BoundExpr),
+}
+
+/// The output columns of a projection, each decided once.
+#[derive(Clone, Debug)]
+pub struct Projection {
+    steps: Box<[Step]>,
+}
+
+impl Projection {
+    /// The projection computing `exprs`, in order.
+    pub fn new(exprs: &[BoundExpr]) -> Projection {
+        let steps = exprs
+            .iter()
+            .map(|e| match e {
+                BoundExpr::Column(i) => Step::Column(*i),
+                BoundExpr::Call(c) => match &c.direct {
+                    Some(d) => Step::Direct(d.clone()),
+                    None => Step::Tree(e.clone()),
+                },
+                BoundExpr::Case(c) => Step::Direct(c.direct.clone()),
+                other => Step::Tree(other.clone()),
+            })
+            .collect();
+        Projection { steps }
+    }
+
+    /// How many columns it makes.
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// Whether it makes no column.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Replaces `out`'s values with the projection of `row`.
+    #[inline]
+    pub fn eval_into(&self, row: &[Value], out: &mut Row) {
+        out.clear();
+        for s in self.steps.iter() {
+            out.push(match s {
+                Step::Column(i) => row[*i].clone(),
+                Step::Direct(d) => d.call(row),
+                Step::Tree(e) => e.eval(row),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{bind_expr, call, case_when, coalesce, col, concat, lit, Expr};
+    use crate::schema::{schema, timestamp_type, DataType};
+
+    #[test]
+    fn each_column_is_what_its_expression_evaluates_to() {
+        let s = schema(&[
+            ("name", DataType::Utf8),
+            ("qty", DataType::Int64),
+            ("ts", timestamp_type()),
+        ]);
+        let exprs: Vec<Expr> = vec![
+            col("qty"),
+            col("name"),
+            case_when(
+                [(col("qty").gt(lit(10i64)), lit("big"))],
+                Some(lit("small")),
+            ),
+            col("name").like("a%"),
+            coalesce([col("qty"), lit(0i64)]),
+            call("hour", [col("ts")]),
+            concat([col("name"), lit("-"), col("name")]),
+            (col("qty") + lit(1i64)) * lit(2i64),
+            lit("a literal"),
+        ];
+        let bound: Vec<BoundExpr> = exprs
+            .iter()
+            .map(|e| bind_expr(e, &s).expect("binds").0)
+            .collect();
+        let projection = Projection::new(&bound);
+        assert_eq!(projection.len(), exprs.len());
+        let long = "a name longer than a value holds in place";
+        let mut out = Row::new();
+        for (name, qty, ts) in [
+            (
+                Value::str("ada"),
+                Value::Int64(12),
+                Value::Timestamp(3_600_000_000 * 5),
+            ),
+            (Value::str(long), Value::Null, Value::Timestamp(-1)),
+            (Value::Null, Value::Int64(-3), Value::Null),
+        ] {
+            let row = [name, qty, ts];
+            projection.eval_into(&row, &mut out);
+            let expected: Vec<Value> = bound.iter().map(|e| e.eval(&row)).collect();
+            assert_eq!(&out[..], &expected[..], "row {row:?}");
+        }
+    }
+}
