@@ -206,10 +206,11 @@ impl QueryShared {
         &self,
         p: StreamingQueryProgress,
         epoch_latency: &Histogram<u64>,
-        ingest: &IngestTimes,
+        ingest: &mut IngestTimes,
         durable_ns: u64,
     ) {
         let _ = lock(&self.latency).add(epoch_latency);
+        ingest.settle();
         ingest.durable_into(durable_ns, &mut lock(&self.durable));
         self.push_report(p);
     }

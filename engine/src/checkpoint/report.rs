@@ -58,6 +58,9 @@ pub(crate) enum OperatorSnapshot {
 }
 
 /// One part of an epoch, from a task to the coordinator.
+// A few messages per task and epoch: their size does not matter, and
+// boxing the sink's histograms would allocate on its task every epoch.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum CoordMsg {
     SourceMarked {
         epoch: u64,

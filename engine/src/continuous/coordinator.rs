@@ -285,7 +285,7 @@ impl Coordinator {
             rows: rows_in,
             metrics,
         } = parts.source.unwrap_or_default();
-        let (sink_state, rows_out, latency, ingest) = parts
+        let (sink_state, rows_out, mut latency, mut ingest) = parts
             .sink
             .expect("commit is only called with the sink's acknowledgement");
         let wal_started = Instant::now();
@@ -377,9 +377,8 @@ impl Coordinator {
         self.last_offset = offset;
         self.setup
             .shared
-            .push_progress(progress, latency.histogram(), &ingest, durable_ns);
+            .push_progress(progress, latency.histogram(), &mut ingest, durable_ns);
         // Emptied here, off the sink's task: it only sets the next base.
-        let (mut latency, mut ingest) = (latency, ingest);
         latency.clear();
         ingest.clear();
         let _ = self.setup.spare_histograms.try_send((latency, ingest));

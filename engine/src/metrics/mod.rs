@@ -118,12 +118,99 @@ impl LatencySummary {
     }
 }
 
+/// Sub-buckets per power of two in a latency histogram (3 significant
+/// digits): values below this are counted one by one.
+const SUB_BUCKETS: u64 = 2048;
+
+/// Where a value (at most [`MAX_LATENCY_NS`]) is counted in a latency
+/// histogram's layout: the power-of-two bucket from its leading zeros, the
+/// sub-bucket from its top 11 bits.
+#[inline(always)]
+fn tally_index(v: u64) -> usize {
+    let bucket = 53 - (v | (SUB_BUCKETS - 1)).leading_zeros() as u64;
+    ((bucket << 10) + (v >> bucket)) as usize
+}
+
+/// The smallest value counted at `index` (the inverse of [`tally_index`]).
+fn tally_value(index: usize) -> u64 {
+    let i = index as u64;
+    if i < SUB_BUCKETS {
+        i
+    } else {
+        let bucket = (i >> 10) - 1;
+        ((i & 1023) + 1024) << bucket
+    }
+}
+
+/// Counts recorded in a latency histogram's buckets with a few
+/// instructions each (a leading-zero count, a shift, an increment) and
+/// added to the histogram when it is read: the histogram's own recording
+/// checks its bounds, tracks the smallest and largest value and the total
+/// on every call. Only the buckets counted since the last fold are visited
+/// by it. Each bucket's counts stand for values the histogram cannot tell
+/// apart, so the histogram read after a fold is the one that recording
+/// every value would have made.
+#[derive(Clone)]
+struct Tally {
+    counts: Box<[u64]>,
+    /// Buckets whose count went from zero to one, in that order (room for
+    /// every bucket is kept, so pushing never allocates).
+    touched: Vec<u16>,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        let len = tally_index(MAX_LATENCY_NS) + 1;
+        debug_assert!(len <= usize::from(u16::MAX));
+        Tally {
+            counts: vec![0; len].into_boxed_slice(),
+            touched: Vec::with_capacity(len),
+        }
+    }
+
+    /// Counts `v`, which must be at most [`MAX_LATENCY_NS`].
+    #[inline(always)]
+    fn record(&mut self, v: u64) {
+        debug_assert!(v <= MAX_LATENCY_NS);
+        let i = tally_index(v);
+        let c = &mut self.counts[i];
+        if *c == 0 {
+            // At most one push per bucket between folds: within capacity.
+            self.touched.push(i as u16);
+        }
+        *c += 1;
+    }
+
+    /// Adds the counts to `h` and empties the tally.
+    fn fold_into(&mut self, h: &mut Histogram<u64>) {
+        for i in self.touched.drain(..) {
+            let c = std::mem::take(&mut self.counts[usize::from(i)]);
+            h.saturating_record_n(tally_value(usize::from(i)), c);
+        }
+    }
+
+    /// Empties the tally without adding its counts anywhere.
+    fn clear(&mut self) {
+        for i in self.touched.drain(..) {
+            self.counts[usize::from(i)] = 0;
+        }
+    }
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tally({} buckets pending)", self.touched.len())
+    }
+}
+
 /// One epoch's latencies at the sink hand-off: their histogram and their
 /// exact sum, so that the epoch's summary takes one short pass over the
 /// counters (the quantiles stop at the last one asked) and no pass for the
-/// mean.
+/// mean. A latency is recorded with a few instructions and reaches the
+/// histogram when it is read.
 pub struct EpochLatency {
     hist: Histogram<u64>,
+    pending: Tally,
     sum_ns: u64,
 }
 
@@ -132,6 +219,7 @@ impl EpochLatency {
     pub fn new() -> EpochLatency {
         EpochLatency {
             hist: new_latency_histogram(),
+            pending: Tally::new(),
             sum_ns: 0,
         }
     }
@@ -141,18 +229,19 @@ impl EpochLatency {
     #[inline]
     pub fn record(&mut self, ns: u64) {
         let ns = ns.min(MAX_LATENCY_NS);
-        self.hist.saturating_record(ns);
+        self.pending.record(ns);
         self.sum_ns = self.sum_ns.saturating_add(ns);
     }
 
-    /// The histogram.
-    pub fn histogram(&self) -> &Histogram<u64> {
+    /// The histogram of every latency recorded.
+    pub fn histogram(&mut self) -> &Histogram<u64> {
+        self.pending.fold_into(&mut self.hist);
         &self.hist
     }
 
     /// The percentiles; the mean is the exact one.
-    pub fn summary(&self) -> LatencySummary {
-        let mut s = LatencySummary::of_quantiles(&self.hist);
+    pub fn summary(&mut self) -> LatencySummary {
+        let mut s = LatencySummary::of_quantiles(self.histogram());
         if s.count > 0 {
             s.mean = self.sum_ns as f64 / s.count as f64 / 1000.0;
         }
@@ -161,6 +250,7 @@ impl EpochLatency {
 
     /// Empties it for reuse.
     pub fn clear(&mut self) {
+        self.pending.clear();
         self.hist.reset();
         self.sum_ns = 0;
     }
@@ -217,6 +307,7 @@ const INGEST_SLACK_NS: u64 = 10_000_000;
 #[derive(Clone, Debug)]
 pub struct IngestTimes {
     hist: Histogram<u64>,
+    pending: Tally,
     base_ns: u64,
 }
 
@@ -225,15 +316,21 @@ impl IngestTimes {
     pub fn starting(now_ns: u64) -> IngestTimes {
         IngestTimes {
             hist: new_latency_histogram(),
+            pending: Tally::new(),
             base_ns: now_ns.saturating_sub(INGEST_SLACK_NS),
         }
     }
 
-    /// Records one row's ingest time.
+    /// Records one row's ingest time (one later than the histogram's
+    /// bound after `base` is counted at the bound, as the histogram
+    /// clamps it).
     #[inline]
     pub fn record(&mut self, ingest_ns: u64) {
-        self.hist
-            .saturating_record(ingest_ns.saturating_sub(self.base_ns).max(1));
+        self.pending.record(
+            ingest_ns
+                .saturating_sub(self.base_ns)
+                .clamp(1, MAX_LATENCY_NS),
+        );
     }
 
     /// Empties it, keeping its memory. This touches every counter (a few
@@ -241,19 +338,30 @@ impl IngestTimes {
     /// hands the times back, so that the sink's task only calls
     /// [`IngestTimes::rebase`].
     pub fn clear(&mut self) {
+        self.pending.clear();
         self.hist.reset();
     }
 
     /// Starts an emptied one ([`IngestTimes::clear`]) on the next epoch's
     /// rows, ingested from about `now_ns` on; constant time.
     pub fn rebase(&mut self, now_ns: u64) {
-        debug_assert!(self.hist.is_empty(), "rebased before it was cleared");
+        debug_assert!(
+            self.hist.is_empty() && self.pending.touched.is_empty(),
+            "rebased before it was cleared"
+        );
         self.base_ns = now_ns.saturating_sub(INGEST_SLACK_NS);
+    }
+
+    /// Brings the recorded times into the histogram (what
+    /// [`IngestTimes::durable_into`] reads); cheap when already done.
+    pub fn settle(&mut self) {
+        self.pending.fold_into(&mut self.hist);
     }
 
     /// Adds every recorded row's latency to durability, for an epoch that
     /// became durable at `durable_ns`, to `out`.
-    pub fn durable_into(&self, durable_ns: u64, out: &mut Histogram<u64>) {
+    pub fn durable_into(&mut self, durable_ns: u64, out: &mut Histogram<u64>) {
+        self.settle();
         for v in self.hist.iter_recorded() {
             let ingest = self.base_ns + v.value_iterated_to();
             out.saturating_record_n(durable_ns.saturating_sub(ingest).max(1), v.count_at_value());
@@ -290,6 +398,86 @@ mod tests {
         assert_eq!(e.summary(), LatencySummary::default());
         e.record(5_000);
         assert_eq!(e.summary().mean, 5.0);
+    }
+
+    /// Values at the edges of the histogram's buckets and a spread of
+    /// random ones up to its bound.
+    fn edge_and_random_values() -> Vec<u64> {
+        let mut v: Vec<u64> = (0..5000).collect();
+        for p in 0..37 {
+            let x = 1u64 << p;
+            v.extend([x - 1, x, x + 1, 3 * x / 2]);
+        }
+        v.push(MAX_LATENCY_NS);
+        // A fixed 64-bit mixing sequence: the same values every run.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Spread over the magnitudes, as latencies are.
+            v.push((x >> (x % 40 + 24)) % (MAX_LATENCY_NS + 1));
+        }
+        v.retain(|&x| x <= MAX_LATENCY_NS);
+        v
+    }
+
+    #[test]
+    fn a_tally_bucket_is_the_histograms_bucket() {
+        let h = new_latency_histogram();
+        for v in edge_and_random_values() {
+            let at = tally_value(tally_index(v));
+            assert!(at <= v, "{v}: counted at {at}");
+            assert_eq!(
+                h.lowest_equivalent(at),
+                h.lowest_equivalent(v),
+                "{v}: counted at {at}"
+            );
+            assert_eq!(tally_index(at), tally_index(v), "{v}");
+        }
+        assert!(tally_index(MAX_LATENCY_NS) < usize::from(u16::MAX));
+    }
+
+    #[test]
+    fn latencies_and_ingest_times_read_as_if_each_was_recorded_in_the_histogram() {
+        let values = edge_and_random_values();
+        let mut direct = new_latency_histogram();
+        let mut epoch = EpochLatency::new();
+        let mut ingest = IngestTimes::starting(INGEST_SLACK_NS);
+        for (k, &v) in values.iter().enumerate() {
+            direct.saturating_record(v.max(1));
+            epoch.record(v.max(1));
+            ingest.record(v.max(1));
+            if k == values.len() / 2 {
+                // A read in the middle folds what was counted so far.
+                assert_eq!(epoch.histogram().len(), k as u64 + 1);
+            }
+        }
+        let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
+            h.iter_recorded()
+                .map(|v| (v.value_iterated_to(), v.count_at_value()))
+                .collect()
+        };
+        let h = epoch.histogram().clone();
+        assert_eq!(recorded(&h), recorded(&direct));
+        assert_eq!(
+            (h.len(), h.min(), h.max()),
+            (direct.len(), direct.min(), direct.max())
+        );
+        assert_eq!(h.mean(), direct.mean());
+        // Durable at the base: each row's latency to durability is its own
+        // offset, clamped to 1 ns, as the direct histogram has them.
+        let mut durable = new_latency_histogram();
+        ingest.durable_into(0, &mut durable);
+        assert_eq!(durable.len(), direct.len());
+        epoch.clear();
+        ingest.clear();
+        assert_eq!(epoch.summary(), LatencySummary::default());
+        ingest.rebase(0);
+        ingest.record(5);
+        let mut once = new_latency_histogram();
+        ingest.durable_into(10, &mut once);
+        assert_eq!(once.len(), 1);
     }
 
     #[test]
