@@ -14,6 +14,7 @@ use super::terminal::{partition_of, ExchangeOut, RingOut, SinkOut};
 use crate::checkpoint::{report_channel, EpochReporter};
 use crate::checkpoint::{Checkpointer, Recovery};
 use crate::error::{EngineError, Result};
+use crate::expr::Predicate;
 use crate::io::{DurableEpochs, Sink, SinkContext, Source, SourceContext};
 use crate::metrics::RingGauge;
 use crate::ops::{
@@ -75,7 +76,7 @@ fn chain(
     ops.iter().rev().fold(tail, |next, (op, _)| -> Next {
         match op {
             PhysOp::Filter(p) => Box::new(FilterOp {
-                predicate: p.clone(),
+                predicate: Predicate::new(p),
                 next,
             }),
             PhysOp::Project(e) => Box::new(ProjectOp::new(e.clone(), next)),

@@ -11,6 +11,7 @@
 mod bind;
 mod case;
 mod compare;
+mod cond;
 mod eval;
 pub(crate) mod functions;
 mod project;
@@ -18,6 +19,7 @@ mod vector;
 
 pub(crate) use bind::unknown_function;
 pub use bind::{bind_expr, bind_expr_in, resolve_column, BoundCall, BoundCase, BoundExpr};
+pub use cond::Predicate;
 pub use project::Projection;
 
 /// The supported SQL functions and expressions as markdown (the README's

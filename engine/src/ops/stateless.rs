@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use super::{Next, Operator};
 use crate::error::Result;
-use crate::expr::{BoundExpr, Projection};
+use crate::expr::{BoundExpr, Predicate, Projection};
 use crate::schema::{Event, Row, Value};
 
 /// Keeps events whose predicate is true (null and false drop the event).
 pub(crate) struct FilterOp {
-    pub(crate) predicate: BoundExpr,
+    pub(crate) predicate: Predicate,
     pub(crate) next: Next,
 }
 

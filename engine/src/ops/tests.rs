@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::checkpoint::EpochReporter;
-use crate::expr::{bind_expr, col, lit};
+use crate::expr::{bind_expr, col, lit, Predicate};
 use crate::io::OutputMode;
 use crate::row;
 use crate::schema::{schema, timestamp_type, DataType, Row, Value, NO_TIME};
@@ -62,7 +62,7 @@ fn filter_keeps_true_rows_and_passes_control_through() {
     let s = schema(&[("x", DataType::Int64)]);
     let (next, seen) = collector();
     let mut op = FilterOp {
-        predicate: bind_expr(&col("x").gt(lit(1i64)), &s).unwrap().0,
+        predicate: Predicate::new(&bind_expr(&col("x").gt(lit(1i64)), &s).unwrap().0),
         next,
     };
     for x in [
