@@ -17,8 +17,8 @@ use hdrhistogram::Histogram;
 use crate::clock::wall_now_us;
 use crate::error::{EngineError, Result};
 use crate::metrics::{
-    new_latency_histogram, IngestTimes, LatencySummary, QueryTotals, RingFill, RingGauge,
-    StreamingQueryProgress,
+    new_latency_histogram, EpochLatency, IngestTimes, LatencySummary, QueryTotals, RingFill,
+    RingGauge, StreamingQueryProgress,
 };
 use crate::wake::TaskWaker;
 
@@ -200,17 +200,16 @@ impl QueryShared {
     /// Publishes one epoch's progress, its rows' latency to the sink
     /// hand-off, and their latency to durability: the epoch's rows, whose
     /// ingest times are `ingest`, became durable at `durable_ns` (recorded
-    /// straight into the query's histogram: no epoch histogram to fill,
-    /// add and empty).
+    /// straight into the query's histograms, from the buckets the epoch
+    /// used).
     pub(crate) fn push_progress(
         &self,
         p: StreamingQueryProgress,
-        epoch_latency: &Histogram<u64>,
-        ingest: &mut IngestTimes,
+        epoch_latency: &EpochLatency,
+        ingest: &IngestTimes,
         durable_ns: u64,
     ) {
-        let _ = lock(&self.latency).add(epoch_latency);
-        ingest.settle();
+        epoch_latency.add_into(&mut lock(&self.latency));
         ingest.durable_into(durable_ns, &mut lock(&self.durable));
         self.push_report(p);
     }

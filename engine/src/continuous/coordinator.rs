@@ -377,7 +377,7 @@ impl Coordinator {
         self.last_offset = offset;
         self.setup
             .shared
-            .push_progress(progress, latency.histogram(), &mut ingest, durable_ns);
+            .push_progress(progress, &latency, &ingest, durable_ns);
         // Emptied here, off the sink's task: it only sets the next base.
         latency.clear();
         ingest.clear();

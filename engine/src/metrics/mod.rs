@@ -1,13 +1,15 @@
 //! Latency histograms and progress reports.
 //!
-//! Owns the fixed-bound latency histogram every sink records into (created
-//! once, so recording never allocates), [`EpochLatency`] (one epoch's
-//! hand-off latencies with their exact sum), [`IngestTimes`] (one epoch's ingest
-//! times, turned into latency to durability when the epoch commits), the
+//! Owns the fixed-bound latency histogram of a query (created once, so
+//! recording never allocates), the tally a sink counts an epoch's values
+//! in (the same buckets, a few instructions a value, read by visiting only
+//! the buckets used), [`EpochLatency`] (one epoch's hand-off latencies with
+//! their exact sum), [`IngestTimes`] (one epoch's ingest times, turned into
+//! latency to durability when the epoch commits), the
 //! percentile summary a query exposes, [`StreamingQueryProgress`] with
 //! Spark's field names, and [`RingGauge`] (a ring's fill, sampled per epoch). It must
-//! not take locks on the per-event path: histograms are recorded by one task
-//! and handed over whole once per epoch.
+//! not take locks on the per-event path: an epoch's values are counted by one
+//! task and handed over whole once per epoch.
 
 mod progress;
 mod ring;
@@ -124,38 +126,42 @@ const SUB_BUCKETS: u64 = 2048;
 
 /// Where a value (at most [`MAX_LATENCY_NS`]) is counted in a latency
 /// histogram's layout: the power-of-two bucket from its leading zeros, the
-/// sub-bucket from its top 11 bits.
+/// sub-bucket from its top 11 bits. Indexes grow with the values.
 #[inline(always)]
 fn tally_index(v: u64) -> usize {
     let bucket = 53 - (v | (SUB_BUCKETS - 1)).leading_zeros() as u64;
     ((bucket << 10) + (v >> bucket)) as usize
 }
 
-/// The smallest value counted at `index` (the inverse of [`tally_index`]).
-fn tally_value(index: usize) -> u64 {
+/// The smallest and the largest value counted at `index` (the inverse of
+/// [`tally_index`]; the histogram's lowest and highest equivalent values).
+fn tally_range(index: usize) -> (u64, u64) {
     let i = index as u64;
     if i < SUB_BUCKETS {
-        i
+        (i, i)
     } else {
         let bucket = (i >> 10) - 1;
-        ((i & 1023) + 1024) << bucket
+        let low = ((i & 1023) + 1024) << bucket;
+        (low, low + (1 << bucket) - 1)
     }
 }
 
-/// Counts recorded in a latency histogram's buckets with a few
-/// instructions each (a leading-zero count, a shift, an increment) and
-/// added to the histogram when it is read: the histogram's own recording
-/// checks its bounds, tracks the smallest and largest value and the total
-/// on every call. Only the buckets counted since the last fold are visited
-/// by it. Each bucket's counts stand for values the histogram cannot tell
-/// apart, so the histogram read after a fold is the one that recording
-/// every value would have made.
+/// Values counted in a latency histogram's buckets with a few instructions
+/// each (a leading-zero count, a shift, an increment), where a histogram's
+/// own recording checks its bounds and tracks the smallest and largest
+/// value and the total on every call. Reading it visits only the buckets
+/// counted in (each noted when its count leaves zero), never the whole
+/// layout, and emptying it zeroes only those. Each bucket stands for
+/// values a histogram cannot tell apart, so what is read from it, or added
+/// from it to a histogram, is what recording every value would have given.
 #[derive(Clone)]
 struct Tally {
     counts: Box<[u64]>,
-    /// Buckets whose count went from zero to one, in that order (room for
-    /// every bucket is kept, so pushing never allocates).
+    /// The buckets counted in (room for every bucket is kept, so noting
+    /// one never allocates).
     touched: Vec<u16>,
+    /// Values counted.
+    len: u64,
 }
 
 impl Tally {
@@ -165,6 +171,7 @@ impl Tally {
         Tally {
             counts: vec![0; len].into_boxed_slice(),
             touched: Vec::with_capacity(len),
+            len: 0,
         }
     }
 
@@ -175,83 +182,128 @@ impl Tally {
         let i = tally_index(v);
         let c = &mut self.counts[i];
         if *c == 0 {
-            // At most one push per bucket between folds: within capacity.
+            // At most one note per bucket between clears: within capacity.
             self.touched.push(i as u16);
         }
         *c += 1;
+        self.len += 1;
     }
 
-    /// Adds the counts to `h` and empties the tally.
-    fn fold_into(&mut self, h: &mut Histogram<u64>) {
-        for i in self.touched.drain(..) {
-            let c = std::mem::take(&mut self.counts[usize::from(i)]);
-            h.saturating_record_n(tally_value(usize::from(i)), c);
+    /// The buckets counted in with their counts, in no particular order.
+    fn buckets(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.touched
+            .iter()
+            .map(|&i| (usize::from(i), self.counts[usize::from(i)]))
+    }
+
+    /// Adds every value counted to `h`.
+    fn add_into(&self, h: &mut Histogram<u64>) {
+        for (i, c) in self.buckets() {
+            h.saturating_record_n(tally_range(i).0, c);
         }
     }
 
-    /// Empties the tally without adding its counts anywhere.
+    /// The quantiles `qs` (ascending) and the largest value, as a latency
+    /// histogram gives them: for quantile `q` the largest value of the
+    /// first bucket at which the running count reaches `ceil(q × n)` (at
+    /// least 1). Sorts the noted buckets (their order does not matter).
+    fn quantiles<const N: usize>(&mut self, qs: [f64; N]) -> ([u64; N], u64) {
+        let mut out = [0; N];
+        if self.len == 0 {
+            return (out, 0);
+        }
+        self.touched.sort_unstable();
+        let mut k = 0;
+        let mut running = 0;
+        for &i in &self.touched {
+            let i = usize::from(i);
+            running += self.counts[i];
+            while k < N && running >= ((qs[k] * self.len as f64).ceil() as u64).max(1) {
+                out[k] = tally_range(i).1;
+                k += 1;
+            }
+        }
+        let last = usize::from(*self.touched.last().expect("not empty"));
+        (out, tally_range(last).1)
+    }
+
+    /// Empties it, keeping its memory.
     fn clear(&mut self) {
         for i in self.touched.drain(..) {
             self.counts[usize::from(i)] = 0;
         }
+        self.len = 0;
     }
 }
 
 impl std::fmt::Debug for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Tally({} buckets pending)", self.touched.len())
+        write!(
+            f,
+            "Tally({} values in {} buckets)",
+            self.len,
+            self.touched.len()
+        )
     }
 }
 
-/// One epoch's latencies at the sink hand-off: their histogram and their
-/// exact sum, so that the epoch's summary takes one short pass over the
-/// counters (the quantiles stop at the last one asked) and no pass for the
-/// mean. A latency is recorded with a few instructions and reaches the
-/// histogram when it is read.
+/// One epoch's latencies at the sink hand-off: counted in a histogram's
+/// buckets with their exact sum. Recording is a few instructions; reading
+/// the epoch's summary or adding it to the query's histogram visits only
+/// the buckets the epoch used, and emptying it zeroes only those.
 pub struct EpochLatency {
-    hist: Histogram<u64>,
-    pending: Tally,
+    tally: Tally,
     sum_ns: u64,
 }
 
 impl EpochLatency {
-    /// An empty one (its histogram is allocated here, once).
+    /// An empty one (its counters are allocated here, once).
     pub fn new() -> EpochLatency {
         EpochLatency {
-            hist: new_latency_histogram(),
-            pending: Tally::new(),
+            tally: Tally::new(),
             sum_ns: 0,
         }
     }
 
-    /// Records one latency (clamped to [`MAX_LATENCY_NS`], as the
-    /// histogram clamps it).
+    /// Records one latency (clamped to [`MAX_LATENCY_NS`], as a histogram
+    /// clamps it).
     #[inline]
     pub fn record(&mut self, ns: u64) {
         let ns = ns.min(MAX_LATENCY_NS);
-        self.pending.record(ns);
+        self.tally.record(ns);
         self.sum_ns = self.sum_ns.saturating_add(ns);
     }
 
-    /// The histogram of every latency recorded.
-    pub fn histogram(&mut self) -> &Histogram<u64> {
-        self.pending.fold_into(&mut self.hist);
-        &self.hist
+    /// Adds the epoch's latencies to `h`.
+    pub fn add_into(&self, h: &mut Histogram<u64>) {
+        self.tally.add_into(h);
     }
 
-    /// The percentiles; the mean is the exact one.
+    /// The percentiles, as a histogram of the same latencies gives them;
+    /// the mean is the exact one.
     pub fn summary(&mut self) -> LatencySummary {
-        let mut s = LatencySummary::of_quantiles(self.histogram());
-        if s.count > 0 {
-            s.mean = self.sum_ns as f64 / s.count as f64 / 1000.0;
+        let n = self.tally.len;
+        if n == 0 {
+            return LatencySummary::default();
         }
-        s
+        let ([p50, p90, p99, p999, p9999], max) =
+            self.tally.quantiles([0.50, 0.90, 0.99, 0.999, 0.9999]);
+        let us = |ns: u64| ns as f64 / 1000.0;
+        LatencySummary {
+            count: n,
+            p50: us(p50),
+            p90: us(p90),
+            p99: us(p99),
+            p999: us(p999),
+            p9999: us(p9999),
+            max: us(max),
+            mean: self.sum_ns as f64 / n as f64 / 1000.0,
+        }
     }
 
     /// Empties it for reuse.
     pub fn clear(&mut self) {
-        self.pending.clear();
-        self.hist.reset();
+        self.tally.clear();
         self.sum_ns = 0;
     }
 }
@@ -297,17 +349,16 @@ impl QueryTotals {
 /// recorded exactly (earlier ones are counted as ingested at that point).
 const INGEST_SLACK_NS: u64 = 10_000_000;
 
-/// The ingest times of the rows one epoch handed to the sink, kept as a
-/// histogram of `ingest − base` (recording never allocates), so that each
-/// row's latency to **durability** (its epoch's commit) can be computed once
-/// the commit time is known. Rows of an epoch entered after the previous
-/// epoch's marker reached the source, so `base` (the previous marker at the
-/// sink, less 10 ms) precedes nearly all of them; an earlier one is counted
-/// as ingested at `base`.
+/// The ingest times of the rows one epoch handed to the sink, counted in a
+/// histogram's buckets as `ingest − base` (recording never allocates), so
+/// that each row's latency to **durability** (its epoch's commit) can be
+/// computed once the commit time is known. Rows of an epoch entered after
+/// the previous epoch's marker reached the source, so `base` (the previous
+/// marker at the sink, less 10 ms) precedes nearly all of them; an earlier
+/// one is counted as ingested at `base`.
 #[derive(Clone, Debug)]
 pub struct IngestTimes {
-    hist: Histogram<u64>,
-    pending: Tally,
+    tally: Tally,
     base_ns: u64,
 }
 
@@ -315,56 +366,45 @@ impl IngestTimes {
     /// Empty, for rows ingested from about `now_ns` on.
     pub fn starting(now_ns: u64) -> IngestTimes {
         IngestTimes {
-            hist: new_latency_histogram(),
-            pending: Tally::new(),
+            tally: Tally::new(),
             base_ns: now_ns.saturating_sub(INGEST_SLACK_NS),
         }
     }
 
     /// Records one row's ingest time (one later than the histogram's
-    /// bound after `base` is counted at the bound, as the histogram
-    /// clamps it).
+    /// bound after `base` is counted at the bound, as a histogram clamps
+    /// it).
     #[inline]
     pub fn record(&mut self, ingest_ns: u64) {
-        self.pending.record(
+        self.tally.record(
             ingest_ns
                 .saturating_sub(self.base_ns)
                 .clamp(1, MAX_LATENCY_NS),
         );
     }
 
-    /// Empties it, keeping its memory. This touches every counter (a few
-    /// hundred kilobytes): the continuous coordinator does it before it
-    /// hands the times back, so that the sink's task only calls
+    /// Empties it, keeping its memory (only the buckets it used are
+    /// zeroed): the continuous coordinator does it before it hands the
+    /// times back, so that the sink's task only calls
     /// [`IngestTimes::rebase`].
     pub fn clear(&mut self) {
-        self.pending.clear();
-        self.hist.reset();
+        self.tally.clear();
     }
 
     /// Starts an emptied one ([`IngestTimes::clear`]) on the next epoch's
     /// rows, ingested from about `now_ns` on; constant time.
     pub fn rebase(&mut self, now_ns: u64) {
-        debug_assert!(
-            self.hist.is_empty() && self.pending.touched.is_empty(),
-            "rebased before it was cleared"
-        );
+        debug_assert!(self.tally.len == 0, "rebased before it was cleared");
         self.base_ns = now_ns.saturating_sub(INGEST_SLACK_NS);
     }
 
-    /// Brings the recorded times into the histogram (what
-    /// [`IngestTimes::durable_into`] reads); cheap when already done.
-    pub fn settle(&mut self) {
-        self.pending.fold_into(&mut self.hist);
-    }
-
     /// Adds every recorded row's latency to durability, for an epoch that
-    /// became durable at `durable_ns`, to `out`.
-    pub fn durable_into(&mut self, durable_ns: u64, out: &mut Histogram<u64>) {
-        self.settle();
-        for v in self.hist.iter_recorded() {
-            let ingest = self.base_ns + v.value_iterated_to();
-            out.saturating_record_n(durable_ns.saturating_sub(ingest).max(1), v.count_at_value());
+    /// became durable at `durable_ns`, to `out`. A row counts as ingested
+    /// at the latest time its bucket stands for.
+    pub fn durable_into(&self, durable_ns: u64, out: &mut Histogram<u64>) {
+        for (i, c) in self.tally.buckets() {
+            let ingest = self.base_ns + tally_range(i).1;
+            out.saturating_record_n(durable_ns.saturating_sub(ingest).max(1), c);
         }
     }
 }
@@ -393,7 +433,9 @@ mod tests {
         );
         let exact = (1_000 + 2_000 + 3_000 + 10_000 + 1_000_000 + MAX_LATENCY_NS) as f64 / 6.0;
         assert_eq!(epoch.mean, exact / 1000.0);
-        assert_eq!(e.histogram().len(), 6);
+        let mut h2 = new_latency_histogram();
+        e.add_into(&mut h2);
+        assert_eq!(h2.len(), 6);
         e.clear();
         assert_eq!(e.summary(), LatencySummary::default());
         e.record(5_000);
@@ -426,58 +468,81 @@ mod tests {
     fn a_tally_bucket_is_the_histograms_bucket() {
         let h = new_latency_histogram();
         for v in edge_and_random_values() {
-            let at = tally_value(tally_index(v));
-            assert!(at <= v, "{v}: counted at {at}");
+            let (low, high) = tally_range(tally_index(v));
             assert_eq!(
-                h.lowest_equivalent(at),
-                h.lowest_equivalent(v),
-                "{v}: counted at {at}"
+                (low, high),
+                (h.lowest_equivalent(v), h.highest_equivalent(v)),
+                "{v}"
             );
-            assert_eq!(tally_index(at), tally_index(v), "{v}");
+            assert_eq!(tally_index(low), tally_index(v), "{v}");
+            assert_eq!(tally_index(high), tally_index(v), "{v}");
         }
         assert!(tally_index(MAX_LATENCY_NS) < usize::from(u16::MAX));
     }
 
-    #[test]
-    fn latencies_and_ingest_times_read_as_if_each_was_recorded_in_the_histogram() {
-        let values = edge_and_random_values();
-        let mut direct = new_latency_histogram();
-        let mut epoch = EpochLatency::new();
-        let mut ingest = IngestTimes::starting(INGEST_SLACK_NS);
-        for (k, &v) in values.iter().enumerate() {
-            direct.saturating_record(v.max(1));
-            epoch.record(v.max(1));
-            ingest.record(v.max(1));
-            if k == values.len() / 2 {
-                // A read in the middle folds what was counted so far.
-                assert_eq!(epoch.histogram().len(), k as u64 + 1);
-            }
+    /// The latencies to durability of rows ingested at `base + offset`,
+    /// computed from a histogram of the offsets, as the sink did before
+    /// the tally.
+    fn durable_by_histogram(base: u64, offsets: &Histogram<u64>, at: u64) -> Histogram<u64> {
+        let mut out = new_latency_histogram();
+        for v in offsets.iter_recorded() {
+            let ingest = base + v.value_iterated_to();
+            out.saturating_record_n(at.saturating_sub(ingest).max(1), v.count_at_value());
         }
+        out
+    }
+
+    #[test]
+    fn latencies_and_ingest_times_read_as_if_each_was_recorded_in_a_histogram() {
         let recorded = |h: &Histogram<u64>| -> Vec<(u64, u64)> {
             h.iter_recorded()
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
                 .collect()
         };
-        let h = epoch.histogram().clone();
-        assert_eq!(recorded(&h), recorded(&direct));
-        assert_eq!(
-            (h.len(), h.min(), h.max()),
-            (direct.len(), direct.min(), direct.max())
-        );
-        assert_eq!(h.mean(), direct.mean());
-        // Durable at the base: each row's latency to durability is its own
-        // offset, clamped to 1 ns, as the direct histogram has them.
-        let mut durable = new_latency_histogram();
-        ingest.durable_into(0, &mut durable);
-        assert_eq!(durable.len(), direct.len());
-        epoch.clear();
-        ingest.clear();
-        assert_eq!(epoch.summary(), LatencySummary::default());
-        ingest.rebase(0);
-        ingest.record(5);
-        let mut once = new_latency_histogram();
-        ingest.durable_into(10, &mut once);
-        assert_eq!(once.len(), 1);
+        let all = edge_and_random_values();
+        // Epochs of several sizes, reusing the same counters.
+        let mut epoch = EpochLatency::new();
+        let mut ingest = IngestTimes::starting(INGEST_SLACK_NS);
+        for n in [1usize, 2, 3, 10, 999, 1000, all.len()] {
+            let mut direct = new_latency_histogram();
+            for &v in &all[all.len() - n..] {
+                let v = v.max(1);
+                direct.saturating_record(v);
+                epoch.record(v);
+                ingest.record(v);
+            }
+            // The summary's quantiles and largest value are the
+            // histogram's.
+            let (got, want) = (epoch.summary(), LatencySummary::of(&direct));
+            assert_eq!(
+                (got.count, got.p50, got.p90, got.p99, got.p999, got.p9999, got.max),
+                (want.count, want.p50, want.p90, want.p99, want.p999, want.p9999, want.max),
+                "{n} values"
+            );
+            // Added to a histogram: the same counts, minimum, maximum and
+            // mean as recording each value.
+            let mut added = new_latency_histogram();
+            epoch.add_into(&mut added);
+            assert_eq!(recorded(&added), recorded(&direct), "{n} values");
+            assert_eq!(
+                (added.len(), added.min(), added.max(), added.mean()),
+                (direct.len(), direct.min(), direct.max(), direct.mean())
+            );
+            // Latency to durability: what the histogram of the offsets gave.
+            for at in [0, 5_000_000, MAX_LATENCY_NS / 2, u64::MAX] {
+                let mut durable = new_latency_histogram();
+                ingest.durable_into(at, &mut durable);
+                assert_eq!(
+                    recorded(&durable),
+                    recorded(&durable_by_histogram(0, &direct, at)),
+                    "{n} values, durable at {at}"
+                );
+            }
+            epoch.clear();
+            ingest.clear();
+            ingest.rebase(INGEST_SLACK_NS);
+            assert_eq!(epoch.summary(), LatencySummary::default());
+        }
     }
 
     #[test]
