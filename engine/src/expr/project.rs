@@ -56,16 +56,32 @@ impl Projection {
         self.steps.is_empty()
     }
 
-    /// Replaces `out`'s values with the projection of `row`.
+    /// Replaces `out`'s values with the projection of `row`: in place when
+    /// `out` already has one value per column (the previous event's, in a
+    /// reused row), else by building it again.
     #[inline]
     pub fn eval_into(&self, row: &[Value], out: &mut Row) {
-        out.clear();
-        for s in self.steps.iter() {
-            out.push(match s {
-                Step::Column(i) => row[*i].clone(),
-                Step::Direct(d) => d.call(row),
-                Step::Tree(e) => e.eval(row),
-            });
+        if out.len() == self.steps.len() {
+            for (slot, s) in out.iter_mut().zip(self.steps.iter()) {
+                *slot = s.eval(row);
+            }
+        } else {
+            out.clear();
+            for s in self.steps.iter() {
+                out.push(s.eval(row));
+            }
+        }
+    }
+}
+
+impl Step {
+    /// The column's value for `row`.
+    #[inline(always)]
+    fn eval(&self, row: &[Value]) -> Value {
+        match self {
+            Step::Column(i) => row[*i].clone(),
+            Step::Direct(d) => d.call(row),
+            Step::Tree(e) => e.eval(row),
         }
     }
 }
@@ -104,7 +120,8 @@ mod tests {
         let projection = Projection::new(&bound);
         assert_eq!(projection.len(), exprs.len());
         let long = "a name longer than a value holds in place";
-        let mut out = Row::new();
+        // A row of another length first: built again, then reused in place.
+        let mut out = Row::from(vec![Value::Null; 2]);
         for (name, qty, ts) in [
             (
                 Value::str("ada"),
