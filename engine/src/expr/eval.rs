@@ -77,6 +77,10 @@ impl BoundExpr {
             },
             BoundExpr::Call(c) => c.eval(row),
             BoundExpr::Case(c) => c.direct.call(row),
+            BoundExpr::Cast { expr, to, zone } => match expr.as_ref() {
+                BoundExpr::Column(i) => cast_value_in(&row[*i], to, *zone),
+                _ => self.eval_other(row),
+            },
             _ => self.eval_other(row),
         }
     }

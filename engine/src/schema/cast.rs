@@ -25,18 +25,32 @@ pub(crate) fn cast_value(v: &Value, to: &DataType) -> Value {
 /// without the formatting machinery: casts of numbers to strings are
 /// common in per-event projections.
 fn int_text(i: i64) -> Str {
+    /// `00` to `99`: two digits written per division.
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let pair = |k: u64| -> [u8; 2] {
+        let k = 2 * k as usize;
+        [PAIRS[k], PAIRS[k + 1]]
+    };
     let mut n = i.unsigned_abs();
     let digits = n.checked_ilog10().map_or(1, |d| d as usize + 1);
     let len = digits + usize::from(i < 0);
     let mut buf = [0u8; Str::INLINE_CAP];
     let mut at = len;
-    loop {
+    while n >= 100 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&pair(n % 100));
+        n /= 100;
+    }
+    if n >= 10 {
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&pair(n));
+    } else {
         at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
+        buf[at] = b'0' + n as u8;
     }
     if i < 0 {
         buf[0] = b'-';
@@ -141,6 +155,28 @@ mod tests {
             i64::MIN,
             i64::MIN + 1,
         ] {
+            assert_eq!(
+                cast_value(&Value::Int64(i), &DataType::Utf8),
+                Value::str(&i.to_string()),
+                "{i}"
+            );
+        }
+        // Every number of digits, at its edges, both signs; and a spread.
+        let mut p = 1i64;
+        let mut values = vec![];
+        for _ in 0..19 {
+            values.extend([p - 1, p, p + 1]);
+            values.extend([2, 9, 10].map(|k| p.saturating_mul(k)));
+            p = p.saturating_mul(10);
+        }
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..10_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            values.push((x >> (x % 64)) as i64);
+        }
+        for i in values.into_iter().flat_map(|v| [v, v.wrapping_neg()]) {
             assert_eq!(
                 cast_value(&Value::Int64(i), &DataType::Utf8),
                 Value::str(&i.to_string()),
