@@ -154,7 +154,6 @@ fn tally_range(index: usize) -> (u64, u64) {
 /// layout, and emptying it zeroes only those. Each bucket stands for
 /// values a histogram cannot tell apart, so what is read from it, or added
 /// from it to a histogram, is what recording every value would have given.
-#[derive(Clone)]
 struct Tally {
     counts: Box<[u64]>,
     /// The buckets counted in (room for every bucket is kept, so noting
@@ -164,9 +163,27 @@ struct Tally {
     len: u64,
 }
 
+/// The first value past the last bucket of a latency histogram's counters
+/// (they reach past its bound, [`MAX_LATENCY_NS`], to the end of its
+/// bucket of powers of two).
+const TALLY_LIMIT: u64 = 1 << 37;
+
+impl Clone for Tally {
+    /// A copy with room for every bucket, as [`Tally::new`] makes it.
+    fn clone(&self) -> Tally {
+        let mut touched = Vec::with_capacity(self.counts.len());
+        touched.extend_from_slice(&self.touched);
+        Tally {
+            counts: self.counts.clone(),
+            touched,
+            len: self.len,
+        }
+    }
+}
+
 impl Tally {
     fn new() -> Tally {
-        let len = tally_index(MAX_LATENCY_NS) + 1;
+        let len = tally_index(TALLY_LIMIT - 1) + 1;
         debug_assert!(len <= usize::from(u16::MAX));
         Tally {
             counts: vec![0; len].into_boxed_slice(),
@@ -175,10 +192,10 @@ impl Tally {
         }
     }
 
-    /// Counts `v`, which must be at most [`MAX_LATENCY_NS`].
+    /// Counts `v`, which must be below [`TALLY_LIMIT`].
     #[inline(always)]
     fn record(&mut self, v: u64) {
-        debug_assert!(v <= MAX_LATENCY_NS);
+        debug_assert!(v < TALLY_LIMIT);
         let i = tally_index(v);
         let c = &mut self.counts[i];
         if *c == 0 {
@@ -371,16 +388,17 @@ impl IngestTimes {
         }
     }
 
-    /// Records one row's ingest time (one later than the histogram's
-    /// bound after `base` is counted at the bound, as a histogram clamps
-    /// it).
+    /// Records one row's ingest time. An offset from `base` past the
+    /// histogram's counters is counted at its bound, as the histogram's
+    /// saturating recording counts it.
     #[inline]
     pub fn record(&mut self, ingest_ns: u64) {
-        self.tally.record(
-            ingest_ns
-                .saturating_sub(self.base_ns)
-                .clamp(1, MAX_LATENCY_NS),
-        );
+        let offset = ingest_ns.saturating_sub(self.base_ns).max(1);
+        self.tally.record(if offset < TALLY_LIMIT {
+            offset
+        } else {
+            MAX_LATENCY_NS
+        });
     }
 
     /// Empties it, keeping its memory (only the buckets it used are
@@ -499,15 +517,26 @@ mod tests {
                 .map(|v| (v.value_iterated_to(), v.count_at_value()))
                 .collect()
         };
-        let all = edge_and_random_values();
+        let mut all = edge_and_random_values();
+        // Past the histogram's bound: the latency is clamped to it; an
+        // ingest offset is counted in its bucket while the counters reach,
+        // and at the bound beyond them, as the histogram does.
+        all.extend([
+            MAX_LATENCY_NS + 1,
+            120_000_000_000,
+            TALLY_LIMIT - 1,
+            TALLY_LIMIT,
+        ]);
         // Epochs of several sizes, reusing the same counters.
         let mut epoch = EpochLatency::new();
         let mut ingest = IngestTimes::starting(INGEST_SLACK_NS);
         for n in [1usize, 2, 3, 10, 999, 1000, all.len()] {
             let mut direct = new_latency_histogram();
+            let mut offsets = new_latency_histogram();
             for &v in &all[all.len() - n..] {
                 let v = v.max(1);
-                direct.saturating_record(v);
+                direct.saturating_record(v.min(MAX_LATENCY_NS));
+                offsets.saturating_record(v);
                 epoch.record(v);
                 ingest.record(v);
             }
@@ -534,7 +563,7 @@ mod tests {
                 ingest.durable_into(at, &mut durable);
                 assert_eq!(
                     recorded(&durable),
-                    recorded(&durable_by_histogram(0, &direct, at)),
+                    recorded(&durable_by_histogram(0, &offsets, at)),
                     "{n} values, durable at {at}"
                 );
             }
