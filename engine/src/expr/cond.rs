@@ -220,7 +220,7 @@ impl std::fmt::Debug for Predicate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expr::{bind_expr, col, lit, Expr};
+    use crate::expr::{bind_expr, col, lit};
     use crate::schema::{schema, DataType};
 
     #[test]
@@ -242,22 +242,7 @@ mod tests {
             })
             .collect();
         rows.push([Value::Null, Value::Float64(f64::NAN), Value::Null]);
-        type Op = fn(Expr, Expr) -> Expr;
-        let arith: [Op; 5] = [
-            |a, b| a + b,
-            |a, b| a - b,
-            |a, b| a * b,
-            |a, b| a % b,
-            Expr::int_div,
-        ];
-        let compare: [Op; 6] = [
-            Expr::eq,
-            Expr::not_eq,
-            Expr::lt,
-            Expr::lt_eq,
-            Expr::gt,
-            Expr::gt_eq,
-        ];
+        let (arith, compare) = (crate::expr::test_ops::ARITH, crate::expr::test_ops::COMPARE);
         let mut predicates = Vec::new();
         for c in compare {
             for n in [0i64, 1, -1, i64::MIN, i64::MAX] {

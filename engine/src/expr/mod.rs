@@ -512,3 +512,32 @@ impl ops::Not for Expr {
         Expr::Not(Box::new(self))
     }
 }
+
+/// Builders of every bigint arithmetic operator and every comparison, for
+/// tests that try each.
+#[cfg(test)]
+pub(crate) mod test_ops {
+    use super::Expr;
+
+    /// An operator's builder.
+    pub(crate) type Op = fn(Expr, Expr) -> Expr;
+
+    /// `+`, `-`, `*`, `%` and `DIV`.
+    pub(crate) const ARITH: [Op; 5] = [
+        |a, b| a + b,
+        |a, b| a - b,
+        |a, b| a * b,
+        |a, b| a % b,
+        Expr::int_div,
+    ];
+
+    /// `=`, `<>`, `<`, `<=`, `>` and `>=`.
+    pub(crate) const COMPARE: [Op; 6] = [
+        Expr::eq,
+        Expr::not_eq,
+        Expr::lt,
+        Expr::lt_eq,
+        Expr::gt,
+        Expr::gt_eq,
+    ];
+}

@@ -1315,22 +1315,7 @@ fn case_comparisons_of_bigint_arithmetic_with_a_literal_agree_at_the_edges() {
         })
         .collect();
     rows.push(null_row());
-    type Op = fn(Expr, Expr) -> Expr;
-    let arith: [Op; 5] = [
-        |a, b| a + b,
-        |a, b| a - b,
-        |a, b| a * b,
-        |a, b| a % b,
-        Expr::int_div,
-    ];
-    let compare: [Op; 6] = [
-        Expr::eq,
-        Expr::not_eq,
-        Expr::lt,
-        Expr::lt_eq,
-        Expr::gt,
-        Expr::gt_eq,
-    ];
+    let (arith, compare) = (crate::expr::test_ops::ARITH, crate::expr::test_ops::COMPARE);
     for a in arith {
         for k in [0i64, -1, 3, i64::MAX] {
             for c in compare {
