@@ -447,9 +447,10 @@ impl Pusher {
         let taken = self.slot.taken.load(Ordering::Relaxed);
         self.slot.taken.store(taken + 1, Ordering::Relaxed);
         inl.rows_in_epoch += 1;
-        let outcome = catch_unwind(AssertUnwindSafe(|| {
-            inl.chain.on_event(&mut Event::new(row, ingest_ns))
-        }));
+        // Built here, so the unwind guard's closure borrows it rather than
+        // carrying the row (one copy of it fewer).
+        let mut ev = Event::new(row, ingest_ns);
+        let outcome = catch_unwind(AssertUnwindSafe(|| inl.chain.on_event(&mut ev)));
         match outcome {
             Ok(Ok(())) => {
                 shared.release(false);
