@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 use super::bind::BoundCall;
 use super::compare::compare;
+use super::functions::Direct;
 use super::{BinaryOp, BoundExpr};
 use crate::schema::{cast_value_in, DataType, Value};
 
@@ -35,6 +36,46 @@ fn arith(op: BinaryOp, int: bool, l: &Value, r: &Value) -> Value {
     } else {
         arith_f64(op, l.as_f64().unwrap_or(0.0), r.as_f64().unwrap_or(0.0))
     }
+}
+
+/// The direct form of `column arith k` on bigints with a bigint literal
+/// `k` (`value % 10000`), one closure per operator, so neither the
+/// operator nor the literal's type is looked at per row; a value that is
+/// not a bigint goes through [`arith`]. `None` for any other shape.
+pub(super) fn direct_int_arith(e: &BoundExpr) -> Option<Direct> {
+    let BoundExpr::Arith {
+        op,
+        left,
+        right,
+        int: true,
+    } = e
+    else {
+        return None;
+    };
+    let (BoundExpr::Column(i), BoundExpr::Literal(lit @ Value::Int64(k))) =
+        (left.as_ref(), right.as_ref())
+    else {
+        return None;
+    };
+    let (op, i, k, lit) = (*op, *i, *k, lit.clone());
+    macro_rules! form {
+        (|$x:ident| $body:expr) => {
+            Direct::new(move |row: &[Value]| match &row[i] {
+                Value::Int64($x) => $body,
+                v => arith(op, true, v, &lit),
+            })
+        };
+    }
+    Some(match op {
+        BinaryOp::Add => form!(|x| Value::Int64(x.wrapping_add(k))),
+        BinaryOp::Sub => form!(|x| Value::Int64(x.wrapping_sub(k))),
+        BinaryOp::Mul => form!(|x| Value::Int64(x.wrapping_mul(k))),
+        // By zero: null, as `arith_int` gives.
+        BinaryOp::Mod | BinaryOp::IntDiv if k == 0 => return None,
+        BinaryOp::Mod => form!(|x| Value::Int64(x.wrapping_rem(k))),
+        BinaryOp::IntDiv => form!(|x| Value::Int64(x.wrapping_div(k))),
+        _ => return None,
+    })
 }
 
 #[inline(always)]

@@ -1,12 +1,13 @@
 //! A `select`'s expressions made ready for the per-event loop.
 //!
 //! Owns [`Projection`]: each output column decided once, when the query
-//! starts, as a copy of an input column, a direct form (a function call's
-//! or a `CASE`'s closure) or a tree to walk, so that building an output
+//! starts, as a copy of an input column, a direct form (a function call's,
+//! a `CASE`'s or bigint arithmetic with a literal) or a tree to walk, so that building an output
 //! row takes one dispatch per column. It must not evaluate anything of its
 //! own: values come from the row, the direct forms and `eval`'s walk, and
 //! give what [`BoundExpr::eval`] gives for the same expression.
 
+use super::eval::direct_int_arith;
 use super::functions::Direct;
 use super::BoundExpr;
 use crate::schema::{Row, Value};
@@ -40,7 +41,10 @@ impl Projection {
                     None => Step::Tree(e.clone()),
                 },
                 BoundExpr::Case(c) => Step::Direct(c.direct.clone()),
-                other => Step::Tree(other.clone()),
+                other => match direct_int_arith(other) {
+                    Some(d) => Step::Direct(d),
+                    None => Step::Tree(other.clone()),
+                },
             })
             .collect();
         Projection { steps }
@@ -135,6 +139,34 @@ mod tests {
             projection.eval_into(&row, &mut out);
             let expected: Vec<Value> = bound.iter().map(|e| e.eval(&row)).collect();
             assert_eq!(&out[..], &expected[..], "row {row:?}");
+        }
+    }
+
+    #[test]
+    fn bigint_arithmetic_with_a_literal_is_what_the_tree_gives() {
+        let s = schema(&[("i", DataType::Int64), ("f", DataType::Float64)]);
+        let mut exprs = Vec::new();
+        for a in crate::expr::test_ops::ARITH {
+            for k in [0i64, -1, 1, 3, i64::MAX, i64::MIN] {
+                exprs.push(a(col("i"), lit(k)));
+                exprs.push(a(col("f"), lit(k)));
+            }
+        }
+        let bound: Vec<BoundExpr> = exprs
+            .iter()
+            .map(|e| bind_expr(e, &s).expect("binds").0)
+            .collect();
+        let projection = Projection::new(&bound);
+        let mut out = Row::new();
+        for i in [i64::MIN, i64::MIN + 1, -7, -1, 0, 1, 7, i64::MAX] {
+            for row in [
+                [Value::Int64(i), Value::Float64(i as f64)],
+                [Value::Null, Value::Null],
+            ] {
+                projection.eval_into(&row, &mut out);
+                let expected: Vec<Value> = bound.iter().map(|e| e.eval(&row)).collect();
+                assert_eq!(&out[..], &expected[..], "row {row:?}");
+            }
         }
     }
 }
