@@ -39,9 +39,10 @@ fn arith(op: BinaryOp, int: bool, l: &Value, r: &Value) -> Value {
 }
 
 /// The direct form of `column arith k` on bigints with a bigint literal
-/// `k` (`value % 10000`), one closure per operator, so neither the
-/// operator nor the literal's type is looked at per row; a value that is
-/// not a bigint goes through [`arith`]. `None` for any other shape.
+/// `k` (`value % 10000`): one closure per operator, each calling
+/// [`arith_int`] with that operator as a constant, so no operator is
+/// matched per row; a value that is not a bigint goes through [`arith`].
+/// `None` for any other shape.
 pub(super) fn direct_int_arith(e: &BoundExpr) -> Option<Direct> {
     let BoundExpr::Arith {
         op,
@@ -59,21 +60,19 @@ pub(super) fn direct_int_arith(e: &BoundExpr) -> Option<Direct> {
     };
     let (op, i, k, lit) = (*op, *i, *k, lit.clone());
     macro_rules! form {
-        (|$x:ident| $body:expr) => {
+        ($op:expr) => {
             Direct::new(move |row: &[Value]| match &row[i] {
-                Value::Int64($x) => $body,
+                Value::Int64(x) => arith_int($op, *x, k),
                 v => arith(op, true, v, &lit),
             })
         };
     }
     Some(match op {
-        BinaryOp::Add => form!(|x| Value::Int64(x.wrapping_add(k))),
-        BinaryOp::Sub => form!(|x| Value::Int64(x.wrapping_sub(k))),
-        BinaryOp::Mul => form!(|x| Value::Int64(x.wrapping_mul(k))),
-        // By zero: null, as `arith_int` gives.
-        BinaryOp::Mod | BinaryOp::IntDiv if k == 0 => return None,
-        BinaryOp::Mod => form!(|x| Value::Int64(x.wrapping_rem(k))),
-        BinaryOp::IntDiv => form!(|x| Value::Int64(x.wrapping_div(k))),
+        BinaryOp::Add => form!(BinaryOp::Add),
+        BinaryOp::Sub => form!(BinaryOp::Sub),
+        BinaryOp::Mul => form!(BinaryOp::Mul),
+        BinaryOp::Mod => form!(BinaryOp::Mod),
+        BinaryOp::IntDiv => form!(BinaryOp::IntDiv),
         _ => return None,
     })
 }
@@ -266,7 +265,7 @@ impl BoundExpr {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn arith_int(op: BinaryOp, a: i64, b: i64) -> Value {
     match op {
         BinaryOp::Add => Value::Int64(a.wrapping_add(b)),
