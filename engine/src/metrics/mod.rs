@@ -88,16 +88,6 @@ impl LatencySummary {
 
     /// Summarises a nanosecond histogram.
     pub fn of(h: &Histogram<u64>) -> LatencySummary {
-        let mut s = LatencySummary::of_quantiles(h);
-        if s.count > 0 {
-            s.mean = h.mean() / 1000.0;
-        }
-        s
-    }
-
-    /// [`LatencySummary::of`] without the mean (zero), which takes a pass
-    /// over every counter.
-    fn of_quantiles(h: &Histogram<u64>) -> LatencySummary {
         if h.is_empty() {
             return LatencySummary::default();
         }
@@ -115,7 +105,7 @@ impl LatencySummary {
             p999: next(),
             p9999: next(),
             max: us(h.max()),
-            mean: 0.0,
+            mean: h.mean() / 1000.0,
         }
     }
 }
