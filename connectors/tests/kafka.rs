@@ -430,12 +430,7 @@ type Offsets = BTreeMap<String, i64>;
 /// Micro-batch offset log entries `(batch, start, end)` in batch order, the
 /// offsets summed over partitions.
 fn offset_log(checkpoint: &Path) -> Vec<(u64, Offsets, Offsets)> {
-    let dir = checkpoint.join("offsets");
-    let mut ids: Vec<u64> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    ids.sort();
+    let (dir, _) = runnel::checkpoint::CheckpointDir::open(checkpoint).unwrap();
     let parts = |v: &serde_json::Value| -> Offsets {
         v.get(0)
             .and_then(|s| s["offset"]["partitions"].as_object())
@@ -446,14 +441,13 @@ fn offset_log(checkpoint: &Path) -> Vec<(u64, Offsets, Offsets)> {
             })
             .unwrap_or_default()
     };
-    ids.into_iter()
-        .map(|id| {
-            let path = dir.join(id.to_string());
-            let bytes = std::fs::read(&path).unwrap();
-            let e: serde_json::Value =
-                serde_json::from_slice(runnel::checkpoint::frame::payload(&path, &bytes).unwrap())
-                    .unwrap();
-            (id, parts(&e["start"]), parts(&e["end"]))
+    dir.offset_batches()
+        .unwrap()
+        .into_iter()
+        .map(|batch| {
+            let entry = dir.read_offset_entry(batch).unwrap();
+            let e = serde_json::to_value(&entry).unwrap();
+            (entry.batch_id, parts(&e["start"]), parts(&e["end"]))
         })
         .collect()
 }

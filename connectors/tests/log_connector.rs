@@ -953,17 +953,29 @@ fn an_in_process_append_wakes_the_source() {
 // ------------------------------------- micro-batch recovery from damage
 
 /// A checkpoint file's JSON, its checksum checked.
-fn read_checkpoint_json(path: &Path) -> serde_json::Value {
-    let bytes = fs::read(path).unwrap();
-    serde_json::from_slice(runnel::checkpoint::frame::payload(path, &bytes).unwrap()).unwrap()
+/// Cuts the file at `path` to `len` bytes.
+fn cut(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+}
+
+fn open_checkpoint(checkpoint: &Path) -> runnel::checkpoint::CheckpointDir {
+    runnel::checkpoint::CheckpointDir::open(checkpoint)
+        .unwrap()
+        .0
 }
 
 /// Runs `records` of a numbered topic through micro-batch mode with 100
 /// records per batch and a checkpoint, then appends 100 more records and
 /// logs them as the next batch (as the driver does before reading it), as
-/// if the process died right after; then damages `commits/<last>` with
-/// `damage`. Returns the topic folder and the checkpoint folder.
-fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathBuf, u64) {
+/// if the process died right after; then damages the checkpoint with
+/// `damage`, given the last committed batch. Returns the topic folder, the
+/// checkpoint folder and that batch.
+fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path, u64)) -> (PathBuf, PathBuf, u64) {
     let topic = numbered_topic(dir, 1_000);
     let checkpoint = dir.join("ckpt");
     let batched = || LogSourceOptions {
@@ -976,15 +988,18 @@ fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathB
         Some(&checkpoint),
     );
     assert_records(&first, 0, 1_000);
-    let last: u64 = fs::read_dir(checkpoint.join("commits"))
-        .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
-        .max()
-        .unwrap();
+    let ckpt = open_checkpoint(&checkpoint);
+    let last = *ckpt.epochs().unwrap().last().unwrap();
     // The next batch's range, logged the way the driver logs it: from the
     // last batch's end to the end of the 100 new records.
     produce(&topic, 1_000, 1_100);
-    let logged = read_checkpoint_json(&checkpoint.join("offsets").join(last.to_string()));
+    let logged = ckpt
+        .offset_log_after(Some(last - 1))
+        .unwrap()
+        .into_iter()
+        .find(|e| e.batch_id == last)
+        .expect("the last batch's logged range");
+    let logged = serde_json::to_value(&logged).unwrap();
     let mut next = logged.clone();
     next["batch_id"] = serde_json::json!(last + 1);
     next["start"] = logged["end"].clone();
@@ -995,12 +1010,10 @@ fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathB
         .map(|(p, e)| (p.to_string(), serde_json::json!(e)))
         .collect();
     next["end"][0]["offset"] = serde_json::json!({ "partitions": partitions });
-    fs::write(
-        checkpoint.join("offsets").join((last + 1).to_string()),
-        runnel::checkpoint::frame::seal(&serde_json::to_vec_pretty(&next).unwrap()),
-    )
-    .unwrap();
-    damage(&checkpoint.join("commits").join(last.to_string()));
+    ckpt.write_offset_log(&serde_json::from_value(next).unwrap())
+        .unwrap();
+    drop(ckpt);
+    damage(&checkpoint, last);
     (topic.path().to_path_buf(), checkpoint, last)
 }
 
@@ -1012,17 +1025,21 @@ fn damaged_commit_log(dir: &Path, damage: impl FnOnce(&Path)) -> (PathBuf, PathB
 /// 901–1000 were never read again.
 #[test]
 fn a_damaged_commit_loses_no_batch() {
-    type Damage = fn(&Path);
+    type Damage = fn(&Path, u64);
     let damages: [(&str, Damage); 2] = [
-        ("removed", |p: &Path| fs::remove_file(p).unwrap()),
-        ("cut short", |p: &Path| {
-            let len = fs::metadata(p).unwrap().len();
-            OpenOptions::new()
-                .write(true)
-                .open(p)
+        ("removed", |ckpt: &Path, last: u64| {
+            let (path, at) = open_checkpoint(ckpt)
+                .manifest_location(last)
                 .unwrap()
-                .set_len(len / 2)
                 .unwrap();
+            cut(&path, at.start);
+        }),
+        ("cut short", |ckpt: &Path, last: u64| {
+            let (path, at) = open_checkpoint(ckpt)
+                .manifest_location(last)
+                .unwrap()
+                .unwrap();
+            cut(&path, at.start + (at.end - at.start) / 2);
         }),
     ];
     for (what, damage) in damages {
@@ -1040,13 +1057,16 @@ fn a_damaged_commit_loses_no_batch() {
         // from there on must be read again.
         // Commits may be sparse (the commit writer writes queued batches
         // together): the intact one is the newest before the damaged one.
-        let prev = fs::read_dir(checkpoint.join("commits"))
+        let ckpt = open_checkpoint(&checkpoint);
+        let prev = ckpt
+            .epochs()
             .unwrap()
-            .filter_map(|e| e.unwrap().file_name().to_str()?.parse::<u64>().ok())
+            .into_iter()
             .filter(|c| *c < last)
             .max()
             .expect("an intact commit before the damaged one");
-        let intact = read_checkpoint_json(&checkpoint.join("commits").join(prev.to_string()));
+        let intact = serde_json::to_value(ckpt.read_manifest(prev).unwrap()).unwrap();
+        drop(ckpt);
         let resume = &intact["sources"][0]["offset"]["partitions"];
         let expected: Vec<u64> = (0..1_100u64)
             .filter(|i| {
@@ -1074,10 +1094,10 @@ fn a_damaged_commit_loses_no_batch() {
             assert_eq!(*row, expected_row(number(row)));
         }
         assert!(
-            checkpoint
-                .join("commits")
-                .join((last + 1).to_string())
-                .exists(),
+            open_checkpoint(&checkpoint)
+                .epochs()
+                .unwrap()
+                .contains(&(last + 1)),
             "{what}: the logged batch was not committed"
         );
     }
@@ -1089,10 +1109,16 @@ fn a_damaged_commit_loses_no_batch() {
 #[test]
 fn a_missing_logged_range_is_refused_with_the_file_named() {
     let dir = tempfile::tempdir().unwrap();
-    let (topic, checkpoint, last) = damaged_commit_log(dir.path(), |p: &Path| {
-        fs::remove_file(p).unwrap();
-        let offsets = p.parent().unwrap().parent().unwrap().join("offsets");
-        fs::remove_file(offsets.join(p.file_name().unwrap())).unwrap();
+    let (topic, checkpoint, last) = damaged_commit_log(dir.path(), |ckpt: &Path, last: u64| {
+        let dir = open_checkpoint(ckpt);
+        let (commit, at) = dir.manifest_location(last).unwrap().unwrap();
+        cut(&commit, at.start);
+        // The batch's range is the last record of its journal segment (the
+        // next batch's was appended by a later process, to a segment of
+        // its own).
+        let (logged, at) = dir.offset_entry_location(last).unwrap().unwrap();
+        assert_eq!(fs::metadata(&logged).unwrap().len(), at.end);
+        cut(&logged, at.start);
     });
     let source = LogSource::new(&topic, until_idle()).unwrap();
     let started = DataFrame::from_source("t", source)
@@ -1104,7 +1130,10 @@ fn a_missing_logged_range_is_refused_with_the_file_named() {
         panic!("the query must refuse to start");
     };
     let text = err.to_string();
-    let named = checkpoint.join("offsets").join((last + 1).to_string());
+    let (named, _) = open_checkpoint(&checkpoint)
+        .offset_entry_location(last + 1)
+        .unwrap()
+        .unwrap();
     assert!(
         text.contains(&named.display().to_string()) && text.contains(&format!("batch {last}")),
         "{text}"

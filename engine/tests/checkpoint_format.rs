@@ -74,7 +74,7 @@ fn restores(mode: &str) {
     common::assert_every_key_counted(&rows, KEYS, 3);
     // What this release wrote beside the old files is sealed and binary.
     let newest = common::commit_numbers(&dir).into_iter().max().unwrap();
-    let bytes = std::fs::read(dir.join("commits").join(newest.to_string())).unwrap();
+    let (_, _, bytes) = common::manifest_record(&dir, newest);
     assert!(bytes.starts_with(b"runnel-frame v1 crc32="));
     let m = common::manifest(&dir, newest);
     let named: Vec<&str> = std::iter::once(&m["operators"][0]["file"])
@@ -137,11 +137,7 @@ fn a_bit_flipped_manifest_falls_back_without_losing_a_batch() {
     let dir = tmp.path().join("ckpt");
     count(1_800, true, &dir).unwrap();
     let newest = common::commit_numbers(&dir).into_iter().max().unwrap();
-    let path = dir.join("commits").join(newest.to_string());
-    let mut bytes = std::fs::read(&path).unwrap();
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&path, bytes).unwrap();
+    common::damage_manifest(&dir, newest, 0.5, 0x01);
     let (_, rows) = count(3_600, true, &dir).unwrap();
     common::assert_every_key_counted(&rows, KEYS, 3);
 }

@@ -413,7 +413,6 @@ fn recovery_rebuilds_state_from_a_full_file_and_its_deltas() {
     };
     run(first, 1);
 
-    let commits = dir.path().join("commits");
     let manifest = |n: u64| common::manifest(dir.path(), n);
     let epochs = common::commit_numbers(dir.path());
     let chosen = *epochs
@@ -422,9 +421,7 @@ fn recovery_rebuilds_state_from_a_full_file_and_its_deltas() {
         .find(|e| common::names_deltas(&manifest(**e)))
         .expect("some retained epoch names delta files");
     // As if the process had died just after that epoch became durable.
-    for e in epochs.iter().filter(|e| **e > chosen) {
-        std::fs::remove_file(commits.join(e.to_string())).unwrap();
-    }
+    common::discard_after(dir.path(), chosen);
     let resume = manifest(chosen)["sources"][0]["offset"]["rows"]
         .as_u64()
         .unwrap();

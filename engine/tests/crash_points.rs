@@ -317,7 +317,7 @@ fn a_name_never_synced_into_its_directory_is_lost() {
 #[derive(Debug)]
 struct SlowOffsetLog {
     fs: CrashFs,
-    logged: Mutex<Option<u64>>,
+    logged: Arc<Mutex<Option<u64>>>,
 }
 
 impl runnel::checkpoint::Storage for SlowOffsetLog {
@@ -331,18 +331,6 @@ impl runnel::checkpoint::Storage for SlowOffsetLog {
         self.fs.rename(from, to)
     }
     fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
-        if dir.ends_with("offsets") {
-            std::thread::sleep(Duration::from_millis(20));
-            self.fs.sync_dir(dir)?;
-            let newest = self
-                .fs
-                .list(dir)?
-                .iter()
-                .filter_map(|n| n.parse::<u64>().ok())
-                .max();
-            *self.logged.lock().unwrap() = newest;
-            return Ok(());
-        }
         self.fs.sync_dir(dir)
     }
     fn create_dir(&self, dir: &Path) -> std::io::Result<()> {
@@ -368,7 +356,55 @@ impl runnel::checkpoint::Storage for SlowOffsetLog {
         path: &Path,
         mode: runnel::checkpoint::OpenMode,
     ) -> std::io::Result<Box<dyn runnel::checkpoint::AppendFile>> {
-        self.fs.open_append(path, mode)
+        let inner = self.fs.open_append(path, mode)?;
+        if !path.parent().is_some_and(|d| d.ends_with("offsets")) {
+            return Ok(inner);
+        }
+        Ok(Box::new(SlowAppend {
+            inner,
+            pending: Vec::new(),
+            logged: self.logged.clone(),
+        }))
+    }
+}
+
+/// The offset log's journal as [`SlowOffsetLog`] gives it: each sync takes
+/// 20 ms, and then notes the newest batch among the records it made durable.
+#[derive(Debug)]
+struct SlowAppend {
+    inner: Box<dyn runnel::checkpoint::AppendFile>,
+    pending: Vec<u8>,
+    logged: Arc<Mutex<Option<u64>>>,
+}
+
+impl runnel::checkpoint::AppendFile for SlowAppend {
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        self.inner.append(bytes)
+    }
+    fn sync(&mut self) -> std::io::Result<()> {
+        std::thread::sleep(Duration::from_millis(20));
+        self.inner.sync()?;
+        let text = String::from_utf8_lossy(&self.pending);
+        let newest = text
+            .match_indices("\"batch_id\":")
+            .filter_map(|(i, key)| {
+                let digits = text[i + key.len()..].split(|c: char| !c.is_ascii_digit());
+                digits.into_iter().next()?.parse::<u64>().ok()
+            })
+            .max();
+        if let Some(n) = newest {
+            let mut logged = self.logged.lock().unwrap();
+            *logged = Some(logged.map_or(n, |l| l.max(n)));
+        }
+        self.pending.clear();
+        Ok(())
+    }
+    fn truncate(&mut self, len: u64) -> std::io::Result<()> {
+        self.inner.truncate(len)
+    }
+    fn size(&self) -> std::io::Result<u64> {
+        self.inner.size()
     }
 }
 
@@ -411,7 +447,7 @@ impl Sink for LoggedFirstSink {
 fn a_micro_batch_reaches_the_sink_only_once_it_is_logged() {
     let storage = Arc::new(SlowOffsetLog {
         fs: CrashFs::new(11),
-        logged: Mutex::new(None),
+        logged: Arc::new(Mutex::new(None)),
     });
     let seen = Arc::new(Mutex::new(Vec::new()));
     let query =

@@ -39,23 +39,26 @@ impl Sink for FailAfter {
 }
 
 fn manifests(dir: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
     for e in std::fs::read_dir(dir.join("commits")).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
         assert!(
             !name.contains(".tmp"),
             "a temporary manifest was left behind: {name}"
         );
-        let bytes = std::fs::read(e.path()).unwrap();
-        let payload = runnel::checkpoint::frame::payload(&e.path(), &bytes)
-            .unwrap_or_else(|err| panic!("manifest {name} is corrupt: {err}"));
-        out.push(
-            serde_json::from_slice(payload)
-                .unwrap_or_else(|err| panic!("manifest {name} is corrupt: {err}")),
-        );
     }
-    out
+    let (ckpt, _) = runnel::checkpoint::CheckpointDir::open(dir).unwrap();
+    let (_, skipped) = ckpt.latest_manifest().unwrap();
+    assert!(skipped.is_empty(), "a manifest is corrupt: {skipped:?}");
+    ckpt.epochs()
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            let m = ckpt
+                .read_manifest(e)
+                .unwrap_or_else(|err| panic!("manifest {e} is corrupt: {err}"));
+            serde_json::to_value(m).unwrap()
+        })
+        .collect()
 }
 
 /// A failing sink stops the query with its error; the checkpoint keeps the

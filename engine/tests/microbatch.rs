@@ -205,7 +205,9 @@ fn micro_batch_resumes_from_its_commit_log() {
     assert_eq!(second.len(), 150);
     assert_eq!(second[0][0], runnel::Value::Int64(250));
     assert_eq!(id1, id2, "the query id is kept in the checkpoint");
-    assert!(dir.path().join("offsets/0").exists() && dir.path().join("commits/4").exists());
+    let (ckpt, _) = runnel::checkpoint::CheckpointDir::open(dir.path()).unwrap();
+    assert!(ckpt.epochs().unwrap().contains(&4));
+    assert!(dir.path().join("offsets/journal-00000001").exists());
 }
 
 /// Micro-batch mode checkpoints aggregation state as a full file followed by
@@ -233,7 +235,6 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
     };
     run(first);
 
-    let commits = dir.path().join("commits");
     let manifest = |n: u64| common::manifest(dir.path(), n);
     let batches = common::commit_numbers(dir.path());
     let newest = *batches.last().unwrap();
@@ -245,20 +246,9 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
         .filter(|b| **b + 3 <= newest)
         .find(|b| common::names_deltas(&manifest(**b)))
         .expect("a retained commit names delta files");
-    for b in batches.iter().filter(|b| **b > chosen) {
-        std::fs::remove_file(commits.join(b.to_string())).unwrap();
-    }
     // Every batch logged after it goes too (batches written together have
     // one commit, the newest's, so not every logged batch has one).
-    for entry in std::fs::read_dir(dir.path().join("offsets")).unwrap() {
-        let path = entry.unwrap().path();
-        let logged = path
-            .file_name()
-            .and_then(|n| n.to_str()?.parse::<u64>().ok());
-        if logged.is_some_and(|b| b > chosen) {
-            std::fs::remove_file(path).unwrap();
-        }
-    }
+    common::discard_after(dir.path(), chosen);
 
     let table = run(n);
     common::assert_every_key_counted(&table.rows(), keys, n / keys);

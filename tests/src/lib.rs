@@ -119,15 +119,8 @@ impl Rng {
 /// The rows a rate source had generated at the newest durable epoch in a checkpoint
 /// directory, read straight from its manifests.
 pub fn durable_rate_offset(checkpoint: &Path) -> Option<u64> {
-    let commits = checkpoint.join("commits");
-    let newest = std::fs::read_dir(&commits)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()?;
-    let path = commits.join(newest.to_string());
-    let bytes = std::fs::read(&path).ok()?;
-    let payload = runnel::checkpoint::frame::payload(&path, &bytes).ok()?;
-    let manifest: runnel::checkpoint::EpochManifest = serde_json::from_slice(payload).ok()?;
+    let dir = runnel::checkpoint::CheckpointDir::open_existing(checkpoint).ok()??;
+    let manifest = dir.latest_manifest().ok()?.0?;
     match manifest.sources.first()?.offset {
         runnel::SourceOffset::Generated { rows, .. } => Some(rows),
         _ => None,

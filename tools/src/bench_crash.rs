@@ -33,10 +33,8 @@ struct CrashRun {
 }
 
 fn newest_commit(ckpt: &Path) -> Option<u64> {
-    std::fs::read_dir(ckpt.join("commits"))
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
+    let dir = runnel::checkpoint::CheckpointDir::open_existing(ckpt).ok()??;
+    dir.epochs().ok()?.last().copied()
 }
 
 /// Starts `runnel run` over the mode's input topic; `drain`: end once the

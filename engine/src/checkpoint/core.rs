@@ -189,7 +189,7 @@ impl Checkpointer {
                     let w: WatermarkState =
                         serde_json::from_value(op.inline.clone()).map_err(|e| {
                             EngineError::checkpoint(
-                                self.dir.root().join("commits").join(m.epoch.to_string()),
+                                self.dir.manifest_path(m.epoch),
                                 format!("operator {}'s state is unreadable: {e}", op.operator),
                             )
                         })?;
@@ -215,10 +215,7 @@ impl Checkpointer {
                     o.map_or("the beginning".to_string(), |o| o.to_string())
                 };
                 return Err(EngineError::checkpoint(
-                    self.dir
-                        .root()
-                        .join("offsets")
-                        .join(first.batch_id.to_string()),
+                    self.dir.offset_entry_path(first.batch_id),
                     format!(
                         "batch {} was logged to start at {} but the last committed batch ended at {}",
                         first.batch_id,

@@ -2,8 +2,9 @@
 //! them through a [`Storage`]. Owns the layout (see the module docs of
 //! [`super`]); it must not decide when epochs end or what state means.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -11,6 +12,7 @@ use serde::Serialize;
 use super::chain::state_entry_epoch;
 use super::format::Versioned;
 use super::frame::{self, Opened};
+use super::journal::Journal;
 use super::storage::{ensure_dir, write_atomic, write_atomic_parts, LocalStorage, Storage};
 use super::{EpochManifest, OffsetLogEntry, QueryMetadata};
 use crate::error::{EngineError, Result};
@@ -20,6 +22,59 @@ use crate::error::{EngineError, Result};
 pub struct CheckpointDir {
     root: PathBuf,
     storage: Arc<dyn Storage>,
+    /// The journals of `commits/` and `offsets/`, read on first use and
+    /// shared by clones (one query's coordinator and driver).
+    journals: Arc<Journals>,
+}
+
+/// One lock per journal: micro-batch mode appends to the offset log on one
+/// thread while its commit writer appends a manifest on another.
+#[derive(Debug, Default)]
+struct Journals {
+    commits: Mutex<Option<Journal>>,
+    offsets: Mutex<Option<Journal>>,
+}
+
+/// The two numbered logs of a checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Log {
+    /// `commits/`: the epoch manifests.
+    Commits,
+    /// `offsets/`: micro-batch's offset log.
+    Offsets,
+}
+
+impl Log {
+    fn sub(self) -> &'static str {
+        match self {
+            Log::Commits => "commits",
+            Log::Offsets => "offsets",
+        }
+    }
+
+    fn of(sub: &str) -> Option<Log> {
+        match sub {
+            "commits" => Some(Log::Commits),
+            "offsets" => Some(Log::Offsets),
+            _ => None,
+        }
+    }
+
+    /// The number a record of this log says it has.
+    fn number(self) -> fn(&[u8]) -> Option<u64> {
+        #[derive(serde::Deserialize)]
+        struct Epoch {
+            epoch: u64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            batch_id: u64,
+        }
+        match self {
+            Log::Commits => |p| serde_json::from_slice::<Epoch>(p).ok().map(|e| e.epoch),
+            Log::Offsets => |p| serde_json::from_slice::<Batch>(p).ok().map(|b| b.batch_id),
+        }
+    }
 }
 
 fn io_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
@@ -46,6 +101,7 @@ impl CheckpointDir {
         let dir = CheckpointDir {
             root: root.to_path_buf(),
             storage,
+            journals: Arc::default(),
         };
         let meta_path = root.join("metadata");
         let meta = if dir.storage.exists(&meta_path) {
@@ -60,6 +116,21 @@ impl CheckpointDir {
         Ok((dir, meta))
     }
 
+    /// Opens the checkpoint directory at `root` on the local file system for
+    /// reading, creating nothing: `None` if there is no checkpoint there.
+    /// For tools that look at a checkpoint, while its query runs too (a
+    /// record being appended then is not read yet).
+    pub fn open_existing(root: &Path) -> Result<Option<CheckpointDir>> {
+        if !root.join("commits").is_dir() {
+            return Ok(None);
+        }
+        Ok(Some(CheckpointDir {
+            root: root.to_path_buf(),
+            storage: Arc::new(LocalStorage),
+            journals: Arc::default(),
+        }))
+    }
+
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
@@ -70,13 +141,178 @@ impl CheckpointDir {
         self.storage.as_ref()
     }
 
-    /// The numbered entries of `sub` (`commits`, `offsets`, `state`), sorted.
+    /// The numbered entries of `sub` (`commits`, `offsets`, `state`), sorted:
+    /// for the two logs, the records of their journal and any files of a
+    /// release that wrote one file per record.
     pub(crate) fn numbered(&self, sub: &str) -> Result<Vec<u64>> {
+        let mut out = self.numbered_files(sub)?;
+        if let Some(log) = Log::of(sub) {
+            self.with_journal(log, |j| {
+                out.extend(j.numbers());
+                Ok(())
+            })?;
+            out.sort_unstable();
+            out.dedup();
+        }
+        Ok(out)
+    }
+
+    /// The entries of `sub` named by a bare number, sorted.
+    fn numbered_files(&self, sub: &str) -> Result<Vec<u64>> {
         let d = self.root.join(sub);
         let names = self.storage.list(&d).map_err(|e| io_err(&d, e))?;
         let mut out: Vec<u64> = names.iter().filter_map(|s| s.parse().ok()).collect();
         out.sort_unstable();
         Ok(out)
+    }
+
+    /// Runs `f` on `log`'s journal, reading it first if this is its first
+    /// use.
+    fn with_journal<R>(&self, log: Log, f: impl FnOnce(&mut Journal) -> Result<R>) -> Result<R> {
+        let lock = match log {
+            Log::Commits => &self.journals.commits,
+            Log::Offsets => &self.journals.offsets,
+        };
+        let mut slot = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let d = self.root.join(log.sub());
+            let j = Journal::open(self.storage.as_ref(), &d, log.number())
+                .map_err(|e| io_err(&d, e))?;
+            *slot = Some(j);
+        }
+        match slot.as_mut() {
+            Some(j) => f(j),
+            None => Err(io_err(&self.root, "the journal could not be opened")),
+        }
+    }
+
+    /// Reads record `n` of `log`: from the journal, or from the file of a
+    /// release that wrote one file per record.
+    fn read_record<T: DeserializeOwned + Versioned>(&self, log: Log, n: u64) -> Result<T> {
+        let found = self.with_journal(log, |j| {
+            Ok(j.get(n).map(|p| (j.path_of(n), j.location(n), p.to_vec())))
+        })?;
+        match found {
+            Some((path, at, payload)) => serde_json::from_slice(&payload).map_err(|e| {
+                let at = at.map_or(0, |(_, r)| r.start);
+                io_err(
+                    &path,
+                    format!("the record at byte {at} is damaged ({e}); it is not used"),
+                )
+            }),
+            None => self.read_json(&self.root.join(log.sub()).join(n.to_string())),
+        }
+    }
+
+    /// Appends record `n` to `log`'s journal, durably.
+    fn append_record<T: Serialize>(&self, log: Log, n: u64, value: &T) -> Result<()> {
+        let d = self.root.join(log.sub());
+        let json = serde_json::to_vec(value).map_err(|e| io_err(&d, e))?;
+        self.with_journal(log, |j| {
+            j.append(self.storage.as_ref(), n, &json)
+                .map_err(|e| io_err(&d, e))
+        })
+    }
+
+    /// Where the manifest of `epoch` is (or would be): its journal segment,
+    /// or its file if an older release wrote it. For messages.
+    pub(crate) fn manifest_path(&self, epoch: u64) -> PathBuf {
+        self.record_path(Log::Commits, epoch)
+    }
+
+    /// Where the offset-log entry of `batch` is (or would be). For messages.
+    pub(crate) fn offset_entry_path(&self, batch: u64) -> PathBuf {
+        self.record_path(Log::Offsets, batch)
+    }
+
+    fn record_path(&self, log: Log, n: u64) -> PathBuf {
+        let file = self.root.join(log.sub()).join(n.to_string());
+        if self.storage.exists(&file) {
+            return file;
+        }
+        self.with_journal(log, |j| Ok(j.path_of(n)))
+            .unwrap_or_else(|_| self.root.join(log.sub()))
+    }
+
+    /// The epochs (batches, in micro-batch mode) that have a readable or
+    /// damaged manifest, ascending.
+    pub fn epochs(&self) -> Result<Vec<u64>> {
+        self.numbered("commits")
+    }
+
+    /// Where the manifest of `epoch` is stored: the file holding it and the
+    /// byte range of its record in that file (a whole file if an older
+    /// release wrote it). `None` if there is none.
+    pub fn manifest_location(&self, epoch: u64) -> Result<Option<(PathBuf, Range<u64>)>> {
+        if let Some(found) = self.with_journal(Log::Commits, |j| Ok(j.location(epoch)))? {
+            return Ok(Some(found));
+        }
+        let file = self.root.join("commits").join(epoch.to_string());
+        if !self.storage.exists(&file) {
+            return Ok(None);
+        }
+        let len = self
+            .storage
+            .read(&file)
+            .map_err(|e| io_err(&file, e))?
+            .len() as u64;
+        Ok(Some((file, 0..len)))
+    }
+
+    /// The batches that have an offset-log entry, ascending.
+    pub fn offset_batches(&self) -> Result<Vec<u64>> {
+        self.numbered("offsets")
+    }
+
+    /// The offset-log entry of `batch`.
+    pub fn read_offset_entry(&self, batch: u64) -> Result<OffsetLogEntry> {
+        self.read_record(Log::Offsets, batch)
+    }
+
+    /// Where the offset-log entry of `batch` is stored, as
+    /// [`CheckpointDir::manifest_location`] says it of a manifest.
+    pub fn offset_entry_location(&self, batch: u64) -> Result<Option<(PathBuf, Range<u64>)>> {
+        if let Some(found) = self.with_journal(Log::Offsets, |j| Ok(j.location(batch)))? {
+            return Ok(Some(found));
+        }
+        let file = self.root.join("offsets").join(batch.to_string());
+        if !self.storage.exists(&file) {
+            return Ok(None);
+        }
+        let len = self
+            .storage
+            .read(&file)
+            .map_err(|e| io_err(&file, e))?
+            .len() as u64;
+        Ok(Some((file, 0..len)))
+    }
+
+    /// Rewinds a stopped query's checkpoint to epoch (or batch) `n`: every
+    /// manifest and offset-log entry after it is dropped, as if the process
+    /// had died just after `n` became durable. The query must not be
+    /// running. State files the dropped manifests named are left for the
+    /// next purge.
+    pub fn discard_after(&self, n: u64) -> Result<()> {
+        for log in [Log::Commits, Log::Offsets] {
+            let d = self.root.join(log.sub());
+            let mut removed = self.with_journal(log, |j| {
+                j.discard_after(self.storage.as_ref(), n)
+                    .map_err(|e| io_err(&d, e))
+            })?;
+            for e in self.numbered_files(log.sub())? {
+                if e > n {
+                    let p = d.join(e.to_string());
+                    self.storage
+                        .remove_file(&p)
+                        .map_err(|err| io_err(&p, err))?;
+                    removed = true;
+                }
+            }
+            if removed {
+                self.storage.sync_dir(&d).map_err(|e| io_err(&d, e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Reads a sealed JSON file. A file without a frame is accepted only if
@@ -105,20 +341,39 @@ impl CheckpointDir {
 
     /// The manifest of `epoch`.
     pub fn read_manifest(&self, epoch: u64) -> Result<EpochManifest> {
-        self.read_json(&self.root.join("commits").join(epoch.to_string()))
+        self.read_record(Log::Commits, epoch)
     }
 
     /// The newest readable epoch manifest, if any, and the newer ones that
     /// were damaged (named, so that recovery can say what it skipped).
     pub fn latest_manifest(&self) -> Result<(Option<EpochManifest>, Vec<EngineError>)> {
         let mut skipped = Vec::new();
+        let mut found = None;
         for epoch in self.numbered("commits")?.into_iter().rev() {
             match self.read_manifest(epoch) {
-                Ok(m) => return Ok((Some(m), skipped)),
+                Ok(m) => {
+                    found = Some(m);
+                    break;
+                }
                 Err(e) => skipped.push(e),
             }
         }
-        Ok((None, skipped))
+        // Records of the journal written after the one found that cannot be
+        // read at all (their epoch is unknown).
+        let after = found.as_ref().map(|m| m.epoch);
+        let damaged = self.with_journal(Log::Commits, |j| {
+            Ok(j.damaged_after(after.filter(|e| j.get(*e).is_some())))
+        })?;
+        skipped.extend(damaged.into_iter().map(|d| {
+            io_err(
+                &d.path,
+                format!(
+                    "the record at byte {} is damaged ({}); it is not used",
+                    d.offset, d.why
+                ),
+            )
+        }));
+        Ok((found, skipped))
     }
 
     /// Every offset-log entry after batch `committed` (all of them for
@@ -135,8 +390,8 @@ impl CheckpointDir {
             if batch < first {
                 continue;
             }
-            let path = self.root.join("offsets").join(batch.to_string());
-            let entry = self.read_json::<OffsetLogEntry>(&path).map_err(|e| {
+            let path = self.offset_entry_path(batch);
+            let entry = self.read_record::<OffsetLogEntry>(Log::Offsets, batch).map_err(|e| {
                 io_err(
                     &path,
                     format!("the offset log entry of a batch that never committed cannot be used, so its range cannot be re-read: {e}"),
@@ -170,8 +425,7 @@ impl CheckpointDir {
 
     /// Writes a batch's offset-log entry durably.
     pub fn write_offset_log(&self, entry: &OffsetLogEntry) -> Result<()> {
-        let path = self.root.join("offsets").join(entry.batch_id.to_string());
-        self.write_json(&path, entry)
+        self.append_record(Log::Offsets, entry.batch_id, entry)
     }
 
     /// Writes a state file for `epoch` (sealed with its checksum, the
@@ -198,7 +452,7 @@ impl CheckpointDir {
 
     /// Writes the manifest: from this moment the epoch is durable.
     pub fn write_manifest(&self, m: &EpochManifest) -> Result<()> {
-        self.write_json(&self.root.join("commits").join(m.epoch.to_string()), m)
+        self.append_record(Log::Commits, m.epoch, m)
     }
 
     /// Deletes manifests and state older than the newest `retain` epochs.
@@ -217,9 +471,11 @@ impl CheckpointDir {
         }
         let oldest_kept = commits[commits.len() - retain.max(1)];
         let storage = self.storage.as_ref();
-        for sub in ["commits", "offsets"] {
+        for log in [Log::Commits, Log::Offsets] {
+            let sub = log.sub();
+            let d = self.root.join(sub);
             let old: Vec<u64> = self
-                .numbered(sub)?
+                .numbered_files(sub)?
                 .into_iter()
                 .filter(|e| *e < oldest_kept)
                 .collect();
@@ -227,7 +483,11 @@ impl CheckpointDir {
                 let p = self.root.join(sub).join(e.to_string());
                 storage.remove_file(&p).map_err(|err| io_err(&p, err))?;
             }
-            if !old.is_empty() {
+            let segments = self.with_journal(log, |j| {
+                j.remove_before(storage, oldest_kept)
+                    .map_err(|e| io_err(&d, e))
+            })?;
+            if !old.is_empty() || segments {
                 // Old manifests must not come back after a power loss once
                 // the state they name is gone.
                 let d = self.root.join(sub);

@@ -43,20 +43,16 @@ pub fn seal(payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Checks the frame of `bytes` (read from `path`, named in errors).
-pub fn open<'a>(path: &Path, bytes: &'a [u8]) -> Result<Opened<'a>> {
-    let Some(rest) = bytes.strip_prefix(PREFIX) else {
-        return Ok(Opened::Legacy(bytes));
-    };
-    let damaged = |why: String| {
-        EngineError::checkpoint(path, format!("the file is damaged ({why}); it is not used"))
-    };
+/// The checksum and payload length of a header line (`rest` starts after
+/// [`PREFIX`]), and where its payload starts in `rest`.
+fn parse_header(rest: &[u8]) -> std::result::Result<(u32, usize, usize), String> {
     let newline = rest
         .iter()
+        .take(64)
         .position(|b| *b == b'\n')
-        .ok_or_else(|| damaged("its header is cut short".into()))?;
-    let header = std::str::from_utf8(&rest[..newline])
-        .map_err(|_| damaged("its header is not text".into()))?;
+        .ok_or_else(|| "its header is cut short".to_string())?;
+    let header =
+        std::str::from_utf8(&rest[..newline]).map_err(|_| "its header is not text".to_string())?;
     let (crc, len) = header
         .split_once(" len=")
         .filter(|(c, l)| {
@@ -67,8 +63,20 @@ pub fn open<'a>(path: &Path, bytes: &'a [u8]) -> Result<Opened<'a>> {
                 && l.bytes().all(|b| b.is_ascii_digit())
         })
         .and_then(|(c, l)| Some((u32::from_str_radix(c, 16).ok()?, l.parse::<usize>().ok()?)))
-        .ok_or_else(|| damaged(format!("unreadable header {header:?}")))?;
-    let payload = &rest[newline + 1..];
+        .ok_or_else(|| format!("unreadable header {header:?}"))?;
+    Ok((crc, len, newline + 1))
+}
+
+/// Checks the frame of `bytes` (read from `path`, named in errors).
+pub fn open<'a>(path: &Path, bytes: &'a [u8]) -> Result<Opened<'a>> {
+    let Some(rest) = bytes.strip_prefix(PREFIX) else {
+        return Ok(Opened::Legacy(bytes));
+    };
+    let damaged = |why: String| {
+        EngineError::checkpoint(path, format!("the file is damaged ({why}); it is not used"))
+    };
+    let (crc, len, start) = parse_header(rest).map_err(damaged)?;
+    let payload = &rest[start..];
     if payload.len() != len {
         return Err(damaged(format!(
             "{} payload bytes, the header says {len}",
@@ -82,6 +90,70 @@ pub fn open<'a>(path: &Path, bytes: &'a [u8]) -> Result<Opened<'a>> {
         )));
     }
     Ok(Opened::Sealed(payload))
+}
+
+/// What [`take`] found at the start of a run of frames written one after
+/// the other (a journal's records).
+#[derive(Debug, PartialEq)]
+pub enum Taken<'a> {
+    /// A frame whose checksum matches: its payload, and the frame's length
+    /// (where the next one starts).
+    Frame {
+        /// The payload.
+        payload: &'a [u8],
+        /// Header and payload, in bytes.
+        len: usize,
+    },
+    /// A frame whose header reads but whose payload does not match it: the
+    /// frame's length as the header gives it, so the next one can be read.
+    Damaged {
+        /// What does not match.
+        why: String,
+        /// Header and payload, in bytes, as the header says.
+        len: usize,
+    },
+    /// No frame starts here (a damaged header), or it is cut short (a torn
+    /// write): where the next frame starts is unknown.
+    Unreadable(String),
+}
+
+/// The frame at the start of `bytes`, which may be followed by more.
+pub fn take(bytes: &[u8]) -> Taken<'_> {
+    let Some(rest) = bytes.strip_prefix(PREFIX) else {
+        return Taken::Unreadable("no frame header".into());
+    };
+    let (crc, len, start) = match parse_header(rest) {
+        Ok(h) => h,
+        Err(why) => return Taken::Unreadable(why),
+    };
+    let total = PREFIX.len() + start + len;
+    let Some(payload) = rest.get(start..start + len) else {
+        return Taken::Unreadable(format!(
+            "cut short: {} payload bytes, the header says {len}",
+            rest.len() - start
+        ));
+    };
+    let actual = crc32fast::hash(payload);
+    if actual != crc {
+        return Taken::Damaged {
+            why: format!("checksum {actual:08x}, the header says {crc:08x}"),
+            len: total,
+        };
+    }
+    Taken::Frame {
+        payload,
+        len: total,
+    }
+}
+
+/// Where the next frame header after the start of `bytes` begins, if any:
+/// the place to go on reading after an unreadable frame.
+pub fn next_header(bytes: &[u8]) -> Option<usize> {
+    let from = 1.min(bytes.len());
+    bytes[from..]
+        .windows(PREFIX.len())
+        .position(|w| w == PREFIX)
+        .map(|i| i + from)
 }
 
 /// The payload of `bytes` (read from `path`): a sealed file's after its

@@ -4,27 +4,33 @@
 //! ```text
 //! CHECKPOINT/
 //!   metadata                 {"id": "<query id>"}: the id stays across restarts
-//!   offsets/<batch>          micro-batch only: the batch's offset ranges, written
+//!   offsets/journal-<seq>    micro-batch only: each batch's offset ranges, appended
 //!                            before the batch reads anything (the write-ahead log)
-//!   commits/<epoch|batch>    the manifest (JSON): source offsets, state files,
-//!                            sink state; written last and atomically
+//!   commits/journal-<seq>    the manifests (JSON), one record per epoch or batch:
+//!                            source offsets, state files, sink state; appended last
 //!   state/<epoch|batch>-<name>  operator state (binary) referenced by a manifest
 //!                            (releases before this one wrote state/<epoch>/<name>:
 //!                            still read and purged)
 //! ```
 //!
-//! Every file is sealed with a checksum ([`frame`]), written to a temporary
-//! name, fsynced, renamed into place and its directory fsynced; the
-//! directories are made once, fsynced into their parents. So a crash, even a power
-//! loss, leaves either the old file or the new one, and a file damaged
+//! Every file and record is sealed with a checksum ([`frame`]). A state file
+//! is written to a temporary name, fsynced, renamed into place and its
+//! directory fsynced; the directories are made once, fsynced into their
+//! parents. A manifest or offset-log entry is a record appended to its
+//! log's journal (`journal`) and made durable with one data sync: no file
+//! is created or renamed per epoch. So a crash, even a power loss, leaves
+//! either the old state or the new one, and a file or record damaged
 //! afterwards is detected and never trusted. An epoch exists once its
-//! manifest exists; state files without a manifest are ignored and purged.
+//! manifest record is durable; state files without a manifest are ignored
+//! and purged. Releases before the journal wrote `commits/<epoch>` and
+//! `offsets/<batch>`, one file each: they are still read and purged.
 //!
 //! - [`Checkpointer`] (`core`): recovery, state files, commit and retention,
 //!   used by both runtimes.
 //! - [`CheckpointDir`] (`dir`): the layout, reading and writing each file.
 //! - [`Storage`] (`storage`): the file operations every durable write goes
 //!   through; [`LocalStorage`] and the crash-simulating [`CrashFs`].
+//! - `journal`: the append-only files of the manifests and the offset log.
 //! - `format`, `state_file`, `join_file`, [`frame`]: what the files hold and how.
 //! - `chain`: which state files make up a partition's state and which
 //!   purging must keep.
@@ -39,6 +45,7 @@ mod format;
 pub mod frame;
 mod group_codec;
 mod join_file;
+mod journal;
 mod report;
 mod state_file;
 mod storage;
@@ -100,7 +107,9 @@ mod tests {
         let state_from = floors.committed(6, Some(6), 3);
         assert_eq!(state_from, 3);
         dir.purge_keeping_state(3, state_from).unwrap();
-        assert_eq!(dir.numbered("commits").unwrap(), vec![4, 5, 6]);
+        // The manifests are records of one journal segment, removed a
+        // segment at a time: all four are still there.
+        assert_eq!(dir.numbered("commits").unwrap(), vec![3, 4, 5, 6]);
         assert_eq!(dir.state_epochs().unwrap(), vec![3, 4, 5, 6]);
     }
 
@@ -129,9 +138,73 @@ mod tests {
             dir.write_manifest(&manifest(e)).unwrap();
         }
         dir.purge(2).unwrap();
-        assert_eq!(dir.numbered("commits").unwrap(), vec![4, 5]);
+        // Manifests go a journal segment at a time, state files one by one.
+        assert_eq!(dir.numbered("commits").unwrap(), vec![1, 2, 3, 4, 5]);
         assert_eq!(dir.state_epochs().unwrap(), vec![4, 5]);
-        assert!(!tmp.path().join("commits/.5.tmp").exists());
+        // Once the newest two are in a later segment, the first one goes.
+        let last = 2 * journal::ROLL_RECORDS as u64 + 3;
+        for e in 6..=last {
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        dir.purge(2).unwrap();
+        let left = dir.numbered("commits").unwrap();
+        assert_eq!(left.first(), Some(&(2 * journal::ROLL_RECORDS as u64 + 1)));
+        assert_eq!(left.last(), Some(&last));
+        let segments: Vec<String> = std::fs::read_dir(tmp.path().join("commits"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(segments, vec!["journal-00000003"]);
+        // A later process reads what is left, and the newest wins.
+        let (again, _) = CheckpointDir::open(tmp.path()).unwrap();
+        assert_eq!(again.numbered("commits").unwrap(), left);
+        assert_eq!(again.latest_manifest().unwrap().0.unwrap().epoch, last);
+    }
+
+    #[test]
+    fn a_manifest_of_an_older_release_is_read_and_purged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        // Epochs 1 and 2 as files, as releases before the journal wrote them.
+        for e in 1..=2u64 {
+            let json = serde_json::to_vec(&manifest(e)).unwrap();
+            std::fs::write(tmp.path().join(format!("commits/{e}")), frame::seal(&json)).unwrap();
+        }
+        let (dir2, _) = CheckpointDir::open(tmp.path()).unwrap();
+        assert_eq!(dir2.latest_manifest().unwrap().0.unwrap().epoch, 2);
+        for e in 3..=5u64 {
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        assert_eq!(dir.numbered("commits").unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(dir.read_manifest(1).unwrap().epoch, 1);
+        dir.purge(2).unwrap();
+        assert_eq!(dir.numbered("commits").unwrap(), vec![3, 4, 5]);
+        assert!(!tmp.path().join("commits/2").exists());
+    }
+
+    #[test]
+    fn a_damaged_newest_record_falls_back_and_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        for e in 1..=3u64 {
+            dir.write_manifest(&manifest(e)).unwrap();
+        }
+        let (path, at) = dir.manifest_location(3).unwrap().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at.end as usize - 1] ^= 0x20;
+        std::fs::write(&path, bytes).unwrap();
+        let (again, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let (m, skipped) = again.latest_manifest().unwrap();
+        assert_eq!(m.unwrap().epoch, 2);
+        assert_eq!(skipped.len(), 1);
+        let said = skipped[0].to_string();
+        assert!(said.contains("journal-00000001"), "{said}");
+        assert!(said.contains(&format!("byte {}", at.start)), "{said}");
+        // Rewinding drops what came after an epoch, for a later process too.
+        again.discard_after(1).unwrap();
+        let (third, _) = CheckpointDir::open(tmp.path()).unwrap();
+        assert_eq!(third.numbered("commits").unwrap(), vec![1]);
+        assert!(third.latest_manifest().unwrap().1.is_empty());
     }
 
     #[test]

@@ -156,21 +156,46 @@ impl Replayable for SequenceSource {
     }
 }
 
-/// The epoch or batch numbers under a checkpoint's `commits/`, ascending.
+/// The epoch or batch numbers of a checkpoint's manifests, ascending.
 pub fn commit_numbers(ckpt: &std::path::Path) -> Vec<u64> {
-    let mut out: Vec<u64> = std::fs::read_dir(ckpt.join("commits"))
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    out.sort_unstable();
-    out
+    let (dir, _) = runnel::checkpoint::CheckpointDir::open(ckpt).unwrap();
+    dir.epochs().unwrap()
 }
 
-/// The manifest `commits/<n>` of a checkpoint, as JSON.
+/// The manifest of epoch or batch `n` of a checkpoint, as JSON.
 pub fn manifest(ckpt: &std::path::Path, n: u64) -> serde_json::Value {
-    let path = ckpt.join("commits").join(n.to_string());
+    let (dir, _) = runnel::checkpoint::CheckpointDir::open(ckpt).unwrap();
+    serde_json::to_value(dir.read_manifest(n).unwrap()).unwrap()
+}
+
+/// The bytes of the manifest record of epoch or batch `n` as stored, and
+/// where they are (the file and their offset in it).
+pub fn manifest_record(ckpt: &std::path::Path, n: u64) -> (std::path::PathBuf, u64, Vec<u8>) {
+    let (dir, _) = runnel::checkpoint::CheckpointDir::open(ckpt).unwrap();
+    let (path, at) = dir
+        .manifest_location(n)
+        .unwrap()
+        .expect("the manifest exists");
     let bytes = std::fs::read(&path).unwrap();
-    serde_json::from_slice(runnel::checkpoint::frame::payload(&path, &bytes).unwrap()).unwrap()
+    let record = bytes[at.start as usize..at.end as usize].to_vec();
+    (path, at.start, record)
+}
+
+/// Flips bit `mask` of the byte at `fraction` of the manifest record of
+/// `n`, where it is stored.
+pub fn damage_manifest(ckpt: &std::path::Path, n: u64, fraction: f64, mask: u8) {
+    let (path, start, record) = manifest_record(ckpt, n);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = start as usize + ((record.len() as f64 * fraction) as usize).min(record.len() - 1);
+    bytes[at] ^= mask;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+/// Rewinds a stopped query's checkpoint to epoch or batch `n`, as if the
+/// process had died just after it became durable.
+pub fn discard_after(ckpt: &std::path::Path, n: u64) {
+    let (dir, _) = runnel::checkpoint::CheckpointDir::open(ckpt).unwrap();
+    dir.discard_after(n).unwrap();
 }
 
 /// Whether a manifest names delta state files for some operator.
