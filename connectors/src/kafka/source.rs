@@ -20,7 +20,7 @@
 //! whether the client reported the partition's end. Its offset is
 //! `{"partitions": {"0": 42, "1": 17, ...}}`, for every partition the offset
 //! of the next record to emit, and it is what goes into the epoch manifest
-//! (continuous) or `offsets/n` (micro-batch); a restart resumes from the
+//! (continuous) or the offset log (micro-batch); a restart resumes from the
 //! checkpoint, never from offsets stored in the broker. Offsets are
 //! committed to the consumer group (`group=NAME`, default
 //! `runnel-source-TOPIC`) only in [`Source::commit`], i.e. once they are

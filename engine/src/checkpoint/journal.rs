@@ -78,6 +78,8 @@ pub struct Journal {
     records: BTreeMap<u64, Record>,
     damaged: Vec<Damage>,
     active: Option<Active>,
+    /// The frame being appended (header and payload: one `write`).
+    frame: Vec<u8>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -120,6 +122,7 @@ impl Journal {
             records: BTreeMap::new(),
             damaged: Vec::new(),
             active: None,
+            frame: Vec::new(),
         };
         for seq in segments {
             let path = journal.segment_path(seq);
@@ -243,20 +246,22 @@ impl Journal {
                 records: 0,
             });
         }
-        let header = frame::header(payload);
+        self.frame.clear();
+        self.frame
+            .extend_from_slice(frame::header(payload).as_bytes());
+        self.frame.extend_from_slice(payload);
         let Some(active) = self.active.as_mut() else {
             return Err(io::Error::other("no segment open"));
         };
-        let written = (|| {
-            active.file.append(header.as_bytes())?;
-            active.file.append(payload)?;
-            active.file.sync()
-        })();
+        let written = active
+            .file
+            .append(&self.frame)
+            .and_then(|()| active.file.sync());
         if let Err(e) = written {
             self.active = None;
             return Err(e);
         }
-        let len = (header.len() + payload.len()) as u64;
+        let len = self.frame.len() as u64;
         self.records.insert(
             n,
             Record {

@@ -1,9 +1,9 @@
 //! Micro-batch mode: offset log, commit log, Arrow batches, exactly-once.
 //!
 //! Owns the driver loop (per batch: ask the source for its latest offset,
-//! write `offsets/n` durably, read exactly that range, run the plan
-//! column-wise on Arrow record batches, hand the output to the sink under
-//! batch id `n`, then `commits/n` on the commit writer's thread while the
+//! append its offset-log entry durably, read exactly that range, run the
+//! plan column-wise on Arrow record batches, hand the output to the sink
+//! under batch id `n`, then its manifest on the commit writer's thread while the
 //! next batch runs), the vectorised operators (the stream-static join among
 //! them: a hash probe per row, then Arrow `take` on both sides) and the
 //! vectorised aggregation into the shared state store. It runs the same
