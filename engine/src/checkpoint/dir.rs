@@ -399,10 +399,23 @@ impl CheckpointDir {
             })?;
             let expected = out.last().map_or(first, |prev| prev.batch_id + 1);
             if entry.batch_id != batch || batch != expected {
+                // A damaged record may be the missing entry: name it.
+                let damaged = self.with_journal(Log::Offsets, |j| Ok(j.damaged_after(None)))?;
+                let unreadable: String = damaged
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "; unreadable record at byte {} of {} ({})",
+                            d.offset,
+                            d.path.display(),
+                            d.why
+                        )
+                    })
+                    .collect();
                 return Err(io_err(
                     &path,
                     format!(
-                        "expected the offset log entry of batch {expected} here (the last committed batch is {}); a batch's range is missing",
+                        "expected the offset log entry of batch {expected} here (the last committed batch is {}); a batch's range is missing{unreadable}",
                         committed.map_or("none".to_string(), |c| c.to_string())
                     ),
                 ));

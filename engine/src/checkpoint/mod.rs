@@ -183,6 +183,40 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_offset_log_record_stops_recovery_and_is_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let entry = |b: u64| OffsetLogEntry {
+            version: FORMAT_VERSION,
+            batch_id: b,
+            start: vec![SourceCommit {
+                name: "s".into(),
+                offset: SourceOffset::Rows(b * 10),
+            }],
+            end: vec![SourceCommit {
+                name: "s".into(),
+                offset: SourceOffset::Rows(b * 10 + 10),
+            }],
+            written_at_ms: 0,
+        };
+        for b in 0..3 {
+            dir.write_offset_log(&entry(b)).unwrap();
+        }
+        assert_eq!(dir.offset_log_after(None).unwrap().len(), 3);
+        let (path, at) = dir.offset_entry_location(1).unwrap().unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[at.end as usize - 2] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+        let (again, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let err = again.offset_log_after(None).unwrap_err().to_string();
+        assert!(err.contains("batch 1"), "{err}");
+        assert!(
+            err.contains(&format!("unreadable record at byte {}", at.start)),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn a_damaged_newest_record_falls_back_and_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
