@@ -244,10 +244,16 @@ impl CheckpointDir {
     /// byte range of its record in that file (a whole file if an older
     /// release wrote it). `None` if there is none.
     pub fn manifest_location(&self, epoch: u64) -> Result<Option<(PathBuf, Range<u64>)>> {
-        if let Some(found) = self.with_journal(Log::Commits, |j| Ok(j.location(epoch)))? {
+        self.record_location(Log::Commits, epoch)
+    }
+
+    /// Where record `n` of `log` is stored: its journal segment and byte
+    /// range, or the whole file an older release wrote.
+    fn record_location(&self, log: Log, n: u64) -> Result<Option<(PathBuf, Range<u64>)>> {
+        if let Some(found) = self.with_journal(log, |j| Ok(j.location(n)))? {
             return Ok(Some(found));
         }
-        let file = self.root.join("commits").join(epoch.to_string());
+        let file = self.root.join(log.sub()).join(n.to_string());
         if !self.storage.exists(&file) {
             return Ok(None);
         }
@@ -272,19 +278,7 @@ impl CheckpointDir {
     /// Where the offset-log entry of `batch` is stored, as
     /// [`CheckpointDir::manifest_location`] says it of a manifest.
     pub fn offset_entry_location(&self, batch: u64) -> Result<Option<(PathBuf, Range<u64>)>> {
-        if let Some(found) = self.with_journal(Log::Offsets, |j| Ok(j.location(batch)))? {
-            return Ok(Some(found));
-        }
-        let file = self.root.join("offsets").join(batch.to_string());
-        if !self.storage.exists(&file) {
-            return Ok(None);
-        }
-        let len = self
-            .storage
-            .read(&file)
-            .map_err(|e| io_err(&file, e))?
-            .len() as u64;
-        Ok(Some((file, 0..len)))
+        self.record_location(Log::Offsets, batch)
     }
 
     /// Rewinds a stopped query's checkpoint to epoch (or batch) `n`: every

@@ -358,13 +358,19 @@ mod tests {
         Journal::open(&LocalStorage, dir, number).unwrap()
     }
 
-    #[test]
-    fn appended_records_are_read_back_in_a_later_process() {
+    /// A journal in a new directory holding records `1..=last`.
+    fn filled(last: u64) -> (tempfile::TempDir, Journal) {
         let tmp = tempfile::tempdir().unwrap();
         let mut j = open(tmp.path());
-        for n in 1..=600 {
+        for n in 1..=last {
             j.append(&LocalStorage, n, &record(n)).unwrap();
         }
+        (tmp, j)
+    }
+
+    #[test]
+    fn appended_records_are_read_back_in_a_later_process() {
+        let (tmp, j) = filled(600);
         // 600 records: three segments of at most ROLL_RECORDS.
         assert_eq!(j.segments, vec![1, 2, 3]);
         let again = open(tmp.path());
@@ -385,11 +391,7 @@ mod tests {
 
     #[test]
     fn a_damaged_frame_is_skipped_and_named_and_a_torn_tail_ends_the_segment() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut j = open(tmp.path());
-        for n in 1..=5 {
-            j.append(&LocalStorage, n, &record(n)).unwrap();
-        }
+        let (tmp, j) = filled(5);
         let (path, r3) = j.location(3).unwrap();
         let (_, r5) = j.location(5).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
@@ -411,11 +413,7 @@ mod tests {
 
     #[test]
     fn a_damaged_header_loses_only_its_own_frame() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut j = open(tmp.path());
-        for n in 1..=4 {
-            j.append(&LocalStorage, n, &record(n)).unwrap();
-        }
+        let (tmp, j) = filled(4);
         let (path, r2) = j.location(2).unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         bytes[r2.start as usize + 3] = b'X';
@@ -427,11 +425,7 @@ mod tests {
 
     #[test]
     fn purging_removes_whole_segments_before_the_oldest_kept_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut j = open(tmp.path());
-        for n in 1..=(2 * ROLL_RECORDS as u64 + 10) {
-            j.append(&LocalStorage, n, &record(n)).unwrap();
-        }
+        let (tmp, mut j) = filled(2 * ROLL_RECORDS as u64 + 10);
         // Keeping from the second segment's middle keeps it whole.
         let keep = ROLL_RECORDS as u64 + 5;
         assert!(j.remove_before(&LocalStorage, keep).unwrap());
@@ -447,11 +441,7 @@ mod tests {
 
     #[test]
     fn discarding_cuts_the_journal_after_a_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut j = open(tmp.path());
-        for n in 1..=(ROLL_RECORDS as u64 + 20) {
-            j.append(&LocalStorage, n, &record(n)).unwrap();
-        }
+        let (tmp, mut j) = filled(ROLL_RECORDS as u64 + 20);
         j.discard_after(&LocalStorage, 100).unwrap();
         let again = open(tmp.path());
         assert_eq!(
