@@ -226,12 +226,15 @@ impl CheckpointDir {
     }
 
     fn record_path(&self, log: Log, n: u64) -> PathBuf {
+        // As `read_record` looks: the journal first.
+        if let Ok(Some(path)) = self.with_journal(log, |j| Ok(j.get(n).map(|_| j.path_of(n)))) {
+            return path;
+        }
         let file = self.root.join(log.sub()).join(n.to_string());
         if self.storage.exists(&file) {
             return file;
         }
-        self.with_journal(log, |j| Ok(j.path_of(n)))
-            .unwrap_or_else(|_| self.root.join(log.sub()))
+        self.root.join(log.sub())
     }
 
     /// The epochs (batches, in micro-batch mode) that have a readable or
@@ -285,14 +288,18 @@ impl CheckpointDir {
     /// manifest and offset-log entry after it is dropped, as if the process
     /// had died just after `n` became durable. The query must not be
     /// running. State files the dropped manifests named are left for the
-    /// next purge.
+    /// next purge. `n` should be one of the newest retained epochs: a purge
+    /// removes manifests a journal segment at a time, so [`Self::epochs`]
+    /// may list older ones whose state files are gone, and recovery from
+    /// one of those stops naming the missing file.
     pub fn discard_after(&self, n: u64) -> Result<()> {
         for log in [Log::Commits, Log::Offsets] {
             let d = self.root.join(log.sub());
-            let mut removed = self.with_journal(log, |j| {
+            self.with_journal(log, |j| {
                 j.discard_after(self.storage.as_ref(), n)
                     .map_err(|e| io_err(&d, e))
             })?;
+            let mut removed = false;
             for e in self.numbered_files(log.sub())? {
                 if e > n {
                     let p = d.join(e.to_string());
@@ -355,9 +362,7 @@ impl CheckpointDir {
         // Records of the journal written after the one found that cannot be
         // read at all (their epoch is unknown).
         let after = found.as_ref().map(|m| m.epoch);
-        let damaged = self.with_journal(Log::Commits, |j| {
-            Ok(j.damaged_after(after.filter(|e| j.get(*e).is_some())))
-        })?;
+        let damaged = self.with_journal(Log::Commits, |j| Ok(j.damaged_after(after)))?;
         skipped.extend(damaged.into_iter().map(|d| {
             io_err(
                 &d.path,
@@ -393,8 +398,11 @@ impl CheckpointDir {
             })?;
             let expected = out.last().map_or(first, |prev| prev.batch_id + 1);
             if entry.batch_id != batch || batch != expected {
-                // A damaged record may be the missing entry: name it.
-                let damaged = self.with_journal(Log::Offsets, |j| Ok(j.damaged_after(None)))?;
+                // A damaged record after the last good entry may be the
+                // missing one: name it.
+                let last_good = out.last().map(|e| e.batch_id).or(committed);
+                let damaged =
+                    self.with_journal(Log::Offsets, |j| Ok(j.damaged_after(last_good)))?;
                 let unreadable: String = damaged
                     .iter()
                     .map(|d| {
@@ -426,6 +434,24 @@ impl CheckpointDir {
                 }
             }
             out.push(entry);
+        }
+        // A whole frame that fails its checksum after the last entry was an
+        // acknowledged append damaged since (an append a crash interrupted
+        // is cut short instead): it may be a batch whose output the sink has
+        // seen, so it cannot be passed over.
+        let last_good = out.last().map(|e| e.batch_id).or(committed);
+        let damaged = self.with_journal(Log::Offsets, |j| Ok(j.damaged_after(last_good)))?;
+        if let Some(d) = damaged.iter().find(|d| d.whole) {
+            return Err(io_err(
+                &d.path,
+                format!(
+                    "the offset-log record at byte {} is damaged ({}); it may be the range of a batch after batch {} that reached the sink, so the query cannot start from this checkpoint without it (cutting the file at byte {} drops it and every record after it)",
+                    d.offset,
+                    d.why,
+                    last_good.map_or("none".to_string(), |b| b.to_string()),
+                    d.offset
+                ),
+            ));
         }
         Ok(out)
     }

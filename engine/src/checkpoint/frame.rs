@@ -104,8 +104,9 @@ pub enum Taken<'a> {
         /// Header and payload, in bytes.
         len: usize,
     },
-    /// A frame whose header reads but whose payload does not match it: the
-    /// frame's length as the header gives it, so the next one can be read.
+    /// A frame whose header reads and whose payload is all there but does
+    /// not match it; the frame's length as the header gives it (which may
+    /// itself be what is damaged).
     Damaged {
         /// What does not match.
         why: String,
@@ -126,8 +127,13 @@ pub fn take(bytes: &[u8]) -> Taken<'_> {
         Ok(h) => h,
         Err(why) => return Taken::Unreadable(why),
     };
-    let total = PREFIX.len() + start + len;
-    let Some(payload) = rest.get(start..start + len) else {
+    let (Some(end), Some(total)) = (
+        start.checked_add(len),
+        (PREFIX.len() + start).checked_add(len),
+    ) else {
+        return Taken::Unreadable(format!("unreadable header: a length of {len}"));
+    };
+    let Some(payload) = rest.get(start..end) else {
         return Taken::Unreadable(format!(
             "cut short: {} payload bytes, the header says {len}",
             rest.len() - start

@@ -16,12 +16,14 @@
 //! opening creates the next `journal-<seq>` and syncs the directory once,
 //! and a segment that holds [`ROLL_RECORDS`] records is followed by a new
 //! one. So a segment a crash tore is never appended to again. Reading
-//! takes every segment in order; a frame that fails its checksum is
-//! skipped (its header gives its length), a frame cut short by a crash or
-//! with a damaged header ends what can be read there until the next frame
-//! header. The newest readable record of a number wins. Every damaged frame
-//! is kept, with its segment and byte offset, so that recovery can say what
-//! it skipped.
+//! takes every segment in order; after a frame that cannot be read
+//! (damaged, or cut short by a crash) it goes on at the next frame header,
+//! not by the frame's own length, which may be what is damaged. The newest
+//! readable record of a number wins. Every unreadable frame is kept, with
+//! its segment and byte offset and whether it is whole (all there but
+//! failing its checksum: damaged after it was acknowledged) or cut short
+//! (an append a crash interrupted), so that recovery can say what it
+//! skipped and refuse what it must not skip.
 //!
 //! This module owns the journal's files and index; it must not know what a
 //! record means beyond its number (the caller's `number` function reads it).
@@ -59,6 +61,10 @@ pub struct Damage {
     pub offset: u64,
     /// What is wrong with it.
     pub why: String,
+    /// Whether the frame is whole (its header reads and its payload is all
+    /// there) and fails its checksum: damaged after it was written, not an
+    /// append a crash cut short.
+    pub whole: bool,
 }
 
 #[derive(Debug)]
@@ -76,6 +82,8 @@ pub struct Journal {
     /// Every segment's sequence number, ascending.
     segments: Vec<u64>,
     records: BTreeMap<u64, Record>,
+    /// Every readable frame as `(seq, offset, number)`, winners or not.
+    frames: Vec<(u64, u64, u64)>,
     damaged: Vec<Damage>,
     active: Option<Active>,
     /// The frame being appended (header and payload: one `write`).
@@ -95,10 +103,9 @@ impl std::fmt::Debug for Journal {
 
 fn segment_seq(name: &str) -> Option<u64> {
     let digits = name.strip_prefix(SEGMENT_PREFIX)?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    let seq: u64 = digits.parse().ok()?;
+    // Only the name this module writes for that number.
+    (format!("{seq:08}") == digits).then_some(seq)
 }
 
 impl Journal {
@@ -120,13 +127,19 @@ impl Journal {
             number,
             segments: Vec::new(),
             records: BTreeMap::new(),
+            frames: Vec::new(),
             damaged: Vec::new(),
             active: None,
             frame: Vec::new(),
         };
         for seq in segments {
             let path = journal.segment_path(seq);
-            let bytes = storage.read(&path)?;
+            let bytes = match storage.read(&path) {
+                Ok(bytes) => bytes,
+                // Purged since the listing (a reader beside a running query).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
             journal.scan(seq, &bytes);
             journal.segments.push(seq);
         }
@@ -139,48 +152,43 @@ impl Journal {
 
     /// Indexes the frames of segment `seq`.
     fn scan(&mut self, seq: u64, bytes: &[u8]) {
+        let path = self.segment_path(seq);
         let mut at = 0usize;
         while at < bytes.len() {
             let rest = &bytes[at..];
-            let damage = |why: String| Damage {
-                path: self.segment_path(seq),
+            let damage = |why: String, whole: bool| Damage {
+                path: path.clone(),
                 seq,
                 offset: at as u64,
                 why,
+                whole,
             };
-            match frame::take(rest) {
-                Taken::Frame { payload, len } => {
-                    match (self.number)(payload) {
-                        Some(n) => {
-                            self.records.insert(
-                                n,
-                                Record {
-                                    seq,
-                                    at: at as u64..(at + len) as u64,
-                                    payload: payload.to_vec(),
-                                },
-                            );
-                        }
-                        None => {
-                            let d = damage("its record has no readable number".into());
-                            self.damaged.push(d);
-                        }
+            let unreadable = match frame::take(rest) {
+                Taken::Frame { payload, len } => match (self.number)(payload) {
+                    Some(n) => {
+                        self.frames.push((seq, at as u64, n));
+                        self.records.insert(
+                            n,
+                            Record {
+                                seq,
+                                at: at as u64..(at + len) as u64,
+                                payload: payload.to_vec(),
+                            },
+                        );
+                        at += len;
+                        continue;
                     }
-                    at += len;
-                }
-                Taken::Damaged { why, len } => {
-                    let d = damage(why);
-                    self.damaged.push(d);
-                    at += len;
-                }
-                Taken::Unreadable(why) => {
-                    let d = damage(why);
-                    self.damaged.push(d);
-                    match frame::next_header(rest) {
-                        Some(next) => at += next,
-                        None => break,
-                    }
-                }
+                    None => damage("its record has no readable number".into(), true),
+                },
+                Taken::Damaged { why, .. } => damage(why, true),
+                Taken::Unreadable(why) => damage(why, false),
+            };
+            self.damaged.push(unreadable);
+            // Go on at the next frame header: not by the damaged frame's
+            // length, which may be what is damaged.
+            match frame::next_header(rest) {
+                Some(next) => at += next,
+                None => break,
             }
         }
     }
@@ -210,12 +218,13 @@ impl Journal {
             .map_or_else(|| self.dir.clone(), |r| self.segment_path(r.seq))
     }
 
-    /// The damaged frames written after record `n` (all of them for `None`),
-    /// in the order they were written.
+    /// The damaged frames written after the newest readable record numbered
+    /// `n` or less (all of them for `None` or if there is none), in the
+    /// order they were written.
     pub fn damaged_after(&self, n: Option<u64>) -> Vec<Damage> {
         let after = n
-            .and_then(|n| self.records.get(&n))
-            .map(|r| (r.seq, r.at.start));
+            .and_then(|n| self.records.range(..=n).next_back())
+            .map(|(_, r)| (r.seq, r.at.start));
         self.damaged
             .iter()
             .filter(|d| after.is_none_or(|a| (d.seq, d.offset) > a))
@@ -262,6 +271,7 @@ impl Journal {
             return Err(e);
         }
         let len = self.frame.len() as u64;
+        self.frames.push((active.seq, active.len, n));
         self.records.insert(
             n,
             Record {
@@ -299,6 +309,7 @@ impl Journal {
             storage.remove_file(&self.segment_path(*seq))?;
             self.segments.retain(|s| s != seq);
             self.records.retain(|_, r| r.seq != *seq);
+            self.frames.retain(|f| f.0 != *seq);
             self.damaged.retain(|d| d.seq != *seq);
         }
         Ok(!doomed.is_empty())
@@ -306,33 +317,44 @@ impl Journal {
 
     /// Drops every record numbered above `n`, on disk too, as if nothing
     /// had been appended after record `n`: each segment is cut at its first
-    /// such record, or removed if that is its first. For a journal nobody
-    /// appends to (a stopped query's). Returns whether a segment was
-    /// removed (the caller syncs the directory).
-    pub fn discard_after(&mut self, storage: &dyn Storage, n: u64) -> io::Result<bool> {
+    /// frame numbered above `n` (any frame, not only the newest of its
+    /// number), or removed if that is its first. Newer segments go first
+    /// and the directory is synced before any older one is cut, so a crash
+    /// in between leaves a journal that ends earlier, never one with a hole.
+    /// For a journal nobody appends to (a stopped query's).
+    pub fn discard_after(&mut self, storage: &dyn Storage, n: u64) -> io::Result<()> {
+        if n == u64::MAX {
+            return Ok(());
+        }
         self.active = None;
         let mut cut: BTreeMap<u64, u64> = BTreeMap::new();
-        for r in self.records.range(n + 1..).map(|(_, r)| r) {
-            let at = cut.entry(r.seq).or_insert(r.at.start);
-            *at = (*at).min(r.at.start);
-        }
-        let mut removed = false;
-        for (seq, at) in cut {
-            let path = self.segment_path(seq);
-            if at == 0 {
-                storage.remove_file(&path)?;
-                self.segments.retain(|s| *s != seq);
-                self.damaged.retain(|d| d.seq != seq);
-                removed = true;
-            } else {
-                let mut file = storage.open_append(&path, OpenMode::Existing)?;
-                file.truncate(at)?;
-                file.sync()?;
-                self.damaged.retain(|d| d.seq != seq || d.offset < at);
+        for &(seq, at, number) in &self.frames {
+            if number > n {
+                let first = cut.entry(seq).or_insert(at);
+                *first = (*first).min(at);
             }
         }
+        // `(segment, where its first frame above n starts)`.
+        type Cuts = Vec<(u64, u64)>;
+        let (gone, shortened): (Cuts, Cuts) = cut.into_iter().partition(|(_, at)| *at == 0);
+        for (seq, _) in gone.iter().rev() {
+            storage.remove_file(&self.segment_path(*seq))?;
+            self.segments.retain(|s| s != seq);
+            self.frames.retain(|f| f.0 != *seq);
+            self.damaged.retain(|d| d.seq != *seq);
+        }
+        if !gone.is_empty() {
+            storage.sync_dir(&self.dir)?;
+        }
+        for (seq, at) in shortened.into_iter().rev() {
+            let mut file = storage.open_append(&self.segment_path(seq), OpenMode::Existing)?;
+            file.truncate(at)?;
+            file.sync()?;
+            self.frames.retain(|f| f.0 != seq || f.1 < at);
+            self.damaged.retain(|d| d.seq != seq || d.offset < at);
+        }
         let _ = self.records.split_off(&(n + 1));
-        Ok(removed)
+        Ok(())
     }
 }
 
@@ -424,6 +446,66 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_length_does_not_hide_the_records_after_it() {
+        let (tmp, j) = filled(4);
+        let (path, r2) = j.location(2).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let header_end = r2.start as usize
+            + bytes[r2.start as usize..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .unwrap();
+        // Record 2's payload is 10 bytes: `len=10` made 90, 00 and 20.
+        for digit in [b'9', b'0', b'2'] {
+            let mut damaged = bytes.clone();
+            damaged[header_end - 2] = digit;
+            std::fs::write(&path, &damaged).unwrap();
+            let j = open(tmp.path());
+            assert_eq!(
+                j.numbers().collect::<Vec<_>>(),
+                vec![1, 3, 4],
+                "digit {digit}"
+            );
+        }
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_reader() {
+        // A length that overflows, and every cut of a real segment.
+        let huge = format!("runnel-frame v1 crc32=00000000 len={}\n", u64::MAX);
+        assert!(matches!(frame::take(huge.as_bytes()), Taken::Unreadable(_)));
+        let (tmp, j) = filled(3);
+        let (path, _) = j.location(3).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in 0..bytes.len() {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let j = open(tmp.path());
+            assert!(j.numbers().count() <= 3);
+            // Whatever is cut short at the end is a torn append, not damage
+            // to a whole frame.
+            assert!(j.damaged_after(None).iter().all(|d| !d.whole), "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn discarding_reaches_older_frames_of_a_number_too() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = open(tmp.path());
+        for n in 1..=5 {
+            j.append(&LocalStorage, n, &record(n)).unwrap();
+        }
+        // A later process writes 4 and 5 again, in a segment of its own.
+        let mut later = open(tmp.path());
+        for n in 4..=6 {
+            later.append(&LocalStorage, n, &record(n)).unwrap();
+        }
+        later.discard_after(&LocalStorage, 3).unwrap();
+        let again = open(tmp.path());
+        assert_eq!(again.numbers().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(again.segments, vec![1]);
+    }
+
+    #[test]
     fn purging_removes_whole_segments_before_the_oldest_kept_record() {
         let (tmp, mut j) = filled(2 * ROLL_RECORDS as u64 + 10);
         // Keeping from the second segment's middle keeps it whole.
@@ -443,6 +525,7 @@ mod tests {
     fn discarding_cuts_the_journal_after_a_record() {
         let (tmp, mut j) = filled(ROLL_RECORDS as u64 + 20);
         j.discard_after(&LocalStorage, 100).unwrap();
+        j.discard_after(&LocalStorage, u64::MAX).unwrap();
         let again = open(tmp.path());
         assert_eq!(
             again.numbers().collect::<Vec<_>>(),

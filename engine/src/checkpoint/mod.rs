@@ -217,6 +217,43 @@ mod tests {
     }
 
     #[test]
+    fn a_damaged_newest_offset_log_record_is_refused_and_a_torn_one_passed_over() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let entry = |b: u64| OffsetLogEntry {
+            version: FORMAT_VERSION,
+            batch_id: b,
+            start: vec![],
+            end: vec![SourceCommit {
+                name: "s".into(),
+                offset: SourceOffset::Rows(b * 10 + 10),
+            }],
+            written_at_ms: 0,
+        };
+        for b in 0..3 {
+            dir.write_offset_log(&entry(b)).unwrap();
+        }
+        let (path, at) = dir.offset_entry_location(2).unwrap().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        // Whole but failing its checksum: batch 2 may have reached the sink.
+        let mut flipped = bytes.clone();
+        flipped[at.end as usize - 3] ^= 0x08;
+        std::fs::write(&path, &flipped).unwrap();
+        let (again, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let err = again.offset_log_after(Some(0)).unwrap_err().to_string();
+        assert!(err.contains(&format!("byte {}", at.start)), "{err}");
+        assert!(err.contains("after batch 1"), "{err}");
+        // Cut short: an append a crash interrupted, never acknowledged.
+        std::fs::write(&path, &bytes[..at.end as usize - 5]).unwrap();
+        let (again, _) = CheckpointDir::open(tmp.path()).unwrap();
+        let replay = again.offset_log_after(Some(0)).unwrap();
+        assert_eq!(
+            replay.iter().map(|e| e.batch_id).collect::<Vec<_>>(),
+            vec![1]
+        );
+    }
+
+    #[test]
     fn a_damaged_newest_record_falls_back_and_is_named() {
         let tmp = tempfile::tempdir().unwrap();
         let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
