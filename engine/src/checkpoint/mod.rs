@@ -182,26 +182,33 @@ mod tests {
         assert!(!tmp.path().join("commits/2").exists());
     }
 
-    #[test]
-    fn a_damaged_offset_log_record_stops_recovery_and_is_named() {
+    /// A checkpoint whose offset log holds batches 0, 1 and 2, each
+    /// starting where the one before ended.
+    fn three_logged_batches() -> (tempfile::TempDir, CheckpointDir) {
         let tmp = tempfile::tempdir().unwrap();
         let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
-        let entry = |b: u64| OffsetLogEntry {
-            version: FORMAT_VERSION,
-            batch_id: b,
-            start: vec![SourceCommit {
+        let at = |rows: u64| {
+            vec![SourceCommit {
                 name: "s".into(),
-                offset: SourceOffset::Rows(b * 10),
-            }],
-            end: vec![SourceCommit {
-                name: "s".into(),
-                offset: SourceOffset::Rows(b * 10 + 10),
-            }],
-            written_at_ms: 0,
+                offset: SourceOffset::Rows(rows),
+            }]
         };
         for b in 0..3 {
-            dir.write_offset_log(&entry(b)).unwrap();
+            dir.write_offset_log(&OffsetLogEntry {
+                version: FORMAT_VERSION,
+                batch_id: b,
+                start: at(b * 10),
+                end: at(b * 10 + 10),
+                written_at_ms: 0,
+            })
+            .unwrap();
         }
+        (tmp, dir)
+    }
+
+    #[test]
+    fn a_damaged_offset_log_record_stops_recovery_and_is_named() {
+        let (tmp, dir) = three_logged_batches();
         assert_eq!(dir.offset_log_after(None).unwrap().len(), 3);
         let (path, at) = dir.offset_entry_location(1).unwrap().unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
@@ -218,21 +225,7 @@ mod tests {
 
     #[test]
     fn a_damaged_newest_offset_log_record_is_refused_and_a_torn_one_passed_over() {
-        let tmp = tempfile::tempdir().unwrap();
-        let (dir, _) = CheckpointDir::open(tmp.path()).unwrap();
-        let entry = |b: u64| OffsetLogEntry {
-            version: FORMAT_VERSION,
-            batch_id: b,
-            start: vec![],
-            end: vec![SourceCommit {
-                name: "s".into(),
-                offset: SourceOffset::Rows(b * 10 + 10),
-            }],
-            written_at_ms: 0,
-        };
-        for b in 0..3 {
-            dir.write_offset_log(&entry(b)).unwrap();
-        }
+        let (tmp, dir) = three_logged_batches();
         let (path, at) = dir.offset_entry_location(2).unwrap().unwrap();
         let bytes = std::fs::read(&path).unwrap();
         // Whole but failing its checksum: batch 2 may have reached the sink.
