@@ -189,15 +189,16 @@ impl CheckpointDir {
     /// Reads record `n` of `log`: from the journal, or from the file of a
     /// release that wrote one file per record.
     fn read_record<T: DeserializeOwned + Versioned>(&self, log: Log, n: u64) -> Result<T> {
-        let found = self.with_journal(log, |j| {
-            Ok(j.get(n).map(|p| (j.path_of(n), j.location(n), p.to_vec())))
-        })?;
+        let found =
+            self.with_journal(log, |j| Ok(j.get(n).map(|p| p.to_vec()).zip(j.location(n))))?;
         match found {
-            Some((path, at, payload)) => serde_json::from_slice(&payload).map_err(|e| {
-                let at = at.map_or(0, |(_, r)| r.start);
+            Some((payload, (path, at))) => serde_json::from_slice(&payload).map_err(|e| {
                 io_err(
                     &path,
-                    format!("the record at byte {at} is damaged ({e}); it is not used"),
+                    format!(
+                        "the record at byte {} is damaged ({e}); it is not used",
+                        at.start
+                    ),
                 )
             }),
             None => self.read_json(&self.root.join(log.sub()).join(n.to_string())),
@@ -226,15 +227,10 @@ impl CheckpointDir {
     }
 
     fn record_path(&self, log: Log, n: u64) -> PathBuf {
-        // As `read_record` looks: the journal first.
-        if let Ok(Some(path)) = self.with_journal(log, |j| Ok(j.get(n).map(|_| j.path_of(n)))) {
-            return path;
+        match self.record_location(log, n) {
+            Ok(Some((path, _))) => path,
+            _ => self.root.join(log.sub()),
         }
-        let file = self.root.join(log.sub()).join(n.to_string());
-        if self.storage.exists(&file) {
-            return file;
-        }
-        self.root.join(log.sub())
     }
 
     /// The epochs (batches, in micro-batch mode) that have a readable or

@@ -210,14 +210,6 @@ impl Journal {
             .map(|r| (self.segment_path(r.seq), r.at.clone()))
     }
 
-    /// Where record `n` is, or would be if it were readable: its segment,
-    /// or the directory (for messages).
-    pub fn path_of(&self, n: u64) -> PathBuf {
-        self.records
-            .get(&n)
-            .map_or_else(|| self.dir.clone(), |r| self.segment_path(r.seq))
-    }
-
     /// The damaged frames written after the newest readable record numbered
     /// `n` or less (all of them for `None` or if there is none), in the
     /// order they were written.
