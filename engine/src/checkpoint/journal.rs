@@ -225,8 +225,9 @@ impl Journal {
     }
 
     /// Appends record `n` (its `payload` is sealed here) and makes it
-    /// durable. On an error the segment being written is left alone (it may
-    /// end in a torn frame) and the next append starts a new one.
+    /// durable. On an error what was written of the frame is cut off if the
+    /// storage still allows it (a crash can still leave a torn frame, which
+    /// readers pass over) and the next append starts a new segment.
     pub fn append(&mut self, storage: &dyn Storage, n: u64, payload: &[u8]) -> io::Result<()> {
         if self
             .active
@@ -259,6 +260,14 @@ impl Journal {
             .append(&self.frame)
             .and_then(|()| active.file.sync());
         if let Err(e) = written {
+            // A failed write (a full disk) may have left part of the frame:
+            // cut it off while the process can, so that no reader finds a
+            // torn frame of an append that was never acknowledged. The next
+            // append starts a new segment either way.
+            let _ = active
+                .file
+                .truncate(active.len)
+                .and_then(|()| active.file.sync());
             self.active = None;
             return Err(e);
         }
