@@ -43,6 +43,7 @@ fn main() {
             })
             .collect(),
         evicted: Vec::new(),
+        positions: Vec::new(),
     };
     // The state a running query's checkpoint keeps a copy of.
     let mut state = WindowedState::new();

@@ -128,6 +128,7 @@ impl AggregateStateFile {
                                 full,
                                 groups,
                                 evicted,
+                                positions: Vec::new(),
                             },
                         })
                     }
@@ -301,6 +302,7 @@ mod tests {
                     })
                     .collect(),
                 evicted: vec![5],
+                positions: Vec::new(),
             },
         }
     }
@@ -384,6 +386,7 @@ mod tests {
                     accs,
                 )],
                 evicted: vec![],
+                positions: Vec::new(),
             },
         };
         let stored = frame::seal(&file.encode().unwrap());
@@ -443,6 +446,7 @@ mod tests {
                     })
                     .collect(),
                 evicted,
+                positions: Vec::new(),
             },
         }
     }
@@ -502,6 +506,7 @@ mod tests {
                 full: true,
                 groups,
                 evicted: vec![],
+                positions: Vec::new(),
             },
         };
         let stored = frame::seal(&file.encode().unwrap());

@@ -335,6 +335,7 @@ fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups
         full,
         mut groups,
         evicted,
+        positions,
     } = later;
     if full {
         // The later file replaces the state: nothing earlier matters.
@@ -342,10 +343,14 @@ fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups
         into.full = true;
         into.evicted = evicted;
         into.groups = std::mem::take(&mut groups);
+        into.positions = positions;
         let mut spare = earlier;
         spare.clear();
         return spare;
     }
+    // The merged groups are no longer in step with positions: a shadow
+    // finds them by key.
+    into.positions = Vec::new();
     if !evicted.is_empty() {
         into.groups.retain(|(start, _, _)| !evicted.contains(start));
         into.evicted.extend(evicted);
@@ -401,6 +406,7 @@ mod tests {
                 })
                 .collect(),
             evicted,
+            positions: Vec::new(),
         }
     }
 

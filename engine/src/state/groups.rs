@@ -100,6 +100,12 @@ pub(super) struct Groups {
     pub(super) periods: Vec<Periods>,
     /// The shape of every group: set by the first.
     pub(super) shape: Shape,
+    /// In a copy fed by another state's deltas (a checkpoint's shadow):
+    /// for a group at position `p` of that state's window, the position it
+    /// was put at here (`u32::MAX`: none yet). A hint only, always checked
+    /// against the key: a stale or foreign position costs the lookup by
+    /// key, never a wrong group.
+    pub(super) twin: Vec<u32>,
 }
 
 impl Groups {
@@ -126,6 +132,7 @@ impl Groups {
             accs,
             periods,
             shape: self.shape,
+            twin: Vec::new(),
         }
     }
 }
@@ -169,6 +176,7 @@ impl Groups {
         self.accs.clear();
         self.periods.clear();
         self.index.clear();
+        self.twin.clear();
     }
 
     /// Room in the lists for `additional` more groups of this shape.
@@ -266,6 +274,17 @@ impl Groups {
         accs: Accumulators,
         hasher: FxBuildHasher,
     ) -> Result<bool, ShapeMismatch> {
+        self.put_at(start, key, accs, hasher).map(|(_, new)| new)
+    }
+
+    /// [`Groups::put`], also returning the group's position.
+    fn put_at(
+        &mut self,
+        start: i64,
+        key: &[Value],
+        accs: Accumulators,
+        hasher: FxBuildHasher,
+    ) -> Result<(usize, bool), ShapeMismatch> {
         self.admit(
             start,
             Shape {
@@ -275,15 +294,68 @@ impl Groups {
         )?;
         let hash = hasher.hash_one(key);
         if let Some(at) = self.find(hash, key) {
-            let aw = self.shape.accs;
-            for (slot, acc) in self.accs[at * aw..(at + 1) * aw].iter_mut().zip(accs) {
-                *slot = acc;
-            }
-            self.periods[at] = Periods::default();
-            return Ok(false);
+            self.replace(at, accs);
+            return Ok((at, false));
         }
-        self.insert_new(hash, key, accs, hasher);
-        Ok(true)
+        Ok((self.insert_new(hash, key, accs, hasher), true))
+    }
+
+    /// Replaces group `at`'s accumulators (as many as the shape has) and
+    /// forgets its change periods.
+    fn replace(&mut self, at: usize, accs: Accumulators) {
+        let aw = self.shape.accs;
+        for (slot, acc) in self.accs[at * aw..(at + 1) * aw].iter_mut().zip(accs) {
+            *slot = acc;
+        }
+        self.periods[at] = Periods::default();
+    }
+
+    /// [`Groups::put`] of a group a twin state's delta carries from
+    /// position `from` of its window: found where the twin's group at
+    /// `from` was put before when that group has this key (no hashing),
+    /// else by its key; either way remembered for the next delta.
+    pub(super) fn put_from_twin(
+        &mut self,
+        start: i64,
+        from: u32,
+        key: &[Value],
+        accs: Accumulators,
+        hasher: FxBuildHasher,
+    ) -> Result<bool, ShapeMismatch> {
+        let from = from as usize;
+        if let Some(&at) = self.twin.get(from) {
+            let at = at as usize;
+            if at < self.len() && accs.len() == self.shape.accs && self.key(at) == key {
+                self.replace(at, accs);
+                return Ok(false);
+            }
+        }
+        let (at, new) = self.put_at(start, key, accs, hasher)?;
+        self.remember_twin(from, at);
+        Ok(new)
+    }
+
+    /// Notes that the twin's group at position `from` is this window's
+    /// group `at`. A position far beyond the window's size is not a
+    /// twin's (the two windows hold the same groups): not kept, so a
+    /// foreign delta cannot make the list grow without bound.
+    fn remember_twin(&mut self, from: usize, at: usize) {
+        if from > self.len().saturating_mul(2).saturating_add(1024) {
+            return;
+        }
+        if self.twin.len() <= from {
+            self.twin.resize(from + 1, u32::MAX);
+        }
+        // Positions fit a u32 (`insert_new`).
+        self.twin[from] = at as u32;
+    }
+
+    /// Notes, after the window was filled from empty with a twin's groups
+    /// in the order given, that the twin's group at `from[i]` is group `i`.
+    pub(super) fn remember_twins(&mut self, from: &[u32]) {
+        for (at, &f) in from.iter().enumerate() {
+            self.remember_twin(f as usize, at);
+        }
     }
 
     /// Indexes the list, whose table is empty and has room for it all;

@@ -66,10 +66,13 @@ pub const GLOBAL_WINDOW: i64 = i64::MIN;
 #[derive(Debug, Default)]
 struct PendingSnapshot {
     period: u32,
-    keys: Vec<(i64, GroupKey)>,
+    /// The changed groups: window start and position in the window.
+    keys: Vec<(i64, u32)>,
     /// How many of `keys` the drain has looked at.
     next: usize,
     groups: SnapshotGroups,
+    /// Each of `groups`' position in its window.
+    positions: Vec<u32>,
     evicted: Vec<i64>,
 }
 
@@ -87,6 +90,13 @@ pub struct StateSnapshot {
     pub groups: SnapshotGroups,
     /// Window starts whose state was dropped.
     pub evicted: Vec<i64>,
+    /// Where each of `groups` sits in its window of the state the delta was
+    /// taken from, when known (as long as `groups`; otherwise unknown). A
+    /// copy fed only by that state's deltas (a checkpoint's shadow) finds
+    /// a group again by it without hashing its key; the key is still
+    /// checked. Not written to files.
+    #[serde(skip)]
+    pub positions: Vec<u32>,
 }
 
 /// The changed groups a snapshot carries: `(window start, key, accumulators)`.
@@ -108,8 +118,10 @@ pub type SnapshotGroups = Vec<(i64, GroupKey, Accumulators)>;
 #[derive(Default)]
 pub struct WindowedState {
     windows: BTreeMap<i64, Groups>,
-    /// Groups changed in the current period (since the last snapshot).
-    dirty: Vec<(i64, GroupKey)>,
+    /// Groups changed in the current period (since the last snapshot): the
+    /// window start and the group's position in the window (groups leave a
+    /// window only with the whole window).
+    dirty: Vec<(i64, u32)>,
     /// The current change period: 1 + snapshots begun so far.
     period: u32,
     /// A snapshot begun but not yet copied out entirely.
@@ -118,7 +130,7 @@ pub struct WindowedState {
     /// allocates no fresh memory once the state has reached its size (a
     /// fresh multi-megabyte buffer every epoch stalls the task for
     /// milliseconds on a VM whose host backs freed pages lazily).
-    spare_keys: Vec<(i64, GroupKey)>,
+    spare_keys: Vec<(i64, u32)>,
     spare_groups: SnapshotGroups,
     evicted: Vec<i64>,
     groups: usize,
@@ -225,11 +237,13 @@ impl WindowedState {
                 periods.saved_for = p.period;
                 p.groups
                     .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
+                p.positions.push(at as u32);
             }
         }
         if periods.changed_in != period {
             periods.changed_in = period;
-            self.dirty.push((start, stored.iter().cloned().collect()));
+            // Positions fit a u32 (`Groups::insert_new`).
+            self.dirty.push((start, at as u32));
         }
         (stored, accs)
     }
@@ -243,10 +257,12 @@ impl WindowedState {
         let mut groups = std::mem::take(&mut self.spare_groups);
         groups.clear();
         groups.reserve(self.dirty.len());
+        let positions = Vec::with_capacity(self.dirty.len());
         let spare_keys = std::mem::take(&mut self.spare_keys);
         self.pending = Some(PendingSnapshot {
             period,
             groups,
+            positions,
             keys: std::mem::replace(&mut self.dirty, spare_keys),
             next: 0,
             evicted: std::mem::take(&mut self.evicted),
@@ -272,19 +288,27 @@ impl WindowedState {
         let Some(p) = &mut self.pending else {
             return true;
         };
-        let hasher = self.hasher;
         let end = p.keys.len().min(p.next.saturating_add(budget));
-        for (start, key) in &p.keys[p.next..end] {
-            let Some(w) = self.windows.get_mut(start) else {
+        for &(start, at) in &p.keys[p.next..end] {
+            // A window evicted since is gone, and its groups with it.
+            let Some(w) = self.windows.get_mut(&start) else {
                 continue;
             };
-            if let Some(at) = w.find(hasher.hash_one(key.as_slice()), key) {
-                let periods = &mut w.periods[at];
-                if periods.saved_for != p.period {
-                    periods.saved_for = p.period;
-                    let accs = part(&w.accs, w.shape.accs, at);
-                    p.groups.push((*start, key.clone(), copy_accs(accs)));
-                }
+            let Some(periods) = w.periods.get_mut(at as usize) else {
+                continue;
+            };
+            // Changed in the snapshot's period and not copied out before a
+            // later change: its value is still the marker's. (A group at
+            // this position of a window opened again since the change is
+            // another group, changed later or not at all: not this
+            // snapshot's.)
+            if periods.changed_in == p.period && periods.saved_for != p.period {
+                periods.saved_for = p.period;
+                let i = at as usize;
+                let key = part(&w.keys, w.shape.keys, i).iter().cloned().collect();
+                let accs = part(&w.accs, w.shape.accs, i);
+                p.groups.push((start, key, copy_accs(accs)));
+                p.positions.push(at);
             }
         }
         p.next = end;
@@ -304,6 +328,7 @@ impl WindowedState {
             full: false,
             groups: p.groups,
             evicted: p.evicted,
+            positions: p.positions,
         }
     }
 
@@ -365,6 +390,18 @@ impl WindowedState {
                 let later = self.finish_snapshot();
                 // `apply` removes evicted windows before it writes groups:
                 // drop the earlier groups of windows evicted later.
+                let known = earlier.positions.len() == earlier.groups.len()
+                    && later.positions.len() == later.groups.len();
+                if known {
+                    let mut i = 0;
+                    earlier.positions.retain(|_| {
+                        i += 1;
+                        !later.evicted.contains(&earlier.groups[i - 1].0)
+                    });
+                    earlier.positions.extend(later.positions);
+                } else {
+                    earlier.positions = Vec::new();
+                }
                 earlier
                     .groups
                     .retain(|(start, _, _)| !later.evicted.contains(start));
@@ -414,6 +451,7 @@ impl WindowedState {
                 .map(|(s, k, a)| (s, k.iter().cloned().collect(), copy_accs(a)))
                 .collect(),
             evicted: Vec::new(),
+            positions: Vec::new(),
         }
     }
 
@@ -433,7 +471,7 @@ impl WindowedState {
         mut snap: StateSnapshot,
     ) -> Result<SnapshotGroups, ShapeMismatch> {
         let mut groups = std::mem::take(&mut snap.groups);
-        self.apply_groups(snap.full, &snap.evicted, &mut groups)?;
+        self.apply_groups(snap.full, &snap.evicted, &mut groups, &snap.positions)?;
         Ok(groups)
     }
 
@@ -441,16 +479,20 @@ impl WindowedState {
     /// Nothing applied is marked as changed. A group whose shape differs
     /// from its window's is refused (the groups before it are applied).
     pub fn apply(&mut self, mut snap: StateSnapshot) -> Result<(), ShapeMismatch> {
-        self.apply_groups(snap.full, &snap.evicted, &mut snap.groups)
+        self.apply_groups(snap.full, &snap.evicted, &mut snap.groups, &snap.positions)
     }
 
+    /// Applies `groups` (each at `positions[i]` of its window in the state
+    /// they came from, when `positions` is as long).
     fn apply_groups(
         &mut self,
         full: bool,
         evicted: &[i64],
         groups: &mut SnapshotGroups,
+        positions: &[u32],
     ) -> Result<(), ShapeMismatch> {
         self.restore_begin(full, evicted);
+        let positions = (positions.len() == groups.len()).then_some(positions);
         // Each run of groups of one window goes in at once: into an empty
         // window that is one sweep over its table (`restore_window`).
         let runs: Vec<(i64, usize)> = groups
@@ -459,22 +501,59 @@ impl WindowedState {
             .collect();
         let mut drain = groups.drain(..);
         let mut result = Ok(());
+        let mut first = 0;
         for (start, n) in runs {
-            result = if self.windows.get(&start).is_some_and(|w| w.len() > 0) {
-                // A delta's groups of a window that has some: each put in
-                // place as it is, with no copy of its key or accumulators.
-                drain.by_ref().take(n).try_for_each(|(_, key, a)| {
-                    crate::pace::point();
-                    self.restore_group(start, &key, a)
-                })
-            } else {
-                self.restore_window(start, n, |keys, accs| {
-                    let (_, key, a) = drain.next().expect("a run is as long as it was counted");
-                    crate::pace::point();
-                    keys.extend(key);
-                    accs.extend(a);
-                    Ok(())
-                })
+            let from = positions.map(|p| &p[first..first + n]);
+            first += n;
+            let hasher = self.hasher;
+            result = match self.windows.get_mut(&start) {
+                Some(window) if window.len() > 0 => {
+                    // A delta's groups of a window that has some: each put
+                    // in place as it is, with no copy of its key or
+                    // accumulators; found by its position in the state it
+                    // came from when that is known.
+                    let mut added = 0;
+                    let put =
+                        drain
+                            .by_ref()
+                            .take(n)
+                            .enumerate()
+                            .try_for_each(|(i, (_, key, a))| {
+                                crate::pace::point();
+                                let new = match from {
+                                    Some(from) => {
+                                        window.put_from_twin(start, from[i], &key, a, hasher)
+                                    }
+                                    None => window.put(start, &key, a, hasher),
+                                }?;
+                                added += usize::from(new);
+                                Ok(())
+                            });
+                    self.groups += added;
+                    if added > 0 {
+                        self.shape = window.shape;
+                    }
+                    put
+                }
+                _ => {
+                    let filled = self.restore_window(start, n, |keys, accs| {
+                        let (_, key, a) = drain.next().expect("a run is as long as it was counted");
+                        crate::pace::point();
+                        keys.extend(key);
+                        accs.extend(a);
+                        Ok(())
+                    });
+                    if let (Ok(()), Some(from)) = (&filled, from) {
+                        // Filled from empty in the delta's order, unless a
+                        // key came twice.
+                        if let Some(window) = self.windows.get_mut(&start) {
+                            if window.len() == n {
+                                window.remember_twins(from);
+                            }
+                        }
+                    }
+                    filled
+                }
             };
             if result.is_err() {
                 break;
@@ -644,6 +723,7 @@ mod tests {
         let delta = StateSnapshot {
             full: false,
             evicted: Vec::new(),
+            positions: Vec::new(),
             groups: vec![
                 (0, smallvec![Value::str("b")], count_init()),
                 (0, wide, count_init()),
@@ -889,13 +969,73 @@ mod tests {
         assert_eq!(delta.groups[0].0, 1);
     }
 
+    fn position_of(state: &WindowedState, start: i64, key: &str) -> usize {
+        let key: GroupKey = smallvec![Value::str(key)];
+        let w = &state.windows[&start];
+        w.find(state.hasher.hash_one(key.as_slice()), &key).unwrap()
+    }
+
+    #[test]
+    fn a_shadow_finds_a_delta_s_groups_by_their_positions_in_the_state() {
+        let mut live = WindowedState::new();
+        // Made in an order unlike the live state's, so the shadow's
+        // positions differ from the live ones.
+        for key in ["c", "b", "a"] {
+            bump(&mut live, 0, key);
+        }
+        let mut shadow = WindowedState::new();
+        let mut first = live.take_delta();
+        assert_eq!(first.positions, vec![0, 1, 2]);
+        first.groups.reverse();
+        first.positions.reverse();
+        shadow.apply(first).unwrap();
+        bump(&mut live, 0, "a");
+        bump(&mut live, 0, "d");
+        bump(&mut live, 0, "c");
+        shadow.apply(live.take_delta()).unwrap();
+        assert_eq!(shadow.sorted_groups(), live.sorted_groups());
+        let twin = &shadow.windows[&0].twin;
+        for key in ["a", "b", "c", "d"] {
+            assert_eq!(
+                twin[position_of(&live, 0, key)] as usize,
+                position_of(&shadow, 0, key),
+                "the shadow remembers where the live group {key} went"
+            );
+        }
+    }
+
+    #[test]
+    fn positions_that_are_wrong_or_missing_cost_a_lookup_never_a_wrong_group() {
+        let mut live = WindowedState::new();
+        let mut shadow = WindowedState::new();
+        for key in ["a", "b", "c"] {
+            bump(&mut live, 0, key);
+        }
+        shadow.apply(live.take_delta()).unwrap();
+        for key in ["a", "b", "c", "d"] {
+            bump(&mut live, 0, key);
+        }
+        let mut delta = live.take_delta();
+        // Every position names another group, and one is far out of range.
+        delta.positions.rotate_left(1);
+        delta.positions[0] = u32::MAX - 1;
+        shadow.apply(delta).unwrap();
+        assert_eq!(shadow.sorted_groups(), live.sorted_groups());
+        bump(&mut live, 0, "b");
+        let mut delta = live.take_delta();
+        delta.positions.push(0); // not one per group: not used
+        shadow.apply(delta).unwrap();
+        assert_eq!(shadow.sorted_groups(), live.sorted_groups());
+        assert_eq!(shadow.num_groups(), 4);
+    }
+
     proptest::proptest! {
         /// Whatever interleaving of updates, markers, partial drains and
         /// evictions: every snapshot, applied in order to a shadow, gives
         /// the state as it was at that snapshot's marker.
         #[test]
         fn copy_on_write_snapshots_equal_the_state_at_their_marker(
-            ops in proptest::collection::vec((0u8..8, 0i64..4, 0u8..6), 1..300)
+            ops in proptest::collection::vec((0u8..9, 0i64..4, 0u8..6), 1..300)
         ) {
             let mut live = WindowedState::new();
             let mut shadow = WindowedState::new();
@@ -920,6 +1060,11 @@ mod tests {
                     2 => {
                         watermark += 10;
                         live.evict_closed(watermark, 10, |_, _, _| {});
+                    }
+                    // A window closed before opens again (its groups start
+                    // from the first position once more).
+                    3 if watermark > 0 => {
+                        bump(&mut live, watermark - 10, &format!("k{key}"));
                     }
                     _ => bump(&mut live, watermark + window * 10, &format!("k{key}")),
                 }
