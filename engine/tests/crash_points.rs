@@ -382,6 +382,10 @@ impl runnel::checkpoint::AppendFile for SlowAppend {
         self.pending.extend_from_slice(bytes);
         self.inner.append(bytes)
     }
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+        self.pending.extend_from_slice(bytes);
+        self.inner.write_at(offset, bytes)
+    }
     fn sync(&mut self) -> std::io::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
         self.inner.sync()?;

@@ -178,10 +178,24 @@ impl CrashFs {
                     continue;
                 };
                 let mut kept = old.synced.clone();
-                if old.data.len() > kept.len() && old.data.starts_with(&kept) {
-                    let tail = old.data.len() - kept.len();
+                // The unsynced writes, from the first byte that differs
+                // from the synced copy on (appended, or written over it),
+                // tear at a random length. A file cut shorter than its
+                // synced copy keeps the synced bytes.
+                if old.data.len() >= kept.len() {
+                    let first = old
+                        .data
+                        .iter()
+                        .zip(&kept)
+                        .position(|(a, b)| a != b)
+                        .unwrap_or(kept.len());
+                    let tail = old.data.len() - first;
                     let torn = (sim.next_random() % (tail as u64 + 1)) as usize;
-                    kept.extend_from_slice(&old.data[old.synced.len()..old.synced.len() + torn]);
+                    let end = first + torn;
+                    if kept.len() < end {
+                        kept.resize(end, 0);
+                    }
+                    kept[first..end].copy_from_slice(&old.data[first..end]);
                 }
                 inodes.insert(
                     *ino,
@@ -452,6 +466,18 @@ impl AppendFile for CrashAppend {
         sim.look()?;
         Ok(sim.inodes.get(&self.ino).map_or(0, |i| i.data.len() as u64))
     }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let mut sim = lock(&self.sim);
+        sim.mutate()?;
+        let data = &mut sim.inodes.entry(self.ino).or_default().data;
+        let (start, end) = (offset as usize, offset as usize + bytes.len());
+        if data.len() < end {
+            data.resize(end, 0);
+        }
+        data[start..end].copy_from_slice(bytes);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -499,6 +525,40 @@ mod tests {
         // The write truncated first, so not even the head is promised; what
         // is there is a prefix of what was written.
         assert!(b"head-and-tail".starts_with(&kept), "{kept:?}");
+    }
+
+    #[test]
+    fn a_write_over_synced_bytes_keeps_them_or_tears_from_its_first_change() {
+        let root = Path::new("/j");
+        for seed in 1..40 {
+            let fs = CrashFs::new(seed);
+            ensure_dir(&fs, root).unwrap();
+            let path = root.join("seg");
+            let mut f = fs.open_append(&path, OpenMode::CreateNew).unwrap();
+            f.append(&[0; 8]).unwrap();
+            f.sync().unwrap();
+            fs.sync_dir(root).unwrap();
+            f.write_at(2, b"abcd").unwrap();
+            assert_eq!(
+                f.size().unwrap(),
+                8,
+                "a write inside the file keeps its size"
+            );
+            assert_eq!(fs.read(&path).unwrap(), b"\0\0abcd\0\0");
+            fs.power_loss();
+            let kept = fs.read(&path).unwrap();
+            assert_eq!(kept.len(), 8);
+            let torn = kept[2..6].iter().take_while(|b| **b != 0).count();
+            assert_eq!(
+                &kept[2..2 + torn],
+                &b"abcd"[..torn],
+                "seed {seed}: {kept:?}"
+            );
+            assert!(
+                kept[2 + torn..].iter().all(|b| *b == 0),
+                "seed {seed}: {kept:?}"
+            );
+        }
     }
 
     #[test]

@@ -14,8 +14,16 @@
 //!
 //! A process appends to a segment of its own: the first append after
 //! opening creates the next `journal-<seq>` and syncs the directory once,
-//! and a segment that holds [`ROLL_RECORDS`] records is followed by a new
-//! one. So a segment a crash tore is never appended to again. Reading
+//! and a segment that holds [`ROLL_RECORDS`] records, or whose room is
+//! used up, is followed by a new one. So a segment a crash tore is never
+//! appended to again. A new segment is first filled with
+//! [`SEGMENT_BYTES`] of zeros and synced, and records are written over
+//! the zeros: the file's size does not change with a record, so its data
+//! sync writes the record's blocks alone, not the file's inode too (one
+//! device write instead of two; on a file system with a journal, no
+//! journal commit). Zeros after the last frame are room, not damage, and
+//! a frame cut short by a crash ends in zeros (payloads are text and hold
+//! no zero byte: [`Journal::append`] refuses one that does). Reading
 //! takes every segment in order; after a frame that cannot be read
 //! (damaged, or cut short by a crash) it goes on at the next frame header,
 //! not by the frame's own length, which may be what is damaged. The newest
@@ -38,6 +46,10 @@ use super::storage::{AppendFile, OpenMode, Storage};
 
 /// Records a segment holds before the next append starts a new one.
 pub const ROLL_RECORDS: usize = 256;
+
+/// The zeros a new segment is filled with, for records to be written over
+/// (more if its first record is larger).
+pub const SEGMENT_BYTES: u64 = 64 * 1024;
 
 const SEGMENT_PREFIX: &str = "journal-";
 
@@ -71,7 +83,10 @@ pub struct Damage {
 struct Active {
     seq: u64,
     file: Box<dyn AppendFile>,
+    /// Where the next frame goes: the end of the frames written.
     len: u64,
+    /// The segment's size as filled with zeros (0 if filling failed).
+    room: u64,
     records: usize,
 }
 
@@ -163,6 +178,17 @@ impl Journal {
                 why,
                 whole,
             };
+            // Zeros to the end: the segment's unused room (and, after a
+            // frame that is not whole, what a crash left of an append).
+            let zeros_from = |from: usize| rest[from..].iter().all(|b| *b == 0);
+            // A frame of `len` bytes that runs into the room: zeros from
+            // inside it to the end of the segment (a whole frame holds no
+            // zero byte).
+            let cut_into_room = |len: usize| {
+                rest.iter()
+                    .position(|b| *b == 0)
+                    .is_some_and(|z| z < len && zeros_from(z))
+            };
             let unreadable = match frame::take(rest) {
                 Taken::Frame { payload, len } => match (self.number)(payload) {
                     Some(n) => {
@@ -180,6 +206,14 @@ impl Journal {
                     }
                     None => damage("its record has no readable number".into(), true),
                 },
+                _ if zeros_from(0) => break,
+                Taken::Damaged { len, .. } if cut_into_room(len) => {
+                    self.damaged.push(damage(
+                        "cut short: it ends in the segment's unwritten room".into(),
+                        false,
+                    ));
+                    break;
+                }
                 Taken::Damaged { why, .. } => damage(why, true),
                 Taken::Unreadable(why) => damage(why, false),
             };
@@ -229,35 +263,56 @@ impl Journal {
     /// storage still allows it (a crash can still leave a torn frame, which
     /// readers pass over) and the next append starts a new segment.
     pub fn append(&mut self, storage: &dyn Storage, n: u64, payload: &[u8]) -> io::Result<()> {
-        if self
-            .active
-            .as_ref()
-            .is_none_or(|a| a.records >= ROLL_RECORDS)
-        {
-            self.active = None;
-            let seq = self.segments.last().map_or(1, |s| s + 1);
-            let path = self.segment_path(seq);
-            let file = storage.open_append(&path, OpenMode::CreateNew)?;
-            // The segment is listed from now on, even if what follows fails.
-            self.segments.push(seq);
-            storage.sync_dir(&self.dir)?;
-            self.active = Some(Active {
-                seq,
-                file,
-                len: 0,
-                records: 0,
-            });
+        if payload.contains(&0) {
+            // A zero byte would read as the segment's unwritten room.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("record {n} holds a zero byte: a journal record is text"),
+            ));
         }
         self.frame.clear();
         self.frame
             .extend_from_slice(frame::header(payload).as_bytes());
         self.frame.extend_from_slice(payload);
+        let frame_len = self.frame.len() as u64;
+        if self.active.as_ref().is_none_or(|a| {
+            a.records >= ROLL_RECORDS || (a.records > 0 && a.len + frame_len > a.room)
+        }) {
+            self.active = None;
+            let seq = self.segments.last().map_or(1, |s| s + 1);
+            let path = self.segment_path(seq);
+            let mut file = storage.open_append(&path, OpenMode::CreateNew)?;
+            // The segment is listed from now on, even if what follows fails.
+            self.segments.push(seq);
+            // Room for the records, written and synced now so that a
+            // record's sync changes no metadata. Without it (a full disk)
+            // records are appended, and the disk decides.
+            let room = SEGMENT_BYTES.max(frame_len);
+            let filled = file
+                .append(&vec![0; room as usize])
+                .and_then(|()| file.sync());
+            let room = match filled {
+                Ok(()) => room,
+                Err(_) => {
+                    file.truncate(0)?;
+                    0
+                }
+            };
+            storage.sync_dir(&self.dir)?;
+            self.active = Some(Active {
+                seq,
+                file,
+                len: 0,
+                room,
+                records: 0,
+            });
+        }
         let Some(active) = self.active.as_mut() else {
             return Err(io::Error::other("no segment open"));
         };
         let written = active
             .file
-            .append(&self.frame)
+            .write_at(active.len, &self.frame)
             .and_then(|()| active.file.sync());
         if let Err(e) = written {
             // A failed write (a full disk) may have left part of the frame:
@@ -432,6 +487,88 @@ mod tests {
         assert_eq!(all.len(), 2);
         assert_eq!(all[0].offset, r3.start);
         assert!(all[0].why.contains("checksum"), "{}", all[0].why);
+    }
+
+    #[test]
+    fn records_are_written_into_the_segment_s_room_without_growing_it() {
+        let (tmp, j) = filled(3);
+        let (path, r3) = j.location(3).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT_BYTES);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[r3.end as usize..].iter().all(|b| *b == 0));
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert!(j.damaged_after(None).is_empty(), "the room is not damage");
+    }
+
+    #[test]
+    fn a_segment_whose_room_is_used_up_is_followed_by_a_new_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = open(tmp.path());
+        let big = |n: u64| format!("{n}:{}", "x".repeat(40_000)).into_bytes();
+        for n in 1..=3 {
+            j.append(&LocalStorage, n, &big(n)).unwrap();
+        }
+        // Two records do not fit in one segment's room: three segments,
+        // none grown past its room.
+        let segments = j.segments.clone();
+        assert_eq!(segments.len(), 3);
+        for seq in segments {
+            let len = std::fs::metadata(j.segment_path(seq)).unwrap().len();
+            assert_eq!(len, SEGMENT_BYTES);
+        }
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2, 3]);
+        assert_eq!(j.get(2), Some(big(2).as_slice()));
+    }
+
+    #[test]
+    fn an_append_cut_short_in_the_room_is_cut_short_not_damaged() {
+        let (tmp, j) = filled(3);
+        let (path, r3) = j.location(3).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // What a crash leaves of record 3's append: its first bytes, then
+        // the zeros it was being written over.
+        let keep = r3.start as usize + (r3.end - r3.start) as usize / 2;
+        bytes[keep..r3.end as usize].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2]);
+        let damage = j.damaged_after(Some(2));
+        assert_eq!(damage.len(), 1);
+        assert_eq!(damage[0].offset, r3.start);
+        assert!(!damage[0].whole, "an interrupted append: {}", damage[0].why);
+        // Only the header written: the same.
+        bytes[r3.start as usize + 5..r3.end as usize].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2]);
+        assert!(!j.damaged_after(Some(2))[0].whole);
+    }
+
+    #[test]
+    fn a_damaged_frame_before_others_is_whole_damage_even_with_room_after() {
+        let (tmp, j) = filled(3);
+        let (path, r2) = j.location(2).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[r2.end as usize - 2] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 3]);
+        let damage = j.damaged_after(None);
+        assert_eq!(damage.len(), 1);
+        assert!(damage[0].whole, "{}", damage[0].why);
+    }
+
+    #[test]
+    fn a_record_holding_a_zero_byte_is_refused() {
+        let (tmp, mut j) = filled(1);
+        let err = j.append(&LocalStorage, 2, b"2:a\0b").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        assert!(err.to_string().contains("zero byte"), "{err}");
+        j.append(&LocalStorage, 2, &record(2)).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2]);
     }
 
     #[test]

@@ -84,12 +84,22 @@ pub trait AppendFile: Send + Debug {
     fn truncate(&mut self, len: u64) -> io::Result<()>;
     /// The file's length in bytes, appended bytes included.
     fn size(&self) -> io::Result<u64>;
+    /// Writes `bytes` at byte `offset`, over what is there (and past the
+    /// end if they reach beyond it). Into space already written and synced
+    /// this changes no metadata a data sync must write: the journal writes
+    /// its records into a segment it filled with zeros when creating it.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()>;
 }
 
 /// An [`AppendFile`] on the local file system.
 #[derive(Debug)]
 struct LocalAppend {
     file: File,
+    path: std::path::PathBuf,
+    /// A second handle to the file without the append flag, opened on the
+    /// first [`AppendFile::write_at`] (an appending handle writes every
+    /// byte at the end, whatever the offset).
+    positioned: Option<File>,
 }
 
 impl AppendFile for LocalAppend {
@@ -108,6 +118,26 @@ impl AppendFile for LocalAppend {
     fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
     }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+        let file = match &mut self.positioned {
+            Some(file) => file,
+            positioned => positioned.insert(fs::OpenOptions::new().write(true).open(&self.path)?),
+        };
+        write_all_at(file, bytes, offset)
+    }
+}
+
+#[cfg(unix)]
+fn write_all_at(file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    std::os::unix::fs::FileExt::write_all_at(file, bytes, offset)
+}
+
+#[cfg(not(unix))]
+fn write_all_at(mut file: &File, bytes: &[u8], offset: u64) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    file.write_all(bytes)
 }
 
 /// [`Storage`] on the local file system.
@@ -189,6 +219,8 @@ impl Storage for LocalStorage {
         }
         Ok(Box::new(LocalAppend {
             file: opts.open(path)?,
+            path: path.to_path_buf(),
+            positioned: None,
         }))
     }
 }
