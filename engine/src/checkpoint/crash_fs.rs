@@ -179,17 +179,28 @@ impl CrashFs {
                 };
                 let mut kept = old.synced.clone();
                 // The unsynced writes, from the first byte that differs
-                // from the synced copy on (appended, or written over it),
-                // tear at a random length. A file cut shorter than its
-                // synced copy keeps the synced bytes.
+                // from the synced copy to the last (appended, or written
+                // over it), tear at a random length: a prefix of them is
+                // kept. A file cut shorter than its synced copy keeps the
+                // synced bytes.
                 if old.data.len() >= kept.len() {
+                    let differs = |(a, b): (&u8, &u8)| a != b;
                     let first = old
                         .data
                         .iter()
                         .zip(&kept)
-                        .position(|(a, b)| a != b)
+                        .position(differs)
                         .unwrap_or(kept.len());
-                    let tail = old.data.len() - first;
+                    let last = if old.data.len() > kept.len() {
+                        old.data.len()
+                    } else {
+                        old.data
+                            .iter()
+                            .zip(&kept)
+                            .rposition(differs)
+                            .map_or(first, |l| l + 1)
+                    };
+                    let tail = last - first;
                     let torn = (sim.next_random() % (tail as u64 + 1)) as usize;
                     let end = first + torn;
                     if kept.len() < end {

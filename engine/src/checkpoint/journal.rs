@@ -51,6 +51,10 @@ pub const ROLL_RECORDS: usize = 256;
 /// (more if its first record is larger).
 pub const SEGMENT_BYTES: u64 = 64 * 1024;
 
+/// The unit a disk writes whole or not at all: a frame missing one of
+/// these was an interrupted write.
+const SECTOR: usize = 512;
+
 const SEGMENT_PREFIX: &str = "journal-";
 
 /// One readable record.
@@ -181,13 +185,33 @@ impl Journal {
             // Zeros to the end: the segment's unused room (and, after a
             // frame that is not whole, what a crash left of an append).
             let zeros_from = |from: usize| rest[from..].iter().all(|b| *b == 0);
-            // A frame of `len` bytes that runs into the room: zeros from
-            // inside it to the end of the segment (a whole frame holds no
-            // zero byte).
+            // A frame of `len` bytes failing its checksum that is an append
+            // a crash cut short: nothing but room after it, and inside it
+            // bytes never written, which a whole frame cannot hold (it holds
+            // no zero byte): zeros from somewhere in it to its end (the
+            // write's first part made it to the disk), or a whole sector of
+            // zeros (a disk that kept a later part of the write and not an
+            // earlier one). A zero byte alone, as a damaged byte may be, is
+            // not enough.
             let cut_into_room = |len: usize| {
-                rest.iter()
-                    .position(|b| *b == 0)
-                    .is_some_and(|z| z < len && zeros_from(z))
+                let Some(frame) = rest.get(..len) else {
+                    return false;
+                };
+                if !zeros_from(len) {
+                    return false;
+                }
+                let zero = |b: &u8| *b == 0;
+                let tail_unwritten = frame
+                    .iter()
+                    .position(zero)
+                    .is_some_and(|z| frame[z..].iter().all(zero));
+                // Sector boundaries are the segment file's.
+                let first = (SECTOR - at % SECTOR) % SECTOR;
+                let sector_unwritten = frame.get(first..).is_some_and(|from| {
+                    from.chunks(SECTOR)
+                        .any(|c| c.len() == SECTOR && c.iter().all(zero))
+                });
+                tail_unwritten || sector_unwritten
             };
             let unreadable = match frame::take(rest) {
                 Taken::Frame { payload, len } => match (self.number)(payload) {
@@ -276,7 +300,9 @@ impl Journal {
         self.frame.extend_from_slice(payload);
         let frame_len = self.frame.len() as u64;
         if self.active.as_ref().is_none_or(|a| {
-            a.records >= ROLL_RECORDS || (a.records > 0 && a.len + frame_len > a.room)
+            // A segment without room (filling it failed) takes records by
+            // appending them, up to the record limit.
+            a.records >= ROLL_RECORDS || (a.room > 0 && a.records > 0 && a.len + frame_len > a.room)
         }) {
             self.active = None;
             let seq = self.segments.last().map_or(1, |s| s + 1);
@@ -544,6 +570,119 @@ mod tests {
         let j = open(tmp.path());
         assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2]);
         assert!(!j.damaged_after(Some(2))[0].whole);
+    }
+
+    #[test]
+    fn an_append_missing_an_earlier_sector_is_cut_short_not_damaged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = open(tmp.path());
+        j.append(&LocalStorage, 1, &record(1)).unwrap();
+        let long = format!("2:{}", "y".repeat(3000)).into_bytes();
+        j.append(&LocalStorage, 2, &long).unwrap();
+        let (path, r2) = j.location(2).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        // The disk kept the write's first and last sectors, not a middle one.
+        let sector = (r2.start as usize / SECTOR + 2) * SECTOR;
+        bytes[sector..sector + SECTOR].fill(0);
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1]);
+        let damage = j.damaged_after(Some(1));
+        assert_eq!(damage.len(), 1);
+        assert!(!damage[0].whole, "an interrupted append: {}", damage[0].why);
+    }
+
+    #[test]
+    fn a_last_frame_with_a_damaged_byte_is_whole_damage_even_if_the_byte_is_zero() {
+        let (tmp, j) = filled(3);
+        let (path, r3) = j.location(3).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[r3.end as usize - 4] = 0;
+        std::fs::write(&path, &bytes).unwrap();
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2]);
+        let damage = j.damaged_after(Some(2));
+        assert_eq!(damage.len(), 1);
+        assert!(damage[0].whole, "{}", damage[0].why);
+    }
+
+    /// The local file system, on which no append of more than 1 KiB fits.
+    #[derive(Debug)]
+    struct NearlyFull;
+
+    #[derive(Debug)]
+    struct SmallAppends(Box<dyn AppendFile>);
+
+    impl AppendFile for SmallAppends {
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            if bytes.len() > 1024 {
+                return Err(io::Error::other("no space left on device"));
+            }
+            self.0.append(bytes)
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            self.0.sync()
+        }
+        fn truncate(&mut self, len: u64) -> io::Result<()> {
+            self.0.truncate(len)
+        }
+        fn size(&self) -> io::Result<u64> {
+            self.0.size()
+        }
+        fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<()> {
+            self.0.write_at(offset, bytes)
+        }
+    }
+
+    impl Storage for NearlyFull {
+        fn write_file(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+            LocalStorage.write_file(path, bytes)
+        }
+        fn sync_file(&self, path: &Path) -> io::Result<()> {
+            LocalStorage.sync_file(path)
+        }
+        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+            LocalStorage.rename(from, to)
+        }
+        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+            LocalStorage.sync_dir(dir)
+        }
+        fn create_dir(&self, dir: &Path) -> io::Result<()> {
+            LocalStorage.create_dir(dir)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            LocalStorage.exists(path)
+        }
+        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+            LocalStorage.list(dir)
+        }
+        fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+            LocalStorage.read(path)
+        }
+        fn remove_file(&self, path: &Path) -> io::Result<()> {
+            LocalStorage.remove_file(path)
+        }
+        fn remove_dir_all(&self, dir: &Path) -> io::Result<()> {
+            LocalStorage.remove_dir_all(dir)
+        }
+        fn open_append(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn AppendFile>> {
+            Ok(Box::new(SmallAppends(
+                LocalStorage.open_append(path, mode)?,
+            )))
+        }
+    }
+
+    #[test]
+    fn a_segment_that_could_not_be_filled_takes_its_records_as_appends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut j = Journal::open(&NearlyFull, tmp.path(), number).unwrap();
+        for n in 1..=5 {
+            j.append(&NearlyFull, n, &record(n)).unwrap();
+        }
+        assert_eq!(j.segments, vec![1], "one segment, not one per record");
+        let j = open(tmp.path());
+        assert_eq!(j.numbers().collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+        assert!(j.damaged_after(None).is_empty());
     }
 
     #[test]

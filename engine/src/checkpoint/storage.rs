@@ -96,9 +96,11 @@ pub trait AppendFile: Send + Debug {
 struct LocalAppend {
     file: File,
     path: std::path::PathBuf,
-    /// A second handle to the file without the append flag, opened on the
-    /// first [`AppendFile::write_at`] (an appending handle writes every
-    /// byte at the end, whatever the offset).
+    /// A second handle to the file without the append flag, opened by its
+    /// (absolute) path on the first [`AppendFile::write_at`] (an appending
+    /// handle writes every byte at the end, whatever the offset). A file
+    /// renamed before that is not followed: the journal, the one caller,
+    /// never renames its segments.
     positioned: Option<File>,
 }
 
@@ -219,7 +221,7 @@ impl Storage for LocalStorage {
         }
         Ok(Box::new(LocalAppend {
             file: opts.open(path)?,
-            path: path.to_path_buf(),
+            path: std::path::absolute(path)?,
             positioned: None,
         }))
     }

@@ -174,7 +174,9 @@ impl WindowedState {
             self.dirty = Vec::new();
             self.evicted = Vec::new();
             self.pending = None;
-            self.period += 1; // no group counts as changed in the new period
+            // No group counts as changed in the new period (a group's
+            // default period is 0, and period 0 counts as 1).
+            self.period = self.period.max(1) + 1;
         }
     }
 
@@ -733,6 +735,16 @@ mod tests {
         assert!(shadow.apply(delta).is_err());
         let keys: Vec<_> = shadow.iter().map(|(_, k, _)| k.to_vec()).collect();
         assert_eq!(keys, vec![vec![Value::str("a")], vec![Value::str("b")]]);
+    }
+
+    #[test]
+    fn tracking_turned_off_and_on_again_records_the_next_change() {
+        let mut s = WindowedState::new();
+        bump(&mut s, 0, "a");
+        s.set_change_tracking(false);
+        s.set_change_tracking(true);
+        bump(&mut s, 0, "a");
+        assert_eq!(s.take_delta().groups.len(), 1);
     }
 
     #[test]
