@@ -22,8 +22,9 @@
 //! sync writes the record's blocks alone, not the file's inode too (one
 //! device write instead of two; on a file system with a journal, no
 //! journal commit). Zeros after the last frame are room, not damage, and
-//! a frame cut short by a crash ends in zeros (payloads are text and hold
-//! no zero byte: [`Journal::append`] refuses one that does). Reading
+//! a frame cut short by a crash holds zeros where it was not written
+//! (payloads are text and hold no zero byte: [`Journal::append`] refuses
+//! one that does). Reading
 //! takes every segment in order; after a frame that cannot be read
 //! (damaged, or cut short by a crash) it goes on at the next frame header,
 //! not by the frame's own length, which may be what is damaged. The newest
@@ -207,10 +208,9 @@ impl Journal {
                     .is_some_and(|z| frame[z..].iter().all(zero));
                 // Sector boundaries are the segment file's.
                 let first = (SECTOR - at % SECTOR) % SECTOR;
-                let sector_unwritten = frame.get(first..).is_some_and(|from| {
-                    from.chunks(SECTOR)
-                        .any(|c| c.len() == SECTOR && c.iter().all(zero))
-                });
+                let sector_unwritten = frame
+                    .get(first..)
+                    .is_some_and(|from| from.chunks_exact(SECTOR).any(|c| c.iter().all(zero)));
                 tail_unwritten || sector_unwritten
             };
             let unreadable = match frame::take(rest) {
@@ -233,7 +233,7 @@ impl Journal {
                 _ if zeros_from(0) => break,
                 Taken::Damaged { len, .. } if cut_into_room(len) => {
                     self.damaged.push(damage(
-                        "cut short: it ends in the segment's unwritten room".into(),
+                        "cut short: part of it was never written".into(),
                         false,
                     ));
                     break;

@@ -395,11 +395,11 @@ impl WindowedState {
                 let known = earlier.positions.len() == earlier.groups.len()
                     && later.positions.len() == later.groups.len();
                 if known {
-                    let mut i = 0;
-                    earlier.positions.retain(|_| {
-                        i += 1;
-                        !later.evicted.contains(&earlier.groups[i - 1].0)
-                    });
+                    let mut kept = earlier
+                        .groups
+                        .iter()
+                        .map(|(start, _, _)| !later.evicted.contains(start));
+                    earlier.positions.retain(|_| kept.next().unwrap_or(false));
                     earlier.positions.extend(later.positions);
                 } else {
                     earlier.positions = Vec::new();
