@@ -44,6 +44,7 @@ fn main() {
             .collect(),
         evicted: Vec::new(),
         positions: Vec::new(),
+        columns: Default::default(),
     };
     // The state a running query's checkpoint keeps a copy of.
     let mut state = WindowedState::new();

@@ -1,9 +1,11 @@
 //! Which state files a partition's checkpointed state is made of, and which
-//! of them purging must keep. Owns the full-or-delta decision and the
-//! retention floors; it must not read or write state itself.
+//! of them purging must keep. Owns the chain of files and the retention
+//! floors (the full-or-delta rule itself is [`FullEvery`]'s); it must not
+//! read or write state itself.
 
 use super::CheckpointDir;
 use crate::error::Result;
+use crate::state::FullEvery;
 
 /// Where one aggregation partition's checkpointed state is: the newest full
 /// state file and the delta files written since, in order. Decides when the
@@ -16,39 +18,39 @@ pub struct StateChain {
     base: Option<String>,
     base_epoch: u64,
     deltas: Vec<String>,
-    /// Groups changed or windows evicted over `deltas`.
-    changes: usize,
+    /// What was written since the base, for the full-or-delta rule.
+    since_full: FullEvery,
 }
 
 impl StateChain {
-    /// Delta files after which the next state file is a full one.
-    pub const MAX_DELTAS: usize = 50;
-    /// A state smaller than this many groups is written in full every time
-    /// (cheap, and recovery reads one file).
-    pub const MIN_FULL_GROUPS: usize = 1024;
-
     /// Whether the next file should hold the full state, given the number of
-    /// changes the next delta would carry and the state's size.
+    /// changes the next delta would carry and the state's size
+    /// ([`FullEvery`]).
     pub fn wants_full(&self, changes: usize, state_groups: usize) -> bool {
-        self.base.is_none()
-            || self.deltas.len() >= Self::MAX_DELTAS
-            || self.changes + changes > state_groups.max(Self::MIN_FULL_GROUPS)
+        self.base.is_none() || self.since_full.wants_full(changes, state_groups)
+    }
+
+    /// Whether the chain has a full file for deltas to follow.
+    pub fn has_base(&self) -> bool {
+        self.base.is_some()
     }
 
     /// A full state file `rel` was written in `epoch`: the chain restarts.
     pub fn record_full(&mut self, rel: String, epoch: u64) {
+        let mut since_full = FullEvery::default();
+        since_full.record_full();
         *self = StateChain {
             base: Some(rel),
             base_epoch: epoch,
             deltas: Vec::new(),
-            changes: 0,
+            since_full,
         };
     }
 
     /// A delta file `rel` with `changes` changes was written.
     pub fn record_delta(&mut self, rel: String, changes: usize) {
         self.deltas.push(rel);
-        self.changes += changes;
+        self.since_full.record_delta(changes);
     }
 
     /// The full file and the deltas after it, as a manifest names them.

@@ -29,6 +29,15 @@ use crate::table::JoinSnapshot;
 const JOIN_FILE_PREFIX: &str = "join-";
 
 /// Whether a state file a manifest names holds a join's state.
+/// A snapshot holding nothing but `groups`' room, handed back for reuse.
+fn emptied(mut groups: crate::state::SnapshotGroups) -> StateSnapshot {
+    groups.clear();
+    StateSnapshot {
+        groups,
+        ..StateSnapshot::default()
+    }
+}
+
 /// A delta the checkpoint's shadow of aggregation `op` cannot take: the
 /// aggregation handed over groups of two shapes, which it never builds.
 fn shadow_error(root: &Path, op: usize, e: crate::state::ShapeMismatch) -> EngineError {
@@ -260,17 +269,21 @@ impl Checkpointer {
 
     /// Starts aggregation `op`'s partition from `shadow`, a copy of what
     /// recovery restored for it ([`WindowedState::copy`]; the query keeps
-    /// the original): the changes handed to
-    /// [`Checkpointer::write_changes`] apply on top of it.
+    /// the original): the deltas handed to [`Checkpointer::write_changes`]
+    /// apply on top of it, and its full files are written from it. For a
+    /// partition whose state takes its own full snapshots when they are due
+    /// ([`WindowedState::begin_snapshot`]), there is no shadow: nothing is
+    /// seeded, and the checkpoint keeps no copy of its state.
     pub fn seed(&mut self, op: usize, partition: usize, shadow: WindowedState) {
         self.shadows.insert((op, partition), shadow);
     }
 
-    /// Writes aggregation `op`'s partition for `epoch` from its `delta`
-    /// (the groups changed and windows evicted since its previous call):
-    /// the delta itself, or the whole state once the deltas since the last
-    /// full file add up to its size. Returns what the manifest names and
-    /// the delta's emptied group buffer, for the partition to reuse.
+    /// Writes aggregation `op`'s partition for `epoch` from `delta`: a full
+    /// snapshot as the full file; a delta as a delta file, or, for a
+    /// partition with a shadow ([`Checkpointer::seed`]), as the whole state
+    /// once the deltas since the last full file add up to its size. Returns
+    /// what the manifest names and the snapshot's emptied group buffer, for
+    /// the partition to reuse.
     pub fn write_changes(
         &mut self,
         epoch: u64,
@@ -278,14 +291,32 @@ impl Checkpointer {
         partition: usize,
         delta: StateSnapshot,
         watermark_us: i64,
-    ) -> Result<(OperatorCommit, crate::state::SnapshotGroups)> {
-        let changes = delta.groups.len() + delta.evicted.len();
-        let groups = self
-            .shadows
-            .get(&(op, partition))
-            .map_or(0, |s| s.num_groups());
-        if self.wants_full(op, partition, changes, groups) {
-            let shadow = self.shadows.entry((op, partition)).or_default();
+    ) -> Result<(OperatorCommit, StateSnapshot)> {
+        let changes = delta.num_groups() + delta.evicted.len();
+        let key = (op, partition);
+        let Some(groups) = self.shadows.get(&key).map(WindowedState::num_groups) else {
+            // The partition's own snapshots: written as they come.
+            if !delta.full && !self.chains.get(&key).is_some_and(StateChain::has_base) {
+                return Err(EngineError::checkpoint(
+                    self.dir.root(),
+                    format!(
+                        "aggregation {op}, partition {partition}: a delta came before any \
+                         full state file it could apply to (epoch {epoch}); nothing is written"
+                    ),
+                ));
+            }
+            let full = delta.full;
+            let mut file = AggregateStateFile {
+                watermark_us,
+                state: delta,
+            };
+            let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
+            let commit = self.write_encoded(epoch, op, partition, payload, full, changes)?;
+            file.state.clear();
+            return Ok((commit, file.state));
+        };
+        if delta.full || self.wants_full(op, partition, changes, groups) {
+            let shadow = self.shadows.entry(key).or_default();
             let buffer = shadow
                 .apply_returning_buffer(delta)
                 .map_err(|e| shadow_error(self.dir.root(), op, e))?;
@@ -296,7 +327,7 @@ impl Checkpointer {
                 std::mem::take(&mut self.encoded),
             )?;
             let commit = self.write_encoded(epoch, op, partition, payload, true, changes)?;
-            Ok((commit, buffer))
+            Ok((commit, emptied(buffer)))
         } else {
             let file = AggregateStateFile {
                 watermark_us,
@@ -304,11 +335,11 @@ impl Checkpointer {
             };
             let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
             let commit = self.write_encoded(epoch, op, partition, payload, false, changes)?;
-            let shadow = self.shadows.entry((op, partition)).or_default();
+            let shadow = self.shadows.entry(key).or_default();
             let buffer = shadow
                 .apply_returning_buffer(file.state)
                 .map_err(|e| shadow_error(self.dir.root(), op, e))?;
-            Ok((commit, buffer))
+            Ok((commit, emptied(buffer)))
         }
     }
 

@@ -56,18 +56,28 @@ impl AggregateStateFile {
     /// [`AggregateStateFile::encode`] into `out` (emptied first), so that a
     /// writer can keep one buffer across files.
     pub fn encode_into(&self, out: Vec<u8>) -> Result<Vec<u8>> {
+        type Groups<'a> = Box<dyn Iterator<Item = (&'a [Value], &'a [Accumulator])> + 'a>;
         let groups = &self.state.groups;
+        let columns = &self.state.columns;
         // Consecutive groups of one window are written as one window (a
         // window whose groups are not consecutive is written as several,
-        // which read back the same).
+        // which read back the same). Groups in columns are written window
+        // by window, each window once, before the others.
         let runs = || groups.chunk_by(|a, b| a.0 == b.0);
+        let starts = columns.window_starts();
+        let column_windows = starts.iter().map(|&start| {
+            let groups: Groups<'_> = Box::new(columns.window(start));
+            (start, columns.window_len(start), groups)
+        });
+        let listed = runs().map(|run| {
+            let groups: Groups<'_> =
+                Box::new(run.iter().map(|(_, k, a)| (k.as_slice(), a.as_slice())));
+            (run[0].0, run.len(), groups)
+        });
         encode_windows(
             (self.watermark_us, self.state.full, &self.state.evicted),
-            (runs().count(), groups.len()),
-            runs().map(|run| {
-                let groups = run.iter().map(|(_, k, a)| (k.as_slice(), a.as_slice()));
-                (run[0].0, run.len(), groups)
-            }),
+            (starts.len() + runs().count(), self.state.num_groups()),
+            column_windows.chain(listed),
             out,
         )
     }
@@ -129,6 +139,7 @@ impl AggregateStateFile {
                                 groups,
                                 evicted,
                                 positions: Vec::new(),
+                                columns: Default::default(),
                             },
                         })
                     }
@@ -303,6 +314,7 @@ mod tests {
                     .collect(),
                 evicted: vec![5],
                 positions: Vec::new(),
+                columns: Default::default(),
             },
         }
     }
@@ -338,6 +350,78 @@ mod tests {
             AggregateStateFile::encode_full_into(1, &WindowedState::new(), Vec::new()).unwrap(),
             empty.encode().unwrap()
         );
+    }
+
+    #[test]
+    fn a_full_snapshot_taken_copy_on_write_restores_the_state_at_its_marker() {
+        let bump = |state: &mut WindowedState, w: i64, k: i64, by: i64| {
+            let key: GroupKey = smallvec::smallvec![Value::Int64(k)];
+            let (_, g) = state.group_mut(w, &key, || smallvec::smallvec![Accumulator::Count(0)]);
+            if let Accumulator::Count(n) = &mut g[0] {
+                *n += by;
+            }
+        };
+        let mut state = WindowedState::new();
+        for w in [0i64, 10, 20] {
+            for k in 0..300 {
+                bump(&mut state, w, k, k + w);
+            }
+        }
+        let at_marker = state.snapshot();
+        assert!(state.begin_snapshot_as(true).is_none());
+        // Part of it copied by the walk; then groups of every window change
+        // (copied before the change, out of the walk's order), new groups
+        // and a new window come, and the first window closes.
+        state.drain_snapshot(250);
+        for k in (0..300).step_by(7) {
+            bump(&mut state, 20, k, 1_000);
+            bump(&mut state, 0, k, 1_000);
+        }
+        bump(&mut state, 10, 5_000, 1);
+        bump(&mut state, 30, 1, 1);
+        state.evict_closed(10, 10, |_, _, _| {});
+        state.drain_snapshot(100);
+        let snapshot = state.finish_snapshot();
+        assert!(snapshot.full);
+        assert_eq!(snapshot.num_groups(), 900);
+        let payload = AggregateStateFile {
+            watermark_us: 5,
+            state: snapshot,
+        }
+        .encode()
+        .unwrap();
+        // Each window once, whatever order its groups were copied in.
+        let mut restored = WindowedState::new();
+        restored.apply(state_with_groups_of(3)).unwrap();
+        let stored = frame::seal(&payload);
+        let watermark =
+            AggregateStateFile::restore_into(Path::new("s"), &stored, &mut restored).unwrap();
+        assert_eq!(watermark, 5);
+        let mut expected = WindowedState::new();
+        expected.apply(at_marker).unwrap();
+        assert_eq!(restored.sorted_groups(), expected.sorted_groups());
+        let decoded = AggregateStateFile::decode(Path::new("s"), &stored).unwrap();
+        let mut windows: Vec<i64> = decoded.state.groups.iter().map(|g| g.0).collect();
+        windows.dedup();
+        assert_eq!(windows.len(), 3, "one run per window: {windows:?}");
+    }
+
+    /// A state of `n` groups in a window of its own, for a full file to
+    /// replace.
+    fn state_with_groups_of(n: i64) -> StateSnapshot {
+        StateSnapshot {
+            full: true,
+            groups: (0..n)
+                .map(|k| {
+                    (
+                        99,
+                        smallvec![Value::Int64(k)],
+                        smallvec![Accumulator::Count(k)],
+                    )
+                })
+                .collect(),
+            ..StateSnapshot::default()
+        }
     }
 
     #[test]
@@ -387,6 +471,7 @@ mod tests {
                 )],
                 evicted: vec![],
                 positions: Vec::new(),
+                columns: Default::default(),
             },
         };
         let stored = frame::seal(&file.encode().unwrap());
@@ -447,6 +532,7 @@ mod tests {
                     .collect(),
                 evicted,
                 positions: Vec::new(),
+                columns: Default::default(),
             },
         }
     }
@@ -507,6 +593,7 @@ mod tests {
                 groups,
                 evicted: vec![],
                 positions: Vec::new(),
+                columns: Default::default(),
             },
         };
         let stored = frame::seal(&file.encode().unwrap());

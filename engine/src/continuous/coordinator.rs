@@ -3,8 +3,9 @@
 //! One thread per query. Every `epoch_interval` it asks the sources to mark
 //! the next epoch. For each epoch it collects the source's offset, every
 //! stateful operator's snapshot and the sink's acknowledgement; operator
-//! deltas are applied to a shadow copy of the state here and written out, so
-//! serialisation and file I/O never run on a task's hot path. When an epoch
+//! snapshots (a delta, or every group when a full file is due: the task's
+//! state decides, so no copy of it is kept here) are encoded and written
+//! out here, so serialisation and file I/O never run on a task's hot path. When an epoch
 //! has all its parts its manifest is written atomically: the epoch is durable.
 //! Then the sources are told, progress is published, and old epochs purged.
 //! The checkpoint's long loops are paced ([`crate::pace`]): on a machine
@@ -61,7 +62,7 @@ pub(crate) struct CoordinatorSetup {
     pub(crate) rx: ReportInbox,
     pub(crate) spare_histograms: Sender<(EpochLatency, IngestTimes)>,
     /// Emptied snapshot buffers handed back to the aggregation tasks.
-    pub(crate) spare_state_buffers: Sender<crate::state::SnapshotGroups>,
+    pub(crate) spare_state_buffers: Sender<crate::state::StateSnapshot>,
     pub(crate) control: Arc<Control>,
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) checkpoint: Option<Checkpointer>,

@@ -167,15 +167,6 @@ pub(crate) fn start(
     // Deltas exist to be written to a checkpoint: without one, aggregations
     // track no changes (nothing recorded per update, nothing copied per epoch).
     let track_changes = checkpoint.is_some();
-    let shadow_init: Vec<WindowedState> = if checkpoint.is_some() {
-        recovered
-            .aggregate
-            .iter()
-            .map(WindowedState::copy)
-            .collect()
-    } else {
-        Vec::new()
-    };
     let start_epoch = recovered.epoch().map_or(1, |e| e + 1);
 
     let tasks_n = physical.task_count();
@@ -384,14 +375,8 @@ pub(crate) fn start(
         start_offset: start_offset.unwrap_or_default(),
         source_waker: wakers[0].clone(),
     };
-    // The checkpoint's shadow of each partition starts from what recovery
-    // loaded: later deltas apply on top of it.
-    let mut setup = setup;
-    if let (Some((agg, _)), Some(ck)) = (&physical.aggregate, setup.checkpoint.as_mut()) {
-        for (p, shadow) in shadow_init.into_iter().enumerate() {
-            ck.seed(agg.op_id, p, shadow);
-        }
-    }
+    // No shadow of the state is seeded: each partition takes its own full
+    // snapshots when they are due, and the coordinator writes what it gets.
     let name = config.name.clone().unwrap_or_else(|| "query".into());
     threads.push(
         thread::Builder::new()

@@ -293,6 +293,7 @@ fn write(
     };
     if let Some((op, delta, watermark_us)) = merged {
         let (commit, emptied) = ck.write_changes(batch_id, op, 0, delta, watermark_us)?;
+        let emptied = emptied.groups;
         operators.push(commit);
         // The merged buffer goes back as the first batch's (it is its
         // delta's allocation).
@@ -330,24 +331,22 @@ fn write(
 /// Folds a later delta into an earlier one: the result takes the earlier
 /// state to the later one in one step. Returns the later delta's emptied
 /// group buffer.
-fn merge_delta(into: &mut StateSnapshot, later: StateSnapshot) -> SnapshotGroups {
-    let StateSnapshot {
-        full,
-        mut groups,
-        evicted,
-        positions,
-    } = later;
-    if full {
+fn merge_delta(into: &mut StateSnapshot, mut later: StateSnapshot) -> SnapshotGroups {
+    if later.full {
         // The later file replaces the state: nothing earlier matters.
-        let earlier = std::mem::take(&mut into.groups);
-        into.full = true;
-        into.evicted = evicted;
-        into.groups = std::mem::take(&mut groups);
-        into.positions = positions;
-        let mut spare = earlier;
+        let earlier = std::mem::replace(into, later);
+        let mut spare = earlier.groups;
         spare.clear();
         return spare;
     }
+    // Groups in columns are merged as the others are.
+    into.columns_into_groups();
+    later.columns_into_groups();
+    let StateSnapshot {
+        mut groups,
+        evicted,
+        ..
+    } = later;
     // The merged groups are no longer in step with positions: a shadow
     // finds them by key.
     into.positions = Vec::new();
@@ -407,6 +406,7 @@ mod tests {
                 .collect(),
             evicted,
             positions: Vec::new(),
+            columns: Default::default(),
         }
     }
 

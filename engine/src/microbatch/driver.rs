@@ -317,7 +317,10 @@ impl Driver {
     /// A batch is durable: the source may let go of what it covers.
     fn committed(&mut self, c: Committed) -> Result<()> {
         if let (Some(buffer), Some(agg)) = (c.buffer, self.runner.aggregate.as_mut()) {
-            agg.state.recycle(buffer);
+            agg.state.recycle(crate::state::StateSnapshot {
+                groups: buffer,
+                ..Default::default()
+            });
         }
         self.source.commit(&c.end)
     }

@@ -135,7 +135,7 @@ pub(crate) struct AggregateOp {
     snapshot_due: Option<SnapshotDue>,
     /// Emptied snapshot buffers coming back from the coordinator.
     pub(crate) spare_state_buffers:
-        Option<crossbeam_channel::Receiver<crate::state::SnapshotGroups>>,
+        Option<crossbeam_channel::Receiver<crate::state::StateSnapshot>>,
 }
 
 impl AggregateOp {

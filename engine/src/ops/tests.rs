@@ -254,8 +254,27 @@ fn aggregate_updates_per_event_and_snapshots_only_changes() {
             ..
         } => {
             assert_eq!(rows_dropped_late, 1);
-            assert_eq!(delta.evicted, vec![0], "the closed window was dropped");
-            assert_eq!(delta.groups.len(), 1, "only the live group b travels");
+            assert!(delta.full, "the first snapshot holds the whole state");
+            assert_eq!(delta.num_groups(), 1, "only the live group b is left");
+        }
+        _ => panic!("expected an aggregate snapshot"),
+    }
+    drop(seen);
+    // Then only changes: c's new group, and b's window closed by the watermark.
+    for (k, t, v, wm) in [("c", 25, 7, 11), ("c", 26, 1, 21)] {
+        let mut event = ev(row![k, Value::Timestamp(t), v]);
+        event.watermark_us = wm;
+        op.on_event(&mut event).unwrap();
+    }
+    op.on_marker(2).unwrap();
+    match rx.try_recv().unwrap() {
+        crate::checkpoint::CoordMsg::Snapshot {
+            snapshot: crate::checkpoint::OperatorSnapshot::Aggregate { delta, .. },
+            ..
+        } => {
+            assert!(!delta.full);
+            assert_eq!(delta.evicted, vec![10], "the closed window was dropped");
+            assert_eq!(delta.groups.len(), 1, "only the changed group c travels");
         }
         _ => panic!("expected an aggregate snapshot"),
     }

@@ -12,9 +12,11 @@ use std::hash::BuildHasher;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 
+use super::columns::SnapshotColumns;
 use super::groups::{
     part, Accumulators, GroupKey, Groups, Periods, Shape, ShapeMismatch, WindowGroups,
 };
+use super::policy::FullEvery;
 use super::Accumulator;
 use crate::schema::Value;
 
@@ -62,18 +64,38 @@ fn keep_for_reuse(spare: &mut Option<Groups>, mut groups: Groups) {
 pub const GLOBAL_WINDOW: i64 = i64::MIN;
 
 /// A snapshot taken at a marker but copied out lazily (copy-on-write): the
-/// groups changed in period `period`, their values as of the marker.
+/// groups changed in period `period` (a delta), or every group held at the
+/// marker (a full snapshot), their values as of the marker.
 #[derive(Debug, Default)]
 struct PendingSnapshot {
     period: u32,
-    /// The changed groups: window start and position in the window.
+    /// A full snapshot: where its walk over the windows is.
+    full: Option<Walk>,
+    /// The changed groups: window start and position in the window (a
+    /// delta's; empty for a full snapshot).
     keys: Vec<(i64, u32)>,
     /// How many of `keys` the drain has looked at.
     next: usize,
     groups: SnapshotGroups,
     /// Each of `groups`' position in its window.
     positions: Vec<u32>,
+    /// A full snapshot's groups.
+    columns: SnapshotColumns,
     evicted: Vec<i64>,
+}
+
+/// How far a full snapshot's copy has gone: every group of the windows
+/// before `start`, and of window `start` those before position `at`, has
+/// been looked at. A group created after the marker is marked as saved when
+/// it is created, so the walk passes it over.
+#[derive(Debug, Default, Clone, Copy)]
+struct Walk {
+    start: i64,
+    at: usize,
+    /// Groups held at the marker and not yet looked at (an estimate: the
+    /// walk also counts groups created since).
+    left: usize,
+    done: bool,
 }
 
 /// A serialisable picture of (part of) a [`WindowedState`].
@@ -97,6 +119,42 @@ pub struct StateSnapshot {
     /// checked. Not written to files.
     #[serde(skip)]
     pub positions: Vec<u32>,
+    /// More groups, in columns: where a full snapshot taken by
+    /// [`WindowedState::begin_snapshot`] puts every group (a third of the
+    /// memory of `groups` per group). Not written as such: a state file
+    /// holds the groups of both.
+    #[serde(skip)]
+    pub columns: SnapshotColumns,
+}
+
+impl StateSnapshot {
+    /// Number of groups it carries (in `groups` and in `columns`).
+    pub fn num_groups(&self) -> usize {
+        self.groups.len() + self.columns.len()
+    }
+
+    /// Moves the groups held in columns to the end of `groups`.
+    pub fn columns_into_groups(&mut self) {
+        if self.columns.is_empty() {
+            return;
+        }
+        self.positions = Vec::new();
+        self.groups.extend(
+            self.columns
+                .iter()
+                .map(|(s, k, a)| (s, k.iter().cloned().collect(), copy_accs(a))),
+        );
+        self.columns.clear();
+    }
+
+    /// Empties it for reuse, keeping its lists' room.
+    pub fn clear(&mut self) {
+        self.full = false;
+        self.groups.clear();
+        self.evicted.clear();
+        self.positions.clear();
+        self.columns.clear();
+    }
 }
 
 /// The changed groups a snapshot carries: `(window start, key, accumulators)`.
@@ -132,11 +190,15 @@ pub struct WindowedState {
     /// milliseconds on a VM whose host backs freed pages lazily).
     spare_keys: Vec<(i64, u32)>,
     spare_groups: SnapshotGroups,
+    spare_columns: SnapshotColumns,
     evicted: Vec<i64>,
     groups: usize,
     hasher: FxBuildHasher,
     /// Changes are not tracked (no checkpoint needs deltas).
     untracked: bool,
+    /// What the snapshots since the last full one carried: whether
+    /// [`WindowedState::begin_snapshot`] takes the next one full.
+    since_full: FullEvery,
     /// The newest window start that got a new group, and its group count
     /// then: the size a new window's table starts with.
     newest: (i64, usize),
@@ -234,12 +296,25 @@ impl WindowedState {
         let period = self.period.max(1);
         if let Some(p) = &mut self.pending {
             // Copy-on-write: the pending snapshot needs the value from before
-            // this change.
-            if periods.changed_in == p.period && periods.saved_for != p.period {
+            // this change. A full one holds every group but those created
+            // since its marker; a delta, the groups changed before it.
+            let in_snapshot = match p.full {
+                Some(_) if created => {
+                    periods.saved_for = p.period;
+                    false
+                }
+                Some(_) => periods.saved_for != p.period,
+                None => periods.changed_in == p.period && periods.saved_for != p.period,
+            };
+            if in_snapshot {
                 periods.saved_for = p.period;
-                p.groups
-                    .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
-                p.positions.push(at as u32);
+                if p.full.is_some() {
+                    p.columns.push(start, stored, accs);
+                } else {
+                    p.groups
+                        .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
+                    p.positions.push(at as u32);
+                }
             }
         }
         if periods.changed_in != period {
@@ -250,24 +325,61 @@ impl WindowedState {
         (stored, accs)
     }
 
-    /// Starts a snapshot of what changed since the previous one, as of now,
-    /// without copying anything yet (see [`WindowedState::drain_snapshot`]).
-    /// A snapshot still pending is finished first and returned.
+    /// Starts a snapshot as of now, without copying anything yet (see
+    /// [`WindowedState::drain_snapshot`]): of every group when the changes
+    /// since the last full snapshot would add up to the state's size
+    /// ([`FullEvery`]; the first snapshot, and the first after a restore, is
+    /// full), else of what changed since the previous one. A snapshot still
+    /// pending is finished first and returned.
     pub fn begin_snapshot(&mut self) -> Option<StateSnapshot> {
+        let changes = self.dirty.len() + self.evicted.len();
+        let full = self.since_full.wants_full(changes, self.groups);
+        self.begin_snapshot_as(full)
+    }
+
+    /// [`WindowedState::begin_snapshot`], full or a delta as `full` says.
+    pub fn begin_snapshot_as(&mut self, full: bool) -> Option<StateSnapshot> {
         let previous = self.pending.is_some().then(|| self.finish_snapshot());
         let period = self.period.max(1);
-        let mut groups = std::mem::take(&mut self.spare_groups);
-        groups.clear();
-        groups.reserve(self.dirty.len());
-        let positions = Vec::with_capacity(self.dirty.len());
+        let changes = self.dirty.len() + self.evicted.len();
+        let (mut groups, mut columns) = (Vec::new(), SnapshotColumns::default());
+        if full {
+            columns = std::mem::take(&mut self.spare_columns);
+            columns.clear();
+            columns.reserve(self.groups, self.shape);
+        } else {
+            groups = std::mem::take(&mut self.spare_groups);
+            groups.clear();
+            groups.reserve(self.dirty.len());
+        }
+        let positions = Vec::with_capacity(groups.capacity().min(self.dirty.len()));
         let spare_keys = std::mem::take(&mut self.spare_keys);
+        let mut keys = std::mem::replace(&mut self.dirty, spare_keys);
+        let mut evicted = std::mem::take(&mut self.evicted);
+        let walk = full.then(|| Walk {
+            start: self.windows.keys().next().copied().unwrap_or(i64::MAX),
+            at: 0,
+            left: self.groups,
+            done: self.windows.is_empty(),
+        });
+        if full {
+            // Every group is in it: the changes and evictions before the
+            // marker are in its groups, or gone with their windows.
+            keys.clear();
+            evicted.clear();
+            self.since_full.record_full();
+        } else {
+            self.since_full.record_delta(changes);
+        }
         self.pending = Some(PendingSnapshot {
             period,
+            full: walk,
             groups,
             positions,
-            keys: std::mem::replace(&mut self.dirty, spare_keys),
+            columns,
+            keys,
             next: 0,
-            evicted: std::mem::take(&mut self.evicted),
+            evicted,
         });
         self.period = period + 1;
         previous
@@ -279,9 +391,13 @@ impl WindowedState {
         self.pending.is_some()
     }
 
-    /// Changed groups the pending snapshot has still to look at.
+    /// Groups the pending snapshot has still to look at.
     pub fn snapshot_remaining(&self) -> usize {
-        self.pending.as_ref().map_or(0, |p| p.keys.len() - p.next)
+        self.pending.as_ref().map_or(0, |p| match &p.full {
+            Some(walk) if walk.done => 0,
+            Some(walk) => walk.left.max(1),
+            None => p.keys.len() - p.next,
+        })
     }
 
     /// Copies up to `budget` more groups into the pending snapshot; `true`
@@ -290,6 +406,11 @@ impl WindowedState {
         let Some(p) = &mut self.pending else {
             return true;
         };
+        if let Some(mut walk) = p.full {
+            let done = walk_windows(&mut self.windows, &mut walk, p, budget);
+            p.full = Some(walk);
+            return done;
+        }
         let end = p.keys.len().min(p.next.saturating_add(budget));
         for &(start, at) in &p.keys[p.next..end] {
             // A window evicted since is gone, and its groups with it.
@@ -327,10 +448,11 @@ impl WindowedState {
             self.spare_keys = p.keys;
         }
         StateSnapshot {
-            full: false,
+            full: p.full.is_some(),
             groups: p.groups,
             evicted: p.evicted,
             positions: p.positions,
+            columns: p.columns,
         }
     }
 
@@ -353,8 +475,18 @@ impl WindowedState {
                 break;
             }
             // The pending snapshot needs the values of the groups about to
-            // go (after the first window, nothing is left to copy).
-            self.drain_snapshot(usize::MAX);
+            // go: a delta's all at once (after the first window, nothing is
+            // left to copy), a full one's of this window.
+            match self.pending.as_mut() {
+                Some(p @ PendingSnapshot { full: Some(_), .. }) => {
+                    if let Some(w) = self.windows.get_mut(&start) {
+                        save_groups(start, w, 0, usize::MAX, p);
+                    }
+                }
+                _ => {
+                    self.drain_snapshot(usize::MAX);
+                }
+            }
             let groups = self.windows.remove(&start).unwrap_or_default();
             for (k, accs) in groups.iter() {
                 emit(start, k, accs);
@@ -386,7 +518,7 @@ impl WindowedState {
     /// not the state. Empty when changes are not tracked. A snapshot still
     /// pending is finished first and merged in.
     pub fn take_delta(&mut self) -> StateSnapshot {
-        match self.begin_snapshot() {
+        match self.begin_snapshot_as(false) {
             None => self.finish_snapshot(),
             Some(mut earlier) => {
                 let later = self.finish_snapshot();
@@ -454,15 +586,21 @@ impl WindowedState {
                 .collect(),
             evicted: Vec::new(),
             positions: Vec::new(),
+            columns: SnapshotColumns::default(),
         }
     }
 
-    /// Gives back an emptied group buffer of a snapshot (see
-    /// [`WindowedState::apply_returning_buffer`]) for the next snapshot.
-    pub fn recycle(&mut self, mut groups: SnapshotGroups) {
-        if groups.capacity() > self.spare_groups.capacity() {
-            groups.clear();
-            self.spare_groups = groups;
+    /// Gives back a snapshot that was written (its lists emptied or not)
+    /// for the next snapshot to copy into without allocating: the larger
+    /// of its group lists and the one kept are kept.
+    pub fn recycle(&mut self, mut spare: StateSnapshot) {
+        if spare.groups.capacity() > self.spare_groups.capacity() {
+            spare.groups.clear();
+            self.spare_groups = spare.groups;
+        }
+        if spare.columns.capacity_bytes() > self.spare_columns.capacity_bytes() {
+            spare.columns.clear();
+            self.spare_columns = spare.columns;
         }
     }
 
@@ -472,6 +610,7 @@ impl WindowedState {
         &mut self,
         mut snap: StateSnapshot,
     ) -> Result<SnapshotGroups, ShapeMismatch> {
+        snap.columns_into_groups();
         let mut groups = std::mem::take(&mut snap.groups);
         self.apply_groups(snap.full, &snap.evicted, &mut groups, &snap.positions)?;
         Ok(groups)
@@ -481,6 +620,7 @@ impl WindowedState {
     /// Nothing applied is marked as changed. A group whose shape differs
     /// from its window's is refused (the groups before it are applied).
     pub fn apply(&mut self, mut snap: StateSnapshot) -> Result<(), ShapeMismatch> {
+        snap.columns_into_groups();
         self.apply_groups(snap.full, &snap.evicted, &mut snap.groups, &snap.positions)
     }
 
@@ -665,12 +805,80 @@ impl WindowedState {
         self.restore_end();
     }
 
-    /// Ends applying a snapshot: nothing applied counts as changed.
+    /// Ends applying a snapshot: nothing applied counts as changed, and the
+    /// next snapshot is a full one (the files it came from are not this
+    /// state's to extend).
     pub fn restore_end(&mut self) {
         self.dirty.clear();
         self.evicted.clear();
         self.pending = None;
+        self.since_full = FullEvery::default();
     }
+}
+
+/// Copies into `p` (a full snapshot) the groups of `window` (starting at
+/// `start`) from position `from` on, up to `budget` of them, that were held
+/// at its marker and not saved yet; returns where it stopped.
+fn save_groups(
+    start: i64,
+    window: &mut Groups,
+    from: usize,
+    budget: usize,
+    p: &mut PendingSnapshot,
+) -> usize {
+    let end = window.len().min(from.saturating_add(budget));
+    let (kw, aw) = (window.shape.keys, window.shape.accs);
+    for i in from..end {
+        let periods = &mut window.periods[i];
+        if periods.saved_for != p.period {
+            periods.saved_for = p.period;
+            p.columns
+                .push(start, part(&window.keys, kw, i), part(&window.accs, aw, i));
+        }
+    }
+    end
+}
+
+/// Walks a full snapshot on over the windows from where it stopped, looking
+/// at up to `budget` groups; `true` once it has looked at them all.
+fn walk_windows(
+    windows: &mut BTreeMap<i64, Groups>,
+    walk: &mut Walk,
+    p: &mut PendingSnapshot,
+    mut budget: usize,
+) -> bool {
+    while !walk.done && budget > 0 {
+        let Some((&start, window)) = windows.range_mut(walk.start..).next() else {
+            walk.done = true;
+            break;
+        };
+        if start != walk.start {
+            // The window it was in closed: on to the next one.
+            *walk = Walk {
+                start,
+                at: 0,
+                ..*walk
+            };
+        }
+        let end = save_groups(start, window, walk.at, budget, p);
+        let looked = end - walk.at.min(end);
+        budget -= looked;
+        walk.left = walk.left.saturating_sub(looked);
+        walk.at = end;
+        if end >= window.len() {
+            match start.checked_add(1) {
+                Some(next) => {
+                    *walk = Walk {
+                        start: next,
+                        at: 0,
+                        ..*walk
+                    }
+                }
+                None => walk.done = true,
+            }
+        }
+    }
+    walk.done
 }
 
 /// A group's accumulators copied into a snapshot's inline list.
@@ -731,6 +939,7 @@ mod tests {
                 (0, wide, count_init()),
                 (0, smallvec![Value::str("c")], count_init()),
             ],
+            columns: SnapshotColumns::default(),
         };
         assert!(shadow.apply(delta).is_err());
         let keys: Vec<_> = shadow.iter().map(|(_, k, _)| k.to_vec()).collect();
@@ -1042,9 +1251,10 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Whatever interleaving of updates, markers, partial drains and
-        /// evictions: every snapshot, applied in order to a shadow, gives
-        /// the state as it was at that snapshot's marker.
+        /// Whatever interleaving of updates, markers (of deltas and of full
+        /// snapshots, chosen at random or by the state's own rule), partial
+        /// drains and evictions: every snapshot, applied in order to a
+        /// shadow, gives the state as it was at that snapshot's marker.
         #[test]
         fn copy_on_write_snapshots_equal_the_state_at_their_marker(
             ops in proptest::collection::vec((0u8..9, 0i64..4, 0u8..6), 1..300)
@@ -1057,7 +1267,12 @@ mod tests {
                 match op {
                     // Markers: the previous snapshot, if any, is finished.
                     0 => {
-                        if let Some(done) = live.begin_snapshot() {
+                        let begun = match key {
+                            0 | 1 => live.begin_snapshot_as(true),
+                            2 => live.begin_snapshot(),
+                            _ => live.begin_snapshot_as(false),
+                        };
+                        if let Some(done) = begun {
                             shadow.apply(done).unwrap();
                             proptest::prop_assert_eq!(canon(&shadow.snapshot()), canon(&expected.take().unwrap()));
                         }
