@@ -253,3 +253,40 @@ fn restart_rebuilds_state_from_a_full_file_and_its_deltas() {
     let table = run(n);
     common::assert_every_key_counted(&table.rows(), keys, n / keys);
 }
+
+/// A window that ends exactly at the Unix epoch closes in both modes once
+/// the watermark reaches it (a fresh micro-batch query once started with a
+/// watermark of 0 instead of none, and never emitted such a window).
+#[test]
+fn a_window_ending_at_the_unix_epoch_closes_in_both_modes() {
+    let spec = QuerySpec {
+        filter_mod: None,
+        with_column: false,
+        keyed: false,
+        window: (1, None),
+        watermark_s: Some(3),
+        mode: OutputMode::Append,
+        aggregate: true,
+    };
+    // 2.5 s, then -0.5 s (in window [-1 s, 0 s)), then 3 s: watermark 0.
+    let times = vec![5 * SEC / 2, -SEC / 2, 3 * SEC, 3 * SEC, 3 * SEC];
+    let continuous = run(
+        &spec,
+        SequenceSource::with_times(times.clone(), 1),
+        Trigger::Continuous {
+            epoch_interval: Duration::from_millis(2),
+        },
+    );
+    assert_eq!(
+        continuous.iter().collect::<Vec<_>>(),
+        vec!["[1969-12-31 23:59:59, 1970-01-01 00:00:00, 1, 1, 1, 1, 1.0, 1]"]
+    );
+    for per_trigger in [1, 2, 5] {
+        let batches = run(
+            &spec,
+            SequenceSource::with_times(times.clone(), 1).per_trigger(per_trigger),
+            Trigger::AvailableNow,
+        );
+        assert_eq!(batches, continuous, "{per_trigger} rows per batch");
+    }
+}

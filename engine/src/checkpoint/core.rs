@@ -28,7 +28,6 @@ use crate::table::JoinSnapshot;
 /// How a join's state file is named (`join-<operator>.bin`).
 const JOIN_FILE_PREFIX: &str = "join-";
 
-/// Whether a state file a manifest names holds a join's state.
 /// A snapshot holding nothing but `groups`' room, handed back for reuse.
 fn emptied(mut groups: crate::state::SnapshotGroups) -> StateSnapshot {
     groups.clear();
@@ -47,12 +46,16 @@ fn shadow_error(root: &Path, op: usize, e: crate::state::ShapeMismatch) -> Engin
     )
 }
 
+/// Whether a state file a manifest names holds a join's state.
 fn is_join_file(rel: &str) -> bool {
     super::chain::state_name(rel).is_some_and(|name| name.starts_with(JOIN_FILE_PREFIX))
 }
 
-/// What recovery found: where to resume and the state to resume with.
-#[derive(Debug, Default)]
+/// What recovery found: where to resume and the state to resume with. The
+/// default is a fresh start: no manifest, no state, and no watermark or
+/// event time yet (`NO_TIME`; a watermark of 0 would keep every window that
+/// ends at or before the Unix epoch from ever closing).
+#[derive(Debug)]
 pub struct Recovery {
     /// The manifest recovered from (`None`: a fresh start).
     pub manifest: Option<EpochManifest>,
@@ -69,6 +72,20 @@ pub struct Recovery {
     pub replay: VecDeque<OffsetLogEntry>,
     /// A stream-stream join's state.
     pub(crate) join: Option<JoinSnapshot>,
+}
+
+impl Default for Recovery {
+    fn default() -> Recovery {
+        Recovery {
+            manifest: None,
+            source_offset: None,
+            aggregate: Vec::new(),
+            aggregate_watermark: NO_TIME,
+            max_event_time: NO_TIME,
+            replay: VecDeque::new(),
+            join: None,
+        }
+    }
 }
 
 impl Recovery {

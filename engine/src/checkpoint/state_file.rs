@@ -64,10 +64,13 @@ impl AggregateStateFile {
         // which read back the same). Groups in columns are written window
         // by window, each window once, before the others.
         let runs = || groups.chunk_by(|a, b| a.0 == b.0);
-        let starts = columns.window_starts();
-        let column_windows = starts.iter().map(|&start| {
-            let groups: Groups<'_> = Box::new(columns.window(start));
-            (start, columns.window_len(start), groups)
+        let windows = columns.windows();
+        let column_windows = windows.iter().map(|(start, ids)| {
+            let groups: Groups<'_> = Box::new(ids.iter().map(|&i| {
+                let (_, key, accs) = columns.get(i as usize);
+                (key, accs)
+            }));
+            (start, ids.len(), groups)
         });
         let listed = runs().map(|run| {
             let groups: Groups<'_> =
@@ -76,7 +79,7 @@ impl AggregateStateFile {
         });
         encode_windows(
             (self.watermark_us, self.state.full, &self.state.evicted),
-            (starts.len() + runs().count(), self.state.num_groups()),
+            (windows.len() + runs().count(), self.state.num_groups()),
             column_windows.chain(listed),
             out,
         )

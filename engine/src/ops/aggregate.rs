@@ -106,18 +106,25 @@ struct SnapshotDue {
 
 /// A snapshot of at most this many changed groups is copied at the marker.
 const SYNC_SNAPSHOT_GROUPS: usize = 256;
-/// Changed groups copied into a pending snapshot after each event.
+/// Groups copied into a pending snapshot after each event, at least.
 const SNAPSHOT_GROUPS_PER_EVENT: usize = 2;
+/// Groups copied into a pending snapshot after each event, at most: a full
+/// snapshot of a state much larger than an epoch's events copies more than
+/// two per event so as to be done in about half an epoch (at the next
+/// marker what is left is copied at once, stalling that event).
+const MAX_SNAPSHOT_GROUPS_PER_EVENT: usize = 256;
 /// Changed groups copied into a pending snapshot when the task goes idle.
 const SNAPSHOT_GROUPS_PER_TICK: usize = 16;
 
 /// One partition of a keyed, windowed aggregation.
 ///
-/// On an epoch marker it snapshots the groups changed since the previous
-/// one without stalling: the marker only starts a copy-on-write snapshot
-/// (small ones are copied at once), which is then copied out a few groups
-/// per event and per idle moment, and reported to the coordinator when
-/// complete (at the latest at the next marker or the end of the stream).
+/// On an epoch marker it snapshots its state without stalling: the groups
+/// changed since the previous marker, or every group when a full snapshot
+/// is due (the state decides). The marker only starts a copy-on-write
+/// snapshot (small ones are copied at once), which is then copied out a few
+/// groups per event (enough to be done in about half an epoch) and per idle
+/// moment, and reported to the coordinator when complete (at the latest at
+/// the next marker or the end of the stream).
 pub(crate) struct AggregateOp {
     pub(crate) spec: BoundAggregate,
     pub(crate) state: WindowedState,
@@ -133,6 +140,10 @@ pub(crate) struct AggregateOp {
     counters: AggCounters,
     /// The snapshot being copied out, if any.
     snapshot_due: Option<SnapshotDue>,
+    /// Events since the last marker.
+    events: u64,
+    /// Groups the pending snapshot copies after each event.
+    per_event: usize,
     /// Emptied snapshot buffers coming back from the coordinator.
     pub(crate) spare_state_buffers:
         Option<crossbeam_channel::Receiver<crate::state::StateSnapshot>>,
@@ -158,6 +169,8 @@ impl AggregateOp {
             out: Event::new(Row::new(), 0),
             counters: AggCounters::default(),
             snapshot_due: None,
+            events: 0,
+            per_event: SNAPSHOT_GROUPS_PER_EVENT,
             spare_state_buffers: None,
         }
     }
@@ -248,7 +261,8 @@ impl Operator for AggregateOp {
     #[inline]
     fn on_event(&mut self, ev: &mut Event) -> Result<()> {
         let result = self.aggregate(ev);
-        self.drain_snapshot(SNAPSHOT_GROUPS_PER_EVENT);
+        self.events += 1;
+        self.drain_snapshot(self.per_event);
         result
     }
 
@@ -275,14 +289,21 @@ impl Operator for AggregateOp {
             rows_total: self.state.num_groups() as u64,
             counters: std::mem::take(&mut self.counters),
         });
-        if self.state.snapshot_remaining() <= SYNC_SNAPSHOT_GROUPS {
+        let left = self.state.snapshot_remaining();
+        if left <= SYNC_SNAPSHOT_GROUPS {
             self.finish_snapshot();
         }
+        // Done in about half as many events as the last epoch had.
+        let events = std::mem::take(&mut self.events).max(1);
+        let wanted = (left as u64).saturating_mul(2).div_ceil(events);
+        self.per_event = usize::try_from(wanted)
+            .unwrap_or(usize::MAX)
+            .clamp(SNAPSHOT_GROUPS_PER_EVENT, MAX_SNAPSHOT_GROUPS_PER_EVENT);
         self.next.on_marker(epoch)
     }
 
     fn on_tick(&mut self) -> Result<()> {
-        self.drain_snapshot(SNAPSHOT_GROUPS_PER_TICK);
+        self.drain_snapshot(SNAPSHOT_GROUPS_PER_TICK.max(self.per_event));
         self.next.on_tick()
     }
 

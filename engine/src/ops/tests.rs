@@ -279,3 +279,66 @@ fn aggregate_updates_per_event_and_snapshots_only_changes() {
         _ => panic!("expected an aggregate snapshot"),
     }
 }
+
+/// A full snapshot of a state much larger than an epoch's events is copied
+/// out in about half as many events as the last epoch had, not left for the
+/// next marker to copy at once.
+#[test]
+fn a_full_snapshot_of_a_large_state_is_copied_out_within_the_epoch() {
+    let s = schema(&[("k", DataType::Int64)]);
+    let (next, _seen) = collector();
+    let (reporter, rx) = reporter();
+    let spec = BoundAggregate {
+        keys: vec![bind_expr(&col("k"), &s).unwrap().0],
+        window: None,
+        aggs: vec![(AggFunc::CountStar, None, DataType::Int64)],
+        mode: OutputMode::Update,
+        has_watermark: false,
+    };
+    let mut op = AggregateOp::new(spec, 2, 0, reporter, next);
+    let push = |op: &mut AggregateOp, k: i64| op.on_event(&mut ev(row![k])).unwrap();
+    let snapshots = |rx: &crate::checkpoint::ReportInbox| {
+        let mut fulls = Vec::new();
+        while let Ok(msg) = rx.try_recv() {
+            if let crate::checkpoint::CoordMsg::Snapshot {
+                epoch,
+                snapshot: crate::checkpoint::OperatorSnapshot::Aggregate { delta, .. },
+                ..
+            } = msg
+            {
+                fulls.push((epoch, delta.full, delta.num_groups()));
+            }
+        }
+        fulls
+    };
+    for k in 0..10_000 {
+        push(&mut op, k);
+    }
+    // The first snapshot is full; then deltas of 100 groups each, until the
+    // chain is long enough for the next to be full again.
+    let mut epoch = 1;
+    op.on_marker(epoch).unwrap();
+    for i in 0..10_000 {
+        push(&mut op, i % 100);
+    }
+    assert_eq!(snapshots(&rx), vec![(1, true, 10_000)]);
+    loop {
+        epoch += 1;
+        op.on_marker(epoch).unwrap();
+        for k in 0..100 {
+            push(&mut op, k);
+        }
+        let seen = snapshots(&rx);
+        if seen.iter().any(|&(_, full, _)| full) {
+            // Copied out during this epoch's 100 events (two per event
+            // would have taken 5,000), not at the next marker.
+            assert_eq!(seen, vec![(epoch, true, 10_000)]);
+            break;
+        }
+        assert!(
+            seen.iter().all(|&(e, _, n)| e == epoch && n == 100),
+            "{seen:?}"
+        );
+        assert!(epoch < 100, "no second full snapshot came");
+    }
+}

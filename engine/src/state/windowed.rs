@@ -133,17 +133,22 @@ impl StateSnapshot {
         self.groups.len() + self.columns.len()
     }
 
-    /// Moves the groups held in columns to the end of `groups`.
+    /// Moves the groups held in columns into `groups`, before the groups
+    /// there (as a state file holds them: a group in both is the later
+    /// one's, `groups`').
     pub fn columns_into_groups(&mut self) {
         if self.columns.is_empty() {
             return;
         }
         self.positions = Vec::new();
-        self.groups.extend(
+        let mut all: SnapshotGroups = Vec::with_capacity(self.num_groups());
+        all.extend(
             self.columns
                 .iter()
                 .map(|(s, k, a)| (s, k.iter().cloned().collect(), copy_accs(a))),
         );
+        all.append(&mut self.groups);
+        self.groups = all;
         self.columns.clear();
     }
 
@@ -309,7 +314,10 @@ impl WindowedState {
             if in_snapshot {
                 periods.saved_for = p.period;
                 if p.full.is_some() {
-                    p.columns.push(start, stored, accs);
+                    if !p.columns.push(start, stored, accs) {
+                        p.groups
+                            .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
+                    }
                 } else {
                     p.groups
                         .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
@@ -521,6 +529,8 @@ impl WindowedState {
         match self.begin_snapshot_as(false) {
             None => self.finish_snapshot(),
             Some(mut earlier) => {
+                // A full snapshot's groups are merged as a delta's are.
+                earlier.columns_into_groups();
                 let later = self.finish_snapshot();
                 // `apply` removes evicted windows before it writes groups:
                 // drop the earlier groups of windows evicted later.
@@ -832,8 +842,11 @@ fn save_groups(
         let periods = &mut window.periods[i];
         if periods.saved_for != p.period {
             periods.saved_for = p.period;
-            p.columns
-                .push(start, part(&window.keys, kw, i), part(&window.accs, aw, i));
+            let (key, accs) = (part(&window.keys, kw, i), part(&window.accs, aw, i));
+            if !p.columns.push(start, key, accs) {
+                p.groups
+                    .push((start, key.iter().cloned().collect(), copy_accs(accs)));
+            }
         }
     }
     end
@@ -1248,6 +1261,44 @@ mod tests {
         shadow.apply(delta).unwrap();
         assert_eq!(shadow.sorted_groups(), live.sorted_groups());
         assert_eq!(shadow.num_groups(), 4);
+    }
+
+    fn add(state: &mut WindowedState, w: i64, k: i64, by: i64) {
+        let key: GroupKey = smallvec![Value::Int64(k)];
+        let (_, g) = state.group_mut(w, &key, || smallvec![Accumulator::Count(0)]);
+        if let Accumulator::Count(n) = &mut g[0] {
+            *n += by;
+        }
+    }
+
+    #[test]
+    fn a_delta_taken_over_a_pending_full_snapshot_leaves_out_windows_closed_since() {
+        let mut live = WindowedState::new();
+        for k in 0..600 {
+            add(&mut live, 0, k, 1);
+        }
+        add(&mut live, 10, 0, 1);
+        live.begin_snapshot_as(true);
+        add(&mut live, 0, 1, 100);
+        live.evict_closed(15, 10, |_, _, _| {});
+        let merged = live.take_delta();
+        let mut restored = WindowedState::new();
+        restored.apply(merged).unwrap();
+        assert_eq!(restored.sorted_groups(), live.sorted_groups());
+    }
+
+    #[test]
+    fn a_delta_taken_over_a_pending_full_snapshot_keeps_the_later_values() {
+        let mut live = WindowedState::new();
+        for k in 0..600 {
+            add(&mut live, 0, k, 1);
+        }
+        live.begin_snapshot_as(true);
+        add(&mut live, 0, 1, 100);
+        let merged = live.take_delta();
+        let mut restored = WindowedState::new();
+        restored.apply(merged).unwrap();
+        assert_eq!(restored.sorted_groups(), live.sorted_groups());
     }
 
     proptest::proptest! {
