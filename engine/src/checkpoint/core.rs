@@ -329,7 +329,8 @@ impl Checkpointer {
             };
             let payload = file.encode_into(std::mem::take(&mut self.encoded))?;
             let commit = self.write_encoded(epoch, op, partition, payload, full, changes)?;
-            file.state.clear();
+            // Made ready here for the task's next snapshot of this kind.
+            file.state.make_room();
             return Ok((commit, file.state));
         };
         if delta.full || self.wants_full(op, partition, changes, groups) {

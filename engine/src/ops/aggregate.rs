@@ -275,12 +275,12 @@ impl Operator for AggregateOp {
 
     fn on_marker(&mut self, epoch: u64) -> Result<()> {
         self.finish_snapshot();
-        if let Some(buffer) = self
-            .spare_state_buffers
-            .as_ref()
-            .and_then(|r| r.try_recv().ok())
-        {
-            self.state.recycle(buffer);
+        // Every buffer back so far: the larger ones are kept, so the
+        // snapshot begun now finds room made for it.
+        if let Some(spare) = &self.spare_state_buffers {
+            while let Ok(buffer) = spare.try_recv() {
+                self.state.recycle(buffer);
+            }
         }
         self.state.begin_snapshot();
         self.snapshot_due = Some(SnapshotDue {

@@ -86,6 +86,13 @@ pub(super) fn prefault<T>(spare: &mut [MaybeUninit<T>]) {
     }
 }
 
+/// Backs `spare` (a vector's unused capacity) with memory now, in one call,
+/// whatever its size: for a buffer made ready on one thread for another to
+/// fill, where every page the filler faults in is a stall of its own.
+pub(super) fn prefault_now<T>(spare: &mut [MaybeUninit<T>]) {
+    populate(Fresh::of(spare));
+}
+
 /// Runs `work` on this thread while a helper thread backs `ranges` with
 /// memory, part by part from their fronts, as `work` fills them. Small
 /// ranges, or no thread to be had, are backed here first.

@@ -79,6 +79,23 @@ impl SnapshotColumns {
         self.accs.reserve(groups.saturating_mul(shape.accs));
     }
 
+    /// Empties it and makes room for `groups` groups of the shape it held,
+    /// and a quarter more, backed with memory now (nothing if it has the
+    /// room): so that the next snapshot copied into it, on a task's thread,
+    /// neither grows a list nor faults a page in. For the thread that hands
+    /// it back (the checkpoint's).
+    pub fn make_room(&mut self, groups: usize) {
+        self.clear();
+        let want = groups.saturating_add(groups / 4);
+        if self.starts.capacity() >= want {
+            return;
+        }
+        self.reserve(want, self.shape);
+        super::backing::prefault_now(self.starts.spare_capacity_mut());
+        super::backing::prefault_now(self.keys.spare_capacity_mut());
+        super::backing::prefault_now(self.accs.spare_capacity_mut());
+    }
+
     /// Bytes its lists have room for (what keeping it for reuse keeps).
     pub fn capacity_bytes(&self) -> usize {
         self.starts.capacity() * std::mem::size_of::<i64>()
