@@ -2,7 +2,8 @@
 //!
 //! Owns the windows (opened, evicted, a closed one's storage kept for the
 //! next), which groups changed since the last snapshot, copy-on-write
-//! snapshots and deltas, and applying or restoring them. How one window's
+//! snapshots (deltas, and full ones when [`FullEvery`] says), and applying
+//! or restoring them. How one window's
 //! groups are laid out is [`super::groups`]'s; this module must not reach
 //! into a window's columns beyond what restoring and change tracking need.
 
