@@ -78,8 +78,10 @@ struct PendingSnapshot {
     /// How many of `keys` the drain has looked at.
     next: usize,
     groups: SnapshotGroups,
-    /// Each of `groups`' position in its window.
+    /// Each of `groups`' position in its window, when they are kept (for a
+    /// shadow fed by deltas: micro-batch mode's [`WindowedState::take_delta`]).
     positions: Vec<u32>,
+    with_positions: bool,
     /// A full snapshot's groups.
     columns: SnapshotColumns,
     evicted: Vec<i64>,
@@ -117,7 +119,8 @@ pub struct StateSnapshot {
     /// taken from, when known (as long as `groups`; otherwise unknown). A
     /// copy fed only by that state's deltas (a checkpoint's shadow) finds
     /// a group again by it without hashing its key; the key is still
-    /// checked. Not written to files.
+    /// checked. Kept by [`WindowedState::take_delta`] only (the deltas a
+    /// shadow is fed); not written to files.
     #[serde(skip)]
     pub positions: Vec<u32>,
     /// More groups, in columns: where a full snapshot taken by
@@ -338,7 +341,9 @@ impl WindowedState {
                 } else {
                     p.groups
                         .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
-                    p.positions.push(at as u32);
+                    if p.with_positions {
+                        p.positions.push(at as u32);
+                    }
                 }
             }
         }
@@ -364,6 +369,12 @@ impl WindowedState {
 
     /// [`WindowedState::begin_snapshot`], full or a delta as `full` says.
     pub fn begin_snapshot_as(&mut self, full: bool) -> Option<StateSnapshot> {
+        self.begin(full, false)
+    }
+
+    /// Begins a snapshot; a delta's groups' positions are kept with them if
+    /// `with_positions`.
+    fn begin(&mut self, full: bool, with_positions: bool) -> Option<StateSnapshot> {
         let previous = self.pending.is_some().then(|| self.finish_snapshot());
         let period = self.period.max(1);
         let changes = self.dirty.len() + self.evicted.len();
@@ -377,7 +388,12 @@ impl WindowedState {
             groups.clear();
             groups.reserve(self.dirty.len());
         }
-        let positions = Vec::with_capacity(groups.capacity().min(self.dirty.len()));
+        let with_positions = with_positions && !full;
+        let positions = if with_positions {
+            Vec::with_capacity(self.dirty.len())
+        } else {
+            Vec::new()
+        };
         let spare_keys = std::mem::take(&mut self.spare_keys);
         let mut keys = std::mem::replace(&mut self.dirty, spare_keys);
         let mut evicted = std::mem::take(&mut self.evicted);
@@ -401,6 +417,7 @@ impl WindowedState {
             full: walk,
             groups,
             positions,
+            with_positions,
             columns,
             keys,
             next: 0,
@@ -456,7 +473,9 @@ impl WindowedState {
                 let key = part(&w.keys, w.shape.keys, i).iter().cloned().collect();
                 let accs = part(&w.accs, w.shape.accs, i);
                 p.groups.push((start, key, copy_accs(accs)));
-                p.positions.push(at);
+                if p.with_positions {
+                    p.positions.push(at);
+                }
             }
         }
         p.next = end;
@@ -543,7 +562,7 @@ impl WindowedState {
     /// not the state. Empty when changes are not tracked. A snapshot still
     /// pending is finished first and merged in.
     pub fn take_delta(&mut self) -> StateSnapshot {
-        match self.begin_snapshot_as(false) {
+        match self.begin(false, true) {
             None => self.finish_snapshot(),
             Some(mut earlier) => {
                 // A full snapshot's groups are merged as a delta's are.
