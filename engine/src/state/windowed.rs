@@ -87,6 +87,25 @@ struct PendingSnapshot {
     evicted: Vec<i64>,
 }
 
+impl PendingSnapshot {
+    /// Copies a group (of window `start`, at position `at` of it) into the
+    /// snapshot: a full one's into its columns (unless shaped unlike the
+    /// groups there), a delta's into its list, with its position when they
+    /// are kept.
+    #[inline]
+    fn save(&mut self, start: i64, key: &[Value], accs: &[Accumulator], at: usize) {
+        if self.full.is_some() && self.columns.push(start, key, accs) {
+            return;
+        }
+        self.groups
+            .push((start, key.iter().cloned().collect(), copy_accs(accs)));
+        if self.with_positions {
+            // Positions fit a u32 (`Groups::insert_new`).
+            self.positions.push(at as u32);
+        }
+    }
+}
+
 /// How far a full snapshot's copy has gone: every group of the windows
 /// before `start`, and of window `start` those before position `at`, has
 /// been looked at. A group created after the marker is marked as saved when
@@ -333,18 +352,7 @@ impl WindowedState {
             };
             if in_snapshot {
                 periods.saved_for = p.period;
-                if p.full.is_some() {
-                    if !p.columns.push(start, stored, accs) {
-                        p.groups
-                            .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
-                    }
-                } else {
-                    p.groups
-                        .push((start, stored.iter().cloned().collect(), copy_accs(accs)));
-                    if p.with_positions {
-                        p.positions.push(at as u32);
-                    }
-                }
+                p.save(start, stored, accs, at);
             }
         }
         if periods.changed_in != period {
@@ -454,7 +462,8 @@ impl WindowedState {
             return done;
         }
         let end = p.keys.len().min(p.next.saturating_add(budget));
-        for &(start, at) in &p.keys[p.next..end] {
+        for next in p.next..end {
+            let (start, at) = p.keys[next];
             // A window evicted since is gone, and its groups with it.
             let Some(w) = self.windows.get_mut(&start) else {
                 continue;
@@ -470,12 +479,12 @@ impl WindowedState {
             if periods.changed_in == p.period && periods.saved_for != p.period {
                 periods.saved_for = p.period;
                 let i = at as usize;
-                let key = part(&w.keys, w.shape.keys, i).iter().cloned().collect();
-                let accs = part(&w.accs, w.shape.accs, i);
-                p.groups.push((start, key, copy_accs(accs)));
-                if p.with_positions {
-                    p.positions.push(at);
-                }
+                p.save(
+                    start,
+                    part(&w.keys, w.shape.keys, i),
+                    part(&w.accs, w.shape.accs, i),
+                    i,
+                );
             }
         }
         p.next = end;
@@ -878,11 +887,12 @@ fn save_groups(
         let periods = &mut window.periods[i];
         if periods.saved_for != p.period {
             periods.saved_for = p.period;
-            let (key, accs) = (part(&window.keys, kw, i), part(&window.accs, aw, i));
-            if !p.columns.push(start, key, accs) {
-                p.groups
-                    .push((start, key.iter().cloned().collect(), copy_accs(accs)));
-            }
+            p.save(
+                start,
+                part(&window.keys, kw, i),
+                part(&window.accs, aw, i),
+                i,
+            );
         }
     }
     end
