@@ -61,8 +61,9 @@ struct EpochParts {
 pub(crate) struct CoordinatorSetup {
     pub(crate) rx: ReportInbox,
     pub(crate) spare_histograms: Sender<(EpochLatency, IngestTimes)>,
-    /// Emptied snapshot buffers handed back to the aggregation tasks.
-    pub(crate) spare_state_buffers: Sender<crate::state::StateSnapshot>,
+    /// Emptied snapshot buffers handed back to the aggregation tasks, one
+    /// channel per partition.
+    pub(crate) spare_state_buffers: Vec<Sender<crate::state::StateSnapshot>>,
     pub(crate) control: Arc<Control>,
     pub(crate) shared: Arc<QueryShared>,
     pub(crate) checkpoint: Option<Checkpointer>,
@@ -243,7 +244,9 @@ impl Coordinator {
                 if let Some(ck) = &mut self.setup.checkpoint {
                     let (commit, buffer) =
                         ck.write_changes(epoch, op_id, partition, delta, watermark_us)?;
-                    let _ = self.setup.spare_state_buffers.try_send(buffer);
+                    if let Some(back) = self.setup.spare_state_buffers.get(partition) {
+                        let _ = back.try_send(buffer);
+                    }
                     parts.operators.push(commit);
                 }
             }

@@ -194,8 +194,11 @@ pub(crate) fn start(
     ));
     let (reporter, coord_rx) = report_channel();
     let (spare_tx, spare_rx) = crossbeam_channel::bounded(2);
-    let (spare_state_tx, spare_state_rx) =
-        crossbeam_channel::bounded(physical.partitions.max(1) * 2);
+    // One return channel per aggregation partition: each takes back only
+    // the buffers of its own snapshots, made ready for its next one.
+    let (spare_state_tx, mut spare_state_rx): (Vec<_>, Vec<_>) = (0..physical.partitions.max(1))
+        .map(|_| crossbeam_channel::bounded(2))
+        .unzip();
 
     // Open the ends first, so that a bad source or sink fails `start` itself.
     let start_offset = recovered.source_offset.take();
@@ -278,7 +281,7 @@ pub(crate) fn start(
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, p, reporter.clone(), post);
             op.state = state;
             op.state.set_change_tracking(track_changes);
-            op.spare_state_buffers = Some(spare_state_rx.clone());
+            op.spare_state_buffers = Some(spare_state_rx[p].clone());
             op.watermark = recovered.aggregate_watermark;
             later.push(ring_task(vec![agg_rx], Box::new(op), first_agg + p));
         }
@@ -291,7 +294,7 @@ pub(crate) fn start(
             let mut op = AggregateOp::new(agg.spec.clone(), agg.op_id, 0, reporter.clone(), tail);
             op.state = recovered.aggregate.pop().unwrap_or_default();
             op.state.set_change_tracking(track_changes);
-            op.spare_state_buffers = Some(spare_state_rx.clone());
+            op.spare_state_buffers = spare_state_rx.drain(..).next();
             op.watermark = recovered.aggregate_watermark;
             tail = Box::new(op);
         }

@@ -143,9 +143,8 @@ impl SnapshotColumns {
         for run in runs() {
             let at = next.get_mut(&run[0]).expect("every start was counted");
             for (k, slot) in order[*at..*at + run.len()].iter_mut().enumerate() {
-                // Indices fit a u32: a snapshot of four billion groups is
-                // not one this state holds.
-                *slot = (first + k) as u32;
+                *slot = u32::try_from(first + k)
+                    .expect("a snapshot holds fewer than four billion groups");
             }
             *at += run.len();
             first += run.len();
